@@ -1,0 +1,2 @@
+/** linalg ops (see registry.ts). */
+export {};

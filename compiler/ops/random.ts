@@ -1,0 +1,2 @@
+/** random ops (see registry.ts). */
+export {};

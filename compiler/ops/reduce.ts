@@ -1,0 +1,2 @@
+/** reduce ops (see registry.ts). */
+export {};

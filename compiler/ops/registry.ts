@@ -1,0 +1,123 @@
+/**
+ * The op registry. Every op is defined exactly once, in compiler/ops/<family>.ts, with its
+ * signature, attribute schema, shape+dtype rule, reference kernel (one tfjs call), gradient
+ * rule, fusion class and cost. Everything else (frontend, passes, interpreter, codegen,
+ * simulator) reads this table and never switches on op names.
+ */
+import type * as tfType from '@tensorflow/tfjs';
+import type { Dim, Shape } from '../dims.ts';
+import type { Attrs, DType, TensorType } from '../ir.ts';
+
+export type Tensor = tfType.Tensor;
+
+/** How the fusion pass may group an op. */
+export type FusionClass =
+  | 'elementwise' // out[i] = f(in_0[bcast(i)], ...): fuses into chains
+  | 'reduction' // reduces axes of one input: may absorb an elementwise producer chain
+  | 'matmul' // may take an elementwise epilogue (bias, activation)
+  | 'view' // reshape-like, free on contiguous data
+  | 'opaque'; // library kernel, never fused
+
+/** Helpers a shape rule uses; their failures carry the node's location. */
+export interface ShapeCtx {
+  /** Throws an E_SHAPE (or other code) error for the current node. */
+  fail(code: 'E_SHAPE' | 'E_DTYPE' | 'E_RANK' | 'E_AXIS' | 'E_ATTR' | 'E_UNBOUND_DIM', message: string, expected?: string, found?: string): never;
+  /** NumPy broadcasting of any number of shapes. */
+  broadcast(...shapes: Shape[]): Shape;
+  /** Requires a == b (symbolic dims are unified with static ones); returns the more static one. */
+  unify(a: Dim, b: Dim, what: string): Dim;
+  /** Normalises a possibly negative axis for a given rank, or fails with E_AXIS. */
+  axis(axis: number, rank: number): number;
+  /** Requires a dtype from a set. */
+  dtype(t: TensorType, allowed: readonly DType[], what: string): DType;
+  /** Requires that all inputs share a dtype, returning it. */
+  sameDtype(ts: TensorType[]): DType;
+  /** Symbols bound so far (from graph inputs), for attrs that mention dims. */
+  isBound(symbol: string): boolean;
+}
+
+/** Graph-building API handed to gradient rules. Values are named by string ids. */
+export interface GradBuilder {
+  op(name: string, inputs: string[], attrs?: Attrs): string;
+  constant(value: number, dtype?: DType): string;
+  type(value: string): TensorType;
+}
+
+export interface GradArgs {
+  inputs: string[];
+  output: string;
+  attrs: Attrs;
+  /** The gradient flowing into the output, same shape as the output. */
+  dy: string;
+}
+
+export interface Cost {
+  flops: number;
+  /** Bytes read plus bytes written by a standalone kernel. */
+  bytes: number;
+}
+
+export interface KernelCtx {
+  /** The statically inferred output type, with all dims bound. */
+  outType: { dtype: DType; shape: number[] };
+}
+
+export interface OpDef {
+  name: string;
+  family: string;
+  doc: string;
+  /** Input names, for messages and docs; `variadic` allows any count >= minInputs. */
+  inputs: readonly string[];
+  variadic?: boolean;
+  minInputs?: number;
+  /** JSON Schema (object) of the attributes; unknown attributes are rejected. */
+  attrs: { properties: Record<string, object>; required?: string[] };
+  shape(inputs: TensorType[], attrs: Attrs, ctx: ShapeCtx): TensorType;
+  /** Reference kernel: tfjs calls only. Must not dispose its inputs. */
+  kernel(tf: typeof tfType, inputs: Tensor[], attrs: Attrs, ctx: KernelCtx): Tensor;
+  /** Gradients w.r.t. each input (null where none flows, e.g. integer inputs). */
+  grad?(b: GradBuilder, a: GradArgs): (string | null)[];
+  fusion: FusionClass;
+  /** For 'elementwise' ops: a JS expression over scalar operands, used by generated kernels. */
+  scalar?(args: string[], attrs: Attrs): string;
+  cost(inputs: ConcreteType[], out: ConcreteType, attrs: Attrs): Cost;
+  /** Ops with hidden state or randomness are never folded or CSE'd. */
+  pure?: boolean;
+}
+
+export interface ConcreteType {
+  dtype: DType;
+  shape: number[];
+}
+
+const registry = new Map<string, OpDef>();
+
+export function defineOp(def: OpDef): OpDef {
+  if (registry.has(def.name)) throw new Error(`op "${def.name}" defined twice`);
+  registry.set(def.name, { pure: true, ...def });
+  return def;
+}
+
+export function getOp(name: string): OpDef | undefined {
+  return registry.get(name);
+}
+
+export function allOps(): OpDef[] {
+  return [...registry.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function sizeOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function bytesOf(t: ConcreteType): number {
+  return sizeOf(t.shape) * 4;
+}
+
+/** Cost of an op that reads every input once and writes its output once, `flopsPerElem` per output element. */
+export function streamingCost(flopsPerElem: number) {
+  return (inputs: ConcreteType[], out: ConcreteType): Cost => ({
+    flops: flopsPerElem * sizeOf(out.shape),
+    bytes: inputs.reduce((s, t) => s + bytesOf(t), 0) + bytesOf(out),
+  });
+}

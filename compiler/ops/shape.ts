@@ -1,0 +1,2 @@
+/** shape ops (see registry.ts). */
+export {};

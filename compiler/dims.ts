@@ -104,3 +104,11 @@ export function showShape(shape: Shape): string {
 
 /** Largest element count a single tensor may have; beyond it no backend can allocate it. */
 export const MAX_ELEMENTS = 2 ** 31 - 1;
+
+/** Substitutes symbols by dims (which may themselves be symbolic), e.g. callee "B" -> caller "N*G". */
+export function substDimSym(d: Dim, env: ReadonlyMap<string, Dim>): Dim {
+  const m = parse(d);
+  let out: Dim = m.coef;
+  for (const s of m.syms) out = dimMul(out, env.get(s) ?? s);
+  return out;
+}

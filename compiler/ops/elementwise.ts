@@ -164,7 +164,12 @@ unary('ceil', {
 });
 unary('stop_gradient', {
   doc: 'identity in the forward pass; blocks gradients',
-  kernel: (tf, x) => tf.clone(x),
+  // customGrad so that tfjs's own autodiff (used by the reference interpreter) also stops here.
+  kernel: (tf, x) =>
+    tf.customGrad((...args: (Tensor | tfType.GradSaveFunc)[]) => ({
+      value: tf.clone(args[0] as Tensor),
+      gradFunc: (dy: Tensor) => tf.zerosLike(dy),
+    }))(x) as Tensor,
   scalar: (x) => x,
   grad: () => null,
   flops: 0,

@@ -1,0 +1,49 @@
+/** `loom`: dispatches to subcommands; turns user errors into one clear message and exit code 1. */
+import { isLoomError } from '../compiler/errors.ts';
+import { helpText, parseCommandArgs, type Command, type Io } from './command.ts';
+import { check } from './commands/check.ts';
+import { run } from './commands/run.ts';
+import { ops } from './commands/ops.ts';
+import { experts } from './commands/experts.ts';
+
+export const COMMANDS: Command[] = [check, run, ops, experts];
+
+const stdio: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+function mainHelp(): string {
+  const lines = ['usage: loom COMMAND [options]', '', 'Commands:'];
+  for (const c of COMMANDS) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
+  lines.push('', 'Run `loom COMMAND --help` for the options of a command.');
+  return lines.join('\n') + '\n';
+}
+
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(mainHelp());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    io.err(`error[E_USAGE]: unknown command "${name}"\n  expected: one of ${COMMANDS.map((c) => c.name).join(', ')}\n`);
+    return 2;
+  }
+  try {
+    const parsed = parseCommandArgs(cmd, rest);
+    if (parsed === 'help') {
+      io.out(helpText(cmd));
+      return 0;
+    }
+    return await cmd.run(parsed, io);
+  } catch (e) {
+    if (isLoomError(e)) {
+      io.err(e.message + '\n');
+      return e.code === 'E_USAGE' ? 2 : 1;
+    }
+    io.err(`internal error (a bug in loom, please report it):\n${(e as Error).stack ?? String(e)}\n`);
+    return 70;
+  }
+}

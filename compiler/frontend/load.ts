@@ -1,0 +1,378 @@
+/**
+ * The frontend: graph file -> validated, typed IRGraph.
+ * read -> parse JSON -> JSON Schema -> resolve ids, ops, attributes and `call`s -> order with
+ * graphlib (cycles are errors) -> shape/dtype inference. Every failure is a LoomError naming
+ * the file, the JSON pointer and the node.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { Graph, alg } from '@dagrejs/graphlib';
+import { LoomError, joinPointer } from '../errors.ts';
+import { canonDim, MAX_ELEMENTS, product, isStatic, type Dim } from '../dims.ts';
+import type { AttrValue, Attrs, DType, IRGraph, IRInput, IRNode, IRParam, ParamInit, SourceLoc } from '../ir.ts';
+import { getOp, allOps } from '../ops/index.ts';
+import { assertValid, attrValidator, schemaValidator } from './schema.ts';
+import { inferGraph } from './infer.ts';
+
+/** Where graph files come from; tests and the fuzzer substitute an in-memory map. */
+export interface FileSource {
+  read(path: string): string | undefined;
+}
+
+export const diskFiles: FileSource = {
+  read(path) {
+    if (!existsSync(path) || !statSync(path).isFile()) return undefined;
+    return readFileSync(path, 'utf8');
+  },
+};
+
+export function memoryFiles(files: Record<string, string | object>): FileSource {
+  return {
+    read(path) {
+      const key = Object.keys(files).find((k) => resolve(k) === resolve(path));
+      if (key === undefined) return undefined;
+      const v = files[key]!;
+      return typeof v === 'string' ? v : JSON.stringify(v);
+    },
+  };
+}
+
+export interface LoadOptions {
+  files?: FileSource;
+}
+
+/** Structural ops handled by the frontend and interpreter rather than the registry. */
+export const STRUCTURAL_OPS = ['call', 'grad'] as const;
+
+/** Paths shown in messages: relative to the working directory when that is shorter. */
+export function displayPath(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith('..') && r.length < p.length ? r : p;
+}
+
+/** Loads, validates and type-checks a graph file and everything it calls. */
+export function loadGraph(path: string, opts: LoadOptions = {}): IRGraph {
+  return new Loader(opts.files ?? diskFiles).load(resolve(path), []);
+}
+
+/** Same as loadGraph for a graph already parsed (its `call`s resolve relative to `file`). */
+export function loadGraphJson(json: unknown, file: string, opts: LoadOptions = {}): IRGraph {
+  return new Loader(opts.files ?? diskFiles).fromJson(json, resolve(file), []);
+}
+
+export function parseJsonText(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const pos = /position (\d+)/.exec(msg);
+    let where = '';
+    if (pos) {
+      const before = text.slice(0, Number(pos[1]));
+      const line = before.split('\n').length;
+      const col = Number(pos[1]) - before.lastIndexOf('\n');
+      where = ` at line ${line}, column ${col}`;
+    }
+    throw new LoomError({ code: 'E_JSON', message: `invalid JSON${where}: ${msg.replace(/^JSON\.parse: /, '')}`, file: displayPath(file) });
+  }
+}
+
+interface RawNode {
+  id: string;
+  op: string;
+  in?: (string | number)[] | Record<string, string | number>;
+  attrs?: Attrs;
+  graph?: string;
+  params?: Record<string, string>;
+}
+
+interface RawGraph {
+  graph: string;
+  inputs?: Record<string, { dtype?: DType; shape: Dim[] }>;
+  params?: Record<string, { shape: number[]; init?: string | Record<string, Record<string, number>> }>;
+  nodes: RawNode[];
+  outputs: Record<string, string>;
+}
+
+function levenshtein(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length]![b.length]!;
+}
+
+export function suggest(name: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dist = levenshtein(name.toLowerCase(), c.toLowerCase());
+    if (dist < bestD) {
+      bestD = dist;
+      best = c;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+type RawInit = string | Record<string, Record<string, number>> | undefined;
+
+function parseInit(init: RawInit): ParamInit {
+  if (init === undefined) return { kind: 'glorot_uniform', args: {} };
+  if (typeof init === 'string') return { kind: init, args: {} };
+  const [kind, args] = Object.entries(init)[0]!;
+  return { kind, args: { ...args } };
+}
+
+class Loader {
+  private readonly cache = new Map<string, IRGraph>();
+  constructor(private readonly files: FileSource) {}
+
+  load(path: string, stack: string[]): IRGraph {
+    const cached = this.cache.get(path);
+    if (cached) return cached;
+    const text = this.files.read(path);
+    if (text === undefined)
+      throw new LoomError({ code: 'E_IO', message: `cannot read graph file ${displayPath(path)}: no such file`, file: displayPath(path) });
+    const g = this.fromJson(parseJsonText(text, path), path, stack);
+    this.cache.set(path, g);
+    return g;
+  }
+
+  fromJson(json: unknown, path: string, stack: string[]): IRGraph {
+    const file = displayPath(path);
+    assertValid(schemaValidator('graph.schema.json'), json, file, '', 'graph');
+    return this.build(json as RawGraph, path, file, [...stack, path]);
+  }
+
+  private build(raw: RawGraph, path: string, file: string, stack: string[]): IRGraph {
+    const loc = (pointer: string): SourceLoc => ({ file, pointer });
+    const defined = new Map<string, string>(); // name -> pointer of definition
+    const define = (name: string, pointer: string, node?: string) => {
+      const prev = defined.get(name);
+      if (prev !== undefined)
+        throw new LoomError({ code: 'E_DUPLICATE', message: `"${name}" is defined twice`, file, pointer, node, expected: 'unique names across inputs, params and node ids', found: `first definition at #${prev}` });
+      defined.set(name, pointer);
+    };
+
+    const inputs: IRInput[] = [];
+    for (const [name, spec] of Object.entries(raw.inputs ?? {})) {
+      const pointer = joinPointer('/inputs', name);
+      define(name, pointer);
+      inputs.push({ name, type: { dtype: spec.dtype ?? 'float32', shape: spec.shape.map(canonDim) }, source: loc(pointer) });
+      checkSize(spec.shape, loc(joinPointer(pointer, 'shape')), undefined);
+    }
+    const params: IRParam[] = [];
+    for (const [name, spec] of Object.entries(raw.params ?? {})) {
+      const pointer = joinPointer('/params', name);
+      define(name, pointer);
+      checkSize(spec.shape, loc(joinPointer(pointer, 'shape')), undefined);
+      params.push({ name, type: { dtype: 'float32', shape: [...spec.shape] }, init: parseInit(spec.init), source: loc(pointer) });
+    }
+    raw.nodes.forEach((n, i) => define(n.id, `/nodes/${i}/id`, n.id));
+
+    // Values produced by multi-output nodes are resolved after their node is built.
+    const multiOutputs = new Map<string, Set<string>>();
+    const nodes: IRNode[] = [];
+    const literalNodes: IRNode[] = [];
+
+    raw.nodes.forEach((rn, i) => {
+      const base = `/nodes/${i}`;
+      const err = (code: LoomError['info']['code'], message: string, pointer: string, more: Partial<LoomError['info']> = {}) =>
+        new LoomError({ code, message, file, pointer, node: rn.id, ...more });
+      const literal = (v: number, k: string | number): string => {
+        const id = `${rn.id}:${k}`;
+        literalNodes.push({ id, op: 'const', inputs: [], attrs: { value: v }, source: loc(joinPointer(base, 'in', k)) });
+        return id;
+      };
+
+      if (rn.op === 'call') {
+        if (rn.graph === undefined) throw err('E_ATTR', 'a call node needs "graph": the path of the graph file to call', base, { expected: '"graph": "relative/path.graph.json"' });
+        if (rn.in !== undefined && Array.isArray(rn.in))
+          throw err('E_SCHEMA', 'a call binds the callee inputs by name', joinPointer(base, 'in'), { expected: 'an object {calleeInput: value}', found: 'an array' });
+        const target = resolve(dirname(path), rn.graph);
+        if (stack.includes(target)) {
+          const chain = [...stack.slice(stack.indexOf(target)), target].map(displayPath).join(' -> ');
+          throw err('E_IMPORT', `recursive call: ${chain}`, joinPointer(base, 'graph'), { hint: 'a graph cannot call itself, directly or indirectly' });
+        }
+        if (this.files.read(target) === undefined)
+          throw err('E_IMPORT', `called graph file not found: ${displayPath(target)}`, joinPointer(base, 'graph'), { found: rn.graph });
+        let callee: IRGraph;
+        try {
+          callee = this.load(target, stack);
+        } catch (e) {
+          if (e instanceof LoomError && e.info.code === 'E_IMPORT' && e.info.message.startsWith('recursive call')) throw e;
+          throw e;
+        }
+        const bound = (rn.in ?? {}) as Record<string, string | number>;
+        const bindings: Record<string, string> = {};
+        for (const ci of callee.inputs) {
+          const v = bound[ci.name];
+          if (v === undefined)
+            throw err('E_ARITY', `call of ${callee.name} does not bind its input "${ci.name}"`, joinPointer(base, 'in'), { expected: `inputs ${callee.inputs.map((x) => x.name).join(', ')}` });
+          bindings[ci.name] = typeof v === 'number' ? literal(v, ci.name) : v;
+        }
+        for (const k of Object.keys(bound))
+          if (!callee.inputs.some((ci) => ci.name === k))
+            throw err('E_ARITY', `call of ${callee.name} binds "${k}", which is not one of its inputs`, joinPointer(base, 'in', k), { expected: callee.inputs.map((x) => x.name).join(', ') || 'no inputs' });
+        const paramMap: Record<string, string> = {};
+        for (const [k, v] of Object.entries(rn.params ?? {}))
+          if (!callee.params.some((p) => p.name === k))
+            throw err('E_ATTR', `call of ${callee.name} binds param "${k}", which it does not have`, joinPointer(base, 'params', k), { expected: callee.params.map((p) => p.name).join(', ') || 'no params' });
+          else paramMap[k] = v;
+        for (const p of callee.params) {
+          if (paramMap[p.name] !== undefined) continue;
+          const hoisted = `${rn.id}/${p.name}`;
+          define(hoisted, joinPointer(base, 'graph'), rn.id);
+          params.push({ ...p, name: hoisted, source: p.source });
+          paramMap[p.name] = hoisted;
+        }
+        multiOutputs.set(rn.id, new Set(Object.keys(callee.outputs)));
+        nodes.push({
+          id: rn.id,
+          op: 'call',
+          inputs: [...Object.values(bindings), ...callee.params.map((p) => paramMap[p.name]!)],
+          attrs: { graph: rn.graph },
+          callee,
+          bindings,
+          source: loc(base),
+        });
+        return;
+      }
+
+      if (rn.graph !== undefined) throw err('E_ATTR', `"graph" is only allowed on call nodes`, joinPointer(base, 'graph'));
+      if (rn.params !== undefined) throw err('E_ATTR', `"params" is only allowed on call nodes`, joinPointer(base, 'params'));
+      if (rn.in !== undefined && !Array.isArray(rn.in))
+        throw err('E_SCHEMA', `${rn.op} takes its inputs as a list`, joinPointer(base, 'in'), { expected: 'an array of values', found: 'an object' });
+      const ins = ((rn.in ?? []) as (string | number)[]).map((v, k) => (typeof v === 'number' ? literal(v, k) : v));
+      const attrs = rn.attrs ?? {};
+
+      if (rn.op === 'grad') {
+        const wrt = attrs.wrt;
+        if (!Array.isArray(wrt) || wrt.length === 0 || !wrt.every((w) => typeof w === 'string'))
+          throw err('E_ATTR', 'grad needs attrs.wrt: a non-empty list of params or inputs to differentiate with respect to', joinPointer(base, 'attrs', 'wrt'), { found: JSON.stringify(wrt) });
+        for (const k of Object.keys(attrs)) if (k !== 'wrt') throw err('E_ATTR', `unknown attribute "${k}" for grad`, joinPointer(base, 'attrs', k), { expected: 'wrt' });
+        if (ins.length !== 1) throw err('E_ARITY', 'grad takes exactly one input: the scalar to differentiate', joinPointer(base, 'in'), { expected: '1 input', found: `${ins.length}` });
+        multiOutputs.set(rn.id, new Set(wrt as string[]));
+        nodes.push({ id: rn.id, op: 'grad', inputs: ins, attrs: { wrt: wrt as AttrValue[] }, source: loc(base) });
+        return;
+      }
+
+      const def = getOp(rn.op);
+      if (!def) {
+        const s = suggest(rn.op, [...allOps().map((o) => o.name), ...STRUCTURAL_OPS]);
+        throw err('E_UNKNOWN_OP', `unknown op "${rn.op}"`, joinPointer(base, 'op'), { hint: s ? `did you mean "${s}"? (\`loom ops\` lists all ops)` : '`loom ops` lists all ops' });
+      }
+      for (const k of Object.keys(attrs))
+        if (!(k in def.attrs.properties)) {
+          const s = suggest(k, Object.keys(def.attrs.properties));
+          throw err('E_ATTR', `unknown attribute "${k}" for ${def.name}`, joinPointer(base, 'attrs', k), {
+            expected: Object.keys(def.attrs.properties).join(', ') || 'no attributes',
+            hint: s ? `did you mean "${s}"?` : undefined,
+          });
+        }
+      assertValid(attrValidator(def.attrs), attrs, file, joinPointer(base, 'attrs'), `${def.name} attributes`);
+      const min = def.variadic ? (def.minInputs ?? 1) : def.inputs.length;
+      if (def.variadic ? ins.length < min : ins.length !== min)
+        throw err('E_ARITY', `${def.name} takes ${def.variadic ? `at least ${min}` : min} input${min === 1 ? '' : 's'}`, joinPointer(base, 'in'), {
+          expected: def.variadic ? `>= ${min} (${def.inputs.join(', ')}...)` : `${min} (${def.inputs.join(', ') || 'none'})`,
+          found: `${ins.length}`,
+        });
+      nodes.push({ id: rn.id, op: rn.op, inputs: ins, attrs, source: loc(base) });
+    });
+
+    // Resolve references and order the nodes.
+    const producers = new Set<string>([...inputs.map((x) => x.name), ...params.map((x) => x.name)]);
+    const nodeIds = new Set(nodes.map((n) => n.id));
+    const known = [...defined.keys()];
+    const resolveRef = (ref: string, pointer: string, node?: string): string | undefined => {
+      const dot = ref.indexOf('.');
+      if (dot >= 0) {
+        const owner = ref.slice(0, dot);
+        const out = ref.slice(dot + 1);
+        const outs = multiOutputs.get(owner);
+        if (!outs) {
+          const why = nodeIds.has(owner) ? `node "${owner}" has a single output; refer to it as "${owner}"` : `no node "${owner}"`;
+          throw new LoomError({ code: 'E_DANGLING', message: `reference "${ref}" does not resolve: ${why}`, file, pointer, node });
+        }
+        if (!outs.has(out))
+          throw new LoomError({ code: 'E_DANGLING', message: `node "${owner}" has no output "${out}"`, file, pointer, node, expected: [...outs].join(', ') });
+        return owner;
+      }
+      if (multiOutputs.has(ref))
+        throw new LoomError({ code: 'E_DANGLING', message: `node "${ref}" has several outputs; pick one as "${ref}.<output>"`, file, pointer, node, expected: [...multiOutputs.get(ref)!].map((o) => `${ref}.${o}`).join(', ') });
+      if (nodeIds.has(ref)) return ref;
+      if (producers.has(ref)) return undefined;
+      const s = suggest(ref, known);
+      throw new LoomError({ code: 'E_DANGLING', message: `unknown value "${ref}"`, file, pointer, node, expected: 'the name of an input, a param or a node', hint: s ? `did you mean "${s}"?` : undefined });
+    };
+
+    const dag = new Graph({ directed: true });
+    for (const n of nodes) dag.setNode(n.id);
+    for (const n of nodes) {
+      const inPointer = (k: number) => {
+        if (n.op === 'call') {
+          const names = Object.keys(n.bindings!);
+          return k < names.length ? joinPointer(n.source!.pointer, 'in', names[k]!) : joinPointer(n.source!.pointer, 'params');
+        }
+        return joinPointer(n.source!.pointer, 'in', k);
+      };
+      n.inputs.forEach((ref, k) => {
+        if (ref.includes(':')) return; // literal const
+        const owner = resolveRef(ref, inPointer(k), n.id);
+        if (owner !== undefined) dag.setEdge(owner, n.id);
+      });
+      if (n.op === 'grad')
+        (n.attrs.wrt as string[]).forEach((w, k) => {
+          if (!producers.has(w) || !(params.some((p) => p.name === w) || inputs.some((x) => x.name === w)))
+            throw new LoomError({
+              code: 'E_DANGLING',
+              message: `grad can only differentiate with respect to params and inputs; "${w}" is neither`,
+              file,
+              pointer: joinPointer(n.source!.pointer, 'attrs', 'wrt', k),
+              node: n.id,
+              hint: suggest(w, producers) ? `did you mean "${suggest(w, producers)}"?` : undefined,
+            });
+        });
+    }
+    const outputSources: Record<string, SourceLoc> = {};
+    for (const [name, ref] of Object.entries(raw.outputs)) {
+      const pointer = joinPointer('/outputs', name);
+      resolveRef(ref, pointer);
+      outputSources[name] = loc(pointer);
+    }
+    const cycles = alg.findCycles(dag);
+    if (cycles.length > 0) {
+      const cyc = cycles[0]!.slice().reverse();
+      const first = nodes.find((n) => n.id === cyc[0])!;
+      throw new LoomError({
+        code: 'E_CYCLE',
+        message: `the graph has a cycle: ${[...cyc, cyc[0]].join(' -> ')}`,
+        file,
+        pointer: first.source!.pointer,
+        node: first.id,
+        hint: 'dataflow graphs must be acyclic; use a scan for recurrences',
+      });
+    }
+    const order = alg.topsort(dag);
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    const ordered = [...literalNodes, ...order.map((id: string) => byId.get(id)!)];
+    const g: IRGraph = { name: raw.graph, file, inputs, params, nodes: ordered, outputs: { ...raw.outputs }, outputSources };
+    return inferGraph(g);
+  }
+}
+
+function checkSize(shape: Dim[], source: SourceLoc, node: string | undefined): void {
+  const n = product(shape);
+  if (isStatic(n) && n > MAX_ELEMENTS)
+    throw new LoomError({
+      code: 'E_SIZE',
+      message: `tensor of shape [${shape.join(', ')}] has ${n.toExponential(2)} elements, more than any backend can allocate`,
+      ...source,
+      node,
+      expected: `at most ${MAX_ELEMENTS} elements`,
+      found: String(n),
+    });
+}
+export { checkSize };

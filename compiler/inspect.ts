@@ -1,0 +1,38 @@
+/** Stable, diffable text views of graphs, for `loom check` and `loom compile --emit`. */
+import { showType, type IRGraph } from './ir.ts';
+
+function initText(kind: string, args: Record<string, number>): string {
+  const a = Object.entries(args).map(([k, v]) => `${k}=${v}`);
+  return a.length ? `${kind}(${a.join(', ')})` : kind;
+}
+
+/** The graph's inferred signature: inputs, params, outputs and an op histogram. */
+export function signature(g: IRGraph): string {
+  const lines = [`graph ${g.name}`];
+  for (const i of g.inputs) lines.push(`  input  ${i.name}: ${showType(i.type)}`);
+  let total = 0;
+  for (const p of g.params) {
+    const n = (p.type.shape as number[]).reduce((a, b) => a * b, 1);
+    total += n;
+    lines.push(`  param  ${p.name}: ${showType(p.type)} = ${initText(p.init.kind, p.init.args)}`);
+  }
+  const types = outputTypes(g);
+  for (const [name, ref] of Object.entries(g.outputs)) lines.push(`  output ${name}: ${types[name] ?? '?'}${ref !== name ? `  (= ${ref})` : ''}`);
+  const hist = new Map<string, number>();
+  for (const n of g.nodes) hist.set(n.op, (hist.get(n.op) ?? 0) + 1);
+  const ops = [...hist.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([op, c]) => `${op} ${c}`);
+  lines.push(`  ${g.nodes.length} nodes (${ops.join(', ')}); ${g.params.length} params, ${total.toLocaleString('en-US')} values`);
+  return lines.join('\n');
+}
+
+export function outputTypes(g: IRGraph): Record<string, string> {
+  const nodes = new Map(g.nodes.map((n) => [n.id, n]));
+  const out: Record<string, string> = {};
+  for (const [name, ref] of Object.entries(g.outputs)) {
+    const [owner, sub] = ref.split('.') as [string, string | undefined];
+    const n = nodes.get(owner);
+    const t = sub ? n?.outputTypes?.[sub] : (n?.type ?? g.inputs.find((i) => i.name === ref)?.type ?? g.params.find((p) => p.name === ref)?.type);
+    if (t) out[name] = showType(t);
+  }
+  return out;
+}

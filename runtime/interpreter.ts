@@ -1,0 +1,171 @@
+/**
+ * The reference interpreter: one tfjs op per node, no optimisation, `call` evaluated
+ * recursively and `grad` by tfjs's own autodiff. It is the oracle every compiled program is
+ * tested against, so it stays simple on purpose.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { isStatic, MAX_ELEMENTS, showShape, substShape, symbolsOf } from '../compiler/dims.ts';
+import { LoomError } from '../compiler/errors.ts';
+import { showType, type DType, type IRGraph, type IRNode, type TensorType } from '../compiler/ir.ts';
+import { getOp } from '../compiler/ops/index.ts';
+import { initialValues } from './init.ts';
+
+export type TensorMap = Record<string, tf.Tensor>;
+
+/** Creates the graph's params from a seed (same seed, same values, on every backend). */
+export function initParams(g: IRGraph, seed: number): TensorMap {
+  const out: TensorMap = {};
+  for (const p of g.params) out[p.name] = tf.tensor(initialValues(p, seed), p.type.shape as number[], 'float32');
+  return out;
+}
+
+/** Binds symbolic dims from the actual inputs, checking dtypes and shapes. */
+export function bindInputs(g: IRGraph, inputs: Record<string, { dtype: string; shape: number[] }>): Map<string, number> {
+  const env = new Map<string, number>();
+  for (const i of g.inputs) {
+    const x = inputs[i.name];
+    const err = (message: string, found: string) =>
+      new LoomError({ code: 'E_INPUT', message, file: i.source?.file, pointer: i.source?.pointer, expected: showType(i.type), found });
+    if (!x) throw err(`missing input "${i.name}"`, 'nothing');
+    if (x.dtype !== i.type.dtype) throw err(`input "${i.name}" has the wrong dtype`, `${x.dtype}[${x.shape.join(', ')}]`);
+    if (x.shape.length !== i.type.shape.length) throw err(`input "${i.name}" has the wrong rank`, `${x.dtype}[${x.shape.join(', ')}]`);
+    i.type.shape.forEach((d, k) => {
+      const actual = x.shape[k]!;
+      if (isStatic(d)) {
+        if (d !== actual) throw err(`input "${i.name}" has the wrong size on axis ${k}`, `${x.dtype}[${x.shape.join(', ')}]`);
+        return;
+      }
+      const syms = symbolsOf(d);
+      if (syms.length === 1 && d === syms[0] && !env.has(d)) env.set(d, actual);
+    });
+    const resolved = substShape(i.type.shape, env);
+    resolved.forEach((d, k) => {
+      if (d !== x.shape[k])
+        throw err(`input "${i.name}" disagrees with the other inputs on axis ${k} (${i.type.shape[k]} = ${d})`, `${x.dtype}[${x.shape.join(', ')}]`);
+    });
+  }
+  for (const k of Object.keys(inputs))
+    if (!g.inputs.some((i) => i.name === k))
+      throw new LoomError({ code: 'E_INPUT', message: `unexpected input "${k}"`, file: g.file, expected: g.inputs.map((i) => i.name).join(', ') || 'no inputs', found: k });
+  return env;
+}
+
+export function concreteType(t: TensorType, env: ReadonlyMap<string, number>, n?: IRNode): { dtype: DType; shape: number[] } {
+  const shape = substShape(t.shape, env);
+  if (!shape.every(isStatic)) throw new Error(`internal: unbound dims in ${showShape(t.shape)}`);
+  const size = (shape as number[]).reduce((a, b) => a * b, 1);
+  if (size > MAX_ELEMENTS)
+    throw new LoomError({
+      code: 'E_SIZE',
+      message: `with these inputs, the result ${showShape(shape)} would have ${size.toExponential(2)} elements`,
+      file: n?.source?.file,
+      pointer: n?.source?.pointer,
+      node: n?.id,
+      expected: `at most ${MAX_ELEMENTS} elements`,
+    });
+  return { dtype: t.dtype, shape: shape as number[] };
+}
+
+/**
+ * Evaluates the graph. Returns new tensors owned by the caller; nothing else survives.
+ * `params` must hold every param of the graph (see initParams).
+ */
+export function interpret(g: IRGraph, inputs: TensorMap, params: TensorMap): TensorMap {
+  const env = bindInputs(g, inputs);
+  for (const p of g.params)
+    if (!params[p.name]) throw new LoomError({ code: 'E_INPUT', message: `missing param "${p.name}"`, file: p.source?.file, pointer: p.source?.pointer });
+  return tf.tidy(() => {
+    const values = evaluate(g, env, { ...inputs, ...params }, undefined);
+    const out: TensorMap = {};
+    for (const [name, ref] of Object.entries(g.outputs)) out[name] = values(ref);
+    return out;
+  });
+}
+
+/**
+ * Evaluates nodes lazily (only what is needed), memoised. `overrides` replaces values, which
+ * is how `grad` re-runs the forward pass as a function of the differentiated values.
+ */
+function evaluate(g: IRGraph, env: ReadonlyMap<string, number>, leaves: TensorMap, overrides: TensorMap | undefined): (ref: string) => tf.Tensor {
+  const nodes = new Map(g.nodes.map((n) => [n.id, n]));
+  const memo = new Map<string, tf.Tensor | TensorMap>();
+  const get = (ref: string): tf.Tensor => {
+    if (overrides?.[ref]) return overrides[ref]!;
+    const dot = ref.indexOf('.');
+    if (dot >= 0) {
+      const owner = ref.slice(0, dot);
+      const outs = run(owner) as TensorMap;
+      return outs[ref.slice(dot + 1)]!;
+    }
+    if (leaves[ref]) return leaves[ref]!;
+    return run(ref) as tf.Tensor;
+  };
+  const run = (id: string): tf.Tensor | TensorMap => {
+    const hit = memo.get(id);
+    if (hit) return hit;
+    const n = nodes.get(id);
+    if (!n) throw new Error(`internal: no value ${id}`);
+    let result: tf.Tensor | TensorMap;
+    if (n.op === 'call') result = runCall(n, env, n.inputs.map(get));
+    else if (n.op === 'grad') result = runGrad(g, n, env, leaves, overrides);
+    else {
+      const def = getOp(n.op)!;
+      const outType = concreteType(n.type!, env, n);
+      result = def.kernel(tf, n.inputs.map(get), n.attrs, { outType });
+      if (result.shape.join(',') !== outType.shape.join(',') || result.dtype !== outType.dtype)
+        throw new Error(`internal: kernel ${n.op} returned ${result.dtype}[${result.shape}] for ${showType(outType)} at node ${n.id}`);
+    }
+    memo.set(id, result);
+    return result;
+  };
+  return get;
+}
+
+function runCall(n: IRNode, callerEnv: ReadonlyMap<string, number>, args: tf.Tensor[]): TensorMap {
+  const callee = n.callee!;
+  const leaves: TensorMap = {};
+  callee.inputs.forEach((ci, k) => (leaves[ci.name] = args[k]!));
+  callee.params.forEach((p, k) => (leaves[p.name] = args[callee.inputs.length + k]!));
+  const env = bindInputs(callee, Object.fromEntries(callee.inputs.map((ci) => [ci.name, leaves[ci.name]!])));
+  void callerEnv;
+  const get = evaluate(callee, env, leaves, undefined);
+  const out: TensorMap = {};
+  for (const [name, ref] of Object.entries(callee.outputs)) out[name] = get(ref);
+  return out;
+}
+
+function runGrad(g: IRGraph, n: IRNode, env: ReadonlyMap<string, number>, leaves: TensorMap, overrides: TensorMap | undefined): TensorMap {
+  const wrt = n.attrs.wrt as string[];
+  const base = wrt.map((w) => overrides?.[w] ?? leaves[w]!);
+  const f = (...xs: tf.Tensor[]): tf.Scalar => {
+    const o: TensorMap = { ...overrides };
+    wrt.forEach((w, k) => (o[w] = xs[k]!));
+    return evaluate(g, env, leaves, o)(n.inputs[0]!) as tf.Scalar;
+  };
+  // Params the scalar does not depend on get zero gradients (tfjs would throw).
+  const connected = wrt.map((w) => dependsOn(g, n.inputs[0]!, w));
+  const idx = connected.flatMap((c, k) => (c ? [k] : []));
+  const grads = idx.length ? tf.grads((...xs: tf.Tensor[]) => f(...wrt.map((_, k) => (idx.includes(k) ? xs[idx.indexOf(k)]! : base[k]!))))(idx.map((k) => base[k]!)) : [];
+  const out: TensorMap = {};
+  wrt.forEach((w, k) => (out[w] = connected[k] ? grads[idx.indexOf(k)]! : tf.zerosLike(base[k]!)));
+  return out;
+}
+
+/** Whether value `ref` depends on `leaf` (through nodes of g). */
+export function dependsOn(g: IRGraph, ref: string, leaf: string): boolean {
+  const nodes = new Map(g.nodes.map((n) => [n.id, n]));
+  const seen = new Set<string>();
+  const stack = [ref.split('.')[0]!];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (v === leaf) return true;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    const n = nodes.get(v);
+    if (!n) continue;
+    if (n.op === 'stop_gradient') continue;
+    if (n.op === 'grad') continue; // gradients of gradients are not supported by the interpreter
+    for (const i of n.inputs) stack.push(i.split('.')[0]!);
+  }
+  return false;
+}

@@ -77,7 +77,8 @@ export function interpret(g: IRGraph, inputs: TensorMap, params: TensorMap): Ten
   return tf.tidy(() => {
     const values = evaluate(g, env, { ...inputs, ...params }, undefined);
     const out: TensorMap = {};
-    for (const [name, ref] of Object.entries(g.outputs)) out[name] = values(ref);
+    // Clone so that an output naming an input or param is still a tensor the caller owns.
+    for (const [name, ref] of Object.entries(g.outputs)) out[name] = tf.clone(values(ref));
     return out;
   });
 }

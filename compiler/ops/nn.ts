@@ -1,2 +1,199 @@
-/** nn ops (see registry.ts). */
-export {};
+/**
+ * Neural-net and policy-distribution ops: softmax and log_softmax over an axis, categorical
+ * log-probabilities and entropy over the last axis (logits may hold -inf for masked actions),
+ * and the diagonal-Gaussian log density used by continuous-action policies.
+ */
+import type { DType, TensorType } from '../ir.ts';
+import { bytesOf, defineOp, sizeOf, streamingCost, type ConcreteType, type Cost, type ShapeCtx, type Tensor } from './registry.ts';
+import { num } from './elementwise.ts';
+import type * as tfType from '@tensorflow/tfjs';
+
+type TF = typeof tfType;
+const FLOAT: readonly DType[] = ['float32'];
+/** 0.5 * log(2 * pi). */
+const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
+
+/** Cost of a pass over the first input with `flopsPerElem` per element, writing the output once. */
+function overFirst(flopsPerElem: number) {
+  return (inputs: ConcreteType[], out: ConcreteType): Cost => ({
+    flops: flopsPerElem * sizeOf(inputs[0]!.shape),
+    bytes: inputs.reduce((s, t) => s + bytesOf(t), 0) + bytesOf(out),
+  });
+}
+
+/** Applies a last-axis kernel along any axis by swapping that axis with the last one. */
+function alongAxis(tf: TF, x: Tensor, axis: number, f: (x: Tensor) => Tensor): Tensor {
+  const rank = x.rank;
+  const ax = axis < 0 ? axis + rank : axis;
+  if (ax === rank - 1) return f(x);
+  const perm = [...Array(rank).keys()];
+  perm[ax] = rank - 1;
+  perm[rank - 1] = ax;
+  // A swap is its own inverse.
+  return tf.tidy(() => tf.transpose(f(tf.transpose(x, perm)), perm));
+}
+
+function axisShape([x]: TensorType[], axis: number, name: string, ctx: ShapeCtx): TensorType {
+  ctx.dtype(x!, FLOAT, 'x');
+  if (x!.shape.length === 0) ctx.fail('E_RANK', `${name} needs a tensor of rank >= 1`, 'rank >= 1', 'a scalar');
+  ctx.axis(axis, x!.shape.length);
+  return { dtype: 'float32', shape: x!.shape };
+}
+
+defineOp({
+  name: 'softmax',
+  family: 'nn',
+  doc: 'exp(x) / sum(exp(x)) along `axis` (default -1), computed stably',
+  inputs: ['x'],
+  attrs: { properties: { axis: { type: 'integer' } } },
+  shape: (ins, a, ctx) => axisShape(ins, (a.axis as number | undefined) ?? -1, 'softmax', ctx),
+  kernel: (tf, [x], a) => alongAxis(tf, x!, (a.axis as number | undefined) ?? -1, (v) => tf.softmax(v)),
+  grad: (b, a) => {
+    const y = a.output;
+    const s = b.op('sum', [b.op('mul', [a.dy, y])], { axes: (a.attrs.axis as number | undefined) ?? -1, keepdims: true });
+    return [b.op('mul', [y, b.op('sub', [a.dy, s])])];
+  },
+  fusion: 'reduction',
+  cost: overFirst(10),
+});
+
+defineOp({
+  name: 'log_softmax',
+  family: 'nn',
+  doc: 'x - logsumexp(x) along `axis` (default -1), computed stably',
+  inputs: ['x'],
+  attrs: { properties: { axis: { type: 'integer' } } },
+  shape: (ins, a, ctx) => axisShape(ins, (a.axis as number | undefined) ?? -1, 'log_softmax', ctx),
+  kernel: (tf, [x], a) => alongAxis(tf, x!, (a.axis as number | undefined) ?? -1, (v) => tf.logSoftmax(v)),
+  grad: (b, a) => {
+    const s = b.op('sum', [a.dy], { axes: (a.attrs.axis as number | undefined) ?? -1, keepdims: true });
+    return [b.op('sub', [a.dy, b.op('mul', [b.op('exp', [a.output]), s])])];
+  },
+  fusion: 'reduction',
+  cost: overFirst(10),
+});
+
+// ---------------------------------------------------------------------------- categorical
+
+/** Checks logits [..., K] float32 against actions int32 [...]; returns the unified batch dims. */
+function categoricalShape(logits: TensorType, actions: TensorType, ctx: ShapeCtx): TensorType['shape'] {
+  ctx.dtype(logits, FLOAT, 'logits');
+  ctx.dtype(actions, ['int32'], 'actions');
+  const r = logits.shape.length;
+  if (r === 0) ctx.fail('E_RANK', 'logits need a last axis of categories', 'rank >= 1 ([..., K])', 'a scalar');
+  if (actions.shape.length !== r - 1)
+    ctx.fail('E_RANK', 'actions must have the shape of logits without its last axis', `rank ${r - 1}`, `rank ${actions.shape.length}`);
+  return actions.shape.map((d, i) => ctx.unify(logits.shape[i]!, d, `actions axis ${i} vs logits axis ${i}`));
+}
+
+/** Sums `v` over the last axis, treating positions where `keep` is false as 0 (so 0 * -inf never appears). */
+function maskedLastSum(tf: TF, keep: Tensor, v: Tensor): Tensor {
+  return tf.sum(tf.where(keep, v, tf.zerosLike(v)), -1);
+}
+
+defineOp({
+  name: 'categorical_log_prob',
+  family: 'nn',
+  doc: 'log_softmax(logits)[..., actions]: log-probability of int32 actions [...] under logits [..., K]',
+  inputs: ['logits', 'actions'],
+  attrs: { properties: {} },
+  shape: ([l, a], _a, ctx) => ({ dtype: 'float32', shape: categoricalShape(l!, a!, ctx) }),
+  kernel: (tf, [logits, actions]) =>
+    tf.tidy(() => {
+      const k = logits!.shape[logits!.rank - 1]!;
+      const hot = tf.cast(tf.oneHot(actions!, k), 'bool');
+      return maskedLastSum(tf, hot, tf.logSoftmax(logits!));
+    }),
+  grad: (b, a) => {
+    const [logits, actions] = a.inputs as [string, string];
+    const hot = b.op('categorical_one_hot', [actions, logits]);
+    const p = b.op('softmax', [logits], { axis: -1 });
+    const dyk = b.op('expand_dims', [a.dy], { axis: b.type(a.dy).shape.length });
+    return [b.op('mul', [b.op('sub', [hot, p]), dyk]), null];
+  },
+  fusion: 'reduction',
+  cost: overFirst(12),
+});
+
+defineOp({
+  name: 'categorical_one_hot',
+  family: 'nn',
+  doc: 'float32 one-hot rows [..., K] of int32 actions [...], with K taken from logits [..., K] (so it may be symbolic); out-of-range actions give a zero row',
+  inputs: ['actions', 'logits'],
+  attrs: { properties: {} },
+  shape: ([a, l], _a, ctx) => {
+    const batch = categoricalShape(l!, a!, ctx);
+    return { dtype: 'float32', shape: [...batch, l!.shape[l!.shape.length - 1]!] };
+  },
+  kernel: (tf, [actions, logits]) => tf.tidy(() => tf.cast(tf.oneHot(actions!, logits!.shape[logits!.rank - 1]!), 'float32')),
+  grad: () => [null, null],
+  fusion: 'opaque',
+  cost: (_i, out) => ({ flops: 0, bytes: bytesOf(out) }),
+});
+
+defineOp({
+  name: 'categorical_entropy',
+  family: 'nn',
+  doc: '-sum(p * log p) over the last axis of logits [..., K], p = softmax(logits); masked (-inf) logits contribute 0',
+  inputs: ['logits'],
+  attrs: { properties: {} },
+  shape: ([l], _a, ctx) => {
+    ctx.dtype(l!, FLOAT, 'logits');
+    if (l!.shape.length === 0) ctx.fail('E_RANK', 'logits need a last axis of categories', 'rank >= 1 ([..., K])', 'a scalar');
+    return { dtype: 'float32', shape: l!.shape.slice(0, -1) };
+  },
+  kernel: (tf, [logits]) =>
+    tf.tidy(() => {
+      const ls = tf.logSoftmax(logits!);
+      const p = tf.exp(ls);
+      return tf.neg(maskedLastSum(tf, tf.greater(p, 0), tf.mul(p, ls)));
+    }),
+  grad: (b, a) => {
+    // dH/dx_j = -p_j (log p_j + H); where p_j = 0 (masked) the limit is 0.
+    const logits = a.inputs[0]!;
+    const ls = b.op('log_softmax', [logits], { axis: -1 });
+    const p = b.op('exp', [ls]);
+    const r = b.type(a.output).shape.length;
+    const h = b.op('expand_dims', [a.output], { axis: r });
+    const dyk = b.op('expand_dims', [a.dy], { axis: r });
+    const live = b.op('greater', [p, b.constant(0, 'float32')]);
+    const safeLs = b.op('where', [live, ls, b.op('zeros_like', [ls])]);
+    return [b.op('neg', [b.op('mul', [b.op('mul', [p, b.op('add', [safeLs, h])]), dyk])])];
+  },
+  fusion: 'reduction',
+  cost: overFirst(14),
+});
+
+// ---------------------------------------------------------------------------- gaussian
+
+defineOp({
+  name: 'normal_log_prob',
+  family: 'nn',
+  doc: 'log N(x; mean, exp(log_std)^2) elementwise: -(x-mean)^2 / (2 exp(2 log_std)) - log_std - log(2 pi)/2 (NumPy broadcasting)',
+  inputs: ['x', 'mean', 'log_std'],
+  attrs: { properties: {} },
+  shape: ([x, m, s], _a, ctx) => {
+    ctx.dtype(x!, FLOAT, 'x');
+    ctx.dtype(m!, FLOAT, 'mean');
+    ctx.dtype(s!, FLOAT, 'log_std');
+    return { dtype: 'float32', shape: ctx.broadcast(x!.shape, m!.shape, s!.shape) };
+  },
+  kernel: (tf, [x, m, s]) =>
+    tf.tidy(() => {
+      const d = tf.sub(x!, m!);
+      const quad = tf.div(tf.square(d), tf.mul(tf.exp(tf.mul(s!, 2)), 2));
+      return tf.sub(tf.sub(tf.neg(quad), s!), HALF_LOG_2PI);
+    }),
+  grad: (b, a) => {
+    // With z = (x - mean) / sigma: d/dx = -z/sigma, d/dmean = z/sigma, d/dlog_std = z^2 - 1.
+    const [x, m, s] = a.inputs as [string, string, string];
+    const d = b.op('sub', [x, m]);
+    const v = b.op('exp', [b.op('mul', [s, b.constant(2, 'float32')])]);
+    const gm = b.op('mul', [a.dy, b.op('div', [d, v])]);
+    const gs = b.op('mul', [a.dy, b.op('sub', [b.op('div', [b.op('square', [d]), v]), b.constant(1, 'float32')])]);
+    return [b.op('sum_to', [b.op('neg', [gm]), x]), b.op('sum_to', [gm, m]), b.op('sum_to', [gs, s])];
+  },
+  fusion: 'elementwise',
+  scalar: ([x, m, s]) => `(-((${x} - ${m}) * (${x} - ${m})) / (2 * Math.exp(2 * ${s})) - ${s} - ${num(HALF_LOG_2PI)})`,
+  cost: streamingCost(12),
+});

@@ -1,2 +1,241 @@
-/** random ops (see registry.ts). */
-export {};
+/**
+ * Explicit, counter-based randomness. A key is an int32 [2] tensor holding two uint32 words;
+ * every op derives its numbers on the host from the key with Threefry-2x32 (threefry.ts), so a
+ * seed gives the same numbers on every backend. The ops are pure functions of their inputs
+ * (same key, same numbers), so folding and CSE stay correct; streams differ only through keys
+ * made with random_split / random_fold_in. No gradients flow through them.
+ */
+import { canonDim, dimEq, isSymbolName, symbolsOf, type Dim } from '../dims.ts';
+import { showType, type AttrValue, type Attrs, type TensorType } from '../ir.ts';
+import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradArgs, type GradBuilder, type ShapeCtx, type Tensor } from './registry.ts';
+import { foldIn, keyFromInt32, randomBits, seedKey, splitKey, toInt32, uniform24, uniformOpen, type Key } from './threefry.ts';
+import type * as tfType from '@tensorflow/tfjs';
+
+type TF = typeof tfType;
+
+function checkKey(k: TensorType, ctx: ShapeCtx): void {
+  if (k.dtype !== 'int32') ctx.fail('E_DTYPE', 'a random key must be an int32 [2] tensor (make one with random_key)', 'int32[2]', showType(k));
+  if (k.shape.length !== 1 || !dimEq(k.shape[0]!, 2))
+    ctx.fail('E_SHAPE', 'a random key must be an int32 [2] tensor (make one with random_key)', 'int32[2]', showType(k));
+}
+
+function readKey(key: Tensor): Key {
+  return keyFromInt32(key.dataSync());
+}
+
+/** Validates a `shape` attribute whose entries are sizes or dim expressions over bound symbols. */
+function shapeAttr(a: Attrs, ctx: ShapeCtx): Dim[] {
+  const raw = a.shape as AttrValue[];
+  return raw.map((d, i) => {
+    if (typeof d === 'number') {
+      if (!Number.isInteger(d) || d < 0) ctx.fail('E_ATTR', `shape entry ${i} must be a non-negative integer or a dim name`, 'an integer >= 0 or a dim like "B"', String(d));
+      return d;
+    }
+    if (typeof d !== 'string' || d.split('*').some((p) => !/^\s*\d+\s*$/.test(p) && !isSymbolName(p.trim())))
+      ctx.fail('E_ATTR', `shape entry ${i} is not a dim`, 'an integer >= 0 or a dim like "B" or "B*T"', JSON.stringify(d));
+    const dim = canonDim(d as string);
+    for (const s of symbolsOf(dim))
+      if (!ctx.isBound(s)) ctx.fail('E_UNBOUND_DIM', `shape entry ${i} uses the dim "${s}", which no graph input binds`, 'dims bound by graph inputs', s);
+    return dim;
+  });
+}
+
+function rangeAttrs(a: Attrs, ctx: ShapeCtx): void {
+  const lo = (a.min as number | undefined) ?? 0;
+  const hi = (a.max as number | undefined) ?? 1;
+  if (!(lo < hi) || !Number.isFinite(lo) || !Number.isFinite(hi))
+    ctx.fail('E_ATTR', 'uniform numbers need finite min < max', 'min < max', `min=${lo}, max=${hi}`);
+}
+
+/** The largest float32 below a float32 value. */
+function float32Below(v: number): number {
+  const buf = new DataView(new ArrayBuffer(4));
+  buf.setFloat32(0, v);
+  if (v === 0) return -(2 ** -149);
+  const bits = buf.getUint32(0);
+  buf.setUint32(0, v > 0 ? bits - 1 : bits + 1);
+  return buf.getFloat32(0);
+}
+
+/** `n` uniform float32 values in [min, max). */
+function uniformValues(key: Key, n: number, lo: number, hi: number): Float32Array {
+  const u = uniform24(randomBits(key, n));
+  const out = new Float32Array(n);
+  const top = Math.fround(hi);
+  for (let i = 0; i < n; i++) {
+    const v = Math.fround(lo + u[i]! * (hi - lo));
+    // Rounding to float32 may land on max; keep the interval half-open.
+    out[i] = v >= top ? float32Below(top) : v;
+  }
+  return out;
+}
+
+/** `n` standard normal values by Box-Muller on pairs of 32-bit uniforms. */
+function normalValues(key: Key, n: number, mean: number, std: number): Float32Array {
+  const pairs = Math.ceil(n / 2);
+  const bits = randomBits(key, 2 * pairs);
+  const out = new Float32Array(n);
+  for (let i = 0; i < pairs; i++) {
+    const u1 = (bits[2 * i]! + 1) * 2 ** -32; // (0, 1]: log is finite
+    const u2 = bits[2 * i + 1]! * 2 ** -32;
+    const r = Math.sqrt(-2 * Math.log(u1));
+    out[2 * i] = mean + std * r * Math.cos(2 * Math.PI * u2);
+    if (2 * i + 1 < n) out[2 * i + 1] = mean + std * r * Math.sin(2 * Math.PI * u2);
+  }
+  return out;
+}
+
+/** Per output element: one Threefry block per two words, about 40 integer ops a word. */
+function rngCost(inputs: ConcreteType[], out: ConcreteType): Cost {
+  return { flops: 40 * sizeOf(out.shape), bytes: inputs.reduce((s, t) => s + bytesOf(t), 0) + bytesOf(out) };
+}
+
+const noGrad = (_b: GradBuilder, a: GradArgs): null[] => a.inputs.map(() => null);
+
+const KEY_OUT: TensorType = { dtype: 'int32', shape: [2] };
+
+defineOp({
+  name: 'random_key',
+  family: 'random',
+  doc: 'a key from an integer seed (like jax.random.PRNGKey: [high word, low word])',
+  inputs: [],
+  attrs: { properties: { seed: { type: 'integer' } }, required: ['seed'] },
+  shape: (_i, a, ctx) => {
+    if (!Number.isSafeInteger(a.seed)) ctx.fail('E_ATTR', 'seed must be a safe integer', 'an integer with |seed| < 2^53', String(a.seed));
+    return KEY_OUT;
+  },
+  kernel: (tf, _i, a) => keyTensor(tf, seedKey(a.seed as number)),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+});
+
+function keyTensor(tf: TF, words: ArrayLike<number>, shape: number[] = [2]): Tensor {
+  return tf.tensor(toInt32(words), shape, 'int32');
+}
+
+defineOp({
+  name: 'random_split',
+  family: 'random',
+  doc: '`num` independent child keys [num, 2] (like jax.random.split)',
+  inputs: ['key'],
+  attrs: { properties: { num: { type: 'integer', minimum: 1 } }, required: ['num'] },
+  shape: ([k], a, ctx) => {
+    checkKey(k!, ctx);
+    const n = a.num as number;
+    if (!Number.isInteger(n) || n < 1) ctx.fail('E_ATTR', 'num must be an integer >= 1', 'num >= 1', String(n));
+    return { dtype: 'int32', shape: [n, 2] };
+  },
+  kernel: (tf, [k], a) => keyTensor(tf, splitKey(readKey(k!), a.num as number), [a.num as number, 2]),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+});
+
+defineOp({
+  name: 'random_fold_in',
+  family: 'random',
+  doc: 'a new key mixing an int32 scalar (e.g. an iteration counter) into a key (like jax.random.fold_in)',
+  inputs: ['key', 'data'],
+  attrs: { properties: {} },
+  shape: ([k, d], _a, ctx) => {
+    checkKey(k!, ctx);
+    ctx.dtype(d!, ['int32'], 'data');
+    if (d!.shape.length !== 0) ctx.fail('E_SHAPE', 'data must be an int32 scalar', 'int32[]', showType(d!));
+    return KEY_OUT;
+  },
+  kernel: (tf, [k, d]) => keyTensor(tf, foldIn(readKey(k!), d!.dataSync()[0]!)),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+});
+
+const SHAPE_ATTR = { type: 'array', items: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] } };
+
+defineOp({
+  name: 'random_uniform',
+  family: 'random',
+  doc: 'float32 uniform numbers in [min, max) (default [0, 1)) of `shape` (entries may be dims like "B"), 24 random bits each',
+  inputs: ['key'],
+  attrs: { properties: { shape: SHAPE_ATTR, min: { type: 'number' }, max: { type: 'number' } }, required: ['shape'] },
+  shape: ([k], a, ctx) => {
+    checkKey(k!, ctx);
+    rangeAttrs(a, ctx);
+    return { dtype: 'float32', shape: shapeAttr(a, ctx) };
+  },
+  kernel: (tf, [k], a, ctx) => {
+    const shape = ctx.outType.shape;
+    const vals = uniformValues(readKey(k!), sizeOf(shape), (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1);
+    return tf.tensor(vals, shape, 'float32');
+  },
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+});
+
+defineOp({
+  name: 'random_uniform_like',
+  family: 'random',
+  doc: 'float32 uniform numbers in [min, max) (default [0, 1)) with the shape of `like` (any dtype)',
+  inputs: ['key', 'like'],
+  attrs: { properties: { min: { type: 'number' }, max: { type: 'number' } } },
+  shape: ([k, like], a, ctx) => {
+    checkKey(k!, ctx);
+    rangeAttrs(a, ctx);
+    return { dtype: 'float32', shape: like!.shape };
+  },
+  kernel: (tf, [k, like], a) => {
+    const vals = uniformValues(readKey(k!), like!.size, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1);
+    return tf.tensor(vals, like!.shape, 'float32');
+  },
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+});
+
+defineOp({
+  name: 'random_normal',
+  family: 'random',
+  doc: 'float32 normal numbers with `mean` (default 0) and `std` (default 1) of `shape` (entries may be dims like "B"), by Box-Muller',
+  inputs: ['key'],
+  attrs: { properties: { shape: SHAPE_ATTR, mean: { type: 'number' }, std: { type: 'number', minimum: 0 } }, required: ['shape'] },
+  shape: ([k], a, ctx) => {
+    checkKey(k!, ctx);
+    const std = (a.std as number | undefined) ?? 1;
+    if (!(std >= 0) || !Number.isFinite(std)) ctx.fail('E_ATTR', 'std must be finite and >= 0', 'std >= 0', String(std));
+    return { dtype: 'float32', shape: shapeAttr(a, ctx) };
+  },
+  kernel: (tf, [k], a, ctx) => {
+    const shape = ctx.outType.shape;
+    const vals = normalValues(readKey(k!), sizeOf(shape), (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1);
+    return tf.tensor(vals, shape, 'float32');
+  },
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+});
+
+defineOp({
+  name: 'random_categorical',
+  family: 'random',
+  doc: 'int32 samples [...] from softmax(logits [..., K]) over the last axis, by Gumbel-max (-inf logits are never drawn)',
+  inputs: ['key', 'logits'],
+  attrs: { properties: {} },
+  shape: ([k, l], _a, ctx) => {
+    checkKey(k!, ctx);
+    ctx.dtype(l!, ['float32'], 'logits');
+    const r = l!.shape.length;
+    if (r === 0) ctx.fail('E_RANK', 'logits need a last axis of categories', 'rank >= 1 ([..., K])', 'a scalar');
+    if (l!.shape[r - 1] === 0) ctx.fail('E_SHAPE', 'logits need at least one category', 'K >= 1', showType(l!));
+    return { dtype: 'int32', shape: l!.shape.slice(0, -1) };
+  },
+  kernel: (tf, [k, logits]) => {
+    const u = uniformOpen(randomBits(readKey(k!), logits!.size));
+    const g = new Float32Array(u.length);
+    for (let i = 0; i < u.length; i++) g[i] = -Math.log(-Math.log(u[i]!));
+    return tf.tidy(() => tf.argMax(tf.add(logits!, tf.tensor(g, logits!.shape, 'float32')), -1));
+  },
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+});

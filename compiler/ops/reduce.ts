@@ -1,2 +1,270 @@
-/** reduce ops (see registry.ts). */
-export {};
+/**
+ * Reductions over axes: sum, mean, max, min, prod, logsumexp, variance, std, argmax, argmin,
+ * and `reduce_count` (how many elements a reduction combines, read from the runtime shape so
+ * gradients of mean-like ops work with symbolic dims).
+ */
+import type { Attrs, DType, TensorType } from '../ir.ts';
+import type { Dim } from '../dims.ts';
+import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradBuilder, type ShapeCtx, type Tensor } from './registry.ts';
+import type * as tfType from '@tensorflow/tfjs';
+
+type TF = typeof tfType;
+const FLOAT: readonly DType[] = ['float32'];
+const NUMERIC: readonly DType[] = ['float32', 'int32'];
+
+const AXES_ATTRS = {
+  axes: { anyOf: [{ type: 'integer' }, { type: 'array', items: { type: 'integer' } }] },
+  keepdims: { type: 'boolean' },
+};
+
+/** The attribute's axes, before normalisation (undefined = all axes). */
+function rawAxes(attrs: Attrs): number[] | undefined {
+  const a = attrs.axes;
+  if (a === undefined || a === null) return undefined;
+  return typeof a === 'number' ? [a] : (a as number[]);
+}
+
+/** Normalised, sorted reduced axes; fails on out-of-range or duplicate axes. */
+export function checkAxes(attrs: Attrs, rank: number, ctx: ShapeCtx): number[] {
+  const raw = rawAxes(attrs);
+  if (raw === undefined) return [...Array(rank).keys()];
+  const seen = new Map<number, number>();
+  for (const ax of raw) {
+    if (!Number.isInteger(ax) || ax < -rank || ax >= rank)
+      ctx.fail('E_AXIS', `axis ${ax} is out of range for a rank-${rank} tensor`, `axes in [${-rank}, ${rank - 1}]`, JSON.stringify(raw));
+    const n = ax < 0 ? ax + rank : ax;
+    if (seen.has(n))
+      ctx.fail('E_AXIS', `axis ${ax} is listed twice (as ${seen.get(n)} and ${ax})`, 'distinct axes', JSON.stringify(raw));
+    seen.set(n, ax);
+  }
+  return [...seen.keys()].sort((a, b) => a - b);
+}
+
+/** Normalised axes at kernel / grad time, where shapes are already checked. */
+export function axesOf(attrs: Attrs, rank: number): number[] {
+  const raw = rawAxes(attrs);
+  if (raw === undefined) return [...Array(rank).keys()];
+  return [...new Set(raw.map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
+}
+
+export function reducedShape(shape: readonly Dim[], axes: readonly number[], keepdims: boolean): Dim[] {
+  const out: Dim[] = [];
+  shape.forEach((d, i) => {
+    if (!axes.includes(i)) out.push(d);
+    else if (keepdims) out.push(1);
+  });
+  return out;
+}
+
+/** Re-inserts the reduced axes (as size 1) into a gradient of a keepdims=false reduction. */
+export function keepDims(b: GradBuilder, dy: string, axes: readonly number[], keepdims: boolean): string {
+  if (keepdims) return dy;
+  let g = dy;
+  for (const ax of axes) g = b.op('expand_dims', [g], { axis: ax });
+  return g;
+}
+
+function reductionCost(flopsPerElem: number) {
+  return (inputs: ConcreteType[], out: ConcreteType): Cost => ({
+    flops: flopsPerElem * sizeOf(inputs[0]!.shape),
+    bytes: bytesOf(inputs[0]!) + bytesOf(out),
+  });
+}
+
+interface ReduceSpec {
+  doc: string;
+  dtypes: readonly DType[];
+  kernel: (tf: TF, x: Tensor, axes: number[], keepdims: boolean, attrs: Attrs) => Tensor;
+  /** dx given x, y, dy with the reduced axes re-inserted (keepdims form), and the axes. */
+  grad?: (b: GradBuilder, x: string, yk: string, dyk: string, axes: number[], attrs: Attrs) => string;
+  flops?: number;
+  extraAttrs?: Record<string, object>;
+}
+
+function reduction(name: string, s: ReduceSpec): void {
+  defineOp({
+    name,
+    family: 'reduce',
+    doc: `${s.doc} over \`axes\` (default: all); \`keepdims\` keeps reduced axes as size 1`,
+    inputs: ['x'],
+    attrs: { properties: { ...AXES_ATTRS, ...s.extraAttrs } },
+    shape: ([x], a, ctx): TensorType => {
+      const dtype = ctx.dtype(x!, s.dtypes, 'x');
+      const axes = checkAxes(a, x!.shape.length, ctx);
+      return { dtype, shape: reducedShape(x!.shape, axes, a.keepdims === true) };
+    },
+    kernel: (tf, [x], a) => s.kernel(tf, x!, axesOf(a, x!.rank), a.keepdims === true, a),
+    grad: s.grad
+      ? (b, a) => {
+          const x = a.inputs[0]!;
+          if (b.type(x).dtype !== 'float32') return [null];
+          const axes = axesOf(a.attrs, b.type(x).shape.length);
+          const keep = a.attrs.keepdims === true;
+          return [s.grad!(b, x, keepDims(b, a.output, axes, keep), keepDims(b, a.dy, axes, keep), axes, a.attrs)];
+        }
+      : undefined,
+    fusion: 'reduction',
+    cost: reductionCost(s.flops ?? 1),
+  });
+}
+
+reduction('sum', {
+  doc: 'sum',
+  dtypes: NUMERIC,
+  kernel: (tf, x, axes, keep) => tf.sum(x, axes, keep),
+  grad: (b, x, _yk, dyk) => b.op('broadcast_like', [dyk, x]),
+});
+
+reduction('mean', {
+  doc: 'arithmetic mean',
+  dtypes: FLOAT,
+  kernel: (tf, x, axes, keep) => tf.mean(x, axes, keep),
+  grad: (b, x, _yk, dyk, axes) => b.op('broadcast_like', [b.op('div', [dyk, b.op('reduce_count', [x], { axes })]), x]),
+});
+
+/** max/min: the gradient goes to the positions equal to the result, split evenly among ties. */
+function extremumGrad(b: GradBuilder, x: string, yk: string, dyk: string, axes: number[]): string {
+  const mask = b.op('cast', [b.op('equal', [x, yk])], { dtype: 'float32' });
+  const ties = b.op('sum', [mask], { axes, keepdims: true });
+  return b.op('mul', [mask, b.op('div', [dyk, ties])]);
+}
+
+reduction('max', {
+  doc: 'maximum (gradient shared evenly among tied maxima)',
+  dtypes: NUMERIC,
+  kernel: (tf, x, axes, keep) => tf.max(x, axes, keep),
+  grad: extremumGrad,
+});
+
+reduction('min', {
+  doc: 'minimum (gradient shared evenly among tied minima)',
+  dtypes: NUMERIC,
+  kernel: (tf, x, axes, keep) => tf.min(x, axes, keep),
+  grad: extremumGrad,
+});
+
+reduction('prod', {
+  doc: 'product',
+  dtypes: NUMERIC,
+  kernel: (tf, x, axes, keep) => tf.prod(x, axes, keep),
+  grad: (b, x, _yk, dyk, axes) => {
+    // d prod / d x_i = product of the others. Computed without dividing by zero: with no zero in
+    // the slice it is prod(nonzero) / x_i; with exactly one zero only that position gets
+    // prod(nonzero); with two or more zeros everything is 0.
+    const zero = b.constant(0, 'float32');
+    const isZero = b.op('equal', [x, zero]);
+    const nz = b.op('where', [isZero, b.op('ones_like', [x]), x]);
+    const pnz = b.op('prod', [nz], { axes, keepdims: true });
+    const zeros = b.op('sum', [b.op('cast', [isZero], { dtype: 'float32' })], { axes, keepdims: true });
+    const zx = b.op('zeros_like', [x]);
+    const atZero = b.op('where', [b.op('equal', [zeros, b.constant(1, 'float32')]), pnz, zx]);
+    const elsewhere = b.op('where', [b.op('equal', [zeros, zero]), b.op('div', [pnz, nz]), zx]);
+    return b.op('mul', [b.op('where', [isZero, atZero, elsewhere]), dyk]);
+  },
+  flops: 1,
+});
+
+reduction('logsumexp', {
+  doc: 'log(sum(exp(x))), computed stably',
+  dtypes: FLOAT,
+  kernel: (tf, x, axes, keep) => tf.logSumExp(x, axes, keep),
+  grad: (b, x, yk, dyk) => b.op('mul', [dyk, b.op('exp', [b.op('sub', [x, yk])])]),
+  flops: 12,
+});
+
+const DDOF = { ddof: { enum: [0, 1] } };
+
+/** Two-pass variance: sum((x - mean)^2) / (n - ddof). */
+function varianceKernel(tf: TF, x: Tensor, axes: number[], keep: boolean, attrs: Attrs): Tensor {
+  const n = axes.reduce((p, a) => p * x.shape[a]!, 1);
+  const ddof = (attrs.ddof as number | undefined) ?? 0;
+  return tf.tidy(() => {
+    const d = tf.sub(x, tf.mean(x, axes, true));
+    return tf.div(tf.sum(tf.square(d), axes, keep), tf.scalar(n - ddof));
+  });
+}
+
+/** (x - mean) and n - ddof, shared by the variance and std gradients. */
+function centred(b: GradBuilder, x: string, axes: number[], attrs: Attrs): { d: string; n: string } {
+  const ddof = (attrs.ddof as number | undefined) ?? 0;
+  const count = b.op('reduce_count', [x], { axes });
+  return {
+    d: b.op('sub', [x, b.op('mean', [x], { axes, keepdims: true })]),
+    n: ddof === 0 ? count : b.op('sub', [count, b.constant(ddof, 'float32')]),
+  };
+}
+
+reduction('variance', {
+  doc: 'variance, dividing by n - ddof (ddof 0: population, 1: Bessel-corrected)',
+  dtypes: FLOAT,
+  extraAttrs: DDOF,
+  kernel: varianceKernel,
+  grad: (b, x, _yk, dyk, axes, attrs) => {
+    const { d, n } = centred(b, x, axes, attrs);
+    return b.op('mul', [d, b.op('div', [b.op('mul', [dyk, b.constant(2, 'float32')]), n])]);
+  },
+  flops: 4,
+});
+
+reduction('std', {
+  doc: 'standard deviation, sqrt(variance) with the same ddof',
+  dtypes: FLOAT,
+  extraAttrs: DDOF,
+  kernel: (tf, x, axes, keep, attrs) => tf.tidy(() => tf.sqrt(varianceKernel(tf, x, axes, keep, attrs))),
+  grad: (b, x, yk, dyk, axes, attrs) => {
+    // d std = (x - mean) / ((n - ddof) * std). Where std is 0 every (x - mean) is 0 too; a
+    // denominator of 1 there gives the zero subgradient instead of 0/0.
+    const { d, n } = centred(b, x, axes, attrs);
+    const safe = b.op('where', [b.op('greater', [yk, b.constant(0, 'float32')]), yk, b.op('ones_like', [yk])]);
+    return b.op('mul', [d, b.op('div', [dyk, b.op('mul', [n, safe])])]);
+  },
+  flops: 4,
+});
+
+defineOp({
+  name: 'reduce_count',
+  family: 'reduce',
+  doc: 'the number of elements of x that a reduction over `axes` (default: all) combines, as a float32 scalar; read from the runtime shape',
+  inputs: ['x'],
+  attrs: { properties: { axes: AXES_ATTRS.axes } },
+  shape: ([x], a, ctx) => {
+    checkAxes(a, x!.shape.length, ctx);
+    return { dtype: 'float32', shape: [] };
+  },
+  kernel: (tf, [x], a) => tf.scalar(axesOf(a, x!.rank).reduce((p, ax) => p * x!.shape[ax]!, 1), 'float32'),
+  grad: () => [null],
+  fusion: 'opaque',
+  cost: (_i, out) => ({ flops: 0, bytes: bytesOf(out) }),
+});
+
+// ---------------------------------------------------------------------------- argmax / argmin
+
+function argReduction(name: string, doc: string, kernel: (tf: TF, x: Tensor, axis: number) => Tensor): void {
+  defineOp({
+    name,
+    family: 'reduce',
+    doc: `${doc} along \`axis\` (default -1) as int32; ties pick the first index`,
+    inputs: ['x'],
+    attrs: { properties: { axis: { type: 'integer' }, keepdims: { type: 'boolean' } } },
+    shape: ([x], a, ctx) => {
+      ctx.dtype(x!, NUMERIC, 'x');
+      const rank = x!.shape.length;
+      if (rank === 0) ctx.fail('E_RANK', `${name} needs a tensor of rank >= 1`, 'rank >= 1', 'a scalar');
+      const axis = ctx.axis((a.axis as number | undefined) ?? -1, rank);
+      return { dtype: 'int32', shape: reducedShape(x!.shape, [axis], a.keepdims === true) };
+    },
+    kernel: (tf, [x], a) => {
+      const rank = x!.rank;
+      const ax = (a.axis as number | undefined) ?? -1;
+      const axis = ax < 0 ? ax + rank : ax;
+      if (a.keepdims !== true) return kernel(tf, x!, axis);
+      return tf.tidy(() => tf.expandDims(kernel(tf, x!, axis), axis));
+    },
+    grad: () => [null],
+    fusion: 'reduction',
+    cost: reductionCost(1),
+  });
+}
+
+argReduction('argmax', 'index of the maximum', (tf, x, axis) => tf.argMax(x, axis));
+argReduction('argmin', 'index of the minimum', (tf, x, axis) => tf.argMin(x, axis));

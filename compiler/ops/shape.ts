@@ -1,2 +1,679 @@
-/** shape ops (see registry.ts). */
-export {};
+/**
+ * Shape ops: views (reshape, expand_dims, squeeze), data movement (transpose, concat, stack,
+ * slice, tile, gather, one_hot), broadcasting (broadcast_to, broadcast_like) and the helpers
+ * their gradients need (sum_to, scatter_add, pad_like, split_like). Shapes may be symbolic:
+ * attributes that hold dims accept symbolic-dim strings ("B", "T*4") next to integers, and
+ * kernels always take concrete sizes from the inferred output type or from the run-time
+ * tensors, never from the attributes.
+ */
+import {
+  canonDim,
+  dimDiv,
+  dimEq,
+  dimMul,
+  isStatic,
+  isSymbolName,
+  product,
+  showShape,
+  symbolsOf,
+  type Dim,
+  type Shape,
+} from '../dims.ts';
+import type { Attrs } from '../ir.ts';
+import {
+  bytesOf,
+  defineOp,
+  sizeOf,
+  streamingCost,
+  type ConcreteType,
+  type Cost,
+  type GradBuilder,
+  type ShapeCtx,
+} from './registry.ts';
+
+// ---------------------------------------------------------------------------- helpers
+
+/** JSON Schema of a dim written in an attribute: an integer or a symbolic monomial. */
+const DIM_SCHEMA = { anyOf: [{ type: 'integer' }, { type: 'string', minLength: 1 }] };
+const INT_ARRAY = { type: 'array', items: { type: 'integer' } };
+const DIM_ARRAY = { type: 'array', items: DIM_SCHEMA };
+
+/** Gradients only flow through float values; integer and bool inputs get null. */
+function isFloat(b: GradBuilder, v: string): boolean {
+  return b.type(v).dtype === 'float32';
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v);
+}
+
+/** Validates one dim written in an attribute; `allowNeg1` admits -1 ("infer" / "to the end"). */
+function attrDim(v: unknown, ctx: ShapeCtx, what: string, allowNeg1 = false): Dim {
+  if (isInt(v)) {
+    if (v >= 0 || (allowNeg1 && v === -1)) return v;
+    return ctx.fail('E_ATTR', `${what} must be ${allowNeg1 ? '>= -1' : 'non-negative'}`, allowNeg1 ? 'an integer >= -1 or a symbolic dim' : 'an integer >= 0 or a symbolic dim', String(v));
+  }
+  if (typeof v === 'string') {
+    const parts = v.split('*').map((p) => p.trim());
+    if (parts.length > 0 && parts.every((p) => /^\d+$/.test(p) || isSymbolName(p))) return canonDim(v);
+    return ctx.fail('E_ATTR', `${what} is not a valid symbolic dim`, 'an integer or a product of symbols and integers, e.g. "B*T"', JSON.stringify(v));
+  }
+  return ctx.fail('E_ATTR', `${what} must be an integer or a symbolic dim`, 'integer | string', JSON.stringify(v));
+}
+
+function intArrayAttr(v: unknown, ctx: ShapeCtx, what: string): number[] {
+  if (!Array.isArray(v) || !v.every(isInt)) return ctx.fail('E_ATTR', `${what} must be an array of integers`, 'integer[]', JSON.stringify(v));
+  return v;
+}
+
+function intAttr(v: unknown, ctx: ShapeCtx, what: string, dflt?: number): number {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (!isInt(v)) return ctx.fail('E_ATTR', `${what} must be an integer`, 'integer', JSON.stringify(v));
+  return v;
+}
+
+/** Splits a dim into coefficient and symbolic part: "4*B*T" -> [4, "B*T"], 7 -> [7, ""]. */
+function coefOf(d: Dim): [number, string] {
+  const c = canonDim(d);
+  if (typeof c === 'number') return [c, ''];
+  const m = /^(\d+)\*(.*)$/.exec(c);
+  return m ? [Number(m[1]), m[2]!] : [1, c];
+}
+
+/** a + b when the sum is still a monomial (same symbols, or both static); else undefined. */
+function dimAdd(a: Dim, b: Dim): Dim | undefined {
+  if (a === 0) return canonDim(b);
+  if (b === 0) return canonDim(a);
+  const [ca, ra] = coefOf(a);
+  const [cb, rb] = coefOf(b);
+  if (ra !== rb) return undefined;
+  return ra === '' ? ca + cb : dimMul(ca + cb, ra);
+}
+
+/** Symbols an attribute introduces must be bound by a graph input, or no run could size them. */
+function checkBound(dims: Dim[], known: Shape, ctx: ShapeCtx, what: string): void {
+  const have = new Set(known.flatMap(symbolsOf));
+  for (const d of dims)
+    for (const sym of symbolsOf(d))
+      if (!have.has(sym) && !ctx.isBound(sym))
+        ctx.fail('E_UNBOUND_DIM', `${what} mentions the symbol ${sym}, which no graph input binds`, 'symbols bound by graph inputs', sym);
+}
+
+/** Whether `from` broadcasts to `to` (NumPy rules, one direction only). */
+function broadcastsTo(from: Shape, to: Shape): boolean {
+  if (from.length > to.length) return false;
+  const lead = to.length - from.length;
+  return from.every((d, i) => d === 1 || dimEq(d, to[lead + i]!));
+}
+
+/** Normalised, duplicate-free axes; fails with E_AXIS / E_ATTR. */
+function normAxes(axes: number[], rank: number, ctx: ShapeCtx, what: string): number[] {
+  const out = axes.map((a) => ctx.axis(a, rank));
+  if (new Set(out).size !== out.length) ctx.fail('E_ATTR', `${what} repeats an axis`, 'distinct axes', JSON.stringify(axes));
+  return out;
+}
+
+/** Bytes moved by a copy that reads and writes `out` once (plus the listed extra inputs). */
+function copyCost(extra: (inputs: ConcreteType[]) => ConcreteType[] = () => []) {
+  return (inputs: ConcreteType[], out: ConcreteType): Cost => ({
+    flops: 0,
+    bytes: 2 * bytesOf(out) + extra(inputs).reduce((s, t) => s + bytesOf(t), 0),
+  });
+}
+
+/** Views are metadata-only in tfjs: no data is moved. */
+const VIEW_COST = (): Cost => ({ flops: 0, bytes: 0 });
+
+// ---------------------------------------------------------------------------- views
+
+defineOp({
+  name: 'reshape',
+  family: 'shape',
+  doc: 'reinterprets x with a new shape of the same element count; `shape` entries are integers or symbolic dims, at most one -1 (inferred)',
+  inputs: ['x'],
+  attrs: { properties: { shape: DIM_ARRAY }, required: ['shape'] },
+  shape: ([x], a, ctx) => {
+    if (!Array.isArray(a.shape)) return ctx.fail('E_ATTR', 'reshape needs a `shape` array', 'an array of dims', JSON.stringify(a.shape));
+    const dims = a.shape.map((d, i) => attrDim(d, ctx, `shape[${i}]`, true));
+    const holes = dims.filter((d) => d === -1).length;
+    if (holes > 1) ctx.fail('E_ATTR', 'reshape allows at most one -1', 'at most one -1', showShape(dims));
+    const total = product(x!.shape);
+    let out: Dim[] = dims;
+    if (holes === 1) {
+      const known = product(dims.filter((d) => d !== -1));
+      const rest = known === 0 ? undefined : dimDiv(total, known);
+      if (rest === undefined)
+        ctx.fail(
+          'E_SHAPE',
+          `cannot infer the -1 in ${showShape(dims)}: ${total} elements are not a multiple of ${known}`,
+          `an element count divisible by ${known}`,
+          `${showShape(x!.shape)} (${total} elements)`,
+        );
+      out = dims.map((d) => (d === -1 ? rest! : d));
+    }
+    const outTotal = product(out);
+    if (!dimEq(outTotal, total))
+      ctx.fail(
+        'E_SHAPE',
+        `reshape changes the element count (${total} -> ${outTotal})`,
+        `a shape with ${total} elements`,
+        `${showShape(out)} (${outTotal} elements)`,
+      );
+    return { dtype: x!.dtype, shape: out };
+  },
+  kernel: (tf, [x], _a, ctx) => tf.reshape(x!, ctx.outType.shape),
+  grad: (b, a) => {
+    const x = a.inputs[0]!;
+    return [isFloat(b, x) ? b.op('reshape', [a.dy], { shape: b.type(x).shape }) : null];
+  },
+  fusion: 'view',
+  cost: VIEW_COST,
+});
+
+defineOp({
+  name: 'expand_dims',
+  family: 'shape',
+  doc: 'inserts a size-1 axis at `axis` (in [-(rank+1), rank]; negative counts from the end of the result)',
+  inputs: ['x'],
+  attrs: { properties: { axis: { type: 'integer' } }, required: ['axis'] },
+  shape: ([x], a, ctx) => {
+    const r = x!.shape.length;
+    const ax = ctx.axis(intAttr(a.axis, ctx, 'axis'), r + 1);
+    const out = [...x!.shape];
+    out.splice(ax, 0, 1);
+    return { dtype: x!.dtype, shape: out };
+  },
+  kernel: (tf, [x], _a, ctx) => tf.reshape(x!, ctx.outType.shape),
+  grad: (b, a) => {
+    const x = a.inputs[0]!;
+    if (!isFloat(b, x)) return [null];
+    const r = b.type(x).shape.length;
+    const ax = (a.attrs.axis as number) < 0 ? (a.attrs.axis as number) + r + 1 : (a.attrs.axis as number);
+    return [b.op('squeeze', [a.dy], { axes: [ax] })];
+  },
+  fusion: 'view',
+  cost: VIEW_COST,
+});
+
+defineOp({
+  name: 'squeeze',
+  family: 'shape',
+  doc: 'removes size-1 axes: the listed `axes` (each must be 1), or every static 1 when `axes` is absent',
+  inputs: ['x'],
+  attrs: { properties: { axes: INT_ARRAY } },
+  shape: ([x], a, ctx) => {
+    const s = x!.shape;
+    let drop: number[];
+    if (a.axes === undefined) drop = s.flatMap((d, i) => (d === 1 ? [i] : []));
+    else {
+      drop = normAxes(intArrayAttr(a.axes, ctx, 'axes'), s.length, ctx, 'axes');
+      for (const ax of drop)
+        if (s[ax] !== 1)
+          ctx.fail(
+            'E_SHAPE',
+            `cannot squeeze axis ${ax} of ${showShape(s)}: its size is ${s[ax]}${isStatic(s[ax]!) ? '' : ' (symbolic, not known to be 1)'}`,
+            'size 1',
+            String(s[ax]),
+          );
+    }
+    return { dtype: x!.dtype, shape: s.filter((_d, i) => !drop.includes(i)) };
+  },
+  kernel: (tf, [x], _a, ctx) => tf.reshape(x!, ctx.outType.shape),
+  grad: (b, a) => {
+    const x = a.inputs[0]!;
+    return [isFloat(b, x) ? b.op('reshape', [a.dy], { shape: b.type(x).shape }) : null];
+  },
+  fusion: 'view',
+  cost: VIEW_COST,
+});
+
+// ---------------------------------------------------------------------------- transpose
+
+function permOf(attrs: Attrs, rank: number, ctx: ShapeCtx): number[] {
+  if (attrs.perm === undefined) return Array.from({ length: rank }, (_v, i) => rank - 1 - i);
+  const perm = intArrayAttr(attrs.perm, ctx, 'perm');
+  if (perm.length !== rank)
+    ctx.fail('E_ATTR', `perm has ${perm.length} entries but x has rank ${rank}`, `a permutation of 0..${rank - 1}`, JSON.stringify(perm));
+  const p = perm.map((v) => ctx.axis(v, rank));
+  if (new Set(p).size !== rank) ctx.fail('E_ATTR', 'perm is not a permutation (an axis repeats)', `a permutation of 0..${rank - 1}`, JSON.stringify(perm));
+  return p;
+}
+
+/** Normalised perm for gradient rules (attrs were validated by shape inference). */
+function gradPerm(attrs: Attrs, rank: number): number[] {
+  if (attrs.perm === undefined) return Array.from({ length: rank }, (_v, i) => rank - 1 - i);
+  return (attrs.perm as number[]).map((v) => (v < 0 ? v + rank : v));
+}
+
+defineOp({
+  name: 'transpose',
+  family: 'shape',
+  doc: 'permutes axes: out.shape[i] = x.shape[perm[i]]; `perm` defaults to reversing the axes',
+  inputs: ['x'],
+  attrs: { properties: { perm: INT_ARRAY } },
+  shape: ([x], a, ctx) => {
+    const p = permOf(a, x!.shape.length, ctx);
+    return { dtype: x!.dtype, shape: p.map((i) => x!.shape[i]!) };
+  },
+  kernel: (tf, [x], a) => tf.transpose(x!, gradPerm(a, x!.rank)),
+  grad: (b, a) => {
+    const x = a.inputs[0]!;
+    if (!isFloat(b, x)) return [null];
+    const p = gradPerm(a.attrs, b.type(x).shape.length);
+    const inv: number[] = [];
+    p.forEach((src, i) => (inv[src] = i));
+    return [b.op('transpose', [a.dy], { perm: inv })];
+  },
+  fusion: 'opaque',
+  cost: streamingCost(0),
+});
+
+// ---------------------------------------------------------------------------- concat / stack / split_like
+
+defineOp({
+  name: 'concat',
+  family: 'shape',
+  doc: 'joins inputs along `axis`; all other dims must agree and dtypes must match. A symbolic concatenated axis must stay a single monomial (B and B give 2*B)',
+  inputs: ['xs'],
+  variadic: true,
+  minInputs: 1,
+  attrs: { properties: { axis: { type: 'integer' } }, required: ['axis'] },
+  shape: (xs, a, ctx) => {
+    const dtype = ctx.sameDtype(xs);
+    const r = xs[0]!.shape.length;
+    if (r === 0) ctx.fail('E_RANK', 'concat needs inputs of rank >= 1', 'rank >= 1', showShape(xs[0]!.shape));
+    const ax = ctx.axis(intAttr(a.axis, ctx, 'axis'), r);
+    const out = [...xs[0]!.shape];
+    xs.slice(1).forEach((x, k) => {
+      if (x.shape.length !== r)
+        ctx.fail('E_RANK', `concat inputs must share a rank (input ${k + 1} differs from input 0)`, `rank ${r}`, showShape(x.shape));
+      for (let i = 0; i < r; i++) {
+        if (i === ax) {
+          const sum = dimAdd(out[i]!, x.shape[i]!);
+          if (sum === undefined)
+            ctx.fail(
+              'E_SHAPE',
+              `the concatenated axis ${out[i]} + ${x.shape[i]} is not a single symbolic dim`,
+              'static sizes, or symbolic sizes that differ only by a factor (B, 2*B)',
+              xs.map((t) => showShape(t.shape)).join(', '),
+            );
+          out[i] = sum!;
+        } else out[i] = ctx.unify(out[i]!, x.shape[i]!, `concat input ${k + 1}, axis ${i}`);
+      }
+    });
+    return { dtype, shape: out };
+  },
+  kernel: (tf, xs, a) => (xs.length === 1 ? tf.clone(xs[0]!) : tf.concat(xs, a.axis as number)),
+  grad: (b, a) =>
+    a.inputs.map((x, index) =>
+      isFloat(b, x) ? b.op('split_like', [a.dy, ...a.inputs], { axis: a.attrs.axis as number, index }) : null,
+    ),
+  fusion: 'opaque',
+  cost: streamingCost(0),
+});
+
+defineOp({
+  name: 'split_like',
+  family: 'shape',
+  doc: 'piece `index` of x split along `axis` into consecutive parts sized like the `likes` (their values are unused); the adjoint of concat',
+  inputs: ['x', 'likes'],
+  variadic: true,
+  minInputs: 2,
+  attrs: { properties: { axis: { type: 'integer' }, index: { type: 'integer', minimum: 0 } }, required: ['axis', 'index'] },
+  shape: ([x, ...likes], a, ctx) => {
+    const r = x!.shape.length;
+    const ax = ctx.axis(intAttr(a.axis, ctx, 'axis'), r);
+    const index = intAttr(a.index, ctx, 'index');
+    if (index < 0 || index >= likes.length)
+      ctx.fail('E_ATTR', `index ${index} is out of range for ${likes.length} parts`, `0 <= index < ${likes.length}`, String(index));
+    let total: Dim | undefined = 0;
+    for (const l of likes) {
+      if (l.shape.length !== r) ctx.fail('E_RANK', 'split_like parts must have the rank of x', `rank ${r}`, showShape(l.shape));
+      total = total === undefined ? undefined : dimAdd(total, l.shape[ax]!);
+    }
+    if (total !== undefined && !dimEq(total, x!.shape[ax]!))
+      ctx.fail('E_SHAPE', `the parts cover ${total} of axis ${ax} but x has ${x!.shape[ax]}`, String(x!.shape[ax]), String(total));
+    const out = x!.shape.map((d, i) => (i === ax ? likes[index]!.shape[i]! : ctx.unify(d, likes[index]!.shape[i]!, `split_like axis ${i}`)));
+    return { dtype: x!.dtype, shape: out };
+  },
+  kernel: (tf, [x, ...likes], a, ctx) => {
+    const ax = (a.axis as number) < 0 ? (a.axis as number) + x!.rank : (a.axis as number);
+    const begin = new Array<number>(x!.rank).fill(0);
+    // Offsets come from the run-time part sizes, so symbolic graphs need no dim arithmetic here.
+    for (let j = 0; j < (a.index as number); j++) begin[ax] += likes[j]!.shape[ax]!;
+    return tf.slice(x!, begin, ctx.outType.shape);
+  },
+  grad: (b, a) => {
+    const [x, ...likes] = a.inputs;
+    if (!isFloat(b, x!)) return a.inputs.map(() => null);
+    const parts = likes.map((l, j) => (j === (a.attrs.index as number) ? a.dy : b.op('zeros_like', [l])));
+    return [b.op('concat', parts, { axis: a.attrs.axis as number }), ...likes.map(() => null)];
+  },
+  fusion: 'opaque',
+  cost: copyCost(),
+});
+
+defineOp({
+  name: 'stack',
+  family: 'shape',
+  doc: 'stacks equally shaped inputs along a new axis `axis` (in [-(rank+1), rank])',
+  inputs: ['xs'],
+  variadic: true,
+  minInputs: 1,
+  attrs: { properties: { axis: { type: 'integer' } } },
+  shape: (xs, a, ctx) => {
+    const dtype = ctx.sameDtype(xs);
+    const r = xs[0]!.shape.length;
+    const ax = ctx.axis(intAttr(a.axis, ctx, 'axis', 0), r + 1);
+    const s = [...xs[0]!.shape];
+    xs.slice(1).forEach((x, k) => {
+      if (x.shape.length !== r) ctx.fail('E_RANK', `stack inputs must share a shape (input ${k + 1} differs in rank)`, showShape(s), showShape(x.shape));
+      for (let i = 0; i < r; i++) s[i] = ctx.unify(s[i]!, x.shape[i]!, `stack input ${k + 1}, axis ${i}`);
+    });
+    s.splice(ax, 0, xs.length);
+    return { dtype, shape: s };
+  },
+  kernel: (tf, xs, a) => tf.stack(xs, (a.axis as number | undefined) ?? 0),
+  grad: (b, a) => {
+    const r = b.type(a.inputs[0]!).shape.length;
+    const raw = (a.attrs.axis as number | undefined) ?? 0;
+    const ax = raw < 0 ? raw + r + 1 : raw;
+    return a.inputs.map((x, i) => {
+      if (!isFloat(b, x)) return null;
+      const begin = new Array<number>(r + 1).fill(0);
+      const size = new Array<number>(r + 1).fill(-1);
+      begin[ax] = i;
+      size[ax] = 1;
+      return b.op('squeeze', [b.op('slice', [a.dy], { begin, size })], { axes: [ax] });
+    });
+  },
+  fusion: 'opaque',
+  cost: streamingCost(0),
+});
+
+// ---------------------------------------------------------------------------- slice / pad_like
+
+defineOp({
+  name: 'slice',
+  family: 'shape',
+  doc: 'the block of x starting at `begin` with extent `size` per axis (-1 = to the end). A symbolic axis needs an explicit size or begin 0 with size -1',
+  inputs: ['x'],
+  attrs: { properties: { begin: INT_ARRAY, size: DIM_ARRAY }, required: ['begin', 'size'] },
+  shape: ([x], a, ctx) => {
+    const s = x!.shape;
+    const begin = intArrayAttr(a.begin, ctx, 'begin');
+    if (!Array.isArray(a.size)) return ctx.fail('E_ATTR', 'slice needs a `size` array', 'an array of dims', JSON.stringify(a.size));
+    const size = a.size.map((d, i) => attrDim(d, ctx, `size[${i}]`, true));
+    if (begin.length !== s.length || size.length !== s.length)
+      ctx.fail(
+        'E_ATTR',
+        `begin and size need one entry per axis of x (rank ${s.length})`,
+        `${s.length} entries each`,
+        `begin ${JSON.stringify(begin)}, size ${JSON.stringify(a.size)}`,
+      );
+    checkBound(size, s, ctx, 'size');
+    const out = s.map((d, i): Dim => {
+      const b0 = begin[i]!;
+      const sz = size[i]!;
+      const range = `axis ${i}: begin ${b0}, size ${sz} on a dim of ${d}`;
+      if (b0 < 0) ctx.fail('E_SHAPE', `slice begins before the start (${range})`, 'begin >= 0', String(b0));
+      if (isStatic(d)) {
+        if (b0 > d) ctx.fail('E_SHAPE', `slice begins past the end (${range})`, `begin <= ${d}`, String(b0));
+        if (sz === -1) return d - b0;
+        if (isStatic(sz) && b0 + sz > d)
+          ctx.fail('E_SHAPE', `slice runs past the end (${range})`, `begin + size <= ${d}`, `${b0} + ${sz} = ${b0 + sz}`);
+        return sz;
+      }
+      if (sz === -1) {
+        if (b0 === 0) return d;
+        return ctx.fail(
+          'E_SHAPE',
+          `cannot slice the symbolic dim ${d} from ${b0} to the end (${range}); give an explicit size`,
+          'begin 0 or an explicit size',
+          `begin ${b0}, size -1`,
+        );
+      }
+      return sz;
+    });
+    return { dtype: x!.dtype, shape: out };
+  },
+  kernel: (tf, [x], a, ctx) => tf.slice(x!, a.begin as number[], ctx.outType.shape),
+  grad: (b, a) => {
+    const x = a.inputs[0]!;
+    return [isFloat(b, x) ? b.op('pad_like', [a.dy, x], { begin: a.attrs.begin as number[] }) : null];
+  },
+  fusion: 'opaque',
+  cost: copyCost(),
+});
+
+defineOp({
+  name: 'pad_like',
+  family: 'shape',
+  doc: "places x at offset `begin` inside zeros shaped like `like` (its values are unused); the adjoint of slice",
+  inputs: ['x', 'like'],
+  attrs: { properties: { begin: INT_ARRAY }, required: ['begin'] },
+  shape: ([x, like], a, ctx) => {
+    const begin = intArrayAttr(a.begin, ctx, 'begin');
+    const r = like!.shape.length;
+    if (x!.shape.length !== r) ctx.fail('E_RANK', 'pad_like needs x and like of equal rank', `rank ${r}`, showShape(x!.shape));
+    if (begin.length !== r) ctx.fail('E_ATTR', `begin needs one entry per axis (rank ${r})`, `${r} entries`, JSON.stringify(begin));
+    x!.shape.forEach((d, i) => {
+      const l = like!.shape[i]!;
+      if (begin[i]! < 0) ctx.fail('E_SHAPE', `axis ${i}: begin ${begin[i]} is negative`, 'begin >= 0', String(begin[i]));
+      if (isStatic(d) && isStatic(l) && begin[i]! + d > l)
+        ctx.fail('E_SHAPE', `axis ${i}: x (size ${d}) at offset ${begin[i]} does not fit in ${l}`, `begin + size <= ${l}`, String(begin[i]! + d));
+    });
+    return { dtype: x!.dtype, shape: like!.shape };
+  },
+  kernel: (tf, [x, like], a) => {
+    const begin = a.begin as number[];
+    return tf.pad(x!, x!.shape.map((d, i): [number, number] => [begin[i]!, like!.shape[i]! - begin[i]! - d]));
+  },
+  grad: (b, a) => {
+    const [x] = a.inputs as [string, string];
+    return [isFloat(b, x) ? b.op('slice', [a.dy], { begin: a.attrs.begin as number[], size: b.type(x).shape }) : null, null];
+  },
+  fusion: 'opaque',
+  cost: (_i, out) => ({ flops: 0, bytes: 2 * bytesOf(out) }),
+});
+
+// ---------------------------------------------------------------------------- tile
+
+defineOp({
+  name: 'tile',
+  family: 'shape',
+  doc: 'repeats x `reps[i]` times along each axis i (reps has one entry >= 1 per axis)',
+  inputs: ['x'],
+  attrs: { properties: { reps: { type: 'array', items: { type: 'integer', minimum: 1 } } }, required: ['reps'] },
+  shape: ([x], a, ctx) => {
+    const reps = intArrayAttr(a.reps, ctx, 'reps');
+    const s = x!.shape;
+    if (reps.length !== s.length) ctx.fail('E_ATTR', `reps needs one entry per axis of x (rank ${s.length})`, `${s.length} entries`, JSON.stringify(reps));
+    if (reps.some((r) => r < 1)) ctx.fail('E_ATTR', 'reps must be >= 1', 'integers >= 1', JSON.stringify(reps));
+    return { dtype: x!.dtype, shape: s.map((d, i) => dimMul(d, reps[i]!)) };
+  },
+  kernel: (tf, [x], a) => tf.tile(x!, a.reps as number[]),
+  grad: (b, a) => {
+    const x = a.inputs[0]!;
+    if (!isFloat(b, x)) return [null];
+    // dy viewed as [r0, d0, r1, d1, ...], with the rep axes moved first, sums down to x.
+    const s = b.type(x).shape;
+    const reps = a.attrs.reps as number[];
+    const split = s.flatMap((d, i) => [reps[i]!, d]);
+    const perm = [...s.map((_d, i) => 2 * i), ...s.map((_d, i) => 2 * i + 1)];
+    const moved = b.op('transpose', [b.op('reshape', [a.dy], { shape: split })], { perm });
+    return [b.op('sum_to', [moved, x])];
+  },
+  fusion: 'opaque',
+  cost: streamingCost(0),
+});
+
+// ---------------------------------------------------------------------------- gather / scatter_add / one_hot
+
+defineOp({
+  name: 'gather',
+  family: 'shape',
+  doc: 'takes slices of x along `axis` (default 0) at int32 `indices`: out.shape = x.shape[:axis] + indices.shape + x.shape[axis+1:]',
+  inputs: ['x', 'indices'],
+  attrs: { properties: { axis: { type: 'integer' } } },
+  shape: ([x, idx], a, ctx) => {
+    ctx.dtype(idx!, ['int32'], 'indices');
+    const s = x!.shape;
+    if (s.length === 0) ctx.fail('E_RANK', 'gather needs x of rank >= 1', 'rank >= 1', showShape(s));
+    const ax = ctx.axis(intAttr(a.axis, ctx, 'axis', 0), s.length);
+    return { dtype: x!.dtype, shape: [...s.slice(0, ax), ...idx!.shape, ...s.slice(ax + 1)] };
+  },
+  kernel: (tf, [x, idx], a) => tf.gather(x!, idx!, (a.axis as number | undefined) ?? 0),
+  grad: (b, a) => {
+    const [x, idx] = a.inputs as [string, string];
+    if (!isFloat(b, x)) return [null, null];
+    const r = b.type(x).shape.length;
+    const raw = (a.attrs.axis as number | undefined) ?? 0;
+    return [b.op('scatter_add', [a.dy, idx, x], { axis: raw < 0 ? raw + r : raw }), null];
+  },
+  fusion: 'opaque',
+  cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[1]!) + 2 * bytesOf(out) }),
+});
+
+defineOp({
+  name: 'scatter_add',
+  family: 'shape',
+  doc: "sums `updates` into zeros shaped like `like` at int32 `indices` along `axis` (repeated indices accumulate; values of `like` unused); the adjoint of gather",
+  inputs: ['updates', 'indices', 'like'],
+  attrs: { properties: { axis: { type: 'integer' } } },
+  shape: ([u, idx, like], a, ctx) => {
+    ctx.dtype(idx!, ['int32'], 'indices');
+    const dtype = ctx.dtype(u!, ['float32', 'int32'], 'updates');
+    const s = like!.shape;
+    if (s.length === 0) ctx.fail('E_RANK', 'scatter_add needs `like` of rank >= 1', 'rank >= 1', showShape(s));
+    const ax = ctx.axis(intAttr(a.axis, ctx, 'axis', 0), s.length);
+    const want = [...s.slice(0, ax), ...idx!.shape, ...s.slice(ax + 1)];
+    if (u!.shape.length !== want.length)
+      ctx.fail('E_SHAPE', 'updates must be shaped like the gather output', showShape(want), showShape(u!.shape));
+    want.forEach((d, i) => ctx.unify(d, u!.shape[i]!, `updates axis ${i}`));
+    return { dtype, shape: s };
+  },
+  kernel: (tf, [u, idx, like], a) =>
+    tf.tidy(() => {
+      const s = like!.shape;
+      const ax = (a.axis as number | undefined) ?? 0;
+      const axis = ax < 0 ? ax + s.length : ax;
+      const pre = sizeOf(s.slice(0, axis));
+      const post = sizeOf(s.slice(axis + 1));
+      const n = idx!.size;
+      // Segment sum needs the scattered axis first: [pre, n, post] -> [n, pre, post].
+      const data = tf.transpose(tf.reshape(u!, [pre, n, post]), [1, 0, 2]);
+      const summed = tf.unsortedSegmentSum(data, tf.reshape(idx!, [n]), s[axis]!);
+      return tf.reshape(tf.transpose(summed, [1, 0, 2]), s);
+    }),
+  grad: (b, a) => {
+    const [u, idx] = a.inputs as [string, string, string];
+    return [isFloat(b, u) ? b.op('gather', [a.dy, idx], { axis: (a.attrs.axis as number | undefined) ?? 0 }) : null, null, null];
+  },
+  fusion: 'opaque',
+  cost: (inputs, out) => ({
+    flops: sizeOf(inputs[0]!.shape),
+    bytes: bytesOf(inputs[0]!) + bytesOf(inputs[1]!) + 2 * bytesOf(out),
+  }),
+});
+
+defineOp({
+  name: 'one_hot',
+  family: 'shape',
+  doc: 'float32 one-hot encoding of int32 indices: out[..., k] = indices[...] == k ? on : off, with a new last axis of size `depth`; out-of-range indices give all `off`',
+  inputs: ['indices'],
+  attrs: {
+    properties: { depth: { type: 'integer', minimum: 1 }, on: { type: 'number' }, off: { type: 'number' } },
+    required: ['depth'],
+  },
+  shape: ([idx], a, ctx) => {
+    ctx.dtype(idx!, ['int32'], 'indices');
+    const depth = intAttr(a.depth, ctx, 'depth');
+    if (depth < 1) ctx.fail('E_ATTR', 'one_hot depth must be >= 1', 'an integer >= 1', String(depth));
+    return { dtype: 'float32', shape: [...idx!.shape, depth] };
+  },
+  kernel: (tf, [idx], a) =>
+    tf.oneHot(idx!, a.depth as number, (a.on as number | undefined) ?? 1, (a.off as number | undefined) ?? 0, 'float32'),
+  grad: () => [null],
+  fusion: 'opaque',
+  cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
+});
+
+// ---------------------------------------------------------------------------- broadcasting
+
+defineOp({
+  name: 'broadcast_to',
+  family: 'shape',
+  doc: 'broadcasts x to `shape` (NumPy rules; integers or symbolic dims)',
+  inputs: ['x'],
+  attrs: { properties: { shape: DIM_ARRAY }, required: ['shape'] },
+  shape: ([x], a, ctx) => {
+    if (!Array.isArray(a.shape)) return ctx.fail('E_ATTR', 'broadcast_to needs a `shape` array', 'an array of dims', JSON.stringify(a.shape));
+    const target = a.shape.map((d, i) => attrDim(d, ctx, `shape[${i}]`));
+    checkBound(target, x!.shape, ctx, 'shape');
+    if (!broadcastsTo(x!.shape, target))
+      ctx.fail('E_SHAPE', `cannot broadcast ${showShape(x!.shape)} to ${showShape(target)}`, `a shape that broadcasts to ${showShape(target)}`, showShape(x!.shape));
+    return { dtype: x!.dtype, shape: target };
+  },
+  kernel: (tf, [x], _a, ctx) => tf.broadcastTo(x!, ctx.outType.shape),
+  grad: (b, a) => {
+    const x = a.inputs[0]!;
+    return [isFloat(b, x) ? b.op('sum_to', [a.dy, x]) : null];
+  },
+  fusion: 'opaque',
+  cost: streamingCost(0),
+});
+
+defineOp({
+  name: 'broadcast_like',
+  family: 'shape',
+  doc: "broadcasts x to the shape of `like` (NumPy rules; like's values are unused)",
+  inputs: ['x', 'like'],
+  attrs: { properties: {} },
+  shape: ([x, like], _a, ctx) => {
+    if (!broadcastsTo(x!.shape, like!.shape))
+      ctx.fail('E_SHAPE', `cannot broadcast ${showShape(x!.shape)} to ${showShape(like!.shape)}`, `a shape that broadcasts to ${showShape(like!.shape)}`, showShape(x!.shape));
+    return { dtype: x!.dtype, shape: like!.shape.map(canonDim) };
+  },
+  kernel: (tf, [x, like]) => tf.broadcastTo(x!, like!.shape),
+  grad: (b, a) => {
+    const x = a.inputs[0]!;
+    return [isFloat(b, x) ? b.op('sum_to', [a.dy, x]) : null, null];
+  },
+  fusion: 'opaque',
+  cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
+});
+
+defineOp({
+  name: 'sum_to',
+  family: 'shape',
+  doc: "sums x over its broadcast axes down to the shape of `like` (the inverse of broadcasting; like's values are unused)",
+  inputs: ['x', 'like'],
+  attrs: { properties: {} },
+  shape: ([x, like], _a, ctx) => {
+    const dtype = ctx.dtype(x!, ['float32'], 'x');
+    if (!broadcastsTo(like!.shape, x!.shape))
+      ctx.fail(
+        'E_SHAPE',
+        `cannot sum ${showShape(x!.shape)} down to ${showShape(like!.shape)}: the target does not broadcast to it`,
+        `a target shape that broadcasts to ${showShape(x!.shape)}`,
+        showShape(like!.shape),
+      );
+    return { dtype, shape: like!.shape.map(canonDim) };
+  },
+  kernel: (tf, [x, like]) =>
+    tf.tidy(() => {
+      // Axes come from the run-time shapes, so one compiled graph serves every binding of B, T.
+      const xs = x!.shape;
+      const ls = like!.shape;
+      const lead = xs.length - ls.length;
+      const axes: number[] = [];
+      for (let i = 0; i < xs.length; i++) if (i < lead || (ls[i - lead] === 1 && xs[i] !== 1)) axes.push(i);
+      const s = axes.length > 0 ? tf.sum(x!, axes) : x!;
+      return tf.reshape(s, ls);
+    }),
+  grad: (b, a) => [b.op('broadcast_like', [a.dy, a.inputs[0]!]), null],
+  fusion: 'opaque',
+  cost: (inputs, out) => ({ flops: sizeOf(inputs[0]!.shape), bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
+});
+

@@ -1,0 +1,92 @@
+/**
+ * Algebraic simplification: x*1, 1*x, x/1, x+0, 0+x, x-0, neg(neg(x)), identity, casts to the
+ * same dtype, transpose of transpose, reshape chains and no-op reshapes. A rewrite applies
+ * only when the result has exactly the type of the node it replaces (so broadcasting is kept).
+ */
+import { flattenLiteral } from '../ops/const.ts';
+import type { IRGraph, IRNode } from '../ir.ts';
+import type { Pass } from './pass.ts';
+import { rewriteRefs, sameType, valueTypes } from './util.ts';
+
+function isConst(n: IRNode | undefined, v: number): boolean {
+  return !!n && n.op === 'const' && flattenLiteral(n.attrs.value!).every((x) => x === v);
+}
+
+export const simplify: Pass = {
+  name: 'simplify',
+  doc: 'algebraic identities: x*1, x+0, --x, transpose/reshape chains, no-op casts',
+  run(g: IRGraph) {
+    const byId = new Map(g.nodes.map((n) => [n.id, n]));
+    const types = valueTypes(g);
+    const replace = new Map<string, string>();
+    const nodes: IRNode[] = [];
+    const get = (r: string) => byId.get(replace.get(r) ?? r);
+    for (const orig of g.nodes) {
+      const n = orig.inputs.some((r) => replace.has(r)) ? { ...orig, inputs: orig.inputs.map((r) => replace.get(r) ?? r) } : orig;
+      const [a, b] = n.inputs;
+      const keep = (x: string | undefined) => x !== undefined && sameType(types.get(x), n.type);
+      let to: string | undefined;
+      switch (n.op) {
+        case 'mul':
+          if (isConst(get(b!), 1) && keep(a)) to = a;
+          else if (isConst(get(a!), 1) && keep(b)) to = b;
+          break;
+        case 'div':
+          if (isConst(get(b!), 1) && keep(a)) to = a;
+          break;
+        case 'add':
+          if (isConst(get(b!), 0) && keep(a)) to = a;
+          else if (isConst(get(a!), 0) && keep(b)) to = b;
+          break;
+        case 'sub':
+          if (isConst(get(b!), 0) && keep(a)) to = a;
+          break;
+        case 'neg': {
+          const inner = get(a!);
+          if (inner?.op === 'neg' && keep(inner.inputs[0])) to = inner.inputs[0];
+          break;
+        }
+        case 'identity':
+        case 'cast':
+        case 'reshape':
+        case 'broadcast_like':
+        case 'sum_to':
+          if (keep(a)) to = a;
+          break;
+        case 'transpose': {
+          const inner = get(a!);
+          if (inner?.op === 'transpose' && n.type) {
+            const rank = n.type.shape.length;
+            const p1 = (inner.attrs.perm as number[] | undefined) ?? [...Array(rank).keys()].reverse();
+            const p2 = (n.attrs.perm as number[] | undefined) ?? [...Array(rank).keys()].reverse();
+            const composed = p2.map((i) => p1[i]!);
+            if (composed.every((v, i) => v === i) && keep(inner.inputs[0])) to = inner.inputs[0];
+            else {
+              nodes.push({ ...n, inputs: [inner.inputs[0]!], attrs: { perm: composed } });
+              byId.set(n.id, nodes[nodes.length - 1]!);
+              continue;
+            }
+          }
+          break;
+        }
+      }
+      if (n.op === 'reshape' && to === undefined) {
+        const inner = get(a!);
+        if (inner?.op === 'reshape') {
+          const merged = { ...n, inputs: [inner.inputs[0]!] };
+          nodes.push(merged);
+          byId.set(n.id, merged);
+          continue;
+        }
+      }
+      if (to !== undefined) {
+        replace.set(n.id, to);
+        continue;
+      }
+      nodes.push(n);
+      byId.set(n.id, n);
+    }
+    if (replace.size === 0 && nodes.every((n, i) => n === g.nodes[i])) return g;
+    return rewriteRefs({ ...g, nodes }, replace);
+  },
+};

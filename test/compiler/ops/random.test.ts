@@ -1,0 +1,238 @@
+import { describe, expect, it } from 'vitest';
+import { infer, run, t, tf } from '../../helpers/ops.ts';
+import { getOp } from '../../../compiler/ops/registry.ts';
+import { makeShapeCtx } from '../../../compiler/frontend/shape-ctx.ts';
+import { LoomError } from '../../../compiler/errors.ts';
+import { threefry2x32 } from '../../../compiler/ops/threefry.ts';
+import type { Attrs } from '../../../compiler/ir.ts';
+
+function loomErr(f: () => unknown): LoomError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof LoomError) return e;
+    throw e;
+  }
+  throw new Error('expected a LoomError');
+}
+
+const u32 = (v: number[]) => v.map((x) => x >>> 0);
+const key = (seed: number) => {
+  const r = run('random_key', [], { seed });
+  return tf.tensor1d(r.values, 'int32');
+};
+const uniform = (k: tf.Tensor, shape: number[], attrs: Attrs = {}) => run('random_uniform', [k], { shape, ...attrs }).values;
+
+const lowest = (v: number[]) => v.reduce((a, b) => Math.min(a, b), Infinity);
+const highest = (v: number[]) => v.reduce((a, b) => Math.max(a, b), -Infinity);
+
+function moments(v: number[]): { mean: number; variance: number } {
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  return { mean, variance: v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length };
+}
+
+describe('threefry-2x32', () => {
+  it('matches the published known-answer vectors (Random123 kat_vectors)', () => {
+    expect(threefry2x32(0x13198a2e, 0x03707344, 0x243f6a88, 0x85a308d3)).toEqual([0xc4923a9c, 0x483df7a0]);
+    expect(threefry2x32(0, 0, 0, 0)).toEqual([0x6b200159, 0x99ba4efe]);
+    expect(threefry2x32(0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff)).toEqual([0x1cb996fc, 0xbb002be7]);
+  });
+});
+
+describe('random: keys', () => {
+  it('random_key holds the seed as [high word, low word]', () => {
+    expect(run('random_key', [], { seed: 0 })).toEqual({ shape: [2], dtype: 'int32', values: [0, 0] });
+    expect(run('random_key', [], { seed: 42 }).values).toEqual([0, 42]);
+    expect(run('random_key', [], { seed: 2 ** 32 + 5 }).values).toEqual([1, 5]);
+    expect(run('random_key', [], { seed: -1 }).values).toEqual([-1, -1]);
+  });
+  it('random_split reproduces jax.random.split(PRNGKey(seed))', () => {
+    // The keys JAX's documentation prints for split(PRNGKey(0)) and split(PRNGKey(42)).
+    const s0 = run('random_split', [key(0)], { num: 2 });
+    expect(s0.shape).toEqual([2, 2]);
+    expect(u32(s0.values)).toEqual([4146024105, 967050713, 2718843009, 1272950319]);
+    expect(u32(run('random_split', [key(42)], { num: 2 }).values)).toEqual([2465931498, 3679230171, 255383827, 267815257]);
+  });
+  it('split children are distinct from each other and from the parent', () => {
+    const parent = key(7);
+    const kids = run('random_split', [parent], { num: 6 }).values;
+    const pairs = new Set<string>([`${parent.dataSync().join(',')}`]);
+    for (let i = 0; i < 6; i++) pairs.add(`${kids[2 * i]},${kids[2 * i + 1]}`);
+    expect(pairs.size).toBe(7);
+    // Their streams differ as well.
+    const a = uniform(tf.tensor1d(kids.slice(0, 2), 'int32'), [8]);
+    const b = uniform(tf.tensor1d(kids.slice(2, 4), 'int32'), [8]);
+    expect(a).not.toEqual(b);
+  });
+  it('random_fold_in encrypts the counter (0, data) under the key, like jax.random.fold_in', () => {
+    const k = key(3);
+    const r = run('random_fold_in', [k, tf.scalar(5, 'int32')]);
+    expect(r.shape).toEqual([2]);
+    expect(u32(r.values)).toEqual(threefry2x32(0, 3, 0, 5));
+    const r6 = run('random_fold_in', [k, tf.scalar(6, 'int32')]).values;
+    expect(r6).not.toEqual(r.values);
+    // Negative data uses its two's-complement bits.
+    expect(u32(run('random_fold_in', [k, tf.scalar(-1, 'int32')]).values)).toEqual(threefry2x32(0, 3, 0, 0xffffffff));
+  });
+});
+
+describe('random: uniform and normal', () => {
+  it('uniform takes the top 24 bits of JAX-ordered Threefry words', () => {
+    const k = key(11);
+    const v = uniform(k, [2, 2]);
+    // Four words: blocks (0, 2) and (1, 3); word i < 2 is block i's first output, the rest the second.
+    const [a0, a1] = threefry2x32(0, 11, 0, 2);
+    const [b0, b1] = threefry2x32(0, 11, 1, 3);
+    expect(v).toEqual([a0, b0, a1, b1].map((w) => (w >>> 8) / 2 ** 24));
+  });
+  it('the same key gives the same numbers; different keys give different ones', () => {
+    expect(uniform(key(1), [50])).toEqual(uniform(key(1), [50]));
+    expect(uniform(key(1), [50])).not.toEqual(uniform(key(2), [50]));
+    expect(run('random_normal', [key(1)], { shape: [9] }).values).toEqual(run('random_normal', [key(1)], { shape: [9] }).values);
+  });
+  it('100k uniforms have the moments of U[0,1) and U[-2,3)', () => {
+    const v = uniform(key(123), [100_000]);
+    expect(lowest(v)).toBeGreaterThanOrEqual(0);
+    expect(highest(v)).toBeLessThan(1);
+    const m = moments(v);
+    expect(Math.abs(m.mean - 0.5)).toBeLessThan(0.005);
+    expect(Math.abs(m.variance - 1 / 12)).toBeLessThan(0.002);
+    // Each tenth of the interval gets about a tenth of the draws.
+    const bins = new Array<number>(10).fill(0);
+    for (const x of v) bins[Math.floor(x * 10)]!++;
+    for (const c of bins) expect(Math.abs(c / 1e5 - 0.1)).toBeLessThan(0.005);
+    const w = uniform(key(124), [100_000], { min: -2, max: 3 });
+    expect(lowest(w)).toBeGreaterThanOrEqual(-2);
+    expect(highest(w)).toBeLessThan(3);
+    expect(Math.abs(moments(w).mean - 0.5)).toBeLessThan(0.03);
+  });
+  it('uniform stays below max when float32 rounding would reach it', () => {
+    // float32 spacing at 2^24 is 2, so every draw rounds to min or max; max must never appear.
+    const v = uniform(key(5), [1000], { min: 2 ** 24, max: 2 ** 24 + 2 });
+    expect(v.every((x) => x === 2 ** 24)).toBe(true);
+  });
+  it('100k normals have mean, variance and tails of the requested normal', () => {
+    const z = run('random_normal', [key(99)], { shape: [100_001] }).values;
+    expect(z.length).toBe(100_001);
+    const m = moments(z);
+    expect(Math.abs(m.mean)).toBeLessThan(0.015);
+    expect(Math.abs(m.variance - 1)).toBeLessThan(0.02);
+    const within1 = z.filter((x) => Math.abs(x) < 1).length / z.length;
+    expect(Math.abs(within1 - 0.682689)).toBeLessThan(0.006);
+    const within2 = z.filter((x) => Math.abs(x) < 2).length / z.length;
+    expect(Math.abs(within2 - 0.954500)).toBeLessThan(0.004);
+    const s = run('random_normal', [key(98)], { shape: [400, 250], mean: 3, std: 2 });
+    expect(s.shape).toEqual([400, 250]);
+    const ms = moments(s.values);
+    expect(Math.abs(ms.mean - 3)).toBeLessThan(0.03);
+    expect(Math.abs(ms.variance - 4)).toBeLessThan(0.08);
+  });
+  it('symbolic shapes are inferred and realised from the bound output type', () => {
+    const ctx = makeShapeCtx({ op: 'random_uniform' }, new Set(['B', 'T']));
+    const ty = getOp('random_uniform')!.shape([t([2], 'int32')], { shape: ['T*B', 3] }, ctx);
+    expect(ty).toEqual({ dtype: 'float32', shape: ['B*T', 3] });
+    const k = key(4);
+    const y = getOp('random_uniform')!.kernel(tf, [k], { shape: ['B', 3] }, { outType: { dtype: 'float32', shape: [5, 3] } });
+    expect(y.shape).toEqual([5, 3]);
+    expect(Array.from(y.dataSync())).toEqual(uniform(k, [5, 3]));
+    y.dispose();
+  });
+  it('random_uniform_like follows the shape of its second input', () => {
+    const k = key(8);
+    const r = run('random_uniform_like', [k, tf.zeros([3, 4], 'int32')], { min: 1, max: 2 });
+    expect(r.shape).toEqual([3, 4]);
+    expect(r.values).toEqual(uniform(k, [3, 4], { min: 1, max: 2 }));
+    expect(infer('random_uniform_like', [t([2], 'int32'), t(['B', 'T'], 'bool')]).shape).toEqual(['B', 'T']);
+  });
+});
+
+describe('random: categorical', () => {
+  it('frequencies match softmax(logits); masked categories never appear', () => {
+    const n = 100_000;
+    const row = [0, Math.log(2), Math.log(3), -Infinity];
+    const logits = tf.tensor2d(Array.from({ length: n }, () => row).flat(), [n, 4]);
+    const r = run('random_categorical', [key(2024), logits]);
+    expect(r.shape).toEqual([n]);
+    expect(r.dtype).toBe('int32');
+    const counts = [0, 0, 0, 0];
+    for (const a of r.values) counts[a]!++;
+    expect(counts[3]).toBe(0);
+    [1 / 6, 2 / 6, 3 / 6].forEach((p, i) => expect(Math.abs(counts[i]! / n - p)).toBeLessThan(0.006));
+    logits.dispose();
+  });
+  it('is reproducible and follows each row of a batch', () => {
+    const logits = tf.tensor2d([[0, 50, 0], [50, 0, 0], [0, 0, 50]]);
+    const r = run('random_categorical', [key(1), logits]);
+    expect(r.values).toEqual([1, 0, 2]);
+    expect(run('random_categorical', [key(3), tf.tensor1d([0, 0, 0, 0])]).shape).toEqual([]);
+    expect(infer('random_categorical', [t([2], 'int32'), t(['B', 'T', 6])])).toEqual({ dtype: 'int32', shape: ['B', 'T'] });
+  });
+});
+
+describe('random: errors, gradients, hygiene', () => {
+  it('rejects keys that are not int32 [2]', () => {
+    const d = loomErr(() => infer('random_uniform', [t([2])], { shape: [3] }));
+    expect(d.info.code).toBe('E_DTYPE');
+    expect(d.info.expected).toBe('int32[2]');
+    expect(d.info.found).toBe('float32[2]');
+    const s = loomErr(() => infer('random_split', [t([3], 'int32')], { num: 2 }));
+    expect(s.info.code).toBe('E_SHAPE');
+    expect(s.info.message).toMatch(/random key/);
+    expect(s.info.found).toBe('int32[3]');
+    expect(loomErr(() => infer('random_normal', [t(['K'], 'int32')], { shape: [1] })).info.code).toBe('E_SHAPE');
+    expect(loomErr(() => infer('random_categorical', [t([2, 2], 'int32'), t([4])])).info.code).toBe('E_SHAPE');
+  });
+  it('rejects bad attributes and data', () => {
+    expect(loomErr(() => infer('random_split', [t([2], 'int32')], { num: 0 })).info.code).toBe('E_ATTR');
+    const r = loomErr(() => infer('random_uniform', [t([2], 'int32')], { shape: [2], min: 1, max: 1 }));
+    expect(r.info.code).toBe('E_ATTR');
+    expect(r.info.found).toBe('min=1, max=1');
+    expect(loomErr(() => infer('random_normal', [t([2], 'int32')], { shape: [2], std: -1 })).info.code).toBe('E_ATTR');
+    const bad = loomErr(() => infer('random_uniform', [t([2], 'int32')], { shape: [2, 'B+1'] }));
+    expect(bad.info.code).toBe('E_ATTR');
+    expect(bad.info.message).toMatch(/shape entry 1/);
+    expect(loomErr(() => infer('random_uniform', [t([2], 'int32')], { shape: [-1] })).info.code).toBe('E_ATTR');
+    const fd = loomErr(() => infer('random_fold_in', [t([2], 'int32'), t([])]));
+    expect(fd.info.code).toBe('E_DTYPE');
+    expect(fd.info.message).toMatch(/data/);
+    expect(loomErr(() => infer('random_fold_in', [t([2], 'int32'), t([1], 'int32')])).info.code).toBe('E_SHAPE');
+    expect(loomErr(() => infer('random_categorical', [t([2], 'int32'), t([])])).info.code).toBe('E_RANK');
+    expect(loomErr(() => infer('random_categorical', [t([2], 'int32'), t(['B', 0])])).info.code).toBe('E_SHAPE');
+  });
+  it('rejects dims no graph input binds', () => {
+    const e = loomErr(() => infer('random_normal', [t([2], 'int32')], { shape: ['B', 4] }));
+    expect(e.info.code).toBe('E_UNBOUND_DIM');
+    expect(e.info.message).toMatch(/"B"/);
+  });
+  it('no gradient flows through any random op', () => {
+    const calls: [string, string[]][] = [
+      ['random_key', []],
+      ['random_split', ['k']],
+      ['random_fold_in', ['k', 'd']],
+      ['random_uniform', ['k']],
+      ['random_normal', ['k']],
+      ['random_categorical', ['k', 'l']],
+      ['random_uniform_like', ['k', 'l']],
+    ];
+    const b = { op: () => 'x', constant: () => 'c', type: () => t([2], 'int32') };
+    for (const [op, inputs] of calls) {
+      const def = getOp(op)!;
+      expect(def.grad!(b, { inputs, output: 'y', attrs: {}, dy: 'dy' })).toEqual(inputs.map(() => null));
+      expect(def.fusion).toBe('opaque');
+    }
+  });
+  it('kernels do not leak or dispose their inputs', () => {
+    const k = key(6);
+    const l = tf.tensor2d([[0, 1], [2, 3]]);
+    const d = tf.scalar(3, 'int32');
+    const before = tf.memory().numTensors;
+    run('random_split', [k], { num: 3 });
+    run('random_fold_in', [k, d]);
+    run('random_uniform', [k], { shape: [4] });
+    run('random_normal', [k], { shape: [3] });
+    run('random_categorical', [k, l]);
+    run('random_uniform_like', [k, l]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(k.isDisposed || l.isDisposed || d.isDisposed).toBe(false);
+  });
+});

@@ -5,8 +5,9 @@ import { check } from './commands/check.ts';
 import { run } from './commands/run.ts';
 import { ops } from './commands/ops.ts';
 import { experts } from './commands/experts.ts';
+import { compile } from './commands/compile.ts';
 
-export const COMMANDS: Command[] = [check, run, ops, experts];
+export const COMMANDS: Command[] = [check, compile, run, ops, experts];
 
 const stdio: Io = {
   out: (t) => process.stdout.write(t),

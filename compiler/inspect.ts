@@ -1,5 +1,6 @@
 /** Stable, diffable text views of graphs, for `loom check` and `loom compile --emit`. */
-import { showType, type IRGraph } from './ir.ts';
+import { showType, type IRGraph, type IRNode } from './ir.ts';
+import type { StageReport } from './passes/pass.ts';
 
 function initText(kind: string, args: Record<string, number>): string {
   const a = Object.entries(args).map(([k, v]) => `${k}=${v}`);
@@ -35,4 +36,45 @@ export function outputTypes(g: IRGraph): Record<string, string> {
     if (t) out[name] = showType(t);
   }
   return out;
+}
+
+function attrsText(attrs: Record<string, unknown>): string {
+  const keys = Object.keys(attrs).sort();
+  if (!keys.length) return '';
+  return ` {${keys.map((k) => `${k}=${JSON.stringify(attrs[k])}`).join(', ')}}`;
+}
+
+function nodeLine(n: IRNode, indent: string): string[] {
+  const type = n.type ? showType(n.type) : n.outputTypes ? `{${Object.entries(n.outputTypes).map(([k, t]) => `${k}: ${showType(t)}`).join(', ')}}` : '?';
+  const attrs = n.op === 'call' ? ` {graph=${JSON.stringify(n.attrs.graph)}}` : attrsText(n.attrs);
+  const lines = [`${indent}%${n.id} = ${n.op}(${n.inputs.map((r) => `%${r}`).join(', ')})${attrs} : ${type}`];
+  const body = (n as IRNode & { body?: IRNode[] }).body;
+  if (body) for (const b of body) lines.push(...nodeLine(b, indent + '    | '));
+  return lines;
+}
+
+/** The IR as stable text: one line per node, in execution order. */
+export function irText(g: IRGraph): string {
+  const lines = [`graph ${g.name}  # ${g.file}`];
+  for (const i of g.inputs) lines.push(`  input %${i.name}: ${showType(i.type)}`);
+  for (const p of g.params) lines.push(`  param %${p.name}: ${showType(p.type)}`);
+  for (const n of g.nodes) lines.push(...nodeLine(n, '  '));
+  for (const [k, r] of Object.entries(g.outputs)) lines.push(`  output ${k} = %${r}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Op counts before and after each pass. */
+export function stagesText(stages: StageReport[]): string {
+  const lines = ['pass               nodes        change'];
+  for (const s of stages) {
+    const delta: string[] = [];
+    const ops = new Set([...Object.keys(s.opsBefore), ...Object.keys(s.opsAfter)]);
+    for (const op of [...ops].sort()) {
+      const d = (s.opsAfter[op] ?? 0) - (s.opsBefore[op] ?? 0);
+      if (d) delta.push(`${op} ${d > 0 ? '+' : ''}${d}`);
+    }
+    const nodes = s.skipped ? 'disabled' : `${s.nodesBefore} -> ${s.nodesAfter}`;
+    lines.push(`${s.pass.padEnd(18)} ${nodes.padEnd(12)} ${delta.join(', ') || '-'}`);
+  }
+  return lines.join('\n') + '\n';
 }

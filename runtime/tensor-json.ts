@@ -52,3 +52,18 @@ export function tensorToJson(t: tf.Tensor): unknown {
 function mapNested(v: unknown, f: (x: number) => unknown): unknown {
   return Array.isArray(v) ? v.map((x) => mapNested(x, f)) : f(v as number);
 }
+
+/** JSON with arrays of numbers kept on one line, so tensors stay readable. */
+export function compactJson(v: unknown, indent = ''): string {
+  if (Array.isArray(v)) {
+    if (v.every((x) => !Array.isArray(x) && (x === null || typeof x !== 'object'))) return `[${v.map((x) => JSON.stringify(x)).join(', ')}]`;
+    const inner = indent + '  ';
+    return `[\n${v.map((x) => inner + compactJson(x, inner)).join(',\n')}\n${indent}]`;
+  }
+  if (v !== null && typeof v === 'object') {
+    const inner = indent + '  ';
+    const entries = Object.entries(v as Record<string, unknown>).map(([k, x]) => `${inner}${JSON.stringify(k)}: ${compactJson(x, inner)}`);
+    return entries.length ? `{\n${entries.join(',\n')}\n${indent}}` : '{}';
+  }
+  return JSON.stringify(v);
+}

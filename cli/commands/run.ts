@@ -3,7 +3,7 @@ import { loadGraph, parseJsonText } from '../../compiler/frontend/load.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend, tf } from '../../runtime/backend.ts';
 import { initParams, interpret } from '../../runtime/interpreter.ts';
-import { inputsFromJson, tensorToJson } from '../../runtime/tensor-json.ts';
+import { compactJson, inputsFromJson, tensorToJson } from '../../runtime/tensor-json.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
 import { numberFlag, type Command } from '../command.ts';
 
@@ -32,7 +32,7 @@ export const run: Command = {
     }
     await initBackend(args.values.backend as string | undefined);
     const outputs = runOnce(g, json, inFile ?? '(no --inputs)', seed);
-    const text = JSON.stringify(outputs, null, 2) + '\n';
+    const text = compactJson(outputs) + '\n';
     const out = args.values.out as string | undefined;
     if (out) writeFileAtomic(out, text);
     else io.out(text);

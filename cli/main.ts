@@ -6,8 +6,9 @@ import { run } from './commands/run.ts';
 import { ops } from './commands/ops.ts';
 import { experts } from './commands/experts.ts';
 import { compile } from './commands/compile.ts';
+import { train } from './commands/train.ts';
 
-export const COMMANDS: Command[] = [check, compile, run, ops, experts];
+export const COMMANDS: Command[] = [check, compile, run, train, ops, experts];
 
 const stdio: Io = {
   out: (t) => process.stdout.write(t),

@@ -6,5 +6,6 @@ import './linalg.ts';
 import './reduce.ts';
 import './nn.ts';
 import './random.ts';
+import './scan.ts';
 
 export { allOps, getOp, type OpDef } from './registry.ts';

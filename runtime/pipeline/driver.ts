@@ -1,0 +1,575 @@
+/**
+ * The PPO training driver: rollout (act graph + env step graph per step, keys split per step),
+ * GAE (a graph), epochs x minibatches over a seeded permutation (loss graph -> grad-norm clip
+ * graph -> optimizer graph on the flattened params), metrics, checkpoints, evaluation.
+ * All randomness comes from one host-side threefry key, so a seed reproduces a run and a
+ * checkpoint resumes it bit-identically on the same backend.
+ */
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { LoomError } from '../../compiler/errors.ts';
+import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
+import { initParams, type TensorMap } from '../interpreter.ts';
+import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
+import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
+import { MetricsLog, type IterationMetrics } from './metrics.ts';
+import { makeProgram, type Program } from './program.ts';
+import type { ProgressInfo } from './progress.ts';
+
+export interface TrainOptions {
+  outDir: string;
+  resume?: boolean;
+  /** Stop (with a checkpoint) after this many iterations of this invocation. */
+  maxIterations?: number;
+  /** Checked between iterations; when true the run saves a checkpoint and returns. */
+  shouldStop?: () => boolean;
+  onProgress?: (p: ProgressInfo) => void;
+  backend?: string;
+}
+
+export interface TrainResult {
+  iterations: number;
+  globalStep: number;
+  stopped: boolean;
+  metrics: readonly IterationMetrics[];
+  eval: { episodes: number; meanReturn: number | null; returns: number[] } | null;
+  checkpoint: string;
+  params: TensorMap;
+}
+
+/** Welford-style running mean/var (as gymnasium's RunningMeanStd), host-side float64. */
+class RunningStat {
+  mean: number[];
+  var_: number[];
+  count = 1e-4;
+  constructor(n: number) {
+    this.mean = new Array<number>(n).fill(0);
+    this.var_ = new Array<number>(n).fill(1);
+  }
+  update(rows: ArrayLike<number>, n: number): void {
+    const d = this.mean.length;
+    for (let j = 0; j < d; j++) {
+      let m = 0;
+      for (let i = 0; i < n; i++) m += rows[i * d + j]!;
+      m /= n;
+      let v = 0;
+      for (let i = 0; i < n; i++) v += (rows[i * d + j]! - m) ** 2;
+      v /= n;
+      const delta = m - this.mean[j]!;
+      const tot = this.count + n;
+      const m2 = this.var_[j]! * this.count + v * n + (delta * delta * this.count * n) / tot;
+      this.mean[j] = this.mean[j]! + (delta * n) / tot;
+      this.var_[j] = m2 / tot;
+    }
+    this.count += n;
+  }
+  toJSON() {
+    return { mean: this.mean, var: this.var_, count: this.count };
+  }
+  static from(j: { mean: number[]; var: number[]; count: number }): RunningStat {
+    const r = new RunningStat(j.mean.length);
+    r.mean = j.mean;
+    r.var_ = j.var;
+    r.count = j.count;
+    return r;
+  }
+}
+
+interface HostState {
+  key: [number, number];
+  epReturn: number[];
+  epLength: number[];
+  recentReturns: number[];
+  obsStat: RunningStat | null;
+  retStat: RunningStat | null;
+  retAcc: number[];
+}
+
+function keyTensor(k: Key): tf.Tensor {
+  return tf.tensor(toInt32(k), [2], 'int32');
+}
+
+/** Splits the host key: returns `n` fresh keys and advances the state. */
+function take(h: HostState, n: number): Key[] {
+  const w = splitKey(h.key, n + 1);
+  h.key = [w[0]!, w[1]!];
+  return Array.from({ length: n }, (_, i) => [w[2 * i + 2]!, w[2 * i + 3]!] as Key);
+}
+
+/** Fisher-Yates permutation of 0..n-1 from a key. */
+export function permutation(key: Key, n: number): Int32Array {
+  const bits = randomBits(key, n);
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = bits[i]! % (i + 1);
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
+}
+
+function disposeMap(m: TensorMap): void {
+  tf.dispose(Object.values(m));
+}
+
+function mean(xs: number[]): number | null {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+}
+
+export class Trainer {
+  readonly cfg: PipelineConfig;
+  readonly graphs: PipelineGraphs;
+  private act: Program;
+  private step: Program;
+  private reset: Program;
+  private loss: Program;
+  private opt: Program;
+  private gae: Program;
+  private clip: Program;
+  readonly paramNames: string[];
+  params: TensorMap = {};
+  optState: TensorMap = {};
+  env: TensorMap = {};
+  host!: HostState;
+  iteration = 0;
+  globalStep = 0;
+  readonly iterations: number;
+  private optParam: string;
+  private optGrad: string;
+
+  constructor(cfg: PipelineConfig, graphs: PipelineGraphs = loadPipelineGraphs(cfg)) {
+    this.cfg = cfg;
+    this.graphs = graphs;
+    [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [graphs.act, graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map(makeProgram);
+    this.paramNames = graphs.act.params.map((p) => p.name);
+    for (const p of this.paramNames)
+      if (!(gradOutput(p) in graphs.loss.outputs) || !graphs.loss.params.some((q) => q.name === p))
+        throw new LoomError({ code: 'E_INPUT', message: `the loss graph must share the act graph's param "${p}" and output its gradient as "${gradOutput(p)}"`, file: graphs.loss.file });
+    const vecs = graphs.optimizer.inputs.filter((i) => i.type.shape.length === 1);
+    this.optParam = vecs.find((i) => i.name === 'params' || i.name === 'param')?.name ?? 'params';
+    this.optGrad = vecs.find((i) => i.name === 'grads' || i.name === 'grad')?.name ?? 'grads';
+    this.iterations = Math.floor(cfg.total_steps / (cfg.env.num_envs * cfg.rollout.steps));
+    if (this.iterations < 1)
+      throw new LoomError({ code: 'E_USAGE', message: 'total_steps is smaller than one rollout', file: cfg.file, pointer: '/total_steps', expected: `>= ${cfg.env.num_envs * cfg.rollout.steps}`, found: String(cfg.total_steps) });
+  }
+
+  /** Fresh state from the seed. */
+  init(): void {
+    const c = this.cfg;
+    this.params = initParams(this.graphs.act, c.seed);
+    const P = this.paramNames.reduce((s, n) => s + this.params[n]!.size, 0);
+    this.optState = {};
+    for (const i of this.graphs.optimizer.inputs)
+      if (i.name !== this.optParam && i.name in this.graphs.optimizer.outputs)
+        this.optState[i.name] = i.type.shape.length === 1 ? tf.zeros([P], i.type.dtype) : tf.zeros([], i.type.dtype);
+    const N = c.env.num_envs;
+    const obsDim = this.graphs.act.inputs.find((i) => i.name === 'obs')!.type.shape[1] as number;
+    this.host = {
+      key: seedKey(c.seed),
+      epReturn: new Array<number>(N).fill(0),
+      epLength: new Array<number>(N).fill(0),
+      recentReturns: [],
+      obsStat: c.normalize.obs ? new RunningStat(obsDim) : null,
+      retStat: c.normalize.reward ? new RunningStat(1) : null,
+      retAcc: new Array<number>(N).fill(0),
+    };
+    const [k] = take(this.host, 1);
+    this.env = this.resetEnvs(k!, N);
+    this.iteration = 0;
+    this.globalStep = 0;
+  }
+
+  private resetEnvs(k: Key, n: number): TensorMap {
+    const key = keyTensor(k);
+    const like = tf.zeros([n], 'int32');
+    const r = this.reset({ key, like }, {});
+    tf.dispose([key, like]);
+    return { state: r.state!, t: r.t!, obs: r.obs! };
+  }
+
+  /** Observation normalisation (when enabled); `update` is off during evaluation. */
+  private policyObs(obs: tf.Tensor, update: boolean, stat: RunningStat | null): tf.Tensor {
+    if (!stat) return tf.clone(obs);
+    const v = obs.dataSync();
+    const d = stat.mean.length;
+    const n = v.length / d;
+    if (update) stat.update(v, n);
+    const out = new Float32Array(v.length);
+    const c = this.cfg.normalize.clip;
+    for (let i = 0; i < v.length; i++) out[i] = Math.max(-c, Math.min(c, (v[i]! - stat.mean[i % d]!) / Math.sqrt(stat.var_[i % d]! + 1e-8)));
+    return tf.tensor(out, obs.shape, 'float32');
+  }
+
+  /** One iteration: rollout, GAE, update. Returns the metrics row. */
+  iterate(): IterationMetrics {
+    const c = this.cfg;
+    const T = c.rollout.steps;
+    const N = c.env.num_envs;
+    const t0 = performance.now();
+    const h = this.host;
+    this.iteration++;
+    const lr = c.optimizer.anneal_lr ? (1 - (this.iteration - 1) / this.iterations) * c.optimizer.lr : c.optimizer.lr;
+    const buf: Record<'obs' | 'actions' | 'logp' | 'values' | 'rewards' | 'dones', tf.Tensor[]> = { obs: [], actions: [], logp: [], values: [], rewards: [], dones: [] };
+    const finished: { ret: number; len: number }[] = [];
+    let curObs = this.policyObs(this.env.obs!, true, h.obsStat);
+    for (let s = 0; s < T; s++) {
+      const [ka, ke] = take(h, 2);
+      const keyA = keyTensor(ka!);
+      const a = this.act({ obs: curObs, key: keyA }, this.params);
+      const keyE = keyTensor(ke!);
+      const st = this.step({ state: this.env.state!, t: this.env.t!, action: a.action!, key: keyE }, {});
+      const r = st.reward!.dataSync();
+      const term = st.terminated!.dataSync();
+      const trunc = st.truncated!.dataSync();
+      const rewards = new Float32Array(N);
+      const dones = new Float32Array(N);
+      for (let i = 0; i < N; i++) {
+        const done = term[i]! !== 0 || trunc[i]! !== 0;
+        h.epReturn[i]! += r[i]!;
+        h.epLength[i]! += 1;
+        rewards[i] = r[i]!;
+        if (h.retStat) {
+          // gym's NormalizeReward: scale by the std of the running discounted return.
+          h.retAcc[i] = h.retAcc[i]! * c.advantage.gamma + r[i]!;
+        }
+        if (done) {
+          finished.push({ ret: h.epReturn[i]!, len: h.epLength[i]! });
+          h.epReturn[i] = 0;
+          h.epLength[i] = 0;
+        }
+        dones[i] = done ? 1 : 0;
+      }
+      if (h.retStat) {
+        h.retStat.update(h.retAcc, N);
+        const sd = Math.sqrt(h.retStat.var_[0]! + 1e-8);
+        for (let i = 0; i < N; i++) {
+          rewards[i] = Math.max(-c.normalize.clip, Math.min(c.normalize.clip, rewards[i]! / sd));
+          if (dones[i]) h.retAcc[i] = 0;
+        }
+      }
+      buf.obs.push(curObs);
+      buf.actions.push(a.action!);
+      buf.logp.push(a.logp!);
+      buf.values.push(a.value!);
+      buf.rewards.push(tf.tensor(rewards, [N], 'float32'));
+      buf.dones.push(tf.tensor(dones, [N], 'float32'));
+      tf.dispose([keyA, keyE, this.env.state!, this.env.t!, this.env.obs!, st.reward!, st.terminated!, st.truncated!, st.final_obs].filter((x): x is tf.Tensor => !!x));
+      this.env = { state: st.state!, t: st.t!, obs: st.obs! };
+      curObs = this.policyObs(this.env.obs!, true, h.obsStat);
+    }
+    this.globalStep += T * N;
+    // Bootstrap value of the observation after the last step (the action sampled here is unused).
+    const [kb] = take(h, 1);
+    const keyB = keyTensor(kb!);
+    const boot = this.act({ obs: curObs, key: keyB }, this.params);
+    tf.dispose([keyB, curObs, boot.action!, boot.logp!]);
+
+    const B = T * N;
+    const stacked = tf.tidy(() => ({
+      obs: tf.stack(buf.obs).reshape([B, -1]),
+      actions: tf.stack(buf.actions).reshape(buf.actions[0]!.rank === 1 ? [B] : [B, -1]),
+      logp: tf.stack(buf.logp).reshape([B]),
+      values: tf.stack(buf.values),
+      rewards: tf.stack(buf.rewards),
+      dones: tf.stack(buf.dones),
+    }));
+    Object.values(buf).forEach((xs) => tf.dispose(xs));
+    const gamma = tf.scalar(c.advantage.gamma);
+    const lambda = tf.scalar(c.advantage.lambda);
+    const g = this.gae({ rewards: stacked.rewards, values: stacked.values, next_value: boot.value!, dones: stacked.dones, gamma, lambda }, {});
+    tf.dispose([gamma, lambda, boot.value!, stacked.rewards, stacked.dones]);
+    const data: TensorMap = {
+      obs: stacked.obs,
+      actions: stacked.actions,
+      logp_old: stacked.logp,
+      advantages: g.advantages!.reshape([B]),
+      returns: g.returns!.reshape([B]),
+      values_old: stacked.values.reshape([B]),
+    };
+    const ev = explainedVariance(data.values_old!.dataSync(), data.returns!.dataSync());
+    tf.dispose([g.advantages!, g.returns!, stacked.values]);
+
+    const stats = this.update(data, lr);
+    disposeMap(data);
+    const dt = (performance.now() - t0) / 1000;
+    for (const f of finished) h.recentReturns.push(f.ret);
+    if (h.recentReturns.length > 100) h.recentReturns.splice(0, h.recentReturns.length - 100);
+    const row: IterationMetrics = {
+      iteration: this.iteration,
+      global_step: this.globalStep,
+      lr,
+      episodic_return: mean(finished.map((f) => f.ret)),
+      episodic_length: mean(finished.map((f) => f.len)),
+      episodes: finished.length,
+      ...stats,
+      explained_variance: ev,
+      steps_per_sec: B / dt,
+    };
+    this.checkFinite(row);
+    return row;
+  }
+
+  private update(data: TensorMap, lr: number): Pick<IterationMetrics, 'loss' | 'pg_loss' | 'v_loss' | 'entropy' | 'approx_kl' | 'clipfrac' | 'grad_norm'> {
+    const c = this.cfg;
+    const u = c.update;
+    const B = data.obs!.shape[0]!;
+    const mb = B / u.minibatches;
+    const scalars: TensorMap = {
+      clip_coef: tf.scalar(u.clip_coef),
+      ent_coef: tf.scalar(u.ent_coef),
+      vf_coef: tf.scalar(u.vf_coef),
+      norm_adv: tf.scalar(u.norm_adv ? 1 : 0),
+      clip_vloss: tf.scalar(u.clip_vloss ? 1 : 0),
+    };
+    const optScalars = this.optimizerScalars(lr);
+    const maxNorm = tf.scalar(u.max_grad_norm);
+    const acc = { loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0 };
+    let count = 0;
+    for (let epoch = 0; epoch < u.epochs; epoch++) {
+      const [kp] = take(this.host, 1);
+      const perm = permutation(kp!, B);
+      let lastKl = 0;
+      for (let m = 0; m < u.minibatches; m++) {
+        const idx = tf.tensor(perm.subarray(m * mb, (m + 1) * mb), [mb], 'int32');
+        const batch: TensorMap = {};
+        for (const [k, v] of Object.entries(data)) batch[k] = tf.gather(v, idx);
+        idx.dispose();
+        const out = this.loss({ ...batch, ...scalars }, this.params);
+        disposeMap(batch);
+        const flatGrad = tf.tidy(() => tf.concat(this.paramNames.map((p) => out[gradOutput(p)]!.reshape([-1]))));
+        const clipped = this.clip({ grads: flatGrad, max_norm: maxNorm }, {});
+        flatGrad.dispose();
+        const flatParams = tf.tidy(() => tf.concat(this.paramNames.map((p) => this.params[p]!.reshape([-1]))));
+        const o = this.opt({ ...optScalars, ...this.optState, [this.optParam]: flatParams, [this.optGrad]: clipped.grads! }, {});
+        tf.dispose([flatParams, clipped.grads!]);
+        const newParams = this.unflatten(o[this.optParam]!);
+        disposeMap(this.params);
+        disposeMap(this.optState);
+        this.params = newParams;
+        this.optState = {};
+        for (const [k, t] of Object.entries(o)) {
+          if (k === this.optParam) continue; // consumed by unflatten
+          if (this.graphs.optimizer.inputs.some((i) => i.name === k)) this.optState[k] = t;
+          else t.dispose();
+        }
+        for (const k of Object.keys(acc) as (keyof typeof acc)[]) {
+          const t = k === 'grad_norm' ? clipped.norm! : out[k]!;
+          acc[k] += t.dataSync()[0]!;
+        }
+        lastKl = out.approx_kl!.dataSync()[0]!;
+        count++;
+        clipped.norm!.dispose();
+        disposeMap(out);
+      }
+      if (u.target_kl !== null && lastKl > u.target_kl) break;
+    }
+    disposeMap(scalars);
+    disposeMap(optScalars);
+    maxNorm.dispose();
+    for (const k of Object.keys(acc) as (keyof typeof acc)[]) acc[k] /= count;
+    return acc;
+  }
+
+  /** Scalar inputs of the optimizer graph that are not state: lr, eps, betas, and `args`. */
+  private optimizerScalars(lr: number): TensorMap {
+    const o = this.cfg.optimizer;
+    const known: Record<string, number> = { lr, eps: o.eps, beta1: o.beta1, beta2: o.beta2, ...o.args };
+    const out: TensorMap = {};
+    for (const i of this.graphs.optimizer.inputs) {
+      if (i.name === this.optParam || i.name === this.optGrad || i.name in this.graphs.optimizer.outputs) continue;
+      if (!(i.name in known))
+        throw new LoomError({ code: 'E_INPUT', message: `optimizer input "${i.name}" has no value`, file: this.cfg.file, pointer: '/optimizer/args', expected: `optimizer.args.${i.name}` });
+      out[i.name] = tf.scalar(known[i.name]!, i.type.dtype);
+    }
+    return out;
+  }
+
+  private unflatten(flat: tf.Tensor): TensorMap {
+    const sizes = this.paramNames.map((p) => this.params[p]!.size);
+    const parts = tf.split(flat, sizes);
+    const out: TensorMap = {};
+    this.paramNames.forEach((p, i) => {
+      out[p] = parts[i]!.reshape(this.params[p]!.shape);
+      parts[i]!.dispose();
+    });
+    flat.dispose();
+    return out;
+  }
+
+  lastCheckpoint: string | null = null;
+
+  private checkFinite(row: IterationMetrics): void {
+    const bad = (['loss', 'pg_loss', 'v_loss', 'entropy', 'approx_kl'] as const).find((k) => !Number.isFinite(row[k]));
+    const paramsOk = tf.tidy(() => {
+      const sums = this.paramNames.map((p) => tf.sum(tf.abs(this.params[p]!)));
+      return Number.isFinite(tf.addN(sums).dataSync()[0]!);
+    });
+    if (bad === undefined && paramsOk) return;
+    throw new LoomError({
+      code: 'E_NUMERIC',
+      message: `${bad !== undefined ? `${bad} is ${row[bad]}` : 'the params contain NaN or Inf'} at iteration ${row.iteration}`,
+      file: this.cfg.file,
+      hint: this.lastCheckpoint ? `the last good checkpoint is ${this.lastCheckpoint}; lower optimizer.lr or update.max_grad_norm and resume` : 'no checkpoint was saved before this; lower optimizer.lr',
+    });
+  }
+
+  checkpointBody(backend: string): CheckpointBody {
+    const h = this.host;
+    return {
+      format: 'loom-checkpoint',
+      version: 1,
+      pipeline: this.cfg.pipeline,
+      backend,
+      iteration: this.iteration,
+      global_step: this.globalStep,
+      tensors: { params: saveGroup(this.params), optimizer: saveGroup(this.optState), env: saveGroup(this.env) },
+      host: { key: h.key, epReturn: h.epReturn, epLength: h.epLength, recentReturns: h.recentReturns, obsStat: h.obsStat?.toJSON() ?? null, retStat: h.retStat?.toJSON() ?? null, retAcc: h.retAcc },
+    };
+  }
+
+  restore(body: CheckpointBody, file: string): void {
+    if (body.pipeline !== this.cfg.pipeline)
+      throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${file} belongs to pipeline "${body.pipeline}"`, file, expected: this.cfg.pipeline, found: body.pipeline });
+    const params = loadGroup(body.tensors.params ?? {});
+    for (const p of this.paramNames) {
+      const want = this.graphs.act.params.find((q) => q.name === p)!.type.shape as number[];
+      if (!params[p] || params[p]!.shape.join() !== want.join()) {
+        disposeMap(params);
+        throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${file} does not match the agent: param "${p}" is missing or has the wrong shape`, file, expected: `[${want.join(', ')}]` });
+      }
+    }
+    this.params = params;
+    this.optState = loadGroup(body.tensors.optimizer ?? {});
+    this.env = loadGroup(body.tensors.env ?? {});
+    const hj = body.host as Record<string, never>;
+    this.host = {
+      key: hj.key,
+      epReturn: hj.epReturn,
+      epLength: hj.epLength,
+      recentReturns: hj.recentReturns,
+      obsStat: hj.obsStat ? RunningStat.from(hj.obsStat) : null,
+      retStat: hj.retStat ? RunningStat.from(hj.retStat) : null,
+      retAcc: hj.retAcc,
+    };
+    this.iteration = body.iteration;
+    this.globalStep = body.global_step;
+  }
+
+  /** Plays `episodes` episodes with the current policy (sampling, frozen normalisation). */
+  evaluate(episodes: number, seed: number): number[] {
+    if (episodes <= 0) return [];
+    const N = this.cfg.env.num_envs;
+    const h: HostState = { ...this.host, key: seedKey(seed + 0x5eed) };
+    const [k0] = take(h, 1);
+    let env = this.resetEnvs(k0!, N);
+    const ret = new Array<number>(N).fill(0);
+    const out: number[] = [];
+    for (let guard = 0; out.length < episodes && guard < 100000; guard++) {
+      const [ka, ke] = take(h, 2);
+      const keyA = keyTensor(ka!);
+      const keyE = keyTensor(ke!);
+      const obs = this.policyObs(env.obs!, false, h.obsStat);
+      const a = this.act({ obs, key: keyA }, this.params);
+      const st = this.step({ state: env.state!, t: env.t!, action: a.action!, key: keyE }, {});
+      const r = st.reward!.dataSync();
+      const term = st.terminated!.dataSync();
+      const trunc = st.truncated!.dataSync();
+      for (let i = 0; i < N; i++) {
+        ret[i]! += r[i]!;
+        if (term[i] || trunc[i]) {
+          if (out.length < episodes) out.push(ret[i]!);
+          ret[i] = 0;
+        }
+      }
+      disposeMap(a);
+      disposeMap(env);
+      tf.dispose([keyA, keyE, obs, st.reward!, st.terminated!, st.truncated!, st.final_obs].filter((x): x is tf.Tensor => !!x));
+      env = { state: st.state!, t: st.t!, obs: st.obs! };
+    }
+    disposeMap(env);
+    return out;
+  }
+
+  dispose(): void {
+    disposeMap(this.params);
+    disposeMap(this.optState);
+    disposeMap(this.env);
+  }
+}
+
+export function gradOutput(param: string): string {
+  return 'grad__' + param.replace(/\//g, '__');
+}
+
+export function explainedVariance(pred: ArrayLike<number>, target: ArrayLike<number>): number {
+  const n = target.length;
+  const mt = Array.from(target).reduce((a, b) => a + b, 0) / n;
+  let vt = 0;
+  let vr = 0;
+  const res = Array.from(target, (y, i) => y - pred[i]!);
+  const mr = res.reduce((a, b) => a + b, 0) / n;
+  for (let i = 0; i < n; i++) {
+    vt += (target[i]! - mt) ** 2;
+    vr += (res[i]! - mr) ** 2;
+  }
+  return vt === 0 ? NaN : 1 - vr / vt;
+}
+
+/** Runs (or resumes) a pipeline to the end, or until maxIterations / shouldStop. */
+export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
+  const trainer = new Trainer(cfg);
+  const ckpt = join(opts.outDir, 'checkpoint.json');
+  const backend = opts.backend ?? tf.getBackend();
+  if (opts.resume) {
+    const body = readCheckpoint(ckpt);
+    trainer.restore(body, ckpt);
+    trainer.lastCheckpoint = ckpt;
+  } else trainer.init();
+  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`);
+  const save = () => {
+    writeCheckpoint(ckpt, trainer.checkpointBody(backend));
+    trainer.lastCheckpoint = ckpt;
+  };
+  let done = 0;
+  let stopped = false;
+  const start = performance.now();
+  const startStep = trainer.globalStep;
+  try {
+    while (trainer.iteration < trainer.iterations) {
+      if (opts.shouldStop?.() || (opts.maxIterations !== undefined && done >= opts.maxIterations)) {
+        stopped = true;
+        break;
+      }
+      const row = trainer.iterate();
+      done++;
+      if (row.iteration % cfg.logging.every === 0 || row.iteration === trainer.iterations) log.add(row);
+      if (cfg.checkpoint.every > 0 && row.iteration % cfg.checkpoint.every === 0) save();
+      opts.onProgress?.({
+        iteration: row.iteration,
+        iterations: trainer.iterations,
+        globalStep: row.global_step,
+        totalSteps: trainer.iterations * cfg.env.num_envs * cfg.rollout.steps,
+        stepsPerSec: (trainer.globalStep - startStep) / ((performance.now() - start) / 1000),
+        recentReturn: mean(trainer.host.recentReturns.slice(-20)),
+      });
+    }
+    save();
+    log.plot();
+    const finished = trainer.iteration >= trainer.iterations;
+    const evalReturns = finished ? trainer.evaluate(cfg.eval.episodes, cfg.seed) : [];
+    const params = trainer.params;
+    trainer.params = {};
+    return {
+      iterations: trainer.iteration,
+      globalStep: trainer.globalStep,
+      stopped,
+      metrics: log.all(),
+      eval: finished && cfg.eval.episodes > 0 ? { episodes: evalReturns.length, meanReturn: mean(evalReturns), returns: evalReturns } : null,
+      checkpoint: ckpt,
+      params,
+    };
+  } finally {
+    trainer.dispose();
+  }
+}

@@ -86,6 +86,28 @@ describe('interpret', () => {
     tf.dispose([x, ...Object.values(out), ...Object.values(params)]);
   });
 
+  it('differentiates through where(greater(x, 0), x, 0): bool-valued ops block the gradient', () => {
+    const g = loadGraphJson(
+      {
+        graph: 'relu-by-where',
+        inputs: { x: { shape: [3] } },
+        nodes: [
+          { id: 'c', op: 'greater', in: ['x', 0] },
+          { id: 'y', op: 'where', in: ['c', 'x', 0] },
+          { id: 'l', op: 'sum', in: ['y'] },
+          { id: 'g', op: 'grad', in: ['l'], attrs: { wrt: ['x'] } },
+        ],
+        outputs: { d: 'g.x' },
+      },
+      '/g/w.graph.json',
+      { files },
+    );
+    const x = tf.tensor1d([-1, 2, 3]);
+    const out = interpret(g, { x }, {});
+    expect(values(out.d!)).toEqual([0, 1, 1]);
+    tf.dispose([x, ...Object.values(out)]);
+  });
+
   it('binds symbols from the inputs and rejects disagreeing ones', () => {
     const g = loadGraphJson(
       { graph: 'two', inputs: { a: { shape: ['B', 2] }, b: { shape: ['B'] } }, nodes: [{ id: 's', op: 'sum', in: ['a'], attrs: { axes: [1] } }, { id: 'y', op: 'add', in: ['s', 'b'] }], outputs: { y: 'y' } },

@@ -86,13 +86,15 @@ describe('interpret', () => {
     tf.dispose([x, ...Object.values(out), ...Object.values(params)]);
   });
 
-  it('differentiates through where(greater(x, 0), x, 0): bool-valued ops block the gradient', () => {
+  it('differentiates through where(0 < x < 2.5, x, 0): bool-valued ops block the gradient', () => {
     const g = loadGraphJson(
       {
         graph: 'relu-by-where',
         inputs: { x: { shape: [3] } },
         nodes: [
-          { id: 'c', op: 'greater', in: ['x', 0] },
+          { id: 'lo', op: 'greater', in: ['x', 0] },
+          { id: 'hi', op: 'less', in: ['x', 2.5] },
+          { id: 'c', op: 'logical_and', in: ['lo', 'hi'] },
           { id: 'y', op: 'where', in: ['c', 'x', 0] },
           { id: 'l', op: 'sum', in: ['y'] },
           { id: 'g', op: 'grad', in: ['l'], attrs: { wrt: ['x'] } },
@@ -104,7 +106,7 @@ describe('interpret', () => {
     );
     const x = tf.tensor1d([-1, 2, 3]);
     const out = interpret(g, { x }, {});
-    expect(values(out.d!)).toEqual([0, 1, 1]);
+    expect(values(out.d!)).toEqual([0, 1, 0]);
     tf.dispose([x, ...Object.values(out)]);
   });
 

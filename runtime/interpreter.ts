@@ -112,10 +112,7 @@ function evaluate(g: IRGraph, env: ReadonlyMap<string, number>, leaves: TensorMa
     else {
       const def = getOp(n.op)!;
       const outType = concreteType(n.type!, env, n);
-      let args = n.inputs.map(get);
-      // Under tf.grads, ops with integer or bool results have no tfjs gradient: detach their inputs.
-      if (overrides && outType.dtype !== 'float32') args = args.map((a) => (a.dtype === 'float32' ? detach(a) : a));
-      result = def.kernel(tf, args, n.attrs, { outType });
+      result = def.kernel(tf, n.inputs.map(get), n.attrs, { outType });
       if (result.shape.join(',') !== outType.shape.join(',') || result.dtype !== outType.dtype)
         throw new Error(`internal: kernel ${n.op} returned ${result.dtype}[${result.shape}] for ${showType(outType)} at node ${n.id}`);
     }
@@ -124,9 +121,6 @@ function evaluate(g: IRGraph, env: ReadonlyMap<string, number>, leaves: TensorMa
   };
   return get;
 }
-
-const detach = (x: tf.Tensor): tf.Tensor =>
-  tf.customGrad((...a: (tf.Tensor | tf.GradSaveFunc)[]) => ({ value: tf.clone(a[0] as tf.Tensor), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }))(x);
 
 function runCall(n: IRNode, callerEnv: ReadonlyMap<string, number>, args: tf.Tensor[]): TensorMap {
   const callee = n.callee!;

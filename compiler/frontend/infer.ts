@@ -1,16 +1,22 @@
 /** Shape and dtype inference over an IRGraph, with symbolic dims. */
 import { canonDim, dimEq, isStatic, MAX_ELEMENTS, product, showShape, substDimSym, symbolsOf, type Dim } from '../dims.ts';
-import { LoomError } from '../errors.ts';
+import { LoomError, joinPointer, type ErrorCode } from '../errors.ts';
 import { showType, type IRGraph, type IRNode, type TensorType } from '../ir.ts';
 import { getOp } from '../ops/index.ts';
 import { makeShapeCtx } from './shape-ctx.ts';
+
+/** obj[k] = v as an own property even for k = "__proto__" (an assignment would set the prototype). */
+export function setOwn<T>(obj: Record<string, T>, k: string, v: T): void {
+  Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
 
 /** Type of a value reference ("x", "node", "node.output") given the types known so far. */
 export function refType(types: ReadonlyMap<string, TensorType>, nodes: ReadonlyMap<string, IRNode>, ref: string): TensorType {
   const dot = ref.indexOf('.');
   if (dot >= 0) {
     const n = nodes.get(ref.slice(0, dot));
-    const t = n?.outputTypes?.[ref.slice(dot + 1)];
+    const out = ref.slice(dot + 1);
+    const t = n?.outputTypes && Object.hasOwn(n.outputTypes, out) ? n.outputTypes[out] : undefined;
     if (t) return t;
   }
   const t = types.get(ref);
@@ -34,20 +40,24 @@ export function inferGraph(g: IRGraph): IRGraph {
     const loc = { node: n.id, source: n.source, op: n.op };
     const ctx = makeShapeCtx(loc, bound);
     const inTypes = n.inputs.map((r) => refType(types, nodesById, r));
-    if (n.op === 'call') inferCall(n, inTypes, ctx.fail);
+    if (n.op === 'call') inferCall(n, inTypes);
     else if (n.op === 'grad') {
       const of = inTypes[0]!;
       if (of.dtype !== 'float32' || of.shape.length !== 0)
-        ctx.fail('E_SHAPE', 'grad differentiates a scalar: reduce the value first (e.g. with mean or sum)', 'float32[]', showType(of));
+        ctx.fail('E_SHAPE', 'the value to differentiate must be a float32 scalar: reduce it first (e.g. with mean or sum)', 'float32[]', showType(of));
       n.outputTypes = {};
       for (const w of n.attrs.wrt as string[]) {
         const wt = types.get(w)!;
         if (wt.dtype !== 'float32') ctx.fail('E_DTYPE', `cannot differentiate with respect to "${w}"`, 'a float32 param or input', showType(wt));
-        n.outputTypes[w] = wt;
+        setOwn(n.outputTypes, w, wt);
       }
     } else {
       const def = getOp(n.op)!;
-      n.type = def.shape(inTypes, n.attrs, ctx);
+      try {
+        n.type = def.shape(inTypes, n.attrs, ctx);
+      } catch (e) {
+        throw explainShapeError(e, n, bound);
+      }
       n.type = { dtype: n.type.dtype, shape: n.type.shape.map(canonDim) };
       checkNodeType(n, n.type, bound);
       types.set(n.id, n.type);
@@ -57,6 +67,59 @@ export function inferGraph(g: IRGraph): IRGraph {
   });
   for (const [name, ref] of Object.entries(g.outputs)) refType(types, nodesById, ref) && name;
   return { ...g, nodes };
+}
+
+/**
+ * Element count of a shape with every symbol at 1: the smallest size it can have at run time
+ * (a zero-sized batch aside), so ["B", 1e6, 1e6] is rejected as surely as [1e6, 1e6].
+ */
+export function minElements(shape: readonly Dim[]): number {
+  const n = canonDim(product([...shape]));
+  if (isStatic(n)) return n;
+  const m = /^(\d+)\*/.exec(n);
+  return m ? Number(m[1]) : 1;
+}
+
+/** Symbols named by dims written in a node's attributes (arrays of sizes such as `shape`) that no input binds. */
+function unboundAttrSymbols(n: IRNode, bound: ReadonlySet<string>): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [k, v] of Object.entries(n.attrs))
+    if (Array.isArray(v))
+      for (const d of v)
+        if (typeof d === 'string' && d.split('*').every((p) => /^\s*(\d+|[A-Za-z_][A-Za-z0-9_]*)\s*$/.test(p)))
+          for (const s of symbolsOf(d.replace(/\s+/g, ''))) if (!bound.has(s) && !out.some(([, x]) => x === s)) out.push([k, s]);
+  return out;
+}
+
+/**
+ * Makes an op's shape error actionable where the op cannot know why: a size mismatch caused by an
+ * attribute naming an unbound symbol is really an unbound dim, and a dtype clash with a number
+ * literal (always a float32 scalar) needs a typed const rather than a cast.
+ */
+function explainShapeError(e: unknown, n: IRNode, bound: ReadonlySet<string>): unknown {
+  if (!(e instanceof LoomError)) return e;
+  if (e.info.code === 'E_SHAPE') {
+    const unbound = unboundAttrSymbols(n, bound);
+    if (unbound.length > 0) {
+      const [attr, sym] = unbound[0]!;
+      return new LoomError({
+        code: 'E_UNBOUND_DIM',
+        message: `${n.op}: attribute "${attr}" uses the dim "${sym}", which no graph input binds`,
+        file: e.info.file,
+        pointer: n.source ? joinPointer(n.source.pointer, 'attrs', attr) : e.info.pointer,
+        node: n.id,
+        expected: bound.size ? `dims bound by the inputs: ${[...bound].join(', ')}` : 'static sizes (no input has a symbolic dim)',
+        found: sym,
+        hint: `declare an input whose shape uses "${sym}", or use a static size (the op reported: ${e.info.message})`,
+      });
+    }
+  }
+  if (e.info.code === 'E_DTYPE' && e.info.hint === undefined && n.inputs.some((r) => r.startsWith(`${n.id}:`)))
+    return new LoomError({
+      ...e.info,
+      hint: 'a number in "in" is a float32 scalar; for another dtype use a const node, e.g. {"id": "k", "op": "const", "attrs": {"value": 3, "dtype": "int32"}}',
+    });
+  return e;
 }
 
 function checkNodeType(n: IRNode, t: TensorType, bound: ReadonlySet<string>): void {
@@ -71,11 +134,11 @@ function checkNodeType(n: IRNode, t: TensorType, bound: ReadonlySet<string>): vo
           node: n.id,
           hint: `declare an input whose shape uses "${s}", or use a static size`,
         });
-  const size = product(t.shape);
-  if (isStatic(size) && size > MAX_ELEMENTS)
+  const size = minElements(t.shape);
+  if (size > MAX_ELEMENTS)
     throw new LoomError({
       code: 'E_SIZE',
-      message: `result of shape ${showShape(t.shape)} has ${size.toExponential(2)} elements, more than any backend can allocate`,
+      message: `result of shape ${showShape(t.shape)} has ${isStatic(product(t.shape)) ? '' : 'at least '}${size.toExponential(2)} elements, more than any backend can allocate`,
       file: n.source?.file,
       pointer: n.source?.pointer,
       node: n.id,
@@ -85,12 +148,29 @@ function checkNodeType(n: IRNode, t: TensorType, bound: ReadonlySet<string>): vo
 }
 
 /** Instantiates the callee's signature at the caller's argument types (binding its symbolic dims). */
-function inferCall(n: IRNode, argTypes: TensorType[], fail: (code: 'E_SHAPE' | 'E_DTYPE', m: string, e?: string, f?: string) => never): void {
+function inferCall(n: IRNode, argTypes: TensorType[]): void {
   const callee = n.callee!;
   const env = new Map<string, Dim>();
+  // Errors point at the binding itself (/in/<name> or /params/<name>), not just at the node.
+  let pointer = n.source?.pointer;
+  let literal = false;
+  const fail = (code: ErrorCode, message: string, expected?: string, found?: string): never => {
+    throw new LoomError({
+      code,
+      message: `call: ${message}`,
+      file: n.source?.file,
+      pointer,
+      node: n.id,
+      expected,
+      found,
+      hint: literal ? 'a number bound to a call input is a float32 scalar' : undefined,
+    });
+  };
   callee.inputs.forEach((ci, k) => {
     const at = argTypes[k]!;
     const what = `argument "${ci.name}" of ${callee.name}`;
+    if (n.source) pointer = joinPointer(n.source.pointer, 'in', ci.name);
+    literal = n.inputs[k]!.startsWith(`${n.id}:`);
     if (at.dtype !== ci.type.dtype) fail('E_DTYPE', `${what} has the wrong dtype`, showType(ci.type), showType(at));
     if (at.shape.length !== ci.type.shape.length) fail('E_SHAPE', `${what} has the wrong rank`, showType(ci.type), showType(at));
     ci.type.shape.forEach((d, i) => {
@@ -101,8 +181,10 @@ function inferCall(n: IRNode, argTypes: TensorType[], fail: (code: 'E_SHAPE' | '
     });
   });
   // Params are passed after the inputs; their shapes are static and must match exactly.
+  literal = false;
   callee.params.forEach((p, k) => {
     const at = argTypes[callee.inputs.length + k]!;
+    if (n.source) pointer = joinPointer(n.source.pointer, 'params', p.name);
     if (at.shape.length !== p.type.shape.length || !at.shape.every((d, i) => dimEq(d, p.type.shape[i]!)))
       fail('E_SHAPE', `param "${p.name}" of ${callee.name} is bound to a value of another shape`, showType(p.type), showType(at));
   });
@@ -114,6 +196,6 @@ function inferCall(n: IRNode, argTypes: TensorType[], fail: (code: 'E_SHAPE' | '
   const calleeNodes = new Map(callee.nodes.map((x) => [x.id, x]));
   for (const [o, ref] of Object.entries(callee.outputs)) {
     const t = refType(calleeTypes, calleeNodes, ref);
-    n.outputTypes[o] = { dtype: t.dtype, shape: t.shape.map((d) => canonDim(substDimSym(d, env))) };
+    setOwn(n.outputTypes, o, { dtype: t.dtype, shape: t.shape.map((d) => canonDim(substDimSym(d, env))) });
   }
 }

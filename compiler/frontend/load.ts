@@ -8,11 +8,11 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { Graph, alg } from '@dagrejs/graphlib';
 import { LoomError, joinPointer } from '../errors.ts';
-import { canonDim, MAX_ELEMENTS, product, isStatic, type Dim } from '../dims.ts';
+import { canonDim, MAX_ELEMENTS, product, isStatic, isStaticShape, type Dim } from '../dims.ts';
 import type { AttrValue, Attrs, DType, IRGraph, IRInput, IRNode, IRParam, ParamInit, SourceLoc } from '../ir.ts';
 import { getOp, allOps } from '../ops/index.ts';
-import { assertValid, attrValidator, schemaValidator } from './schema.ts';
-import { inferGraph } from './infer.ts';
+import { assertValid, attrValidator, describeSchema, schemaValidator, suggest } from './schema.ts';
+import { inferGraph, minElements, setOwn } from './infer.ts';
 
 /** Where graph files come from; tests and the fuzzer substitute an in-memory map. */
 export interface FileSource {
@@ -61,19 +61,123 @@ export function loadGraphJson(json: unknown, file: string, opts: LoadOptions = {
 }
 
 export function parseJsonText(text: string, file: string): unknown {
+  // Editors on Windows may save a byte-order mark, which JSON.parse rejects.
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   try {
-    return JSON.parse(text);
+    return JSON.parse(body);
   } catch (e) {
-    const msg = (e as Error).message;
-    const pos = /position (\d+)/.exec(msg);
-    let where = '';
-    if (pos) {
-      const before = text.slice(0, Number(pos[1]));
-      const line = before.split('\n').length;
-      const col = Number(pos[1]) - before.lastIndexOf('\n');
-      where = ` at line ${line}, column ${col}`;
+    // V8's messages give a position only for some errors, so the offset is found independently.
+    const raw = (e as Error).message.replace(/^JSON\.parse: /, '');
+    const why = raw.replace(/, (\.\.\.)?".*$/s, '').replace(/ in JSON at position \d+.*$/s, '');
+    const offset = jsonErrorOffset(body);
+    const lineStart = body.lastIndexOf('\n', offset - 1) + 1;
+    const line = body.slice(0, offset).split('\n').length;
+    const col = offset - lineStart + 1;
+    const lineEnd = body.indexOf('\n', offset);
+    const lineText = body.slice(lineStart, lineEnd < 0 ? undefined : lineEnd).replace(/\r$/, '');
+    const excerpt = lineText.length > 120 ? lineText.slice(Math.max(0, col - 60), col + 60) : lineText;
+    throw new LoomError({
+      code: 'E_JSON',
+      message: `invalid JSON at line ${line}, column ${col}: ${why}`,
+      file: displayPath(file),
+      found: offset >= body.length ? 'end of file' : JSON.stringify(excerpt),
+      hint: 'JSON allows no comments, no trailing commas and only double-quoted strings',
+    });
+  }
+}
+
+/** Offset of the first syntax error in `text` (text.length when it ends too early), for messages only. */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const n = text.length;
+  class Stop {
+    constructor(readonly at: number) {}
+  }
+  const fail = (at: number): never => {
+    throw new Stop(Math.min(at, n));
+  };
+  const ws = () => {
+    while (i < n && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const lit = (w: string) => {
+    for (let k = 0; k < w.length; k++) if (text[i + k] !== w[k]) fail(i + k);
+    i += w.length;
+  };
+  const str = () => {
+    i++; // opening quote
+    for (;;) {
+      if (i >= n) fail(n);
+      const c = text.charCodeAt(i);
+      if (c === 0x22) return void i++;
+      if (c < 0x20) fail(i);
+      if (c === 0x5c) {
+        const esc = text[i + 1];
+        if (esc === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail(i + 1);
+          i += 6;
+        } else if (esc !== undefined && '"\\/bfnrt'.includes(esc)) i += 2;
+        else fail(i + 1);
+      } else i++;
     }
-    throw new LoomError({ code: 'E_JSON', message: `invalid JSON${where}: ${msg.replace(/^JSON\.parse: /, '')}`, file: displayPath(file) });
+  };
+  const num = () => {
+    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    if (!m || m[0] === '' || m[0] === '-') fail(m && m[0] === '-' ? i + 1 : i);
+    i += m![0].length;
+  };
+  const value = (): void => {
+    ws();
+    if (i >= n) fail(n);
+    const c = text[i]!;
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail(i);
+        str();
+        ws();
+        if (text[i] !== ':') fail(i);
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') return void i++;
+        fail(i);
+      }
+    } else if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') return void i++;
+        fail(i);
+      }
+    } else if (c === '"') str();
+    else if (c === 't') lit('true');
+    else if (c === 'f') lit('false');
+    else if (c === 'n') lit('null');
+    else if (c === '-' || (c >= '0' && c <= '9')) num();
+    else fail(i);
+  };
+  try {
+    value();
+    ws();
+    return i < n ? i : n;
+  } catch (e) {
+    if (e instanceof Stop) return e.at;
+    // Nesting deep enough to exhaust the stack: the deepest point reached is the best guess.
+    return Math.min(i, n);
   }
 }
 
@@ -94,27 +198,44 @@ interface RawGraph {
   outputs: Record<string, string>;
 }
 
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length]![b.length]!;
+/**
+ * graphlib keeps nodes in plain objects, so an id such as "__proto__" would write into
+ * Object.prototype; its keys get a prefix no name can start with.
+ */
+const gkey = (id: string): string => `#${id}`;
+const ungkey = (k: string): string => k.slice(1);
+
+/** The attribute a pointer below `<node>/attrs` falls in. */
+function attrName(pointer: string, attrsPointer: string): string {
+  const tok = pointer.slice(attrsPointer.length + 1).split('/')[0] ?? '';
+  return tok.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
-export function suggest(name: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const dist = levenshtein(name.toLowerCase(), c.toLowerCase());
-    if (dist < bestD) {
-      bestD = dist;
-      best = c;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+/** Names for an "expected" line, shortened when there are many. */
+function listNames(names: string[], max = 12): string {
+  return names.length > max ? `${names.slice(0, max).join(', ')}, ... (${names.length} in all)` : names.join(', ');
 }
+
+/**
+ * Checks what JSON Schema cannot see: nesting deep enough to exhaust the stack of later recursive
+ * walks (graph documents are shallow), and numbers too large for a double (JSON.parse makes them
+ * Infinity, which would then pass as a size).
+ */
+const MAX_DEPTH = 64;
+function checkDocument(json: unknown, file: string): void {
+  const todo: [unknown, string, number][] = [[json, '', 0]];
+  while (todo.length > 0) {
+    const [v, ptr, d] = todo.pop()!;
+    if (typeof v === 'number' && !Number.isFinite(v))
+      throw new LoomError({ code: 'E_SCHEMA', message: 'number too large', file, pointer: ptr || '/', expected: 'a finite number (at most about 1.8e308)', found: String(v) });
+    if (v === null || typeof v !== 'object') continue;
+    if (d >= MAX_DEPTH)
+      throw new LoomError({ code: 'E_SCHEMA', message: `the document nests deeper than ${MAX_DEPTH} levels`, file, pointer: ptr || '/', expected: `at most ${MAX_DEPTH} levels of arrays and objects` });
+    for (const [k, x] of Object.entries(v)) todo.push([x, joinPointer(ptr, k), d + 1]);
+  }
+}
+
+export { suggest } from './schema.ts';
 
 type RawInit = string | Record<string, Record<string, number>> | undefined;
 
@@ -142,6 +263,7 @@ class Loader {
 
   fromJson(json: unknown, path: string, stack: string[]): IRGraph {
     const file = displayPath(path);
+    checkDocument(json, file);
     assertValid(schemaValidator('graph.schema.json'), json, file, '', 'graph');
     return this.build(json as RawGraph, path, file, [...stack, path]);
   }
@@ -181,6 +303,8 @@ class Loader {
       const base = `/nodes/${i}`;
       const err = (code: LoomError['info']['code'], message: string, pointer: string, more: Partial<LoomError['info']> = {}) =>
         new LoomError({ code, message, file, pointer, node: rn.id, ...more });
+      // Arity errors point at "in", or at the node when it has none.
+      const inPtr = rn.in === undefined ? base : joinPointer(base, 'in');
       const literal = (v: number, k: string | number): string => {
         const id = `${rn.id}:${k}`;
         literalNodes.push({ id, op: 'const', inputs: [], attrs: { value: v }, source: loc(joinPointer(base, 'in', k)) });
@@ -206,33 +330,47 @@ class Loader {
           throw e;
         }
         const bound = (rn.in ?? {}) as Record<string, string | number>;
+        // Unknown names first: a misspelt binding gets a suggestion instead of a "missing input" error.
+        for (const k of Object.keys(bound))
+          if (!callee.inputs.some((ci) => ci.name === k)) {
+            const s = suggest(k, callee.inputs.map((x) => x.name));
+            throw err('E_ARITY', `call of ${callee.name} binds "${k}", which is not one of its inputs`, joinPointer(base, 'in', k), {
+              expected: callee.inputs.map((x) => x.name).join(', ') || 'no inputs',
+              hint: s ? `did you mean "${s}"?` : undefined,
+            });
+          }
         const bindings: Record<string, string> = {};
         for (const ci of callee.inputs) {
-          const v = bound[ci.name];
+          // Own properties only: a callee input named like an Object.prototype member ("constructor") must not bind to it.
+          const v = Object.hasOwn(bound, ci.name) ? bound[ci.name] : undefined;
           if (v === undefined)
-            throw err('E_ARITY', `call of ${callee.name} does not bind its input "${ci.name}"`, joinPointer(base, 'in'), { expected: `inputs ${callee.inputs.map((x) => x.name).join(', ')}` });
-          bindings[ci.name] = typeof v === 'number' ? literal(v, ci.name) : v;
+            throw err('E_ARITY', `call of ${callee.name} does not bind its input "${ci.name}"`, inPtr, {
+              expected: `"in": {${callee.inputs.map((x) => `"${x.name}": ...`).join(', ')}}`,
+              found: `bound: ${Object.keys(bound).join(', ') || 'nothing'}`,
+            });
+          setOwn(bindings, ci.name, typeof v === 'number' ? literal(v, ci.name) : v);
         }
-        for (const k of Object.keys(bound))
-          if (!callee.inputs.some((ci) => ci.name === k))
-            throw err('E_ARITY', `call of ${callee.name} binds "${k}", which is not one of its inputs`, joinPointer(base, 'in', k), { expected: callee.inputs.map((x) => x.name).join(', ') || 'no inputs' });
-        const paramMap: Record<string, string> = {};
+        const paramMap = new Map<string, string>();
         for (const [k, v] of Object.entries(rn.params ?? {}))
-          if (!callee.params.some((p) => p.name === k))
-            throw err('E_ATTR', `call of ${callee.name} binds param "${k}", which it does not have`, joinPointer(base, 'params', k), { expected: callee.params.map((p) => p.name).join(', ') || 'no params' });
-          else paramMap[k] = v;
+          if (!callee.params.some((p) => p.name === k)) {
+            const s = suggest(k, callee.params.map((p) => p.name));
+            throw err('E_ATTR', `call of ${callee.name} binds param "${k}", which it does not have`, joinPointer(base, 'params', k), {
+              expected: callee.params.map((p) => p.name).join(', ') || 'no params',
+              hint: s ? `did you mean "${s}"?` : undefined,
+            });
+          } else paramMap.set(k, v);
         for (const p of callee.params) {
-          if (paramMap[p.name] !== undefined) continue;
+          if (paramMap.has(p.name)) continue;
           const hoisted = `${rn.id}/${p.name}`;
           define(hoisted, joinPointer(base, 'graph'), rn.id);
           params.push({ ...p, name: hoisted, source: p.source });
-          paramMap[p.name] = hoisted;
+          paramMap.set(p.name, hoisted);
         }
         multiOutputs.set(rn.id, new Set(Object.keys(callee.outputs)));
         nodes.push({
           id: rn.id,
           op: 'call',
-          inputs: [...Object.values(bindings), ...callee.params.map((p) => paramMap[p.name]!)],
+          inputs: [...Object.values(bindings), ...callee.params.map((p) => paramMap.get(p.name)!)],
           attrs: { graph: rn.graph },
           callee,
           bindings,
@@ -241,8 +379,8 @@ class Loader {
         return;
       }
 
-      if (rn.graph !== undefined) throw err('E_ATTR', `"graph" is only allowed on call nodes`, joinPointer(base, 'graph'));
-      if (rn.params !== undefined) throw err('E_ATTR', `"params" is only allowed on call nodes`, joinPointer(base, 'params'));
+      if (rn.graph !== undefined) throw err('E_ATTR', `"graph" is only allowed on call nodes`, joinPointer(base, 'graph'), { hint: 'to call a graph file, set "op": "call"; otherwise remove "graph"' });
+      if (rn.params !== undefined) throw err('E_ATTR', `"params" is only allowed on call nodes`, joinPointer(base, 'params'), { hint: 'to call a graph file, set "op": "call"; otherwise remove "params"' });
       if (rn.in !== undefined && !Array.isArray(rn.in))
         throw err('E_SCHEMA', `${rn.op} takes its inputs as a list`, joinPointer(base, 'in'), { expected: 'an array of values', found: 'an object' });
       const ins = ((rn.in ?? []) as (string | number)[]).map((v, k) => (typeof v === 'number' ? literal(v, k) : v));
@@ -251,9 +389,14 @@ class Loader {
       if (rn.op === 'grad') {
         const wrt = attrs.wrt;
         if (!Array.isArray(wrt) || wrt.length === 0 || !wrt.every((w) => typeof w === 'string'))
-          throw err('E_ATTR', 'grad needs attrs.wrt: a non-empty list of params or inputs to differentiate with respect to', joinPointer(base, 'attrs', 'wrt'), { found: JSON.stringify(wrt) });
+          throw err(
+            'E_ATTR',
+            wrt === undefined ? 'grad needs the attribute "wrt"' : 'grad: attribute "wrt" must be a non-empty list of names',
+            wrt === undefined ? (rn.attrs === undefined ? base : joinPointer(base, 'attrs')) : joinPointer(base, 'attrs', 'wrt'),
+            { expected: '"wrt": a non-empty list of the params or inputs to differentiate with respect to, e.g. ["w", "b"]', found: wrt === undefined ? undefined : JSON.stringify(wrt) },
+          );
         for (const k of Object.keys(attrs)) if (k !== 'wrt') throw err('E_ATTR', `unknown attribute "${k}" for grad`, joinPointer(base, 'attrs', k), { expected: 'wrt' });
-        if (ins.length !== 1) throw err('E_ARITY', 'grad takes exactly one input: the scalar to differentiate', joinPointer(base, 'in'), { expected: '1 input', found: `${ins.length}` });
+        if (ins.length !== 1) throw err('E_ARITY', 'grad takes exactly one input: the scalar to differentiate', inPtr, { expected: '1 input', found: `${ins.length}` });
         multiOutputs.set(rn.id, new Set(wrt as string[]));
         nodes.push({ id: rn.id, op: 'grad', inputs: ins, attrs: { wrt: wrt as AttrValue[] }, source: loc(base) });
         return;
@@ -265,17 +408,29 @@ class Loader {
         throw err('E_UNKNOWN_OP', `unknown op "${rn.op}"`, joinPointer(base, 'op'), { hint: s ? `did you mean "${s}"? (\`loom ops\` lists all ops)` : '`loom ops` lists all ops' });
       }
       for (const k of Object.keys(attrs))
-        if (!(k in def.attrs.properties)) {
+        if (!Object.hasOwn(def.attrs.properties, k)) {
           const s = suggest(k, Object.keys(def.attrs.properties));
           throw err('E_ATTR', `unknown attribute "${k}" for ${def.name}`, joinPointer(base, 'attrs', k), {
             expected: Object.keys(def.attrs.properties).join(', ') || 'no attributes',
             hint: s ? `did you mean "${s}"?` : undefined,
           });
         }
-      assertValid(attrValidator(def.attrs), attrs, file, joinPointer(base, 'attrs'), `${def.name} attributes`);
+      try {
+        assertValid(attrValidator(def.attrs), attrs, file, joinPointer(base, 'attrs'), `${def.name} attributes`);
+      } catch (e) {
+        if (!(e instanceof LoomError)) throw e;
+        // Attribute problems are E_ATTR and name the node, like the checks above.
+        const missing = /^missing required property "(.*)"$/.exec(e.info.message)?.[1];
+        const ptr = rn.attrs === undefined ? base : e.info.pointer!;
+        throw err('E_ATTR', missing !== undefined ? `${def.name} needs the attribute "${missing}"` : `${def.name}: attribute "${attrName(e.info.pointer!, joinPointer(base, 'attrs'))}": ${e.info.message}`, ptr, {
+          expected: missing !== undefined ? `"${missing}": ${describeSchema(def.attrs.properties[missing] ?? {})}` : e.info.expected,
+          found: e.info.found,
+          hint: e.info.hint,
+        });
+      }
       const min = def.variadic ? (def.minInputs ?? 1) : def.inputs.length;
       if (def.variadic ? ins.length < min : ins.length !== min)
-        throw err('E_ARITY', `${def.name} takes ${def.variadic ? `at least ${min}` : min} input${min === 1 ? '' : 's'}`, joinPointer(base, 'in'), {
+        throw err('E_ARITY', `${def.name} takes ${def.variadic ? `at least ${min}` : min} input${min === 1 ? '' : 's'}`, inPtr, {
           expected: def.variadic ? `>= ${min} (${def.inputs.join(', ')}...)` : `${min} (${def.inputs.join(', ') || 'none'})`,
           found: `${ins.length}`,
         });
@@ -293,8 +448,18 @@ class Loader {
         const out = ref.slice(dot + 1);
         const outs = multiOutputs.get(owner);
         if (!outs) {
-          const why = nodeIds.has(owner) ? `node "${owner}" has a single output; refer to it as "${owner}"` : `no node "${owner}"`;
-          throw new LoomError({ code: 'E_DANGLING', message: `reference "${ref}" does not resolve: ${why}`, file, pointer, node });
+          const single = nodeIds.has(owner) || producers.has(owner);
+          const why = single ? `"${owner}" has a single output; refer to it as "${owner}"` : `no node "${owner}"`;
+          const s = single ? undefined : suggest(owner, [...multiOutputs.keys()]);
+          throw new LoomError({
+            code: 'E_DANGLING',
+            message: `reference "${ref}" does not resolve: ${why}`,
+            file,
+            pointer,
+            node,
+            expected: single ? JSON.stringify(owner) : 'a node with several outputs (a call or a grad), as "node.output"',
+            hint: s ? `did you mean "${s}.${out}"?` : undefined,
+          });
         }
         if (!outs.has(out))
           throw new LoomError({ code: 'E_DANGLING', message: `node "${owner}" has no output "${out}"`, file, pointer, node, expected: [...outs].join(', ') });
@@ -309,7 +474,7 @@ class Loader {
     };
 
     const dag = new Graph({ directed: true });
-    for (const n of nodes) dag.setNode(n.id);
+    for (const n of nodes) dag.setNode(gkey(n.id));
     for (const n of nodes) {
       const inPointer = (k: number) => {
         if (n.op === 'call') {
@@ -321,30 +486,39 @@ class Loader {
       n.inputs.forEach((ref, k) => {
         if (ref.includes(':')) return; // literal const
         const owner = resolveRef(ref, inPointer(k), n.id);
-        if (owner !== undefined) dag.setEdge(owner, n.id);
+        if (owner !== undefined) dag.setEdge(gkey(owner), gkey(n.id));
       });
       if (n.op === 'grad')
         (n.attrs.wrt as string[]).forEach((w, k) => {
-          if (!producers.has(w) || !(params.some((p) => p.name === w) || inputs.some((x) => x.name === w)))
+          if (!producers.has(w) || !(params.some((p) => p.name === w) || inputs.some((x) => x.name === w))) {
+            const owner = w.split('.')[0]!;
+            const s = suggest(w, producers);
             throw new LoomError({
               code: 'E_DANGLING',
-              message: `grad can only differentiate with respect to params and inputs; "${w}" is neither`,
+              message: `grad can only differentiate with respect to params and inputs; "${w}" is ${nodeIds.has(owner) ? 'a node output' : 'neither'}`,
               file,
               pointer: joinPointer(n.source!.pointer, 'attrs', 'wrt', k),
               node: n.id,
-              hint: suggest(w, producers) ? `did you mean "${suggest(w, producers)}"?` : undefined,
+              expected: listNames([...producers]) || 'a param or input name',
+              found: JSON.stringify(w),
+              hint: nodeIds.has(owner)
+                ? 'to differentiate with respect to an intermediate value, make it an input of a called graph and differentiate there'
+                : s
+                  ? `did you mean "${s}"?`
+                  : undefined,
             });
+          }
         });
     }
     const outputSources: Record<string, SourceLoc> = {};
     for (const [name, ref] of Object.entries(raw.outputs)) {
       const pointer = joinPointer('/outputs', name);
       resolveRef(ref, pointer);
-      outputSources[name] = loc(pointer);
+      setOwn(outputSources, name, loc(pointer));
     }
     const cycles = alg.findCycles(dag);
     if (cycles.length > 0) {
-      const cyc = cycles[0]!.slice().reverse();
+      const cyc = cycles[0]!.slice().reverse().map(ungkey);
       const first = nodes.find((n) => n.id === cyc[0])!;
       throw new LoomError({
         code: 'E_CYCLE',
@@ -355,7 +529,7 @@ class Loader {
         hint: 'dataflow graphs must be acyclic; use a scan for recurrences',
       });
     }
-    const order = alg.topsort(dag);
+    const order = alg.topsort(dag).map(ungkey);
     const byId = new Map(nodes.map((n) => [n.id, n]));
     const ordered = [...literalNodes, ...order.map((id: string) => byId.get(id)!)];
     const g: IRGraph = { name: raw.graph, file, inputs, params, nodes: ordered, outputs: { ...raw.outputs }, outputSources };
@@ -364,11 +538,11 @@ class Loader {
 }
 
 function checkSize(shape: Dim[], source: SourceLoc, node: string | undefined): void {
-  const n = product(shape);
-  if (isStatic(n) && n > MAX_ELEMENTS)
+  const n = minElements(shape);
+  if (n > MAX_ELEMENTS)
     throw new LoomError({
       code: 'E_SIZE',
-      message: `tensor of shape [${shape.join(', ')}] has ${n.toExponential(2)} elements, more than any backend can allocate`,
+      message: `tensor of shape [${shape.join(', ')}] has ${isStaticShape(shape) ? '' : 'at least '}${n.toExponential(2)} elements, more than any backend can allocate`,
       ...source,
       node,
       expected: `at most ${MAX_ELEMENTS} elements`,

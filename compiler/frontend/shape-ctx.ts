@@ -54,8 +54,9 @@ export function makeShapeCtx(loc: NodeLoc, boundSymbols: ReadonlySet<string> = n
     unify,
     broadcast,
     axis(axis: number, rank: number): number {
-      if (!Number.isInteger(axis) || axis < -rank || axis >= Math.max(rank, 1) || (rank === 0 && axis !== 0 && axis !== -1))
-        fail('E_AXIS', `axis ${axis} is out of range for a rank-${rank} tensor`, `an axis in [${-rank}, ${rank - 1}]`, String(axis));
+      // A scalar has no axis at all: ops that accept one check the rank first.
+      if (!Number.isInteger(axis) || axis < -rank || axis >= rank)
+        fail('E_AXIS', `axis ${axis} is out of range for a rank-${rank} tensor`, rank === 0 ? 'no axis (a scalar has none)' : `an axis in [${-rank}, ${rank - 1}]`, String(axis));
       return axis < 0 ? axis + rank : axis;
     },
     dtype(t: TensorType, allowed: readonly DType[], what: string): DType {

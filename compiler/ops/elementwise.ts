@@ -11,6 +11,28 @@ type TF = typeof tfType;
 const FLOAT: readonly DType[] = ['float32'];
 const NUMERIC: readonly DType[] = ['float32', 'int32'];
 
+/**
+ * Runs a kernel whose result carries no gradient (comparisons, logical ops) out of sight of
+ * tfjs's tape: tfjs has no gradient for Greater, Less, Equal, LogicalNot..., so tf.grads in the
+ * reference interpreter would fail on any differentiated graph with `where(x > 0, ...)`.
+ */
+function untaped(tf: TF, f: (...xs: Tensor[]) => Tensor, xs: Tensor[]): Tensor {
+  return tf.customGrad((...args: (Tensor | tfType.GradSaveFunc)[]) => {
+    const ins = args.slice(0, xs.length) as Tensor[];
+    return { value: f(...ins), gradFunc: () => ins.map((x) => tf.zeros(x.shape)) };
+  })(...xs) as Tensor;
+}
+
+/**
+ * tfjs's Maximum / Minimum gradients ignore broadcasting (they hand back dy at the output shape),
+ * so tf.grads fails on broadcast operands; broadcasting first lets BroadcastTo's gradient sum back.
+ */
+function broadcastFirst(tf: TF, f: (x: Tensor, y: Tensor) => Tensor, x: Tensor, y: Tensor): Tensor {
+  if (x.shape.join(',') === y.shape.join(',')) return f(x, y);
+  const shape = tf.broadcast_util.assertAndGetBroadcastShape(x.shape, y.shape);
+  return tf.tidy(() => f(tf.broadcastTo(x, shape), tf.broadcastTo(y, shape)));
+}
+
 interface UnarySpec {
   doc: string;
   kernel: (tf: TF, x: Tensor) => Tensor;
@@ -201,7 +223,7 @@ unary('ones_like', {
 });
 unary('logical_not', {
   doc: 'boolean not',
-  kernel: (tf, x) => tf.logicalNot(x),
+  kernel: (tf, x) => untaped(tf, (v) => tf.logicalNot(v), [x]),
   scalar: (x) => `(${x} ? 0 : 1)`,
   dtypes: ['bool'],
 });
@@ -296,7 +318,7 @@ binary('pow', {
 });
 binary('maximum', {
   doc: 'max(x, y); ties send the gradient to x',
-  kernel: (tf, x, y) => tf.maximum(x, y),
+  kernel: (tf, x, y) => broadcastFirst(tf, (a, b) => tf.maximum(a, b), x, y),
   scalar: (x, y) => `Math.max(${x}, ${y})`,
   grad: (b, x, y, _o, dy) => {
     const m = b.op('greater_equal', [x, y]);
@@ -306,7 +328,7 @@ binary('maximum', {
 });
 binary('minimum', {
   doc: 'min(x, y); ties send the gradient to x',
-  kernel: (tf, x, y) => tf.minimum(x, y),
+  kernel: (tf, x, y) => broadcastFirst(tf, (a, b) => tf.minimum(a, b), x, y),
   scalar: (x, y) => `Math.min(${x}, ${y})`,
   grad: (b, x, y, _o, dy) => {
     const m = b.op('less_equal', [x, y]);
@@ -334,7 +356,7 @@ const COMPARE: [string, string, (tf: TF, x: Tensor, y: Tensor) => Tensor, string
 for (const [name, sym, kernel, js] of COMPARE) {
   binary(name, {
     doc: `x ${sym} y, as bool`,
-    kernel,
+    kernel: (tf, x, y) => untaped(tf, (a, b) => kernel(tf, a, b), [x, y]),
     scalar: (x, y) => `(${x} ${js} ${y} ? 1 : 0)`,
     dtypes: ['float32', 'int32', 'bool'],
     out: 'bool',
@@ -342,13 +364,13 @@ for (const [name, sym, kernel, js] of COMPARE) {
 }
 binary('logical_and', {
   doc: 'boolean and',
-  kernel: (tf, x, y) => tf.logicalAnd(x, y),
+  kernel: (tf, x, y) => untaped(tf, (a, b) => tf.logicalAnd(a, b), [x, y]),
   scalar: (x, y) => `(${x} && ${y} ? 1 : 0)`,
   dtypes: ['bool'],
 });
 binary('logical_or', {
   doc: 'boolean or',
-  kernel: (tf, x, y) => tf.logicalOr(x, y),
+  kernel: (tf, x, y) => untaped(tf, (a, b) => tf.logicalOr(a, b), [x, y]),
   scalar: (x, y) => `(${x} || ${y} ? 1 : 0)`,
   dtypes: ['bool'],
 });
@@ -411,7 +433,9 @@ defineOp({
   inputs: ['x'],
   attrs: { properties: { dtype: { enum: ['float32', 'int32', 'bool'] } }, required: ['dtype'] },
   shape: ([x], a) => ({ dtype: a.dtype as DType, shape: x!.shape }),
-  kernel: (tf, [x], a) => tf.cast(x!, a.dtype as DType),
+  // tfjs's Cast gradient passes dy through even to and from integers; truncation has none.
+  kernel: (tf, [x], a) =>
+    x!.dtype === 'float32' && a.dtype === 'float32' ? tf.cast(x!, 'float32') : untaped(tf, (v) => tf.cast(v, a.dtype as DType), [x!]),
   grad: (b, a) => {
     const x = a.inputs[0]!;
     return [b.type(x).dtype === 'float32' && a.attrs.dtype === 'float32' ? a.dy : null];

@@ -146,7 +146,9 @@ defineOp({
     tf.tidy(() => {
       const ls = tf.logSoftmax(logits!);
       const p = tf.exp(ls);
-      return tf.neg(maskedLastSum(tf, tf.greater(p, 0), tf.mul(p, ls)));
+      // Masked (-inf) logits have a non-finite log-probability. isFinite, unlike greater, has a
+      // tfjs gradient, so tf.grads can differentiate this kernel.
+      return tf.neg(maskedLastSum(tf, tf.isFinite(ls), tf.mul(p, ls)));
     }),
   grad: (b, a) => {
     // dH/dx_j = -p_j (log p_j + H); where p_j = 0 (masked) the limit is 0.

@@ -14,7 +14,11 @@ function constValues(n: IRNode | undefined): { shape: number[]; values: number[]
   if (!n || n.op !== 'const') return undefined;
   const shape = literalShape(n.attrs.value!);
   if (typeof shape === 'string') return undefined;
-  return { shape, values: flattenLiteral(n.attrs.value!) };
+  const values = flattenLiteral(n.attrs.value!);
+  // A float32 constant holds fround(value) at run time (0.99 is 0.9900000095...); folding from
+  // the same operands makes the result bit-identical to the float32 kernels'.
+  const dtype = n.type?.dtype ?? n.attrs.dtype ?? 'float32';
+  return { shape, values: dtype === 'float32' ? values.map(Math.fround) : values };
 }
 
 function nest(values: number[], shape: number[]): AttrValue {

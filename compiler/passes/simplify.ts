@@ -57,8 +57,10 @@ export const simplify: Pass = {
           const inner = get(a!);
           if (inner?.op === 'transpose' && n.type) {
             const rank = n.type.shape.length;
-            const p1 = (inner.attrs.perm as number[] | undefined) ?? [...Array(rank).keys()].reverse();
-            const p2 = (n.attrs.perm as number[] | undefined) ?? [...Array(rank).keys()].reverse();
+            // Perms may name axes from the end (-1); composing needs them normalised.
+            const norm = (p: number[] | undefined) => (p ?? [...Array(rank).keys()].reverse()).map((v) => (v < 0 ? v + rank : v));
+            const p1 = norm(inner.attrs.perm as number[] | undefined);
+            const p2 = norm(n.attrs.perm as number[] | undefined);
             const composed = p2.map((i) => p1[i]!);
             if (composed.every((v, i) => v === i) && keep(inner.inputs[0])) to = inner.inputs[0];
             else {

@@ -107,7 +107,7 @@ function evaluate(g: IRGraph, env: ReadonlyMap<string, number>, leaves: TensorMa
     const n = nodes.get(id);
     if (!n) throw new Error(`internal: no value ${id}`);
     let result: tf.Tensor | TensorMap;
-    if (n.op === 'call') result = runCall(n, env, n.inputs.map(get));
+    if (n.op === 'call') result = runCall(n, n.inputs.map(get));
     else if (n.op === 'grad') result = runGrad(g, n, env, leaves, overrides);
     else {
       const def = getOp(n.op)!;
@@ -122,13 +122,12 @@ function evaluate(g: IRGraph, env: ReadonlyMap<string, number>, leaves: TensorMa
   return get;
 }
 
-function runCall(n: IRNode, callerEnv: ReadonlyMap<string, number>, args: tf.Tensor[]): TensorMap {
+function runCall(n: IRNode, args: tf.Tensor[]): TensorMap {
   const callee = n.callee!;
   const leaves: TensorMap = {};
   callee.inputs.forEach((ci, k) => (leaves[ci.name] = args[k]!));
   callee.params.forEach((p, k) => (leaves[p.name] = args[callee.inputs.length + k]!));
   const env = bindInputs(callee, Object.fromEntries(callee.inputs.map((ci) => [ci.name, leaves[ci.name]!])));
-  void callerEnv;
   const get = evaluate(callee, env, leaves, undefined);
   const out: TensorMap = {};
   for (const [name, ref] of Object.entries(callee.outputs)) out[name] = get(ref);

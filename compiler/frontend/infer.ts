@@ -65,7 +65,8 @@ export function inferGraph(g: IRGraph): IRGraph {
     nodesById.set(n.id, n);
     return n;
   });
-  for (const [name, ref] of Object.entries(g.outputs)) refType(types, nodesById, ref) && name;
+  // Every output must name a typed value (refType throws otherwise).
+  for (const ref of Object.values(g.outputs)) refType(types, nodesById, ref);
   return { ...g, nodes };
 }
 

@@ -322,13 +322,7 @@ class Loader {
         }
         if (this.files.read(target) === undefined)
           throw err('E_IMPORT', `called graph file not found: ${displayPath(target)}`, joinPointer(base, 'graph'), { found: rn.graph });
-        let callee: IRGraph;
-        try {
-          callee = this.load(target, stack);
-        } catch (e) {
-          if (e instanceof LoomError && e.info.code === 'E_IMPORT' && e.info.message.startsWith('recursive call')) throw e;
-          throw e;
-        }
+        const callee = this.load(target, stack);
         const bound = (rn.in ?? {}) as Record<string, string | number>;
         // Unknown names first: a misspelt binding gets a suggestion instead of a "missing input" error.
         for (const k of Object.keys(bound))

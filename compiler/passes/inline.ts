@@ -3,7 +3,7 @@
  * "<call id>/", its inputs and params wired to the call's arguments, references to
  * "<call id>.<output>" rewritten, and symbolic dims in attributes renamed to the caller's.
  */
-import { dimEq, substDimSym, symbolsOf, type Dim } from '../dims.ts';
+import { substDimSym, symbolsOf, type Dim } from '../dims.ts';
 import { inferGraph } from '../frontend/infer.ts';
 import type { AttrValue, Attrs, IRGraph, IRNode } from '../ir.ts';
 import type { Pass } from './pass.ts';
@@ -62,7 +62,6 @@ function inlineGraph(g: IRGraph): IRGraph {
     }
     for (const [o, r] of Object.entries(callee.outputs)) replace.set(`${n.id}.${o}`, ref(r));
   }
-  void dimEq;
   return rewriteRefs({ ...g, nodes: out }, replace);
 }
 

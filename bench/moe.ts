@@ -1,0 +1,158 @@
+/**
+ * Sectional-MoE benchmark: for d0 in {256, 512} and every feasible E up to 32, measures the
+ * forward+backward step of the layer (L = 64, L' = 16, batch 8, one head, no FFN) and compares it
+ * with the roofline simulator's prediction on a calibrated profile of this machine, and the
+ * expert-count solver's E* on the same profile with the measured-fastest E.
+ *
+ * Measured = the compiled program (every pass but fusion) executed node by node by the reference
+ * interpreter (runtime/interpreter.ts), one tfjs kernel per node: the compiled executor is not
+ * in the project yet, the interpreter cannot run fused nodes, and this runs exactly the program
+ * the simulator prices.
+ *
+ *   node bin/run-ts.js bench/moe.ts [--profile FILE] [--backend B] [--runs N] [--write-graphs]
+ *
+ * --write-graphs regenerates the shipped graphs/moe/*.graph.json and exits.
+ */
+import { parseArgs } from 'node:util';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { compileGraph } from '../compiler/compile.ts';
+import { loadGraphJson } from '../compiler/frontend/load.ts';
+import { defaultMoeGraphs, generateMoeStep } from '../compiler/cost/moe-graph.ts';
+import { optimalExperts } from '../compiler/cost/moe.ts';
+import { loadProfile, type Profile } from '../compiler/cost/profile.ts';
+import { simulate } from '../compiler/cost/simulate.ts';
+import { initBackend } from '../runtime/backend.ts';
+import { calibrate, median } from '../runtime/calibrate.ts';
+import { writeFileAtomic } from '../runtime/fs.ts';
+import { initParams, interpret, type TensorMap } from '../runtime/interpreter.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+const { values } = parseArgs({
+  options: {
+    profile: { type: 'string' },
+    backend: { type: 'string' },
+    runs: { type: 'string', default: '7' },
+    'write-graphs': { type: 'boolean' },
+  },
+});
+
+if (values['write-graphs']) {
+  for (const [name, json] of Object.entries(defaultMoeGraphs())) {
+    const file = join(ROOT, 'graphs', 'moe', name);
+    writeFileAtomic(file, JSON.stringify(json, null, 2) + '\n');
+    console.log(`wrote ${file}`);
+  }
+  process.exit(0);
+}
+
+/** Spearman rank correlation (average ranks for ties). */
+export function spearman(a: number[], b: number[]): number {
+  const rank = (xs: number[]): number[] => {
+    const idx = xs.map((v, i) => [v, i] as const).sort((p, q) => p[0] - q[0]);
+    const r = new Array<number>(xs.length);
+    for (let i = 0; i < idx.length; ) {
+      let j = i;
+      while (j + 1 < idx.length && idx[j + 1]![0] === idx[i]![0]) j++;
+      for (let k = i; k <= j; k++) r[idx[k]![1]] = (i + j) / 2 + 1;
+      i = j + 1;
+    }
+    return r;
+  };
+  const ra = rank(a);
+  const rb = rank(b);
+  const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
+  const ma = mean(ra);
+  const mb = mean(rb);
+  let num = 0;
+  let da = 0;
+  let db = 0;
+  for (let i = 0; i < ra.length; i++) {
+    num += (ra[i]! - ma) * (rb[i]! - mb);
+    da += (ra[i]! - ma) ** 2;
+    db += (rb[i]! - mb) ** 2;
+  }
+  return num / Math.sqrt(da * db);
+}
+
+const B = 8;
+const L = 64;
+const Lp = 16;
+const runs = Math.max(7, Number(values.runs));
+
+const backend = await initBackend(values.backend, (m) => console.log(m));
+let profile: Profile;
+if (values.profile) profile = loadProfile(values.profile);
+else {
+  console.log('calibrating this machine (loom calibrate)...');
+  profile = await calibrate();
+}
+console.log(
+  `profile ${profile.name}: peak ${(profile.peakFlops.float32 / 1e9).toFixed(2)} GFLOP/s, bandwidth ${(profile.memoryBandwidth / 1e9).toFixed(2)} GB/s, overhead ${(profile.kernelOverhead * 1e6).toFixed(2)} us/kernel`,
+);
+console.log(`measured: compiled program (fusion off) run by the reference interpreter on tfjs ${backend.name}, median of ${runs} runs after 2 warm-up runs; B=${B}, L=${L}, L'=${Lp}`);
+
+/** One timed forward+backward run (outputs read back, then freed). */
+function timeOnce(g: ReturnType<typeof compileGraph>['graph'], x: tf.Tensor, params: TensorMap): number {
+  const t0 = process.hrtime.bigint();
+  const out = interpret(g, { x }, params);
+  for (const t of Object.values(out)) t.dataSync();
+  const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  for (const t of Object.values(out)) t.dispose();
+  return dt;
+}
+
+const pad = (s: string, n: number) => s.padStart(n);
+let allPred: number[] = [];
+let allMeas: number[] = [];
+for (const d0 of [256, 512]) {
+  const Es = [1, 2, 4, 8, 16, 32].filter((E) => d0 % E === 0);
+  const cases = Es.map((E) => {
+    const json = generateMoeStep({ d0, E, L, Lp, heads: 1, m: 0, mix: true });
+    // Fusion off: the interpreter runs one tfjs kernel per node and cannot run fused nodes.
+    const g = compileGraph(loadGraphJson(json, join(ROOT, 'graphs', 'moe', `bench-d${d0}-e${E}.graph.json`)), { disabled: new Set(['fusion']) }).graph;
+    const sim = simulate(g, profile, { dims: { B } });
+    return { E, g, sim, params: initParams(g, 1), times: [] as number[] };
+  });
+  const x = tf.randomNormal([B, L, d0], 0, 1, 'float32', 7);
+  // Round-robin over E, so a slow spell of the machine hits every E alike.
+  for (let rep = 0; rep < runs + 2; rep++)
+    for (const c of cases) {
+      const dt = timeOnce(c.g, x, c.params);
+      if (rep >= 2) c.times.push(dt);
+    }
+  x.dispose();
+  const rows = cases.map((c) => {
+    for (const t of Object.values(c.params)) t.dispose();
+    const b = c.sim.byBound;
+    const bound = (['compute', 'memory', 'overhead'] as const).reduce((best, k) => (b[k].timeS > b[best].timeS ? k : best), 'compute' as 'compute' | 'memory' | 'overhead');
+    return { E: c.E, pred: c.sim.total.timeS, meas: median(c.times), kernels: c.sim.total.kernels, bound };
+  });
+  const rho = spearman(
+    rows.map((r) => r.pred),
+    rows.map((r) => r.meas),
+  );
+  allPred = allPred.concat(rows.map((r) => r.pred));
+  allMeas = allMeas.concat(rows.map((r) => r.meas));
+  const w1 = (profile.moe?.w1 ?? 0) / B;
+  const w2 = (profile.moe?.w2 ?? 0) / B;
+  const sol = optimalExperts({ L, d0, reduction: { kind: 'fixed', rho: L / Lp }, c_att: 2, m: 0, w1, w2, Emax: 32 });
+  const fastest = rows.reduce((a, r) => (r.meas < a.meas ? r : a));
+  const simBest = rows.reduce((a, r) => (r.pred < a.pred ? r : a));
+  const iSol = Es.indexOf(sol.E);
+  const iFast = Es.indexOf(fastest.E);
+  const verdict = sol.E === fastest.E ? 'matches the measured-fastest E' : Math.abs(iSol - iFast) === 1 ? 'is the feasible neighbour of the measured-fastest E' : 'MISSES the measured-fastest E';
+
+  console.log(`\nd0 = ${d0} (forward + backward, ms)`);
+  console.log(`${pad('E', 3)}  ${pad('s', 4)}  ${pad('kernels', 7)}  ${pad('predicted', 10)}  ${pad('measured', 10)}  ${pad('meas/pred', 9)}  sim bound`);
+  for (const r of rows)
+    console.log(
+      `${pad(String(r.E), 3)}  ${pad(String(d0 / r.E), 4)}  ${pad(String(r.kernels), 7)}  ${pad((r.pred * 1e3).toFixed(3), 10)}  ${pad((r.meas * 1e3).toFixed(3), 10)}  ${pad((r.meas / r.pred).toFixed(2), 9)}  ${r.bound}`,
+    );
+  console.log(`Spearman rank correlation predicted vs measured: ${rho.toFixed(3)} (target >= 0.9)`);
+  console.log(`fastest: measured E = ${fastest.E}, simulated E = ${simBest.E}`);
+  console.log(`solver (w1 = moe.w1/B = ${w1.toExponential(3)}, w2 = moe.w2/B = ${w2.toExponential(3)}, c_att = 2): E* = ${sol.E} ${verdict}`);
+}
+console.log(`\npooled Spearman over both widths: ${spearman(allPred, allMeas).toFixed(3)}`);

@@ -1,0 +1,110 @@
+/**
+ * Hardware profiles (schemas/profile.schema.json): roofline parameters for `loom simulate` and
+ * the sectional-MoE overhead coefficients for `loom experts`. Shipped profiles live in
+ * profiles/<name>.json; `loom calibrate` writes one for the machine it runs on.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LoomError } from '../errors.ts';
+import { assertValid, schemaValidator } from '../frontend/schema.ts';
+
+export const PROFILE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'profiles');
+
+export type Precision = 'float32' | 'tf32' | 'bfloat16' | 'float16';
+export const PRECISIONS: readonly Precision[] = ['float32', 'tf32', 'bfloat16', 'float16'];
+
+export interface MoeOverhead {
+  w0?: number;
+  w1?: number;
+  w2?: number;
+  derivation?: string;
+}
+
+export interface Profile {
+  name: string;
+  description?: string;
+  source?: string;
+  /** FLOP/s per compute precision; float32 always present. */
+  peakFlops: { float32: number } & Partial<Record<Precision, number>>;
+  /** bytes/s */
+  memoryBandwidth: number;
+  /** seconds per kernel launch / dispatch */
+  kernelOverhead: number;
+  /** bytes */
+  memoryCapacity?: number;
+  moe?: MoeOverhead;
+  measured?: Record<string, unknown>;
+}
+
+/** Validates parsed JSON against the profile schema; errors name the file and pointer. */
+export function validateProfile(json: unknown, file: string): Profile {
+  assertValid(schemaValidator('profile.schema.json'), json, file, '', 'profile');
+  return json as Profile;
+}
+
+/** Loads a profile by shipped name (`h100`, `h200`) or by file path. */
+export function loadProfile(nameOrFile: string): Profile {
+  const shipped = join(PROFILE_DIR, `${nameOrFile}.json`);
+  const file = /^[A-Za-z0-9_-]+$/.test(nameOrFile) && existsSync(shipped) ? shipped : nameOrFile;
+  let text: string;
+  try {
+    if (!existsSync(file) || !statSync(file).isFile()) throw new Error('no such file');
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new LoomError({
+      code: 'E_IO',
+      message: `cannot read profile: ${(e as Error).message}`,
+      file,
+      hint: `give a profile file or one of the shipped names: ${shippedProfiles().join(', ')}`,
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new LoomError({ code: 'E_JSON', message: `invalid JSON in profile: ${(e as Error).message}`, file });
+  }
+  return validateProfile(json, file);
+}
+
+export function shippedProfiles(): string[] {
+  try {
+    return ['h100', 'h200'].filter((n) => existsSync(join(PROFILE_DIR, `${n}.json`)));
+  } catch {
+    return [];
+  }
+}
+
+/** Peak FLOP/s at a precision, with a clear error when the profile does not list it. */
+export function peakFor(p: Profile, precision: Precision): number {
+  const v = p.peakFlops[precision];
+  if (v === undefined)
+    throw new LoomError({
+      code: 'E_USAGE',
+      message: `profile "${p.name}" has no peak for precision ${precision}`,
+      expected: `one of ${Object.keys(p.peakFlops).join(', ')}`,
+      found: precision,
+    });
+  return v;
+}
+
+/** Kernels one expert issues when experts are dispatched one by one (forward: Q, K, V, scores, scale, softmax, AV, out-proj, residual, plus one gather of its section). */
+export const KERNELS_PER_EXPERT = 10;
+
+/**
+ * The MoE overhead coefficients in multiply-accumulates per sequence from a per-kernel overhead
+ * (seconds) and a peak rate (FLOP/s): one kernel launch costs overhead * peak/2 MAC-equivalents.
+ * w1: each expert dispatched on its own issues KERNELS_PER_EXPERT kernels; w2: one launch per
+ * pair of experts (the spec's quadratic synchronisation/communication term, a reconstruction).
+ * For a batch of B sequences per launch divide both by B.
+ */
+export function deriveMoeOverhead(kernelOverhead: number, peakFlops: number, kernelsPerExpert = KERNELS_PER_EXPERT): Required<MoeOverhead> {
+  const launch = kernelOverhead * (peakFlops / 2);
+  return {
+    w0: 0,
+    w1: kernelsPerExpert * launch,
+    w2: launch,
+    derivation: `w1 = ${kernelsPerExpert} kernels per expert * ${kernelOverhead.toPrecision(3)} s * ${(peakFlops / 2).toPrecision(4)} MAC/s; w2 = 1 kernel per expert pair * the same (batch 1: divide by B for B sequences per launch)`,
+  };
+}

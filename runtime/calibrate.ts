@@ -1,0 +1,112 @@
+/**
+ * Measures this machine on the active tfjs backend and builds a hardware profile for the
+ * simulator: peak float32 matmul throughput (best of a few square sizes), streaming bandwidth
+ * (elementwise add over large tensors: 2 reads + 1 write per element), and the per-kernel
+ * dispatch overhead (a tiny add). Every figure is the median of repeated timed batches after a
+ * warm-up; each batch ends by reading the result back, so asynchronous backends are timed too.
+ */
+import { hostname, totalmem } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { deriveMoeOverhead, validateProfile, type Profile } from '../compiler/cost/profile.ts';
+
+export interface CalibrateOptions {
+  /** Fewer sizes and repeats (for tests and smoke runs). */
+  quick?: boolean;
+  /** Progress lines. */
+  log?: (msg: string) => void;
+}
+
+export interface Measurement {
+  what: string;
+  size: number;
+  /** Median seconds per op. */
+  seconds: number;
+  /** FLOP/s or bytes/s, where it applies. */
+  rate?: number;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Median over `repeats` batches of the seconds per call of `op` (a batch runs it `inner` times and syncs once). */
+export function timeOp(op: () => tf.Tensor, inner: number, repeats: number, warmup = 2): number {
+  const batch = (): number => {
+    const t0 = process.hrtime.bigint();
+    let last: tf.Tensor | undefined;
+    for (let i = 0; i < inner; i++) {
+      last?.dispose();
+      last = op();
+    }
+    last!.dataSync();
+    last!.dispose();
+    return Number(process.hrtime.bigint() - t0) / 1e9 / inner;
+  };
+  for (let i = 0; i < warmup; i++) batch();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) times.push(batch());
+  return median(times);
+}
+
+/** Runs the measurements on the active backend and returns a validated profile. */
+export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
+  const log = opts.log ?? (() => {});
+  await tf.ready();
+  const backend = tf.getBackend();
+  const repeats = opts.quick ? 3 : 9;
+  const measured: Measurement[] = [];
+
+  // Dispatch overhead: a one-element add does no work, so its time is the fixed cost of a kernel.
+  const a1 = tf.tensor1d([1]);
+  const b1 = tf.tensor1d([2]);
+  const overhead = timeOp(() => tf.add(a1, b1), opts.quick ? 200 : 2000, repeats);
+  a1.dispose();
+  b1.dispose();
+  measured.push({ what: 'dispatch', size: 1, seconds: overhead });
+  log(`dispatch overhead: ${(overhead * 1e6).toFixed(2)} us per kernel`);
+
+  // Matmul throughput: 2 n^3 flops per n x n product; the best size approximates the peak.
+  let peak = 0;
+  for (const n of opts.quick ? [64, 128] : [64, 128, 256, 512]) {
+    const a = tf.randomNormal([n, n], 0, 1, 'float32', 1);
+    const b = tf.randomNormal([n, n], 0, 1, 'float32', 2);
+    const inner = Math.max(1, Math.round((opts.quick ? 2e7 : 2e8) / (2 * n ** 3)));
+    const s = timeOp(() => tf.matMul(a, b), inner, repeats);
+    const rate = (2 * n ** 3) / Math.max(s - overhead, s / 100);
+    measured.push({ what: 'matmul', size: n, seconds: s, rate });
+    peak = Math.max(peak, rate);
+    log(`matmul ${n}x${n}: ${(s * 1e3).toFixed(3)} ms, ${(rate / 1e9).toFixed(2)} GFLOP/s`);
+    a.dispose();
+    b.dispose();
+  }
+
+  // Streaming bandwidth: x + y over n elements moves 12 n bytes.
+  let bw = 0;
+  for (const n of opts.quick ? [1 << 18] : [1 << 18, 1 << 20, 1 << 22]) {
+    const x = tf.randomNormal([n], 0, 1, 'float32', 3);
+    const y = tf.randomNormal([n], 0, 1, 'float32', 4);
+    const inner = Math.max(1, Math.round((opts.quick ? 4e6 : 4e7) / n));
+    const s = timeOp(() => tf.add(x, y), inner, repeats);
+    const rate = (12 * n) / Math.max(s - overhead, s / 100);
+    measured.push({ what: 'elementwise-add', size: n, seconds: s, rate });
+    bw = Math.max(bw, rate);
+    log(`add ${n}: ${(s * 1e3).toFixed(3)} ms, ${(rate / 1e9).toFixed(2)} GB/s`);
+    x.dispose();
+    y.dispose();
+  }
+
+  const profile: Profile = {
+    name: `calibrated-${backend}`,
+    description: `Measured by \`loom calibrate\` on ${hostname()} with the tfjs ${backend} backend (float32 only).`,
+    source: `loom calibrate, ${new Date().toISOString()}, backend ${backend}, medians of ${repeats} timed batches after warm-up`,
+    peakFlops: { float32: peak },
+    memoryBandwidth: bw,
+    kernelOverhead: overhead,
+    memoryCapacity: totalmem(),
+    moe: deriveMoeOverhead(overhead, peak),
+    measured: { backend, measurements: measured as unknown as Record<string, unknown>[] } as Record<string, unknown>,
+  };
+  return validateProfile(JSON.parse(JSON.stringify(profile)), '<calibrate>');
+}

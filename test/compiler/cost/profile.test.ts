@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LoomError } from '../../../compiler/errors.ts';
+import { deriveMoeOverhead, loadProfile, validateProfile } from '../../../compiler/cost/profile.ts';
+
+const good = { name: 'x', peakFlops: { float32: 1e12 }, memoryBandwidth: 1e11, kernelOverhead: 5e-6 };
+
+function errorOf(f: () => unknown): LoomError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(LoomError);
+    return e as LoomError;
+  }
+  throw new Error('expected a LoomError');
+}
+
+describe('shipped profiles', () => {
+  it('h100 and h200 carry the datasheet figures and a source', () => {
+    const h100 = loadProfile('h100');
+    const h200 = loadProfile('h200');
+    expect(h100.peakFlops).toMatchObject({ float32: 67e12, bfloat16: 989.5e12 });
+    expect(h100.memoryBandwidth).toBe(3.35e12);
+    expect(h100.memoryCapacity).toBe(80e9);
+    expect(h200.peakFlops.bfloat16).toBe(h100.peakFlops.bfloat16);
+    expect(h200.memoryBandwidth).toBe(4.8e12);
+    expect(h200.memoryCapacity).toBe(141e9);
+    for (const p of [h100, h200]) expect(p.source).toMatch(/datasheet/);
+  });
+
+  it('their moe coefficients follow the documented derivation', () => {
+    const h100 = loadProfile('h100');
+    const d = deriveMoeOverhead(h100.kernelOverhead, h100.peakFlops.bfloat16!);
+    // one launch = 4e-6 s * 989.5e12 / 2 MAC/s = 1.979e9 MACs; w1 = 10 launches.
+    expect(d.w2).toBeCloseTo(1.979e9, 0);
+    expect(d.w1).toBeCloseTo(1.979e10, 0);
+    expect(h100.moe).toMatchObject({ w1: d.w1, w2: d.w2 });
+  });
+});
+
+describe('validation', () => {
+  it('accepts a minimal profile', () => {
+    expect(validateProfile(good, 'p.json').name).toBe('x');
+  });
+
+  it('names a missing required field', () => {
+    const { memoryBandwidth: _m, ...rest } = good;
+    const e = errorOf(() => validateProfile(rest, 'p.json'));
+    expect(e.code).toBe('E_SCHEMA');
+    expect(e.message).toContain('memoryBandwidth');
+    expect(e.info.file).toBe('p.json');
+  });
+
+  it('rejects non-positive rates with the pointer to them', () => {
+    const e = errorOf(() => validateProfile({ ...good, peakFlops: { float32: 0 } }, 'p.json'));
+    expect(e.code).toBe('E_SCHEMA');
+    expect(e.info.pointer).toBe('/peakFlops/float32');
+    const e2 = errorOf(() => validateProfile({ ...good, kernelOverhead: -1 }, 'p.json'));
+    expect(e2.info.pointer).toBe('/kernelOverhead');
+  });
+
+  it('rejects unknown properties and unknown precisions, suggesting the right name', () => {
+    const e = errorOf(() => validateProfile({ ...good, memoryBandwith: 1 }, 'p.json'));
+    expect(e.message).toContain('unknown property "memoryBandwith"');
+    const e2 = errorOf(() => validateProfile({ ...good, peakFlops: { float32: 1, fp8: 2 } }, 'p.json'));
+    expect(e2.message).toContain('"fp8"');
+  });
+
+  it('rejects a negative moe coefficient', () => {
+    const e = errorOf(() => validateProfile({ ...good, moe: { w2: -3 } }, 'p.json'));
+    expect(e.info.pointer).toBe('/moe/w2');
+  });
+
+  it('reports unreadable files and bad JSON', () => {
+    expect(errorOf(() => loadProfile('/nonexistent/profile.json')).code).toBe('E_IO');
+    const dir = mkdtempSync(join(tmpdir(), 'loom-profile-'));
+    const f = join(dir, 'bad.json');
+    writeFileSync(f, '{"name": ');
+    expect(errorOf(() => loadProfile(f)).code).toBe('E_JSON');
+    writeFileSync(f, JSON.stringify(good));
+    expect(loadProfile(f).kernelOverhead).toBe(5e-6);
+  });
+});

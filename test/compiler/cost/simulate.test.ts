@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import type { IRGraph, IRNode, TensorType } from '../../../compiler/ir.ts';
+import { LoomError } from '../../../compiler/errors.ts';
+import { peakMemory, simulate } from '../../../compiler/cost/simulate.ts';
+import type { Profile } from '../../../compiler/cost/profile.ts';
+import { compileGraph } from '../../../compiler/compile.ts';
+import { loadGraph } from '../../../compiler/frontend/load.ts';
+
+const f32 = (...shape: (number | string)[]): TensorType => ({ dtype: 'float32', shape });
+const node = (id: string, op: string, inputs: string[], type: TensorType, attrs: IRNode['attrs'] = {}): IRNode => ({ id, op, inputs, attrs, type });
+const graph = (inputs: [string, TensorType][], nodes: IRNode[], outputs: Record<string, string>): IRGraph => ({
+  name: 't',
+  file: 't.graph.json',
+  inputs: inputs.map(([name, type]) => ({ name, type })),
+  params: [],
+  nodes,
+  outputs,
+});
+const profile = (peak: number, bw: number, overhead: number, memoryCapacity?: number): Profile => ({
+  name: 'test',
+  peakFlops: { float32: peak },
+  memoryBandwidth: bw,
+  kernelOverhead: overhead,
+  ...(memoryCapacity !== undefined ? { memoryCapacity } : {}),
+});
+
+// a [2,3] @ b [3,4]: 2*M*N*K = 2*2*4*3 = 48 flops; bytes (6 + 12 + 8) * 4 = 104.
+const mm = graph([['a', f32(2, 3)], ['b', f32(3, 4)]], [node('c', 'matmul', ['a', 'b'], f32(2, 4))], { c: 'c' });
+
+describe('roofline arithmetic', () => {
+  it('counts matmul flops as 2MNK and bytes as inputs + output', () => {
+    const r = simulate(mm, profile(1e3, 1e6, 0));
+    expect(r.kernels[0]).toMatchObject({ flops: 48, bytes: 104 });
+  });
+
+  it('picks the bound from the largest of compute, memory and overhead', () => {
+    // compute 48/1000 = 0.048 s; memory 104/100 = 1.04 s -> memory bound; time 1.04 + 0.01.
+    const mem = simulate(mm, profile(1e3, 100, 0.01)).kernels[0]!;
+    expect(mem.bound).toBe('memory');
+    expect(mem.timeS).toBeCloseTo(1.05, 12);
+    // memory 104/1e6 ~ 1e-4 s < compute 0.048 s -> compute bound; time 0.048 + 0.01.
+    const comp = simulate(mm, profile(1e3, 1e6, 0.01)).kernels[0]!;
+    expect(comp.bound).toBe('compute');
+    expect(comp.timeS).toBeCloseTo(0.058, 12);
+    // overhead 1 s dominates both.
+    const ovh = simulate(mm, profile(1e3, 1e6, 1)).kernels[0]!;
+    expect(ovh.bound).toBe('overhead');
+    expect(ovh.timeS).toBeCloseTo(1.048, 12);
+  });
+
+  it('binds symbolic dims from options and names the missing ones otherwise', () => {
+    const g = graph([['a', f32('B', 3)], ['b', f32(3, 4)]], [node('c', 'matmul', ['a', 'b'], f32('B', 4))], { c: 'c' });
+    expect(simulate(g, profile(1, 1, 0), { dims: { B: 5 } }).kernels[0]!.flops).toBe(2 * 5 * 4 * 3);
+    try {
+      simulate(g, profile(1, 1, 0));
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(LoomError);
+      expect((e as LoomError).code).toBe('E_UNBOUND_DIM');
+      expect((e as LoomError).message).toContain('--dim B=');
+    }
+  });
+
+  it('uses the requested precision peak and rejects one the profile lacks', () => {
+    const p: Profile = { ...profile(1e3, 1e9, 0), peakFlops: { float32: 1e3, bfloat16: 4e3 } };
+    expect(simulate(mm, p, { precision: 'bfloat16' }).kernels[0]!.computeS).toBeCloseTo(48 / 4e3, 15);
+    expect(() => simulate(mm, p, { precision: 'tf32' })).toThrow(/no peak for precision tf32/);
+  });
+
+  it('prices a fused group as its body flops and only its external bytes, one overhead', () => {
+    // x, y [10]; body: m = x*y, e = exp(m), s = e + x; only s leaves the group.
+    const body = [node('m', 'mul', ['x', 'y'], f32(10)), node('e', 'exp', ['m'], f32(10)), node('s', 'add', ['e', 'x'], f32(10))];
+    const fused: IRNode = { id: 'f', op: 'fused', inputs: ['x', 'y'], attrs: {}, outputTypes: { s: f32(10) }, body };
+    const g = graph([['x', f32(10)], ['y', f32(10)]], [fused], { s: 'f.s' });
+    const unfused = graph([['x', f32(10)], ['y', f32(10)]], body, { s: 's' });
+    const p = profile(1e3, 1e3, 0.5);
+    const rf = simulate(g, p);
+    const ru = simulate(unfused, p);
+    expect(rf.kernels).toHaveLength(1);
+    // flops: the same work as the three separate kernels.
+    expect(rf.kernels[0]!.flops).toBe(ru.total.flops);
+    expect(rf.kernels[0]!.ops).toBe(3);
+    // bytes: read x and y, write s = 3 * 10 * 4; the unfused program also moves m and e.
+    expect(rf.kernels[0]!.bytes).toBe(120);
+    expect(ru.total.bytes).toBe((20 + 10) * 4 + (10 + 10) * 4 + (20 + 10) * 4);
+    expect(rf.total.timeS).toBeCloseTo(Math.max(rf.total.flops / 1e3, 120 / 1e3) + 0.5, 12);
+  });
+
+  it('counts views as free kernels', () => {
+    const g = graph([['a', f32(2, 3)]], [node('r', 'reshape', ['a'], f32(6), { shape: [6] })], { r: 'r' });
+    const r = simulate(g, profile(1, 1, 1));
+    expect(r.kernels[0]).toMatchObject({ bound: 'free', timeS: 0 });
+    expect(r.total.kernels).toBe(0);
+  });
+});
+
+describe('peak memory', () => {
+  it('frees values after their last reader and keeps outputs, views aliasing their source', () => {
+    // x [100] resident (400 B). a = exp(x) 400; b = reshape(a) (alias); c = exp(b) 400; d = exp(c) 400.
+    // a (via b) dies after c; so at d: x + c + d = 1200; at c: x + a + c = 1200; peak 1200.
+    const g = graph(
+      [['x', f32(100)]],
+      [node('a', 'exp', ['x'], f32(100)), node('b', 'reshape', ['a'], f32(10, 10), { shape: [10, 10] }), node('c', 'exp', ['b'], f32(10, 10)), node('d', 'exp', ['c'], f32(10, 10))],
+      { d: 'd' },
+    );
+    const m = peakMemory(g, (t) => (t.shape as number[]).reduce((p, v) => p * v, 1) * 4);
+    expect(m).toEqual({ resident: 400, peak: 1200, at: 'c' });
+    // Making a an output too keeps it alive to the end: 400 + 400 + 400 + 400.
+    const g2 = { ...g, outputs: { d: 'd', a: 'a' } };
+    expect(peakMemory(g2, (t) => (t.shape as number[]).reduce((p, v) => p * v, 1) * 4).peak).toBe(1600);
+  });
+
+  it('reports whether the peak fits the capacity', () => {
+    expect(simulate(mm, profile(1, 1, 0, 1000)).fits).toBe(true);
+    expect(simulate(mm, profile(1, 1, 0, 50)).fits).toBe(false);
+    expect(simulate(mm, profile(1, 1, 0)).fits).toBeNull();
+  });
+});
+
+describe('compiled programs', () => {
+  it('prices the compiled MLP loss+grad: matmul flops are 2MNK by hand, and fusion moves no flops', () => {
+    const src = loadGraph('graphs/examples/mlp-loss-grad.graph.json');
+    const p = profile(1e12, 1e12, 1e-6);
+    const plain = simulate(compileGraph(src, { disabled: new Set(['fusion']) }).graph, p, { dims: { B: 10 } });
+    const fused = simulate(compileGraph(src).graph, p, { dims: { B: 10 } });
+    const mmFlops = plain.kernels.filter((k) => k.op === 'matmul').reduce((s, k) => s + k.flops, 0);
+    // forward: 10x4x64, 10x64x64, 10x64x2; backward (w3, b3 only, after dce): d_w3 = a2^T g -> 64x10x2.
+    expect(mmFlops).toBe(2 * 10 * (4 * 64 + 64 * 64 + 64 * 2) + 2 * 64 * 2 * 10);
+    expect(fused.total.flops).toBe(plain.total.flops);
+    expect(fused.total.kernels).toBeLessThanOrEqual(plain.total.kernels);
+    expect(fused.total.bytes).toBeLessThanOrEqual(plain.total.bytes);
+  });
+});

@@ -37,6 +37,14 @@ export interface IRNode {
   callee?: IRGraph;
   /** `call` only: named inputs of the callee bound to caller values. */
   bindings?: Record<string, string>;
+  /**
+   * `fused` only (set by the fusion pass): the original nodes the fused kernel computes, in
+   * order. Body nodes keep their ids; their inputs name body nodes or the fused node's inputs.
+   * The values the rest of the graph reads are the fused node's outputs ("<fused id>.<body id>").
+   */
+  body?: IRNode[];
+  /** Set by the liveness pass: values whose last use is this node, freed right after it runs. */
+  free?: string[];
 }
 
 export interface ParamInit {

@@ -7,10 +7,11 @@ import { ops } from './commands/ops.ts';
 import { experts } from './commands/experts.ts';
 import { compile } from './commands/compile.ts';
 import { train } from './commands/train.ts';
+import { compare } from './commands/compare.ts';
 import { simulate } from './commands/simulate.ts';
 import { calibrate } from './commands/calibrate.ts';
 
-export const COMMANDS: Command[] = [check, compile, run, train, ops, experts, simulate, calibrate];
+export const COMMANDS: Command[] = [check, compile, run, train, compare, ops, experts, simulate, calibrate];
 
 const stdio: Io = {
   out: (t) => process.stdout.write(t),

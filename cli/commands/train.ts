@@ -7,7 +7,7 @@ import { numberFlag, type Command } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
-  summary: 'run a training pipeline (PPO) with progress, metrics, checkpoints, a learning curve and a final evaluation',
+  summary: 'run a training pipeline (PPO and its variants) with progress, metrics, checkpoints, a learning curve and a final evaluation',
   usage: 'loom train PIPELINE.json [--env E] [--seed N] [--steps N] [--out DIR] [--backend B] [--resume]',
   options: {
     env: { type: 'string', description: 'override the env: a name under graphs/envs (e.g. cartpole) whose step/reset graphs replace the pipeline\'s', valueName: 'E' },

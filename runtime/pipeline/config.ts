@@ -1,7 +1,7 @@
 /** Pipeline files: JSON Schema validation (with file + JSON pointer errors), defaults, graph loading. */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { loadGraph, parseJsonText } from '../../compiler/frontend/load.ts';
+import { loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend/load.ts';
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
@@ -9,12 +9,27 @@ import type { IRGraph } from '../../compiler/ir.ts';
 export interface PipelineConfig {
   file: string;
   pipeline: string;
+  algorithm: 'ppo' | 'grpo' | 'hybrid-grpo';
+  /** GRPO / Hybrid GRPO: actions sampled per visited state, each branch stepped from a copy of the env state. */
+  group: { size: number; select: 'uniform' | 'argmax'; hp: Record<string, number> } | null;
   env: { name: string; step: string; reset: string; num_envs: number };
   policy: { act: string };
   loss: string;
-  optimizer: { name: string; lr: number; anneal_lr: boolean; eps: number; beta1: number; beta2: number; args: Record<string, number> };
+  optimizer: {
+    name: string;
+    lr: number;
+    anneal_lr: boolean;
+    eps: number;
+    beta1: number;
+    beta2: number;
+    args: Record<string, number>;
+    /** Values for the optimizer graph's `hp_<name>` const nodes (e.g. AlphaGrad's alpha, momentum). */
+    hp: Record<string, number>;
+    /** Clip the global grad norm to update.max_grad_norm before the optimizer step. */
+    clip_grad: boolean;
+  };
   rollout: { steps: number };
-  advantage: { gamma: number; lambda: number };
+  advantage: { gamma: number; lambda: number; transform: AdvantageTransform | null };
   update: { epochs: number; minibatches: number; norm_adv: boolean; clip_coef: number; clip_vloss: boolean; ent_coef: number; vf_coef: number; max_grad_norm: number; target_kl: number | null };
   normalize: { obs: boolean; reward: boolean; clip: number };
   total_steps: number;
@@ -24,6 +39,19 @@ export interface PipelineConfig {
   eval: { episodes: number };
 }
 
+/** AM-PPO advantage modulation (spec am-ppo §2): controller hyperparameters and initial state. */
+export interface AmppoTransform {
+  kind: 'amppo';
+  /** Values for the `hp_<name>` const nodes of graphs/algorithms/amppo/{update,modulate}. */
+  hp: Record<string, number>;
+  alpha_init: number;
+  s_init: number;
+}
+export type AdvantageTransform = AmppoTransform;
+
+/** The AM-PPO hyperparameters a pipeline may set; each is an `hp_<name>` node of the amppo graphs. */
+export const AMPPO_HP = ['tau', 'p_star', 'kappa', 'eta', 'rho', 'rho_sat', 'eps', 'v_shift'] as const;
+
 export interface PipelineGraphs {
   step: IRGraph;
   reset: IRGraph;
@@ -32,6 +60,10 @@ export interface PipelineGraphs {
   optimizer: IRGraph;
   gae: IRGraph;
   clip: IRGraph;
+  /** Present for grpo / hybrid-grpo: grpo/advantage or hybrid-grpo/advantage. */
+  groupAdvantage?: IRGraph;
+  /** Present when advantage.transform is amppo. */
+  amppo?: { update: IRGraph; modulate: IRGraph };
 }
 
 /** The library folder (graphs/) that ships with loom: optimizers and GAE live there. */
@@ -50,9 +82,30 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
   const upd = obj(j.update);
   const adv = obj(j.advantage);
   const norm = obj(j.normalize);
+  const trj = adv.transform === undefined ? null : obj(adv.transform);
+  const tr: AdvantageTransform | null = trj
+    ? {
+        kind: 'amppo',
+        hp: Object.fromEntries(AMPPO_HP.filter((k) => trj[k] !== undefined).map((k) => [k, trj[k] as number])),
+        alpha_init: (trj.alpha_init as number) ?? 1.0,
+        s_init: (trj.s_init as number) ?? 0.1,
+      }
+    : null;
+  const algorithm = (j.algorithm as PipelineConfig['algorithm']) ?? 'ppo';
+  const grp = obj(j.group);
   const cfg: PipelineConfig = {
     file: resolve(file),
     pipeline: j.pipeline as string,
+    algorithm,
+    group:
+      algorithm === 'ppo'
+        ? null
+        : {
+            size: (grp.size as number) ?? 8,
+            select: (grp.select as 'uniform' | 'argmax') ?? (algorithm === 'grpo' ? 'uniform' : 'argmax'),
+            // The hybrid graph's discount is the pipeline's gamma unless group.hp says otherwise.
+            hp: algorithm === 'hybrid-grpo' ? { gamma: (adv.gamma as number) ?? 0.99, ...((grp.hp as Record<string, number>) ?? {}) } : ((grp.hp as Record<string, number>) ?? {}),
+          },
     env: { name: (env.name as string) ?? (j.pipeline as string), step: resolve(base, env.step as string), reset: resolve(base, env.reset as string), num_envs: env.num_envs as number },
     policy: { act: resolve(base, obj(j.policy).act as string) },
     loss: resolve(base, j.loss as string),
@@ -64,9 +117,12 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
       beta1: (opt.beta1 as number) ?? 0.9,
       beta2: (opt.beta2 as number) ?? 0.999,
       args: (opt.args as Record<string, number>) ?? {},
+      hp: (opt.hp as Record<string, number>) ?? {},
+      // Spec am-ppo A5: AM-PPO clips for every optimizer; the AlphaGrad-PPO comparison clips only for Adam.
+      clip_grad: (opt.clip_grad as boolean) ?? (opt.name !== 'alphagrad' || tr !== null),
     },
     rollout: { steps: obj(j.rollout).steps as number },
-    advantage: { gamma: (adv.gamma as number) ?? 0.99, lambda: (adv.lambda as number) ?? 0.95 },
+    advantage: { gamma: (adv.gamma as number) ?? 0.99, lambda: (adv.lambda as number) ?? 0.95, transform: tr },
     update: {
       epochs: (upd.epochs as number) ?? 4,
       minibatches: (upd.minibatches as number) ?? 4,
@@ -85,11 +141,18 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
     checkpoint: { every: (obj(j.checkpoint).every as number) ?? 10 },
     eval: { episodes: (obj(j.eval).episodes as number) ?? 10 },
   };
-  const batch = cfg.env.num_envs * cfg.rollout.steps;
+  const fail = (message: string, pointer: string): never => {
+    throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer });
+  };
+  if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
+  if (cfg.group && cfg.normalize.reward) fail('reward normalisation is not supported with group sampling', '/normalize/reward');
+  if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
+  if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
+  const batch = cfg.env.num_envs * cfg.rollout.steps * (cfg.group?.size ?? 1);
   if (batch % cfg.update.minibatches !== 0)
     throw new LoomError({
       code: 'E_SCHEMA',
-      message: 'num_envs * rollout.steps must be divisible by update.minibatches',
+      message: 'num_envs * rollout.steps (* group.size) must be divisible by update.minibatches',
       file: cfg.file,
       pointer: '/update/minibatches',
       expected: `a divisor of ${batch}`,
@@ -109,13 +172,48 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer });
     return loadGraph(path);
   };
+  const patched = (path: string, hp: Record<string, number>, pointer: string, required: boolean): IRGraph => {
+    if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer });
+    return loadGraphJson(patchHp(parseJsonText(readFileSync(path, 'utf8'), path), hp, required, cfg.file, pointer), path);
+  };
+  const tr = cfg.advantage.transform;
+  const amppoDir = join(GRAPHS_DIR, 'algorithms', 'amppo');
   return {
+    ...(cfg.group
+      ? { groupAdvantage: patched(join(GRAPHS_DIR, 'algorithms', cfg.algorithm, 'advantage.graph.json'), cfg.group.hp, '/group/hp', true) }
+      : {}),
+    ...(tr
+      ? {
+          amppo: {
+            update: patched(join(amppoDir, 'update.graph.json'), tr.hp, '/advantage/transform', true),
+            // modulate has only the gate's constants (kappa, eps, v_shift); they must match update's.
+            modulate: patched(join(amppoDir, 'modulate.graph.json'), tr.hp, '/advantage/transform', false),
+          },
+        }
+      : {}),
     step: load(cfg.env.step, '/env/step'),
     reset: load(cfg.env.reset, '/env/reset'),
     act: load(cfg.policy.act, '/policy/act'),
     loss: load(cfg.loss, '/loss'),
-    optimizer: load(join(GRAPHS_DIR, 'optimizers', `${cfg.optimizer.name}.graph.json`), '/optimizer/name'),
+    optimizer: patched(join(GRAPHS_DIR, 'optimizers', `${cfg.optimizer.name}.graph.json`), cfg.optimizer.hp, '/optimizer/name', true),
     gae: loadGraph(join(GRAPHS_DIR, 'algorithms', 'gae.graph.json')),
     clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json')),
   };
+}
+
+/**
+ * Sets `attrs.value` of the `hp_<name>` const nodes of a parsed graph (the algorithm graphs'
+ * configuration convention). With `required`, a name the graph lacks is an error at `pointer`.
+ */
+export function patchHp(json: unknown, hp: Record<string, number>, required: boolean, file: string, pointer: string): unknown {
+  const nodes = (obj(json).nodes ?? []) as Json[];
+  for (const [k, v] of Object.entries(hp)) {
+    const n = nodes.find((x) => x.id === `hp_${k}` && x.op === 'const');
+    if (!n) {
+      if (!required) continue;
+      throw new LoomError({ code: 'E_SCHEMA', message: `the graph has no hyperparameter "${k}" (const node hp_${k})`, file, pointer, found: k });
+    }
+    n.attrs = { ...obj(n.attrs), value: v };
+  }
+  return json;
 }

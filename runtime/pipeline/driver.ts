@@ -12,7 +12,7 @@ import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
-import { MetricsLog, type IterationMetrics } from './metrics.ts';
+import { AMPPO_COLUMNS, METRIC_COLUMNS, MetricsLog, type IterationMetrics } from './metrics.ts';
 import { makeProgram, type Program } from './program.ts';
 import type { ProgressInfo } from './progress.ts';
 
@@ -83,6 +83,8 @@ interface HostState {
   obsStat: RunningStat | null;
   retStat: RunningStat | null;
   retAcc: number[];
+  /** AM-PPO controller state (float32 values held as numbers; exact round trip). */
+  amppo: { alpha_ema: number; s_ema: number } | null;
 }
 
 function keyTensor(k: Key): tf.Tensor {
@@ -127,6 +129,11 @@ export class Trainer {
   private opt: Program;
   private gae: Program;
   private clip: Program;
+  private amppoUpdate: Program | null;
+  private amppoModulate: Program | null;
+  private groupAdv: Program | null;
+  /** AlphaGrad's `segment`: tensor index of each flattened param element (null when unused). */
+  private segment: tf.Tensor | null = null;
   readonly paramNames: string[];
   params: TensorMap = {};
   optState: TensorMap = {};
@@ -142,6 +149,11 @@ export class Trainer {
     this.cfg = cfg;
     this.graphs = graphs;
     [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [graphs.act, graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map(makeProgram);
+    this.amppoUpdate = graphs.amppo ? makeProgram(graphs.amppo.update) : null;
+    this.amppoModulate = graphs.amppo ? makeProgram(graphs.amppo.modulate) : null;
+    this.groupAdv = graphs.groupAdvantage ? makeProgram(graphs.groupAdvantage) : null;
+    if (cfg.group && !graphs.groupAdvantage) throw new LoomError({ code: 'E_INPUT', message: `${cfg.algorithm} needs its advantage graph`, file: cfg.file, pointer: '/algorithm' });
+    if (cfg.advantage.transform && !graphs.amppo) throw new LoomError({ code: 'E_INPUT', message: 'advantage.transform amppo needs the amppo graphs', file: cfg.file, pointer: '/advantage/transform' });
     this.paramNames = graphs.act.params.map((p) => p.name);
     for (const p of this.paramNames)
       if (!(gradOutput(p) in graphs.loss.outputs) || !graphs.loss.params.some((q) => q.name === p))
@@ -149,9 +161,18 @@ export class Trainer {
     const vecs = graphs.optimizer.inputs.filter((i) => i.type.shape.length === 1);
     this.optParam = vecs.find((i) => i.name === 'params' || i.name === 'param')?.name ?? 'params';
     this.optGrad = vecs.find((i) => i.name === 'grads' || i.name === 'grad')?.name ?? 'grads';
-    this.iterations = Math.floor(cfg.total_steps / (cfg.env.num_envs * cfg.rollout.steps));
+    this.iterations = Math.floor(cfg.total_steps / this.stepsPerIteration());
     if (this.iterations < 1)
-      throw new LoomError({ code: 'E_USAGE', message: 'total_steps is smaller than one rollout', file: cfg.file, pointer: '/total_steps', expected: `>= ${cfg.env.num_envs * cfg.rollout.steps}`, found: String(cfg.total_steps) });
+      throw new LoomError({ code: 'E_USAGE', message: 'total_steps is smaller than one rollout', file: cfg.file, pointer: '/total_steps', expected: `>= ${this.stepsPerIteration()}`, found: String(cfg.total_steps) });
+    if (graphs.optimizer.inputs.some((i) => i.name === 'segment')) {
+      const sizes = graphs.act.params.map((p) => (p.type.shape as number[]).reduce((a, b) => a * b, 1));
+      this.segment = tf.tensor(Int32Array.from(sizes.flatMap((n, i) => new Array<number>(n).fill(i))), [sizes.reduce((a, b) => a + b, 0)], 'int32');
+    }
+  }
+
+  /** Env steps simulated per iteration: every sampled branch counts (group algorithms step each one). */
+  stepsPerIteration(): number {
+    return this.cfg.env.num_envs * this.cfg.rollout.steps * (this.cfg.group?.size ?? 1);
   }
 
   /** Fresh state from the seed. */
@@ -173,6 +194,7 @@ export class Trainer {
       obsStat: c.normalize.obs ? new RunningStat(obsDim) : null,
       retStat: c.normalize.reward ? new RunningStat(1) : null,
       retAcc: new Array<number>(N).fill(0),
+      amppo: c.advantage.transform ? { alpha_ema: c.advantage.transform.alpha_init, s_ema: c.advantage.transform.s_init } : null,
     };
     const [k] = take(this.host, 1);
     this.env = this.resetEnvs(k!, N);
@@ -210,6 +232,7 @@ export class Trainer {
     const h = this.host;
     this.iteration++;
     const lr = c.optimizer.anneal_lr ? (1 - (this.iteration - 1) / this.iterations) * c.optimizer.lr : c.optimizer.lr;
+    if (this.groupAdv) return this.finishIteration(t0, lr, ...this.groupRollout());
     const buf: Record<'obs' | 'actions' | 'logp' | 'values' | 'rewards' | 'dones', tf.Tensor[]> = { obs: [], actions: [], logp: [], values: [], rewards: [], dones: [] };
     const finished: { ret: number; len: number }[] = [];
     let curObs = this.policyObs(this.env.obs!, true, h.obsStat);
@@ -287,9 +310,34 @@ export class Trainer {
       returns: g.returns!.reshape([B]),
       values_old: stacked.values.reshape([B]),
     };
-    const ev = explainedVariance(data.values_old!.dataSync(), data.returns!.dataSync());
     tf.dispose([g.advantages!, g.returns!, stacked.values]);
+    let ev: number;
+    let am: Partial<IterationMetrics> = {};
+    if (this.amppoUpdate) {
+      // Spec am-ppo §2.5: one controller update per iteration on the whole raw batch; its A_mod is for logging only.
+      const st = this.host.amppo!;
+      const alpha = tf.scalar(st.alpha_ema);
+      const sEma = tf.scalar(st.s_ema);
+      const u = this.amppoUpdate({ A: data.advantages!, alpha_ema: alpha, s_ema: sEma }, {});
+      tf.dispose([alpha, sEma]);
+      const num = (k: string) => u[k]!.dataSync()[0]!;
+      st.alpha_ema = num('alpha_ema');
+      st.s_ema = num('s_ema');
+      const aMod = u.A_mod!.dataSync();
+      const vOld = data.values_old!.dataSync();
+      ev = explainedVariance(vOld, Float32Array.from(aMod, (a, i) => a + vOld[i]!));
+      const absMean = (xs: ArrayLike<number>) => Array.from(xs).reduce((s2, x) => s2 + Math.abs(x), 0) / xs.length;
+      am = { alpha_ema: st.alpha_ema, s_ema: st.s_ema, alpha_hat: num('alpha_hat'), s_obs: num('s_obs'), adv_norm: num('norm'), adv_sigma: num('sigma'), adv_raw_abs: absMean(data.advantages!.dataSync()), adv_mod_abs: absMean(aMod) };
+      disposeMap(u);
+    } else ev = explainedVariance(data.values_old!.dataSync(), data.returns!.dataSync());
 
+    return this.finishIteration(t0, lr, data, finished, ev, am);
+  }
+
+  /** Update on the rollout data, then the metrics row (and the numeric check). Disposes `data`. */
+  private finishIteration(t0: number, lr: number, data: TensorMap, finished: { ret: number; len: number }[], ev: number, am: Partial<IterationMetrics> = {}): IterationMetrics {
+    const h = this.host;
+    const B = this.stepsPerIteration();
     const stats = this.update(data, lr);
     disposeMap(data);
     const dt = (performance.now() - t0) / 1000;
@@ -305,12 +353,104 @@ export class Trainer {
       ...stats,
       explained_variance: ev,
       steps_per_sec: B / dt,
+      ...am,
     };
+    if (stats.sat_mb !== undefined) row.sat_mb = stats.sat_mb;
     this.checkFinite(row);
     return row;
   }
 
-  private update(data: TensorMap, lr: number): Pick<IterationMetrics, 'loss' | 'pg_loss' | 'v_loss' | 'entropy' | 'approx_kl' | 'clipfrac' | 'grad_norm'> {
+  /**
+   * GRPO / Hybrid GRPO rollout (spec sectional-moe-and-grpo B.2-B.5): at every step each env's state
+   * row is tiled G times, G actions are sampled and every branch is stepped; the group advantage
+   * graph scores the branches and one branch per env is executed (uniform or argmax q).
+   */
+  private groupRollout(): [TensorMap, { ret: number; len: number }[], number] {
+    const c = this.cfg;
+    const T = c.rollout.steps;
+    const N = c.env.num_envs;
+    const Gs = c.group!.size;
+    const hybrid = c.algorithm === 'hybrid-grpo';
+    const h = this.host;
+    const tile = tf.tensor(Int32Array.from({ length: N * Gs }, (_, i) => Math.floor(i / Gs)), [N * Gs], 'int32');
+    const buf: Record<'obs' | 'actions' | 'logp' | 'adv' | 'returns' | 'values', tf.Tensor[]> = { obs: [], actions: [], logp: [], adv: [], returns: [], values: [] };
+    const finished: { ret: number; len: number }[] = [];
+    for (let s = 0; s < T; s++) {
+      const [ka, ke, kb, ks] = take(h, 4);
+      const obs = this.policyObs(this.env.obs!, true, h.obsStat);
+      const [obsT, stateT, tT] = [obs, this.env.state!, this.env.t!].map((x) => tf.gather(x, tile));
+      obs.dispose();
+      const keyA = keyTensor(ka!);
+      const keyE = keyTensor(ke!);
+      const a = this.act({ obs: obsT!, key: keyA }, this.params);
+      const st = this.step({ state: stateT!, t: tT!, action: a.action!, key: keyE }, {});
+      const R = st.reward!.reshape([N, Gs]);
+      const done = tf.tidy(() => tf.logicalOr(tf.cast(st.terminated!, 'bool'), tf.cast(st.truncated!, 'bool')).cast('float32').reshape([N, Gs]));
+      let adv: TensorMap;
+      if (hybrid) {
+        // V(s') of each branch from the observation before any auto-reset; (1 - done) drops finished ones.
+        const keyB = keyTensor(kb!);
+        const fin = this.policyObs(st.final_obs ?? st.obs!, false, h.obsStat);
+        const nx = this.act({ obs: fin, key: keyB }, this.params);
+        const vS = tf.tidy(() => a.value!.reshape([N, Gs]).slice([0, 0], [N, 1]).reshape([N]));
+        const vNext = nx.value!.reshape([N, Gs]);
+        adv = this.groupAdv!({ R, V_s: vS, V_next: vNext, done }, {});
+        buf.returns.push(tf.tidy(() => tf.gather(adv.y!, tile)));
+        buf.values.push(a.value!);
+        tf.dispose([keyB, fin, vS, vNext]);
+        disposeMap(nx);
+      } else {
+        adv = this.groupAdv!({ rewards: R }, {});
+        // No value function in GRPO: the value loss sees zeros (and vf_coef is 0 in the update).
+        buf.returns.push(tf.zeros([N * Gs]));
+        buf.values.push(tf.zeros([N * Gs]));
+        a.value!.dispose();
+      }
+      buf.adv.push(adv.adv!.reshape([N * Gs]));
+      const sel =
+        c.group!.select === 'argmax'
+          ? Array.from(adv.select!.dataSync())
+          : Array.from(randomBits(ks!, N), (b) => b % Gs);
+      const chosen = tf.tensor(Int32Array.from(sel, (g, i) => i * Gs + g), [N], 'int32');
+      const r = st.reward!.dataSync();
+      const term = st.terminated!.dataSync();
+      const trunc = st.truncated!.dataSync();
+      for (let i = 0; i < N; i++) {
+        const k = i * Gs + sel[i]!;
+        h.epReturn[i]! += r[k]!;
+        h.epLength[i]! += 1;
+        if (term[k] || trunc[k]) {
+          finished.push({ ret: h.epReturn[i]!, len: h.epLength[i]! });
+          h.epReturn[i] = 0;
+          h.epLength[i] = 0;
+        }
+      }
+      const next = { state: tf.gather(st.state!, chosen), t: tf.gather(st.t!, chosen), obs: tf.gather(st.obs!, chosen) };
+      buf.obs.push(obsT!);
+      buf.actions.push(a.action!);
+      buf.logp.push(a.logp!);
+      tf.dispose([keyA, keyE, stateT!, tT!, chosen, R, done]);
+      disposeMap(st);
+      disposeMap(adv);
+      disposeMap(this.env);
+      this.env = next;
+    }
+    tile.dispose();
+    this.globalStep += T * N * Gs;
+    const data = tf.tidy(() => ({
+      obs: tf.concat(buf.obs),
+      actions: tf.concat(buf.actions),
+      logp_old: tf.concat(buf.logp),
+      advantages: tf.concat(buf.adv),
+      returns: tf.concat(buf.returns),
+      values_old: tf.concat(buf.values),
+    }));
+    Object.values(buf).forEach((xs) => tf.dispose(xs));
+    const ev = hybrid ? explainedVariance(data.values_old.dataSync(), data.returns.dataSync()) : NaN;
+    return [data, finished, ev];
+  }
+
+  private update(data: TensorMap, lr: number): Pick<IterationMetrics, 'loss' | 'pg_loss' | 'v_loss' | 'entropy' | 'approx_kl' | 'clipfrac' | 'grad_norm' | 'sat_mb'> {
     const c = this.cfg;
     const u = c.update;
     const B = data.obs!.shape[0]!;
@@ -318,14 +458,18 @@ export class Trainer {
     const scalars: TensorMap = {
       clip_coef: tf.scalar(u.clip_coef),
       ent_coef: tf.scalar(u.ent_coef),
-      vf_coef: tf.scalar(u.vf_coef),
-      norm_adv: tf.scalar(u.norm_adv ? 1 : 0),
+      // GRPO has no value function; group algorithms' advantages are already normalised per group.
+      vf_coef: tf.scalar(c.algorithm === 'grpo' ? 0 : u.vf_coef),
+      norm_adv: tf.scalar(u.norm_adv && !c.group ? 1 : 0),
       clip_vloss: tf.scalar(u.clip_vloss ? 1 : 0),
     };
     const optScalars = this.optimizerScalars(lr);
     const maxNorm = tf.scalar(u.max_grad_norm);
     const acc = { loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0 };
     let count = 0;
+    let sat = 0;
+    const tr = c.advantage.transform;
+    const alphaFrozen = this.host.amppo ? tf.scalar(this.host.amppo.alpha_ema) : null;
     for (let epoch = 0; epoch < u.epochs; epoch++) {
       const [kp] = take(this.host, 1);
       const perm = permutation(kp!, B);
@@ -335,14 +479,30 @@ export class Trainer {
         const batch: TensorMap = {};
         for (const [k, v] of Object.entries(data)) batch[k] = tf.gather(v, idx);
         idx.dispose();
+        if (this.amppoModulate) {
+          // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target A_mod + V_old.
+          const mo = this.amppoModulate({ A: batch.advantages!, alpha_ema: alphaFrozen! }, {});
+          const eps = tr!.hp.eps ?? 1e-5;
+          const tau = tr!.hp.tau ?? 1.25;
+          const nMb = mo.norm!.dataSync()[0]!;
+          const raw = batch.advantages!.dataSync();
+          let ns = 0;
+          for (let i = 0; i < raw.length; i++) if (Math.abs((this.host.amppo!.alpha_ema * raw[i]!) / (nMb + eps)) > tau) ns++;
+          sat += ns / raw.length;
+          tf.dispose([batch.advantages!, batch.returns!, mo.applied!, mo.norm!]);
+          batch.advantages = mo.A_mod!;
+          batch.returns = tf.add(mo.A_mod!, batch.values_old!);
+        }
         const out = this.loss({ ...batch, ...scalars }, this.params);
         disposeMap(batch);
         const flatGrad = tf.tidy(() => tf.concat(this.paramNames.map((p) => out[gradOutput(p)]!.reshape([-1]))));
         const clipped = this.clip({ grads: flatGrad, max_norm: maxNorm }, {});
-        flatGrad.dispose();
+        // Without clip_grad the clip graph still gives the logged norm; the step uses the raw gradient.
+        const stepGrad = c.optimizer.clip_grad ? clipped.grads! : flatGrad;
         const flatParams = tf.tidy(() => tf.concat(this.paramNames.map((p) => this.params[p]!.reshape([-1]))));
-        const o = this.opt({ ...optScalars, ...this.optState, [this.optParam]: flatParams, [this.optGrad]: clipped.grads! }, {});
-        tf.dispose([flatParams, clipped.grads!]);
+        const seg: TensorMap = this.segment ? { segment: this.segment } : {};
+        const o = this.opt({ ...optScalars, ...this.optState, ...seg, [this.optParam]: flatParams, [this.optGrad]: stepGrad }, {});
+        tf.dispose([flatParams, clipped.grads!, flatGrad]);
         const newParams = this.unflatten(o[this.optParam]!);
         disposeMap(this.params);
         disposeMap(this.optState);
@@ -367,8 +527,9 @@ export class Trainer {
     disposeMap(scalars);
     disposeMap(optScalars);
     maxNorm.dispose();
+    alphaFrozen?.dispose();
     for (const k of Object.keys(acc) as (keyof typeof acc)[]) acc[k] /= count;
-    return acc;
+    return this.amppoModulate ? { ...acc, sat_mb: sat / count } : acc;
   }
 
   /** Scalar inputs of the optimizer graph that are not state: lr, eps, betas, and `args`. */
@@ -377,7 +538,7 @@ export class Trainer {
     const known: Record<string, number> = { lr, eps: o.eps, beta1: o.beta1, beta2: o.beta2, ...o.args };
     const out: TensorMap = {};
     for (const i of this.graphs.optimizer.inputs) {
-      if (i.name === this.optParam || i.name === this.optGrad || i.name in this.graphs.optimizer.outputs) continue;
+      if (i.name === this.optParam || i.name === this.optGrad || i.name === 'segment' || i.name in this.graphs.optimizer.outputs) continue;
       if (!(i.name in known))
         throw new LoomError({ code: 'E_INPUT', message: `optimizer input "${i.name}" has no value`, file: this.cfg.file, pointer: '/optimizer/args', expected: `optimizer.args.${i.name}` });
       out[i.name] = tf.scalar(known[i.name]!, i.type.dtype);
@@ -424,7 +585,7 @@ export class Trainer {
       iteration: this.iteration,
       global_step: this.globalStep,
       tensors: { params: saveGroup(this.params), optimizer: saveGroup(this.optState), env: saveGroup(this.env) },
-      host: { key: h.key, epReturn: h.epReturn, epLength: h.epLength, recentReturns: h.recentReturns, obsStat: h.obsStat?.toJSON() ?? null, retStat: h.retStat?.toJSON() ?? null, retAcc: h.retAcc },
+      host: { key: h.key, epReturn: h.epReturn, epLength: h.epLength, recentReturns: h.recentReturns, obsStat: h.obsStat?.toJSON() ?? null, retStat: h.retStat?.toJSON() ?? null, retAcc: h.retAcc, amppo: h.amppo },
     };
   }
 
@@ -451,7 +612,10 @@ export class Trainer {
       obsStat: hj.obsStat ? RunningStat.from(hj.obsStat) : null,
       retStat: hj.retStat ? RunningStat.from(hj.retStat) : null,
       retAcc: hj.retAcc,
+      amppo: hj.amppo ?? null,
     };
+    if (this.cfg.advantage.transform && !this.host.amppo)
+      throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${file} has no AM-PPO controller state`, file, hint: 'it was written without advantage.transform; start fresh' });
     this.iteration = body.iteration;
     this.globalStep = body.global_step;
   }
@@ -492,6 +656,8 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.segment?.dispose();
+    this.segment = null;
     disposeMap(this.params);
     disposeMap(this.optState);
     disposeMap(this.env);
@@ -526,7 +692,7 @@ export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
     trainer.restore(body, ckpt);
     trainer.lastCheckpoint = ckpt;
   } else trainer.init();
-  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`);
+  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, cfg.advantage.transform ? [...METRIC_COLUMNS, ...AMPPO_COLUMNS] : METRIC_COLUMNS);
   const save = () => {
     writeCheckpoint(ckpt, trainer.checkpointBody(backend));
     trainer.lastCheckpoint = ckpt;
@@ -549,7 +715,7 @@ export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
         iteration: row.iteration,
         iterations: trainer.iterations,
         globalStep: row.global_step,
-        totalSteps: trainer.iterations * cfg.env.num_envs * cfg.rollout.steps,
+        totalSteps: trainer.iterations * trainer.stepsPerIteration(),
         stepsPerSec: (trainer.globalStep - startStep) / ((performance.now() - start) / 1000),
         recentReturn: mean(trainer.host.recentReturns.slice(-20)),
       });

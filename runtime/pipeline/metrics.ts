@@ -21,12 +21,28 @@ export interface IterationMetrics {
   grad_norm: number;
   explained_variance: number;
   steps_per_sec: number;
+  /** AM-PPO controller after this iteration's full-batch update (absent without the transform). */
+  alpha_ema?: number;
+  s_ema?: number;
+  /** The full-batch update's target steepness and observed saturation fraction. */
+  alpha_hat?: number;
+  s_obs?: number;
+  /** L2 norm and Bessel std (+eps) of the raw full-batch advantages. */
+  adv_norm?: number;
+  adv_sigma?: number;
+  /** Mean |A| of the raw and of the full-batch-modulated advantages. */
+  adv_raw_abs?: number;
+  adv_mod_abs?: number;
+  /** Fraction of minibatch entries with |alpha * A / (N_mb + eps)| > tau, averaged over minibatches. */
+  sat_mb?: number;
 }
 
 export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
   'iteration', 'global_step', 'lr', 'episodic_return', 'episodic_length', 'episodes', 'loss', 'pg_loss', 'v_loss',
   'entropy', 'approx_kl', 'clipfrac', 'grad_norm', 'explained_variance', 'steps_per_sec',
 ];
+
+export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];
 
 export class MetricsLog {
   readonly jsonl: string;
@@ -35,7 +51,7 @@ export class MetricsLog {
   private rows: IterationMetrics[] = [];
 
   /** `keepUpTo`: on resume, rows after the checkpoint's iteration are dropped (they will be redone). */
-  constructor(outDir: string, keepUpTo: number | null, private title: string) {
+  constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: (keyof IterationMetrics)[] = METRIC_COLUMNS) {
     this.jsonl = join(outDir, 'metrics.jsonl');
     this.csv = join(outDir, 'metrics.csv');
     this.svg = join(outDir, 'learning-curve.svg');
@@ -46,13 +62,13 @@ export class MetricsLog {
         .map((l) => JSON.parse(l) as IterationMetrics)
         .filter((r) => r.iteration <= keepUpTo);
     writeFileAtomic(this.jsonl, this.rows.map((r) => JSON.stringify(r) + '\n').join(''));
-    writeFileAtomic(this.csv, [METRIC_COLUMNS.join(','), ...this.rows.map(csvRow)].join('\n') + '\n');
+    writeFileAtomic(this.csv, [columns.join(','), ...this.rows.map((r) => csvRow(r, columns))].join('\n') + '\n');
   }
 
   add(m: IterationMetrics): void {
     this.rows.push(m);
     appendFileSync(this.jsonl, JSON.stringify(m) + '\n');
-    appendFileSync(this.csv, csvRow(m) + '\n');
+    appendFileSync(this.csv, csvRow(m, this.columns) + '\n');
   }
 
   all(): readonly IterationMetrics[] {
@@ -68,6 +84,6 @@ export class MetricsLog {
   }
 }
 
-function csvRow(m: IterationMetrics): string {
-  return METRIC_COLUMNS.map((k) => (m[k] === null ? '' : String(m[k]))).join(',');
+function csvRow(m: IterationMetrics, columns: (keyof IterationMetrics)[]): string {
+  return columns.map((k) => (m[k] === null || m[k] === undefined ? '' : String(m[k]))).join(',');
 }

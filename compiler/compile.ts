@@ -4,6 +4,8 @@
  */
 import type { IRGraph } from './ir.ts';
 import { runPasses, type Pass, type StageReport } from './passes/pass.ts';
+
+export type { StageReport };
 import { inline } from './passes/inline.ts';
 import { autodiff } from './passes/autodiff.ts';
 import { constantFolding } from './passes/constant-folding.ts';

@@ -92,3 +92,19 @@ export function cloneGraph(g: IRGraph): IRGraph {
     outputs: { ...g.outputs },
   };
 }
+
+/**
+ * JSON with object keys sorted at every level, for hashing attributes. Numbers JSON cannot
+ * tell apart (Infinity, -Infinity and NaN all print as null; -0 prints as 0) get their own
+ * spellings, so constants such as a folded -Infinity mask and a +Infinity never merge.
+ */
+export function stableStringify(v: unknown): string {
+  if (typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0))) return `#${Object.is(v, -0) ? '-0' : String(v)}`;
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}

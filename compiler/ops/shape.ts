@@ -29,7 +29,9 @@ import {
   type Cost,
   type GradBuilder,
   type ShapeCtx,
+  type Tensor,
 } from './registry.ts';
+import type * as tfType from '@tensorflow/tfjs';
 
 // ---------------------------------------------------------------------------- helpers
 
@@ -553,19 +555,36 @@ defineOp({
     want.forEach((d, i) => ctx.unify(d, u!.shape[i]!, `updates axis ${i}`));
     return { dtype, shape: s };
   },
-  kernel: (tf, [u, idx, like], a) =>
-    tf.tidy(() => {
-      const s = like!.shape;
-      const ax = (a.axis as number | undefined) ?? 0;
-      const axis = ax < 0 ? ax + s.length : ax;
-      const pre = sizeOf(s.slice(0, axis));
-      const post = sizeOf(s.slice(axis + 1));
-      const n = idx!.size;
-      // Segment sum needs the scattered axis first: [pre, n, post] -> [n, pre, post].
-      const data = tf.transpose(tf.reshape(u!, [pre, n, post]), [1, 0, 2]);
-      const summed = tf.unsortedSegmentSum(data, tf.reshape(idx!, [n]), s[axis]!);
-      return tf.reshape(tf.transpose(summed, [1, 0, 2]), s);
-    }),
+  // A host loop: tfjs's unsortedSegmentSum is missing on wasm and slow on cpu. customGrad keeps
+  // the kernel differentiable by tfjs (the reference interpreter's autodiff): d updates = gather(dy).
+  kernel: (tf, [u, idx, like], a) => {
+    const s = like!.shape;
+    const ax = (a.axis as number | undefined) ?? 0;
+    const axis = ax < 0 ? ax + s.length : ax;
+    const pre = sizeOf(s.slice(0, axis));
+    const post = sizeOf(s.slice(axis + 1));
+    const rows = s[axis]!;
+    const n = idx!.size;
+    const scatter = tf.customGrad((...args: (Tensor | tfType.GradSaveFunc)[]) => {
+      const upd = args[0] as Tensor;
+      const uv = upd.dataSync();
+      const iv = idx!.dataSync();
+      const out = upd.dtype === 'int32' ? new Int32Array(sizeOf(s)) : new Float32Array(sizeOf(s));
+      for (let p = 0; p < pre; p++)
+        for (let j = 0; j < n; j++) {
+          const k = iv[j]!;
+          if (k < 0 || k >= rows) continue; // out-of-range indices contribute nothing, as in tf.unsortedSegmentSum
+          const src = (p * n + j) * post;
+          const dst = (p * rows + k) * post;
+          for (let q = 0; q < post; q++) out[dst + q] += uv[src + q]!;
+        }
+      return {
+        value: tf.tensor(out, s, upd.dtype),
+        gradFunc: (dy: Tensor) => tf.reshape(tf.gather(dy, idx!, axis), upd.shape),
+      };
+    });
+    return scatter(u!) as Tensor;
+  },
   grad: (b, a) => {
     const [u, idx] = a.inputs as [string, string, string];
     return [isFloat(b, u) ? b.op('gather', [a.dy, idx], { axis: (a.attrs.axis as number | undefined) ?? 0 }) : null, null, null];

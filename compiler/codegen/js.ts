@@ -1,0 +1,324 @@
+/**
+ * The CPU / WASM-host target: one TypeScript function per kernel, straight-line nested loops
+ * over typed arrays. Broadcasting is compiled into per-axis strides (constants, since a kernel
+ * is specialised to concrete shapes); adjacent axes that every index treats alike are merged;
+ * values that do not vary along the inner loops are computed outside them; reductions whose
+ * axes are innermost accumulate in a local, the others in a Float64 scratch row.
+ *
+ * Sources are written with ts-morph's code writer and type-checked in an in-memory ts-morph
+ * project whose only library is a small prelude (Math and typed arrays); all new kernels of a
+ * plan are checked in one batch, and each distinct kernel once per process.
+ */
+import { CodeBlockWriter, Project, ts } from 'ts-morph';
+import type { DType } from '../ir.ts';
+import type { KernelSpec, SpecValue } from './spec.ts';
+import { hashText, type CodegenTarget, type GeneratedKernel } from './target.ts';
+
+const ARRAY_OF: Record<DType, string> = { float32: 'Float32Array', int32: 'Int32Array', bool: 'Uint8Array' };
+
+/** The only globals generated code may use. */
+const PRELUDE = `
+interface Array<T> { length: number; [n: number]: T; }
+interface Boolean {} interface Function {} interface IArguments {} interface Number {} interface Object {}
+interface RegExp {} interface String {} interface CallableFunction {} interface NewableFunction {}
+interface TypedArrayOf<Self> { readonly length: number; [index: number]: number; fill(value: number): Self; }
+interface Float32Array extends TypedArrayOf<Float32Array> {}
+interface Float64Array extends TypedArrayOf<Float64Array> {}
+interface Int32Array extends TypedArrayOf<Int32Array> {}
+interface Uint8Array extends TypedArrayOf<Uint8Array> {}
+declare var Float64Array: { new (length: number): Float64Array };
+declare var NaN: number;
+declare var Infinity: number;
+interface Math {
+  readonly E: number; readonly PI: number; readonly LN2: number; readonly LN10: number; readonly SQRT2: number;
+  abs(x: number): number; sign(x: number): number; exp(x: number): number; expm1(x: number): number;
+  log(x: number): number; log1p(x: number): number; log2(x: number): number; log10(x: number): number;
+  sqrt(x: number): number; cbrt(x: number): number; pow(x: number, y: number): number; hypot(...v: number[]): number;
+  sin(x: number): number; cos(x: number): number; tan(x: number): number; asin(x: number): number; acos(x: number): number;
+  atan(x: number): number; atan2(y: number, x: number): number; sinh(x: number): number; cosh(x: number): number;
+  tanh(x: number): number; asinh(x: number): number; acosh(x: number): number; atanh(x: number): number;
+  floor(x: number): number; ceil(x: number): number; round(x: number): number; trunc(x: number): number;
+  fround(x: number): number; imul(a: number, b: number): number; clz32(x: number): number;
+  max(...v: number[]): number; min(...v: number[]): number;
+}
+declare var Math: Math;
+`;
+
+function lit(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return 'Infinity';
+  if (v === -Infinity) return '-Infinity';
+  if (Object.is(v, -0)) return '-0';
+  return v < 0 ? `(${v})` : String(v);
+}
+
+/**
+ * Float32-accurate replacements of costly Math functions (fast math). Math.tanh is an fdlibm
+ * port in V8, several times slower than this rational approximation (the one XNNPACK and Eigen
+ * use for float32 tanh: clamped to +-7.9053, max error ~2e-7, i.e. a few float32 ulps).
+ */
+const FAST_MATH: Record<string, { name: string; source: string }> = {
+  'Math.tanh': {
+    name: 'loom_tanh32',
+    source: `function loom_tanh32(x: number): number {
+  const c = x > 7.90531110763549805 ? 7.90531110763549805 : x < -7.90531110763549805 ? -7.90531110763549805 : x;
+  const x2 = c * c;
+  let p = x2 * -2.76076847742355e-16 + 2.00018790482477e-13;
+  p = x2 * p + -8.60467152213735e-11;
+  p = x2 * p + 5.12229709037114e-8;
+  p = x2 * p + 1.48572235717979e-5;
+  p = x2 * p + 6.37261928875436e-4;
+  p = x2 * p + 4.89352455891786e-3;
+  let q = x2 * 1.19825839466702e-6 + 1.18534705686654e-4;
+  q = x2 * q + 2.2684346324390e-3;
+  q = x2 * q + 4.89352518554385e-3;
+  return Math.abs(x) < 0.0004 ? x : (c * p) / q;
+}`,
+  },
+};
+
+export interface JsTargetOptions {
+  /** Use the float32-accurate fast replacements of FAST_MATH (default true). */
+  fastMath?: boolean;
+  /**
+   * Round every float32 intermediate to float32 (Math.fround), exactly as a chain of library
+   * ops does. Off (the default), a chain is computed in float64 and rounded where it is stored,
+   * which is at least as accurate and much faster; values read by a discontinuous expression
+   * (floor, ceil, trunc, sign, round, comparisons, mod) are still rounded first, so those see
+   * the same float32 operands as the library would.
+   */
+  roundIntermediates?: boolean;
+}
+
+interface Emitted {
+  params: { name: string; type: string }[];
+  body: string;
+  /** Helper functions the body calls. */
+  support: string[];
+}
+
+/** Builds the function body of a kernel; names are fixed by the spec. */
+function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
+  const roundAll = opts.roundIntermediates ?? false;
+  const fast = opts.fastMath ?? true;
+  const support = new Set<string>();
+  const mathOf = (expr: string, dtype: DType): string => {
+    if (!fast || dtype !== 'float32') return expr;
+    let out = expr;
+    for (const [fn, rep] of Object.entries(FAST_MATH)) {
+      if (!out.includes(`${fn}(`)) continue;
+      out = out.split(`${fn}(`).join(`${rep.name}(`);
+      support.add(rep.source);
+    }
+    return out;
+  };
+  const params: { name: string; type: string }[] = [];
+  spec.inputs.forEach((inp, k) => params.push({ name: `in${k}`, type: ARRAY_OF[inp.dtype] }));
+  if (spec.matmul) params.push({ name: 'mm', type: 'Float32Array' });
+  spec.outputs.forEach((o, k) => params.push({ name: `out${k}`, type: ARRAY_OF[o.dtype] }));
+
+  const values = spec.values;
+  const loopOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind !== 'reduce');
+  const reduceOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind === 'reduce');
+
+  // Index vectors (strides per domain axis): loads, reduction outputs, the domain's own row-major order.
+  const rowMajor: number[] = [];
+  {
+    let acc = 1;
+    for (let i = spec.domain.length - 1; i >= 0; i--) {
+      rowMajor[i] = acc;
+      acc *= spec.domain[i]!;
+    }
+  }
+  const vectors: number[][] = [rowMajor];
+  for (const v of values) {
+    if (v.kind === 'load') vectors.push(v.strides);
+    if (v.kind === 'reduce') vectors.push(v.outStrides);
+  }
+  // Merge axis k into k+1 wherever every index vector allows it.
+  const dims = [...spec.domain];
+  const merged = vectors.map((s) => [...s]);
+  for (let k = dims.length - 2; k >= 0; k--) {
+    if (merged.every((s) => s[k] === s[k + 1]! * dims[k + 1]!)) {
+      dims[k + 1] = dims[k]! * dims[k + 1]!;
+      for (const s of merged) s.splice(k, 1);
+      dims.splice(k, 1);
+    }
+  }
+  const rank = dims.length;
+  const vecKey = (s: number[]) => s.join(',');
+  const vecIndex = new Map<string, number>();
+  const vecs: number[][] = [];
+  const vecOf = (s: number[]): number => {
+    const key = vecKey(s);
+    if (!vecIndex.has(key)) {
+      vecIndex.set(key, vecs.length);
+      vecs.push(s);
+    }
+    return vecIndex.get(key)!;
+  };
+  let vi = 1;
+  const rowVec = vecOf(merged[0]!);
+  const valueVec = new Map<number, number>();
+  values.forEach((v, i) => {
+    if (v.kind === 'load' || v.kind === 'reduce') valueVec.set(i, vecOf(merged[vi++]!));
+  });
+  /** Offset expression of vector j inside loops 0..L-1. */
+  const off = (j: number, L: number): string => {
+    const s = vecs[j]!;
+    let last = -1;
+    for (let k = 0; k < L; k++) if (s[k] !== 0) last = k;
+    return last < 0 ? '0' : `o${j}_${last + 1}`;
+  };
+  const varying = (s: number[]): number => {
+    let last = -1;
+    s.forEach((x, k) => {
+      if (x !== 0) last = k;
+    });
+    return last + 1;
+  };
+
+  // Loop level of each value: the innermost loop it varies with.
+  const level: number[] = values.map(() => 0);
+  values.forEach((v, i) => {
+    if (v.kind === 'load') level[i] = varying(vecs[valueVec.get(i)!]!);
+    else if (v.kind === 'expr') level[i] = v.args.reduce((m, a) => Math.max(m, level[a]!), 0);
+    else if (v.kind === 'reduce') level[i] = rank;
+  });
+  // Reductions: local accumulator when the reduced axes are exactly the innermost ones.
+  const reduces = values.flatMap((v, i) => (v.kind === 'reduce' ? [{ i, v, s: vecs[valueVec.get(i)!]! }] : []));
+  const localAt = new Map<number, number>();
+  for (const r of reduces) {
+    const q = varying(r.s);
+    const suffix = r.s.slice(0, q).every((x) => x !== 0);
+    if (suffix) localAt.set(r.i, q);
+  }
+
+  const lines: string[] = [];
+  const ind = (L: number) => '  '.repeat(L);
+  // Float32 values a discontinuous expression reads are rounded even when intermediates are not.
+  const DISCONTINUOUS = /Math\.(floor|ceil|trunc|sign|round)\(|[<>]|[=!]==?|%/;
+  const readByStep = new Set<number>();
+  for (const v of values) if (v.kind === 'expr' && DISCONTINUOUS.test(v.expr)) for (const a of v.args) readByStep.add(a);
+  const valueExpr = (v: SpecValue & { kind: 'expr' }, i: number): string => {
+    const round = roundAll || readByStep.has(i);
+    if (v.dtype === 'float32') return round ? `Math.fround(${mathOf(v.expr, v.dtype)})` : mathOf(v.expr, v.dtype);
+    if (v.dtype === 'int32') return `(${v.expr}) | 0`;
+    return v.expr;
+  };
+  const reduceOf = (i: number) => values[i] as SpecValue & { kind: 'reduce' };
+  const finish = (i: number, acc: string): string => {
+    const r = reduceOf(i);
+    return r.reducer.finish ? r.reducer.finish(acc, lit(r.count)) : acc;
+  };
+  const outsOf = (value: number) => reduceOutputs.filter((o) => o.value === value);
+
+  // Scratch rows for the other reductions.
+  for (const r of reduces) {
+    if (localAt.has(r.i)) continue;
+    lines.push(`const s${r.i} = new Float64Array(${r.v.outSize});`);
+    if (r.v.reducer.init !== '0') lines.push(`s${r.i}.fill(${r.v.reducer.init});`);
+  }
+
+  const emitLevel = (L: number): void => {
+    const pad = ind(L);
+    values.forEach((v, i) => {
+      if (level[i] !== L) return;
+      if (v.kind === 'load') {
+        const buf = 'matmul' in v.buffer ? 'mm' : `in${v.buffer.input}`;
+        lines.push(`${pad}const v${i} = ${buf}[${off(valueVec.get(i)!, L)}];`);
+      } else if (v.kind === 'const') lines.push(`${pad}const v${i} = ${lit(v.value)};`);
+      else if (v.kind === 'expr') lines.push(`${pad}const v${i} = ${valueExpr(v, i)};`);
+    });
+    for (const r of reduces) if (localAt.get(r.i) === L) lines.push(`${pad}let a${r.i} = ${r.v.reducer.init};`);
+    if (L < rank) {
+      lines.push(`${pad}for (let i${L} = 0; i${L} < ${dims[L]}; i${L}++) {`);
+      vecs.forEach((s, j) => {
+        if (s[L] === 0) return;
+        const prev = off(j, L);
+        const step = s[L] === 1 ? `i${L}` : `i${L} * ${s[L]}`;
+        lines.push(`${ind(L + 1)}const o${j}_${L + 1} = ${prev === '0' ? step : `${prev} + ${step}`};`);
+      });
+      emitLevel(L + 1);
+      lines.push(`${pad}}`);
+    } else {
+      for (const r of reduces) {
+        const acc = localAt.has(r.i) ? `a${r.i}` : `s${r.i}[${off(valueVec.get(r.i)!, L)}]`;
+        lines.push(`${pad}${acc} = ${r.v.reducer.step(acc, `v${r.v.arg}`)};`);
+      }
+      for (const o of loopOutputs) lines.push(`${pad}out${o.k}[${off(rowVec, L)}] = v${o.value};`);
+    }
+    for (const r of reduces) {
+      if (localAt.get(r.i) !== L) continue;
+      for (const o of outsOf(r.i)) lines.push(`${pad}out${o.k}[${off(valueVec.get(r.i)!, L)}] = ${finish(r.i, `a${r.i}`)};`);
+    }
+  };
+  emitLevel(0);
+
+  for (const r of reduces) {
+    if (localAt.has(r.i)) continue;
+    for (const o of outsOf(r.i)) lines.push(`for (let j = 0; j < ${r.v.outSize}; j++) out${o.k}[j] = ${finish(r.i, `s${r.i}[j]`)};`);
+  }
+  return { params, body: lines.join('\n'), support: [...support] };
+}
+
+interface CheckProject {
+  project: Project;
+  checked: Set<string>;
+  files: number;
+}
+let checker: CheckProject | undefined;
+
+function checkProject(): CheckProject {
+  if (!checker) {
+    const project = new Project({
+      useInMemoryFileSystem: true,
+      compilerOptions: { noLib: true, strict: true, target: ts.ScriptTarget.ES2020, noImplicitAny: true, types: [] },
+    });
+    project.createSourceFile('/prelude.d.ts', PRELUDE);
+    checker = { project, checked: new Set(), files: 0 };
+  }
+  return checker;
+}
+
+/** Writes one kernel function with ts-morph's code writer (cheap: no AST is built until the check). */
+function writeFunction(name: string, emitted: Emitted): string {
+  const w = new CodeBlockWriter({ indentNumberOfSpaces: 2 });
+  w.write(`function ${name}(${emitted.params.map((p) => `${p.name}: ${p.type}`).join(', ')}): void`).block(() => {
+    for (const line of emitted.body.split('\n')) w.writeLine(line);
+  });
+  return w.toString();
+}
+
+export class JsTarget implements CodegenTarget {
+  readonly name = 'js';
+  constructor(private readonly opts: JsTargetOptions = {}) {}
+
+  emit(spec: KernelSpec): GeneratedKernel {
+    const emitted = emitBody(spec, this.opts);
+    const sig = emitted.params.map((p) => `${p.name}: ${p.type}`).join(', ');
+    // The host glue depends on output shapes, the matmul and in-place choice too, not only on the loop.
+    const glue = JSON.stringify({ o: spec.outputs.map((o) => [o.dtype, o.shape]), m: spec.matmul ?? null, p: spec.inPlace ?? null });
+    const name = `loom_${hashText(`${sig}\n${emitted.body}\n${emitted.support.join('\n')}\n${glue}`)}`;
+    return { name, target: this.name, source: writeFunction(name, emitted), support: emitted.support, spec };
+  }
+
+  check(kernels: readonly GeneratedKernel[]): void {
+    const c = checkProject();
+    const todo = kernels.filter((k) => !c.checked.has(k.name));
+    if (todo.length === 0) return;
+    const uniq = [...new Map(todo.map((k) => [k.name, k])).values()];
+    const support = [...new Set(uniq.flatMap((k) => k.support))];
+    const sf = c.project.createSourceFile(`/check/batch${c.files++}.ts`, [...support, ...uniq.map((k) => k.source)].join('\n\n'), { overwrite: true });
+    const diags = sf.getPreEmitDiagnostics();
+    c.project.removeSourceFile(sf);
+    if (diags.length) {
+      const text = c.project.formatDiagnosticsWithColorAndContext(diags);
+      throw new Error(`generated kernel failed to type-check (${uniq.map((k) => k.spec.label).join('; ')}):\n${text}`);
+    }
+    for (const k of uniq) c.checked.add(k.name);
+  }
+}
+
+/** The default host target. */
+export const jsTarget = new JsTarget();

@@ -1,0 +1,212 @@
+/**
+ * Lowering of a `fused` node, at concrete shapes, to a KernelSpec: a target-independent
+ * description of one loop nest over the group's domain. The spec names values `v<k>` and
+ * carries each elementwise op's per-element expression (from the registry) over those names.
+ */
+import { substShape } from '../dims.ts';
+import type { DType, IRNode, TensorType } from '../ir.ts';
+import { type Reducer, matmulFlags, reducerOf, readsArgs, roleOf, scalarOf } from './semantics.ts';
+
+/** Where a load reads: a kernel input, or the result of the kernel's matmul prologue. */
+export type BufferRef = { input: number } | { matmul: true };
+
+export type SpecValue =
+  /** Element of a buffer; `strides` per domain axis (0 = broadcast). */
+  | { kind: 'load'; buffer: BufferRef; strides: number[]; dtype: DType }
+  /** A scalar baked into the kernel. */
+  | { kind: 'const'; value: number; dtype: DType }
+  /** One elementwise op; `expr` reads the earlier values `args` as v<k>. */
+  | { kind: 'expr'; expr: string; args: number[]; dtype: DType }
+  /** A reduction of value `arg`; `outStrides` per domain axis (0 on reduced axes). */
+  | { kind: 'reduce'; arg: number; reducer: Pick<Reducer, 'init' | 'step' | 'finish'>; outStrides: number[]; outSize: number; count: number; dtype: DType };
+
+export interface SpecInput {
+  dtype: DType;
+  /** Element count (of the tensor as passed). */
+  size: number;
+}
+
+export interface SpecOutput {
+  value: number;
+  dtype: DType;
+  shape: number[];
+}
+
+export interface KernelSpec {
+  /** Loop extents: the group's domain with its 1s removed (rank 0 = a single element). */
+  domain: number[];
+  inputs: SpecInput[];
+  /** A matmul computed before the loop by the host's library kernel; a, b index `inputs`. */
+  matmul?: { a: number; b: number; transposeA: boolean; transposeB: boolean; shape: number[] };
+  values: SpecValue[];
+  outputs: SpecOutput[];
+  /** Output written into the matmul result's buffer (every read of it is at the same index). */
+  inPlace?: number;
+  /** For messages: the fused node and its members. */
+  label: string;
+}
+
+/** How the fused node's inputs reach the kernel: a tensor argument, or a baked scalar. */
+export type InputBinding = { kind: 'tensor'; index: number } | { kind: 'const'; value: number };
+
+export interface LoweredKernel {
+  spec: KernelSpec;
+  /** One entry per fused node input. */
+  bindings: InputBinding[];
+}
+
+function rowStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+/** Strides (per domain axis) of a buffer of logical shape `buf` read by an op whose output has shape `out`. */
+function broadcastStrides(buf: readonly number[], out: readonly number[]): number[] {
+  const rs = rowStrides(buf);
+  const lead = out.length - buf.length;
+  const strides: number[] = [];
+  for (let k = 0; k < out.length; k++) {
+    if (out[k] === 1) continue;
+    const b = k - lead;
+    strides.push(b < 0 || buf[b] === 1 ? 0 : rs[b]!);
+  }
+  return strides;
+}
+
+type Operand = { loop: number } | { buffer: BufferRef | { const: number; dtype: DType }; shape: number[]; dtype: DType };
+
+/**
+ * Lowers a fused node for concrete symbol bindings. `constants` gives the values of fused-node
+ * inputs that are known scalars (they are baked into the kernel instead of passed).
+ */
+export function lowerFused(node: IRNode, env: ReadonlyMap<string, number>, inputTypes: readonly TensorType[], constants: ReadonlyMap<string, number> = new Map()): LoweredKernel {
+  const body = node.body;
+  if (!body || !node.outputTypes) throw new Error(`internal: ${node.id} is not a fused node`);
+  const shape = (t: TensorType): number[] => substShape(t.shape, env) as number[];
+  const members = new Map(body.map((b) => [b.id, b]));
+  const typeOf = new Map<string, TensorType>();
+  node.inputs.forEach((r, k) => typeOf.set(r, inputTypes[k]!));
+  for (const b of body) typeOf.set(b.id, b.type!);
+
+  // Matmul operands must be tensors; other known scalars are baked in.
+  const matmulOperands = new Set(body.filter((b) => roleOf(b.op) === 'matmul').flatMap((b) => b.inputs));
+  const inputs: SpecInput[] = [];
+  const bindings: InputBinding[] = [];
+  const operands = new Map<string, Operand>();
+  node.inputs.forEach((r, k) => {
+    const t = inputTypes[k]!;
+    const s = shape(t);
+    const c = constants.get(r);
+    if (c !== undefined && !matmulOperands.has(r)) {
+      bindings.push({ kind: 'const', value: c });
+      operands.set(r, { buffer: { const: c, dtype: t.dtype }, shape: s, dtype: t.dtype });
+    } else {
+      bindings.push({ kind: 'tensor', index: inputs.length });
+      operands.set(r, { buffer: { input: inputs.length }, shape: s, dtype: t.dtype });
+      inputs.push({ dtype: t.dtype, size: s.reduce((a, b) => a * b, 1) });
+    }
+  });
+
+  // The domain comes from any computing member.
+  let domainShape: number[] | undefined;
+  for (const b of body) {
+    const role = roleOf(b.op);
+    if (role === 'elementwise' || role === 'matmul') domainShape = shape(b.type!);
+    else if (role === 'reduction') domainShape = shape(typeOf.get(b.inputs[reducerOf(b.op)!.dataInputs[0]!]!)!);
+    if (domainShape) break;
+  }
+  if (!domainShape) throw new Error(`internal: fused node ${node.id} computes nothing`);
+  const domain = domainShape.filter((d) => d !== 1);
+  const rank = domain.length;
+
+  const values: SpecValue[] = [];
+  const loadIds = new Map<string, number>();
+  const push = (v: SpecValue): number => {
+    values.push(v);
+    return values.length - 1;
+  };
+  /** The value index of operand `r` as read by an op whose output has shape `out`. */
+  const read = (r: string, out: number[]): number => {
+    const o = operands.get(r);
+    if (!o) throw new Error(`internal: fused node ${node.id} reads unknown value ${r}`);
+    if ('loop' in o) return o.loop;
+    const buf = o.buffer;
+    if ('const' in buf) {
+      const key = `c:${buf.const}:${buf.dtype}`;
+      if (!loadIds.has(key)) loadIds.set(key, push({ kind: 'const', value: buf.const, dtype: buf.dtype }));
+      return loadIds.get(key)!;
+    }
+    const strides = broadcastStrides(o.shape, out);
+    if (strides.length !== rank) throw new Error(`internal: fused node ${node.id}: ${r} read outside the domain`);
+    const key = `${'input' in buf ? buf.input : 'mm'}:${strides.join(',')}`;
+    if (!loadIds.has(key)) loadIds.set(key, push({ kind: 'load', buffer: buf, strides, dtype: o.dtype }));
+    return loadIds.get(key)!;
+  };
+
+  let matmul: KernelSpec['matmul'];
+  for (const b of body) {
+    const role = roleOf(b.op);
+    const out = shape(b.type!);
+    if (role === 'view') {
+      const src = operands.get(b.inputs[0]!)!;
+      // A view of a loop value is the same value; a view of a tensor reads it with the view's shape.
+      operands.set(b.id, 'loop' in src ? src : { buffer: src.buffer, shape: out, dtype: src.dtype });
+    } else if (role === 'matmul') {
+      const [a, bb] = b.inputs.map((r) => operands.get(r)!);
+      if (!a || !bb || 'loop' in a || 'loop' in bb || !('input' in a.buffer) || !('input' in bb.buffer)) throw new Error(`internal: matmul operands of ${node.id} must be tensors`);
+      matmul = { a: a.buffer.input, b: bb.buffer.input, ...matmulFlags(b.attrs), shape: out };
+      operands.set(b.id, { buffer: { matmul: true }, shape: out, dtype: 'float32' });
+      operands.set(b.id, { loop: read(b.id, out) });
+    } else if (role === 'elementwise') {
+      const reads = readsArgs(b.op, b.attrs, b.inputs.length);
+      const args = b.inputs.map((r, k) => (reads[k] ? read(r, out) : -1));
+      const expr = scalarOf(b.op)!(args.map((a) => (a >= 0 ? `v${a}` : '0')), b.attrs);
+      operands.set(b.id, { loop: push({ kind: 'expr', expr, args: args.filter((a) => a >= 0), dtype: b.type!.dtype }) });
+    } else if (role === 'reduction') {
+      const red = reducerOf(b.op)!;
+      const x = b.inputs[red.dataInputs[0]!]!;
+      const xs = shape(typeOf.get(x)!);
+      const arg = read(x, xs);
+      const axes = new Set(red.axes(xs, out, b.attrs));
+      // Output strides over the kept non-unit axes, in order.
+      const kept = xs.map((d, k) => (d !== 1 && !axes.has(k) ? d : 1));
+      const ks = rowStrides(kept);
+      const outStrides: number[] = [];
+      let count = 1;
+      xs.forEach((d, k) => {
+        if (d === 1) return;
+        if (axes.has(k)) {
+          outStrides.push(0);
+          count *= d;
+        } else outStrides.push(ks[k]!);
+      });
+      const outSize = out.reduce((p, d) => p * d, 1);
+      operands.set(b.id, { loop: push({ kind: 'reduce', arg, reducer: red, outStrides, outSize, count, dtype: b.type!.dtype }) });
+    } else throw new Error(`internal: op ${b.op} cannot be part of fused node ${node.id}`);
+  }
+
+  const outputs: SpecOutput[] = Object.keys(node.outputTypes).map((id) => {
+    const o = operands.get(id);
+    if (!o || !('loop' in o)) throw new Error(`internal: fused node ${node.id} exports ${id}, which it does not compute`);
+    return { value: o.loop, dtype: members.get(id)!.type!.dtype, shape: shape(members.get(id)!.type!) };
+  });
+
+  let inPlace: number | undefined;
+  if (matmul) {
+    const mmValue = values.findIndex((v) => v.kind === 'load' && 'matmul' in v.buffer);
+    const exportsMm = outputs.findIndex((o) => o.value === mmValue);
+    // The matmul result itself, or else a domain-sized output, takes over the result's buffer.
+    const k =
+      exportsMm >= 0
+        ? exportsMm
+        : outputs.findIndex((o) => o.dtype === 'float32' && values[o.value]!.kind !== 'reduce' && o.shape.reduce((a, b) => a * b, 1) === matmul!.shape.reduce((a, b) => a * b, 1));
+    if (k >= 0) inPlace = k;
+  }
+  const label = `${node.id} [${body.map((b) => b.op).join(' ')}]`;
+  return { spec: { domain, inputs, matmul, values, outputs, inPlace, label }, bindings };
+}

@@ -1,0 +1,376 @@
+/**
+ * The executor of compiled programs.
+ *
+ * compileProgram runs the compiler passes once (shape-independent), and each run looks up a
+ * plan for the concrete input shapes and the active backend: the fused nodes lowered to
+ * kernels, generated, type-checked and loaded (runtime/jit.ts), constants evaluated once, and
+ * every node resolved to a closure over value slots. Plans are cached by graph hash + input
+ * shapes + backend; every compilation is recorded with its reason, and a recompilation (a new
+ * shape or backend for a graph already planned) is also reported through `log`.
+ *
+ * Library ops run through the op registry's reference kernels, fused nodes through their
+ * registered kernels. Each intermediate is disposed right after its last use (the liveness
+ * pass marks where); there is no tf.tidy around the program.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { LoomError } from '../compiler/errors.ts';
+import type { IRGraph, IRNode, TensorType } from '../compiler/ir.ts';
+import { getOp } from '../compiler/ops/index.ts';
+import { bindInputs, concreteType, type TensorMap } from './interpreter.ts';
+import {
+  compileGraph,
+  hashText,
+  isLoaded,
+  jsTarget,
+  loadKernels,
+  lowerFused,
+  runKernel,
+  stableStringify,
+  type CodegenTarget,
+  type CompileOptions,
+  type GeneratedKernel,
+  type StageReport,
+} from './jit.ts';
+
+export interface ProgramOptions {
+  /** The backend the program must run on; a run on another active backend is an error. */
+  backend?: string;
+  /** Passes to switch off (by name). */
+  disabled?: ReadonlySet<string>;
+  /** Generate code for fused nodes (default). Off, their bodies run op by op through reference kernels. */
+  codegen?: boolean;
+  target?: CodegenTarget;
+  /** Receives recompilation reports (default: stderr). */
+  log?: (msg: string) => void;
+}
+
+export interface CompileEvent {
+  graph: string;
+  key: string;
+  /** Why this plan was built: a first compilation, or what differs from the last plan of the graph. */
+  reason: string;
+  recompile: boolean;
+  /** Milliseconds spent building the plan (lowering, codegen, type-check, load). */
+  ms: number;
+  kernels: number;
+  /** Kernels generated here that no earlier plan had generated. */
+  newKernels: number;
+}
+
+export interface Program {
+  /** The compiled IR (fused nodes, liveness marks). */
+  readonly graph: IRGraph;
+  readonly stages: readonly StageReport[];
+  /** Milliseconds the compiler passes took. */
+  readonly passMs: number;
+  readonly stats: { runs: number; hits: number; misses: number };
+  readonly events: readonly CompileEvent[];
+  run(inputs: TensorMap, params: TensorMap): TensorMap;
+  /** The generated kernels of the plan for these inputs on the active backend (built if needed). */
+  kernels(inputs: TensorMap): GeneratedKernel[];
+}
+
+interface Step {
+  node: IRNode;
+  ins: number[];
+  outs: number[];
+  free: number[];
+  exec(ins: tf.Tensor[]): tf.Tensor[];
+}
+
+interface Plan {
+  key: string;
+  backend: string;
+  shapes: Record<string, string>;
+  /** Slot values fixed by the plan (constants), shared by every run. */
+  fixed: (tf.Tensor | undefined)[];
+  inputSlots: number[];
+  paramSlots: number[];
+  steps: Step[];
+  outputs: [string, number][];
+  /** Slots a run must not dispose or hand out as is: inputs, params, constants. */
+  borrowed: boolean[];
+  kernels: GeneratedKernel[];
+}
+
+interface CompiledGraph {
+  hash: string;
+  graph: IRGraph;
+  stages: StageReport[];
+  passMs: number;
+}
+
+const irCache = new Map<string, CompiledGraph>();
+const planCache = new Map<string, Plan>();
+/** Last plan key per graph hash, to explain recompilations. */
+const lastPlan = new Map<string, Plan>();
+/** Every plan compilation of this process, in order. */
+export const compileLog: CompileEvent[] = [];
+
+/** Forgets every compiled graph and plan (and frees the plans' constants). */
+export function clearCompileCache(): void {
+  for (const p of planCache.values()) for (const t of p.fixed) t?.dispose();
+  irCache.clear();
+  planCache.clear();
+  lastPlan.clear();
+}
+
+function graphHash(g: IRGraph, opts: ProgramOptions): string {
+  const { file: _f, outputSources: _o, ...rest } = g;
+  const strip = (k: string, v: unknown) => (k === 'source' ? undefined : v);
+  const text = JSON.stringify(JSON.parse(JSON.stringify(rest, strip)), null, 0);
+  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}`);
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+function shapeText(t: { dtype: string; shape: readonly number[] }): string {
+  return `${t.dtype}[${t.shape.join(',')}]`;
+}
+
+function explain(prev: Plan | undefined, backend: string, shapes: Record<string, string>): string {
+  if (!prev) return 'first compilation';
+  const diffs: string[] = [];
+  if (prev.backend !== backend) diffs.push(`backend ${backend} (cached plan: ${prev.backend})`);
+  for (const [k, s] of Object.entries(shapes)) if (prev.shapes[k] !== s) diffs.push(`input ${k} is ${s} (cached plan: ${prev.shapes[k]})`);
+  return diffs.join('; ') || 'plan evicted';
+}
+
+class CompiledProgram implements Program {
+  readonly stats = { runs: 0, hits: 0, misses: 0 };
+  readonly events: CompileEvent[] = [];
+  private last: Plan | undefined;
+
+  constructor(
+    private readonly compiled: CompiledGraph,
+    private readonly opts: ProgramOptions,
+  ) {}
+
+  get graph(): IRGraph {
+    return this.compiled.graph;
+  }
+  get stages(): readonly StageReport[] {
+    return this.compiled.stages;
+  }
+  get passMs(): number {
+    return this.compiled.passMs;
+  }
+
+  private planFor(inputs: TensorMap): Plan {
+    const g = this.compiled.graph;
+    const backend = tf.getBackend();
+    if (this.opts.backend && backend !== this.opts.backend)
+      throw new LoomError({ code: 'E_BACKEND', message: `program ${g.name} was compiled for the ${this.opts.backend} backend but ${backend} is active`, hint: 'call initBackend first' });
+    let key = `${this.compiled.hash}|${backend}`;
+    for (const i of g.inputs) {
+      const x = inputs[i.name];
+      key += x ? `|${x.dtype}[${x.shape.join(',')}]` : '|?';
+    }
+    const last = this.last;
+    if (last && last.key === key) {
+      this.stats.hits++;
+      return last;
+    }
+    let plan = planCache.get(key);
+    if (plan) {
+      this.stats.hits++;
+      lastPlan.set(this.compiled.hash, plan);
+    } else {
+      this.stats.misses++;
+      const env = bindInputs(g, inputs);
+      const shapes = Object.fromEntries(g.inputs.map((i) => [i.name, shapeText(inputs[i.name]!)]));
+      const prev = lastPlan.get(this.compiled.hash);
+      const reason = explain(prev, backend, shapes);
+      const t0 = performance.now();
+      const built = buildPlan(g, env, key, backend, shapes, this.opts);
+      plan = built.plan;
+      const ev: CompileEvent = { graph: g.name, key, reason, recompile: !!prev, ms: performance.now() - t0, kernels: plan.kernels.length, newKernels: built.newKernels };
+      this.events.push(ev);
+      compileLog.push(ev);
+      if (prev) (this.opts.log ?? ((m: string) => process.stderr.write(m + '\n')))(`loom: recompiled ${g.name}: ${reason} (${ev.ms.toFixed(1)} ms)`);
+      planCache.set(key, plan);
+      lastPlan.set(this.compiled.hash, plan);
+    }
+    this.last = plan;
+    return plan;
+  }
+
+  kernels(inputs: TensorMap): GeneratedKernel[] {
+    return this.planFor(inputs).kernels;
+  }
+
+  run(inputs: TensorMap, params: TensorMap): TensorMap {
+    const g = this.compiled.graph;
+    if (Object.keys(inputs).length !== g.inputs.length) bindInputs(g, inputs); // throws the precise error
+    const plan = this.planFor(inputs);
+    this.stats.runs++;
+    const vals = plan.fixed.slice();
+    g.inputs.forEach((i, k) => (vals[plan.inputSlots[k]!] = inputs[i.name]!));
+    g.params.forEach((p, k) => {
+      const t = params[p.name];
+      if (!t) throw new LoomError({ code: 'E_INPUT', message: `missing param "${p.name}"`, file: p.source?.file, pointer: p.source?.pointer });
+      vals[plan.paramSlots[k]!] = t;
+    });
+    const borrowed = plan.borrowed;
+    try {
+      for (const s of plan.steps) {
+        const ins = s.ins.map((k) => vals[k]!);
+        const outs = s.exec(ins);
+        for (let k = 0; k < s.outs.length; k++) vals[s.outs[k]!] = outs[k];
+        for (const f of s.free) {
+          vals[f]!.dispose();
+          vals[f] = undefined;
+        }
+      }
+      const out: TensorMap = {};
+      const handed = new Set<number>();
+      for (const [name, slot] of plan.outputs) {
+        const t = vals[slot]!;
+        out[name] = borrowed[slot] || handed.has(slot) ? tf.clone(t) : t;
+        handed.add(slot);
+      }
+      return out;
+    } catch (e) {
+      for (let k = 0; k < vals.length; k++) if (!borrowed[k]) vals[k]?.dispose();
+      throw e;
+    }
+  }
+}
+
+/** Evaluates a fused node's body op by op with reference kernels (codegen off). */
+function referenceFused(node: IRNode, env: ReadonlyMap<string, number>): (ins: tf.Tensor[]) => tf.Tensor[] {
+  const exported = Object.keys(node.outputTypes!);
+  return (ins) =>
+    tf.tidy(() => {
+      const vals = new Map<string, tf.Tensor>();
+      node.inputs.forEach((r, k) => vals.set(r, ins[k]!));
+      for (const b of node.body!) {
+        const def = getOp(b.op)!;
+        vals.set(b.id, def.kernel(tf, b.inputs.map((r) => vals.get(r)!), b.attrs, { outType: concreteType(b.type!, env, b) }));
+      }
+      return exported.map((id) => vals.get(id)!);
+    });
+}
+
+function buildPlan(
+  g: IRGraph,
+  env: ReadonlyMap<string, number>,
+  key: string,
+  backend: string,
+  shapes: Record<string, string>,
+  opts: ProgramOptions,
+): { plan: Plan; newKernels: number } {
+  const slots = new Map<string, number>();
+  const slot = (r: string): number => {
+    let s = slots.get(r);
+    if (s === undefined) {
+      s = slots.size;
+      slots.set(r, s);
+    }
+    return s;
+  };
+  const types = new Map<string, TensorType>();
+  for (const i of g.inputs) types.set(i.name, i.type);
+  for (const p of g.params) types.set(p.name, p.type);
+  const inputSlots = g.inputs.map((i) => slot(i.name));
+  const paramSlots = g.params.map((p) => slot(p.name));
+  const fixed: (tf.Tensor | undefined)[] = [];
+  const hoisted = new Set<number>();
+  const steps: Step[] = [];
+  const kernels: GeneratedKernel[] = [];
+  const target = opts.target ?? jsTarget;
+  const codegen = opts.codegen !== false;
+
+  for (const n of g.nodes) {
+    if (n.op === 'call' || n.op === 'grad')
+      throw new Error(`internal: node ${n.id} (${n.op}) survived compilation; the inline and autodiff passes are required`);
+    const outRefs = n.outputTypes ? Object.keys(n.outputTypes).map((k) => `${n.id}.${k}`) : [n.id];
+    if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
+    else types.set(n.id, n.type!);
+    const ins = n.inputs.map(slot);
+    const outs = outRefs.map(slot);
+    let exec: (ins: tf.Tensor[]) => tf.Tensor[];
+    let pure: boolean;
+    if (n.op === 'fused') {
+      pure = n.body!.every((b) => getOp(b.op)?.pure !== false);
+      if (codegen) {
+        // Known scalars (constants) are baked into the kernel.
+        const constants = new Map<string, number>();
+        n.inputs.forEach((r, k) => {
+          const s = ins[k]!;
+          const t = fixed[s];
+          if (hoisted.has(s) && t && t.size === 1) constants.set(r, t.dataSync()[0]!);
+        });
+        const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!), constants);
+        const gk = target.emit(lowered.spec);
+        kernels.push(gk);
+        const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));
+        const name = gk.name;
+        exec = (xs) => runKernel(name, tensorArgs.map((k) => xs[k]!));
+      } else exec = referenceFused(n, env);
+    } else {
+      const def = getOp(n.op);
+      if (!def) throw new LoomError({ code: 'E_UNKNOWN_OP', message: `no op ${n.op} (node ${n.id})`, node: n.id });
+      pure = def.pure !== false;
+      const outType = concreteType(n.type!, env, n);
+      const attrs = n.attrs;
+      exec = (xs) => {
+        const y = def.kernel(tf, xs, attrs, { outType });
+        // A kernel may hand back one of its inputs; the caller must own what it frees.
+        return [xs.includes(y) ? tf.clone(y) : y];
+      };
+    }
+    if (pure && ins.every((s) => hoisted.has(s))) {
+      // Depends on constants only: evaluated once, here.
+      const ys = exec(ins.map((s) => fixed[s]!));
+      outs.forEach((s, k) => {
+        fixed[s] = tf.keep(ys[k]!);
+        hoisted.add(s);
+      });
+      continue;
+    }
+    steps.push({ node: n, ins, outs, free: [], exec });
+  }
+
+  // Frees from the liveness marks (constants are never freed by a run).
+  const byNode = new Map(steps.map((s) => [s.node, s]));
+  const pending: number[] = [];
+  for (const n of g.nodes) {
+    for (const r of n.free ?? []) {
+      const s = slots.get(r);
+      if (s === undefined || hoisted.has(s)) continue;
+      pending.push(s);
+    }
+    const st = byNode.get(n);
+    if (st) {
+      st.free.push(...pending);
+      pending.length = 0;
+    }
+  }
+  const outputs: [string, number][] = Object.entries(g.outputs).map(([k, r]) => [k, slot(r)]);
+  const borrowed: boolean[] = [];
+  for (let s = 0; s < slots.size; s++) borrowed[s] = hoisted.has(s) || inputSlots.includes(s) || paramSlots.includes(s);
+  for (let s = 0; s < slots.size; s++) if (!(s in fixed)) fixed[s] = undefined;
+
+  const seen = new Set<string>();
+  const uniq = kernels.filter((k) => !seen.has(k.name) && seen.add(k.name));
+  const newKernels = uniq.filter((k) => !isLoaded(k.name)).length;
+  target.check(uniq);
+  loadKernels(uniq);
+  return { plan: { key, backend, shapes, fixed, inputSlots, paramSlots, steps, outputs, borrowed, kernels: uniq }, newKernels };
+}
+
+/** Compiles a loaded graph (passes once; plans per input shapes and backend on first run). */
+export function compileProgram(graph: IRGraph, opts: ProgramOptions = {}): Program {
+  const hash = graphHash(graph, opts);
+  let compiled = irCache.get(hash);
+  if (!compiled) {
+    const t0 = performance.now();
+    const copts: CompileOptions = { disabled: opts.disabled };
+    const res = compileGraph(graph, copts);
+    compiled = { hash, graph: res.graph, stages: res.stages, passMs: performance.now() - t0 };
+    irCache.set(hash, compiled);
+  }
+  return new CompiledProgram(compiled, opts);
+}
+

@@ -1,0 +1,205 @@
+/**
+ * The seam where the runtime loads generated code. Kernels from a codegen target are
+ * transpiled to JavaScript, instantiated, and registered as tfjs kernels (one kernel name per
+ * distinct kernel, for the cpu and wasm backends), so fused kernels and library ops share one
+ * tensor world: inputs and outputs are ordinary tfjs tensors, the engine tracks them, and
+ * tf.memory() counts them.
+ *
+ * Inside a kernel the host arrays are reached without copies: on cpu through the backend's
+ * data map, on wasm as views of the module's heap. Other backends fall back to readSync and
+ * makeTensorInfo (a copy per input).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ts } from 'ts-morph';
+import type { GeneratedKernel } from '../compiler/codegen/target.ts';
+
+// The one seam between runtime and compiler pipeline: the executor reaches the passes and the
+// code generator only through these re-exports.
+export { compileGraph, type CompileOptions, type StageReport } from '../compiler/compile.ts';
+export { jsTarget } from '../compiler/codegen/js.ts';
+export { lowerFused } from '../compiler/codegen/spec.ts';
+export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/codegen/target.ts';
+export { stableStringify } from '../compiler/ir.ts';
+import type { KernelSpec } from '../compiler/codegen/spec.ts';
+import type { DType } from '../compiler/ir.ts';
+
+type HostArray = Float32Array | Int32Array | Uint8Array;
+type KernelFn = (...arrays: HostArray[]) => void;
+
+/** Host access to a backend's tensor memory. */
+interface HostIO {
+  alloc(shape: number[], dtype: DType): tf.TensorInfo;
+  /** A writable view (cpu, wasm) or a copy (other backends) of a tensor's data. */
+  array(t: tf.TensorInfo): HostArray;
+  /** Publishes data written to a copy back to the tensor (no-op where views are used). */
+  commit(t: tf.TensorInfo, a: HostArray): tf.TensorInfo;
+  dispose(t: tf.TensorInfo): void;
+}
+
+interface CpuBackendLike {
+  data: { get(id: object): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: DType, values?: unknown): tf.TensorInfo;
+  disposeData(id: object): void;
+}
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: DType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): HostArray;
+  disposeData(id: object): void;
+}
+interface GenericBackendLike {
+  readSync(id: object): unknown;
+  makeTensorInfo(shape: number[], dtype: DType, values?: unknown): tf.TensorInfo;
+  disposeData(id: object): void;
+}
+
+function newArray(dtype: DType, n: number): HostArray {
+  return dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
+  if (backendName === 'wasm') {
+    const b = backend as unknown as WasmBackendLike;
+    return {
+      alloc: (shape, dtype) => b.makeOutput(shape, dtype),
+      array: (t) => b.typedArrayFromHeap(t),
+      commit: (t) => t,
+      dispose: (t) => b.disposeData(t.dataId),
+    };
+  }
+  if (backendName === 'cpu') {
+    const b = backend as unknown as CpuBackendLike;
+    return {
+      alloc: (shape, dtype) => b.makeTensorInfo(shape, dtype, newArray(dtype, size(shape))),
+      array: (t) => b.data.get(t.dataId).values as HostArray,
+      commit: (t) => t,
+      dispose: (t) => b.disposeData(t.dataId),
+    };
+  }
+  const b = backend as unknown as GenericBackendLike;
+  return {
+    alloc: (shape, dtype) => ({ dataId: {}, shape, dtype }) as unknown as tf.TensorInfo,
+    array: (t) => {
+      const v = b.readSync(t.dataId) as ArrayLike<number>;
+      const a = newArray(t.dtype as DType, size(t.shape));
+      a.set(v);
+      return a;
+    },
+    commit: (t, a) => b.makeTensorInfo(t.shape, t.dtype as DType, a),
+    dispose: (t) => b.disposeData(t.dataId),
+  };
+}
+
+/** Backends every generated kernel is registered for (plus the active one, if different). */
+const HOST_BACKENDS = ['cpu', 'wasm'];
+
+interface Loaded {
+  kernel: GeneratedKernel;
+  fn: KernelFn;
+  registered: Set<string>;
+}
+const loaded = new Map<string, Loaded>();
+
+/** Statistics, for tests and benchmarks. */
+export const jitStats = { transpiled: 0, registered: 0, transpileMs: 0 };
+
+/** dst[c, r] = src[r, c] for a rows x cols row-major matrix. */
+function transpose2d(src: HostArray, dst: HostArray, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[base + c]!;
+  }
+}
+
+function kernelFunc(backendName: string, spec: KernelSpec, fn: KernelFn): tf.KernelFunc {
+  const nIn = spec.inputs.length;
+  const inputNames = Array.from({ length: nIn }, (_v, k) => `x${k}`);
+  let mmKernel: tf.KernelConfig | undefined;
+  return ({ inputs, backend }) => {
+    const io = hostIO(backendName, backend as tf.KernelBackend);
+    const ins: tf.TensorInfo[] = inputNames.map((n) => inputs[n] as tf.TensorInfo);
+    let mm: tf.TensorInfo | undefined;
+    if (spec.matmul) {
+      const m = spec.matmul;
+      mmKernel ??= tf.getKernel('BatchMatMul', backendName);
+      if (!mmKernel) throw new Error(`the ${backendName} backend has no BatchMatMul kernel`);
+      let a = ins[m.a]!;
+      let b = ins[m.b]!;
+      let temps: tf.TensorInfo[] = [];
+      let flags = { transposeA: m.transposeA, transposeB: m.transposeB };
+      if (backendName === 'wasm' && (m.transposeA || m.transposeB)) {
+        // tfjs-wasm multiplies transposed operands ~10x slower than plain ones (measured at
+        // 64x64x64); a copy-transpose in JS costs a few microseconds.
+        const ta = m.transposeA ? io.alloc([a.shape[1]!, a.shape[0]!], 'float32') : undefined;
+        const tb = m.transposeB ? io.alloc([b.shape[1]!, b.shape[0]!], 'float32') : undefined;
+        if (ta) transpose2d(io.array(a), io.array(ta), a.shape[0]!, a.shape[1]!);
+        if (tb) transpose2d(io.array(b), io.array(tb), b.shape[0]!, b.shape[1]!);
+        a = ta ?? a;
+        b = tb ?? b;
+        temps = [ta, tb].filter((t): t is tf.TensorInfo => t !== undefined);
+        flags = { transposeA: false, transposeB: false };
+      }
+      mm = mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo;
+      for (const t of temps) io.dispose(t);
+    }
+    const outs: tf.TensorInfo[] = spec.outputs.map((o, k) =>
+      k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : io.alloc(o.shape, o.dtype),
+    );
+    // Views are taken only after every allocation: growing the wasm heap detaches older views.
+    const arrays: HostArray[] = ins.map((t) => io.array(t));
+    if (mm) arrays.push(io.array(mm));
+    const outArrays = outs.map((t, k) => (k === spec.inPlace ? arrays[nIn]! : io.array(t)));
+    for (const a of outArrays) arrays.push(a);
+    fn(...arrays);
+    if (mm && spec.inPlace === undefined) io.dispose(mm);
+    return outs.map((t, k) => io.commit(t, outArrays[k]!));
+  };
+}
+
+function register(l: Loaded, backendName: string): void {
+  if (l.registered.has(backendName)) return;
+  if (!tf.getKernel(l.kernel.name, backendName))
+    tf.registerKernel({ kernelName: l.kernel.name, backendName, kernelFunc: kernelFunc(backendName, l.kernel.spec, l.fn) });
+  l.registered.add(backendName);
+  jitStats.registered++;
+}
+
+/** Transpiles, instantiates and registers kernels not loaded before (for cpu, wasm and the active backend). */
+export function loadKernels(kernels: readonly GeneratedKernel[]): void {
+  const fresh = [...new Map(kernels.filter((k) => !loaded.has(k.name)).map((k) => [k.name, k])).values()];
+  if (fresh.length) {
+    const t0 = performance.now();
+    const support = [...new Set(fresh.flatMap((k) => k.support))];
+    const src = [...support, ...fresh.map((k) => k.source)].join('\n\n');
+    const js = ts.transpileModule(src, { compilerOptions: { target: ts.ScriptTarget.ES2020, module: ts.ModuleKind.None, removeComments: true } }).outputText;
+    const names = fresh.map((k) => k.name);
+    // The generated source only declares functions over its arguments (checked against a
+    // prelude that offers nothing but Math and typed arrays).
+    const fns = new Function(`"use strict";\n${js}\nreturn [${names.join(', ')}];`)() as KernelFn[];
+    fresh.forEach((k, i) => loaded.set(k.name, { kernel: k, fn: fns[i]!, registered: new Set() }));
+    jitStats.transpiled += fresh.length;
+    jitStats.transpileMs += performance.now() - t0;
+  }
+  const backends = new Set([...HOST_BACKENDS, tf.getBackend()]);
+  for (const k of kernels) for (const b of backends) register(loaded.get(k.name)!, b);
+}
+
+/** Runs a loaded kernel on the active backend; returns one tensor per spec output. */
+export function runKernel(name: string, inputs: readonly tf.Tensor[]): tf.Tensor[] {
+  const named: tf.NamedTensorMap = {};
+  for (let k = 0; k < inputs.length; k++) named[`x${k}`] = inputs[k]!;
+  const out = tf.engine().runKernel(name, named, {}) as tf.Tensor | tf.Tensor[];
+  return Array.isArray(out) ? out : [out];
+}
+
+export function isLoaded(name: string): boolean {
+  return loaded.has(name);
+}
+
+/** Calls a loaded kernel's function on plain arrays (tests use it to check generated code alone). */
+export function kernelFunction(name: string): KernelFn {
+  const l = loaded.get(name);
+  if (!l) throw new Error(`kernel ${name} is not loaded`);
+  return l.fn;
+}

@@ -1,0 +1,361 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import '../../compiler/ops/index.ts';
+import { loadGraphJson, memoryFiles } from '../../compiler/frontend/load.ts';
+import type { IRGraph } from '../../compiler/ir.ts';
+import { clearCompileCache, compileProgram, type Program } from '../../runtime/exec.ts';
+import { initParams, interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { loadJson, MLP_PARAMS, MLP_SHAPES, mlpTrainStepJson } from '../../bench/graphs.ts';
+
+await tf.setBackend('cpu');
+
+function load(json: Record<string, unknown>, file = '/virtual/t.graph.json'): IRGraph {
+  return loadGraphJson({ version: 1, ...json }, file, { files: memoryFiles({}) });
+}
+
+/** Max over outputs of |a - b| / (1 + |b|); also checks names, shapes and dtypes. */
+function mismatch(out: TensorMap, ref: TensorMap): number {
+  expect(Object.keys(out).sort()).toEqual(Object.keys(ref).sort());
+  let worst = 0;
+  for (const k of Object.keys(ref)) {
+    expect(out[k]!.shape, k).toEqual(ref[k]!.shape);
+    expect(out[k]!.dtype, k).toEqual(ref[k]!.dtype);
+    const a = out[k]!.dataSync();
+    const b = ref[k]!.dataSync();
+    for (let i = 0; i < b.length; i++) {
+      const d = Math.abs(a[i]! - b[i]!) / (1 + Math.abs(b[i]!));
+      worst = Math.max(worst, Number.isNaN(d) ? (Number.isNaN(a[i]!) && Number.isNaN(b[i]!) ? 0 : Infinity) : d);
+    }
+  }
+  return worst;
+}
+
+function mlpInputs(batch: number, seed: number): TensorMap {
+  const inputs: TensorMap = {
+    obs: tf.randomNormal([batch, 4], 0, 1, 'float32', seed),
+    target: tf.randomNormal([batch, 2], 0, 1, 'float32', seed + 1),
+    t: tf.scalar(3),
+    lr: tf.scalar(0.01),
+  };
+  for (const p of MLP_PARAMS) {
+    inputs[`m_${p}`] = tf.randomNormal(MLP_SHAPES[p], 0, 0.1, 'float32', seed + 2);
+    inputs[`v_${p}`] = tf.randomUniform(MLP_SHAPES[p], 0, 0.01, 'float32', seed + 3);
+  }
+  return inputs;
+}
+
+describe('compiled programs vs the reference interpreter', () => {
+  const mlp = loadJson(mlpTrainStepJson(), 'mlp-exec-test');
+
+  it('runs the MLP Adam train step like the interpreter (cpu), in few kernels', () => {
+    const params = initParams(mlp, 7);
+    const inputs = mlpInputs(16, 11);
+    const prog = compileProgram(mlp);
+    const out = prog.run(inputs, params);
+    const ref = interpret(mlp, inputs, params);
+    // Same matmul kernel; fused chains round once per stored value and use a float32-accurate tanh.
+    expect(mismatch(out, ref)).toBeLessThan(1e-5);
+    // Forward, backward and Adam in a handful of launches (the rest is constants, hoisted).
+    const launched = prog.graph.nodes.filter((n) => n.op !== 'const');
+    expect(launched.length).toBeLessThanOrEqual(16);
+    tf.dispose([...Object.values(out), ...Object.values(ref), ...Object.values(inputs), ...Object.values(params)]);
+  });
+
+  it('runs the MLP train step on the wasm backend too', async () => {
+    await tf.setBackend('wasm');
+    try {
+      const params = initParams(mlp, 3);
+      const inputs = mlpInputs(8, 5);
+      const out = compileProgram(mlp, { backend: 'wasm' }).run(inputs, params);
+      const ref = interpret(mlp, inputs, params);
+      expect(mismatch(out, ref)).toBeLessThan(1e-5);
+      tf.dispose([...Object.values(out), ...Object.values(ref), ...Object.values(inputs), ...Object.values(params)]);
+    } finally {
+      await tf.setBackend('cpu');
+    }
+  });
+
+  it('keeps tf.memory().numTensors flat across repeated runs', () => {
+    const params = initParams(mlp, 1);
+    const inputs = mlpInputs(8, 2);
+    const prog = compileProgram(mlp);
+    tf.dispose(Object.values(prog.run(inputs, params))); // plans and hoists constants
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) {
+      const out = prog.run(inputs, params);
+      // Outputs are fresh tensors the caller owns: one per output, nothing else survives.
+      expect(tf.memory().numTensors).toBe(before + Object.keys(out).length);
+      tf.dispose(Object.values(out));
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([...Object.values(inputs), ...Object.values(params)]);
+  });
+
+  it('hands out outputs that alias inputs or each other as separate tensors', () => {
+    const g = load({ graph: 'alias', inputs: { x: { shape: [2] } }, nodes: [{ id: 'n', op: 'neg', in: ['x'] }], outputs: { a: 'x', b: 'n', c: 'n' } });
+    const x = tf.tensor1d([1, 2]);
+    const out = compileProgram(g).run({ x }, {});
+    tf.dispose(Object.values(out));
+    expect(Array.from(x.dataSync())).toEqual([1, 2]); // still alive
+    x.dispose();
+  });
+
+  it('caches plans by input shapes and backend and reports every recompilation with its reason', async () => {
+    const g = load({
+      graph: 'cache',
+      inputs: { x: { shape: ['N'] } },
+      nodes: [
+        { id: 'a', op: 'exp', in: ['x'] },
+        { id: 'b', op: 'neg', in: ['a'] },
+      ],
+      outputs: { b: 'b' },
+    }, '/virtual/cache-test.graph.json');
+    const logs: string[] = [];
+    const prog = compileProgram(g, { log: (m) => logs.push(m) });
+    const run = (p: Program, n: number) => tf.dispose(Object.values(p.run({ x: tf.zeros([n]) }, {})));
+    run(prog, 3);
+    run(prog, 3);
+    expect(prog.stats).toMatchObject({ runs: 2, misses: 1, hits: 1 });
+    expect(prog.events.map((e) => e.reason)).toEqual(['first compilation']);
+    expect(logs).toEqual([]);
+    run(prog, 5);
+    expect(prog.events[1]!.reason).toBe('input x is float32[5] (cached plan: float32[3])');
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toContain('recompiled cache: input x is float32[5] (cached plan: float32[3])');
+    run(prog, 3); // back to a cached shape: no recompilation
+    expect(prog.stats.misses).toBe(2);
+    await tf.setBackend('wasm');
+    try {
+      run(prog, 3);
+    } finally {
+      await tf.setBackend('cpu');
+    }
+    expect(prog.events[2]!.reason).toBe('backend wasm (cached plan: cpu)');
+    // A second program of the same graph shares the cache.
+    const again = compileProgram(g, { log: (m) => logs.push(m) });
+    run(again, 5);
+    expect(again.stats).toMatchObject({ misses: 0, hits: 1 });
+    expect(logs).toHaveLength(2);
+  });
+
+  it('refuses to run on another backend than the one it was compiled for', () => {
+    const g = load({ graph: 'pin', inputs: { x: { shape: [1] } }, nodes: [{ id: 'n', op: 'neg', in: ['x'] }], outputs: { n: 'n' } });
+    const x = tf.tensor1d([1]);
+    expect(() => compileProgram(g, { backend: 'wasm' }).run({ x }, {})).toThrow(/compiled for the wasm backend but cpu is active/);
+    x.dispose();
+  });
+});
+
+// ---------------------------------------------------------------------------- random graphs
+
+/** A static size or a symbolic one ("B", or a product such as "3*B" after a flatten). */
+type Dim = number | string;
+interface Val {
+  ref: string;
+  shape: Dim[];
+  dtype: 'float32' | 'int32' | 'bool';
+}
+
+function flatDim(shape: Dim[]): Dim {
+  const coef = shape.reduce<number>((a, d) => (typeof d === 'number' ? a * d : a), 1);
+  const syms = shape.filter((d): d is string => typeof d === 'string');
+  if (syms.length === 0) return coef;
+  return coef === 1 ? syms.join('*') : `${coef}*${syms.join('*')}`;
+}
+interface Instr {
+  op: number;
+  a: number;
+  b: number;
+  c: number;
+  attr: number;
+}
+
+function broadcast(x: Dim[], y: Dim[]): Dim[] | undefined {
+  const n = Math.max(x.length, y.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const a = x[x.length - n + i] ?? 1;
+    const b = y[y.length - n + i] ?? 1;
+    if (a === b || b === 1) out.push(a);
+    else if (a === 1) out.push(b);
+    else return undefined;
+  }
+  return out;
+}
+const sameShape = (x: Dim[], y: Dim[]) => x.length === y.length && x.every((d, i) => d === y[i]);
+
+const UNARY = ['neg', 'abs', 'tanh', 'sigmoid', 'sin', 'cos', 'relu', 'softplus', 'square', 'identity', 'floor'];
+const BINARY = ['add', 'sub', 'mul', 'maximum', 'minimum'];
+const REDUCE = ['sum', 'mean', 'max', 'min'];
+
+/** Builds a well-typed graph from fuzzed instructions (each picks an op and operands by index). */
+function buildGraph(instrs: Instr[]): Record<string, unknown> {
+  const vals: Val[] = [
+    { ref: 'x', shape: ['B', 3], dtype: 'float32' },
+    { ref: 'y', shape: [3], dtype: 'float32' },
+    { ref: 'z', shape: ['B', 1], dtype: 'float32' },
+    { ref: 'p', shape: ['B', 3], dtype: 'float32' },
+    { ref: 's', shape: [], dtype: 'float32' },
+  ];
+  const nodes: Record<string, unknown>[] = [];
+  let k = 0;
+  const add = (op: string, ins: (string | number)[], shape: Dim[], attrs?: Record<string, unknown>, dtype: Val['dtype'] = 'float32'): Val => {
+    const id = `n${k++}`;
+    nodes.push(attrs ? { id, op, in: ins, attrs } : { id, op, in: ins });
+    const v = { ref: id, shape, dtype };
+    vals.push(v);
+    return v;
+  };
+  const floats = () => vals.filter((v) => v.dtype === 'float32');
+  for (const ins of instrs) {
+    const fl = floats();
+    const va = fl[ins.a % fl.length]!;
+    const vb = fl[ins.b % fl.length]!;
+    const vc = fl[ins.c % fl.length]!;
+    switch (ins.op % 11) {
+      case 0:
+      case 1:
+        add(UNARY[ins.attr % UNARY.length]!, [va.ref], va.shape);
+        break;
+      case 2:
+      case 3: {
+        const s = broadcast(va.shape, vb.shape);
+        if (s) add(BINARY[ins.attr % BINARY.length]!, [va.ref, vb.ref], s);
+        else add('tanh', [va.ref], va.shape);
+        break;
+      }
+      case 4: {
+        // A safe division: va / (1.5 + |vb|).
+        const s = broadcast(va.shape, vb.shape);
+        if (!s) break;
+        const d = add('add', [1.5, add('abs', [vb.ref], vb.shape).ref], vb.shape);
+        add('div', [va.ref, d.ref], s);
+        break;
+      }
+      case 5: {
+        const s = broadcast(broadcast(va.shape, vb.shape) ?? [0], vc.shape);
+        if (!s || s.includes(0)) break;
+        const cond = add(ins.attr % 2 ? 'greater' : 'less_equal', [va.ref, vb.ref], broadcast(va.shape, vb.shape)!, undefined, 'bool');
+        add('where', [cond.ref, va.ref, vc.ref], s);
+        break;
+      }
+      case 6: {
+        const r = va.shape.length;
+        const keepdims = ins.b % 2 === 1;
+        const all = r === 0 || ins.c % 3 === 0;
+        const axes = all ? [...Array(r).keys()] : [ins.c % r];
+        const shape = va.shape.flatMap((d, i) => (axes.includes(i) ? (keepdims ? [1] : []) : [d])) as Dim[];
+        add(REDUCE[ins.attr % REDUCE.length]!, [va.ref], shape, all ? { keepdims } : { axes, keepdims });
+        break;
+      }
+      case 7: {
+        const r = va.shape.length;
+        const pick = ins.attr % 3;
+        if (pick === 0) {
+          const axis = ins.b % (r + 1);
+          const shape = [...va.shape];
+          shape.splice(axis, 0, 1);
+          add('expand_dims', [va.ref], shape, { axis });
+        } else if (pick === 1 && va.shape.includes(1)) {
+          add('squeeze', [va.ref], va.shape.filter((d) => d !== 1));
+        } else if (r === 2 && va.shape[1] === 3) {
+          add('matmul', [va.ref, 'q'], [va.shape[0]!, 2]);
+        } else add('reshape', [va.ref], [flatDim(va.shape)], { shape: [-1] });
+        break;
+      }
+      case 8: {
+        if (broadcast(va.shape, vb.shape) && sameShape(broadcast(va.shape, vb.shape)!, vb.shape) && !sameShape(va.shape, vb.shape)) {
+          add(ins.attr % 2 ? 'broadcast_like' : 'sum_to', ins.attr % 2 ? [va.ref, vb.ref] : [vb.ref, va.ref], ins.attr % 2 ? vb.shape : va.shape);
+        } else add('sin', [va.ref], va.shape);
+        break;
+      }
+      case 9: {
+        // Through int32 and back: trunc(4 * va) as an integer, plus one.
+        const m = add('mul', [va.ref, 4], va.shape);
+        const i = add('cast', [m.ref], va.shape, { dtype: 'int32' }, 'int32');
+        const c1 = add('const', [], [], { value: 1, dtype: 'int32' }, 'int32');
+        const one = add('add', [i.ref, c1.ref], va.shape, undefined, 'int32');
+        add('cast', [one.ref], va.shape, { dtype: 'float32' });
+        break;
+      }
+      case 10: {
+        // A dense layer: matmul by q [3, 2], a scalar bias, an activation.
+        const m = fl.filter((v) => v.shape.length === 2 && v.shape[1] === 3);
+        const src = m[ins.a % Math.max(1, m.length)] ?? vals[0]!;
+        const h = add('matmul', [src.ref, 'q'], [src.shape[0]!, 2]);
+        const z = add('add', [h.ref, 's'], h.shape);
+        add(UNARY[ins.attr % UNARY.length]!, [z.ref], z.shape);
+        break;
+      }
+    }
+  }
+  // Outputs: the last two values made, and one picked by the first instruction.
+  const made = vals.slice(5);
+  const outs = [...new Set([made[made.length - 1], made[made.length - 2], made[(instrs[0]?.c ?? 0) % Math.max(1, made.length)]].filter(Boolean).map((v) => v!.ref))];
+  return {
+    graph: 'random',
+    inputs: { x: { shape: ['B', 3] }, y: { shape: [3] }, z: { shape: ['B', 1] }, p: { shape: ['B', 3] }, s: { shape: [] }, q: { shape: [3, 2] } },
+    nodes,
+    outputs: Object.fromEntries(outs.map((r, i) => [`o${i}`, r])),
+  };
+}
+
+const instrArb = fc.record({ op: fc.nat(99), a: fc.nat(99), b: fc.nat(99), c: fc.nat(99), attr: fc.nat(99) });
+
+function randomInputs(b: number, seed: number): TensorMap {
+  const u = (shape: number[], k: number) => tf.randomUniform(shape, -2, 2, 'float32', seed * 7 + k);
+  return { x: u([b, 3], 1), y: u([3], 2), z: u([b, 1], 3), p: u([b, 3], 4), s: u([], 5), q: u([3, 2], 6) };
+}
+
+describe('random well-typed graphs: compiled == interpreted', () => {
+  afterAll(() => clearCompileCache());
+
+  it('agrees on several hundred random graphs (cpu), with shrinking on failure', () => {
+    // How often each kind of fused node occurred, so the property is known to exercise them.
+    const kinds: Record<string, number> = {};
+    fc.assert(
+      fc.property(fc.array(instrArb, { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 4 }), fc.nat(1000), (instrs, b, seed) => {
+        const json = buildGraph(instrs);
+        if (Object.keys(json.outputs as object).length === 0) return;
+        const g = load(json);
+        const inputs = randomInputs(b, seed);
+        try {
+          const prog = compileProgram(g, { log: () => {} });
+          for (const n of prog.graph.nodes) if (n.op === 'fused') kinds[n.attrs.kind as string] = (kinds[n.attrs.kind as string] ?? 0) + 1;
+          tf.dispose(Object.values(prog.run(inputs, {}))); // plans (constants stay with the plan)
+          const before = tf.memory().numTensors;
+          const ref = interpret(g, inputs, {});
+          const out = prog.run(inputs, {});
+          const m = mismatch(out, ref);
+          tf.dispose([...Object.values(out), ...Object.values(ref)]);
+          expect(tf.memory().numTensors).toBe(before);
+          expect(m).toBeLessThan(1e-4);
+        } finally {
+          tf.dispose(Object.values(inputs));
+        }
+      }),
+      { numRuns: 300, seed: 20240611 },
+    );
+    expect(kinds.elementwise).toBeGreaterThan(50);
+    expect(kinds.reduction).toBeGreaterThan(20);
+    expect(kinds.matmul).toBeGreaterThan(5);
+  }, 300_000);
+
+  it('agrees with code generation off (fused bodies run op by op) on random graphs', () => {
+    fc.assert(
+      fc.property(fc.array(instrArb, { minLength: 1, maxLength: 10 }), fc.integer({ min: 1, max: 3 }), (instrs, b) => {
+        const json = buildGraph(instrs);
+        if (Object.keys(json.outputs as object).length === 0) return;
+        const g = load(json);
+        const inputs = randomInputs(b, 1);
+        const ref = interpret(g, inputs, {});
+        const out = compileProgram(g, { codegen: false, log: () => {} }).run(inputs, {});
+        expect(mismatch(out, ref)).toBeLessThan(1e-6);
+        tf.dispose([...Object.values(out), ...Object.values(ref), ...Object.values(inputs)]);
+      }),
+      { numRuns: 100, seed: 7 },
+    );
+  }, 300_000);
+});

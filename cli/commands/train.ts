@@ -51,8 +51,8 @@ export const train: Command = {
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);
-      const last = r.metrics.filter((m) => m.episodic_return !== null).slice(-20);
-      if (last.length) io.out(`mean episodic return over the last ${last.length} logged iterations: ${(last.reduce((s, m) => s + m.episodic_return!, 0) / last.length).toFixed(2)}\n`);
+      const last = r.lastEpisodes;
+      if (last.length) io.out(`mean return over the last ${last.length} training episodes: ${(last.reduce((s, x) => s + x, 0) / last.length).toFixed(2)}\n`);
       if (r.eval) io.out(`evaluation: ${r.eval.episodes} episodes, mean return ${r.eval.meanReturn?.toFixed(2) ?? '-'}\n`);
       io.out(`metrics: ${outDir}/metrics.jsonl, ${outDir}/metrics.csv, ${outDir}/learning-curve.svg\n`);
       return interrupted ? 130 : 0;

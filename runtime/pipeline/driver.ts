@@ -33,6 +33,8 @@ export interface TrainResult {
   stopped: boolean;
   metrics: readonly IterationMetrics[];
   eval: { episodes: number; meanReturn: number | null; returns: number[] } | null;
+  /** Returns of the last (up to) 20 training episodes, oldest first. */
+  lastEpisodes: number[];
   checkpoint: string;
   params: TensorMap;
 }
@@ -732,6 +734,7 @@ export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
       stopped,
       metrics: log.all(),
       eval: finished && cfg.eval.episodes > 0 ? { episodes: evalReturns.length, meanReturn: mean(evalReturns), returns: evalReturns } : null,
+      lastEpisodes: trainer.host.recentReturns.slice(-20),
       checkpoint: ckpt,
       params,
     };

@@ -1,5 +1,8 @@
 /** Stable, diffable text views of graphs, for `loom check` and `loom compile --emit`. */
-import { showType, type IRGraph, type IRNode } from './ir.ts';
+import { showType, type IRGraph, type IRNode, type TensorType } from './ir.ts';
+import { jsTarget } from './codegen/js.ts';
+import { lowerFused } from './codegen/spec.ts';
+import type { CodegenTarget } from './codegen/target.ts';
 import type { StageReport } from './passes/pass.ts';
 
 function initText(kind: string, args: Record<string, number>): string {
@@ -77,4 +80,33 @@ export function stagesText(stages: StageReport[]): string {
     lines.push(`${s.pass.padEnd(18)} ${nodes.padEnd(12)} ${delta.join(', ') || '-'}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The generated source of every fused kernel, at concrete sizes (`env` binds the symbolic
+ * dims). Constants appear as kernel inputs here; the executor bakes known scalars in.
+ */
+export function kernelsText(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget): string {
+  const types = new Map<string, TensorType>();
+  for (const i of g.inputs) types.set(i.name, i.type);
+  for (const p of g.params) types.set(p.name, p.type);
+  const parts: string[] = [];
+  const support = new Set<string>();
+  const emitted = new Map<string, string>();
+  for (const n of g.nodes) {
+    if (n.type) types.set(n.id, n.type);
+    if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
+    if (n.op !== 'fused') continue;
+    const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!));
+    const k = target.emit(lowered.spec);
+    k.support.forEach((s) => support.add(s));
+    const what = `// ${n.id}: ${n.body!.map((b) => b.op).join(' -> ')}`;
+    if (emitted.has(k.name)) parts.push(`${what}: the same kernel as ${emitted.get(k.name)} (${k.name})`);
+    else {
+      emitted.set(k.name, n.id);
+      parts.push(`${what}\n${k.source}`);
+    }
+  }
+  if (!parts.length) return '// no fused kernels\n';
+  return [...support, ...parts].join('\n\n') + '\n';
 }

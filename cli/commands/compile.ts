@@ -1,6 +1,7 @@
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import { compileGraph, passNames, REQUIRED_PASSES } from '../../compiler/compile.ts';
-import { irText, stagesText } from '../../compiler/inspect.ts';
+import { irText, kernelsText, stagesText } from '../../compiler/inspect.ts';
+import { symbolsOf } from '../../compiler/dims.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import type { Command } from '../command.ts';
 
@@ -10,12 +11,14 @@ type Emit = (typeof EMITS)[number];
 export const compile: Command = {
   name: 'compile',
   summary: 'compile a graph and print a stage: ir (as written), opt (after passes), fused, ts (generated code)',
-  usage: 'loom compile FILE [--emit ir|opt|fused|ts] [--disable-pass NAME]...',
+  usage: 'loom compile FILE [--emit ir|opt|fused|ts] [--disable-pass NAME]... [--dim NAME=N]...',
   options: {
     emit: { type: 'string', description: 'stage to print (default opt)', valueName: 'STAGE' },
     'disable-pass': { type: 'string', multiple: true, description: `switch a pass off (${passNames().join(', ')})`, valueName: 'NAME' },
+    dim: { type: 'string', multiple: true, description: 'bind a symbolic dim for --emit ts (default 8 for unbound dims)', valueName: 'NAME=N' },
   },
-  details: 'Examples:\n  loom compile graphs/examples/mlp-loss-grad.graph.json --emit opt\n  loom compile graphs/nets/mlp.graph.json --emit fused --disable-pass cse',
+  details:
+    'Stages: ir = the graph as loaded; opt = after every pass but fusion; fused = after fusion and liveness, with the\nbody of each fused kernel; ts = the generated TypeScript of each fused kernel at concrete sizes.\n\nExamples:\n  loom compile graphs/examples/mlp-loss-grad.graph.json --emit fused\n  loom compile graphs/algorithms/ppo-cartpole.loss.graph.json --emit ts --dim B=128\n  loom compile graphs/nets/mlp.graph.json --emit opt --disable-pass cse',
   async run(args, io) {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom compile takes exactly one FILE', hint: 'run `loom compile --help`' });
@@ -32,7 +35,21 @@ export const compile: Command = {
       io.out(irText(g));
       return 0;
     }
-    const { graph, stages } = compileGraph(g, { disabled });
+    const passes = emit === 'opt' ? new Set([...disabled, 'fusion', 'liveness']) : disabled;
+    const { graph, stages } = compileGraph(g, { disabled: passes });
+    if (emit === 'ts') {
+      const env = new Map<string, number>();
+      for (const d of (args.values.dim as string[] | undefined) ?? []) {
+        const m = /^([A-Za-z_]\w*)=(\d+)$/.exec(d);
+        if (!m || Number(m[2]) < 1) throw new LoomError({ code: 'E_USAGE', message: `--dim takes NAME=N with N >= 1`, found: d });
+        env.set(m[1]!, Number(m[2]));
+      }
+      const unbound = [...new Set(g.inputs.flatMap((i) => i.type.shape.flatMap(symbolsOf)))].filter((s) => !env.has(s));
+      for (const s of unbound) env.set(s, 8);
+      const header = unbound.length ? `// unbound dims set to 8: ${unbound.join(', ')} (use --dim NAME=N)\n` : '';
+      io.out(header + kernelsText(graph, env));
+      return 0;
+    }
     io.out(stagesText(stages) + '\n' + irText(graph));
     return 0;
   },

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
+
+async function compile(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['compile', ...args], { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+describe('loom compile --emit', () => {
+  it('ir prints the graph as loaded, with calls and grads', async () => {
+    const r = await compile('graphs/examples/mlp-loss-grad.graph.json', '--emit', 'ir');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/%net = call\(%obs.*\{graph="..\/nets\/mlp.graph.json"\}/);
+    expect(r.out).toMatch(/%g = grad\(%loss\)/);
+  });
+
+  it('opt shows each pass and an IR without calls, grads or fused nodes', async () => {
+    const r = await compile('graphs/examples/mlp-loss-grad.graph.json', '--emit', 'opt');
+    expect(r.out).toMatch(/^inline +5 -> 12 +add \+3, call -1, matmul \+3, tanh \+2$/m);
+    expect(r.out).toMatch(/^fusion +disabled/m);
+    expect(r.out).not.toMatch(/= (call|grad|fused)\(/);
+  });
+
+  it('fused shows matmul epilogues on the MLP and fused groups on the PPO loss', async () => {
+    const mlp = await compile('graphs/nets/mlp.graph.json', '--emit', 'fused');
+    expect(mlp.out.match(/= fused\(.*\{kind="matmul"\}/g)).toHaveLength(3);
+    expect(mlp.out).toMatch(/\| %a1 = tanh\(%z1\)/);
+    const ppo = await compile('graphs/algorithms/ppo-cartpole.loss.graph.json', '--emit', 'fused');
+    const m = /^fusion +(\d+) -> (\d+) /m.exec(ppo.out)!;
+    expect(Number(m[2])).toBeLessThan(Number(m[1]) / 2);
+    expect(ppo.out).toMatch(/kind="elementwise"/);
+    expect(ppo.out).toMatch(/kind="reduction"/);
+  });
+
+  it('ts prints the generated kernels at the given sizes, sharing identical ones', async () => {
+    const r = await compile('graphs/nets/mlp.graph.json', '--emit', 'ts', '--dim', 'B=16');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/function loom_\w+\(in0: Float32Array/);
+    expect(r.out).toMatch(/for \(let i0 = 0; i0 < 16; i0\+\+\)/);
+    expect(r.out).toMatch(/fused#1: matmul -> add -> tanh: the same kernel as fused#0/);
+  });
+
+  it('--disable-pass switches a pass off, and rejects unknown or required passes', async () => {
+    const r = await compile('graphs/examples/mlp-loss-grad.graph.json', '--emit', 'fused', '--disable-pass', 'cse');
+    expect(r.out).toMatch(/^cse +disabled/m);
+    expect((await compile('graphs/nets/mlp.graph.json', '--disable-pass', 'nope')).err).toMatch(/unknown pass "nope"/);
+    expect((await compile('graphs/nets/mlp.graph.json', '--disable-pass', 'autodiff')).err).toMatch(/cannot be disabled/);
+    expect((await compile('graphs/nets/mlp.graph.json', '--emit', 'asm')).code).toBe(2);
+    expect((await compile('graphs/nets/mlp.graph.json', '--emit', 'ts', '--dim', 'B')).err).toMatch(/--dim takes NAME=N/);
+  });
+});

@@ -116,13 +116,13 @@ defineOp({
   kernel: (tf, [x, fill], attrs) => {
     const T = x!.shape[0]!;
     if (T === 0) return tf.clone(x!);
-    const row = tf.expandDims(fill!, 0);
     const rest = x!.shape.slice(1).map(() => -1);
-    return tf.tidy(() =>
-      attrs.offset === 1
+    return tf.tidy(() => {
+      const row = tf.expandDims(fill!, 0);
+      return attrs.offset === 1
         ? tf.concat([tf.slice(x!, [1, ...rest.map(() => 0)], [T - 1, ...rest]), row], 0)
-        : tf.concat([row, tf.slice(x!, [0, ...rest.map(() => 0)], [T - 1, ...rest])], 0),
-    );
+        : tf.concat([row, tf.slice(x!, [0, ...rest.map(() => 0)], [T - 1, ...rest])], 0);
+    });
   },
   grad: (b, { attrs, inputs: [, fill], dy }) => {
     const offset = attrs.offset as 1 | -1;

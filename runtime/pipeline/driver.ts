@@ -150,7 +150,7 @@ export class Trainer {
   constructor(cfg: PipelineConfig, graphs: PipelineGraphs = loadPipelineGraphs(cfg)) {
     this.cfg = cfg;
     this.graphs = graphs;
-    [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [graphs.act, graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map(makeProgram);
+    [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [graphs.act, graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map((g) => makeProgram(g));
     this.amppoUpdate = graphs.amppo ? makeProgram(graphs.amppo.update) : null;
     this.amppoModulate = graphs.amppo ? makeProgram(graphs.amppo.modulate) : null;
     this.groupAdv = graphs.groupAdvantage ? makeProgram(graphs.groupAdvantage) : null;

@@ -145,9 +145,26 @@ function runGrad(g: IRGraph, n: IRNode, env: ReadonlyMap<string, number>, leaves
   // Params the scalar does not depend on get zero gradients (tfjs would throw).
   const connected = wrt.map((w) => dependsOn(g, n.inputs[0]!, w));
   const idx = connected.flatMap((c, k) => (c ? [k] : []));
-  const grads = idx.length ? tf.grads((...xs: tf.Tensor[]) => f(...wrt.map((_, k) => (idx.includes(k) ? xs[idx.indexOf(k)]! : base[k]!))))(idx.map((k) => base[k]!)) : [];
+  const gradsOf = (ks: number[]): tf.Tensor[] =>
+    tf.grads((...xs: tf.Tensor[]) => f(...wrt.map((_, k) => (ks.includes(k) ? xs[ks.indexOf(k)]! : base[k]!))))(ks.map((k) => base[k]!));
   const out: TensorMap = {};
-  wrt.forEach((w, k) => (out[w] = connected[k] ? grads[idx.indexOf(k)]! : tf.zerosLike(base[k]!)));
+  let grads: (tf.Tensor | undefined)[];
+  try {
+    grads = idx.length ? gradsOf(idx) : [];
+  } catch (e) {
+    // A value read only for its shape (a `like` input) is connected in the graph but not on
+    // tfjs's tape, and tfjs refuses the whole call: differentiate one value at a time instead.
+    if (!/Cannot compute gradient/.test((e as Error).message)) throw e;
+    grads = idx.map((k) => {
+      try {
+        return gradsOf([k])[0];
+      } catch (e2) {
+        if (!/Cannot compute gradient/.test((e2 as Error).message)) throw e2;
+        return undefined;
+      }
+    });
+  }
+  wrt.forEach((w, k) => (out[w] = (connected[k] ? grads[idx.indexOf(k)] : undefined) ?? tf.zerosLike(base[k]!)));
   return out;
 }
 

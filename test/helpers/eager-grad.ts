@@ -38,7 +38,9 @@ export class Eager implements GradBuilder {
     if (!def) throw new Error(`gradient uses unknown op ${name}`);
     const ins = inputs.map((i) => this.vals.get(i)!);
     const out = def.shape(ins.map((x) => this.type0(x)), attrs, makeShapeCtx({ op: name }));
-    return this.add(def.kernel(tf, ins, attrs, { outType: { dtype: out.dtype, shape: out.shape as number[] } }));
+    const y = def.kernel(tf, ins, attrs, { outType: { dtype: out.dtype, shape: out.shape as number[] } });
+    expect(y.shape).toEqual(out.shape);
+    return this.add(y);
   }
   constant(value: number, dtype: DType = 'float32'): string {
     return this.add(tf.scalar(value, dtype));
@@ -52,6 +54,12 @@ export class Eager implements GradBuilder {
   dispose(): void {
     for (const v of this.vals.values()) v.dispose();
   }
+}
+
+/** The same builder as the {b, put, get, dispose} record some tests destructure. */
+export function eagerBuilder() {
+  const e = new Eager();
+  return { b: e as GradBuilder, put: (x: tf.Tensor) => e.add(x), get: (id: string) => e.vals.get(id)!, dispose: () => e.dispose() };
 }
 
 /** A fixed, irregular upstream gradient. */

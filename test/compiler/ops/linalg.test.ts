@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { infer, run, t, tf } from '../../helpers/ops.ts';
+import { eagerBuilder } from '../../helpers/eager-grad.ts';
 import { isLoomError, type LoomError } from '../../../compiler/errors.ts';
-import { getOp, type GradBuilder } from '../../../compiler/ops/registry.ts';
-import { makeShapeCtx } from '../../../compiler/frontend/shape-ctx.ts';
-import type { Attrs, DType, TensorType } from '../../../compiler/ir.ts';
+import { getOp } from '../../../compiler/ops/registry.ts';
+import type { Attrs } from '../../../compiler/ir.ts';
 
 function err(fn: () => unknown): LoomError {
   try {
@@ -116,28 +116,6 @@ describe('matmul', () => {
   });
 });
 
-/** Evaluates gradient-rule graphs eagerly with the registry's own shape rules and kernels. */
-function eagerBuilder() {
-  const vals = new Map<string, tf.Tensor>();
-  let n = 0;
-  const put = (x: tf.Tensor): string => {
-    const id = `v${n++}`;
-    vals.set(id, x);
-    return id;
-  };
-  const typeOf = (x: tf.Tensor): TensorType => ({ dtype: x.dtype as DType, shape: x.shape });
-  const b: GradBuilder = {
-    op(name: string, inputs: string[], attrs: Attrs = {}) {
-      const def = getOp(name)!;
-      const xs = inputs.map((i) => vals.get(i)!);
-      const ty = def.shape(xs.map(typeOf), attrs, makeShapeCtx({ op: name }));
-      return put(def.kernel(tf, xs, attrs, { outType: { dtype: ty.dtype, shape: ty.shape as number[] } }));
-    },
-    constant: (v: number, dtype: DType = 'float32') => put(tf.scalar(v, dtype)),
-    type: (id: string) => typeOf(vals.get(id)!),
-  };
-  return { b, put, get: (id: string) => vals.get(id)!, dispose: () => vals.forEach((v) => v.dispose()) };
-}
 
 describe('matmul gradient rule', () => {
   const cases: [number[], number[], Attrs][] = [

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { infer, run, t, tf } from '../../helpers/ops.ts';
+import { eagerBuilder } from '../../helpers/eager-grad.ts';
 import { isLoomError, type LoomError } from '../../../compiler/errors.ts';
 import { getOp, type GradBuilder } from '../../../compiler/ops/registry.ts';
 import { makeShapeCtx } from '../../../compiler/frontend/shape-ctx.ts';
-import type { Attrs, DType, TensorType } from '../../../compiler/ir.ts';
+import type { Attrs, DType } from '../../../compiler/ir.ts';
 
 /** The LoomError thrown by fn (fails the test if none is thrown). */
 function err(fn: () => unknown): LoomError {
@@ -22,30 +23,6 @@ const i32 = (v: number[] | number[][], shape?: number[]) => tf.tensor(v, shape, 
  * A GradBuilder that evaluates every op eagerly with the registry's own shape rules and
  * kernels, so a gradient rule can be compared with tfjs autodiff of the forward kernel.
  */
-function eagerBuilder() {
-  const vals = new Map<string, tf.Tensor>();
-  let n = 0;
-  const put = (x: tf.Tensor): string => {
-    const id = `v${n++}`;
-    vals.set(id, x);
-    return id;
-  };
-  const typeOf = (x: tf.Tensor): TensorType => ({ dtype: x.dtype as DType, shape: x.shape });
-  const b: GradBuilder = {
-    op(name: string, inputs: string[], attrs: Attrs = {}) {
-      const def = getOp(name);
-      if (!def) throw new Error(`gradient rule uses missing op ${name}`);
-      const xs = inputs.map((i) => vals.get(i)!);
-      const ty = def.shape(xs.map(typeOf), attrs, makeShapeCtx({ op: name }));
-      const y = def.kernel(tf, xs, attrs, { outType: { dtype: ty.dtype, shape: ty.shape as number[] } });
-      expect(y.shape).toEqual(ty.shape);
-      return put(y);
-    },
-    constant: (v: number, dtype: DType = 'float32') => put(tf.scalar(v, dtype)),
-    type: (id: string) => typeOf(vals.get(id)!),
-  };
-  return { b, put, get: (id: string) => vals.get(id)!, dispose: () => vals.forEach((v) => v.dispose()) };
-}
 
 /**
  * Checks op's gradient rule against tfjs autodiff of its kernel, for the inputs listed in

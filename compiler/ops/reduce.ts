@@ -5,7 +5,7 @@
  */
 import type { Attrs, DType, TensorType } from '../ir.ts';
 import type { Dim } from '../dims.ts';
-import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradBuilder, type ShapeCtx, type Tensor } from './registry.ts';
+import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradBuilder, type Reducer, type ShapeCtx, type Tensor } from './registry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 type TF = typeof tfType;
@@ -79,7 +79,11 @@ interface ReduceSpec {
   grad?: (b: GradBuilder, x: string, yk: string, dyk: string, axes: number[], attrs: Attrs) => string;
   flops?: number;
   extraAttrs?: Record<string, object>;
+  /** How generated kernels combine elements (reductions without one are not fused). */
+  combine?: Omit<Reducer, 'axes' | 'dataInputs'>;
 }
+
+const SUM: Omit<Reducer, 'axes' | 'dataInputs'> = { init: '0', step: (a, x) => `${a} + ${x}` };
 
 function reduction(name: string, s: ReduceSpec): void {
   defineOp({
@@ -104,12 +108,14 @@ function reduction(name: string, s: ReduceSpec): void {
         }
       : undefined,
     fusion: 'reduction',
+    reducer: s.combine && { ...s.combine, axes: (inShape, _out, attrs) => axesOf(attrs, inShape.length), dataInputs: [0] },
     cost: reductionCost(s.flops ?? 1),
   });
 }
 
 reduction('sum', {
   doc: 'sum',
+  combine: SUM,
   dtypes: NUMERIC,
   kernel: (tf, x, axes, keep) => tf.sum(x, axes, keep),
   grad: (b, x, _yk, dyk) => b.op('broadcast_like', [dyk, x]),
@@ -117,6 +123,7 @@ reduction('sum', {
 
 reduction('mean', {
   doc: 'arithmetic mean',
+  combine: { ...SUM, finish: (a, n) => `${a} / ${n}` },
   dtypes: FLOAT,
   kernel: (tf, x, axes, keep) => tf.mean(x, axes, keep),
   grad: (b, x, _yk, dyk, axes) => b.op('broadcast_like', [b.op('div', [dyk, b.op('reduce_count', [x], { axes })]), x]),
@@ -132,6 +139,7 @@ function extremumGrad(b: GradBuilder, x: string, yk: string, dyk: string, axes: 
 reduction('max', {
   doc: 'maximum (gradient shared evenly among tied maxima)',
   dtypes: NUMERIC,
+  combine: { init: '-Infinity', step: (a, x) => `Math.max(${a}, ${x})` },
   kernel: (tf, x, axes, keep) => tf.max(x, axes, keep),
   grad: extremumGrad,
 });
@@ -139,6 +147,7 @@ reduction('max', {
 reduction('min', {
   doc: 'minimum (gradient shared evenly among tied minima)',
   dtypes: NUMERIC,
+  combine: { init: 'Infinity', step: (a, x) => `Math.min(${a}, ${x})` },
   kernel: (tf, x, axes, keep) => tf.min(x, axes, keep),
   grad: extremumGrad,
 });
@@ -146,6 +155,7 @@ reduction('min', {
 reduction('prod', {
   doc: 'product',
   dtypes: NUMERIC,
+  combine: { init: '1', step: (a, x) => `${a} * ${x}` },
   kernel: (tf, x, axes, keep) => tf.prod(x, axes, keep),
   grad: (b, x, _yk, dyk, axes) => {
     // d prod / d x_i = product of the others. Computed without dividing by zero: with no zero in

@@ -80,9 +80,25 @@ export interface OpDef {
   fusion: FusionClass;
   /** For 'elementwise' ops: a JS expression over scalar operands, used by generated kernels. */
   scalar?(args: string[], attrs: Attrs): string;
+  /** For 'reduction' ops that generated kernels can compute: how elements combine. */
+  reducer?: Reducer;
   cost(inputs: ConcreteType[], out: ConcreteType, attrs: Attrs): Cost;
   /** Ops with hidden state or randomness are never folded or CSE'd. */
   pure?: boolean;
+}
+
+/** How a reduction combines the elements of its reduced axes, for generated kernels (JS expressions over doubles). */
+export interface Reducer {
+  /** Initial accumulator value. */
+  init: string;
+  /** New accumulator from the accumulator and one element. */
+  step(acc: string, x: string): string;
+  /** Result from the accumulator and the number of combined elements (default: the accumulator). */
+  finish?(acc: string, count: string): string;
+  /** Reduced axes of the data input, from concrete shapes. */
+  axes(inShape: readonly number[], outShape: readonly number[], attrs: Attrs): number[];
+  /** Indices of the inputs whose values are read (the others only give a shape). */
+  dataInputs: readonly number[];
 }
 
 export interface ConcreteType {

@@ -639,7 +639,8 @@ defineOp({
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('sum_to', [a.dy, x]) : null];
   },
-  fusion: 'opaque',
+  fusion: 'elementwise',
+  scalar: ([x]) => x!,
   cost: streamingCost(0),
 });
 
@@ -659,7 +660,8 @@ defineOp({
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('sum_to', [a.dy, x]) : null, null];
   },
-  fusion: 'opaque',
+  fusion: 'elementwise',
+  scalar: ([x]) => x!,
   cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
 });
 
@@ -692,7 +694,17 @@ defineOp({
       return tf.reshape(s, ls);
     }),
   grad: (b, a) => [b.op('broadcast_like', [a.dy, a.inputs[0]!]), null],
-  fusion: 'opaque',
+  fusion: 'reduction',
+  // The axes a broadcast from the result's shape to x's expanded: the leading extra ones and the 1s.
+  reducer: {
+    init: '0',
+    step: (a, x) => `${a} + ${x}`,
+    axes: (inShape, out) => {
+      const lead = inShape.length - out.length;
+      return inShape.flatMap((d, i) => (i < lead || (out[i - lead] === 1 && d !== 1) ? [i] : []));
+    },
+    dataInputs: [0],
+  },
   cost: (inputs, out) => ({ flops: sizeOf(inputs[0]!.shape), bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
 });
 

@@ -392,8 +392,12 @@ describe('registry entries', () => {
       const def = getOp(name)!;
       expect(def.family).toBe('shape');
       expect(def.doc.length).toBeGreaterThan(10);
-      expect(def.fusion).toBe(views.includes(name) ? 'view' : 'opaque');
+      const fusion = views.includes(name) ? 'view' : name.startsWith('broadcast_') ? 'elementwise' : name === 'sum_to' ? 'reduction' : 'opaque';
+      expect(def.fusion).toBe(fusion);
     }
+    // broadcast_* are elementwise copies; sum_to reduces the axes a broadcast expanded.
+    expect(getOp('broadcast_like')!.scalar!(['x', 'like'], {})).toBe('x');
+    expect(getOp('sum_to')!.reducer!.axes([2, 5, 4], [5, 1], {})).toEqual([0, 2]);
     // gather of 3 rows of 4 floats with 3 int32 indices: reads indices + rows, writes rows.
     const c = getOp('gather')!.cost([{ dtype: 'float32', shape: [10, 4] }, { dtype: 'int32', shape: [3] }], { dtype: 'float32', shape: [3, 4] }, {});
     expect(c).toEqual({ flops: 0, bytes: 12 + 2 * 48 });

@@ -54,11 +54,19 @@ defineOp({
     return { dtype, shape: [...batch, m, n] };
   },
   kernel: (tf, [a, b], attrs, ctx) => {
-    const [ta, tb] = flags(attrs);
+    let [ta, tb] = flags(attrs);
     const out = ctx.outType.shape;
     return tf.tidy((): Tensor => {
-      const A = a!;
-      const B = b!;
+      let A = a!;
+      let B = b!;
+      // tfjs-wasm multiplies with transpose flags 4-12x slower than after an explicit transpose
+      // (measured at 64-256 wide); the copy costs far less.
+      if (tf.getBackend() === 'wasm' && (ta || tb)) {
+        const swap = (x: Tensor) => tf.transpose(x, [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2]);
+        if (ta) A = swap(A);
+        if (tb) B = swap(B);
+        ta = tb = false;
+      }
       // [..., M, K] x [K, N]: fold the batch into the rows and do one 2-D product.
       if (B.rank === 2 && A.rank > 2 && !ta) {
         const y = tf.matMul(tf.reshape(A, [-1, A.shape[A.rank - 1]!]), B, false, tb);

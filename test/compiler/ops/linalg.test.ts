@@ -168,3 +168,28 @@ describe('matmul gradient rule', () => {
     });
   }
 });
+
+describe('matmul on the wasm backend', () => {
+  it('gives the cpu results with transpose flags (wasm takes an explicit transpose first)', async () => {
+    await import('@tensorflow/tfjs-backend-wasm');
+    const cases: [number[], number[], Attrs][] = [
+      [[3, 4], [2, 4], { transpose_b: true }],
+      [[4, 3], [4, 2], { transpose_a: true }],
+      [[2, 4, 3], [2, 5, 4], { transpose_a: true, transpose_b: true }],
+      [[2, 3, 4], [4, 5], {}],
+    ];
+    const results: Record<string, number[][]> = { cpu: [], wasm: [] };
+    for (const backend of ['cpu', 'wasm']) {
+      await tf.setBackend(backend);
+      for (const [sa, sb, attrs] of cases) {
+        const n = (s: number[]) => s.reduce((x, y) => x * y, 1);
+        const a = tf.tensor(Array.from({ length: n(sa) }, (_, i) => Math.sin(i + 1)), sa);
+        const b = tf.tensor(Array.from({ length: n(sb) }, (_, i) => Math.cos(2 * i)), sb);
+        results[backend]!.push(run('matmul', [a, b], attrs).values);
+        tf.dispose([a, b]);
+      }
+    }
+    await tf.setBackend('cpu');
+    results.wasm!.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(results.cpu![i]![j]!, 5)));
+  });
+});

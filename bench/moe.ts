@@ -4,12 +4,12 @@
  * with the roofline simulator's prediction on a calibrated profile of this machine, and the
  * expert-count solver's E* on the same profile with the measured-fastest E.
  *
- * Measured = the compiled program (every pass but fusion) executed node by node by the reference
- * interpreter (runtime/interpreter.ts), one tfjs kernel per node: the compiled executor is not
- * in the project yet, the interpreter cannot run fused nodes, and this runs exactly the program
- * the simulator prices.
+ * Measured = the compiled program run by the compiled executor (runtime/exec.ts), which is the
+ * program the simulator prices; `--executor interpret` runs the program compiled without fusion
+ * node by node on the reference interpreter instead (then the simulator prices that program).
  *
- *   node bin/run-ts.js bench/moe.ts [--profile FILE] [--backend B] [--runs N] [--write-graphs]
+ *   node bin/run-ts.js bench/moe.ts [--profile FILE] [--backend B] [--runs N] [--executor compiled|interpret]
+ *                                   [--widths 256,512] [--write-graphs]
  *
  * --write-graphs regenerates the shipped graphs/moe/*.graph.json and exits.
  */
@@ -20,13 +20,15 @@ import * as tf from '@tensorflow/tfjs';
 import { compileGraph } from '../compiler/compile.ts';
 import { loadGraphJson } from '../compiler/frontend/load.ts';
 import { defaultMoeGraphs, generateMoeStep } from '../compiler/cost/moe-graph.ts';
-import { optimalExperts } from '../compiler/cost/moe.ts';
+import { fitOverheads, optimalExperts } from '../compiler/cost/moe.ts';
 import { loadProfile, type Profile } from '../compiler/cost/profile.ts';
 import { simulate } from '../compiler/cost/simulate.ts';
 import { initBackend } from '../runtime/backend.ts';
 import { calibrate, median } from '../runtime/calibrate.ts';
 import { writeFileAtomic } from '../runtime/fs.ts';
 import { initParams, interpret, type TensorMap } from '../runtime/interpreter.ts';
+import { compileProgram, type Program } from '../runtime/exec.ts';
+import type { IRGraph } from '../compiler/ir.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -35,6 +37,8 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     backend: { type: 'string' },
     runs: { type: 'string', default: '7' },
+    executor: { type: 'string', default: 'compiled' },
+    widths: { type: 'string', default: '256,512' },
     'write-graphs': { type: 'boolean' },
   },
 });
@@ -92,12 +96,15 @@ else {
 console.log(
   `profile ${profile.name}: peak ${(profile.peakFlops.float32 / 1e9).toFixed(2)} GFLOP/s, bandwidth ${(profile.memoryBandwidth / 1e9).toFixed(2)} GB/s, overhead ${(profile.kernelOverhead * 1e6).toFixed(2)} us/kernel`,
 );
-console.log(`measured: compiled program (fusion off) run by the reference interpreter on tfjs ${backend.name}, median of ${runs} runs after 2 warm-up runs; B=${B}, L=${L}, L'=${Lp}`);
+const compiled = values.executor !== 'interpret';
+console.log(
+  `measured: ${compiled ? 'compiled executor' : 'compiled program (fusion off) run by the reference interpreter'} on tfjs ${backend.name}, median of ${runs} runs after 2 warm-up runs; B=${B}, L=${L}, L'=${Lp}`,
+);
 
 /** One timed forward+backward run (outputs read back, then freed). */
-function timeOnce(g: ReturnType<typeof compileGraph>['graph'], x: tf.Tensor, params: TensorMap): number {
+function timeOnce(c: { g: IRGraph; prog: Program | null }, x: tf.Tensor, params: TensorMap): number {
   const t0 = process.hrtime.bigint();
-  const out = interpret(g, { x }, params);
+  const out = c.prog ? c.prog.run({ x }, params) : interpret(c.g, { x }, params);
   for (const t of Object.values(out)) t.dataSync();
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
   for (const t of Object.values(out)) t.dispose();
@@ -107,20 +114,22 @@ function timeOnce(g: ReturnType<typeof compileGraph>['graph'], x: tf.Tensor, par
 const pad = (s: string, n: number) => s.padStart(n);
 let allPred: number[] = [];
 let allMeas: number[] = [];
-for (const d0 of [256, 512]) {
+for (const d0 of (values.widths ?? '256,512').split(',').map(Number)) {
   const Es = [1, 2, 4, 8, 16, 32].filter((E) => d0 % E === 0);
   const cases = Es.map((E) => {
     const json = generateMoeStep({ d0, E, L, Lp, heads: 1, m: 0, mix: true });
-    // Fusion off: the interpreter runs one tfjs kernel per node and cannot run fused nodes.
-    const g = compileGraph(loadGraphJson(json, join(ROOT, 'graphs', 'moe', `bench-d${d0}-e${E}.graph.json`)), { disabled: new Set(['fusion']) }).graph;
+    const loaded = loadGraphJson(json, join(ROOT, 'graphs', 'moe', `bench-d${d0}-e${E}.graph.json`));
+    // The interpreter runs one tfjs kernel per node and cannot run fused nodes.
+    const prog = compiled ? compileProgram(loaded, { log: () => {} }) : null;
+    const g = prog ? prog.graph : compileGraph(loaded, { disabled: new Set(['fusion']) }).graph;
     const sim = simulate(g, profile, { dims: { B } });
-    return { E, g, sim, params: initParams(g, 1), times: [] as number[] };
+    return { E, g, prog, sim, params: initParams(g, 1), times: [] as number[] };
   });
   const x = tf.randomNormal([B, L, d0], 0, 1, 'float32', 7);
   // Round-robin over E, so a slow spell of the machine hits every E alike.
   for (let rep = 0; rep < runs + 2; rep++)
     for (const c of cases) {
-      const dt = timeOnce(c.g, x, c.params);
+      const dt = timeOnce(c, x, c.params);
       if (rep >= 2) c.times.push(dt);
     }
   x.dispose();
@@ -136,14 +145,23 @@ for (const d0 of [256, 512]) {
   );
   allPred = allPred.concat(rows.map((r) => r.pred));
   allMeas = allMeas.concat(rows.map((r) => r.meas));
-  const w1 = (profile.moe?.w1 ?? 0) / B;
-  const w2 = (profile.moe?.w2 ?? 0) / B;
-  const sol = optimalExperts({ L, d0, reduction: { kind: 'fixed', rho: L / Lp }, c_att: 2, m: 0, w1, w2, Emax: 32 });
   const fastest = rows.reduce((a, r) => (r.meas < a.meas ? r : a));
   const simBest = rows.reduce((a, r) => (r.pred < a.pred ? r : a));
-  const iSol = Es.indexOf(sol.E);
-  const iFast = Es.indexOf(fastest.E);
-  const verdict = sol.E === fastest.E ? 'matches the measured-fastest E' : Math.abs(iSol - iFast) === 1 ? 'is the feasible neighbour of the measured-fastest E' : 'MISSES the measured-fastest E';
+  const verdictFor = (E: number) => {
+    const iSol = Es.indexOf(E);
+    const iFast = Es.indexOf(fastest.E);
+    return E === fastest.E ? 'matches the measured-fastest E' : Math.abs(iSol - iFast) === 1 ? 'is the feasible neighbour of the measured-fastest E' : 'MISSES the measured-fastest E';
+  };
+  const moeParams = { L, d0, reduction: { kind: 'fixed' as const, rho: L / Lp }, c_att: 2, m: 0, Emax: 32 };
+  // (1) Overheads from the profile's launch-count model (moe.w1/w2: per-expert kernel launches).
+  const w1 = (profile.moe?.w1 ?? 0) / B;
+  const w2 = (profile.moe?.w2 ?? 0) / B;
+  const solLaunch = optimalExperts({ ...moeParams, w1, w2 });
+  // (2) Overheads fitted to the simulator's predictions on the profile, in forward MACs per sequence.
+  const macsPerSecond = profile.peakFlops.float32 / 2;
+  const fit = fitOverheads(rows.map((r) => ({ E: r.E, cost: (r.pred * macsPerSecond) / B })), { ...moeParams, w2: 1 });
+  const sol = optimalExperts({ ...moeParams, w1: fit.w1, w2: fit.w2 });
+  const verdict = verdictFor(sol.E);
 
   console.log(`\nd0 = ${d0} (forward + backward, ms)`);
   console.log(`${pad('E', 3)}  ${pad('s', 4)}  ${pad('kernels', 7)}  ${pad('predicted', 10)}  ${pad('measured', 10)}  ${pad('meas/pred', 9)}  sim bound`);
@@ -153,6 +171,9 @@ for (const d0 of [256, 512]) {
     );
   console.log(`Spearman rank correlation predicted vs measured: ${rho.toFixed(3)} (target >= 0.9)`);
   console.log(`fastest: measured E = ${fastest.E}, simulated E = ${simBest.E}`);
-  console.log(`solver (w1 = moe.w1/B = ${w1.toExponential(3)}, w2 = moe.w2/B = ${w2.toExponential(3)}, c_att = 2): E* = ${sol.E} ${verdict}`);
+  console.log(
+    `solver, overheads fitted to the simulator on this profile (scale ${fit.scale.toFixed(2)}, w1 = ${fit.w1.toExponential(3)}, w2 = ${fit.w2.toExponential(3)}): E* = ${sol.E} ${verdict}`,
+  );
+  console.log(`solver, overheads from the profile's per-expert launch model (w1 = ${w1.toExponential(3)}, w2 = ${w2.toExponential(3)}): E* = ${solLaunch.E} ${verdictFor(solLaunch.E)}`);
 }
 console.log(`\npooled Spearman over both widths: ${spearman(allPred, allMeas).toFixed(3)}`);

@@ -515,3 +515,67 @@ export function forwardShapes(B: number, L: number, d0: number, E: number, rho: 
     combined: [B, Lp, d0],
   };
 }
+
+export interface OverheadFit {
+  /** Overhead coefficients in the solver's units (forward MACs per sequence). */
+  w0: number;
+  w1: number;
+  w2: number;
+  /** How many forward-expert costs one measured or simulated unit holds (3 for forward + backward). */
+  scale: number;
+  /** Root-mean-square residual of the fit, in the points' units. */
+  rms: number;
+}
+
+/** Least squares for y ~ X b over the columns `cols` (the others fixed at 0). */
+function leastSquares(X: number[][], y: number[], cols: number[]): { b: number[]; sse: number } | undefined {
+  const k = cols.length;
+  const A = Array.from({ length: k }, (_, i) => Array.from({ length: k }, (_, j) => X.reduce((s, row) => s + row[cols[i]!]! * row[cols[j]!]!, 0)));
+  const r = cols.map((c) => X.reduce((s, row, n) => s + row[c]! * y[n]!, 0));
+  // Gaussian elimination with partial pivoting.
+  for (let i = 0; i < k; i++) {
+    let p = i;
+    for (let q = i + 1; q < k; q++) if (Math.abs(A[q]![i]!) > Math.abs(A[p]![i]!)) p = q;
+    if (Math.abs(A[p]![i]!) < 1e-300) return undefined;
+    [A[i], A[p]] = [A[p]!, A[i]!];
+    [r[i], r[p]] = [r[p]!, r[i]!];
+    for (let q = i + 1; q < k; q++) {
+      const f = A[q]![i]! / A[i]![i]!;
+      for (let j = i; j < k; j++) A[q]![j]! -= f * A[i]![j]!;
+      r[q]! -= f * r[i]!;
+    }
+  }
+  const sol = new Array<number>(k).fill(0);
+  for (let i = k - 1; i >= 0; i--) sol[i] = (r[i]! - A[i]!.slice(i + 1).reduce((s, a, j) => s + a * sol[i + 1 + j]!, 0)) / A[i]![i]!;
+  const b = new Array<number>(X[0]!.length).fill(0);
+  cols.forEach((c, i) => (b[c] = sol[i]!));
+  const sse = X.reduce((s, row, n) => s + (row.reduce((t, x, j) => t + x * b[j]!, 0) - y[n]!) ** 2, 0);
+  return { b, sse };
+}
+
+/**
+ * Fits the overhead coefficients to costs observed at several E (simulated or measured, already
+ * in forward-MAC units per sequence): cost(E) ~ scale·K(E) + w0 + w1'·E + w2'·E², where K(E) is the
+ * model's E-dependent expert cost (K/E, or K2/E² when coupled). scale, w1', w2' >= 0 (exact
+ * non-negative least squares over the active sets). The returned w1 = w1'/scale, w2 = w2'/scale
+ * give the solver the same minimiser as the fitted curve.
+ */
+export function fitOverheads(points: readonly { E: number; cost: number }[], params: MoeParams): OverheadFit {
+  const p = resolveParams({ ...params, w0: 0, w1: 0, w2: 0 });
+  if (points.length < 4) usage('fitting overheads needs costs at 4 or more expert counts', { found: String(points.length) });
+  const K = leadingCoefficient(p);
+  const lead = (E: number) => (p.reduction.kind === 'fixed' ? K / E : K / (E * E));
+  const X = points.map(({ E }) => [lead(E), 1, E, E * E]);
+  const y = points.map((q) => q.cost);
+  let best: { b: number[]; sse: number } | undefined;
+  // Column 1 (w0) is always free; columns 0, 2, 3 must end non-negative.
+  for (let mask = 0; mask < 8; mask++) {
+    const cols = [1, ...[0, 2, 3].filter((_, i) => mask & (1 << i))];
+    const fit = leastSquares(X, y, cols);
+    if (!fit || [0, 2, 3].some((c) => fit.b[c]! < 0)) continue;
+    if (!best || fit.sse < best.sse) best = fit;
+  }
+  const [scale, w0, w1, w2] = best!.b as [number, number, number, number];
+  const s = scale > 0 ? scale : 1;
+  return { w0: w0 / s, w1: w1 / s, w2: w2 / s, scale, rms: Math.sqrt(best!.sse / points.length) };
+}

@@ -111,12 +111,20 @@ export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): S
   };
 
   const kernels: KernelCost[] = [];
+  // Values that depend on constants only are computed once, when a program is planned, not per run.
+  const planTime = new Set<string>();
   for (const n of g.nodes) {
     const body = fusedBody(n);
     let flops: number;
     let nbytes: number;
     let ops = 1;
     let free = false;
+    const pure = (body ?? [n]).every((b) => getOp(b.op)?.pure !== false);
+    if (pure && n.inputs.every((r) => planTime.has(r.split('.')[0]!))) {
+      planTime.add(n.id);
+      kernels.push({ id: n.id, op: n.op, ops: body?.length ?? 1, flops: 0, bytes: 0, computeS: 0, memoryS: 0, overheadS: 0, timeS: 0, bound: 'free' });
+      continue;
+    }
     if (body) {
       // Body nodes read each other (by id) or the fused node's inputs (outer values).
       const local = new Map<string, TensorType>();

@@ -131,3 +131,22 @@ describe('compiled programs', () => {
     expect(fused.total.bytes).toBeLessThanOrEqual(plain.total.bytes);
   });
 });
+
+describe('plan-time values', () => {
+  it('prices constants, and pure ops over constants only, at zero: the executor computes them once per plan', () => {
+    const g = graph(
+      [['x', f32(4)]],
+      [
+        node('c', 'const', [], f32(), { value: 2 }),
+        node('h', 'neg', ['c'], f32()),
+        node('y', 'mul', ['x', 'h'], f32(4)),
+      ],
+      { y: 'y' },
+    );
+    const r = simulate(g, profile(1e3, 1e6, 0.5));
+    expect(r.kernels.map((k) => k.bound)).toEqual(['free', 'free', 'overhead']);
+    expect(r.total.kernels).toBe(1);
+    // y: 4 flops at 1e3 flop/s (0.004 s) beat 36 bytes at 1e6 B/s; plus 0.5 s of overhead.
+    expect(r.total.timeS).toBeCloseTo(0.5 + 4 / 1e3, 12);
+  });
+});

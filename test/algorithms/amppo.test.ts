@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadGraphJson } from '../../compiler/frontend/load.ts';
 import { compileGraph } from '../../compiler/compile.ts';
-import type { IRGraph } from '../../compiler/ir.ts';
-import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { loadWithHp, runPlain } from '../helpers/graph-run.ts';
 
 await tf.setBackend('cpu');
 const startTensors = tf.memory().numTensors;
@@ -13,28 +11,6 @@ afterAll(() => expect(tf.memory().numTensors).toBe(startTensors));
 
 const UPDATE = resolve('graphs/algorithms/amppo/update.graph.json');
 const MODULATE = resolve('graphs/algorithms/amppo/modulate.graph.json');
-
-/** Loads a graph file with some `hp_*` const nodes overridden (how a pipeline configures them). */
-function load(path: string, hp: Record<string, number> = {}): IRGraph {
-  const json = JSON.parse(readFileSync(path, 'utf8')) as { nodes: { id: string; op: string; attrs?: { value?: unknown } }[] };
-  for (const [name, value] of Object.entries(hp)) {
-    const n = json.nodes.find((x) => x.id === `hp_${name}` && x.op === 'const');
-    if (!n) throw new Error(`no const hp_${name} in ${path}`);
-    n.attrs!.value = value;
-  }
-  return loadGraphJson(json, path);
-}
-
-/** Runs a graph on plain arrays/numbers and returns plain arrays; every tensor is disposed. */
-function run(g: IRGraph, inputs: Record<string, number | number[]>): Record<string, number[]> {
-  const t: TensorMap = {};
-  for (const [k, v] of Object.entries(inputs)) t[k] = typeof v === 'number' ? tf.scalar(v) : tf.tensor1d(v);
-  const out = interpret(g, t, {});
-  const res: Record<string, number[]> = {};
-  for (const [k, v] of Object.entries(out)) res[k] = Array.from(v.dataSync());
-  tf.dispose([...Object.values(t), ...Object.values(out)]);
-  return res;
-}
 
 // ---- plain float64 reference of spec §2.4, written from the spec ----
 interface Hp { tau: number; p_star: number; kappa: number; eta: number; rho: number; rho_sat: number; eps: number; v_shift: number }
@@ -81,14 +57,14 @@ function expectClose(actual: number[], expected: number[], tol: number) {
 }
 
 describe('amppo/update: hand-computed vectors (spec §2.4)', () => {
-  const g = load(UPDATE);
+  const g = loadWithHp(UPDATE);
 
   it('A = [1, -2, 2] from the initial state alpha 1, s 0.1', () => {
     // N = 3; std (n-1) = sqrt(13/3) = 2.081666, sigma = 2.081676;
     // alpha_hat = 2 * 3.00001 / 2.081686 * (0.1/0.10001)^0.3 = 2.8822022;
     // alpha = 0.9 * 1 + 0.1 * 2.8822022 = 1.1882202; Z = alpha * A / 3.00001 = [0.396072, -0.792144, 0.792144]
     // none above 1.25 -> s_obs 0, s = 0.02 * 0.1 = 0.002; A_mod = 2 |A| tanh(Z) = [0.753166, -2.638488, 2.638488].
-    const o = run(g, { A: [1, -2, 2], alpha_ema: 1, s_ema: 0.1 });
+    const o = runPlain(g, { A: [1, -2, 2], alpha_ema: 1, s_ema: 0.1 });
     expect(o.norm![0]).toBeCloseTo(3, 6);
     expect(o.sigma![0]).toBeCloseTo(2.081676, 5);
     expect(o.alpha_hat![0]).toBeCloseTo(2.8822022, 5);
@@ -103,7 +79,7 @@ describe('amppo/update: hand-computed vectors (spec §2.4)', () => {
     // from alpha 1.1882202, s 0.002: N = 5, sigma = 4.949747 + 1e-5, alpha_hat = 2 * 5.00001/4.949767 * (0.1/0.00201)^0.3 = 6.523148;
     // alpha = 0.9 * 1.1882202 + 0.6523148 = 1.7217130; Z = [1.033026, -1.377368] -> one of two above 1.25: s_obs 0.5,
     // s = 0.02 * 0.002 + 0.98 * 0.5 = 0.49004 (had s been measured with the old alpha, Z[1] = 0.95 and s_obs = 0).
-    const o = run(g, { A: [3, -4], alpha_ema: 1.1882202221006364, s_ema: 0.002 });
+    const o = runPlain(g, { A: [3, -4], alpha_ema: 1.1882202221006364, s_ema: 0.002 });
     expect(o.alpha_hat![0]).toBeCloseTo(6.523148, 4);
     expect(o.alpha_ema![0]).toBeCloseTo(1.721713, 5);
     expect(o.s_obs![0]).toBe(0.5);
@@ -113,63 +89,63 @@ describe('amppo/update: hand-computed vectors (spec §2.4)', () => {
 
   it('edge cases: len <= 1 or N < eps return A unchanged and leave the state alone (A7)', () => {
     for (const A of [[0.7], [-3], [0, 0, 0], [1e-6, -2e-6, 3e-6]]) {
-      const o = run(g, { A, alpha_ema: 4.5, s_ema: 0.3 });
+      const o = runPlain(g, { A, alpha_ema: 4.5, s_ema: 0.3 });
       expect(o.A_mod).toEqual(A.map(Math.fround));
       expect(o.alpha_ema).toEqual([4.5]);
       expect(o.s_ema).toEqual([Math.fround(0.3)]);
       expect(o.applied).toEqual([0]);
     }
     // just above the threshold it applies
-    expect(run(g, { A: [2e-5, 0], alpha_ema: 1, s_ema: 0.1 }).applied).toEqual([1]);
+    expect(runPlain(g, { A: [2e-5, 0], alpha_ema: 1, s_ema: 0.1 }).applied).toEqual([1]);
   });
 
   it('alpha_ema is clamped to [1e-12, 1e12]', () => {
     // s_ema = 0 gives (0.1/1e-5)^0.3 = 15.85 and a huge alpha_ema input stays at the cap
-    expect(run(g, { A: [1, 2, 3], alpha_ema: 1e13, s_ema: 0 }).alpha_ema![0]).toBeCloseTo(1e12, -7);
-    expect(run(g, { A: [1, -1, 1, -1], alpha_ema: 0, s_ema: 1e30 }).alpha_ema![0]).toBeGreaterThanOrEqual(1e-12);
+    expect(runPlain(g, { A: [1, 2, 3], alpha_ema: 1e13, s_ema: 0 }).alpha_ema![0]).toBeCloseTo(1e12, -7);
+    expect(runPlain(g, { A: [1, -1, 1, -1], alpha_ema: 0, s_ema: 1e30 }).alpha_ema![0]).toBeGreaterThanOrEqual(1e-12);
   });
 });
 
 describe('amppo/modulate: frozen alpha, minibatch norm', () => {
-  const g = load(MODULATE);
+  const g = loadWithHp(MODULATE);
 
   it('A = [0.5, -1, 2, 0.1] with alpha 5', () => {
     // N = sqrt(0.25 + 1 + 4 + 0.01) = 2.293469; Z = 5 A / 2.293479 = [1.090047, -2.180094, 4.360188, 0.218009]
     // A_mod = 2 |A| tanh(Z) = [0.796895, -1.949541, 3.998694, 0.042924]
-    const o = run(g, { A: [0.5, -1, 2, 0.1], alpha_ema: 5 });
+    const o = runPlain(g, { A: [0.5, -1, 2, 0.1], alpha_ema: 5 });
     expectClose(o.A_mod!, [0.7968953, -1.9495407, 3.9986944, 0.0429240], 1e-5);
     expect(o.norm![0]).toBeCloseTo(2.293469, 5);
   });
 
   it('is sign-preserving and |A_mod| < kappa |A|; edge cases pass A through', () => {
     const A = gaussians(3, 64);
-    const o = run(g, { A, alpha_ema: 30 });
+    const o = runPlain(g, { A, alpha_ema: 30 });
     o.A_mod!.forEach((m, i) => {
       expect(Math.sign(m)).toBe(Math.sign(A[i]!));
       expect(Math.abs(m)).toBeLessThanOrEqual(2 * Math.abs(A[i]!) + 1e-7);
     });
-    expect(run(g, { A: [5], alpha_ema: 30 }).A_mod).toEqual([5]);
-    expect(run(g, { A: [0, 0], alpha_ema: 30 }).A_mod).toEqual([0, 0]);
+    expect(runPlain(g, { A: [5], alpha_ema: 30 }).A_mod).toEqual([5]);
+    expect(runPlain(g, { A: [0, 0], alpha_ema: 30 }).A_mod).toEqual([0, 0]);
   });
 
   it('equals the A_mod of update when given the updated alpha and the same batch', () => {
     const A = gaussians(11, 100);
-    const u = run(load(UPDATE), { A, alpha_ema: 7, s_ema: 0.2 });
-    const m = run(g, { A, alpha_ema: u.alpha_ema![0]! });
+    const u = runPlain(loadWithHp(UPDATE), { A, alpha_ema: 7, s_ema: 0.2 });
+    const m = runPlain(g, { A, alpha_ema: u.alpha_ema![0]! });
     expectClose(m.A_mod!, u.A_mod!, 1e-6);
   });
 
   it('honours overridden hyperparameters (kappa, v_shift)', () => {
     const A = [0.3, -0.2, 1.5];
     const hp = { ...DEFAULTS, kappa: 1.5, v_shift: 0.25 };
-    const o = run(load(MODULATE, { kappa: 1.5, v_shift: 0.25 }), { A, alpha_ema: 3 });
+    const o = runPlain(loadWithHp(MODULATE, { kappa: 1.5, v_shift: 0.25 }), { A, alpha_ema: 3 });
     expectClose(o.A_mod!, refM(A, 3, 0.1, false, hp).A_mod, 1e-5);
   });
 });
 
 describe('controller-state evolution against a float64 reference', () => {
   it('follows the reference over a fixed sequence of advantage batches (incl. edge cases)', () => {
-    const g = load(UPDATE);
+    const g = loadWithHp(UPDATE);
     const batches: number[][] = [
       gaussians(1, 256),
       gaussians(2, 256).map((x) => 3 * x + 0.5),
@@ -190,7 +166,7 @@ describe('controller-state evolution against a float64 reference', () => {
     let gs = 0.1;
     for (const A of batches) {
       const r = refM(A, alpha, s, true);
-      const o = run(g, { A, alpha_ema: ga, s_ema: gs });
+      const o = runPlain(g, { A, alpha_ema: ga, s_ema: gs });
       expect(o.applied![0]).toBe(r.applied ? 1 : 0);
       if (r.applied) {
         expect(rel(o.norm![0]!, r.norm)).toBeLessThan(1e-5);
@@ -213,13 +189,13 @@ describe('controller-state evolution against a float64 reference', () => {
 
 describe('§2.7 sanity numbers: seeded Gaussian advantages, B = 2048', () => {
   it('first alpha ~ 10, then alpha settles near 61.6 with s near 0.35; minibatches are mostly saturated', () => {
-    const g = load(UPDATE);
+    const g = loadWithHp(UPDATE);
     let alpha = 1;
     let s = 0.1;
     const alphas: number[] = [];
     const ss: number[] = [];
     for (let k = 0; k < 60; k++) {
-      const o = run(g, { A: gaussians(1000 + k, 2048), alpha_ema: alpha, s_ema: s });
+      const o = runPlain(g, { A: gaussians(1000 + k, 2048), alpha_ema: alpha, s_ema: s });
       alpha = o.alpha_ema![0]!;
       s = o.s_ema![0]!;
       alphas.push(alpha);
@@ -236,12 +212,12 @@ describe('§2.7 sanity numbers: seeded Gaussian advantages, B = 2048', () => {
 
     // minibatches of 64 normalised by their own norm: Z ~ 61.6 x / 8, so P(|Z| > 1.25) ~ 0.87 ("roughly 90 %").
     // A_mod/A = kappa tanh(|Z|) is monotone in |Z|, so saturation is A_mod/A > 2 tanh(1.25).
-    const m = load(MODULATE);
+    const m = loadWithHp(MODULATE);
     let sat = 0;
     let total = 0;
     for (let j = 0; j < 32; j++) {
       const A = gaussians(5000 + j, 64);
-      const o = run(m, { A, alpha_ema: alpha });
+      const o = runPlain(m, { A, alpha_ema: alpha });
       o.A_mod!.forEach((x, i) => {
         sat += x / A[i]! > 2 * Math.tanh(1.25) ? 1 : 0;
         total++;
@@ -279,14 +255,14 @@ describe('gradient of modulate w.r.t. A', () => {
       return (f(p) - f(q)) / (2 * h);
     });
     const g = loadGraphJson(wrapper, resolve('graphs/algorithms/amppo/grad-check.graph.json'));
-    const o = run(g, { A, w, alpha });
+    const o = runPlain(g, { A, w, alpha });
     expect(o.loss![0]).toBeCloseTo(f(A), 4);
     fd.forEach((d, i) => expect(Math.abs(o.dA![i]! - d)).toBeLessThan(1e-3 * (1 + Math.abs(d))));
 
     // fused kernels need the compiled-program executor; the unfused program runs on the interpreter
     const c = compileGraph(g, { disabled: new Set(['fusion']) }).graph;
     expect(c.nodes.some((n) => n.op === 'grad')).toBe(false);
-    const oc = run(c, { A, w, alpha });
+    const oc = runPlain(c, { A, w, alpha });
     expectClose(oc.dA!, o.dA!, 1e-5);
   });
 });

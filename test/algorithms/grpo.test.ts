@@ -4,8 +4,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadGraphJson } from '../../compiler/frontend/load.ts';
 import { compileGraph } from '../../compiler/compile.ts';
-import type { IRGraph } from '../../compiler/ir.ts';
-import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { loadWithHp, runPlain } from '../helpers/graph-run.ts';
+
+type Json = { nodes: { id: string; op: string; attrs?: Record<string, unknown> }[] };
 
 await tf.setBackend('cpu');
 const startTensors = tf.memory().numTensors;
@@ -15,29 +16,6 @@ const ADV = resolve('graphs/algorithms/grpo/advantage.graph.json');
 const LOSS = resolve('graphs/algorithms/grpo/loss.graph.json');
 const KL = resolve('graphs/algorithms/kl.graph.json');
 
-type Json = { nodes: { id: string; op: string; attrs?: Record<string, unknown> }[] };
-/** Loads a graph file, overriding `hp_*` const values and/or attrs of named nodes. */
-function load(path: string, hp: Record<string, number> = {}, attrs: Record<string, Record<string, unknown>> = {}): IRGraph {
-  const json = JSON.parse(readFileSync(path, 'utf8')) as Json;
-  for (const [name, value] of Object.entries(hp)) {
-    const n = json.nodes.find((x) => x.id === `hp_${name}` && x.op === 'const');
-    if (!n) throw new Error(`no const hp_${name} in ${path}`);
-    n.attrs!.value = value;
-  }
-  for (const [id, a] of Object.entries(attrs)) Object.assign(json.nodes.find((x) => x.id === id)!.attrs!, a);
-  return loadGraphJson(json, path);
-}
-
-function run(g: IRGraph, inputs: Record<string, number | number[] | number[][]>): Record<string, number[]> {
-  const t: TensorMap = {};
-  for (const [k, v] of Object.entries(inputs)) t[k] = tf.tensor(v);
-  const out = interpret(g, t, {});
-  const res: Record<string, number[]> = {};
-  for (const [k, v] of Object.entries(out)) res[k] = Array.from(v.dataSync());
-  tf.dispose([...Object.values(t), ...Object.values(out)]);
-  return res;
-}
-
 const close = (a: number[], b: number[], digits: number) => {
   expect(a.length).toBe(b.length);
   a.forEach((x, i) => expect(x, `index ${i}`).toBeCloseTo(b[i]!, digits));
@@ -45,31 +23,31 @@ const close = (a: number[], b: number[], digits: number) => {
 
 describe('grpo/advantage (B.2, B.6, D.12)', () => {
   it('r = [1, 0, 0, 1]: population std -> [1, -1, -1, 1]; sample std -> +-0.866', () => {
-    close(run(load(ADV), { rewards: [[1, 0, 0, 1]] }).adv!, [1, -1, -1, 1], 6);
+    close(runPlain(loadWithHp(ADV), { rewards: [[1, 0, 0, 1]] }).adv!, [1, -1, -1, 1], 6);
     // sample std = sqrt(1/3) = 0.57735, 0.5/0.57735 = 0.866025
-    close(run(load(ADV, {}, { std_g: { ddof: 1 } }), { rewards: [[1, 0, 0, 1]] }).adv!, [0.866025, -0.866025, -0.866025, 0.866025], 5);
+    close(runPlain(loadWithHp(ADV, {}, { std_g: { ddof: 1 } }), { rewards: [[1, 0, 0, 1]] }).adv!, [0.866025, -0.866025, -0.866025, 0.866025], 5);
   });
 
   it('r = [0.9, 0.1, 0.5, 0.3]: mean 0.45, std 0.29580 -> [1.5213, -1.1832, 0.1690, -0.5071]', () => {
-    const o = run(load(ADV), { rewards: [[0.9, 0.1, 0.5, 0.3]] });
+    const o = runPlain(loadWithHp(ADV), { rewards: [[0.9, 0.1, 0.5, 0.3]] });
     close(o.adv!, [1.5213, -1.1832, 0.169, -0.5071], 4);
     expect(o.mean![0]).toBeCloseTo(0.45, 6);
     expect(o.std![0]).toBeCloseTo(0.2958, 4);
   });
 
   it('normalises each group (row) separately; zero-variance groups give exactly 0', () => {
-    const o = run(load(ADV), { rewards: [[0.9, 0.1, 0.5, 0.3], [0.1, 0.1, 0.1, 0.1], [2, 2, 2, 2], [1, 0, 0, 1]] });
+    const o = runPlain(loadWithHp(ADV), { rewards: [[0.9, 0.1, 0.5, 0.3], [0.1, 0.1, 0.1, 0.1], [2, 2, 2, 2], [1, 0, 0, 1]] });
     close(o.adv!.slice(0, 4), [1.5213, -1.1832, 0.169, -0.5071], 4);
     expect(o.adv!.slice(4, 12)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
     close(o.adv!.slice(12), [1, -1, -1, 1], 6);
     // a single-sample group with the sample std (0/0) is still 0, not NaN
-    expect(run(load(ADV, {}, { std_g: { ddof: 1 } }), { rewards: [[3], [4]] }).adv).toEqual([0, 0]);
+    expect(runPlain(loadWithHp(ADV, {}, { std_g: { ddof: 1 } }), { rewards: [[3], [4]] }).adv).toEqual([0, 0]);
   });
 });
 
 describe('kl estimator (B.2, D.13)', () => {
   it('pi_theta = 0.8, pi_ref = 0.4: x = 0.5, D = 0.5 - ln 0.5 - 1 = 0.193147', () => {
-    const o = run(load(KL), { logp_theta: [Math.log(0.8), Math.log(0.5)], logp_ref: [Math.log(0.4), Math.log(0.5)] });
+    const o = runPlain(loadWithHp(KL), { logp_theta: [Math.log(0.8), Math.log(0.5)], logp_ref: [Math.log(0.4), Math.log(0.5)] });
     close(o.kl!, [0.193147, 0], 6);
     expect(o.kl_mean![0]).toBeCloseTo(0.193147 / 2, 6);
   });
@@ -77,7 +55,7 @@ describe('kl estimator (B.2, D.13)', () => {
   it('is >= 0 and matches x - log x - 1 in float64 on random pairs', () => {
     const a = Array.from({ length: 50 }, (_, i) => -3 * Math.abs(Math.sin(i * 1.7)));
     const b = Array.from({ length: 50 }, (_, i) => -3 * Math.abs(Math.cos(i * 0.9)));
-    const o = run(load(KL), { logp_theta: a, logp_ref: b });
+    const o = runPlain(loadWithHp(KL), { logp_theta: a, logp_ref: b });
     o.kl!.forEach((d, i) => {
       const x = Math.exp(b[i]! - a[i]!);
       expect(d).toBeGreaterThanOrEqual(0);
@@ -101,7 +79,7 @@ describe('grpo/loss: clipped ratio objective minus beta KL', () => {
   });
 
   it('beta 0 (default): loss = -mean(surrogate); clipfrac and approx_kl diagnostics', () => {
-    const o = run(load(LOSS), { logp, logp_old, adv, logp_ref });
+    const o = runPlain(loadWithHp(LOSS), { logp, logp_old, adv, logp_ref });
     expect(o.loss![0]).toBeCloseTo(-(1.2 + 0.5 - 0.8 - 1.5 + 2.2) / 5, 5);
     close(o.objective!, surr, 5);
     expect(o.clipfrac![0]).toBeCloseTo(4 / 5, 6);
@@ -112,7 +90,7 @@ describe('grpo/loss: clipped ratio objective minus beta KL', () => {
 
   it('beta 0.04 subtracts beta D per sample; the gradient w.r.t. logp matches the analytic one', () => {
     const beta = 0.04;
-    const o = run(load(LOSS, { beta }), { logp, logp_old, adv, logp_ref });
+    const o = runPlain(loadWithHp(LOSS, { beta }), { logp, logp_old, adv, logp_ref });
     close(o.objective!, surr.map((s, i) => s - beta * kl[i]!), 5);
 
     // d loss / d logp_i = -(1/N) (d surr_i/d logp_i - beta (1 - x_i)); d surr/d logp = r A where unclipped, 0 where clipped
@@ -134,12 +112,12 @@ describe('grpo/loss: clipped ratio objective minus beta KL', () => {
       const x = Math.exp(logp_ref[i]! - logp[i]!);
       return -((clipped ? 0 : r * adv[i]!) - beta * (1 - x)) / 5;
     });
-    const gi = run(g, { logp, logp_old, adv, logp_ref });
+    const gi = runPlain(g, { logp, logp_old, adv, logp_ref });
     close(gi.d_logp!, expected, 5);
     // logp_old and adv are constants of the objective
     expect(gi.d_old!.every((x) => x === 0)).toBe(true);
     expect(gi.d_adv!.every((x) => x === 0)).toBe(true);
-    const gc = run(compileGraph(g, { disabled: new Set(['fusion']) }).graph, { logp, logp_old, adv, logp_ref });
+    const gc = runPlain(compileGraph(g, { disabled: new Set(['fusion']) }).graph, { logp, logp_old, adv, logp_ref });
     close(gc.d_logp!, expected, 5);
   });
 });

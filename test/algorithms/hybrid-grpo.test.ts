@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { loadGraphJson } from '../../compiler/frontend/load.ts';
-import type { IRGraph } from '../../compiler/ir.ts';
-import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { loadWithHp, runPlain } from '../helpers/graph-run.ts';
 
 await tf.setBackend('cpu');
 const startTensors = tf.memory().numTensors;
@@ -12,27 +9,6 @@ afterAll(() => expect(tf.memory().numTensors).toBe(startTensors));
 
 const ADV = resolve('graphs/algorithms/hybrid-grpo/advantage.graph.json');
 const NORM = resolve('graphs/algorithms/hybrid-grpo/reward-norm.graph.json');
-
-/** Loads a graph file with some `hp_*` const nodes overridden (how a pipeline configures them). */
-function load(path: string, hp: Record<string, number> = {}): IRGraph {
-  const json = JSON.parse(readFileSync(path, 'utf8')) as { nodes: { id: string; op: string; attrs?: { value?: unknown } }[] };
-  for (const [name, value] of Object.entries(hp)) {
-    const n = json.nodes.find((x) => x.id === `hp_${name}` && x.op === 'const');
-    if (!n) throw new Error(`no const hp_${name} in ${path}`);
-    n.attrs!.value = value;
-  }
-  return loadGraphJson(json, path);
-}
-
-function run(g: IRGraph, inputs: Record<string, number | number[] | number[][]>): Record<string, number[]> {
-  const t: TensorMap = {};
-  for (const [k, v] of Object.entries(inputs)) t[k] = tf.tensor(v);
-  const out = interpret(g, t, {});
-  const res: Record<string, number[]> = {};
-  for (const [k, v] of Object.entries(out)) res[k] = Array.from(v.dataSync());
-  tf.dispose([...Object.values(t), ...Object.values(out)]);
-  return res;
-}
 
 const close = (a: number[], b: number[], digits: number) => {
   expect(a.length).toBe(b.length);
@@ -47,7 +23,7 @@ const Z = [1.449436, 0.37578, -1.127339, -0.697877];
 
 describe('hybrid-grpo/advantage: B.6 vectors', () => {
   it('alpha = 0: per-sample A = tanh(R) + gamma V(s\') - V(s), A_T, q, selection, y', () => {
-    const o = run(load(ADV, { alpha: 0 }), B6);
+    const o = runPlain(loadWithHp(ADV, { alpha: 0 }), B6);
     close(o.adv!, HYBRID, 4);
     close(o.adv_hybrid!, HYBRID, 4);
     expect(o.A_T![0]).toBeCloseTo(0.1298, 4);
@@ -60,8 +36,8 @@ describe('hybrid-grpo/advantage: B.6 vectors', () => {
   });
 
   it('alpha = 1: pure group z-score; default alpha 0.5 blends the two', () => {
-    close(run(load(ADV, { alpha: 1 }), B6).adv!, Z, 4);
-    const o = run(load(ADV), B6);
+    close(runPlain(loadWithHp(ADV, { alpha: 1 }), B6).adv!, Z, 4);
+    const o = runPlain(loadWithHp(ADV), B6);
     close(o.adv!, Z.map((z, i) => 0.5 * z + 0.5 * HYBRID[i]!), 4);
     close(o.z!, Z, 4);
     // alpha only affects the policy advantage, not A_T, q or y
@@ -70,17 +46,17 @@ describe('hybrid-grpo/advantage: B.6 vectors', () => {
   });
 
   it('f modes: identity and tanh(tau z) (tau 1 -> [0.8956, 0.3590, -0.8101, -0.6030])', () => {
-    const tz = run(load(ADV, { alpha: 0, f_mode: 2 }), B6);
+    const tz = runPlain(loadWithHp(ADV, { alpha: 0, f_mode: 2 }), B6);
     close(tz.f!, [0.8956, 0.359, -0.8101, -0.603], 4);
     close(tz.adv!, [0.8956 + 0.396 - 0.3, 0.359 + 0.198 - 0.3, -0.8101 + 0.099 - 0.3, -0.603 - 0.3], 4);
-    close(run(load(ADV, { alpha: 0, f_mode: 2, tau: 0.5 }), B6).f!, Z.map((z) => Math.tanh(0.5 * z)), 4);
-    const id = run(load(ADV, { alpha: 0, f_mode: 1 }), B6);
+    close(runPlain(loadWithHp(ADV, { alpha: 0, f_mode: 2, tau: 0.5 }), B6).f!, Z.map((z) => Math.tanh(0.5 * z)), 4);
+    const id = runPlain(loadWithHp(ADV, { alpha: 0, f_mode: 1 }), B6);
     close(id.adv!, [1.096, 0.398, -0.401, -0.3], 5);
     close(id.q_f!, id.q!, 6);
   });
 
   it('dones drop the bootstrap; several states are handled row by row', () => {
-    const o = run(load(ADV, { alpha: 0, gamma: 0.9 }), {
+    const o = runPlain(loadWithHp(ADV, { alpha: 0, gamma: 0.9 }), {
       R: [[1.0, 0.5, -0.2, 0.0], [0, 0, 0, 0]],
       V_s: [0.3, -1],
       V_next: [[0.4, 0.2, 0.1, 5.0], [1, 2, 3, 4]],
@@ -101,7 +77,7 @@ describe('hybrid-grpo/advantage: B.6 vectors', () => {
 
 describe('hybrid-grpo/reward-norm: adaptive reward normalisation with explicit EMA state', () => {
   it('follows a float64 EMA reference over several batches', () => {
-    const g = load(NORM);
+    const g = loadWithHp(NORM);
     let mu = 0;
     let m2 = 1;
     let gmu = 0;
@@ -114,7 +90,7 @@ describe('hybrid-grpo/reward-norm: adaptive reward normalisation with explicit E
       mu = 0.99 * mu + 0.01 * bm;
       m2 = 0.99 * m2 + 0.01 * bm2;
       const sigma = Math.sqrt(Math.max(m2 - mu * mu, 0));
-      const o = run(g, { R, mu: gmu, m2: gm2 });
+      const o = runPlain(g, { R, mu: gmu, m2: gm2 });
       expect(o.mu![0]).toBeCloseTo(mu, 5);
       expect(o.m2![0]).toBeCloseTo(m2, 4);
       expect(o.sigma![0]).toBeCloseTo(sigma, 4);
@@ -127,8 +103,8 @@ describe('hybrid-grpo/reward-norm: adaptive reward normalisation with explicit E
   });
 
   it('feeds hybrid-grpo/advantage (f identity) as the normalised reward', () => {
-    const n = run(load(NORM), { R: B6.R, mu: 0.2, m2: 1.04 });
-    const o = run(load(ADV, { alpha: 0, f_mode: 1 }), { ...B6, R: [n.R_norm!] });
+    const n = runPlain(loadWithHp(NORM), { R: B6.R, mu: 0.2, m2: 1.04 });
+    const o = runPlain(loadWithHp(ADV, { alpha: 0, f_mode: 1 }), { ...B6, R: [n.R_norm!] });
     close(o.adv!, n.R_norm!.map((r, i) => r + 0.99 * B6.V_next[0]![i]! - 0.3), 5);
   });
 });

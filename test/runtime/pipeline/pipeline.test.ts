@@ -6,10 +6,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadGraph } from '../../../compiler/frontend/load.ts';
 import { LoomError } from '../../../compiler/errors.ts';
 import { initParams, interpret } from '../../../runtime/interpreter.ts';
-import { parsePipeline, type PipelineConfig } from '../../../runtime/pipeline/config.ts';
+import { parsePipeline } from '../../../runtime/pipeline/config.ts';
 import { Trainer, permutation, train } from '../../../runtime/pipeline/driver.ts';
 import { readCheckpoint } from '../../../runtime/pipeline/checkpoint.ts';
 import { makeProgress } from '../../../runtime/pipeline/progress.ts';
+import { tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -18,24 +19,6 @@ beforeAll(async () => {
 const G = (p: string) => join(__dirname, '../../../graphs', p);
 const tmp = () => mkdtempSync(join(tmpdir(), 'loom-pipe-'));
 
-/** A tiny CartPole pipeline: 2 envs x 8 steps, 2 epochs x 2 minibatches. */
-function tiny(over: Record<string, unknown> = {}): PipelineConfig {
-  const json = {
-    pipeline: 'tiny',
-    env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
-    policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
-    loss: G('algorithms/ppo-cartpole.loss.graph.json'),
-    optimizer: { name: 'adam', lr: 2.5e-4 },
-    rollout: { steps: 8 },
-    update: { epochs: 2, minibatches: 2 },
-    total_steps: 64,
-    seed: 3,
-    checkpoint: { every: 0 },
-    eval: { episodes: 0 },
-    ...over,
-  };
-  return parsePipeline(json, '/virtual/tiny.json');
-}
 
 describe('gae graph', () => {
   it('matches hand-computed advantages and returns, cutting at dones', () => {

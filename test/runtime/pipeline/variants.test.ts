@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TensorMap } from '../../../runtime/interpreter.ts';
-import { parsePipeline, type PipelineConfig } from '../../../runtime/pipeline/config.ts';
+import { parsePipeline } from '../../../runtime/pipeline/config.ts';
 import { Trainer, gradOutput, train } from '../../../runtime/pipeline/driver.ts';
 import { readCheckpoint } from '../../../runtime/pipeline/checkpoint.ts';
 import type { Program } from '../../../runtime/pipeline/program.ts';
+import { tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -17,25 +18,6 @@ beforeAll(async () => {
 const G = (p: string) => join(__dirname, '../../../graphs', p);
 const tmp = () => mkdtempSync(join(tmpdir(), 'loom-var-'));
 
-function tiny(over: Record<string, unknown> = {}): PipelineConfig {
-  return parsePipeline(
-    {
-      pipeline: 'tiny',
-      env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
-      policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
-      loss: G('algorithms/ppo-cartpole.loss.graph.json'),
-      optimizer: { name: 'adam', lr: 2.5e-4 },
-      rollout: { steps: 8 },
-      update: { epochs: 2, minibatches: 2 },
-      total_steps: 64,
-      seed: 3,
-      checkpoint: { every: 0 },
-      eval: { episodes: 0 },
-      ...over,
-    },
-    '/virtual/tiny.json',
-  );
-}
 
 type Captured = { inputs: Record<string, Float32Array | Int32Array>; outputs: Record<string, Float32Array | Int32Array> };
 /** Replaces a private program of the trainer with a wrapper that records copies of its inputs and outputs. */

@@ -24,7 +24,9 @@ import {
   jsTarget,
   loadKernels,
   lowerFused,
-  runKernel,
+  matmulFlags,
+  roleOf,
+  kernelRunner,
   stableStringify,
   type CodegenTarget,
   type CompileOptions,
@@ -90,6 +92,8 @@ interface Plan {
   outputs: [string, number][];
   /** Slots a run must not dispose or hand out as is: inputs, params, constants. */
   borrowed: boolean[];
+  /** The input dtypes and shapes the plan was built for, in graph input order. */
+  inputTypes: { dtype: string; shape: number[] }[];
   kernels: GeneratedKernel[];
 }
 
@@ -156,9 +160,27 @@ class CompiledProgram implements Program {
     return this.compiled.passMs;
   }
 
+  /** Whether the last plan fits these inputs on the active backend (no key built: this runs per call). */
+  private lastFits(inputs: TensorMap, backend: string): boolean {
+    const last = this.last;
+    if (!last || last.backend !== backend) return false;
+    const ins = this.compiled.graph.inputs;
+    for (let k = 0; k < ins.length; k++) {
+      const x = inputs[ins[k]!.name];
+      const want = last.inputTypes[k]!;
+      if (!x || x.dtype !== want.dtype || x.shape.length !== want.shape.length) return false;
+      for (let d = 0; d < want.shape.length; d++) if (x.shape[d] !== want.shape[d]) return false;
+    }
+    return true;
+  }
+
   private planFor(inputs: TensorMap): Plan {
     const g = this.compiled.graph;
     const backend = tf.getBackend();
+    if (this.lastFits(inputs, backend)) {
+      this.stats.hits++;
+      return this.last!;
+    }
     if (this.opts.backend && backend !== this.opts.backend)
       throw new LoomError({ code: 'E_BACKEND', message: `program ${g.name} was compiled for the ${this.opts.backend} backend but ${backend} is active`, hint: 'call initBackend first' });
     let key = `${this.compiled.hash}|${backend}`;
@@ -182,7 +204,8 @@ class CompiledProgram implements Program {
       const prev = lastPlan.get(this.compiled.hash);
       const reason = explain(prev, backend, shapes);
       const t0 = performance.now();
-      const built = buildPlan(g, env, key, backend, shapes, this.opts);
+      const inputTypes = g.inputs.map((i) => ({ dtype: inputs[i.name]!.dtype, shape: [...inputs[i.name]!.shape] }));
+      const built = buildPlan(g, env, key, backend, shapes, inputTypes, this.opts);
       plan = built.plan;
       const ev: CompileEvent = { graph: g.name, key, reason, recompile: !!prev, ms: performance.now() - t0, kernels: plan.kernels.length, newKernels: built.newKernels };
       this.events.push(ev);
@@ -252,12 +275,174 @@ function referenceFused(node: IRNode, env: ReadonlyMap<string, number>): (ins: t
     });
 }
 
+/** One backend kernel call of a recorded library op: slots are the op's inputs, then earlier calls' outputs. */
+interface TraceCall {
+  kernel: tf.KernelFunc;
+  names: string[];
+  /** Inputs passed as an array (Pack, Concat, AddN) rather than by name. */
+  list: boolean;
+  ins: number[];
+  attrs: tf.NamedAttrMap;
+  outs: number[];
+  /** Slots (call outputs) whose last use is this call. */
+  free: number[];
+}
+interface Trace {
+  backend: tf.KernelBackend;
+  calls: TraceCall[];
+  slots: number;
+  result: number;
+}
+
+interface RecordingEngine {
+  backend: tf.KernelBackend;
+  backendName: string;
+  runKernel(name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap): tf.Tensor | tf.Tensor[];
+  readSync(dataId: object): unknown;
+  read(dataId: object): unknown;
+  makeTensorFromTensorInfo(t: tf.TensorInfo, backend?: tf.KernelBackend): tf.Tensor;
+}
+
+/**
+ * Runs a library op's reference kernel once while recording the backend kernels it dispatches,
+ * then replays those kernels directly on the backend (no op wrappers, scopes, broadcasting
+ * checks or tensor objects for intermediates). A plan is specialised to shapes and a backend, so
+ * a pure op that reads no data on the host and creates no tensors of its own dispatches the same
+ * kernels with the same attributes every time. Anything else (a host read, a tensor made inside
+ * the kernel, a kernel registered for another backend) keeps the op on the ordinary path.
+ */
+function replayable(direct: (xs: tf.Tensor[]) => tf.Tensor[]): (xs: tf.Tensor[]) => tf.Tensor[] {
+  let trace: Trace | null | undefined;
+  const engine = tf.engine() as unknown as RecordingEngine;
+  return (xs) => {
+    if (trace === undefined) {
+      const rec = record(engine, xs, direct);
+      trace = rec.trace;
+      return rec.out;
+    }
+    if (trace === null || engine.backend !== trace.backend) return direct(xs);
+    return [replay(engine, trace, xs)];
+  };
+}
+
+function record(engine: RecordingEngine, xs: tf.Tensor[], direct: (xs: tf.Tensor[]) => tf.Tensor[]): { out: tf.Tensor[]; trace: Trace | null } {
+  const slotOf = new Map<tf.Tensor, number>();
+  xs.forEach((x, k) => {
+    if (!slotOf.has(x)) slotOf.set(x, k);
+  });
+  let slots = xs.length;
+  const calls: TraceCall[] = [];
+  let ok = true;
+  const backend = engine.backend;
+  const backendName = engine.backendName;
+  const own = engine as unknown as Record<string, unknown>;
+  const runKernel = engine.runKernel;
+  own.runKernel = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap) => {
+    const out = runKernel.call(engine, name, inputs, attrs);
+    if (!ok) return out;
+    const cfg = tf.getKernel(name, backendName);
+    const names = Object.keys(inputs);
+    const ins = names.map((k) => slotOf.get(inputs[k]!));
+    if (!cfg || ins.some((i) => i === undefined) || Object.values(attrs ?? {}).some((v) => v instanceof tf.Tensor)) {
+      ok = false;
+      return out;
+    }
+    const outList = Array.isArray(out) ? out : [out];
+    // A kernel that hands back a tensor it was given cannot be replayed on bare infos.
+    if (outList.some((t) => slotOf.has(t))) {
+      ok = false;
+      return out;
+    }
+    const outs = outList.map((t) => {
+      slotOf.set(t, slots);
+      return slots++;
+    });
+    calls.push({ kernel: cfg.kernelFunc, names, list: Array.isArray(inputs), ins: ins as number[], attrs: { ...(attrs ?? {}) }, outs, free: [] });
+    return out;
+  };
+  const fail = () => {
+    ok = false;
+  };
+  own.readSync = (dataId: object) => (fail(), engine.constructor.prototype.readSync.call(engine, dataId));
+  own.read = (dataId: object) => (fail(), engine.constructor.prototype.read.call(engine, dataId));
+  let out: tf.Tensor[];
+  try {
+    out = direct(xs);
+  } finally {
+    delete own.runKernel;
+    delete own.readSync;
+    delete own.read;
+  }
+  // The op's result: a recorded kernel output (direct() clones an input it would hand back).
+  const result = out.length === 1 ? slotOf.get(out[0]!) : undefined;
+  if (!ok || result === undefined || result < xs.length || calls.length === 0) return { out, trace: null };
+  // Frees: every call output except the result, after its last use (or at once if unused).
+  const last = new Map<number, number>();
+  calls.forEach((c, i) => {
+    for (const o of c.outs) last.set(o, i);
+    for (const s of c.ins) if (s >= xs.length) last.set(s, i);
+  });
+  for (const [s, i] of last) if (s !== result) calls[i]!.free.push(s);
+  return { out, trace: { backend, calls, slots, result } };
+}
+
+function replay(engine: RecordingEngine, trace: Trace, xs: tf.Tensor[]): tf.Tensor {
+  const backend = trace.backend;
+  const vals: (tf.TensorInfo | undefined)[] = new Array(trace.slots);
+  for (let k = 0; k < xs.length; k++) vals[k] = xs[k];
+  try {
+    for (const c of trace.calls) {
+      let inputs: tf.NamedTensorInfoMap;
+      if (c.list) inputs = c.ins.map((s) => vals[s]!) as unknown as tf.NamedTensorInfoMap;
+      else {
+        inputs = {};
+        for (let k = 0; k < c.names.length; k++) inputs[c.names[k]!] = vals[c.ins[k]!]!;
+      }
+      const out = c.kernel({ inputs, backend, attrs: c.attrs }) as tf.TensorInfo | tf.TensorInfo[];
+      if (Array.isArray(out)) for (let k = 0; k < c.outs.length; k++) vals[c.outs[k]!] = out[k];
+      else vals[c.outs[0]!] = out;
+      for (const f of c.free) {
+        release(backend, vals[f]!);
+        vals[f] = undefined;
+      }
+    }
+  } catch (e) {
+    for (let k = xs.length; k < vals.length; k++) if (vals[k]) release(backend, vals[k]!);
+    throw e;
+  }
+  const y = vals[trace.result]!;
+  return y instanceof tf.Tensor ? y : engine.makeTensorFromTensorInfo(y, backend);
+}
+
+/** Frees a kernel output: some kernels (the cpu backend's) hand back tracked tensors, not bare infos. */
+function release(backend: tf.KernelBackend, v: tf.TensorInfo): void {
+  if (v instanceof tf.Tensor) v.dispose();
+  else backend.disposeData(v.dataId);
+}
+
+/** A lone rank-2 float32 matmul with a transposed operand, as a one-member fused node (else undefined). */
+function loneMatmul(n: IRNode, types: ReadonlyMap<string, TensorType>): IRNode | undefined {
+  if (n.op === 'fused' || roleOf(n.op) !== 'matmul' || n.inputs.length !== 2 || !n.type) return undefined;
+  const flags = matmulFlags(n.attrs);
+  if (!flags.transposeA && !flags.transposeB) return undefined;
+  if (!n.inputs.every((r) => types.get(r)?.shape.length === 2 && types.get(r)?.dtype === 'float32')) return undefined;
+  const { free: _f, ...member } = n;
+  return { ...member, op: 'fused', attrs: {}, body: [member], outputTypes: { [n.id]: n.type } };
+}
+
+/** Calls a kernel directly once it is loaded (it is, from the end of buildPlan on, before any run). */
+function directRunner(name: string): (xs: tf.Tensor[]) => tf.Tensor[] {
+  let run: ((xs: readonly tf.Tensor[]) => tf.Tensor[]) | undefined;
+  return (xs) => (run ??= kernelRunner(name))(xs);
+}
+
 function buildPlan(
   g: IRGraph,
   env: ReadonlyMap<string, number>,
   key: string,
   backend: string,
   shapes: Record<string, string>,
+  inputTypes: Plan['inputTypes'],
   opts: ProgramOptions,
 ): { plan: Plan; newKernels: number } {
   const slots = new Map<string, number>();
@@ -291,7 +476,16 @@ function buildPlan(
     const outs = outRefs.map(slot);
     let exec: (ins: tf.Tensor[]) => tf.Tensor[];
     let pure: boolean;
-    if (n.op === 'fused') {
+    const lone = codegen ? loneMatmul(n, types) : undefined;
+    if (lone) {
+      // A transposed matmul outside any group runs as a one-member kernel: the host glue
+      // transposes operands by copy where the library kernel is slow with transpose flags.
+      pure = true;
+      const lowered = lowerFused(lone, env, n.inputs.map((r) => types.get(r)!), new Map());
+      const gk = target.emit(lowered.spec);
+      kernels.push(gk);
+      exec = directRunner(gk.name);
+    } else if (n.op === 'fused') {
       pure = n.body!.every((b) => getOp(b.op)?.pure !== false);
       if (codegen) {
         // Known scalars (constants) are baked into the kernel.
@@ -305,8 +499,8 @@ function buildPlan(
         const gk = target.emit(lowered.spec);
         kernels.push(gk);
         const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));
-        const name = gk.name;
-        exec = (xs) => runKernel(name, tensorArgs.map((k) => xs[k]!));
+        const run = directRunner(gk.name);
+        exec = (xs) => run(tensorArgs.map((k) => xs[k]!));
       } else exec = referenceFused(n, env);
     } else {
       const def = getOp(n.op);
@@ -314,11 +508,12 @@ function buildPlan(
       pure = def.pure !== false;
       const outType = concreteType(n.type!, env, n);
       const attrs = n.attrs;
-      exec = (xs) => {
+      const direct = (xs: tf.Tensor[]): tf.Tensor[] => {
         const y = def.kernel(tf, xs, attrs, { outType });
         // A kernel may hand back one of its inputs; the caller must own what it frees.
         return [xs.includes(y) ? tf.clone(y) : y];
       };
+      exec = pure ? replayable(direct) : direct;
     }
     if (pure && ins.every((s) => hoisted.has(s))) {
       // Depends on constants only: evaluated once, here.
@@ -357,7 +552,7 @@ function buildPlan(
   const newKernels = uniq.filter((k) => !isLoaded(k.name)).length;
   target.check(uniq);
   loadKernels(uniq);
-  return { plan: { key, backend, shapes, fixed, inputSlots, paramSlots, steps, outputs, borrowed, kernels: uniq }, newKernels };
+  return { plan: { key, backend, shapes, fixed, inputSlots, paramSlots, steps, outputs, borrowed, inputTypes, kernels: uniq }, newKernels };
 }
 
 /** Compiles a loaded graph (passes once; plans per input shapes and backend on first run). */

@@ -18,6 +18,7 @@ import type { GeneratedKernel } from '../compiler/codegen/target.ts';
 export { compileGraph, type CompileOptions, type StageReport } from '../compiler/compile.ts';
 export { jsTarget } from '../compiler/codegen/js.ts';
 export { lowerFused } from '../compiler/codegen/spec.ts';
+export { matmulFlags, roleOf } from '../compiler/codegen/semantics.ts';
 export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/codegen/target.ts';
 export { stableStringify } from '../compiler/ir.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';
@@ -112,13 +113,20 @@ function transpose2d(src: HostArray, dst: HostArray, rows: number, cols: number)
   }
 }
 
-function kernelFunc(backendName: string, spec: KernelSpec, fn: KernelFn): tf.KernelFunc {
+type HostRun = (ins: readonly tf.TensorInfo[], backend: tf.KernelBackend) => tf.TensorInfo[];
+
+/** Runs a kernel's host function on a backend's tensors: allocates outputs, runs the matmul prologue. */
+function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
   const nIn = spec.inputs.length;
-  const inputNames = Array.from({ length: nIn }, (_v, k) => `x${k}`);
   let mmKernel: tf.KernelConfig | undefined;
-  return ({ inputs, backend }) => {
-    const io = hostIO(backendName, backend as tf.KernelBackend);
-    const ins: tf.TensorInfo[] = inputNames.map((n) => inputs[n] as tf.TensorInfo);
+  let io: HostIO | undefined;
+  let ioBackend: tf.KernelBackend | undefined;
+  return (ins, backend) => {
+    if (backend !== ioBackend) {
+      io = hostIO(backendName, backend);
+      ioBackend = backend;
+    }
+    const io_ = io!;
     let mm: tf.TensorInfo | undefined;
     if (spec.matmul) {
       const m = spec.matmul;
@@ -131,30 +139,36 @@ function kernelFunc(backendName: string, spec: KernelSpec, fn: KernelFn): tf.Ker
       if (backendName === 'wasm' && (m.transposeA || m.transposeB)) {
         // tfjs-wasm multiplies transposed operands ~10x slower than plain ones (measured at
         // 64x64x64); a copy-transpose in JS costs a few microseconds.
-        const ta = m.transposeA ? io.alloc([a.shape[1]!, a.shape[0]!], 'float32') : undefined;
-        const tb = m.transposeB ? io.alloc([b.shape[1]!, b.shape[0]!], 'float32') : undefined;
-        if (ta) transpose2d(io.array(a), io.array(ta), a.shape[0]!, a.shape[1]!);
-        if (tb) transpose2d(io.array(b), io.array(tb), b.shape[0]!, b.shape[1]!);
+        const ta = m.transposeA ? io_.alloc([a.shape[1]!, a.shape[0]!], 'float32') : undefined;
+        const tb = m.transposeB ? io_.alloc([b.shape[1]!, b.shape[0]!], 'float32') : undefined;
+        if (ta) transpose2d(io_.array(a), io_.array(ta), a.shape[0]!, a.shape[1]!);
+        if (tb) transpose2d(io_.array(b), io_.array(tb), b.shape[0]!, b.shape[1]!);
         a = ta ?? a;
         b = tb ?? b;
         temps = [ta, tb].filter((t): t is tf.TensorInfo => t !== undefined);
         flags = { transposeA: false, transposeB: false };
       }
       mm = mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo;
-      for (const t of temps) io.dispose(t);
+      for (const t of temps) io_.dispose(t);
     }
     const outs: tf.TensorInfo[] = spec.outputs.map((o, k) =>
-      k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : io.alloc(o.shape, o.dtype),
+      k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : io_.alloc(o.shape, o.dtype),
     );
     // Views are taken only after every allocation: growing the wasm heap detaches older views.
-    const arrays: HostArray[] = ins.map((t) => io.array(t));
-    if (mm) arrays.push(io.array(mm));
-    const outArrays = outs.map((t, k) => (k === spec.inPlace ? arrays[nIn]! : io.array(t)));
+    const arrays: HostArray[] = ins.map((t) => io_.array(t));
+    if (mm) arrays.push(io_.array(mm));
+    const outArrays = outs.map((t, k) => (k === spec.inPlace ? arrays[nIn]! : io_.array(t)));
     for (const a of outArrays) arrays.push(a);
     fn(...arrays);
-    if (mm && spec.inPlace === undefined) io.dispose(mm);
-    return outs.map((t, k) => io.commit(t, outArrays[k]!));
+    if (mm && spec.inPlace === undefined) io_.dispose(mm);
+    return outs.map((t, k) => io_.commit(t, outArrays[k]!));
   };
+}
+
+function kernelFunc(backendName: string, spec: KernelSpec, fn: KernelFn): tf.KernelFunc {
+  const inputNames = Array.from({ length: spec.inputs.length }, (_v, k) => `x${k}`);
+  const run = hostRun(backendName, spec, fn);
+  return ({ inputs, backend }) => run(inputNames.map((n) => inputs[n] as tf.TensorInfo), backend as tf.KernelBackend);
 }
 
 function register(l: Loaded, backendName: string): void {
@@ -183,6 +197,37 @@ export function loadKernels(kernels: readonly GeneratedKernel[]): void {
   }
   const backends = new Set([...HOST_BACKENDS, tf.getBackend()]);
   for (const k of kernels) for (const b of backends) register(loaded.get(k.name)!, b);
+}
+
+interface EngineLike {
+  backend: tf.KernelBackend;
+  backendName: string;
+  makeTensorFromTensorInfo(t: tf.TensorInfo, backend?: tf.KernelBackend): tf.Tensor;
+}
+
+/**
+ * A caller of a loaded kernel that skips the engine's kernel dispatch (registry lookups, scopes,
+ * tape and profiler checks): the host function runs on the active backend's tensors and its
+ * outputs become ordinary tracked tensors. The compiled executor calls thousands of small
+ * kernels per training iteration, where that dispatch costs as much as the kernels.
+ */
+export function kernelRunner(name: string): (inputs: readonly tf.Tensor[]) => tf.Tensor[] {
+  const l = loaded.get(name);
+  if (!l) throw new Error(`kernel ${name} is not loaded`);
+  const engine = tf.engine() as unknown as EngineLike;
+  let forBackend: tf.KernelBackend | undefined;
+  let run: HostRun | undefined;
+  return (inputs) => {
+    const backend = engine.backend;
+    if (backend !== forBackend) {
+      run = hostRun(engine.backendName, l.kernel.spec, l.fn);
+      forBackend = backend;
+    }
+    const outs = run!(inputs, backend);
+    const res: tf.Tensor[] = new Array(outs.length);
+    for (let k = 0; k < outs.length; k++) res[k] = engine.makeTensorFromTensorInfo(outs[k]!, backend);
+    return res;
+  };
 }
 
 /** Runs a loaded kernel on the active backend; returns one tensor per spec output. */

@@ -1,16 +1,19 @@
+import { readFileSync } from 'node:fs';
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import { isLoomError } from '../../compiler/errors.ts';
 import { signature } from '../../compiler/inspect.ts';
+import { loadPipeline, loadPipelineGraphs } from '../../runtime/pipeline/config.ts';
 import type { Command } from '../command.ts';
 
 export const check: Command = {
   name: 'check',
-  summary: 'validate graph files and print their inferred signatures',
+  summary: 'validate graph and pipeline files and print their inferred signatures',
   usage: 'loom check FILE...',
   options: {
     quiet: { type: 'boolean', short: 'q', description: 'print only errors' },
   },
-  details: 'Example:\n  loom check graphs/nets/mlp.graph.json\n\nExit code 1 if any file has an error; every file is checked.',
+  details:
+    'A pipeline file (one with a "pipeline" or "extends" key) is checked with every graph it names.\n\nExample:\n  loom check graphs/nets/mlp.graph.json graphs/pipelines/amppo-cartpole.json\n\nExit code 1 if any file has an error; every file is checked.',
   async run(args, io) {
     if (args.positionals.length === 0) {
       io.err('error[E_USAGE]: loom check needs at least one FILE\n  hint:     run `loom check --help`\n');
@@ -19,8 +22,15 @@ export const check: Command = {
     let failed = 0;
     for (const file of args.positionals) {
       try {
-        const g = loadGraph(file);
-        if (!args.values.quiet) io.out(`${file}: ok\n${signature(g)}\n`);
+        if (isPipelineFile(file)) {
+          const cfg = loadPipeline(file);
+          const graphs = loadPipelineGraphs(cfg);
+          const count = Object.values(graphs).reduce((n, g) => n + ('nodes' in g ? 1 : Object.keys(g).length), 0);
+          if (!args.values.quiet) io.out(`${file}: ok (pipeline ${cfg.pipeline}, ${cfg.algorithm}, ${count} graphs)\n`);
+        } else {
+          const g = loadGraph(file);
+          if (!args.values.quiet) io.out(`${file}: ok\n${signature(g)}\n`);
+        }
       } catch (e) {
         if (!isLoomError(e)) throw e;
         io.err(e.message + '\n');
@@ -30,3 +40,13 @@ export const check: Command = {
     return failed ? 1 : 0;
   },
 };
+
+/** A pipeline file names a pipeline or extends one; anything else (unreadable text included) goes to the graph loader. */
+function isPipelineFile(file: string): boolean {
+  try {
+    const j: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    return !!j && typeof j === 'object' && !('graph' in j) && ('pipeline' in j || 'extends' in j);
+  } catch {
+    return false;
+  }
+}

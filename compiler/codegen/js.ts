@@ -118,8 +118,15 @@ function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
   spec.outputs.forEach((o, k) => params.push({ name: `out${k}`, type: ARRAY_OF[o.dtype] }));
 
   const values = spec.values;
-  const loopOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind !== 'reduce');
+  const domainSize = spec.domain.reduce((a, b) => a * b, 1);
+  // The in-place output that is the matmul result itself, unchanged, needs no store.
+  const identity = (o: { value: number; k: number; shape: number[] }): boolean => {
+    const v = values[o.value]!;
+    return o.k === spec.inPlace && v.kind === 'load' && 'matmul' in v.buffer && o.shape.reduce((a, b) => a * b, 1) === domainSize && v.strides.every((x, i) => x === spec.domain.slice(i + 1).reduce((a, b) => a * b, 1));
+  };
+  const loopOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind !== 'reduce' && !identity(o));
   const reduceOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind === 'reduce');
+  if (loopOutputs.length === 0 && reduceOutputs.length === 0) return { params, body: '', support: [] };
 
   // Index vectors (strides per domain axis): loads, reduction outputs, the domain's own row-major order.
   const rowMajor: number[] = [];

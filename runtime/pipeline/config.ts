@@ -11,7 +11,7 @@ export interface PipelineConfig {
   pipeline: string;
   algorithm: 'ppo' | 'grpo' | 'hybrid-grpo';
   /** GRPO / Hybrid GRPO: actions sampled per visited state, each branch stepped from a copy of the env state. */
-  group: { size: number; select: 'uniform' | 'argmax'; hp: Record<string, number> } | null;
+  group: { size: number; horizon: number; select: 'uniform' | 'argmax'; hp: Record<string, number> } | null;
   env: { name: string; step: string; reset: string; num_envs: number };
   policy: { act: string };
   loss: string;
@@ -72,8 +72,48 @@ export const GRAPHS_DIR = join(dirname(new URL(import.meta.url).pathname), '..',
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === 'object' ? (v as Json) : {});
 
+/** The graph-path fields of a pipeline file, as JSON pointers; each resolves relative to the file that sets it. */
+const PATH_FIELDS = [['env', 'step'], ['env', 'reset'], ['policy', 'act'], ['loss']] as const;
+
+/** Objects merge key by key; anything else in `over` replaces `base`. */
+function mergeJson(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over;
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? mergeJson(base[k], v) : v;
+  return out;
+}
+const isPlainObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Resolves `extends` chains: the base file is loaded (recursively), its graph paths made absolute
+ * against its own folder, and this file's keys merged over it. Errors name the file and pointer
+ * that introduced them.
+ */
+function resolveExtends(json: unknown, file: string, chain: string[] = []): unknown {
+  if (!isPlainObject(json) || json.extends === undefined) return json;
+  const fail = (message: string, found?: string): never => {
+    throw new LoomError({ code: 'E_SCHEMA', message, file: resolve(file), pointer: '/extends', ...(found !== undefined ? { found } : {}) });
+  };
+  if (typeof json.extends !== 'string' || json.extends === '') return fail('extends must be a non-empty path to a pipeline file');
+  const baseFile = resolve(dirname(resolve(file)), json.extends);
+  if (chain.includes(baseFile) || baseFile === resolve(file)) return fail(`extends forms a cycle: ${[...chain, resolve(file), baseFile].join(' -> ')}`, json.extends);
+  if (!existsSync(baseFile)) return fail(`base pipeline ${baseFile} does not exist`, json.extends);
+  const base = resolveExtends(parseJsonText(readFileSync(baseFile, 'utf8'), baseFile), baseFile, [...chain, resolve(file)]);
+  if (!isPlainObject(base)) return fail(`base pipeline ${baseFile} is not a JSON object`, json.extends);
+  const absolute = structuredClone(base);
+  for (const path of PATH_FIELDS) {
+    let parent: unknown = absolute;
+    for (const k of path.slice(0, -1)) parent = isPlainObject(parent) ? parent[k] : undefined;
+    const leaf = path[path.length - 1]!;
+    if (isPlainObject(parent) && typeof parent[leaf] === 'string') parent[leaf] = resolve(dirname(baseFile), parent[leaf] as string);
+  }
+  const { extends: _, ...own } = json;
+  return mergeJson(absolute, own);
+}
+
 /** Validates and fills defaults. Graph paths become absolute (relative to the pipeline file). */
 export function parsePipeline(json: unknown, file: string): PipelineConfig {
+  json = resolveExtends(json, file);
   assertValid(schemaValidator('pipeline.schema.json'), json, file, '', 'pipeline');
   const j = json as Json;
   const base = dirname(resolve(file));
@@ -102,9 +142,14 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
         ? null
         : {
             size: (grp.size as number) ?? 8,
-            select: (grp.select as 'uniform' | 'argmax') ?? (algorithm === 'grpo' ? 'uniform' : 'argmax'),
-            // The hybrid graph's discount is the pipeline's gamma unless group.hp says otherwise.
-            hp: algorithm === 'hybrid-grpo' ? { gamma: (adv.gamma as number) ?? 0.99, ...((grp.hp as Record<string, number>) ?? {}) } : ((grp.hp as Record<string, number>) ?? {}),
+            horizon: (grp.horizon as number) ?? 1,
+            // Spec B.3: the executed branch is uniform unless value-based selection (B.4.4) is asked for.
+            select: (grp.select as 'uniform' | 'argmax') ?? 'uniform',
+            // The hybrid graph bootstraps V after `horizon` steps: its discount is gamma^horizon unless group.hp says otherwise.
+            hp:
+              algorithm === 'hybrid-grpo'
+                ? { gamma: ((adv.gamma as number) ?? 0.99) ** ((grp.horizon as number) ?? 1), ...((grp.hp as Record<string, number>) ?? {}) }
+                : ((grp.hp as Record<string, number>) ?? {}),
           },
     env: { name: (env.name as string) ?? (j.pipeline as string), step: resolve(base, env.step as string), reset: resolve(base, env.reset as string), num_envs: env.num_envs as number },
     policy: { act: resolve(base, obj(j.policy).act as string) },
@@ -126,7 +171,8 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
     update: {
       epochs: (upd.epochs as number) ?? 4,
       minibatches: (upd.minibatches as number) ?? 4,
-      norm_adv: (upd.norm_adv as boolean) ?? true,
+      // GRPO's advantages are z-scored per group already; PPO and Hybrid GRPO normalise per minibatch.
+      norm_adv: (upd.norm_adv as boolean) ?? algorithm !== 'grpo',
       clip_coef: (upd.clip_coef as number) ?? 0.2,
       clip_vloss: (upd.clip_vloss as boolean) ?? true,
       ent_coef: (upd.ent_coef as number) ?? 0.01,
@@ -145,7 +191,6 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
     throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer });
   };
   if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
-  if (cfg.group && cfg.normalize.reward) fail('reward normalisation is not supported with group sampling', '/normalize/reward');
   if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
   if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
   const batch = cfg.env.num_envs * cfg.rollout.steps * (cfg.group?.size ?? 1);

@@ -113,6 +113,16 @@ export function permutation(key: Key, n: number): Int32Array {
   return p;
 }
 
+type HostArray = Float32Array | Int32Array | Uint8Array;
+
+/** Rows `rows` of a row-major array with `row` elements per row, as a new array of the same type. */
+function gatherRows(src: HostArray, rows: Int32Array, row: number): HostArray {
+  const out = new (src.constructor as new (n: number) => HostArray)(rows.length * row);
+  if (row === 1) for (let i = 0; i < rows.length; i++) out[i] = src[rows[i]!]!;
+  else for (let i = 0; i < rows.length; i++) out.set(src.subarray(rows[i]! * row, (rows[i]! + 1) * row), i * row);
+  return out;
+}
+
 function disposeMap(m: TensorMap): void {
   tf.dispose(Object.values(m));
 }
@@ -174,7 +184,8 @@ export class Trainer {
 
   /** Env steps simulated per iteration: every sampled branch counts (group algorithms step each one). */
   stepsPerIteration(): number {
-    return this.cfg.env.num_envs * this.cfg.rollout.steps * (this.cfg.group?.size ?? 1);
+    const g = this.cfg.group;
+    return this.cfg.env.num_envs * this.cfg.rollout.steps * (g ? g.size * g.horizon : 1);
   }
 
   /** Fresh state from the seed. */
@@ -225,6 +236,21 @@ export class Trainer {
     return tf.tensor(out, obs.shape, 'float32');
   }
 
+  /**
+   * policyObs for the rollout: the act input and its values on the host (for the batch). Without
+   * normalisation the env's own obs tensor is used as is (not owned: the caller must not dispose it).
+   */
+  private rolloutObs(obs: tf.Tensor, stat: RunningStat | null): { tensor: tf.Tensor; values: Float32Array; owned: boolean } {
+    const v = obs.dataSync() as Float32Array;
+    if (!stat) return { tensor: obs, values: v, owned: false };
+    const d = stat.mean.length;
+    stat.update(v, v.length / d);
+    const out = new Float32Array(v.length);
+    const c = this.cfg.normalize.clip;
+    for (let i = 0; i < v.length; i++) out[i] = Math.max(-c, Math.min(c, (v[i]! - stat.mean[i % d]!) / Math.sqrt(stat.var_[i % d]! + 1e-8)));
+    return { tensor: tf.tensor(out, obs.shape, 'float32'), values: out, owned: true };
+  }
+
   /** One iteration: rollout, GAE, update. Returns the metrics row. */
   iterate(): IterationMetrics {
     const c = this.cfg;
@@ -235,20 +261,41 @@ export class Trainer {
     this.iteration++;
     const lr = c.optimizer.anneal_lr ? (1 - (this.iteration - 1) / this.iterations) * c.optimizer.lr : c.optimizer.lr;
     if (this.groupAdv) return this.finishIteration(t0, lr, ...this.groupRollout());
-    const buf: Record<'obs' | 'actions' | 'logp' | 'values' | 'rewards' | 'dones', tf.Tensor[]> = { obs: [], actions: [], logp: [], values: [], rewards: [], dones: [] };
     const finished: { ret: number; len: number }[] = [];
-    let curObs = this.policyObs(this.env.obs!, true, h.obsStat);
+    // The batch is gathered on the host as it is produced and becomes tensors once, at the end:
+    // per-step tensors (and the stack of 128 of them) cost more in dispatch than the copies.
+    const B = T * N;
+    const obsDim = this.env.obs!.size / N;
+    const obsBuf = new Float32Array(B * obsDim);
+    const logpBuf = new Float32Array(B);
+    const valueBuf = new Float32Array(B);
+    const rewardBuf = new Float32Array(B);
+    const doneBuf = new Float32Array(B);
+    let actBuf: Float32Array | Int32Array | Uint8Array | undefined;
+    let actShape: number[] = [];
+    let actDtype: tf.DataType = 'float32';
+    let cur = this.rolloutObs(this.env.obs!, h.obsStat);
     for (let s = 0; s < T; s++) {
       const [ka, ke] = take(h, 2);
       const keyA = keyTensor(ka!);
-      const a = this.act({ obs: curObs, key: keyA }, this.params);
+      const a = this.act({ obs: cur.tensor, key: keyA }, this.params);
       const keyE = keyTensor(ke!);
       const st = this.step({ state: this.env.state!, t: this.env.t!, action: a.action!, key: keyE }, {});
+      obsBuf.set(cur.values, s * N * obsDim);
+      const act = a.action!.dataSync() as Float32Array | Int32Array | Uint8Array;
+      if (!actBuf) {
+        actBuf = new (act.constructor as new (n: number) => Float32Array | Int32Array | Uint8Array)(T * act.length);
+        actShape = a.action!.shape.slice(1);
+        actDtype = a.action!.dtype;
+      }
+      actBuf.set(act, s * act.length);
+      logpBuf.set(a.logp!.dataSync(), s * N);
+      valueBuf.set(a.value!.dataSync(), s * N);
       const r = st.reward!.dataSync();
       const term = st.terminated!.dataSync();
       const trunc = st.truncated!.dataSync();
-      const rewards = new Float32Array(N);
-      const dones = new Float32Array(N);
+      const rewards = rewardBuf.subarray(s * N, (s + 1) * N);
+      const dones = doneBuf.subarray(s * N, (s + 1) * N);
       for (let i = 0; i < N; i++) {
         const done = term[i]! !== 0 || trunc[i]! !== 0;
         h.epReturn[i]! += r[i]!;
@@ -273,46 +320,35 @@ export class Trainer {
           if (dones[i]) h.retAcc[i] = 0;
         }
       }
-      buf.obs.push(curObs);
-      buf.actions.push(a.action!);
-      buf.logp.push(a.logp!);
-      buf.values.push(a.value!);
-      buf.rewards.push(tf.tensor(rewards, [N], 'float32'));
-      buf.dones.push(tf.tensor(dones, [N], 'float32'));
-      tf.dispose([keyA, keyE, this.env.state!, this.env.t!, this.env.obs!, st.reward!, st.terminated!, st.truncated!, st.final_obs].filter((x): x is tf.Tensor => !!x));
+      if (cur.owned) cur.tensor.dispose();
+      tf.dispose([keyA, keyE, a.action!, a.logp!, a.value!, this.env.state!, this.env.t!, this.env.obs!, st.reward!, st.terminated!, st.truncated!, st.final_obs].filter((x): x is tf.Tensor => !!x));
       this.env = { state: st.state!, t: st.t!, obs: st.obs! };
-      curObs = this.policyObs(this.env.obs!, true, h.obsStat);
+      cur = this.rolloutObs(this.env.obs!, h.obsStat);
     }
     this.globalStep += T * N;
     // Bootstrap value of the observation after the last step (the action sampled here is unused).
     const [kb] = take(h, 1);
     const keyB = keyTensor(kb!);
-    const boot = this.act({ obs: curObs, key: keyB }, this.params);
-    tf.dispose([keyB, curObs, boot.action!, boot.logp!]);
+    const boot = this.act({ obs: cur.tensor, key: keyB }, this.params);
+    if (cur.owned) cur.tensor.dispose();
+    tf.dispose([keyB, boot.action!, boot.logp!]);
 
-    const B = T * N;
-    const stacked = tf.tidy(() => ({
-      obs: tf.stack(buf.obs).reshape([B, -1]),
-      actions: tf.stack(buf.actions).reshape(buf.actions[0]!.rank === 1 ? [B] : [B, -1]),
-      logp: tf.stack(buf.logp).reshape([B]),
-      values: tf.stack(buf.values),
-      rewards: tf.stack(buf.rewards),
-      dones: tf.stack(buf.dones),
-    }));
-    Object.values(buf).forEach((xs) => tf.dispose(xs));
+    const values = tf.tensor(valueBuf, [T, N], 'float32');
+    const rewards = tf.tensor(rewardBuf, [T, N], 'float32');
+    const dones = tf.tensor(doneBuf, [T, N], 'float32');
     const gamma = tf.scalar(c.advantage.gamma);
     const lambda = tf.scalar(c.advantage.lambda);
-    const g = this.gae({ rewards: stacked.rewards, values: stacked.values, next_value: boot.value!, dones: stacked.dones, gamma, lambda }, {});
-    tf.dispose([gamma, lambda, boot.value!, stacked.rewards, stacked.dones]);
+    const g = this.gae({ rewards, values, next_value: boot.value!, dones, gamma, lambda }, {});
+    tf.dispose([gamma, lambda, boot.value!, rewards, dones, values]);
     const data: TensorMap = {
-      obs: stacked.obs,
-      actions: stacked.actions,
-      logp_old: stacked.logp,
+      obs: tf.tensor(obsBuf, [B, obsDim], 'float32'),
+      actions: tf.tensor(actBuf!, [B, ...actShape], actDtype),
+      logp_old: tf.tensor(logpBuf, [B], 'float32'),
       advantages: g.advantages!.reshape([B]),
       returns: g.returns!.reshape([B]),
-      values_old: stacked.values.reshape([B]),
+      values_old: tf.tensor(valueBuf, [B], 'float32'),
     };
-    tf.dispose([g.advantages!, g.returns!, stacked.values]);
+    tf.dispose([g.advantages!, g.returns!]);
     let ev: number;
     let am: Partial<IterationMetrics> = {};
     if (this.amppoUpdate) {
@@ -386,13 +422,17 @@ export class Trainer {
       const keyE = keyTensor(ke!);
       const a = this.act({ obs: obsT!, key: keyA }, this.params);
       const st = this.step({ state: stateT!, t: tT!, action: a.action!, key: keyE }, {});
-      const R = st.reward!.reshape([N, Gs]);
-      const done = tf.tidy(() => tf.logicalOr(tf.cast(st.terminated!, 'bool'), tf.cast(st.truncated!, 'bool')).cast('float32').reshape([N, Gs]));
+      const branch = this.rollBranches(st, c.group!.horizon);
+      // Reward normalisation scales every branch by the running std of the executed trajectory's discounted return.
+      const sd = h.retStat ? Math.sqrt(h.retStat.var_[0]! + 1e-8) : 1;
+      const clip = c.normalize.clip;
+      const R = tf.tensor(h.retStat ? branch.R.map((x) => Math.max(-clip, Math.min(clip, x / sd))) : branch.R, [N, Gs], 'float32');
+      const done = tf.tensor(branch.done, [N, Gs], 'float32');
       let adv: TensorMap;
       if (hybrid) {
-        // V(s') of each branch from the observation before any auto-reset; (1 - done) drops finished ones.
+        // V of each branch's last state, from the observation before any auto-reset; (1 - done) drops finished ones.
         const keyB = keyTensor(kb!);
-        const fin = this.policyObs(st.final_obs ?? st.obs!, false, h.obsStat);
+        const fin = this.policyObs(branch.lastObs, false, h.obsStat);
         const nx = this.act({ obs: fin, key: keyB }, this.params);
         const vS = tf.tidy(() => a.value!.reshape([N, Gs]).slice([0, 0], [N, 1]).reshape([N]));
         const vNext = nx.value!.reshape([N, Gs]);
@@ -421,24 +461,29 @@ export class Trainer {
         const k = i * Gs + sel[i]!;
         h.epReturn[i]! += r[k]!;
         h.epLength[i]! += 1;
+        h.retAcc[i] = h.retAcc[i]! * c.advantage.gamma + r[k]!;
         if (term[k] || trunc[k]) {
           finished.push({ ret: h.epReturn[i]!, len: h.epLength[i]! });
           h.epReturn[i] = 0;
           h.epLength[i] = 0;
         }
       }
+      if (h.retStat) {
+        h.retStat.update(h.retAcc, N);
+        for (let i = 0; i < N; i++) if (term[i * Gs + sel[i]!] || trunc[i * Gs + sel[i]!]) h.retAcc[i] = 0;
+      }
       const next = { state: tf.gather(st.state!, chosen), t: tf.gather(st.t!, chosen), obs: tf.gather(st.obs!, chosen) };
       buf.obs.push(obsT!);
       buf.actions.push(a.action!);
       buf.logp.push(a.logp!);
-      tf.dispose([keyA, keyE, stateT!, tT!, chosen, R, done]);
+      tf.dispose([keyA, keyE, stateT!, tT!, chosen, R, done, branch.lastObs]);
       disposeMap(st);
       disposeMap(adv);
       disposeMap(this.env);
       this.env = next;
     }
     tile.dispose();
-    this.globalStep += T * N * Gs;
+    this.globalStep += this.stepsPerIteration();
     const data = tf.tidy(() => ({
       obs: tf.concat(buf.obs),
       actions: tf.concat(buf.actions),
@@ -452,6 +497,52 @@ export class Trainer {
     return [data, finished, ev];
   }
 
+  /**
+   * Rolls every branch of a group step `horizon - 1` further steps under the current policy (spec
+   * B.4.2): R is the discounted reward sum up to the horizon or the branch's episode end, done marks
+   * branches that ended, and lastObs is each branch's last observation before any auto-reset (for
+   * bootstrapping). With horizon 1 this is the first step alone.
+   */
+  private rollBranches(first: TensorMap, horizon: number): { R: Float32Array; done: Float32Array; lastObs: tf.Tensor } {
+    const gamma = this.cfg.advantage.gamma;
+    const R = Float32Array.from(first.reward!.dataSync());
+    const term = first.terminated!.dataSync();
+    const trunc = first.truncated!.dataSync();
+    const done = Float32Array.from(R, (_, i) => (term[i] || trunc[i] ? 1 : 0));
+    let lastObs = tf.clone(first.final_obs ?? first.obs!);
+    // The branches' current state; `first` owns its tensors, continuations own theirs.
+    let cur: TensorMap | null = null;
+    let disc = gamma;
+    for (let k = 1; k < horizon && done.some((d) => d === 0); k++) {
+      const [ka, ke] = take(this.host, 2);
+      const keyA = keyTensor(ka!);
+      const keyE = keyTensor(ke!);
+      const from = cur ?? first;
+      const obs = this.policyObs(from.obs!, false, this.host.obsStat);
+      const a = this.act({ obs, key: keyA }, this.params);
+      const st = this.step({ state: from.state!, t: from.t!, action: a.action!, key: keyE }, {});
+      const r = st.reward!.dataSync();
+      const tm = st.terminated!.dataSync();
+      const tr = st.truncated!.dataSync();
+      for (let i = 0; i < R.length; i++) {
+        if (done[i]) continue;
+        R[i]! += disc * r[i]!;
+        if (tm[i] || tr[i]) done[i] = 1;
+      }
+      disc *= gamma;
+      const fin = st.final_obs ?? st.obs!;
+      // Only live branches' last observations matter; ended ones are masked by done.
+      const nextLast = tf.tidy(() => tf.where(tf.tensor(done, [done.length], 'bool').reshape([-1, 1]).tile([1, fin.shape[1]!]), lastObs, fin));
+      tf.dispose([keyA, keyE, obs, lastObs, st.reward!, st.terminated!, st.truncated!, st.final_obs].filter((x): x is tf.Tensor => !!x));
+      disposeMap(a);
+      if (cur) disposeMap(cur);
+      lastObs = nextLast;
+      cur = { state: st.state!, t: st.t!, obs: st.obs! };
+    }
+    if (cur) disposeMap(cur);
+    return { R, done, lastObs };
+  }
+
   private update(data: TensorMap, lr: number): Pick<IterationMetrics, 'loss' | 'pg_loss' | 'v_loss' | 'entropy' | 'approx_kl' | 'clipfrac' | 'grad_norm' | 'sat_mb'> {
     const c = this.cfg;
     const u = c.update;
@@ -460,9 +551,9 @@ export class Trainer {
     const scalars: TensorMap = {
       clip_coef: tf.scalar(u.clip_coef),
       ent_coef: tf.scalar(u.ent_coef),
-      // GRPO has no value function; group algorithms' advantages are already normalised per group.
+      // GRPO has no value function.
       vf_coef: tf.scalar(c.algorithm === 'grpo' ? 0 : u.vf_coef),
-      norm_adv: tf.scalar(u.norm_adv && !c.group ? 1 : 0),
+      norm_adv: tf.scalar(u.norm_adv ? 1 : 0),
       clip_vloss: tf.scalar(u.clip_vloss ? 1 : 0),
     };
     const optScalars = this.optimizerScalars(lr);
@@ -472,15 +563,18 @@ export class Trainer {
     let sat = 0;
     const tr = c.advantage.transform;
     const alphaFrozen = this.host.amppo ? tf.scalar(this.host.amppo.alpha_ema) : null;
+    // Minibatches are cut on the host from one read of the batch, and the params travel flat between
+    // optimizer steps: per-minibatch gather/concat/split kernels cost more in dispatch than the copies.
+    const cols = Object.entries(data).map(([k, v]) => ({ k, values: v.dataSync() as HostArray, row: v.size / v.shape[0]!, shape: v.shape.slice(1), dtype: v.dtype }));
+    let flatParams = this.flattenParams();
     for (let epoch = 0; epoch < u.epochs; epoch++) {
       const [kp] = take(this.host, 1);
       const perm = permutation(kp!, B);
       let lastKl = 0;
       for (let m = 0; m < u.minibatches; m++) {
-        const idx = tf.tensor(perm.subarray(m * mb, (m + 1) * mb), [mb], 'int32');
+        const rows = perm.subarray(m * mb, (m + 1) * mb);
         const batch: TensorMap = {};
-        for (const [k, v] of Object.entries(data)) batch[k] = tf.gather(v, idx);
-        idx.dispose();
+        for (const col of cols) batch[col.k] = tf.tensor(gatherRows(col.values, rows, col.row), [mb, ...col.shape], col.dtype);
         if (this.amppoModulate) {
           // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target A_mod + V_old.
           const mo = this.amppoModulate({ A: batch.advantages!, alpha_ema: alphaFrozen! }, {});
@@ -497,21 +591,21 @@ export class Trainer {
         }
         const out = this.loss({ ...batch, ...scalars }, this.params);
         disposeMap(batch);
-        const flatGrad = tf.tidy(() => tf.concat(this.paramNames.map((p) => out[gradOutput(p)]!.reshape([-1]))));
+        const flatGrad = this.flatten((p) => out[gradOutput(p)]!);
         const clipped = this.clip({ grads: flatGrad, max_norm: maxNorm }, {});
         // Without clip_grad the clip graph still gives the logged norm; the step uses the raw gradient.
         const stepGrad = c.optimizer.clip_grad ? clipped.grads! : flatGrad;
-        const flatParams = tf.tidy(() => tf.concat(this.paramNames.map((p) => this.params[p]!.reshape([-1]))));
         const seg: TensorMap = this.segment ? { segment: this.segment } : {};
         const o = this.opt({ ...optScalars, ...this.optState, ...seg, [this.optParam]: flatParams, [this.optGrad]: stepGrad }, {});
         tf.dispose([flatParams, clipped.grads!, flatGrad]);
-        const newParams = this.unflatten(o[this.optParam]!);
+        flatParams = o[this.optParam]!;
+        const newParams = this.unflatten(flatParams);
         disposeMap(this.params);
         disposeMap(this.optState);
         this.params = newParams;
         this.optState = {};
         for (const [k, t] of Object.entries(o)) {
-          if (k === this.optParam) continue; // consumed by unflatten
+          if (k === this.optParam) continue; // kept flat for the next step
           if (this.graphs.optimizer.inputs.some((i) => i.name === k)) this.optState[k] = t;
           else t.dispose();
         }
@@ -526,6 +620,7 @@ export class Trainer {
       }
       if (u.target_kl !== null && lastKl > u.target_kl) break;
     }
+    flatParams.dispose();
     disposeMap(scalars);
     disposeMap(optScalars);
     maxNorm.dispose();
@@ -548,15 +643,34 @@ export class Trainer {
     return out;
   }
 
+  /** The params as one flat float32 vector, in paramNames order. */
+  private flattenParams(): tf.Tensor {
+    return this.flatten((p) => this.params[p]!);
+  }
+
+  /** One flat float32 vector of per-param tensors (copied on the host: one tensor, no kernels). */
+  private flatten(of: (param: string) => tf.Tensor): tf.Tensor {
+    const ts = this.paramNames.map(of);
+    const flat = new Float32Array(ts.reduce((n, t) => n + t.size, 0));
+    let off = 0;
+    for (const t of ts) {
+      flat.set(t.dataSync() as Float32Array, off);
+      off += t.size;
+    }
+    return tf.tensor(flat, [flat.length], 'float32');
+  }
+
+  /** Per-param tensors cut from a flat vector (which stays owned by the caller). */
   private unflatten(flat: tf.Tensor): TensorMap {
-    const sizes = this.paramNames.map((p) => this.params[p]!.size);
-    const parts = tf.split(flat, sizes);
+    const v = flat.dataSync() as Float32Array;
     const out: TensorMap = {};
-    this.paramNames.forEach((p, i) => {
-      out[p] = parts[i]!.reshape(this.params[p]!.shape);
-      parts[i]!.dispose();
-    });
-    flat.dispose();
+    let off = 0;
+    for (const p of this.paramNames) {
+      const t = this.params[p]!;
+      // slice, not subarray: on the cpu backend a tensor keeps the array it was made from.
+      out[p] = tf.tensor(v.slice(off, off + t.size), t.shape, 'float32');
+      off += t.size;
+    }
     return out;
   }
 

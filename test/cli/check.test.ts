@@ -2,6 +2,8 @@
  * `loom check`: exit 0 and the signature for good files; exit 1 with the formatted error (and no
  * stack trace) for bad ones, checking every file; exit 2 for bad usage.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -99,6 +101,18 @@ describe('loom check', () => {
     expect(r.err.match(/^error\[/gm)).toHaveLength(2);
     expect(r.err).toMatch(/^error\[E_SHAPE\]/m);
     expect(r.err).toMatch(/^error\[E_JSON\]/m);
+    expectNoStack(r.err);
+  });
+
+  it('checks a pipeline with every graph it names, and reports a broken one at its pointer', async () => {
+    const good = join(ROOT, 'graphs', 'pipelines', 'amppo-pendulum.json');
+    const dir = mkdtempSync(join(tmpdir(), 'loom-check-'));
+    const bad = join(dir, 'v.json');
+    writeFileSync(bad, JSON.stringify({ extends: good, loss: 'missing.graph.json' }));
+    const r = await loom('check', good, bad);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`${good}: ok (pipeline amppo-pendulum, ppo, 9 graphs)`);
+    expect(r.err).toMatch(new RegExp(`^error\\[E_IO\\] ${bad.replace(/[.]/g, '\\.')}#/loss: graph file .*missing\\.graph\\.json does not exist`, 'm'));
     expectNoStack(r.err);
   });
 

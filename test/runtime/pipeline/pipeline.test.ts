@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadGraph } from '../../../compiler/frontend/load.ts';
 import { LoomError } from '../../../compiler/errors.ts';
 import { initParams, interpret } from '../../../runtime/interpreter.ts';
-import { parsePipeline } from '../../../runtime/pipeline/config.ts';
+import { loadPipeline, parsePipeline } from '../../../runtime/pipeline/config.ts';
 import { Trainer, permutation, train } from '../../../runtime/pipeline/driver.ts';
 import { readCheckpoint } from '../../../runtime/pipeline/checkpoint.ts';
 import { makeProgress } from '../../../runtime/pipeline/progress.ts';
@@ -142,7 +142,49 @@ describe('pipeline files', () => {
     expect(() => tiny({ update: { minibatches: 3 } })).toThrow(/divisible/);
   });
   it('ships valid pipelines', () => {
-    for (const f of ['ppo-cartpole.json', 'ppo-pendulum.json']) expect(() => parsePipeline(JSON.parse(readFileSync(G('pipelines/' + f), 'utf8')), G('pipelines/' + f))).not.toThrow();
+    for (const f of readdirSync(G('pipelines')).filter((f) => f.endsWith('.json'))) expect(() => loadPipeline(G('pipelines/' + f)), f).not.toThrow();
+  });
+
+  describe('extends', () => {
+    // base/ holds the base pipeline, whose graph paths are relative to base/; the variant lives one level up.
+    const setup = () => {
+      const dir = tmp();
+      mkdirSync(join(dir, 'base'));
+      const base = JSON.parse(readFileSync(G('pipelines/ppo-cartpole.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+      base.env!.step = join('..', '..', 'cartpole.step.graph.json');
+      writeFileSync(join(dir, 'base', 'ppo.json'), JSON.stringify(base));
+      return dir;
+    };
+    it('merges objects key by key, replaces the rest, and resolves paths against the file that names them', () => {
+      const dir = setup();
+      writeFileSync(join(dir, 'v.json'), JSON.stringify({ extends: 'base/ppo.json', pipeline: 'v', loss: 'my-loss.json', update: { epochs: 7 }, optimizer: { name: 'alphagrad', hp: { alpha: 2 } } }));
+      const c = loadPipeline(join(dir, 'v.json'));
+      expect(c.pipeline).toBe('v');
+      expect(c.env.step).toBe(join(dir, '..', 'cartpole.step.graph.json'));
+      expect(c.env.reset).toBe(join(dir, 'envs', 'cartpole.reset.graph.json')); // the base's ../envs/, from base/
+      expect(c.loss).toBe(join(dir, 'my-loss.json'));
+      expect(c.update.epochs).toBe(7);
+      expect(c.update.minibatches).toBe(4); // from the base
+      expect(c.optimizer).toMatchObject({ name: 'alphagrad', lr: 2.5e-4, hp: { alpha: 2 } });
+      expect(c.total_steps).toBe(500000);
+    });
+    it('reports a missing base, a cycle and an invalid merge at the variant file', () => {
+      const dir = setup();
+      const err = (json: unknown, name = 'v.json') => {
+        writeFileSync(join(dir, name), JSON.stringify(json));
+        try {
+          loadPipeline(join(dir, name));
+        } catch (e) {
+          expect(e).toBeInstanceOf(LoomError);
+          return (e as LoomError).info;
+        }
+        return expect.unreachable();
+      };
+      expect(err({ extends: 'nope.json' })).toMatchObject({ file: join(dir, 'v.json'), pointer: '/extends', message: expect.stringMatching(/does not exist/) });
+      writeFileSync(join(dir, 'a.json'), JSON.stringify({ extends: 'b.json' }));
+      expect(err({ extends: 'a.json' }, 'b.json')).toMatchObject({ pointer: '/extends', message: expect.stringMatching(/cycle/) });
+      expect(err({ extends: 'base/ppo.json', update: { epochs: 0 } })).toMatchObject({ file: join(dir, 'v.json'), pointer: '/update/epochs' });
+    });
   });
 });
 

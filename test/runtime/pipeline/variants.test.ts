@@ -180,7 +180,7 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     tiny({ algorithm, group: { size: 4 }, rollout: { steps: 4 }, total_steps: 64, update: { epochs: 1, minibatches: 2 }, ...over });
 
   it('hybrid: branches step from tiled copies of each env state and the argmax-q branch is executed', () => {
-    const t = new Trainer(group('hybrid-grpo'));
+    const t = new Trainer(group('hybrid-grpo', { group: { size: 4, select: 'argmax' } }));
     t.init();
     const steps = spy(t, 'step');
     const advs = spy(t, 'groupAdv');
@@ -214,7 +214,8 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     const seenRet = losses.flatMap((l) => Array.from(l.inputs.returns!)).sort();
     expect(seenAdv).toEqual(allAdv);
     expect(seenRet).toEqual(allY);
-    expect(losses[0]!.inputs.norm_adv![0]).toBe(0);
+    // Hybrid advantages are not z-scored as a whole (only the alpha z part is), so they are normalised per minibatch.
+    expect(losses[0]!.inputs.norm_adv![0]).toBe(1);
     expect(losses[0]!.inputs.vf_coef![0]).toBe(0.5);
     t.dispose();
   });
@@ -253,6 +254,73 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     t.dispose();
   });
 
+  it('horizon: each branch is rolled on, its reward is the discounted sum up to its episode end', () => {
+    const H = 3, K = 4, N = 2, gamma = 0.9;
+    // 32 visited states: a random CartPole policy falls within ~20 steps, so some branches end inside the horizon.
+    const t = new Trainer(group('grpo', { group: { size: K, horizon: H }, advantage: { gamma }, rollout: { steps: 32 }, total_steps: N * 32 * K * H }));
+    t.init();
+    const steps = spy(t, 'step');
+    const advs = spy(t, 'groupAdv');
+    t.iterate();
+    expect(t.globalStep).toBe(N * 32 * K * H);
+    // Calls come in runs: the group step, then up to H - 1 continuation steps of the same N * K branches.
+    let c = 0;
+    for (const a of advs) {
+      const first = steps[c++]!;
+      const R = Array.from(first.outputs.reward!);
+      const done = R.map((_, i) => first.outputs.terminated![i]! || first.outputs.truncated![i]! ? 1 : 0);
+      let disc = gamma;
+      for (let k = 1; k < H && done.some((d) => !d); k++) {
+        const s = steps[c++]!;
+        // A continuation starts where the branch left off.
+        expect(Array.from(s.inputs.state!)).toEqual(Array.from(steps[c - 2]!.outputs.state!));
+        R.forEach((_, i) => {
+          if (done[i]) return;
+          R[i]! += disc * s.outputs.reward![i]!;
+          if (s.outputs.terminated![i] || s.outputs.truncated![i]) done[i] = 1;
+        });
+        disc *= gamma;
+      }
+      Array.from(a.inputs.rewards!).forEach((r, i) => expect(r).toBeCloseTo(R[i]!, 5));
+    }
+    expect(c).toBe(steps.length);
+    // Some branch fell within the horizon at least once, so the groups are not all constant.
+    expect(advs.some((a) => Array.from(a.outputs.adv!).some((x) => x !== 0))).toBe(true);
+    t.dispose();
+  });
+
+  it('reward normalisation scales all branches of a step by one running std', () => {
+    const t = new Trainer(
+      group('hybrid-grpo', {
+        env: { step: G('envs/pendulum.step.graph.json'), reset: G('envs/pendulum.reset.graph.json'), num_envs: 2 },
+        policy: { act: G('algorithms/ppo-pendulum.act.graph.json') },
+        loss: G('algorithms/ppo-pendulum.loss.graph.json'),
+        normalize: { reward: true },
+      }),
+    );
+    t.init();
+    const steps = spy(t, 'step');
+    const advs = spy(t, 'groupAdv');
+    t.iterate();
+    const scales = advs.map((a, k) => {
+      const raw = steps[k]!.outputs.reward!;
+      const ratios = Array.from(a.inputs.R!, (x, i) => x / raw[i]!);
+      ratios.forEach((q) => expect(q).toBeCloseTo(ratios[0]!, 4));
+      return ratios[0]!;
+    });
+    // Before any return is seen the std is sqrt(1e-8 + initial var); afterwards it follows the returns.
+    expect(new Set(scales.map((x) => x.toFixed(4))).size).toBeGreaterThan(1);
+    scales.forEach((x) => expect(x).toBeGreaterThan(0));
+    t.dispose();
+  });
+
+  it('hybrid horizon bootstraps with gamma^horizon, and horizon 1 is the one-step rule', () => {
+    const hp = (over: Record<string, unknown>) => group('hybrid-grpo', over).group!.hp.gamma;
+    expect(hp({ group: { size: 4, horizon: 3 }, advantage: { gamma: 0.9 } })).toBeCloseTo(0.729, 12);
+    expect(hp({ group: { size: 4 }, advantage: { gamma: 0.9 } })).toBe(0.9);
+    expect(hp({ group: { size: 4, horizon: 3, hp: { gamma: 0.5 } } })).toBe(0.5);
+  });
+
   it('hybrid resumes bit-identically, and the shipped pipelines validate', () => {
     const cfg = () => group('hybrid-grpo');
     const a = train(cfg(), { outDir: tmp() });
@@ -271,6 +339,8 @@ describe('variant modes do not leak tensors across iterations', () => {
     ['amppo', { advantage: { transform: { kind: 'amppo' } } }],
     ['hybrid-grpo', { algorithm: 'hybrid-grpo', group: { size: 2 } }],
     ['grpo', { algorithm: 'grpo', group: { size: 2 } }],
+    ['grpo with a horizon', { algorithm: 'grpo', group: { size: 2, horizon: 3 }, total_steps: 256 }],
+    ['hybrid-grpo with a horizon', { algorithm: 'hybrid-grpo', group: { size: 2, horizon: 3 }, total_steps: 256 }],
   ] as const)
     it(name, () => {
       const t = new Trainer(tiny(over as Record<string, unknown>));

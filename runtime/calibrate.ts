@@ -2,12 +2,14 @@
  * Measures this machine on the active tfjs backend and builds a hardware profile for the
  * simulator: peak float32 matmul throughput (best of a few square sizes), streaming bandwidth
  * (elementwise add over large tensors: 2 reads + 1 write per element), and the per-kernel
- * dispatch overhead (a tiny add). Every figure is the median of repeated timed batches after a
+ * dispatch overhead (a tiny add). It also measures the kernel classes that can run far from those
+ * figures (profile `rates`): batched matmuls (per-matrix cost and throughput of stacked m x s by
+ * s x s products at a few s, as the sectional-MoE experts use), transpose, broadcast and reduction copies. Every figure is the median of repeated timed batches after a
  * warm-up; each batch ends by reading the result back, so asynchronous backends are timed too.
  */
 import { hostname, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { deriveMoeOverhead, validateProfile, type Profile } from '../compiler/cost/profile.ts';
+import { deriveMoeOverhead, validateProfile, type BatchedMatmulPoint, type Profile } from '../compiler/cost/profile.ts';
 
 export interface CalibrateOptions {
   /** Fewer sizes and repeats (for tests and smoke runs). */
@@ -97,6 +99,68 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
     y.dispose();
   }
 
+  // Batched matmul [n, m, s] x [n, s, s] (equal batches, so one library call): on tfjs-wasm each
+  // matrix of the batch carries a fixed cost beside its arithmetic, so the time per call is fitted
+  // as launch + n * (perMatrix + 2 m s^2 / rate). Two batch counts give the slope per matrix (the
+  // launch cancels), and that slope at two row counts m separates perMatrix from the rate.
+  const batched: BatchedMatmulPoint[] = [];
+  const work = opts.quick ? 2e6 : 2e7;
+  const slopeAt = (sz: number, m: number): number => {
+    const per = 2 * m * sz * sz;
+    const n2 = Math.max(8, Math.min(512, Math.round(work / per)));
+    const n1 = Math.max(2, Math.round(n2 / 4));
+    const inner = Math.max(1, Math.round(work / (n2 * per)));
+    const t = [n1, n2].map((n) => {
+      const a = tf.randomNormal([n, m, sz], 0, 1, 'float32', 5);
+      const b = tf.randomNormal([n, sz, sz], 0, 1, 'float32', 6);
+      const sec = timeOp(() => tf.matMul(a, b), inner, repeats);
+      measured.push({ what: `batched-matmul ${n}x${m}x${sz}x${sz}`, size: sz, seconds: sec, rate: (n * per) / Math.max(sec - overhead, sec / 100) });
+      a.dispose();
+      b.dispose();
+      return sec;
+    });
+    // Noise can make the difference non-positive; a matrix never costs less than its arithmetic at the peak.
+    return Math.max((t[1]! - t[0]!) / (n2 - n1), per / peak);
+  };
+  const [mLo, mHi] = [16, 128];
+  for (const sz of opts.quick ? [16, 64] : [8, 16, 32, 64, 128, 256]) {
+    const lo = slopeAt(sz, mLo);
+    const hi = slopeAt(sz, mHi);
+    // slope(m) = perMatrix + m * 2 s^2 / rate, a line in m through the two points.
+    let g = (hi - lo) / (mHi - mLo);
+    let perMatrix = lo - mLo * g;
+    if (g <= 0) {
+      // The rows added no measurable time: all of it is per matrix.
+      g = (2 * sz * sz) / peak;
+      perMatrix = Math.max(0, lo - mLo * g);
+    } else if (perMatrix < 0) {
+      perMatrix = 0;
+      g = hi / mHi;
+    }
+    const rate = Math.min((2 * sz * sz) / g, peak);
+    batched.push({ rhsElements: sz * sz, rate, perMatrix });
+    log(`batched matmul [n,m,${sz}]x[n,${sz},${sz}]: ${(perMatrix * 1e6).toFixed(2)} us per matrix + ${(rate / 1e9).toFixed(2)} GFLOP/s`);
+  }
+
+  // Copies, in bytes read + written per second, over a [8, 128, 128] tensor (2 MiB, about the size
+  // of the stacked expert weights): transposing the last two axes, broadcasting [1, 128, 128] up
+  // to it, and summing it down over the first axis.
+  const copyRate = (what: string, op: () => tf.Tensor, nbytes: number): number => {
+    const s = timeOp(op, opts.quick ? 2 : 5, repeats);
+    const rate = nbytes / Math.max(s - overhead, s / 100);
+    measured.push({ what, size: 8 * 128 * 128, seconds: s, rate });
+    log(`${what} [8,128,128]: ${(s * 1e3).toFixed(3)} ms, ${(rate / 1e9).toFixed(3)} GB/s`);
+    return rate;
+  };
+  const big = tf.randomNormal([8, 128, 128], 0, 1, 'float32', 7);
+  const one = tf.randomNormal([1, 128, 128], 0, 1, 'float32', 8);
+  const nBig = 8 * 128 * 128 * 4;
+  const transposeRate = copyRate('transpose', () => tf.transpose(big, [0, 2, 1]), 2 * nBig);
+  const broadcastRate = copyRate('broadcast', () => tf.broadcastTo(one, [8, 128, 128]), nBig + nBig / 8);
+  const reductionRate = copyRate('reduction', () => tf.sum(big, 0), nBig + nBig / 8);
+  big.dispose();
+  one.dispose();
+
   const profile: Profile = {
     name: `calibrated-${backend}`,
     description: `Measured by \`loom calibrate\` on ${hostname()} with the tfjs ${backend} backend (float32 only).`,
@@ -106,6 +170,16 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
     kernelOverhead: overhead,
     memoryCapacity: totalmem(),
     moe: deriveMoeOverhead(overhead, peak),
+    rates: {
+      batchedMatmul: batched,
+      transpose: transposeRate,
+      broadcast: broadcastRate,
+      reduction: reductionRate,
+      // What the op registry's matmul kernel does (planMatmul in compiler/ops/linalg.ts): on wasm
+      // it copies transposed operands first, and on every backend it folds or broadcasts unequal batches.
+      matmulCopiesTransposed: backend === 'wasm',
+      matmulCopies: true,
+    },
     measured: { backend, measurements: measured as unknown as Record<string, unknown>[] } as Record<string, unknown>,
   };
   return validateProfile(JSON.parse(JSON.stringify(profile)), '<calibrate>');

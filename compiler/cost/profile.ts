@@ -21,6 +21,35 @@ export interface MoeOverhead {
   derivation?: string;
 }
 
+/**
+ * One measured point of batched-matmul cost: a library call multiplying n matrices of
+ * [m, k] x [k, cols] takes n * (perMatrix + 2 m k cols / rate) beyond its launch.
+ */
+export interface BatchedMatmulPoint {
+  /** Elements (k cols) of one right-hand matrix of the batch. */
+  rhsElements: number;
+  /** FLOP/s (float32) of the arithmetic, net of the per-matrix cost. */
+  rate: number;
+  /** Seconds per matrix of the batch whatever its rows (setup of each product); absent: 0. */
+  perMatrix?: number;
+}
+
+/**
+ * Measured rates of kernel classes that can run far from the roofline figures (on tfjs-wasm,
+ * batched matmuls reach a tenth of the 2-D rate and broadcast copies a thousandth of the
+ * streaming bandwidth). Every member is optional; see the effective* helpers for the fallbacks.
+ */
+export interface KernelRates {
+  batchedMatmul?: BatchedMatmulPoint[];
+  /** Bytes/s (read + write). */
+  transpose?: number;
+  broadcast?: number;
+  reduction?: number;
+  matmulCopiesTransposed?: boolean;
+  /** The executor runs matmuls through the op registry's kernel, whose operand copies (see planMatmul in compiler/ops/linalg.ts) are priced. */
+  matmulCopies?: boolean;
+}
+
 export interface Profile {
   name: string;
   description?: string;
@@ -34,6 +63,7 @@ export interface Profile {
   /** bytes */
   memoryCapacity?: number;
   moe?: MoeOverhead;
+  rates?: KernelRates;
   measured?: Record<string, unknown>;
 }
 
@@ -87,6 +117,45 @@ export function peakFor(p: Profile, precision: Precision): number {
       found: precision,
     });
   return v;
+}
+
+/**
+ * Float32 FLOP/s of a batched matmul whose right-hand matrices have `rhsElements` elements: log-log
+ * interpolation between the profile's measured points, clamped at the ends; the float32 peak when
+ * the profile has none (then batched and 2-D products run alike).
+ */
+export function batchedMatmulRate(p: Profile, rhsElements: number): number {
+  const pts = [...(p.rates?.batchedMatmul ?? [])].sort((a, b) => a.rhsElements - b.rhsElements);
+  if (pts.length === 0) return p.peakFlops.float32;
+  if (rhsElements <= pts[0]!.rhsElements) return pts[0]!.rate;
+  const last = pts[pts.length - 1]!;
+  if (rhsElements >= last.rhsElements) return last.rate;
+  let i = 1;
+  while (pts[i]!.rhsElements < rhsElements) i++;
+  const lo = pts[i - 1]!;
+  const hi = pts[i]!;
+  const t = Math.log(rhsElements / lo.rhsElements) / Math.log(hi.rhsElements / lo.rhsElements);
+  return Math.exp(Math.log(lo.rate) + t * Math.log(hi.rate / lo.rate));
+}
+
+/**
+ * Float32 per-matrix seconds of a batched matmul whose right-hand matrices have `rhsElements`
+ * elements: interpolated linearly in log(rhsElements) between the measured points (a point without
+ * `perMatrix` counts 0), clamped at the ends; 0 when the profile has no points.
+ */
+export function batchedMatmulPerMatrix(p: Profile, rhsElements: number): number {
+  const pts = [...(p.rates?.batchedMatmul ?? [])].sort((a, b) => a.rhsElements - b.rhsElements);
+  if (pts.length === 0) return 0;
+  const c = (q: BatchedMatmulPoint) => q.perMatrix ?? 0;
+  if (rhsElements <= pts[0]!.rhsElements) return c(pts[0]!);
+  const last = pts[pts.length - 1]!;
+  if (rhsElements >= last.rhsElements) return c(last);
+  let i = 1;
+  while (pts[i]!.rhsElements < rhsElements) i++;
+  const lo = pts[i - 1]!;
+  const hi = pts[i]!;
+  const t = Math.log(rhsElements / lo.rhsElements) / Math.log(hi.rhsElements / lo.rhsElements);
+  return c(lo) + t * (c(hi) - c(lo));
 }
 
 /** Kernels one expert issues when experts are dispatched one by one (forward: Q, K, V, scores, scale, softmax, AV, out-proj, residual, plus one gather of its section). */

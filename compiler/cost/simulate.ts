@@ -11,13 +11,27 @@
  * stay in registers). Peak memory comes from liveness over the program order: params and inputs
  * stay resident, every other value lives from its definition to its last use (views alias their
  * source), graph outputs live to the end.
+ *
+ * A profile's optional `rates` (measured by `loom calibrate`) refine kernel classes that run far
+ * from the roofline on some backends, each falling back to the plain roofline when absent:
+ * - a matmul is priced as the op registry's kernel runs it (planMatmul in compiler/ops/linalg.ts):
+ *   one library call of `matrices` products; a single one is a 2-D product at the peak, more run
+ *   at `batchedMatmul` (by the size of one right-hand matrix): matrices * perMatrix + flops / rate;
+ * - `matmulCopies`: the copies that kernel makes around the call (transposes that fold a broadcast
+ *   operand's batch into the other's rows, explicit broadcasts) are extra kernels at the
+ *   `transpose` / `broadcast` rates; `matmulCopiesTransposed`: the backend also copies transposed
+ *   operands first (tfjs-wasm);
+ * - unfused transpose, broadcast (broadcast_to, broadcast_like, tile) and reduction kernels move
+ *   their bytes at `transpose`, `broadcast` and `reduction` instead of `memoryBandwidth`.
+ * These copies mirror what the op registry's matmul kernel does (compiler/ops/linalg.ts).
  */
 import { isStatic, showShape, substShape, symbolsOf } from '../dims.ts';
 import { LoomError } from '../errors.ts';
 import type { IRGraph, IRNode, TensorType } from '../ir.ts';
 import { getOp } from '../ops/index.ts';
 import { sizeOf, type ConcreteType } from '../ops/registry.ts';
-import { peakFor, type Precision, type Profile } from './profile.ts';
+import { planMatmul } from '../ops/linalg.ts';
+import { batchedMatmulPerMatrix, batchedMatmulRate, peakFor, type Precision, type Profile } from './profile.ts';
 
 export type Bound = 'compute' | 'memory' | 'overhead' | 'free';
 
@@ -31,6 +45,9 @@ export interface KernelCost {
   computeS: number;
   memoryS: number;
   overheadS: number;
+  /** Extra kernels the op's lowering issues (operand copies before a matmul), and their time (overheads included). */
+  copies: number;
+  copyS: number;
   timeS: number;
   bound: Bound;
 }
@@ -67,6 +84,49 @@ function bytes(t: ConcreteType): number {
   return sizeOf(t.shape) * 4;
 }
 
+const BROADCAST_OPS = new Set(['broadcast_to', 'broadcast_like', 'tile']);
+
+/** Seconds of an op's arithmetic and of the operand copies its lowering adds, on the profile's measured rates. */
+interface Priced {
+  computeS: number;
+  /** Bytes/s its own traffic moves at. */
+  bandwidth: number;
+  copies: number;
+  copyS: number;
+}
+
+/**
+ * Prices one op (unfused, or one member of a fused body) beyond its FLOP and byte counts: which
+ * throughput its arithmetic runs at and which copies its lowering adds.
+ */
+export function priceOp(op: string, ins: ConcreteType[], out: ConcreteType, attrs: IRNode['attrs'], flops: number, profile: Profile, peak: number): Priced {
+  const r = profile.rates ?? {};
+  const bw = profile.memoryBandwidth;
+  if (op === 'matmul') {
+    const [a, b] = ins as [ConcreteType, ConcreteType];
+    const plan = planMatmul(a.shape, b.shape, attrs.transpose_a === true, attrs.transpose_b === true, out.shape, r.matmulCopiesTransposed === true);
+    let copies = 0;
+    let copyS = 0;
+    if (r.matmulCopies)
+      for (const c of plan.copies) {
+        copies++;
+        // A transpose reads and writes every element; a broadcast's count already is read + write.
+        const moved = c.kind === 'transpose' ? 2 * c.elements * 4 : c.elements * 4;
+        copyS += moved / (c.kind === 'transpose' ? (r.transpose ?? bw) : (r.broadcast ?? bw)) + profile.kernelOverhead;
+      }
+    // One library call of a single matrix is a 2-D product, at the peak.
+    if (plan.matrices === 1) return { computeS: flops / peak, bandwidth: bw, copies, copyS };
+    // The measured batched figures are float32; other precisions scale the rate with their peak.
+    const rhs = plan.k * plan.cols;
+    const rate = batchedMatmulRate(profile, rhs) * (peak / profile.peakFlops.float32);
+    return { computeS: plan.matrices * batchedMatmulPerMatrix(profile, rhs) + flops / Math.min(rate, peak), bandwidth: bw, copies, copyS };
+  }
+  const def = getOp(op);
+  const bandwidth =
+    op === 'transpose' ? (r.transpose ?? bw) : BROADCAST_OPS.has(op) ? (r.broadcast ?? bw) : def?.fusion === 'reduction' ? (r.reduction ?? bw) : bw;
+  return { computeS: flops / peak, bandwidth, copies: 0, copyS: 0 };
+}
+
 export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): SimResult {
   const precision = opts.precision ?? 'float32';
   const peak = peakFor(profile, precision);
@@ -101,13 +161,14 @@ export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): S
     return t;
   };
 
-  const opCost = (n: IRNode, local?: Map<string, TensorType>): { flops: number; bytes: number; view: boolean } => {
+  const opCost = (n: IRNode, local?: Map<string, TensorType>): { flops: number; bytes: number; view: boolean } & Priced => {
     const def = getOp(n.op);
     if (!def) throw new Error(`internal: simulate: op "${n.op}" (node ${n.id}) is neither in the registry nor fused`);
     if (!n.type) throw new Error(`internal: simulate: node ${n.id} has no inferred type`);
     const ins = n.inputs.map((r) => concrete(typeOf(r, local), `input ${r} of node ${n.id}`));
-    const c = def.cost(ins, concrete(n.type, `node ${n.id}`), n.attrs);
-    return { ...c, view: def.fusion === 'view' };
+    const out = concrete(n.type, `node ${n.id}`);
+    const c = def.cost(ins, out, n.attrs);
+    return { ...c, view: def.fusion === 'view', ...priceOp(n.op, ins, out, n.attrs, c.flops, profile, peak) };
   };
 
   const kernels: KernelCost[] = [];
@@ -119,10 +180,14 @@ export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): S
     let nbytes: number;
     let ops = 1;
     let free = false;
+    let computeS = 0;
+    let bandwidth = profile.memoryBandwidth;
+    let copies = 0;
+    let copyS = 0;
     const pure = (body ?? [n]).every((b) => getOp(b.op)?.pure !== false);
     if (pure && n.inputs.every((r) => planTime.has(r.split('.')[0]!))) {
       planTime.add(n.id);
-      kernels.push({ id: n.id, op: n.op, ops: body?.length ?? 1, flops: 0, bytes: 0, computeS: 0, memoryS: 0, overheadS: 0, timeS: 0, bound: 'free' });
+      kernels.push({ id: n.id, op: n.op, ops: body?.length ?? 1, flops: 0, bytes: 0, computeS: 0, memoryS: 0, overheadS: 0, copies: 0, copyS: 0, timeS: 0, bound: 'free' });
       continue;
     }
     if (body) {
@@ -130,7 +195,11 @@ export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): S
       const local = new Map<string, TensorType>();
       flops = 0;
       for (const b of body) {
-        flops += opCost(b, local).flops;
+        const c = opCost(b, local);
+        flops += c.flops;
+        computeS += c.computeS;
+        copies += c.copies;
+        copyS += c.copyS;
         if (b.type) local.set(b.id, b.type);
       }
       ops = body.length;
@@ -143,13 +212,18 @@ export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): S
       flops = c.flops;
       nbytes = c.bytes;
       free = c.view && c.flops === 0 && c.bytes === 0;
+      computeS = c.computeS;
+      bandwidth = c.bandwidth;
+      copies = c.copies;
+      copyS = c.copyS;
     }
-    const computeS = flops / peak;
-    const memoryS = nbytes / profile.memoryBandwidth;
+    const memoryS = nbytes / bandwidth;
     const overheadS = free ? 0 : profile.kernelOverhead;
-    const timeS = free ? 0 : Math.max(computeS, memoryS) + overheadS;
-    const bound: Bound = free ? 'free' : computeS >= memoryS && computeS >= overheadS ? 'compute' : memoryS >= overheadS ? 'memory' : 'overhead';
-    kernels.push({ id: n.id, op: n.op, ops, flops, bytes: nbytes, computeS, memoryS, overheadS, timeS, bound });
+    const timeS = free ? 0 : Math.max(computeS, memoryS) + overheadS + copyS;
+    // Operand copies are memory traffic: they count on the memory side when naming the bound.
+    const memSide = memoryS + copyS;
+    const bound: Bound = free ? 'free' : computeS >= memSide && computeS >= overheadS ? 'compute' : memSide >= overheadS ? 'memory' : 'overhead';
+    kernels.push({ id: n.id, op: n.op, ops, flops, bytes: nbytes, computeS, memoryS, overheadS, copies, copyS, timeS, bound });
   }
 
   const byBound: SimResult['byBound'] = { compute: { kernels: 0, timeS: 0 }, memory: { kernels: 0, timeS: 0 }, overhead: { kernels: 0, timeS: 0 }, free: { kernels: 0, timeS: 0 } };
@@ -161,7 +235,7 @@ export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): S
     flops: kernels.reduce((s, k) => s + k.flops, 0),
     bytes: kernels.reduce((s, k) => s + k.bytes, 0),
     timeS: kernels.reduce((s, k) => s + k.timeS, 0),
-    kernels: kernels.filter((k) => k.bound !== 'free').length,
+    kernels: kernels.filter((k) => k.bound !== 'free').length + kernels.reduce((s, k) => s + k.copies, 0),
   };
   const mem = peakMemory(g, (t, w) => bytes(concrete(t, w)));
   return {

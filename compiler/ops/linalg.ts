@@ -20,6 +20,87 @@ function mm(b: GradBuilder, x: string, y: string, ta: boolean, tb: boolean): str
   return b.op('matmul', [x, y], { transpose_a: ta, transpose_b: tb });
 }
 
+/** Whether permuting an array of `shape` into `order` moves data (the non-unit axes change order). */
+function movesData(shape: readonly number[], order: readonly number[]): boolean {
+  const live = order.filter((i) => shape[i] !== 1);
+  return live.some((v, j) => j > 0 && v < live[j - 1]!);
+}
+
+/**
+ * How the matmul kernel runs a product of concrete shapes, so that cost models can price exactly
+ * what it does. When one operand's batch dims are broadcast against the other's (e.g. stacked
+ * weights [E, s, t] against activations [B, E, L, s]), the broadcast axes (`folded`) of the full
+ * operand are folded into its rows (`rows`: the broadcast operand is on the right) or columns
+ * (`cols`: on the left), so one library call multiplies `matrices` = prod(kept) matrices of
+ * [M', K] x [K, N'] instead of copying the broadcast operand out to the full batch: a transpose
+ * of the full operand before and of the result after, each only when it moves data. `equal`: same
+ * batches (a batched call over the whole batch, or a 2-D one); `broadcast`: both operands are
+ * broadcast somewhere, and the kernel materialises them to the full batch first.
+ */
+export interface MatmulPlan {
+  kind: 'rows' | 'cols' | 'equal' | 'broadcast';
+  /** Output batch axes the broadcast operand has (rows/cols; unit axes included), and those folded into the product, both in order. */
+  kept: number[];
+  folded: number[];
+  /** One product of the library call: [m, k] x [k, n] (the folded axes not included). */
+  m: number;
+  k: number;
+  n: number;
+  /** Matrices multiplied by the one library call (1: a 2-D product), and each one's rows and columns. */
+  matrices: number;
+  rows: number;
+  cols: number;
+  /** Copies made around the call: elements of each, and whether it is a transpose or a broadcast. */
+  copies: { kind: 'transpose' | 'broadcast'; elements: number }[];
+  /** The backend's library matmul is slow with transpose flags, so transposed operands are copied first (tfjs-wasm). */
+  copyTransposed: boolean;
+}
+
+export function planMatmul(as: readonly number[], bs: readonly number[], ta: boolean, tb: boolean, out: readonly number[], copyTransposed: boolean): MatmulPlan {
+  const nb = out.length - 2;
+  const batch = out.slice(0, -2);
+  const m = out[nb]!;
+  const n = out[nb + 1]!;
+  const k = ta ? as[as.length - 2]! : as[as.length - 1]!;
+  const pad = (s: readonly number[]) => [...Array(nb - (s.length - 2)).fill(1), ...s.slice(0, -2)] as number[];
+  const pa = pad(as);
+  const pb = pad(bs);
+  const prod = (xs: number[]) => xs.reduce((p, d) => p * d, 1);
+  const size = (s: readonly number[]) => prod([...s]);
+  const full = (p: number[]) => p.every((d, i) => d === batch[i]);
+  const live = [...batch.keys()].filter((i) => batch[i]! > 1);
+  const copies: MatmulPlan['copies'] = [];
+  const nbatch = prod(batch);
+  const fold = (kind: 'rows' | 'cols', small: number[]): MatmulPlan | undefined => {
+    const kept = [...batch.keys()].filter((i) => small[i] === batch[i]);
+    const folded = live.filter((i) => small[i] === 1);
+    if (folded.length === 0) return undefined;
+    const nf = prod(folded.map((i) => batch[i]!));
+    const [fullShape, fullT, otherShape, otherT] = kind === 'rows' ? [as, ta, bs, tb] : [bs, tb, as, ta];
+    const order = kind === 'rows' ? [...kept, ...folded, ...(fullT ? [nb + 1, nb] : [nb, nb + 1])] : [...kept, fullT ? nb + 1 : nb, ...folded, fullT ? nb : nb + 1];
+    const spelt = [...batch, ...fullShape.slice(-2)];
+    if (movesData(spelt, order)) copies.push({ kind: 'transpose', elements: size(fullShape) });
+    if (otherT && copyTransposed) copies.push({ kind: 'transpose', elements: size(otherShape) });
+    const yOrder = kind === 'rows' ? [...kept, ...folded, nb, nb + 1] : [...kept, nb, ...folded, nb + 1];
+    const yShape = yOrder.map((i) => out[i]!);
+    const back = [...Array(nb + 2).keys()].map((j) => yOrder.indexOf(j));
+    if (movesData(yShape, back)) copies.push({ kind: 'transpose', elements: size(out) });
+    const matrices = nbatch / nf;
+    return { kind, kept, folded, m, k, n, matrices, rows: kind === 'rows' ? nf * m : m, cols: kind === 'cols' ? nf * n : n, copies, copyTransposed };
+  };
+  if (full(pa) && !full(pb)) return fold('rows', pb)!;
+  if (full(pb) && !full(pa)) return fold('cols', pa)!;
+  if (copyTransposed) {
+    if (ta) copies.push({ kind: 'transpose', elements: size(as) });
+    if (tb) copies.push({ kind: 'transpose', elements: size(bs) });
+  }
+  const base = { kept: [], folded: [], m, k, n, matrices: nbatch, rows: m, cols: n, copyTransposed };
+  if (full(pa) && full(pb)) return { kind: 'equal', ...base, copies };
+  for (const [s, p] of [[as, pa], [bs, pb]] as const)
+    if (!full(p)) copies.push({ kind: 'broadcast', elements: size(s) + nbatch * size(s.slice(-2)) });
+  return { kind: 'broadcast', ...base, copies };
+}
+
 defineOp({
   name: 'matmul',
   family: 'linalg',
@@ -54,31 +135,70 @@ defineOp({
     return { dtype, shape: [...batch, m, n] };
   },
   kernel: (tf, [a, b], attrs, ctx) => {
-    let [ta, tb] = flags(attrs);
+    const [ta, tb] = flags(attrs);
     const out = ctx.outType.shape;
+    const plan = planMatmul(a!.shape, b!.shape, ta, tb, out, tf.getBackend() === 'wasm');
     return tf.tidy((): Tensor => {
+      const swap = (x: Tensor) => tf.transpose(x, [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2]);
+      const nb = out.length - 2;
+      const batch = out.slice(0, -2);
+      const at = (axes: number[]) => axes.map((i) => batch[i]!);
+      const prod = (xs: number[]) => xs.reduce((p, d) => p * d, 1);
+      // Permutes x (rank nb + 2) into `order`, a copy only when the non-unit axes change order.
+      const permute = (x: Tensor, order: number[]): Tensor => (movesData(x.shape, order) ? tf.transpose(x, order) : tf.reshape(x, order.map((i) => x.shape[i]!)));
+      if (plan.kind === 'rows' || plan.kind === 'cols') {
+        const { kept, folded } = plan;
+        const k1 = prod(at(kept));
+        const nf = prod(at(folded));
+        // The full operand, its batch spelt out, permuted so the folded axes sit next to its rows (columns).
+        const full = plan.kind === 'rows' ? a! : b!;
+        const other = plan.kind === 'rows' ? b! : a!;
+        const fullT = plan.kind === 'rows' ? ta : tb;
+        let otherT = plan.kind === 'rows' ? tb : ta;
+        const F = tf.reshape(full, [...batch, ...full.shape.slice(-2)]);
+        let O = tf.reshape(other, [k1, ...other.shape.slice(-2)]);
+        if (otherT && plan.copyTransposed) {
+          O = swap(O);
+          otherT = false;
+        }
+        const squeeze = (x: Tensor) => (k1 === 1 ? tf.reshape(x, x.shape.slice(1)) : x);
+        let y: Tensor;
+        let yOrder: number[];
+        let yShape: number[];
+        if (plan.kind === 'rows') {
+          // [kept, folded, M, K] -> [K1, F*M, K]: the folded batch becomes more rows of one product per kept index.
+          const A = tf.reshape(permute(F, [...kept, ...folded, ...(fullT ? [nb + 1, nb] : [nb, nb + 1])]), [k1, nf * plan.m, plan.k]);
+          y = tf.matMul(squeeze(A), squeeze(O), false, otherT);
+          yOrder = [...kept, ...folded, nb, nb + 1];
+          yShape = [...at(kept), ...at(folded), plan.m, plan.n];
+        } else {
+          // [kept, K, folded, N] -> [K1, K, F*N]: the folded batch becomes more columns.
+          const Bm = tf.reshape(permute(F, [...kept, fullT ? nb + 1 : nb, ...folded, fullT ? nb : nb + 1]), [k1, plan.k, nf * plan.n]);
+          y = tf.matMul(squeeze(O), squeeze(Bm), otherT, false);
+          yOrder = [...kept, nb, ...folded, nb + 1];
+          yShape = [...at(kept), plan.m, ...at(folded), plan.n];
+        }
+        // y's axes are out's axes in yOrder; put them back in out's order.
+        const back = [...Array(nb + 2).keys()].map((j) => yOrder.indexOf(j));
+        return tf.reshape(permute(tf.reshape(y, yShape), back), out);
+      }
       let A = a!;
       let B = b!;
+      let [fa, fb] = [ta, tb];
       // tfjs-wasm multiplies with transpose flags 4-12x slower than after an explicit transpose
       // (measured at 64-256 wide); the copy costs far less.
-      if (tf.getBackend() === 'wasm' && (ta || tb)) {
-        const swap = (x: Tensor) => tf.transpose(x, [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2]);
-        if (ta) A = swap(A);
-        if (tb) B = swap(B);
-        ta = tb = false;
+      if (plan.copyTransposed) {
+        if (fa) A = swap(A);
+        if (fb) B = swap(B);
+        fa = fb = false;
       }
-      // [..., M, K] x [K, N]: fold the batch into the rows and do one 2-D product.
-      if (B.rank === 2 && A.rank > 2 && !ta) {
-        const y = tf.matMul(tf.reshape(A, [-1, A.shape[A.rank - 1]!]), B, false, tb);
-        return tf.reshape(y, out);
-      }
-      const batch = out.slice(0, -2);
+      if (plan.kind === 'equal' && A.rank === 2 && B.rank === 2) return tf.matMul(A, B, fa, fb);
+      if (plan.kind === 'equal') return tf.reshape(tf.matMul(tf.reshape(A, [-1, ...A.shape.slice(-2)]), tf.reshape(B, [-1, ...B.shape.slice(-2)]), fa, fb), out);
+      // Both operands broadcast on some axis: tfjs backends only broadcast a batch of 1 correctly,
+      // so the batches are made equal here.
       const full = (x: tfType.Tensor): tfType.Tensor =>
-        x.shape.length - 2 === batch.length && x.shape.slice(0, -2).every((d, i) => d === batch[i])
-          ? x
-          : tf.broadcastTo(x, [...batch, ...x.shape.slice(-2)]);
-      // tfjs backends only broadcast a batch of 1 correctly, so the batches are made equal here.
-      return tf.matMul(full(A), full(B), ta, tb);
+        x.shape.length - 2 === batch.length && x.shape.slice(0, -2).every((d, i) => d === batch[i]) ? x : tf.broadcastTo(x, [...batch, ...x.shape.slice(-2)]);
+      return tf.matMul(full(A), full(B), fa, fb);
     });
   },
   grad: (b, g) => {

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoomError } from '../../../compiler/errors.ts';
-import { deriveMoeOverhead, loadProfile, validateProfile } from '../../../compiler/cost/profile.ts';
+import { batchedMatmulPerMatrix, batchedMatmulRate, deriveMoeOverhead, loadProfile, validateProfile } from '../../../compiler/cost/profile.ts';
 
 const good = { name: 'x', peakFlops: { float32: 1e12 }, memoryBandwidth: 1e11, kernelOverhead: 5e-6 };
 
@@ -81,5 +81,38 @@ describe('validation', () => {
     expect(errorOf(() => loadProfile(f)).code).toBe('E_JSON');
     writeFileSync(f, JSON.stringify(good));
     expect(loadProfile(f).kernelOverhead).toBe(5e-6);
+  });
+});
+
+describe('kernel rates', () => {
+  it('accepts measured rates and rejects malformed ones', () => {
+    const rates = { batchedMatmul: [{ rhsElements: 64, rate: 1e9, perMatrix: 2e-6 }, { rhsElements: 256, rate: 2e9 }], transpose: 1e9, broadcast: 5e7, reduction: 3e9, matmulCopiesTransposed: true, matmulCopies: true };
+    expect(validateProfile({ ...good, rates }, 'p.json').rates).toEqual(rates);
+    expect(errorOf(() => validateProfile({ ...good, rates: { batchedMatmul: [] } }, 'p.json')).message).toMatch(/rates/);
+    expect(errorOf(() => validateProfile({ ...good, rates: { transpose: 0 } }, 'p.json')).message).toMatch(/transpose/);
+    expect(errorOf(() => validateProfile({ ...good, rates: { batchedMatmul: [{ rhsElements: 64 }] } }, 'p.json')).message).toMatch(/rate/);
+    expect(errorOf(() => validateProfile({ ...good, rates: { batchedMatmul: [{ rhsElements: 64, rate: 1, perMatrix: -1 }] } }, 'p.json')).message).toMatch(/perMatrix/);
+    expect(errorOf(() => validateProfile({ ...good, rates: { gather: 1 } }, 'p.json')).code).toBeDefined();
+  });
+
+  it('interpolates the per-matrix cost linearly in log size, a missing one counting 0', () => {
+    const p = { ...good, rates: { batchedMatmul: [{ rhsElements: 100, rate: 1, perMatrix: 3e-6 }, { rhsElements: 10, rate: 1, perMatrix: 1e-6 }, { rhsElements: 1000, rate: 1 }] } };
+    // log10 midpoint of 10 and 100: halfway between 1 and 3 us; of 100 and 1000: halfway between 3 and 0.
+    expect(batchedMatmulPerMatrix(p, Math.sqrt(1000))).toBeCloseTo(2e-6, 15);
+    expect(batchedMatmulPerMatrix(p, Math.sqrt(1e5))).toBeCloseTo(1.5e-6, 15);
+    expect(batchedMatmulPerMatrix(p, 1)).toBe(1e-6);
+    expect(batchedMatmulPerMatrix(p, 1e6)).toBe(0);
+    expect(batchedMatmulPerMatrix(good, 50)).toBe(0);
+  });
+
+  it('interpolates the batched rate log-log and falls back to the float32 peak', () => {
+    const p = { ...good, rates: { batchedMatmul: [{ rhsElements: 100, rate: 4e9 }, { rhsElements: 10, rate: 1e9 }] } };
+    // Geometric midpoint of 10 and 100 gets the geometric mean of the rates: 2e9.
+    expect(batchedMatmulRate(p, Math.sqrt(1000))).toBeCloseTo(2e9, 0);
+    expect(batchedMatmulRate(p, 1)).toBe(1e9);
+    expect(batchedMatmulRate(p, 1e6)).toBe(4e9);
+    expect(batchedMatmulRate(good, 50)).toBe(1e12);
+    // The shipped profiles have no rates and keep their roofline.
+    expect(loadProfile('h100').rates).toBeUndefined();
   });
 });

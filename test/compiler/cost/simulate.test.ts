@@ -150,3 +150,99 @@ describe('plan-time values', () => {
     expect(r.total.timeS).toBeCloseTo(0.5 + 4 / 1e3, 12);
   });
 });
+
+describe('measured kernel rates (profile.rates)', () => {
+  // a [4, 2, 3] @ b [4, 3, 5]: batched (b has batch dims); flops 2*4*2*5*3 = 240;
+  // bytes (24 + 60 + 40) * 4 = 496; one right-hand matrix has 3*5 = 15 elements.
+  const bmm = graph([['a', f32(4, 2, 3)], ['b', f32(4, 3, 5)]], [node('c', 'matmul', ['a', 'b'], f32(4, 2, 5))], { c: 'c' });
+  const base = profile(1000, 1e6, 0.5);
+
+  it('prices a batched matmul at the batched rate, interpolated log-log by right-hand matrix size', () => {
+    // Points (10 -> 100 FLOP/s) and (1000 -> 10 FLOP/s): at 15 elements, t = log(1.5)/log(100),
+    // rate = 100 * 0.1^t.
+    const p: Profile = { ...base, rates: { batchedMatmul: [{ rhsElements: 1000, rate: 10 }, { rhsElements: 10, rate: 100 }] } };
+    const k = simulate(bmm, p).kernels[0]!;
+    const rate = 100 * Math.pow(0.1, Math.log(1.5) / Math.log(100));
+    expect(k.computeS).toBeCloseTo(240 / rate, 12);
+    expect(k.timeS).toBeCloseTo(Math.max(240 / rate, 496 / 1e6) + 0.5, 12);
+    expect(k.bound).toBe('compute');
+    // Clamped outside the measured range: one point gives one rate for every size.
+    const one: Profile = { ...base, rates: { batchedMatmul: [{ rhsElements: 1e6, rate: 40 }] } };
+    expect(simulate(bmm, one).kernels[0]!.computeS).toBeCloseTo(240 / 40, 12);
+  });
+
+  it('keeps a matmul whose right operand is 2-D at the peak (the batch folds into rows)', () => {
+    const g = graph([['a', f32(4, 2, 3)], ['w', f32(3, 5)]], [node('c', 'matmul', ['a', 'w'], f32(4, 2, 5))], { c: 'c' });
+    const p: Profile = { ...base, rates: { batchedMatmul: [{ rhsElements: 15, rate: 1 }] } };
+    expect(simulate(g, p).kernels[0]!.computeS).toBeCloseTo(240 / 1000, 12);
+  });
+
+  it('falls back to the plain roofline when the profile has no rates', () => {
+    const k = simulate(bmm, base).kernels[0]!;
+    expect(k.computeS).toBeCloseTo(240 / 1000, 12);
+    expect(k).toMatchObject({ copies: 0, copyS: 0 });
+  });
+
+  it('prices a per-matrix cost beside the arithmetic, both interpolated by right-hand matrix size', () => {
+    // bmm: 4 matrices with 15-element right-hand matrices. Points (10: 100 FLOP/s, 0.2 s per
+    // matrix) and (1000: 10 FLOP/s, 0.6 s): t = log(1.5)/log(100), per matrix 0.2 + 0.4 t.
+    const p: Profile = {
+      ...base,
+      rates: { batchedMatmul: [{ rhsElements: 10, rate: 100, perMatrix: 0.2 }, { rhsElements: 1000, rate: 10, perMatrix: 0.6 }] },
+    };
+    const t = Math.log(1.5) / Math.log(100);
+    const k = simulate(bmm, p).kernels[0]!;
+    expect(k.computeS).toBeCloseTo(4 * (0.2 + 0.4 * t) + 240 / (100 * Math.pow(0.1, t)), 12);
+    // A point without perMatrix counts 0; clamped beyond the ends.
+    const q: Profile = { ...base, rates: { batchedMatmul: [{ rhsElements: 1, rate: 100 }, { rhsElements: 10, rate: 100, perMatrix: 0.5 }] } };
+    expect(simulate(bmm, q).kernels[0]!.computeS).toBeCloseTo(4 * 0.5 + 240 / 100, 12);
+  });
+
+  it('prices the folded product the matmul kernel runs for stacked weights, and its transposes', () => {
+    // x [2, 3, 4, 5] @ w [3, 5, 6]: folded into 3 products of [8, 5] x [5, 6] (flops 2*2*3*4*6*5 =
+    // 1440, right-hand matrices of 30 elements): 3 * 0.1 s + 1440 / 144 s = 10.3 s. Copies: x to
+    // [3, 2, 4, 5] (120 elements, 960 bytes read + written at 96 B/s = 10 s) and the result [3, 2, 4, 6]
+    // back (144 elements: 1152 bytes = 12 s), each with a 0.5 s launch.
+    const g = graph([['x', f32(2, 3, 4, 5)], ['w', f32(3, 5, 6)]], [node('y', 'matmul', ['x', 'w'], f32(2, 3, 4, 6))], { y: 'y' });
+    const p: Profile = { ...base, rates: { batchedMatmul: [{ rhsElements: 30, rate: 144, perMatrix: 0.1 }], transpose: 96, broadcast: 1, matmulCopies: true } };
+    const k = simulate(g, p).kernels[0]!;
+    expect(k.computeS).toBeCloseTo(10.3, 12);
+    expect(k.copies).toBe(2);
+    expect(k.copyS).toBeCloseTo(10 + 0.5 + 12 + 0.5, 12);
+    // bytes (120 + 90 + 144) * 4 = 1416 at 1e6 B/s.
+    expect(k.timeS).toBeCloseTo(10.3 + 0.5 + 23, 12);
+    // Transposed weights on a backend that copies them: one more transpose, w's 90 elements (720 bytes = 7.5 s).
+    const gt = graph([['x', f32(2, 3, 4, 5)], ['w', f32(3, 6, 5)]], [node('y', 'matmul', ['x', 'w'], f32(2, 3, 4, 6), { transpose_b: true })], { y: 'y' });
+    const pt: Profile = { ...p, rates: { ...p.rates, matmulCopiesTransposed: true } };
+    expect(simulate(gt, pt).kernels[0]!.copyS).toBeCloseTo(23 + 7.5 + 0.5, 12);
+    // Without matmulCopies the copies are not priced, only the folded product.
+    const bare: Profile = { ...p, rates: { ...p.rates, matmulCopies: false } };
+    expect(simulate(g, bare).kernels[0]).toMatchObject({ copies: 0, copyS: 0 });
+  });
+
+  it('adds broadcast copies when both operands are broadcast', () => {
+    // a [2, 1, 2, 3] @ b [1, 3, 3, 5] -> [2, 3, 2, 5]: a grows from 12 to 6*6 elements (48 moved,
+    // 192 bytes at 96 B/s = 2 s) and b from 45 to 6*15 (135 moved, 540 bytes = 5.625 s).
+    const g = graph([['a', f32(2, 1, 2, 3)], ['b', f32(1, 3, 3, 5)]], [node('c', 'matmul', ['a', 'b'], f32(2, 3, 2, 5))], { c: 'c' });
+    const p: Profile = { ...base, rates: { broadcast: 96, transpose: 1, matmulCopies: true } };
+    const r = simulate(g, p);
+    expect(r.kernels[0]!.copies).toBe(2);
+    expect(r.kernels[0]!.copyS).toBeCloseTo(2 + 0.5 + 5.625 + 0.5, 12);
+    expect(r.total.kernels).toBe(3);
+  });
+
+  it('moves transpose, broadcast and reduction bytes at their measured rates', () => {
+    // transpose [2, 3] -> [3, 2]: 48 bytes; broadcast_like [1, 3] -> [2, 3]: 12 + 24 = 36 bytes;
+    // sum over axis 0 of [2, 3]: 24 + 12 = 36 bytes.
+    const g = graph(
+      [['x', f32(2, 3)], ['r', f32(1, 3)]],
+      [node('t', 'transpose', ['x'], f32(3, 2), { perm: [1, 0] }), node('b', 'broadcast_like', ['r', 'x'], f32(2, 3)), node('s', 'sum', ['x'], f32(3), { axes: [0] })],
+      { t: 't', b: 'b', s: 's' },
+    );
+    const p: Profile = { ...profile(1e9, 1e9, 0), rates: { transpose: 4, broadcast: 2, reduction: 3 } };
+    const [t, b, s] = simulate(g, p).kernels;
+    expect(t!.timeS).toBeCloseTo(48 / 4, 12);
+    expect(b!.timeS).toBeCloseTo(36 / 2, 12);
+    expect(s!.timeS).toBeCloseTo(36 / 3, 12);
+  });
+});

@@ -316,6 +316,8 @@ function replayable(direct: (xs: tf.Tensor[]) => tf.Tensor[]): (xs: tf.Tensor[])
   const engine = tf.engine() as unknown as RecordingEngine;
   return (xs) => {
     if (trace === undefined) {
+      // The trace maps tensors to input positions, so it is taken on a call whose inputs are distinct tensors.
+      if (new Set(xs).size !== xs.length) return direct(xs);
       const rec = record(engine, xs, direct);
       trace = rec.trace;
       return rec.out;
@@ -326,10 +328,7 @@ function replayable(direct: (xs: tf.Tensor[]) => tf.Tensor[]): (xs: tf.Tensor[])
 }
 
 function record(engine: RecordingEngine, xs: tf.Tensor[], direct: (xs: tf.Tensor[]) => tf.Tensor[]): { out: tf.Tensor[]; trace: Trace | null } {
-  const slotOf = new Map<tf.Tensor, number>();
-  xs.forEach((x, k) => {
-    if (!slotOf.has(x)) slotOf.set(x, k);
-  });
+  const slotOf = new Map<tf.Tensor, number>(xs.map((x, k) => [x, k]));
   let slots = xs.length;
   const calls: TraceCall[] = [];
   let ok = true;
@@ -465,6 +464,8 @@ function buildPlan(
   const kernels: GeneratedKernel[] = [];
   const target = opts.target ?? jsTarget;
   const codegen = opts.codegen !== false;
+  /** Kernels loaded while planning (for a constants-only step); they still count as new for this plan. */
+  const loadedEarly = new Set<string>();
 
   for (const n of g.nodes) {
     if (n.op === 'call' || n.op === 'grad')
@@ -516,7 +517,13 @@ function buildPlan(
       exec = pure ? replayable(direct) : direct;
     }
     if (pure && ins.every((s) => hoisted.has(s))) {
-      // Depends on constants only: evaluated once, here.
+      // Depends on constants only: evaluated once, here, so its generated kernel must be loaded now.
+      const pendingKernels = uniqueKernels(kernels).filter((k) => !isLoaded(k.name));
+      if (pendingKernels.length) {
+        target.check(pendingKernels);
+        loadKernels(pendingKernels);
+        pendingKernels.forEach((k) => loadedEarly.add(k.name));
+      }
       const ys = exec(ins.map((s) => fixed[s]!));
       outs.forEach((s, k) => {
         fixed[s] = tf.keep(ys[k]!);
@@ -547,12 +554,16 @@ function buildPlan(
   for (let s = 0; s < slots.size; s++) borrowed[s] = hoisted.has(s) || inputSlots.includes(s) || paramSlots.includes(s);
   for (let s = 0; s < slots.size; s++) if (!(s in fixed)) fixed[s] = undefined;
 
-  const seen = new Set<string>();
-  const uniq = kernels.filter((k) => !seen.has(k.name) && seen.add(k.name));
-  const newKernels = uniq.filter((k) => !isLoaded(k.name)).length;
+  const uniq = uniqueKernels(kernels);
+  const newKernels = uniq.filter((k) => !isLoaded(k.name) || loadedEarly.has(k.name)).length;
   target.check(uniq);
   loadKernels(uniq);
   return { plan: { key, backend, shapes, fixed, inputSlots, paramSlots, steps, outputs, borrowed, inputTypes, kernels: uniq }, newKernels };
+}
+
+function uniqueKernels(kernels: GeneratedKernel[]): GeneratedKernel[] {
+  const seen = new Set<string>();
+  return kernels.filter((k) => !seen.has(k.name) && seen.add(k.name));
 }
 
 /** Compiles a loaded graph (passes once; plans per input shapes and backend on first run). */

@@ -13,6 +13,7 @@ import { loadGraphJson, memoryFiles } from '../../compiler/frontend/load.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
 import { compileProgram, type Program, type ProgramOptions } from '../../runtime/exec.ts';
 import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { mismatch } from '../helpers/mismatch.ts';
 
 await tf.setBackend('cpu');
 
@@ -26,22 +27,6 @@ const NO_FUSION: ProgramOptions = { ...quiet, disabled: new Set(['fusion']) };
 /** Identity-like nodes survive too (simplify and CSE would remove or merge them). */
 const RAW: ProgramOptions = { ...quiet, disabled: new Set(['fusion', 'simplify', 'cse']) };
 
-/** Max over outputs of |a - b| / (1 + |b|); also checks names, shapes and dtypes. */
-function mismatch(out: TensorMap, ref: TensorMap): number {
-  expect(Object.keys(out).sort()).toEqual(Object.keys(ref).sort());
-  let worst = 0;
-  for (const k of Object.keys(ref)) {
-    expect(out[k]!.shape, k).toEqual(ref[k]!.shape);
-    expect(out[k]!.dtype, k).toEqual(ref[k]!.dtype);
-    const a = out[k]!.dataSync();
-    const b = ref[k]!.dataSync();
-    for (let i = 0; i < b.length; i++) {
-      const d = Math.abs(a[i]! - b[i]!) / (1 + Math.abs(b[i]!));
-      worst = Math.max(worst, Number.isNaN(d) ? Infinity : d);
-    }
-  }
-  return worst;
-}
 
 /** Runs the program and the interpreter on the same inputs; returns their mismatch, outputs freed. */
 function against(prog: Program, g: IRGraph, inputs: TensorMap): number {

@@ -7,6 +7,7 @@ import { loadGraphJson, memoryFiles } from '../../compiler/frontend/load.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
 import { clearCompileCache, compileProgram, type Program } from '../../runtime/exec.ts';
 import { initParams, interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { mismatch } from '../helpers/mismatch.ts';
 import { loadJson, MLP_PARAMS, MLP_SHAPES, mlpTrainStepJson } from '../../bench/graphs.ts';
 
 await tf.setBackend('cpu');
@@ -15,22 +16,6 @@ function load(json: Record<string, unknown>, file = '/virtual/t.graph.json'): IR
   return loadGraphJson({ version: 1, ...json }, file, { files: memoryFiles({}) });
 }
 
-/** Max over outputs of |a - b| / (1 + |b|); also checks names, shapes and dtypes. */
-function mismatch(out: TensorMap, ref: TensorMap): number {
-  expect(Object.keys(out).sort()).toEqual(Object.keys(ref).sort());
-  let worst = 0;
-  for (const k of Object.keys(ref)) {
-    expect(out[k]!.shape, k).toEqual(ref[k]!.shape);
-    expect(out[k]!.dtype, k).toEqual(ref[k]!.dtype);
-    const a = out[k]!.dataSync();
-    const b = ref[k]!.dataSync();
-    for (let i = 0; i < b.length; i++) {
-      const d = Math.abs(a[i]! - b[i]!) / (1 + Math.abs(b[i]!));
-      worst = Math.max(worst, Number.isNaN(d) ? (Number.isNaN(a[i]!) && Number.isNaN(b[i]!) ? 0 : Infinity) : d);
-    }
-  }
-  return worst;
-}
 
 function mlpInputs(batch: number, seed: number): TensorMap {
   const inputs: TensorMap = {

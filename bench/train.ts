@@ -2,8 +2,10 @@
  * Training throughput, measured side by side in one process (wasm backend unless --backend):
  *  1. end-to-end PPO on CartPole-v1 with the CleanRL configuration (4 envs x 128 steps, 4 epochs x
  *     4 minibatches): env steps/s on the compiled executor and on the reference interpreter;
- *  2. the CartPole-v1 step graph alone for N = 1, 8 and 1024 envs.
- * Each figure is the median of several timed blocks after warm-up; ratios are compiled/interpreted.
+ *  2. the CartPole-v1 step graph alone for N = 1, 8 and 1024 envs;
+ *  3. each variant pipeline (AM-PPO, PPO+AlphaGrad, GRPO, Hybrid GRPO) against plain PPO, per env step.
+ * Each figure is the median of several timed blocks after warm-up; ratios are compiled/interpreted
+ * (1, 2) and variant/PPO (3).
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -87,3 +89,23 @@ for (const n of [1, 8, 1024]) {
   out(`   N = ${String(n).padEnd(5)} compiled ${res.compiled!.toFixed(0).padStart(9)} env steps/s   interpreter ${res.interpret!.toFixed(0).padStart(9)} env steps/s   -> ${(res.compiled! / res.interpret!).toFixed(2)}x`);
   tf.dispose([key, like, action, ...Object.values(start), ...Object.values(states).flatMap((s) => [s.state, s.t])]);
 }
+
+// 3. The variants against plain PPO, per env step, on the compiled executor: one iteration of each in
+// turn per block (group variants count every simulated branch step, as their training runs do).
+out('\n3. Variants on CartPole-v1 against plain PPO, compiled executor (env steps/s; ratio to PPO)');
+const VARIANTS = ['ppo', 'amppo', 'ppo-alphagrad', 'grpo', 'hybrid-grpo'];
+const variantTrainers = VARIANTS.map((v) => new Trainer(loadPipeline(`graphs/pipelines/${v}-cartpole.json`), undefined, 'compiled'));
+const variantTimes = VARIANTS.map(() => [] as number[]);
+for (const t of variantTrainers) {
+  t.init();
+  for (let i = 0; i < 2; i++) t.iterate();
+}
+for (let r = 0; r < REPS; r++)
+  variantTrainers.forEach((t, k) => {
+    const t0 = performance.now();
+    t.iterate();
+    variantTimes[k]!.push(performance.now() - t0);
+  });
+const variantSps = variantTrainers.map((t, k) => t.stepsPerIteration() / (median(variantTimes[k]!) / 1000));
+VARIANTS.forEach((v, k) => out(`   ${(v + '-cartpole').padEnd(24)} ${variantSps[k]!.toFixed(0).padStart(7)} env steps/s   ${(variantSps[k]! / variantSps[0]!).toFixed(2)}x PPO`));
+for (const t of variantTrainers) t.dispose();

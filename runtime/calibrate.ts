@@ -33,22 +33,24 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** Seconds per call of `op` over one batch of `inner` calls that syncs once, at the end. */
+function timeBatch(op: () => tf.Tensor, inner: number): number {
+  const t0 = process.hrtime.bigint();
+  let last: tf.Tensor | undefined;
+  for (let i = 0; i < inner; i++) {
+    last?.dispose();
+    last = op();
+  }
+  last!.dataSync();
+  last!.dispose();
+  return Number(process.hrtime.bigint() - t0) / 1e9 / inner;
+}
+
 /** Median over `repeats` batches of the seconds per call of `op` (a batch runs it `inner` times and syncs once). */
 export function timeOp(op: () => tf.Tensor, inner: number, repeats: number, warmup = 2): number {
-  const batch = (): number => {
-    const t0 = process.hrtime.bigint();
-    let last: tf.Tensor | undefined;
-    for (let i = 0; i < inner; i++) {
-      last?.dispose();
-      last = op();
-    }
-    last!.dataSync();
-    last!.dispose();
-    return Number(process.hrtime.bigint() - t0) / 1e9 / inner;
-  };
-  for (let i = 0; i < warmup; i++) batch();
+  for (let i = 0; i < warmup; i++) timeBatch(op, inner);
   const times: number[] = [];
-  for (let i = 0; i < repeats; i++) times.push(batch());
+  for (let i = 0; i < repeats; i++) times.push(timeBatch(op, inner));
   return median(times);
 }
 
@@ -105,27 +107,43 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
   // launch cancels), and that slope at two row counts m separates perMatrix from the rate.
   const batched: BatchedMatmulPoint[] = [];
   const work = opts.quick ? 2e6 : 2e7;
-  const slopeAt = (sz: number, m: number): number => {
-    const per = 2 * m * sz * sz;
-    const n2 = Math.max(8, Math.min(512, Math.round(work / per)));
-    const n1 = Math.max(2, Math.round(n2 / 4));
-    const inner = Math.max(1, Math.round(work / (n2 * per)));
-    const t = [n1, n2].map((n) => {
-      const a = tf.randomNormal([n, m, sz], 0, 1, 'float32', 5);
-      const b = tf.randomNormal([n, sz, sz], 0, 1, 'float32', 6);
-      const sec = timeOp(() => tf.matMul(a, b), inner, repeats);
-      measured.push({ what: `batched-matmul ${n}x${m}x${sz}x${sz}`, size: sz, seconds: sec, rate: (n * per) / Math.max(sec - overhead, sec / 100) });
-      a.dispose();
-      b.dispose();
-      return sec;
-    });
-    // Noise can make the difference non-positive; a matrix never costs less than its arithmetic at the peak.
-    return Math.max((t[1]! - t[0]!) / (n2 - n1), per / peak);
-  };
   const [mLo, mHi] = [16, 128];
+  // The time per added matrix at m = mLo and mHi rows. The four shapes are timed round-robin and
+  // each slope is the median over rounds of that round's difference, so a slow spell of a shared
+  // machine (which only adds time) hits both ends of a difference alike instead of skewing it.
+  const slopesAt = (sz: number): [number, number] => {
+    const shapes = [mLo, mHi].map((m) => {
+      const per = 2 * m * sz * sz;
+      const n2 = Math.max(8, Math.min(512, Math.round(work / per)));
+      const n1 = Math.max(2, Math.round(n2 / 4));
+      const inner = Math.max(1, Math.round(work / (n2 * per)));
+      const ops = [n1, n2].map((n) => {
+        const a = tf.randomNormal([n, m, sz], 0, 1, 'float32', 5);
+        const b = tf.randomNormal([n, sz, sz], 0, 1, 'float32', 6);
+        return { n, a, b, op: () => tf.matMul(a, b), times: [] as number[] };
+      });
+      return { m, per, n1, n2, inner, ops, slopes: [] as number[] };
+    });
+    for (let round = 0; round < repeats + 2; round++)
+      for (const sh of shapes) {
+        const [t1, t2] = sh.ops.map((o) => timeBatch(o.op, sh.inner));
+        if (round < 2) continue;
+        sh.ops[0]!.times.push(t1!);
+        sh.ops[1]!.times.push(t2!);
+        sh.slopes.push((t2! - t1!) / (sh.n2 - sh.n1));
+      }
+    return shapes.map((sh) => {
+      for (const o of sh.ops) {
+        const sec = median(o.times);
+        measured.push({ what: `batched-matmul ${o.n}x${sh.m}x${sz}x${sz}`, size: sz, seconds: sec, rate: (o.n * sh.per) / Math.max(sec - overhead, sec / 100) });
+        tf.dispose([o.a, o.b]);
+      }
+      // Noise can make the difference non-positive; a matrix never costs less than its arithmetic at the peak.
+      return Math.max(median(sh.slopes), sh.per / peak);
+    }) as [number, number];
+  };
   for (const sz of opts.quick ? [16, 64] : [8, 16, 32, 64, 128, 256]) {
-    const lo = slopeAt(sz, mLo);
-    const hi = slopeAt(sz, mHi);
+    const [lo, hi] = slopesAt(sz);
     // slope(m) = perMatrix + m * 2 s^2 / rate, a line in m through the two points.
     let g = (hi - lo) / (mHi - mLo);
     let perMatrix = lo - mLo * g;

@@ -1,7 +1,7 @@
 /**
  * Linear algebra: batched matrix multiplication with NumPy broadcasting of the batch dims.
  */
-import { dimEq, showShape, type Dim, type Shape } from '../dims.ts';
+import { dimEq, dimMul, product, showShape, type Dim, type Shape } from '../dims.ts';
 import { isLoomError } from '../errors.ts';
 import type { Attrs } from '../ir.ts';
 import { bytesOf, defineOp, sizeOf, type GradBuilder, type Tensor } from './registry.ts';
@@ -99,6 +99,78 @@ export function planMatmul(as: readonly number[], bs: readonly number[], ta: boo
   for (const [s, p] of [[as, pa], [bs, pb]] as const)
     if (!full(p)) copies.push({ kind: 'broadcast', elements: size(s) + nbatch * size(s.slice(-2)) });
   return { kind: 'broadcast', ...base, copies };
+}
+
+const isUnit = (d: Dim): boolean => dimEq(d, 1);
+
+/** movesData over symbolic shapes: only literal unit axes are known not to hold data. */
+function movesDataSym(shape: Shape, order: readonly number[]): boolean {
+  const live = order.filter((i) => !isUnit(shape[i]!));
+  return live.some((v, j) => j > 0 && v < live[j - 1]!);
+}
+
+/**
+ * The gradient of the operand whose batch dims are broadcast against the other's (a rank-2 weight
+ * W[k, n] against X[..., m, k], or stacked weights [E, s, t] against [B, E, L, s]), as one product
+ * with the broadcast (folded) batch axes merged into the contraction, e.g.
+ * dW = reshape(X, [-1, k])ᵀ · reshape(dY, [-1, n]), instead of a product per batch entry followed by
+ * sum_to: backends run one large product far faster than a batch of them (tfjs-wasm: about 10×).
+ * Undefined when neither or both operands are broadcast.
+ */
+function foldedGrad(b: GradBuilder, a: string, bb: string, ta: boolean, tb: boolean, dy: string, batch: Shape): { side: 'a' | 'b'; grad: string } | undefined {
+  const nb = batch.length;
+  if (nb === 0) return undefined;
+  const sa = b.type(a).shape;
+  const sb = b.type(bb).shape;
+  const pad = (s: Shape): Shape => [...Array<Dim>(nb - (s.length - 2)).fill(1), ...s.slice(0, -2)];
+  const full = (p: Shape) => p.every((d, i) => dimEq(d, batch[i]!));
+  const pa = pad(sa);
+  const pb = pad(sb);
+  let side: 'a' | 'b';
+  if (full(pa) && !full(pb)) side = 'b';
+  else if (full(pb) && !full(pa)) side = 'a';
+  else return undefined;
+  const small = side === 'b' ? pb : pa;
+  const kept = [...batch.keys()].filter((i) => dimEq(small[i]!, batch[i]!));
+  const folded = [...batch.keys()].filter((i) => !dimEq(small[i]!, batch[i]!));
+  const keptDims = kept.map((i) => batch[i]!).filter((d) => !isUnit(d));
+  const [r, c] = [nb, nb + 1];
+  /**
+   * One operand of the product, as [kept, outer, F·inner] (`outerFirst`) or [kept, F·inner, outer],
+   * where F·inner merges the folded batch axes with the contracted axis `inner` (stored axes of the
+   * operand spelt to rank nb + 2). A view when one layout needs no data movement (with a transpose
+   * flag if it is the other layout than the product wants), else one transpose into the wanted one.
+   */
+  const operand = (x: string, outer: number, inner: number, outerFirst: boolean): { id: string; t: boolean } => {
+    const sx = b.type(x).shape;
+    const spelt: Shape = [...batch, ...sx.slice(-2)];
+    const xs = sx.length === nb + 2 ? x : b.op('reshape', [x], { shape: spelt });
+    const fi = dimMul(product(folded.map((i) => batch[i]!)), spelt[inner]!);
+    const layouts = [
+      { order: [...kept, outer, ...folded, inner], shape: [...keptDims, spelt[outer]!, fi] },
+      { order: [...kept, ...folded, inner, outer], shape: [...keptDims, fi, spelt[outer]!] },
+    ];
+    const want = outerFirst ? 0 : 1;
+    for (const j of [want, 1 - want])
+      if (!movesDataSym(spelt, layouts[j]!.order)) return { id: b.op('reshape', [xs], { shape: layouts[j]!.shape }), t: j !== want };
+    const moved = b.op('transpose', [xs], { perm: layouts[want]!.order });
+    return { id: b.op('reshape', [moved], { shape: layouts[want]!.shape }), t: false };
+  };
+  // Stored axes of op(X)'s rows and columns.
+  const [ra, ca] = ta ? [c, r] : [r, c];
+  const [rb, cb] = tb ? [c, r] : [r, c];
+  let left: { id: string; t: boolean };
+  let right: { id: string; t: boolean };
+  if (side === 'b') {
+    // d(op(B)) = op(A)ᵀ·dY, contracted over the folded axes and m; op(B)ᵀ = dYᵀ·op(A).
+    [left, right] = tb ? [operand(dy, c, r, true), operand(a, ca, ra, false)] : [operand(a, ca, ra, true), operand(dy, c, r, false)];
+  } else {
+    // d(op(A)) = dY·op(B)ᵀ, contracted over the folded axes and n; op(A)ᵀ = op(B)·dYᵀ.
+    [left, right] = ta ? [operand(bb, rb, cb, true), operand(dy, r, c, false)] : [operand(dy, r, c, true), operand(bb, rb, cb, false)];
+  }
+  const grad = mm(b, left.id, right.id, left.t, right.t);
+  const target = side === 'b' ? sb : sa;
+  return { side, grad: sameShape(b.type(grad).shape, target) ? grad : b.op('reshape', [grad], { shape: target }) };
 }
 
 defineOp({
@@ -205,27 +277,23 @@ defineOp({
     const [a, bb] = g.inputs as [string, string];
     const [ta, tb] = flags(g.attrs);
     const dy = g.dy;
-    // Y = op(A)·op(B); each case is d(op(A)) = dY·op(B)ᵀ and d(op(B)) = op(A)ᵀ·dY, transposed back when op transposes.
-    let ga: string;
-    let gb: string;
-    if (!ta && !tb) {
-      ga = mm(b, dy, bb, false, true);
-      gb = mm(b, a, dy, true, false);
-    } else if (!ta && tb) {
-      ga = mm(b, dy, bb, false, false);
-      gb = mm(b, dy, a, true, false);
-    } else if (ta && !tb) {
-      ga = mm(b, bb, dy, false, true);
-      gb = mm(b, a, dy, false, false);
-    } else {
-      ga = mm(b, bb, dy, true, true);
-      gb = mm(b, dy, a, true, true);
-    }
     const outBatch = b.type(g.output).shape.slice(0, -2);
     // Operands whose batch dims were broadcast get their gradient summed back down.
     const fit = (grad: string, x: string): string =>
       sameShape(b.type(x).shape.slice(0, -2), outBatch) ? grad : b.op('sum_to', [grad, x]);
-    return [fit(ga, a), fit(gb, bb)];
+    // Y = op(A)·op(B); each case is d(op(A)) = dY·op(B)ᵀ and d(op(B)) = op(A)ᵀ·dY, transposed back when op transposes.
+    const gradA = (): string => {
+      if (!ta) return mm(b, dy, bb, false, !tb);
+      return tb ? mm(b, bb, dy, true, true) : mm(b, bb, dy, false, true);
+    };
+    const gradB = (): string => {
+      if (!tb) return ta ? mm(b, a, dy, false, false) : mm(b, a, dy, true, false);
+      return ta ? mm(b, dy, a, true, true) : mm(b, dy, a, true, false);
+    };
+    const folded = foldedGrad(b, a, bb, ta, tb, dy, outBatch);
+    if (folded?.side === 'b') return [fit(gradA(), a), folded.grad];
+    if (folded?.side === 'a') return [folded.grad, fit(gradB(), bb)];
+    return [fit(gradA(), a), fit(gradB(), bb)];
   },
   fusion: 'matmul',
   cost: ([a, b], out, attrs) => {

@@ -119,14 +119,10 @@ type HostRun = (ins: readonly tf.TensorInfo[], backend: tf.KernelBackend) => tf.
 function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
   const nIn = spec.inputs.length;
   let mmKernel: tf.KernelConfig | undefined;
-  let io: HostIO | undefined;
-  let ioBackend: tf.KernelBackend | undefined;
+  let cached: { backend: tf.KernelBackend; io: HostIO } | undefined;
   return (ins, backend) => {
-    if (backend !== ioBackend) {
-      io = hostIO(backendName, backend);
-      ioBackend = backend;
-    }
-    const io_ = io!;
+    if (cached?.backend !== backend) cached = { backend, io: hostIO(backendName, backend) };
+    const io = cached.io;
     let mm: tf.TensorInfo | undefined;
     if (spec.matmul) {
       const m = spec.matmul;
@@ -139,29 +135,29 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
       if (backendName === 'wasm' && (m.transposeA || m.transposeB)) {
         // tfjs-wasm multiplies transposed operands ~10x slower than plain ones (measured at
         // 64x64x64); a copy-transpose in JS costs a few microseconds.
-        const ta = m.transposeA ? io_.alloc([a.shape[1]!, a.shape[0]!], 'float32') : undefined;
-        const tb = m.transposeB ? io_.alloc([b.shape[1]!, b.shape[0]!], 'float32') : undefined;
-        if (ta) transpose2d(io_.array(a), io_.array(ta), a.shape[0]!, a.shape[1]!);
-        if (tb) transpose2d(io_.array(b), io_.array(tb), b.shape[0]!, b.shape[1]!);
+        const ta = m.transposeA ? io.alloc([a.shape[1]!, a.shape[0]!], 'float32') : undefined;
+        const tb = m.transposeB ? io.alloc([b.shape[1]!, b.shape[0]!], 'float32') : undefined;
+        if (ta) transpose2d(io.array(a), io.array(ta), a.shape[0]!, a.shape[1]!);
+        if (tb) transpose2d(io.array(b), io.array(tb), b.shape[0]!, b.shape[1]!);
         a = ta ?? a;
         b = tb ?? b;
         temps = [ta, tb].filter((t): t is tf.TensorInfo => t !== undefined);
         flags = { transposeA: false, transposeB: false };
       }
       mm = mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo;
-      for (const t of temps) io_.dispose(t);
+      for (const t of temps) io.dispose(t);
     }
     const outs: tf.TensorInfo[] = spec.outputs.map((o, k) =>
-      k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : io_.alloc(o.shape, o.dtype),
+      k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : io.alloc(o.shape, o.dtype),
     );
     // Views are taken only after every allocation: growing the wasm heap detaches older views.
-    const arrays: HostArray[] = ins.map((t) => io_.array(t));
-    if (mm) arrays.push(io_.array(mm));
-    const outArrays = outs.map((t, k) => (k === spec.inPlace ? arrays[nIn]! : io_.array(t)));
+    const arrays: HostArray[] = ins.map((t) => io.array(t));
+    if (mm) arrays.push(io.array(mm));
+    const outArrays = outs.map((t, k) => (k === spec.inPlace ? arrays[nIn]! : io.array(t)));
     for (const a of outArrays) arrays.push(a);
     fn(...arrays);
-    if (mm && spec.inPlace === undefined) io_.dispose(mm);
-    return outs.map((t, k) => io_.commit(t, outArrays[k]!));
+    if (mm && spec.inPlace === undefined) io.dispose(mm);
+    return outs.map((t, k) => io.commit(t, outArrays[k]!));
   };
 }
 

@@ -226,14 +226,17 @@ export class Trainer {
   /** Observation normalisation (when enabled); `update` is off during evaluation. */
   private policyObs(obs: tf.Tensor, update: boolean, stat: RunningStat | null): tf.Tensor {
     if (!stat) return tf.clone(obs);
-    const v = obs.dataSync();
+    return tf.tensor(this.normalized(obs.dataSync() as Float32Array, stat, update), obs.shape, 'float32');
+  }
+
+  /** gym's NormalizeObservation: (v - mean) / sqrt(var + 1e-8), clipped; `update` folds v into the stats first. */
+  private normalized(v: Float32Array, stat: RunningStat, update: boolean): Float32Array {
     const d = stat.mean.length;
-    const n = v.length / d;
-    if (update) stat.update(v, n);
+    if (update) stat.update(v, v.length / d);
     const out = new Float32Array(v.length);
     const c = this.cfg.normalize.clip;
     for (let i = 0; i < v.length; i++) out[i] = Math.max(-c, Math.min(c, (v[i]! - stat.mean[i % d]!) / Math.sqrt(stat.var_[i % d]! + 1e-8)));
-    return tf.tensor(out, obs.shape, 'float32');
+    return out;
   }
 
   /**
@@ -243,11 +246,7 @@ export class Trainer {
   private rolloutObs(obs: tf.Tensor, stat: RunningStat | null): { tensor: tf.Tensor; values: Float32Array; owned: boolean } {
     const v = obs.dataSync() as Float32Array;
     if (!stat) return { tensor: obs, values: v, owned: false };
-    const d = stat.mean.length;
-    stat.update(v, v.length / d);
-    const out = new Float32Array(v.length);
-    const c = this.cfg.normalize.clip;
-    for (let i = 0; i < v.length; i++) out[i] = Math.max(-c, Math.min(c, (v[i]! - stat.mean[i % d]!) / Math.sqrt(stat.var_[i % d]! + 1e-8)));
+    const out = this.normalized(v, stat, true);
     return { tensor: tf.tensor(out, obs.shape, 'float32'), values: out, owned: true };
   }
 

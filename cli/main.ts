@@ -10,8 +10,9 @@ import { train } from './commands/train.ts';
 import { compare } from './commands/compare.ts';
 import { simulate } from './commands/simulate.ts';
 import { calibrate } from './commands/calibrate.ts';
+import { diff } from './commands/diff.ts';
 
-export const COMMANDS: Command[] = [check, compile, run, train, compare, ops, experts, simulate, calibrate];
+export const COMMANDS: Command[] = [check, compile, diff, run, train, compare, ops, experts, simulate, calibrate];
 
 const stdio: Io = {
   out: (t) => process.stdout.write(t),

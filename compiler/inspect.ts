@@ -1,5 +1,5 @@
 /** Stable, diffable text views of graphs, for `loom check` and `loom compile --emit`. */
-import { showType, type IRGraph, type IRNode, type TensorType } from './ir.ts';
+import { showType, stableStringify, type IRGraph, type IRNode, type TensorType } from './ir.ts';
 import { jsTarget } from './codegen/js.ts';
 import { lowerFused } from './codegen/spec.ts';
 import type { CodegenTarget } from './codegen/target.ts';
@@ -109,4 +109,53 @@ export function kernelsText(g: IRGraph, env: ReadonlyMap<string, number>, target
   }
   if (!parts.length) return '// no fused kernels\n';
   return [...support, ...parts].join('\n\n') + '\n';
+}
+
+/** How graph B differs from graph A: signature lines and nodes matched by id. */
+export interface GraphDiff {
+  /** Inputs, params and outputs whose declaration differs, as `- name: A` / `+ name: B` lines. */
+  signature: string[];
+  added: IRNode[];
+  removed: IRNode[];
+  /** Nodes present in both whose op, inputs, attrs or callee differ. */
+  changed: { id: string; a: string; b: string }[];
+}
+
+const nodeText = (n: IRNode): string =>
+  `${n.op}(${n.inputs.join(', ')})${Object.keys(n.attrs).length ? ' ' + stableStringify(n.attrs) : ''}${n.callee ? ` -> ${n.callee.name}` : ''}`;
+
+/** Node-level difference of two loaded graphs (before compilation, so it reflects the files). */
+export function graphDiff(a: IRGraph, b: IRGraph): GraphDiff {
+  const sig = (g: IRGraph): Map<string, string> =>
+    new Map([
+      ...g.inputs.map((i) => [`input ${i.name}`, showType(i.type)] as const),
+      ...g.params.map((p) => [`param ${p.name}`, showType(p.type)] as const),
+      ...Object.entries(g.outputs).map(([k, v]) => [`output ${k}`, v] as const),
+    ]);
+  const sa = sig(a);
+  const sb = sig(b);
+  const signature: string[] = [];
+  for (const [k, v] of sa) if (sb.get(k) !== v) signature.push(`- ${k}: ${v}`);
+  for (const [k, v] of sb) if (sa.get(k) !== v) signature.push(`+ ${k}: ${v}`);
+  const na = new Map(a.nodes.map((n) => [n.id, n]));
+  const nb = new Map(b.nodes.map((n) => [n.id, n]));
+  return {
+    signature,
+    added: b.nodes.filter((n) => !na.has(n.id)),
+    removed: a.nodes.filter((n) => !nb.has(n.id)),
+    changed: a.nodes.flatMap((n) => {
+      const m = nb.get(n.id);
+      return m && nodeText(m) !== nodeText(n) ? [{ id: n.id, a: nodeText(n), b: nodeText(m) }] : [];
+    }),
+  };
+}
+
+/** `graphDiff` as text lines; empty when the graphs are the same node for node. */
+export function graphDiffText(d: GraphDiff): string[] {
+  return [
+    ...d.signature,
+    ...d.removed.map((n) => `- ${n.id} = ${nodeText(n)}`),
+    ...d.added.map((n) => `+ ${n.id} = ${nodeText(n)}`),
+    ...d.changed.flatMap((c) => [`- ${c.id} = ${c.a}`, `+ ${c.id} = ${c.b}`]),
+  ];
 }

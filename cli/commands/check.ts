@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import { isLoomError } from '../../compiler/errors.ts';
 import { signature } from '../../compiler/inspect.ts';
-import { loadPipeline, loadPipelineGraphs } from '../../runtime/pipeline/config.ts';
+import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
 import type { Command } from '../command.ts';
 
 export const check: Command = {
@@ -25,8 +24,7 @@ export const check: Command = {
         if (isPipelineFile(file)) {
           const cfg = loadPipeline(file);
           const graphs = loadPipelineGraphs(cfg);
-          const count = Object.values(graphs).reduce((n, g) => n + ('nodes' in g ? 1 : Object.keys(g).length), 0);
-          if (!args.values.quiet) io.out(`${file}: ok (pipeline ${cfg.pipeline}, ${cfg.algorithm}, ${count} graphs)\n`);
+          if (!args.values.quiet) io.out(`${file}: ok (pipeline ${cfg.pipeline}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);
         } else {
           const g = loadGraph(file);
           if (!args.values.quiet) io.out(`${file}: ok\n${signature(g)}\n`);
@@ -41,12 +39,3 @@ export const check: Command = {
   },
 };
 
-/** A pipeline file names a pipeline or extends one; anything else (unreadable text included) goes to the graph loader. */
-function isPipelineFile(file: string): boolean {
-  try {
-    const j: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    return !!j && typeof j === 'object' && !('graph' in j) && ('pipeline' in j || 'extends' in j);
-  } catch {
-    return false;
-  }
-}

@@ -262,3 +262,40 @@ export function patchHp(json: unknown, hp: Record<string, number>, required: boo
   }
   return json;
 }
+
+/** True for a file that names a pipeline or extends one; anything else (unreadable text included) is not. */
+export function isPipelineFile(file: string): boolean {
+  try {
+    const j: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    return isPlainObject(j) && !('graph' in j) && ('pipeline' in j || 'extends' in j);
+  } catch {
+    return false;
+  }
+}
+
+/** The settings of B that differ from A, as `path: A -> B` lines (the file path and graph paths excluded). */
+export function configDiff(a: PipelineConfig, b: PipelineConfig): string[] {
+  const flat = (v: unknown, path: string, out: Map<string, string>): Map<string, string> => {
+    if (isPlainObject(v)) for (const [k, x] of Object.entries(v)) flat(x, path ? `${path}.${k}` : k, out);
+    else out.set(path, JSON.stringify(v));
+    return out;
+  };
+  const skip = new Set(['file', 'env.step', 'env.reset', 'policy.act', 'loss']);
+  const fa = flat(a, '', new Map());
+  const fb = flat(b, '', new Map());
+  // A section absent on one side (null) is reported through its fields, not as a line of its own.
+  const section = (k: string, other: Map<string, string>) => [...other.keys()].some((x) => x.startsWith(`${k}.`));
+  const keys = [...new Set([...fa.keys(), ...fb.keys()])].filter((k) => !skip.has(k) && !section(k, fa) && !section(k, fb)).sort();
+  return keys.filter((k) => fa.get(k) !== fb.get(k)).map((k) => `${k}: ${fa.get(k) ?? '(none)'} -> ${fb.get(k) ?? '(none)'}`);
+}
+
+/** Every graph a pipeline runs, by role (`amppo.update`, `groupAdvantage`, ...). */
+export function pipelineGraphsByRole(g: PipelineGraphs): Map<string, IRGraph> {
+  const out = new Map<string, IRGraph>();
+  for (const [k, v] of Object.entries(g)) {
+    if (!v) continue;
+    if ('nodes' in v) out.set(k, v as IRGraph);
+    else for (const [k2, v2] of Object.entries(v as Record<string, IRGraph>)) out.set(`${k}.${k2}`, v2);
+  }
+  return out;
+}

@@ -1,11 +1,17 @@
 /**
  * Sectional-MoE benchmark: for d0 in {256, 512} and every feasible E up to 32, measures the
- * forward+backward step of the layer (L = 64, L' = 16, batch 8, one head, no FFN) and compares it
- * with the roofline simulator's prediction on a calibrated profile of this machine, and the
- * expert-count solver's E* on the same profile with the measured-fastest E.
+ * forward+backward step of the layer and compares it with the roofline simulator's prediction on a
+ * calibrated profile of this machine, and the expert-count solver's E* on the same profile with the
+ * measured-fastest E.
+ *
+ * Configuration: L = 64, L' = 16 (reduction factor 4, as in the spec's worked examples), batch 8,
+ * one head per expert, and each expert a full narrow transformer block: attention plus an FFN
+ * s -> 4s -> s (m = 4, the usual transformer expansion). The spec's expert block (A.3 step 4) has
+ * the FFN, and its E-dependent cost K/E with K = 3 L' d0^2 + 2 m L' d0^2 (A.4, A.5) is what the
+ * solver models; without it the E-independent pre-expert block and pooling dominate the step.
  *
  * Without --profile it calibrates this machine first (runtime/calibrate.ts), which also measures
- * the profile's `rates` (batched matmul, transpose, broadcast, reduction) the simulator prices the
+ * the profile's `rates` (batched matmul, fresh right operand, transpose, broadcast, reduction) the simulator prices the
  * expert block with. The E values of one width are timed round-robin within each repetition, so
  * a slow spell of a shared machine hits every E alike; each figure is the median over --runs
  * (default 9) repetitions after 2 warm-up ones.
@@ -90,6 +96,8 @@ export function spearman(a: number[], b: number[]): number {
 const B = 8;
 const L = 64;
 const Lp = 16;
+/** Expert FFN expansion ratio (spec A.2 m). */
+const M = 4;
 const runs = Math.max(3, Number(values.runs));
 
 const backend = await initBackend(values.backend, (m) => console.log(m));
@@ -105,11 +113,11 @@ console.log(
 const r = profile.rates;
 if (r)
   console.log(
-    `profile rates: batched matmul ${(r.batchedMatmul ?? []).map((p) => `${(p.rate / 1e9).toFixed(2)}`).join('/')} GFLOP/s at ${(r.batchedMatmul ?? []).map((p) => p.rhsElements).join('/')} rhs elements; transpose ${((r.transpose ?? 0) / 1e9).toFixed(3)}, broadcast ${((r.broadcast ?? 0) / 1e9).toFixed(3)}, reduction ${((r.reduction ?? 0) / 1e9).toFixed(3)} GB/s`,
+    `profile rates: fresh right operand ${((r.freshOperand ?? 0) * 1e9).toFixed(2)} ns/element; batched matmul ${(r.batchedMatmul ?? []).map((p) => `${(p.rate / 1e9).toFixed(2)}`).join('/')} GFLOP/s at ${(r.batchedMatmul ?? []).map((p) => p.rhsElements).join('/')} rhs elements; transpose ${((r.transpose ?? 0) / 1e9).toFixed(3)}, broadcast ${((r.broadcast ?? 0) / 1e9).toFixed(3)}, reduction ${((r.reduction ?? 0) / 1e9).toFixed(3)} GB/s`,
   );
 const compiled = values.executor !== 'interpret';
 console.log(
-  `measured: ${compiled ? 'compiled executor' : 'compiled program (fusion off) run by the reference interpreter'} on tfjs ${backend.name}, median of ${runs} runs after 2 warm-up runs; B=${B}, L=${L}, L'=${Lp}`,
+  `measured: ${compiled ? 'compiled executor' : 'compiled program (fusion off) run by the reference interpreter'} on tfjs ${backend.name}, median of ${runs} runs after 2 warm-up runs; B=${B}, L=${L}, L'=${Lp}, one head, expert FFN m=${M}`,
 );
 
 /** One timed forward+backward run (outputs read back, then freed). */
@@ -128,7 +136,7 @@ let allMeas: number[] = [];
 for (const d0 of (values.widths ?? '256,512').split(',').map(Number)) {
   const Es = [1, 2, 4, 8, 16, 32].filter((E) => d0 % E === 0);
   const cases = Es.map((E) => {
-    const json = generateMoeStep({ d0, E, L, Lp, heads: 1, m: 0, mix: true });
+    const json = generateMoeStep({ d0, E, L, Lp, heads: 1, m: M, mix: true });
     const loaded = loadGraphJson(json, join(ROOT, 'graphs', 'moe', `bench-d${d0}-e${E}.graph.json`));
     // The interpreter runs one tfjs kernel per node and cannot run fused nodes.
     const prog = compiled ? compileProgram(loaded, { log: () => {} }) : null;
@@ -168,7 +176,7 @@ for (const d0 of (values.widths ?? '256,512').split(',').map(Number)) {
     const iFast = Es.indexOf(fastest.E);
     return E === fastest.E ? 'matches the measured-fastest E' : Math.abs(iSol - iFast) === 1 ? 'is the feasible neighbour of the measured-fastest E' : 'MISSES the measured-fastest E';
   };
-  const moeParams = { L, d0, reduction: { kind: 'fixed' as const, rho: L / Lp }, c_att: 2, m: 0, Emax: 32 };
+  const moeParams = { L, d0, reduction: { kind: 'fixed' as const, rho: L / Lp }, c_att: 2, m: M, Emax: 32 };
   // (1) Overheads from the profile's launch-count model (moe.w1/w2: per-expert kernel launches).
   const w1 = (profile.moe?.w1 ?? 0) / B;
   const w2 = (profile.moe?.w2 ?? 0) / B;

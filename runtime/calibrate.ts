@@ -4,7 +4,8 @@
  * (elementwise add over large tensors: 2 reads + 1 write per element), and the per-kernel
  * dispatch overhead (a tiny add). It also measures the kernel classes that can run far from those
  * figures (profile `rates`): batched matmuls (per-matrix cost and throughput of stacked m x s by
- * s x s products at a few s, as the sectional-MoE experts use), transpose, broadcast and reduction copies. Every figure is the median of repeated timed batches after a
+ * s x s products at a few s, as the sectional-MoE experts use), the extra cost of a 2-D product whose right
+ * operand is new to the backend, and transpose, broadcast and reduction copies. Every figure is the median of repeated timed batches after a
  * warm-up; each batch ends by reading the result back, so asynchronous backends are timed too.
  */
 import { hostname, totalmem } from 'node:os';
@@ -160,6 +161,35 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
     log(`batched matmul [n,m,${sz}]x[n,${sz},${sz}]: ${(perMatrix * 1e6).toFixed(2)} us per matrix + ${(rate / 1e9).toFixed(2)} GFLOP/s`);
   }
 
+  // Packing a new right operand: a 2-D [128, 256] x [256, 256] product with the same right tensor
+  // every call against one with a tensor just computed (x + 0, whose own time is subtracted). The
+  // three are timed round-robin and the figure is the median over rounds of that round's
+  // difference per right-hand element.
+  const [pm, pk, pn] = [128, 256, 256];
+  const pa = tf.randomNormal([pm, pk], 0, 1, 'float32', 9);
+  const pb = tf.randomNormal([pk, pn], 0, 1, 'float32', 10);
+  const zero = tf.scalar(0);
+  const packOps = [
+    () => tf.matMul(pa, pb),
+    () => tf.add(pb, zero),
+    () => {
+      const b = tf.add(pb, zero);
+      const y = tf.matMul(pa, b);
+      b.dispose();
+      return y;
+    },
+  ];
+  const packInner = opts.quick ? 2 : 10;
+  const extra: number[] = [];
+  for (let round = 0; round < repeats + 2; round++) {
+    const [reused, add, fresh] = packOps.map((op) => timeBatch(op, packInner));
+    if (round >= 2) extra.push((fresh! - add! - reused!) / (pk * pn));
+  }
+  tf.dispose([pa, pb, zero]);
+  const freshOperand = Math.max(0, median(extra));
+  measured.push({ what: `fresh-operand ${pm}x${pk}x${pn}`, size: pk * pn, seconds: freshOperand * pk * pn });
+  log(`fresh right operand [${pm},${pk}]x[${pk},${pn}]: ${(freshOperand * 1e9).toFixed(2)} ns per element`);
+
   // Copies, in bytes read + written per second, over a [8, 128, 128] tensor (2 MiB, about the size
   // of the stacked expert weights): transposing the last two axes, broadcasting [1, 128, 128] up
   // to it, and summing it down over the first axis.
@@ -190,6 +220,7 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
     moe: deriveMoeOverhead(overhead, peak),
     rates: {
       batchedMatmul: batched,
+      freshOperand,
       transpose: transposeRate,
       broadcast: broadcastRate,
       reduction: reductionRate,

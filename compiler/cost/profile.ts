@@ -41,6 +41,11 @@ export interface BatchedMatmulPoint {
  */
 export interface KernelRates {
   batchedMatmul?: BatchedMatmulPoint[];
+  /**
+   * Seconds per element of the right-hand matrix of a 2-D product when that tensor is new to the
+   * backend (tfjs-wasm packs a right operand once per tensor and reuses the packing); absent: 0.
+   */
+  freshOperand?: number;
   /** Bytes/s (read + write). */
   transpose?: number;
   broadcast?: number;

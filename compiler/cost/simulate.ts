@@ -17,6 +17,9 @@
  * - a matmul is priced as the op registry's kernel runs it (planMatmul in compiler/ops/linalg.ts):
  *   one library call of `matrices` products; a single one is a 2-D product at the peak, more run
  *   at `batchedMatmul` (by the size of one right-hand matrix): matrices * perMatrix + flops / rate;
+ *   `freshOperand` adds seconds per element of a 2-D product's right-hand matrix when the backend
+ *   has not seen that tensor before (it is computed in the run, or the kernel's own copy; a param
+ *   is packed once and reused by every later run);
  * - `matmulCopies`: the copies that kernel makes around the call (transposes that fold a broadcast
  *   operand's batch into the other's rows, explicit broadcasts) are extra kernels at the
  *   `transpose` / `broadcast` rates; `matmulCopiesTransposed`: the backend also copies transposed
@@ -99,7 +102,17 @@ interface Priced {
  * Prices one op (unfused, or one member of a fused body) beyond its FLOP and byte counts: which
  * throughput its arithmetic runs at and which copies its lowering adds.
  */
-export function priceOp(op: string, ins: ConcreteType[], out: ConcreteType, attrs: IRNode['attrs'], flops: number, profile: Profile, peak: number): Priced {
+export function priceOp(
+  op: string,
+  ins: ConcreteType[],
+  out: ConcreteType,
+  attrs: IRNode['attrs'],
+  flops: number,
+  profile: Profile,
+  peak: number,
+  /** The right operand is computed in this run (not a param or a plan-time constant), so the backend has not packed it before. */
+  rhsComputed = true,
+): Priced {
   const r = profile.rates ?? {};
   const bw = profile.memoryBandwidth;
   if (op === 'matmul') {
@@ -114,8 +127,13 @@ export function priceOp(op: string, ins: ConcreteType[], out: ConcreteType, attr
         const moved = c.kind === 'transpose' ? 2 * c.elements * 4 : c.elements * 4;
         copyS += moved / (c.kind === 'transpose' ? (r.transpose ?? bw) : (r.broadcast ?? bw)) + profile.kernelOverhead;
       }
-    // One library call of a single matrix is a 2-D product, at the peak.
-    if (plan.matrices === 1) return { computeS: flops / peak, bandwidth: bw, copies, copyS };
+    // One library call of a single matrix is a 2-D product, at the peak, plus packing its right-hand
+    // matrix when the backend has not seen that tensor (computed in this run, or the kernel's copy).
+    if (plan.matrices === 1) {
+      const rhsCopied = (attrs.transpose_b === true && plan.copyTransposed) || plan.kind === 'cols';
+      const pack = r.freshOperand && (rhsComputed || rhsCopied) ? r.freshOperand * plan.k * plan.cols : 0;
+      return { computeS: flops / peak + pack, bandwidth: bw, copies, copyS };
+    }
     // The measured batched figures are float32; other precisions scale the rate with their peak.
     const rhs = plan.k * plan.cols;
     const rate = batchedMatmulRate(profile, rhs) * (peak / profile.peakFlops.float32);
@@ -161,6 +179,9 @@ export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): S
     return t;
   };
 
+  const paramNames = new Set(g.params.map((p) => p.name));
+  // Values that depend on constants only are computed once, when a program is planned, not per run.
+  const planTime = new Set<string>();
   const opCost = (n: IRNode, local?: Map<string, TensorType>): { flops: number; bytes: number; view: boolean } & Priced => {
     const def = getOp(n.op);
     if (!def) throw new Error(`internal: simulate: op "${n.op}" (node ${n.id}) is neither in the registry nor fused`);
@@ -168,12 +189,12 @@ export function simulate(g: IRGraph, profile: Profile, opts: SimOptions = {}): S
     const ins = n.inputs.map((r) => concrete(typeOf(r, local), `input ${r} of node ${n.id}`));
     const out = concrete(n.type, `node ${n.id}`);
     const c = def.cost(ins, out, n.attrs);
-    return { ...c, view: def.fusion === 'view', ...priceOp(n.op, ins, out, n.attrs, c.flops, profile, peak) };
+    const rhs = n.op === 'matmul' ? n.inputs[1]! : '';
+    const rhsComputed = local?.has(rhs) === true || !(paramNames.has(rhs) || planTime.has(rhs.split('.')[0]!));
+    return { ...c, view: def.fusion === 'view', ...priceOp(n.op, ins, out, n.attrs, c.flops, profile, peak, rhsComputed) };
   };
 
   const kernels: KernelCost[] = [];
-  // Values that depend on constants only are computed once, when a program is planned, not per run.
-  const planTime = new Set<string>();
   for (const n of g.nodes) {
     const body = fusedBody(n);
     let flops: number;

@@ -21,10 +21,11 @@ describe('calibrate', () => {
       expect(q.perMatrix).toBeGreaterThanOrEqual(0);
     }
     for (const v of [r.transpose, r.broadcast, r.reduction]) expect(v).toBeGreaterThan(0);
+    expect(r.freshOperand).toBeGreaterThanOrEqual(0);
     expect(r.matmulCopiesTransposed).toBe(tf.getBackend() === 'wasm');
     expect(r.matmulCopies).toBe(true);
     const whats = (p.measured!.measurements as { what: string }[]).map((m) => m.what);
-    expect(whats).toEqual(expect.arrayContaining(['transpose', 'broadcast', 'reduction']));
+    expect(whats).toEqual(expect.arrayContaining(['transpose', 'broadcast', 'reduction', 'fresh-operand 128x256x256']));
     // Two batch counts at two row counts per size.
     expect(whats.filter((w) => w.startsWith('batched-matmul'))).toHaveLength(8);
   }, 60_000);

@@ -177,6 +177,27 @@ describe('measured kernel rates (profile.rates)', () => {
     expect(simulate(g, p).kernels[0]!.computeS).toBeCloseTo(240 / 1000, 12);
   });
 
+  it('adds packing for a 2-D product whose right operand is new to the backend, not for a param', () => {
+    // a [4, 2, 3] @ w [3, 5]: one 2-D product of [8, 3] x [3, 5] (240 flops at 1000 FLOP/s = 0.24 s);
+    // its right-hand matrix has 15 elements, at 0.01 s each = 0.15 s when w is computed in the run.
+    const p: Profile = { ...base, rates: { freshOperand: 0.01 } };
+    const asInput = graph([['a', f32(4, 2, 3)], ['w', f32(3, 5)]], [node('c', 'matmul', ['a', 'w'], f32(4, 2, 5))], { c: 'c' });
+    expect(simulate(asInput, p).kernels[0]!.computeS).toBeCloseTo(0.24 + 0.15, 12);
+    // The same product with w a param: packed once, reused by every run.
+    const asParam: IRGraph = { ...asInput, inputs: asInput.inputs.slice(0, 1), params: [{ name: 'w', type: f32(3, 5), init: { kind: 'zeros', args: {} } }] };
+    expect(simulate(asParam, p).kernels[0]!.computeS).toBeCloseTo(0.24, 12);
+    // A transposed param on a backend that copies transposed operands: the copy is new every run.
+    const tr: IRGraph = {
+      ...asParam,
+      params: [{ name: 'w', type: f32(5, 3), init: { kind: 'zeros', args: {} } }],
+      nodes: [node('c', 'matmul', ['a', 'w'], f32(4, 2, 5), { transpose_b: true })],
+    };
+    expect(simulate(tr, { ...p, rates: { ...p.rates, matmulCopiesTransposed: true } }).kernels[0]!.computeS).toBeCloseTo(0.24 + 0.15, 12);
+    expect(simulate(tr, p).kernels[0]!.computeS).toBeCloseTo(0.24, 12);
+    // Batched products are left to their own measured rates.
+    expect(simulate(bmm, p).kernels[0]!.computeS).toBeCloseTo(240 / 1000, 12);
+  });
+
   it('falls back to the plain roofline when the profile has no rates', () => {
     const k = simulate(bmm, base).kernels[0]!;
     expect(k.computeS).toBeCloseTo(240 / 1000, 12);

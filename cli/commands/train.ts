@@ -1,7 +1,7 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
 import { loadPipeline } from '../../runtime/pipeline/config.ts';
-import { train as runTraining } from '../../runtime/pipeline/driver.ts';
+import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
 import { numberFlag, type Command } from '../command.ts';
 
@@ -47,7 +47,7 @@ export const train: Command = {
     };
     process.on('SIGINT', onSigint);
     try {
-      const r = runTraining(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name });
+      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name });
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);

@@ -799,6 +799,28 @@ export function explainedVariance(pred: ArrayLike<number>, target: ArrayLike<num
 
 /** Runs (or resumes) a pipeline to the end, or until maxIterations / shouldStop. */
 export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
+  const loop = trainLoop(cfg, opts);
+  for (;;) {
+    const r = loop.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * `train` that lets the event loop run between iterations, so signal handlers (Ctrl-C) and timers
+ * get to run while a long pipeline trains.
+ */
+export async function trainAsync(cfg: PipelineConfig, opts: TrainOptions): Promise<TrainResult> {
+  const loop = trainLoop(cfg, opts);
+  for (;;) {
+    const r = loop.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The training loop, yielding after every iteration; driven to the end by `train` / `trainAsync`. */
+function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, TrainResult, void> {
   const trainer = new Trainer(cfg);
   const ckpt = join(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();
@@ -834,6 +856,7 @@ export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
         stepsPerSec: (trainer.globalStep - startStep) / ((performance.now() - start) / 1000),
         recentReturn: mean(trainer.host.recentReturns.slice(-20)),
       });
+      yield;
     }
     save();
     log.plot();

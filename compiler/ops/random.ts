@@ -229,11 +229,26 @@ defineOp({
     if (l!.shape[r - 1] === 0) ctx.fail('E_SHAPE', 'logits need at least one category', 'K >= 1', showType(l!));
     return { dtype: 'int32', shape: l!.shape.slice(0, -1) };
   },
+  // On the host: the key is read there anyway, and one pass over the logits is cheaper than
+  // dispatching add and argMax. float32 sums (fround) and first-max ties match tf.add + tf.argMax.
   kernel: (tf, [k, logits]) => {
     const u = uniformOpen(randomBits(readKey(k!), logits!.size));
-    const g = new Float32Array(u.length);
-    for (let i = 0; i < u.length; i++) g[i] = -Math.log(-Math.log(u[i]!));
-    return tf.tidy(() => tf.argMax(tf.add(logits!, tf.tensor(g, logits!.shape, 'float32')), -1));
+    const l = logits!.dataSync();
+    const K = logits!.shape[logits!.shape.length - 1]!;
+    const out = new Int32Array(l.length / K);
+    for (let i = 0; i < out.length; i++) {
+      let best = -Infinity;
+      let arg = 0;
+      for (let j = 0; j < K; j++) {
+        const v = Math.fround(l[i * K + j]! + Math.fround(-Math.log(-Math.log(u[i * K + j]!))));
+        if (v > best) {
+          best = v;
+          arg = j;
+        }
+      }
+      out[i] = arg;
+    }
+    return tf.tensor(out, logits!.shape.slice(0, -1), 'int32');
   },
   grad: noGrad,
   fusion: 'opaque',

@@ -7,21 +7,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
-import type { Io } from '../../cli/command.ts';
+import { loom } from '../helpers/cli.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const AFFINE = join(ROOT, 'graphs', 'examples', 'affine.graph.json');
 const FIX = join(ROOT, 'test', 'fixtures', 'frontend');
 const BAD = join(FIX, 'bad');
-
-async function loom(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (t) => void (out += t), err: (t) => void (err += t) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 /** No stack frames and no internal-error banner: the user sees only the formatted error. */
 function expectNoStack(text: string): void {

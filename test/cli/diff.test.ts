@@ -4,19 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
-import type { Io } from '../../cli/command.ts';
+import { loom } from '../helpers/cli.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const P = (f: string) => join(ROOT, 'graphs', 'pipelines', f);
-
-async function loom(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (t) => void (out += t), err: (t) => void (err += t) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 describe('loom diff', () => {
   it('pipelines: the settings that differ and which graphs are shared', async () => {

@@ -43,6 +43,16 @@ const buffers = () => tf.engine().backend.numDataIds();
 type RunKernel = (...args: unknown[]) => unknown;
 const engineProto = Object.getPrototypeOf(tf.engine()) as { runKernel: RunKernel };
 
+/** Runs alternating input sets: every run matches the interpreter, and tensor and buffer counts stay flat. */
+function expectFlatRepeats(prog: Program, g: IRGraph, sets: TensorMap[]): void {
+  expect(against(prog, g, sets[0]!)).toBeLessThan(1e-5);
+  const tensors = tf.memory().numTensors;
+  const held = buffers();
+  for (let i = 0; i < 4; i++) expect(against(prog, g, sets[i % sets.length]!)).toBeLessThan(1e-5);
+  expect(tf.memory().numTensors).toBe(tensors);
+  expect(buffers()).toBe(held);
+}
+
 /** Names of the kernels dispatched through the engine while f runs (replayed and generated kernels bypass it). */
 function dispatched(f: () => void): string[] {
   const orig = engineProto.runKernel;
@@ -427,12 +437,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
           try {
             expect(prog.graph.nodes.map((n) => n.op)).toEqual(['matmul']);
             expect(prog.kernels(sets[0]!)).toHaveLength(1);
-            expect(against(prog, g, sets[0]!)).toBeLessThan(1e-5);
-            const tensors = tf.memory().numTensors;
-            const held = buffers();
-            for (let i = 0; i < 4; i++) expect(against(prog, g, sets[i % 2]!)).toBeLessThan(1e-5);
-            expect(tf.memory().numTensors).toBe(tensors);
-            expect(buffers()).toBe(held);
+            expectFlatRepeats(prog, g, sets);
             // Hand-computed for one case: op(a) op(b) from the raw values.
             const out = prog.run(sets[1]!, {});
             const A = sets[1]!.a.arraySync() as number[][];
@@ -476,12 +481,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
         const sets = [0, 1].map((k) => ({ x: uniform([5, 3], k + 1), w: uniform([3, 2], k + 2), t: uniform([5, 2], k + 3) }));
         const wide = { x: uniform([7, 3], 5), w: uniform([3, 2], 6), t: uniform([7, 2], 7) };
         try {
-          expect(against(prog, g, sets[0]!)).toBeLessThan(1e-5);
-          const tensors = tf.memory().numTensors;
-          const held = buffers();
-          for (let i = 0; i < 4; i++) expect(against(prog, g, sets[i % 2]!)).toBeLessThan(1e-5);
-          expect(tf.memory().numTensors).toBe(tensors);
-          expect(buffers()).toBe(held);
+          expectFlatRepeats(prog, g, sets);
           // dw = xᵀ t, by hand.
           const out = prog.run(wide, {});
           const X = wide.x.arraySync() as number[][];

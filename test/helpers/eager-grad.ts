@@ -6,18 +6,8 @@ import { expect } from 'vitest';
 import { tf } from './ops.ts';
 import { getOp, type GradBuilder } from '../../compiler/ops/registry.ts';
 import { makeShapeCtx } from '../../compiler/frontend/shape-ctx.ts';
-import { LoomError } from '../../compiler/errors.ts';
 import type { Attrs, DType, TensorType } from '../../compiler/ir.ts';
-
-export function loomErr(f: () => unknown): LoomError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof LoomError) return e;
-    throw e;
-  }
-  throw new Error('expected a LoomError');
-}
+export { loomErr } from './loom-error.ts';
 
 export function close(actual: number[], expected: number[], tol = 1e-5): void {
   expect(actual.length).toBe(expected.length);

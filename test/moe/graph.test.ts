@@ -1,46 +1,36 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { LoomError } from '../../compiler/errors.ts';
 import { loadGraph, loadGraphJson } from '../../compiler/frontend/load.ts';
 import { checkMoeConfig, defaultMoeGraphs, DEFAULT_MOE_CONFIG, generateMoeLayer } from '../../compiler/cost/moe-graph.ts';
 import { initParams, interpret } from '../../runtime/interpreter.ts';
+import { loomErr } from '../helpers/loom-error.ts';
 
 await tf.setBackend('cpu');
 
-function errorOf(f: () => unknown): LoomError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LoomError);
-    return e as LoomError;
-  }
-  throw new Error('expected a LoomError');
-}
-
 describe('generator shape checks', () => {
   it('rejects E not dividing d0', () => {
-    const e = errorOf(() => generateMoeLayer({ d0: 30, E: 4, L: 8, Lp: 2 }));
+    const e = loomErr(() => generateMoeLayer({ d0: 30, E: 4, L: 8, Lp: 2 }));
     expect(e.code).toBe('E_SHAPE');
     expect(e.message).toContain('E = 4 does not divide d0 = 30');
   });
 
   it('rejects heads not dividing s', () => {
-    const e = errorOf(() => generateMoeLayer({ d0: 32, E: 4, L: 8, Lp: 2, heads: 3 }));
+    const e = loomErr(() => generateMoeLayer({ d0: 32, E: 4, L: 8, Lp: 2, heads: 3 }));
     expect(e.code).toBe('E_SHAPE');
     expect(e.message).toContain('heads = 3 does not divide the section width s = d0/E = 8');
   });
 
   it("rejects mean pooling when L' does not divide L, and L' > L", () => {
-    expect(errorOf(() => generateMoeLayer({ d0: 8, E: 2, L: 10, Lp: 4, reduction: 'mean' })).message).toContain("L' | L");
-    expect(errorOf(() => generateMoeLayer({ d0: 8, E: 2, L: 4, Lp: 8 })).message).toContain('exceeds L');
+    expect(loomErr(() => generateMoeLayer({ d0: 8, E: 2, L: 10, Lp: 4, reduction: 'mean' })).message).toContain("L' | L");
+    expect(loomErr(() => generateMoeLayer({ d0: 8, E: 2, L: 4, Lp: 8 })).message).toContain('exceeds L');
   });
 
   it('the frontend rejects a hand-edited sectioning reshape that does not split d0', () => {
     const json = generateMoeLayer({ d0: 32, E: 4, L: 8, Lp: 2 });
     const sec = json.nodes.find((n) => n.id === 'sections')!;
     sec.attrs = { shape: ['B', 2, 3, 8] }; // 3 * 8 = 24 != 32
-    const e = errorOf(() => loadGraphJson(json, 'graphs/moe/bad.graph.json'));
+    const e = loomErr(() => loadGraphJson(json, 'graphs/moe/bad.graph.json'));
     expect(e.code).toBe('E_SHAPE');
     expect(e.info.node).toBe('sections');
   });

@@ -2,20 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LoomError } from '../../../compiler/errors.ts';
 import { batchedMatmulPerMatrix, batchedMatmulRate, deriveMoeOverhead, loadProfile, validateProfile } from '../../../compiler/cost/profile.ts';
+import { loomErr } from '../../helpers/loom-error.ts';
 
 const good = { name: 'x', peakFlops: { float32: 1e12 }, memoryBandwidth: 1e11, kernelOverhead: 5e-6 };
-
-function errorOf(f: () => unknown): LoomError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LoomError);
-    return e as LoomError;
-  }
-  throw new Error('expected a LoomError');
-}
 
 describe('shipped profiles', () => {
   it('h100 and h200 carry the datasheet figures and a source', () => {
@@ -47,38 +37,38 @@ describe('validation', () => {
 
   it('names a missing required field', () => {
     const { memoryBandwidth: _m, ...rest } = good;
-    const e = errorOf(() => validateProfile(rest, 'p.json'));
+    const e = loomErr(() => validateProfile(rest, 'p.json'));
     expect(e.code).toBe('E_SCHEMA');
     expect(e.message).toContain('memoryBandwidth');
     expect(e.info.file).toBe('p.json');
   });
 
   it('rejects non-positive rates with the pointer to them', () => {
-    const e = errorOf(() => validateProfile({ ...good, peakFlops: { float32: 0 } }, 'p.json'));
+    const e = loomErr(() => validateProfile({ ...good, peakFlops: { float32: 0 } }, 'p.json'));
     expect(e.code).toBe('E_SCHEMA');
     expect(e.info.pointer).toBe('/peakFlops/float32');
-    const e2 = errorOf(() => validateProfile({ ...good, kernelOverhead: -1 }, 'p.json'));
+    const e2 = loomErr(() => validateProfile({ ...good, kernelOverhead: -1 }, 'p.json'));
     expect(e2.info.pointer).toBe('/kernelOverhead');
   });
 
   it('rejects unknown properties and unknown precisions, suggesting the right name', () => {
-    const e = errorOf(() => validateProfile({ ...good, memoryBandwith: 1 }, 'p.json'));
+    const e = loomErr(() => validateProfile({ ...good, memoryBandwith: 1 }, 'p.json'));
     expect(e.message).toContain('unknown property "memoryBandwith"');
-    const e2 = errorOf(() => validateProfile({ ...good, peakFlops: { float32: 1, fp8: 2 } }, 'p.json'));
+    const e2 = loomErr(() => validateProfile({ ...good, peakFlops: { float32: 1, fp8: 2 } }, 'p.json'));
     expect(e2.message).toContain('"fp8"');
   });
 
   it('rejects a negative moe coefficient', () => {
-    const e = errorOf(() => validateProfile({ ...good, moe: { w2: -3 } }, 'p.json'));
+    const e = loomErr(() => validateProfile({ ...good, moe: { w2: -3 } }, 'p.json'));
     expect(e.info.pointer).toBe('/moe/w2');
   });
 
   it('reports unreadable files and bad JSON', () => {
-    expect(errorOf(() => loadProfile('/nonexistent/profile.json')).code).toBe('E_IO');
+    expect(loomErr(() => loadProfile('/nonexistent/profile.json')).code).toBe('E_IO');
     const dir = mkdtempSync(join(tmpdir(), 'loom-profile-'));
     const f = join(dir, 'bad.json');
     writeFileSync(f, '{"name": ');
-    expect(errorOf(() => loadProfile(f)).code).toBe('E_JSON');
+    expect(loomErr(() => loadProfile(f)).code).toBe('E_JSON');
     writeFileSync(f, JSON.stringify(good));
     expect(loadProfile(f).kernelOverhead).toBe(5e-6);
   });
@@ -88,11 +78,11 @@ describe('kernel rates', () => {
   it('accepts measured rates and rejects malformed ones', () => {
     const rates = { batchedMatmul: [{ rhsElements: 64, rate: 1e9, perMatrix: 2e-6 }, { rhsElements: 256, rate: 2e9 }], transpose: 1e9, broadcast: 5e7, reduction: 3e9, matmulCopiesTransposed: true, matmulCopies: true };
     expect(validateProfile({ ...good, rates }, 'p.json').rates).toEqual(rates);
-    expect(errorOf(() => validateProfile({ ...good, rates: { batchedMatmul: [] } }, 'p.json')).message).toMatch(/rates/);
-    expect(errorOf(() => validateProfile({ ...good, rates: { transpose: 0 } }, 'p.json')).message).toMatch(/transpose/);
-    expect(errorOf(() => validateProfile({ ...good, rates: { batchedMatmul: [{ rhsElements: 64 }] } }, 'p.json')).message).toMatch(/rate/);
-    expect(errorOf(() => validateProfile({ ...good, rates: { batchedMatmul: [{ rhsElements: 64, rate: 1, perMatrix: -1 }] } }, 'p.json')).message).toMatch(/perMatrix/);
-    expect(errorOf(() => validateProfile({ ...good, rates: { gather: 1 } }, 'p.json')).code).toBeDefined();
+    expect(loomErr(() => validateProfile({ ...good, rates: { batchedMatmul: [] } }, 'p.json')).message).toMatch(/rates/);
+    expect(loomErr(() => validateProfile({ ...good, rates: { transpose: 0 } }, 'p.json')).message).toMatch(/transpose/);
+    expect(loomErr(() => validateProfile({ ...good, rates: { batchedMatmul: [{ rhsElements: 64 }] } }, 'p.json')).message).toMatch(/rate/);
+    expect(loomErr(() => validateProfile({ ...good, rates: { batchedMatmul: [{ rhsElements: 64, rate: 1, perMatrix: -1 }] } }, 'p.json')).message).toMatch(/perMatrix/);
+    expect(loomErr(() => validateProfile({ ...good, rates: { gather: 1 } }, 'p.json')).code).toBeDefined();
   });
 
   it('interpolates the per-matrix cost linearly in log size, a missing one counting 0', () => {

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { loadGraph, loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
 import { LoomError, type ErrorCode } from '../../../compiler/errors.ts';
 import { getOp } from '../../../compiler/ops/index.ts';
+import { loomErr } from '../../helpers/loom-error.ts';
 
 const FIX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'frontend', 'bad');
 const DIR = '/virtual/malformed';
@@ -77,26 +78,16 @@ function caller(edit: (call: NodeDoc, g: GraphDoc) => void = () => {}): GraphDoc
   return g;
 }
 
-function thrown(f: () => unknown): LoomError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof LoomError) return e;
-    throw new Error(`expected a LoomError, got ${(e as Error)?.stack ?? String(e)}`);
-  }
-  throw new Error('expected the graph to be rejected, but it loaded');
-}
-
 /** Loads a graph object as MAIN, with extra in-memory files (paths relative to DIR). */
 function errOf(doc: unknown, files: Record<string, object | string> = {}): LoomError {
   const abs = Object.fromEntries(Object.entries(files).map(([k, v]) => [`${DIR}/${k}`, v]));
-  return thrown(() => loadGraphJson(doc, MAIN, { files: memoryFiles(abs) }));
+  return loomErr(() => loadGraphJson(doc, MAIN, { files: memoryFiles(abs) }));
 }
 
 /** Loads MAIN from raw text. */
 function errOfText(text: string, files: Record<string, object | string> = {}): LoomError {
   const abs = Object.fromEntries(Object.entries(files).map(([k, v]) => [`${DIR}/${k}`, v]));
-  return thrown(() => loadGraph(MAIN, { files: memoryFiles({ ...abs, [MAIN]: text }) }));
+  return loomErr(() => loadGraph(MAIN, { files: memoryFiles({ ...abs, [MAIN]: text }) }));
 }
 
 interface Want {
@@ -180,14 +171,14 @@ describe('invalid JSON', () => {
 
   it('a fixture file on disk, with its path', () => {
     const file = join(FIX, 'syntax.graph.json');
-    const e = thrown(() => loadGraph(file));
+    const e = loomErr(() => loadGraph(file));
     expect(e.info.code).toBe('E_JSON');
     expect(e.info.file).toMatch(/test\/fixtures\/frontend\/bad\/syntax\.graph\.json$/);
     expect(e.info.message).toMatch(/line 5, column 1/);
   });
 
   it('a missing file is E_IO', () => {
-    const e = thrown(() => loadGraph(`${DIR}/nope.graph.json`, { files: memoryFiles({}) }));
+    const e = loomErr(() => loadGraph(`${DIR}/nope.graph.json`, { files: memoryFiles({}) }));
     expect(e.info.code).toBe('E_IO');
     expect(e.info.message).toMatch(/cannot read graph file \/virtual\/malformed\/nope\.graph\.json: no such file/);
   });
@@ -479,7 +470,7 @@ describe('calls', () => {
   it('a recursive call through two files names the chain', () => {
     const a = { graph: 'a', inputs: { x: { shape: [2] } }, nodes: [{ id: 'toB', op: 'call', graph: 'b.graph.json', in: { x: 'x' } }], outputs: { y: 'toB.y' } };
     const b = { graph: 'b', inputs: { x: { shape: [2] } }, nodes: [{ id: 'toA', op: 'call', graph: 'a.graph.json', in: { x: 'x' } }], outputs: { y: 'toA.y' } };
-    const e = thrown(() => loadGraph(`${DIR}/a.graph.json`, { files: memoryFiles({ [`${DIR}/a.graph.json`]: a, [`${DIR}/b.graph.json`]: b }) }));
+    const e = loomErr(() => loadGraph(`${DIR}/a.graph.json`, { files: memoryFiles({ [`${DIR}/a.graph.json`]: a, [`${DIR}/b.graph.json`]: b }) }));
     check(e, {
       code: 'E_IMPORT',
       file: `${DIR}/b.graph.json`,
@@ -491,7 +482,7 @@ describe('calls', () => {
   });
 
   it('a recursive call between files on disk', () => {
-    const e = thrown(() => loadGraph(join(FIX, 'rec-a.graph.json')));
+    const e = loomErr(() => loadGraph(join(FIX, 'rec-a.graph.json')));
     expect(e.info.code).toBe('E_IMPORT');
     expect(e.info.node).toBe('viaA');
     expect(e.info.file).toMatch(/rec-b\.graph\.json$/);
@@ -500,7 +491,7 @@ describe('calls', () => {
 
   it('a graph calling itself', () => {
     const g = caller((c) => (c.graph = 'main.graph.json'));
-    const e = thrown(() => loadGraph(MAIN, { files: memoryFiles({ [MAIN]: g }) }));
+    const e = loomErr(() => loadGraph(MAIN, { files: memoryFiles({ [MAIN]: g }) }));
     check(e, { code: 'E_IMPORT', pointer: '/nodes/0/graph', node: 'c', message: /^recursive call: \/virtual\/malformed\/main\.graph\.json -> \/virtual\/malformed\/main\.graph\.json$/ });
   });
 

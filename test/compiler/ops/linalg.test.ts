@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { infer, run, t, tf } from '../../helpers/ops.ts';
 import { eagerBuilder } from '../../helpers/eager-grad.ts';
-import { isLoomError, type LoomError } from '../../../compiler/errors.ts';
 import { getOp } from '../../../compiler/ops/registry.ts';
 import type { Attrs } from '../../../compiler/ir.ts';
-
-function err(fn: () => unknown): LoomError {
-  try {
-    fn();
-  } catch (e) {
-    if (isLoomError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a LoomError');
-}
+import { loomErr } from '../../helpers/loom-error.ts';
 
 /** Plain-JS reference: out[b][i][j] = sum_k A[b][i][k] * B[b][k][j] over nested arrays. */
 function refMatmul(a: number[][], b: number[][]): number[][] {
@@ -68,27 +58,27 @@ describe('matmul', () => {
     expect(infer('matmul', [t(['N', 'M']), t(['N', 'K'])], { transpose_a: true }).shape).toEqual(['M', 'K']);
   });
   it('rejects mismatched inner dims, naming both shapes', () => {
-    const e = err(() => infer('matmul', [t(['B', 4]), t([5, 2])]));
+    const e = loomErr(() => infer('matmul', [t(['B', 4]), t([5, 2])]));
     expect(e.code).toBe('E_SHAPE');
     expect(e.message).toMatch(/inner dimensions differ \(4 vs 5\)/);
     expect(e.info.found).toBe('a [B, 4], b [5, 2]');
-    const s = err(() => infer('matmul', [t([2, 'K']), t(['J', 2])]));
+    const s = loomErr(() => infer('matmul', [t([2, 'K']), t(['J', 2])]));
     expect(s.code).toBe('E_SHAPE');
     expect(s.info.found).toBe('a [2, K], b [J, 2]');
   });
   it('rejects rank < 2 and non-broadcastable batches', () => {
-    const e = err(() => infer('matmul', [t([4]), t([4, 2])]));
+    const e = loomErr(() => infer('matmul', [t([4]), t([4, 2])]));
     expect(e.code).toBe('E_RANK');
     expect(e.message).toMatch(/operand a must have rank >= 2/);
-    expect(err(() => infer('matmul', [t([2, 4]), t([])])).code).toBe('E_RANK');
-    const b = err(() => infer('matmul', [t([2, 3, 4]), t([5, 4, 2])]));
+    expect(loomErr(() => infer('matmul', [t([2, 4]), t([])])).code).toBe('E_RANK');
+    const b = loomErr(() => infer('matmul', [t([2, 3, 4]), t([5, 4, 2])]));
     expect(b.code).toBe('E_SHAPE');
     expect(b.message).toMatch(/batch dimensions are not broadcast-compatible/);
     expect(b.info.found).toBe('a [2, 3, 4], b [5, 4, 2]');
   });
   it('requires float32 operands of one dtype', () => {
-    expect(err(() => infer('matmul', [t([2, 2]), t([2, 2], 'int32')])).code).toBe('E_DTYPE');
-    expect(err(() => infer('matmul', [t([2, 2], 'int32'), t([2, 2], 'int32')])).code).toBe('E_DTYPE');
+    expect(loomErr(() => infer('matmul', [t([2, 2]), t([2, 2], 'int32')])).code).toBe('E_DTYPE');
+    expect(loomErr(() => infer('matmul', [t([2, 2], 'int32'), t([2, 2], 'int32')])).code).toBe('E_DTYPE');
   });
   it('does not leak or dispose its inputs', () => {
     for (const [sa, sb] of [
@@ -115,7 +105,6 @@ describe('matmul', () => {
     expect(def.cost([f32([4, 3]), f32([5, 4])], f32([3, 5]), { transpose_a: true, transpose_b: true }).flops).toBe(2 * 3 * 5 * 4);
   });
 });
-
 
 describe('matmul gradient rule', () => {
   const cases: [number[], number[], Attrs][] = [

@@ -2,19 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { infer, run, t, tf } from '../../helpers/ops.ts';
 import { getOp } from '../../../compiler/ops/registry.ts';
 import { makeShapeCtx } from '../../../compiler/frontend/shape-ctx.ts';
-import { LoomError } from '../../../compiler/errors.ts';
 import { threefry2x32 } from '../../../compiler/ops/threefry.ts';
 import type { Attrs } from '../../../compiler/ir.ts';
-
-function loomErr(f: () => unknown): LoomError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof LoomError) return e;
-    throw e;
-  }
-  throw new Error('expected a LoomError');
-}
+import { loomErr } from '../../helpers/loom-error.ts';
 
 const u32 = (v: number[]) => v.map((x) => x >>> 0);
 const key = (seed: number) => {

@@ -1,0 +1,13 @@
+/** Catching the LoomError a call throws, for tests that inspect its code, file, pointer and node. */
+import { isLoomError, type LoomError } from '../../compiler/errors.ts';
+
+/** The LoomError `f` throws. Throwing anything else, or nothing, fails the test. */
+export function loomErr(f: () => unknown): LoomError {
+  try {
+    f();
+  } catch (e) {
+    if (isLoomError(e)) return e;
+    throw new Error(`expected a LoomError, got ${(e as Error)?.stack ?? String(e)}`);
+  }
+  throw new Error('expected a LoomError');
+}

@@ -7,6 +7,9 @@ import { LoomError } from '../compiler/errors.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
+/** `--backend B`, shared by the commands that run graphs. */
+export const BACKEND_OPTION: OptionSpec = { type: 'string', description: 'tensorflow | wasm | cpu (default: best available; also LOOM_BACKEND)', valueName: 'B' };
+
 export interface Io {
   out(text: string): void;
   err(text: string): void;

@@ -1,10 +1,8 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
 import { compare as runCompare, markdownTable } from '../../runtime/compare.ts';
-import { GRAPHS_DIR, loadPipeline } from '../../runtime/pipeline/config.ts';
-import { numberFlag, type Command } from '../command.ts';
+import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
+import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
 export const compare: Command = {
   name: 'compare',
@@ -16,7 +14,7 @@ export const compare: Command = {
     steps: { type: 'string', description: 'total env steps per run', valueName: 'N' },
     out: { type: 'string', description: 'output folder (default runs/compare): compare.md, compare.csv, compare.json, compare.svg and one run folder per pipeline and seed', valueName: 'DIR' },
     threshold: { type: 'string', description: 'return threshold for the steps-to-threshold column', valueName: 'R' },
-    backend: { type: 'string', description: 'tensorflow | wasm | cpu (default: best available; also LOOM_BACKEND)', valueName: 'B' },
+    backend: BACKEND_OPTION,
   },
   details:
     'Runs are sequential. The final return of a run is the mean of its learning curve over the last 10% of\niterations; the CI uses the t distribution over seeds.\n\nExample:\n  loom compare graphs/pipelines/ppo-cartpole.json graphs/pipelines/amppo-cartpole.json --env cartpole --seeds 3 --steps 50000 --threshold 195',
@@ -28,16 +26,9 @@ export const compare: Command = {
     if (seeds === undefined || steps === undefined) throw new LoomError({ code: 'E_USAGE', message: 'loom compare needs --seeds K and --steps N', hint: 'run `loom compare --help`' });
     const threshold = numberFlag(args, 'threshold') ?? null;
     const env = args.values.env as string | undefined;
-    let envPaths: { step: string; reset: string } | null = null;
-    if (env !== undefined) {
-      const step = join(GRAPHS_DIR, 'envs', `${env}.step.graph.json`);
-      if (!existsSync(step)) throw new LoomError({ code: 'E_USAGE', message: `unknown env "${env}"`, expected: 'a name with graphs/envs/<name>.step.graph.json', found: env });
-      envPaths = { step, reset: join(GRAPHS_DIR, 'envs', `${env}.reset.graph.json`) };
-    }
     const cfgs = files.map((f) => {
-      const c = loadPipeline(f);
+      const c = env === undefined ? loadPipeline(f) : withEnv(loadPipeline(f), env);
       c.total_steps = steps;
-      if (envPaths) c.env = { ...c.env, name: env!, ...envPaths };
       return c;
     });
     const outDir = (args.values.out as string | undefined) ?? 'runs/compare';

@@ -5,7 +5,7 @@ import { initBackend, tf } from '../../runtime/backend.ts';
 import { initParams, interpret } from '../../runtime/interpreter.ts';
 import { compactJson, inputsFromJson, tensorToJson } from '../../runtime/tensor-json.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
-import { numberFlag, type Command } from '../command.ts';
+import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
 export const run: Command = {
   name: 'run',
@@ -15,7 +15,7 @@ export const run: Command = {
     inputs: { type: 'string', description: 'JSON object {inputName: nested array}', valueName: 'IN.json' },
     seed: { type: 'string', description: 'seed for param initialisation and for RNG-key inputs left out (default 0)', valueName: 'N' },
     out: { type: 'string', description: 'write the outputs here (atomically) instead of stdout', valueName: 'OUT.json' },
-    backend: { type: 'string', description: 'tensorflow | wasm | cpu (default: best available; also LOOM_BACKEND)', valueName: 'B' },
+    backend: BACKEND_OPTION,
   },
   details:
     'Inputs of type int32[2] that --inputs leaves out are RNG keys derived from --seed.\n\nExample:\n  loom run graphs/examples/affine.graph.json --inputs graphs/examples/affine.inputs.json --seed 1',

@@ -1,9 +1,9 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
-import { loadPipeline } from '../../runtime/pipeline/config.ts';
+import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
 import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
-import { numberFlag, type Command } from '../command.ts';
+import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
@@ -14,7 +14,7 @@ export const train: Command = {
     seed: { type: 'string', description: 'override the pipeline seed', valueName: 'N' },
     steps: { type: 'string', description: 'override total_steps (env steps over all envs)', valueName: 'N' },
     out: { type: 'string', description: 'output folder for metrics.jsonl, metrics.csv, learning-curve.svg, checkpoint.json (default runs/<pipeline>-s<seed>)', valueName: 'DIR' },
-    backend: { type: 'string', description: 'tensorflow | wasm | cpu (default: best available; also LOOM_BACKEND)', valueName: 'B' },
+    backend: BACKEND_OPTION,
     resume: { type: 'boolean', description: 'continue from DIR/checkpoint.json (bit-identical on the same backend)' },
   },
   details:
@@ -22,20 +22,12 @@ export const train: Command = {
   async run(args, io) {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom train takes exactly one PIPELINE file', hint: 'run `loom train --help`' });
-    const cfg = loadPipeline(file);
+    const env = args.values.env as string | undefined;
+    const cfg = env === undefined ? loadPipeline(file) : withEnv(loadPipeline(file), env);
     const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
     if (seed !== undefined) cfg.seed = seed;
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
     if (steps !== undefined) cfg.total_steps = steps;
-    const env = args.values.env as string | undefined;
-    if (env !== undefined) {
-      const { GRAPHS_DIR } = await import('../../runtime/pipeline/config.ts');
-      const { existsSync } = await import('node:fs');
-      const { join } = await import('node:path');
-      const step = join(GRAPHS_DIR, 'envs', `${env}.step.graph.json`);
-      if (!existsSync(step)) throw new LoomError({ code: 'E_USAGE', message: `unknown env "${env}"`, expected: 'a name with graphs/envs/<name>.step.graph.json', found: env });
-      cfg.env = { ...cfg.env, name: env, step, reset: join(GRAPHS_DIR, 'envs', `${env}.reset.graph.json`) };
-    }
     const outDir = (args.values.out as string | undefined) ?? `runs/${cfg.pipeline}-s${cfg.seed}`;
     const backend = await initBackend(args.values.backend as string | undefined);
     const progress = makeProgress(io.err, Boolean(process.stderr.isTTY));

@@ -299,3 +299,13 @@ export function pipelineGraphsByRole(g: PipelineGraphs): Map<string, IRGraph> {
   }
   return out;
 }
+
+/**
+ * The pipeline with its env swapped for the shipped env `name` (graphs/envs/<name>.{step,reset}), as
+ * `loom train --env` and `loom compare --env` do; an unknown name is a usage error.
+ */
+export function withEnv(cfg: PipelineConfig, name: string): PipelineConfig {
+  const step = join(GRAPHS_DIR, 'envs', `${name}.step.graph.json`);
+  if (!existsSync(step)) throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: 'a name with graphs/envs/<name>.step.graph.json', found: name });
+  return { ...cfg, env: { ...cfg.env, name, step, reset: join(GRAPHS_DIR, 'envs', `${name}.reset.graph.json`) } };
+}

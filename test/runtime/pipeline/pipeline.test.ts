@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadGraph } from '../../../compiler/frontend/load.ts';
 import { LoomError } from '../../../compiler/errors.ts';
 import { initParams, interpret } from '../../../runtime/interpreter.ts';
-import { loadPipeline, parsePipeline } from '../../../runtime/pipeline/config.ts';
+import { loadPipeline, parsePipeline, withEnv } from '../../../runtime/pipeline/config.ts';
 import { Trainer, permutation, train } from '../../../runtime/pipeline/driver.ts';
 import { readCheckpoint } from '../../../runtime/pipeline/checkpoint.ts';
 import { makeProgress } from '../../../runtime/pipeline/progress.ts';
@@ -143,6 +143,13 @@ describe('pipeline files', () => {
   });
   it('ships valid pipelines', () => {
     for (const f of readdirSync(G('pipelines')).filter((f) => f.endsWith('.json'))) expect(() => loadPipeline(G('pipelines/' + f)), f).not.toThrow();
+  });
+
+  it('withEnv swaps in a shipped env by name, and rejects an unknown one', () => {
+    const c = withEnv(tiny(), 'acrobot');
+    expect(c.env).toMatchObject({ name: 'acrobot', step: G('envs/acrobot.step.graph.json'), reset: G('envs/acrobot.reset.graph.json'), num_envs: 2 });
+    expect(tiny().env.step).toBe(G('envs/cartpole.step.graph.json'));
+    expect(() => withEnv(tiny(), 'nope')).toThrow(/unknown env "nope"/);
   });
 
   describe('extends', () => {

@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../compiler/errors.ts';
 import type { IRGraph, IRNode, TensorType } from '../compiler/ir.ts';
 import { getOp } from '../compiler/ops/index.ts';
+import { HOST_ADDRESSABLE, hostOpRunner } from './host-memory.ts';
 import { bindInputs, concreteType, type TensorMap } from './interpreter.ts';
 import {
   compileGraph,
@@ -42,6 +43,12 @@ export interface ProgramOptions {
   /** Generate code for fused nodes (default). Off, their bodies run op by op through reference kernels. */
   codegen?: boolean;
   target?: CodegenTarget;
+  /**
+   * Run library ops through their host kernels (the registry's `host`) on backends whose memory
+   * the host addresses (cpu, wasm), when the op's inputs and output together hold at most this
+   * many elements; 0 switches host kernels off. Default HOST_MAX_ELEMENTS.
+   */
+  hostMaxElements?: number;
   /** Receives recompilation reports (default: stderr). */
   log?: (msg: string) => void;
 }
@@ -104,6 +111,13 @@ interface CompiledGraph {
   passMs: number;
 }
 
+/**
+ * Default size limit of host kernels: RL rollouts and minibatches (a few thousand elements) are
+ * far below it, where one library kernel's dispatch costs more than the loop; large tensors stay
+ * with the library's (SIMD) kernels.
+ */
+export const HOST_MAX_ELEMENTS = 1 << 16;
+
 const irCache = new Map<string, CompiledGraph>();
 const planCache = new Map<string, Plan>();
 /** Last plan key per graph hash, to explain recompilations. */
@@ -123,7 +137,7 @@ function graphHash(g: IRGraph, opts: ProgramOptions): string {
   const { file: _f, outputSources: _o, ...rest } = g;
   const strip = (k: string, v: unknown) => (k === 'source' ? undefined : v);
   const text = JSON.stringify(JSON.parse(JSON.stringify(rest, strip)), null, 0);
-  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}`);
+  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}|host=${opts.hostMaxElements ?? HOST_MAX_ELEMENTS}`);
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -464,6 +478,7 @@ function buildPlan(
   const kernels: GeneratedKernel[] = [];
   const target = opts.target ?? jsTarget;
   const codegen = opts.codegen !== false;
+  const hostMax = opts.hostMaxElements ?? HOST_MAX_ELEMENTS;
   /** Kernels loaded while planning (for a constants-only step); they still count as new for this plan. */
   const loadedEarly = new Set<string>();
 
@@ -509,12 +524,16 @@ function buildPlan(
       pure = def.pure !== false;
       const outType = concreteType(n.type!, env, n);
       const attrs = n.attrs;
-      const direct = (xs: tf.Tensor[]): tf.Tensor[] => {
-        const y = def.kernel(tf, xs, attrs, { outType });
-        // A kernel may hand back one of its inputs; the caller must own what it frees.
-        return [xs.includes(y) ? tf.clone(y) : y];
-      };
-      exec = pure ? replayable(direct) : direct;
+      const elements = n.inputs.reduce((acc, r) => acc + size(concreteType(types.get(r)!, env, n).shape), size(outType.shape));
+      if (def.host && HOST_ADDRESSABLE.has(backend) && elements <= hostMax) exec = hostOpRunner(def.host, attrs, outType);
+      else {
+        const direct = (xs: tf.Tensor[]): tf.Tensor[] => {
+          const y = def.kernel(tf, xs, attrs, { outType });
+          // A kernel may hand back one of its inputs; the caller must own what it frees.
+          return [xs.includes(y) ? tf.clone(y) : y];
+        };
+        exec = pure ? replayable(direct) : direct;
+      }
     }
     if (pure && ins.every((s) => hoisted.has(s))) {
       // Depends on constants only: evaluated once, here, so its generated kernel must be loaded now.

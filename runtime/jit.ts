@@ -22,75 +22,9 @@ export { matmulFlags, roleOf } from '../compiler/codegen/semantics.ts';
 export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/codegen/target.ts';
 export { stableStringify } from '../compiler/ir.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';
-import type { DType } from '../compiler/ir.ts';
+import { hostIO, type HostArray, type HostIO } from './host-memory.ts';
 
-type HostArray = Float32Array | Int32Array | Uint8Array;
 type KernelFn = (...arrays: HostArray[]) => void;
-
-/** Host access to a backend's tensor memory. */
-interface HostIO {
-  alloc(shape: number[], dtype: DType): tf.TensorInfo;
-  /** A writable view (cpu, wasm) or a copy (other backends) of a tensor's data. */
-  array(t: tf.TensorInfo): HostArray;
-  /** Publishes data written to a copy back to the tensor (no-op where views are used). */
-  commit(t: tf.TensorInfo, a: HostArray): tf.TensorInfo;
-  dispose(t: tf.TensorInfo): void;
-}
-
-interface CpuBackendLike {
-  data: { get(id: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: DType, values?: unknown): tf.TensorInfo;
-  disposeData(id: object): void;
-}
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: DType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): HostArray;
-  disposeData(id: object): void;
-}
-interface GenericBackendLike {
-  readSync(id: object): unknown;
-  makeTensorInfo(shape: number[], dtype: DType, values?: unknown): tf.TensorInfo;
-  disposeData(id: object): void;
-}
-
-function newArray(dtype: DType, n: number): HostArray {
-  return dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
-}
-
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
-  if (backendName === 'wasm') {
-    const b = backend as unknown as WasmBackendLike;
-    return {
-      alloc: (shape, dtype) => b.makeOutput(shape, dtype),
-      array: (t) => b.typedArrayFromHeap(t),
-      commit: (t) => t,
-      dispose: (t) => b.disposeData(t.dataId),
-    };
-  }
-  if (backendName === 'cpu') {
-    const b = backend as unknown as CpuBackendLike;
-    return {
-      alloc: (shape, dtype) => b.makeTensorInfo(shape, dtype, newArray(dtype, size(shape))),
-      array: (t) => b.data.get(t.dataId).values as HostArray,
-      commit: (t) => t,
-      dispose: (t) => b.disposeData(t.dataId),
-    };
-  }
-  const b = backend as unknown as GenericBackendLike;
-  return {
-    alloc: (shape, dtype) => ({ dataId: {}, shape, dtype }) as unknown as tf.TensorInfo,
-    array: (t) => {
-      const v = b.readSync(t.dataId) as ArrayLike<number>;
-      const a = newArray(t.dtype as DType, size(t.shape));
-      a.set(v);
-      return a;
-    },
-    commit: (t, a) => b.makeTensorInfo(t.shape, t.dtype as DType, a),
-    dispose: (t) => b.disposeData(t.dataId),
-  };
-}
 
 /** Backends every generated kernel is registered for (plus the active one, if different). */
 const HOST_BACKENDS = ['cpu', 'wasm'];

@@ -4,8 +4,20 @@
  * and the diagonal-Gaussian log density used by continuous-action policies.
  */
 import type { DType, TensorType } from '../ir.ts';
-import { bytesOf, defineOp, sizeOf, streamingCost, type ConcreteType, type Cost, type ShapeCtx, type Tensor } from './registry.ts';
+import {
+  bytesOf,
+  defineOp,
+  sizeOf,
+  streamingCost,
+  type ConcreteType,
+  type Cost,
+  type HostArray,
+  type HostTensor,
+  type ShapeCtx,
+  type Tensor,
+} from './registry.ts';
 import { num } from './elementwise.ts';
+import { axisLines, hostMax } from './reduce.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 type TF = typeof tfType;
@@ -33,6 +45,50 @@ function alongAxis(tf: TF, x: Tensor, axis: number, f: (x: Tensor) => Tensor): T
   return tf.tidy(() => tf.transpose(f(tf.transpose(x, perm)), perm));
 }
 
+/**
+ * Host softmax / log_softmax along an axis, the tfjs way: m = max (NaN-propagating), e = exp(x - m),
+ * then e / sum(e) or (x - m) - log(sum(e)). A line of all -inf (or with NaN or +inf) gives NaN.
+ */
+function hostSoftmax([x]: readonly HostTensor[], out: HostTensor, axis: number, log: boolean): void {
+  const rank = x!.shape.length;
+  const { outer, size, inner } = axisLines(x!.shape, axis < 0 ? axis + rank : axis);
+  const xs = x!.data;
+  const ys = out.data;
+  for (let o = 0; o < outer; o++)
+    for (let i = 0; i < inner; i++) {
+      const base = o * size * inner + i;
+      const m = hostMax(xs, base, null, size, inner);
+      let s = 0;
+      for (let j = 0; j < size; j++) s += Math.exp(xs[base + j * inner]! - m);
+      if (log) {
+        const ls = Math.log(s);
+        for (let j = 0; j < size; j++) ys[base + j * inner] = xs[base + j * inner]! - m - ls;
+      } else for (let j = 0; j < size; j++) ys[base + j * inner] = Math.exp(xs[base + j * inner]! - m) / s;
+    }
+}
+
+/** max and log(sum(exp(x - max))) of row r of row-major logits with K columns, for log_softmax = x - m - ls. */
+function rowLse(xs: HostArray, r: number, k: number): { m: number; ls: number } {
+  const base = r * k;
+  const m = hostMax(xs, base, null, k);
+  let s = 0;
+  for (let j = 0; j < k; j++) s += Math.exp(xs[base + j]! - m);
+  return { m, ls: Math.log(s) };
+}
+
+/** Per-input strides over an output shape under NumPy broadcasting (0 along broadcast axes). */
+function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const r = outShape.length;
+  const lead = r - shape.length;
+  const st = new Array<number>(r).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] !== 1) st[lead + i] = s;
+    s *= shape[i]!;
+  }
+  return st;
+}
+
 function axisShape([x]: TensorType[], axis: number, name: string, ctx: ShapeCtx): TensorType {
   ctx.dtype(x!, FLOAT, 'x');
   if (x!.shape.length === 0) ctx.fail('E_RANK', `${name} needs a tensor of rank >= 1`, 'rank >= 1', 'a scalar');
@@ -48,6 +104,7 @@ defineOp({
   attrs: { properties: { axis: { type: 'integer' } } },
   shape: (ins, a, ctx) => axisShape(ins, (a.axis as number | undefined) ?? -1, 'softmax', ctx),
   kernel: (tf, [x], a) => alongAxis(tf, x!, (a.axis as number | undefined) ?? -1, (v) => tf.softmax(v)),
+  host: (ins, out, a) => hostSoftmax(ins, out, (a.axis as number | undefined) ?? -1, false),
   grad: (b, a) => {
     const y = a.output;
     const s = b.op('sum', [b.op('mul', [a.dy, y])], { axes: (a.attrs.axis as number | undefined) ?? -1, keepdims: true });
@@ -65,6 +122,7 @@ defineOp({
   attrs: { properties: { axis: { type: 'integer' } } },
   shape: (ins, a, ctx) => axisShape(ins, (a.axis as number | undefined) ?? -1, 'log_softmax', ctx),
   kernel: (tf, [x], a) => alongAxis(tf, x!, (a.axis as number | undefined) ?? -1, (v) => tf.logSoftmax(v)),
+  host: (ins, out, a) => hostSoftmax(ins, out, (a.axis as number | undefined) ?? -1, true),
   grad: (b, a) => {
     const s = b.op('sum', [a.dy], { axes: (a.attrs.axis as number | undefined) ?? -1, keepdims: true });
     return [b.op('sub', [a.dy, b.op('mul', [b.op('exp', [a.output]), s])])];
@@ -104,6 +162,21 @@ defineOp({
       const hot = tf.cast(tf.oneHot(actions!, k), 'bool');
       return maskedLastSum(tf, hot, tf.logSoftmax(logits!));
     }),
+  host: ([logits, actions], out) => {
+    const k = logits!.shape[logits!.shape.length - 1]!;
+    const xs = logits!.data;
+    const as = actions!.data;
+    const ys = out.data;
+    for (let r = 0; r < ys.length; r++) {
+      const act = as[r]!;
+      // An out-of-range action selects nothing, so the kernel's masked sum is 0.
+      if (act < 0 || act >= k) ys[r] = 0;
+      else {
+        const { m, ls } = rowLse(xs, r, k);
+        ys[r] = xs[r * k + act]! - m - ls;
+      }
+    }
+  },
   grad: (b, a) => {
     const [logits, actions] = a.inputs as [string, string];
     const hot = b.op('categorical_one_hot', [actions, logits]);
@@ -126,6 +199,16 @@ defineOp({
     return { dtype: 'float32', shape: [...batch, l!.shape[l!.shape.length - 1]!] };
   },
   kernel: (tf, [actions, logits]) => tf.tidy(() => tf.cast(tf.oneHot(actions!, logits!.shape[logits!.rank - 1]!), 'float32')),
+  host: ([actions], out) => {
+    const k = out.shape[out.shape.length - 1]!;
+    const as = actions!.data;
+    const ys = out.data;
+    ys.fill(0);
+    for (let r = 0; r < as.length; r++) {
+      const act = as[r]!;
+      if (act >= 0 && act < k) ys[r * k + act] = 1;
+    }
+  },
   grad: () => [null, null],
   fusion: 'opaque',
   cost: (_i, out) => ({ flops: 0, bytes: bytesOf(out) }),
@@ -150,6 +233,21 @@ defineOp({
       // tfjs gradient, so tf.grads can differentiate this kernel.
       return tf.neg(maskedLastSum(tf, tf.isFinite(ls), tf.mul(p, ls)));
     }),
+  host: ([logits], out) => {
+    const k = logits!.shape[logits!.shape.length - 1]!;
+    const xs = logits!.data;
+    const ys = out.data;
+    for (let r = 0; r < ys.length; r++) {
+      const { m, ls } = rowLse(xs, r, k);
+      let acc = 0;
+      for (let j = 0; j < k; j++) {
+        const l = xs[r * k + j]! - m - ls;
+        // Non-finite log-probabilities (masked logits; every entry of a NaN row) add 0, as in the kernel.
+        if (Number.isFinite(l)) acc += Math.exp(l) * l;
+      }
+      ys[r] = -acc;
+    }
+  },
   grad: (b, a) => {
     // dH/dx_j = -p_j (log p_j + H); where p_j = 0 (masked) the limit is 0.
     const logits = a.inputs[0]!;
@@ -186,6 +284,37 @@ defineOp({
       const quad = tf.div(tf.square(d), tf.mul(tf.exp(tf.mul(s!, 2)), 2));
       return tf.sub(tf.sub(tf.neg(quad), s!), HALF_LOG_2PI);
     }),
+  host: ([x, m, s], out) => {
+    const shape = out.shape;
+    const r = shape.length;
+    const sx = broadcastStrides(x!.shape, shape);
+    const sm = broadcastStrides(m!.shape, shape);
+    const ss = broadcastStrides(s!.shape, shape);
+    const xs = x!.data;
+    const ms = m!.data;
+    const ls = s!.data;
+    const ys = out.data;
+    const idx = new Array<number>(r).fill(0);
+    let ox = 0;
+    let om = 0;
+    let os = 0;
+    for (let i = 0; i < ys.length; i++) {
+      const d = xs[ox]! - ms[om]!;
+      const lsd = ls[os]!;
+      ys[i] = -((d * d) / (Math.exp(2 * lsd) * 2)) - lsd - HALF_LOG_2PI;
+      // Odometer step over the output index, last axis fastest.
+      for (let a = r - 1; a >= 0; a--) {
+        ox += sx[a]!;
+        om += sm[a]!;
+        os += ss[a]!;
+        if (++idx[a]! < shape[a]!) break;
+        ox -= sx[a]! * shape[a]!;
+        om -= sm[a]! * shape[a]!;
+        os -= ss[a]! * shape[a]!;
+        idx[a] = 0;
+      }
+    }
+  },
   grad: (b, a) => {
     // With z = (x - mean) / sigma: d/dx = -z/sigma, d/dmean = z/sigma, d/dlog_std = z^2 - 1.
     const [x, m, s] = a.inputs as [string, string, string];

@@ -7,7 +7,7 @@
  */
 import { canonDim, dimEq, isSymbolName, symbolsOf, type Dim } from '../dims.ts';
 import { showType, type AttrValue, type Attrs, type TensorType } from '../ir.ts';
-import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradArgs, type GradBuilder, type ShapeCtx, type Tensor } from './registry.ts';
+import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradArgs, type GradBuilder, type HostArray, type ShapeCtx, type Tensor } from './registry.ts';
 import { foldIn, keyFromInt32, randomBits, seedKey, splitKey, toInt32, uniform24, uniformOpen, type Key } from './threefry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
@@ -57,24 +57,23 @@ function float32Below(v: number): number {
   return buf.getFloat32(0);
 }
 
-/** `n` uniform float32 values in [min, max). */
-function uniformValues(key: Key, n: number, lo: number, hi: number): Float32Array {
+/** Fills `out` with uniform float32 values in [min, max). */
+function fillUniform(key: Key, out: HostArray, lo: number, hi: number): void {
+  const n = out.length;
   const u = uniform24(randomBits(key, n));
-  const out = new Float32Array(n);
   const top = Math.fround(hi);
   for (let i = 0; i < n; i++) {
     const v = Math.fround(lo + u[i]! * (hi - lo));
     // Rounding to float32 may land on max; keep the interval half-open.
     out[i] = v >= top ? float32Below(top) : v;
   }
-  return out;
 }
 
-/** `n` standard normal values by Box-Muller on pairs of 32-bit uniforms. */
-function normalValues(key: Key, n: number, mean: number, std: number): Float32Array {
+/** Fills `out` with normal values by Box-Muller on pairs of 32-bit uniforms. */
+function fillNormal(key: Key, out: HostArray, mean: number, std: number): void {
+  const n = out.length;
   const pairs = Math.ceil(n / 2);
   const bits = randomBits(key, 2 * pairs);
-  const out = new Float32Array(n);
   for (let i = 0; i < pairs; i++) {
     const u1 = (bits[2 * i]! + 1) * 2 ** -32; // (0, 1]: log is finite
     const u2 = bits[2 * i + 1]! * 2 ** -32;
@@ -82,7 +81,33 @@ function normalValues(key: Key, n: number, mean: number, std: number): Float32Ar
     out[2 * i] = mean + std * r * Math.cos(2 * Math.PI * u2);
     if (2 * i + 1 < n) out[2 * i + 1] = mean + std * r * Math.sin(2 * Math.PI * u2);
   }
-  return out;
+}
+
+/**
+ * Gumbel-max samples over the last axis (K categories) of row-major logits into `out`.
+ * float32 sums (fround) and first-max ties match tf.add + tf.argMax on the same noise.
+ */
+function fillCategorical(key: Key, logits: ArrayLike<number>, K: number, out: HostArray): void {
+  const u = uniformOpen(randomBits(key, logits.length));
+  for (let i = 0; i < out.length; i++) {
+    let best = -Infinity;
+    let arg = 0;
+    for (let j = 0; j < K; j++) {
+      const v = Math.fround(logits[i * K + j]! + Math.fround(-Math.log(-Math.log(u[i * K + j]!))));
+      if (v > best) {
+        best = v;
+        arg = j;
+      }
+    }
+    out[i] = arg;
+  }
+}
+
+/** A float32 tensor of `shape` filled on the host. */
+function filled(tf: TF, shape: number[], fill: (out: Float32Array) => void): Tensor {
+  const out = new Float32Array(sizeOf(shape));
+  fill(out);
+  return tf.tensor(out, shape, 'float32');
 }
 
 /** Per output element: one Threefry block per two words, about 40 integer ops a word. */
@@ -105,6 +130,7 @@ defineOp({
     return KEY_OUT;
   },
   kernel: (tf, _i, a) => keyTensor(tf, seedKey(a.seed as number)),
+  host: (_i, out, a) => out.data.set(toInt32(seedKey(a.seed as number))),
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
@@ -127,6 +153,7 @@ defineOp({
     return { dtype: 'int32', shape: [n, 2] };
   },
   kernel: (tf, [k], a) => keyTensor(tf, splitKey(readKey(k!), a.num as number), [a.num as number, 2]),
+  host: ([k], out, a) => out.data.set(toInt32(splitKey(keyFromInt32(k!.data), a.num as number))),
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
@@ -145,6 +172,7 @@ defineOp({
     return KEY_OUT;
   },
   kernel: (tf, [k, d]) => keyTensor(tf, foldIn(readKey(k!), d!.dataSync()[0]!)),
+  host: ([k, d], out) => out.data.set(toInt32(foldIn(keyFromInt32(k!.data), d!.data[0]!))),
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
@@ -163,11 +191,8 @@ defineOp({
     rangeAttrs(a, ctx);
     return { dtype: 'float32', shape: shapeAttr(a, ctx) };
   },
-  kernel: (tf, [k], a, ctx) => {
-    const shape = ctx.outType.shape;
-    const vals = uniformValues(readKey(k!), sizeOf(shape), (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1);
-    return tf.tensor(vals, shape, 'float32');
-  },
+  kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
+  host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
@@ -184,10 +209,8 @@ defineOp({
     rangeAttrs(a, ctx);
     return { dtype: 'float32', shape: like!.shape };
   },
-  kernel: (tf, [k, like], a) => {
-    const vals = uniformValues(readKey(k!), like!.size, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1);
-    return tf.tensor(vals, like!.shape, 'float32');
-  },
+  kernel: (tf, [k, like], a) => filled(tf, like!.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
+  host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
@@ -205,11 +228,8 @@ defineOp({
     if (!(std >= 0) || !Number.isFinite(std)) ctx.fail('E_ATTR', 'std must be finite and >= 0', 'std >= 0', String(std));
     return { dtype: 'float32', shape: shapeAttr(a, ctx) };
   },
-  kernel: (tf, [k], a, ctx) => {
-    const shape = ctx.outType.shape;
-    const vals = normalValues(readKey(k!), sizeOf(shape), (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1);
-    return tf.tensor(vals, shape, 'float32');
-  },
+  kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillNormal(readKey(k!), out, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1)),
+  host: ([k], out, a) => fillNormal(keyFromInt32(k!.data), out.data, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1),
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
@@ -230,26 +250,14 @@ defineOp({
     return { dtype: 'int32', shape: l!.shape.slice(0, -1) };
   },
   // On the host: the key is read there anyway, and one pass over the logits is cheaper than
-  // dispatching add and argMax. float32 sums (fround) and first-max ties match tf.add + tf.argMax.
+  // dispatching add and argMax.
   kernel: (tf, [k, logits]) => {
-    const u = uniformOpen(randomBits(readKey(k!), logits!.size));
-    const l = logits!.dataSync();
     const K = logits!.shape[logits!.shape.length - 1]!;
-    const out = new Int32Array(l.length / K);
-    for (let i = 0; i < out.length; i++) {
-      let best = -Infinity;
-      let arg = 0;
-      for (let j = 0; j < K; j++) {
-        const v = Math.fround(l[i * K + j]! + Math.fround(-Math.log(-Math.log(u[i * K + j]!))));
-        if (v > best) {
-          best = v;
-          arg = j;
-        }
-      }
-      out[i] = arg;
-    }
+    const out = new Int32Array(logits!.size / K);
+    fillCategorical(readKey(k!), logits!.dataSync(), K, out);
     return tf.tensor(out, logits!.shape.slice(0, -1), 'int32');
   },
+  host: ([k, logits], out) => fillCategorical(keyFromInt32(k!.data), logits!.data, logits!.shape[logits!.shape.length - 1]!, out.data),
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,

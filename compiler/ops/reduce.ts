@@ -5,7 +5,18 @@
  */
 import type { Attrs, DType, TensorType } from '../ir.ts';
 import type { Dim } from '../dims.ts';
-import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradBuilder, type Reducer, type ShapeCtx, type Tensor } from './registry.ts';
+import {
+  bytesOf,
+  defineOp,
+  sizeOf,
+  type ConcreteType,
+  type Cost,
+  type GradBuilder,
+  type HostArray,
+  type Reducer,
+  type ShapeCtx,
+  type Tensor,
+} from './registry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 type TF = typeof tfType;
@@ -64,6 +75,98 @@ export function keepDims(b: GradBuilder, dy: string, axes: readonly number[], ke
   return g;
 }
 
+// ---------------------------------------------------------------------------- host loops
+
+/** Row-major strides of a shape. */
+function stridesOf(shape: readonly number[]): number[] {
+  const st = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    st[i] = s;
+    s *= shape[i]!;
+  }
+  return st;
+}
+
+/** Offsets into a row-major array of `shape` of the index space of `axes` (ascending), in row-major order. */
+function axisOffsets(shape: readonly number[], strides: readonly number[], axes: readonly number[]): Int32Array {
+  let n = 1;
+  for (const a of axes) n *= shape[a]!;
+  const out = new Int32Array(n);
+  const k = axes.length;
+  const idx = new Array<number>(k).fill(0);
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    out[i] = off;
+    // Odometer step, last axis fastest.
+    for (let d = k - 1; d >= 0; d--) {
+      const a = axes[d]!;
+      off += strides[a]!;
+      if (++idx[d]! < shape[a]!) break;
+      off -= strides[a]! * shape[a]!;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * Layout of a reduction over sorted `axes` of a row-major `shape`: output element o (row-major
+ * over the kept axes, so keepdims does not change it) combines the elements at
+ * outer[o] + inner[j], j in row-major order of the reduced axes (the order tfjs's cpu kernels
+ * visit them, which fixes the float rounding of sums).
+ */
+export function reduceLayout(shape: readonly number[], axes: readonly number[]): { outer: Int32Array; inner: Int32Array } {
+  const strides = stridesOf(shape);
+  const kept = [...shape.keys()].filter((a) => !axes.includes(a));
+  return { outer: axisOffsets(shape, strides, kept), inner: axisOffsets(shape, strides, axes) };
+}
+
+/**
+ * One axis of a row-major shape as lines: line (o, i), o < outer, i < inner, holds the `size`
+ * elements at o * size * inner + i + j * inner.
+ */
+export function axisLines(shape: readonly number[], axis: number): { outer: number; size: number; inner: number } {
+  let outer = 1;
+  let inner = 1;
+  for (let a = 0; a < axis; a++) outer *= shape[a]!;
+  for (let a = axis + 1; a < shape.length; a++) inner *= shape[a]!;
+  return { outer, size: shape[axis]!, inner };
+}
+
+/** tfjs's max of x[base + offs[j]] (offs null: x[base + j * stride]), j < n: NaN wins; NaN over no elements. */
+export function hostMax(x: HostArray, base: number, offs: Int32Array | null, n: number, stride = 1): number {
+  if (n === 0) return Number.NaN;
+  let m = x[base + (offs ? offs[0]! : 0)]!;
+  for (let j = 1; j < n; j++) {
+    const v = x[base + (offs ? offs[j]! : j * stride)]!;
+    if (Number.isNaN(v) || v > m) m = v;
+  }
+  return m;
+}
+
+/** tfjs's mean: the sum of x / n, each quotient rounded to float32 (variance centres on this exact value). */
+function hostMean(x: HostArray, base: number, offs: Int32Array): number {
+  const n = offs.length;
+  let acc = 0;
+  for (let j = 0; j < n; j++) acc += Math.fround(x[base + offs[j]!]! / n);
+  return Math.fround(acc);
+}
+
+/** Two-pass variance, as varianceKernel: sum((x - mean)^2) / (n - ddof). */
+function hostVariance(x: HostArray, base: number, offs: Int32Array, attrs: Attrs): number {
+  const m = hostMean(x, base, offs);
+  let acc = 0;
+  for (let j = 0; j < offs.length; j++) {
+    const d = x[base + offs[j]!]! - m;
+    acc += d * d;
+  }
+  return acc / (offs.length - ((attrs.ddof as number | undefined) ?? 0));
+}
+
+/** A reduction's host combine: the result from the elements x[base + offs[j]]. */
+type HostCombine = (x: HostArray, base: number, offs: Int32Array, attrs: Attrs) => number;
+
 function reductionCost(flopsPerElem: number) {
   return (inputs: ConcreteType[], out: ConcreteType): Cost => ({
     flops: flopsPerElem * sizeOf(inputs[0]!.shape),
@@ -81,6 +184,8 @@ interface ReduceSpec {
   extraAttrs?: Record<string, object>;
   /** How generated kernels combine elements (reductions without one are not fused). */
   combine?: Omit<Reducer, 'axes' | 'dataInputs'>;
+  /** Host kernel combine (the helper walks the axes; typed-array stores do the float32 rounding / int32 wrap, as tfjs's do). */
+  host: HostCombine;
 }
 
 const SUM: Omit<Reducer, 'axes' | 'dataInputs'> = { init: '0', step: (a, x) => `${a} + ${x}` };
@@ -98,6 +203,12 @@ function reduction(name: string, s: ReduceSpec): void {
       return { dtype, shape: reducedShape(x!.shape, axes, a.keepdims === true) };
     },
     kernel: (tf, [x], a) => s.kernel(tf, x!, axesOf(a, x!.rank), a.keepdims === true, a),
+    host: ([x], out, a) => {
+      const { outer, inner } = reduceLayout(x!.shape, axesOf(a, x!.shape.length));
+      const xs = x!.data;
+      const ys = out.data;
+      for (let o = 0; o < outer.length; o++) ys[o] = s.host(xs, outer[o]!, inner, a);
+    },
     grad: s.grad
       ? (b, a) => {
           const x = a.inputs[0]!;
@@ -118,6 +229,11 @@ reduction('sum', {
   combine: SUM,
   dtypes: NUMERIC,
   kernel: (tf, x, axes, keep) => tf.sum(x, axes, keep),
+  host: (x, base, offs) => {
+    let acc = 0;
+    for (let j = 0; j < offs.length; j++) acc += x[base + offs[j]!]!;
+    return acc;
+  },
   grad: (b, x, _yk, dyk) => b.op('broadcast_like', [dyk, x]),
 });
 
@@ -126,6 +242,7 @@ reduction('mean', {
   combine: { ...SUM, finish: (a, n) => `${a} / ${n}` },
   dtypes: FLOAT,
   kernel: (tf, x, axes, keep) => tf.mean(x, axes, keep),
+  host: hostMean,
   grad: (b, x, _yk, dyk, axes) => b.op('broadcast_like', [b.op('div', [dyk, b.op('reduce_count', [x], { axes })]), x]),
 });
 
@@ -141,6 +258,7 @@ reduction('max', {
   dtypes: NUMERIC,
   combine: { init: '-Infinity', step: (a, x) => `Math.max(${a}, ${x})` },
   kernel: (tf, x, axes, keep) => tf.max(x, axes, keep),
+  host: (x, base, offs) => hostMax(x, base, offs, offs.length),
   grad: extremumGrad,
 });
 
@@ -149,6 +267,16 @@ reduction('min', {
   dtypes: NUMERIC,
   combine: { init: 'Infinity', step: (a, x) => `Math.min(${a}, ${x})` },
   kernel: (tf, x, axes, keep) => tf.min(x, axes, keep),
+  host: (x, base, offs) => {
+    // As tfjs's min: NaN wins; NaN over no elements.
+    if (offs.length === 0) return Number.NaN;
+    let m = x[base + offs[0]!]!;
+    for (let j = 1; j < offs.length; j++) {
+      const v = x[base + offs[j]!]!;
+      if (Number.isNaN(v) || v < m) m = v;
+    }
+    return m;
+  },
   grad: extremumGrad,
 });
 
@@ -157,6 +285,12 @@ reduction('prod', {
   dtypes: NUMERIC,
   combine: { init: '1', step: (a, x) => `${a} * ${x}` },
   kernel: (tf, x, axes, keep) => tf.prod(x, axes, keep),
+  host: (x, base, offs) => {
+    // Same order of double products as tfjs, so int32 results that overflow wrap identically.
+    let acc = 1;
+    for (let j = 0; j < offs.length; j++) acc *= x[base + offs[j]!]!;
+    return acc;
+  },
   grad: (b, x, _yk, dyk, axes) => {
     // d prod / d x_i = product of the others. Computed without dividing by zero: with no zero in
     // the slice it is prod(nonzero) / x_i; with exactly one zero only that position gets
@@ -178,6 +312,13 @@ reduction('logsumexp', {
   doc: 'log(sum(exp(x))), computed stably',
   dtypes: FLOAT,
   kernel: (tf, x, axes, keep) => tf.logSumExp(x, axes, keep),
+  host: (x, base, offs) => {
+    // max + log(sum(exp(x - max))); an all -inf or any NaN slice gives NaN, as in tfjs.
+    const m = hostMax(x, base, offs, offs.length);
+    let acc = 0;
+    for (let j = 0; j < offs.length; j++) acc += Math.exp(x[base + offs[j]!]! - m);
+    return m + Math.log(acc);
+  },
   grad: (b, x, yk, dyk) => b.op('mul', [dyk, b.op('exp', [b.op('sub', [x, yk])])]),
   flops: 12,
 });
@@ -209,6 +350,7 @@ reduction('variance', {
   dtypes: FLOAT,
   extraAttrs: DDOF,
   kernel: varianceKernel,
+  host: hostVariance,
   grad: (b, x, _yk, dyk, axes, attrs) => {
     const { d, n } = centred(b, x, axes, attrs);
     return b.op('mul', [d, b.op('div', [b.op('mul', [dyk, b.constant(2, 'float32')]), n])]);
@@ -221,6 +363,7 @@ reduction('std', {
   dtypes: FLOAT,
   extraAttrs: DDOF,
   kernel: (tf, x, axes, keep, attrs) => tf.tidy(() => tf.sqrt(varianceKernel(tf, x, axes, keep, attrs))),
+  host: (x, base, offs, attrs) => Math.sqrt(hostVariance(x, base, offs, attrs)),
   grad: (b, x, yk, dyk, axes, attrs) => {
     // d std = (x - mean) / ((n - ddof) * std). Where std is 0 every (x - mean) is 0 too; a
     // denominator of 1 there gives the zero subgradient instead of 0/0.
@@ -242,6 +385,9 @@ defineOp({
     return { dtype: 'float32', shape: [] };
   },
   kernel: (tf, [x], a) => tf.scalar(axesOf(a, x!.rank).reduce((p, ax) => p * x!.shape[ax]!, 1), 'float32'),
+  host: ([x], out, a) => {
+    out.data[0] = axesOf(a, x!.shape.length).reduce((p, ax) => p * x!.shape[ax]!, 1);
+  },
   grad: () => [null],
   fusion: 'opaque',
   cost: (_i, out) => ({ flops: 0, bytes: bytesOf(out) }),
@@ -249,7 +395,7 @@ defineOp({
 
 // ---------------------------------------------------------------------------- argmax / argmin
 
-function argReduction(name: string, doc: string, kernel: (tf: TF, x: Tensor, axis: number) => Tensor): void {
+function argReduction(name: string, doc: string, kernel: (tf: TF, x: Tensor, axis: number) => Tensor, isMax: boolean): void {
   defineOp({
     name,
     family: 'reduce',
@@ -270,11 +416,33 @@ function argReduction(name: string, doc: string, kernel: (tf: TF, x: Tensor, axi
       if (a.keepdims !== true) return kernel(tf, x!, axis);
       return tf.tidy(() => tf.expandDims(kernel(tf, x!, axis), axis));
     },
+    host: ([x], out, a) => {
+      const rank = x!.shape.length;
+      const ax = (a.axis as number | undefined) ?? -1;
+      const { outer, size, inner } = axisLines(x!.shape, ax < 0 ? ax + rank : ax);
+      const xs = x!.data;
+      const ys = out.data;
+      for (let o = 0; o < outer; o++)
+        for (let i = 0; i < inner; i++) {
+          const base = o * size * inner + i;
+          // As tfjs: strict comparison, so ties keep the first index and NaN never wins.
+          let best = xs[base]!;
+          let at = 0;
+          for (let j = 1; j < size; j++) {
+            const v = xs[base + j * inner]!;
+            if (isMax ? v > best : v < best) {
+              best = v;
+              at = j;
+            }
+          }
+          ys[o * inner + i] = at;
+        }
+    },
     grad: () => [null],
     fusion: 'reduction',
     cost: reductionCost(1),
   });
 }
 
-argReduction('argmax', 'index of the maximum', (tf, x, axis) => tf.argMax(x, axis));
-argReduction('argmin', 'index of the minimum', (tf, x, axis) => tf.argMin(x, axis));
+argReduction('argmax', 'index of the maximum', (tf, x, axis) => tf.argMax(x, axis), true);
+argReduction('argmin', 'index of the minimum', (tf, x, axis) => tf.argMin(x, axis), false);

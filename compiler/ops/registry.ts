@@ -57,6 +57,16 @@ export interface Cost {
   bytes: number;
 }
 
+/** Row-major host memory of a tensor (bool as 0/1 bytes). */
+export type HostArray = Float32Array | Int32Array | Uint8Array;
+
+/** A tensor in host memory: its data and concrete shape. */
+export interface HostTensor {
+  data: HostArray;
+  shape: readonly number[];
+  dtype: DType;
+}
+
 export interface KernelCtx {
   /** The statically inferred output type, with all dims bound. */
   outType: { dtype: DType; shape: number[] };
@@ -77,6 +87,15 @@ export interface OpDef {
   kernel(tf: typeof tfType, inputs: Tensor[], attrs: Attrs, ctx: KernelCtx): Tensor;
   /** Gradients w.r.t. each input (null where none flows, e.g. integer inputs). */
   grad?(b: GradBuilder, a: GradArgs): (string | null)[];
+  /**
+   * Host kernel: the op on host arrays, writing every element of `out.data` (which holds
+   * arbitrary values on entry; its shape and dtype are the inferred output type). Compiled
+   * programs run it instead of `kernel` on backends whose memory the host addresses (cpu, wasm)
+   * when the tensors are small: a loop over a few hundred elements costs less than the library
+   * kernels' dispatch. Must agree with `kernel`: exactly for integer and bool outputs, to float32
+   * rounding for float ones.
+   */
+  host?(ins: readonly HostTensor[], out: HostTensor, attrs: Attrs): void;
   fusion: FusionClass;
   /** For 'elementwise' ops: a JS expression over scalar operands, used by generated kernels. */
   scalar?(args: string[], attrs: Attrs): string;

@@ -28,6 +28,8 @@ import {
   type ConcreteType,
   type Cost,
   type GradBuilder,
+  type HostArray,
+  type HostTensor,
   type ShapeCtx,
   type Tensor,
 } from './registry.ts';
@@ -126,6 +128,113 @@ function copyCost(extra: (inputs: ConcreteType[]) => ConcreteType[] = () => []) 
 /** Views are metadata-only in tfjs: no data is moved. */
 const VIEW_COST = (): Cost => ({ flops: 0, bytes: 0 });
 
+// ---------------------------------------------------------------------------- host-kernel helpers
+// Plain row-major loops: per call they allocate a few rank-sized arrays, nothing per element.
+
+function axisOf(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Product of shape[from..to). */
+function prodOf(shape: readonly number[], from = 0, to = shape.length): number {
+  let n = 1;
+  for (let i = from; i < to; i++) n *= shape[i]!;
+  return n;
+}
+
+/** Row-major element strides. */
+function rowStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+/** Strides into x for each axis of `to`, which x broadcasts to: 0 along new and size-1 axes. */
+function broadcastStrides(x: readonly number[], to: readonly number[]): number[] {
+  const st = rowStrides(x);
+  const lead = to.length - x.length;
+  return to.map((_d, i) => (i < lead || x[i - lead] === 1 ? 0 : st[i - lead]!));
+}
+
+/**
+ * For every index i of `shape` (row-major): dst[dOff + i·dSt] = src[sOff + i·sSt]. Transpose,
+ * slice, tile and broadcasting are this copy with suitable strides.
+ */
+function stridedMove(
+  src: HostArray,
+  sOff: number,
+  sSt: readonly number[],
+  dst: HostArray,
+  dOff: number,
+  dSt: readonly number[],
+  shape: readonly number[],
+): void {
+  const r = shape.length;
+  const n = prodOf(shape);
+  if (n === 0) return;
+  if (r === 0) {
+    dst[dOff] = src[sOff]!;
+    return;
+  }
+  const inner = shape[r - 1]!;
+  const si = sSt[r - 1]!;
+  const di = dSt[r - 1]!;
+  const idx = new Array<number>(r).fill(0);
+  for (let o = 0; o < n; o += inner) {
+    for (let j = 0, s = sOff, d = dOff; j < inner; j++, s += si, d += di) dst[d] = src[s]!;
+    // Odometer over the outer axes, moving both offsets with it.
+    for (let k = r - 2; k >= 0; k--) {
+      sOff += sSt[k]!;
+      dOff += dSt[k]!;
+      idx[k] = idx[k]! + 1;
+      if (idx[k]! < shape[k]!) break;
+      sOff -= sSt[k]! * shape[k]!;
+      dOff -= dSt[k]! * shape[k]!;
+      idx[k] = 0;
+    }
+  }
+}
+
+/** Writes x, gathered with strides `sSt` from offset `sOff`, contiguously into out (out.shape). */
+function stridedRead(x: HostTensor, sOff: number, sSt: readonly number[], out: HostTensor): void {
+  stridedMove(x.data, sOff, sSt, out.data, 0, rowStrides(out.shape), out.shape);
+}
+
+/** Advances the row-major counter `idx` over `sizes`; returns `off` moved along `strides` to match. */
+function advance(idx: number[], sizes: readonly number[], strides: readonly number[], off: number): number {
+  for (let k = sizes.length - 1; k >= 0; k--) {
+    off += strides[k]!;
+    idx[k] = idx[k]! + 1;
+    if (idx[k]! < sizes[k]!) return off;
+    off -= strides[k]! * sizes[k]!;
+    idx[k] = 0;
+  }
+  return off;
+}
+
+/** Views: out has x's elements in the same order. */
+function copyHost(ins: readonly HostTensor[], out: HostTensor): void {
+  const s = ins[0]!.data;
+  const d = out.data;
+  for (let i = 0; i < d.length; i++) d[i] = s[i]!;
+}
+
+/** Concat/stack: for each index over out's axes before `ax`, each input's contiguous chunk in turn. */
+function joinHost(ins: readonly HostTensor[], out: HostTensor, ax: number): void {
+  const outer = prodOf(out.shape, 0, ax);
+  const d = out.data;
+  let o = 0;
+  for (let p = 0; p < outer; p++)
+    for (let k = 0; k < ins.length; k++) {
+      const src = ins[k]!.data;
+      const chunk = src.length / outer;
+      for (let j = p * chunk, e = j + chunk; j < e; j++) d[o++] = src[j]!;
+    }
+}
+
 // ---------------------------------------------------------------------------- views
 
 defineOp({
@@ -164,6 +273,7 @@ defineOp({
     return { dtype: x!.dtype, shape: out };
   },
   kernel: (tf, [x], _a, ctx) => tf.reshape(x!, ctx.outType.shape),
+  host: copyHost,
   grad: (b, a) => {
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('reshape', [a.dy], { shape: b.type(x).shape }) : null];
@@ -186,6 +296,7 @@ defineOp({
     return { dtype: x!.dtype, shape: out };
   },
   kernel: (tf, [x], _a, ctx) => tf.reshape(x!, ctx.outType.shape),
+  host: copyHost,
   grad: (b, a) => {
     const x = a.inputs[0]!;
     if (!isFloat(b, x)) return [null];
@@ -221,6 +332,7 @@ defineOp({
     return { dtype: x!.dtype, shape: s.filter((_d, i) => !drop.includes(i)) };
   },
   kernel: (tf, [x], _a, ctx) => tf.reshape(x!, ctx.outType.shape),
+  host: copyHost,
   grad: (b, a) => {
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('reshape', [a.dy], { shape: b.type(x).shape }) : null];
@@ -258,6 +370,10 @@ defineOp({
     return { dtype: x!.dtype, shape: p.map((i) => x!.shape[i]!) };
   },
   kernel: (tf, [x], a) => tf.transpose(x!, gradPerm(a, x!.rank)),
+  host: ([x], out, a) => {
+    const st = rowStrides(x!.shape);
+    stridedRead(x!, 0, gradPerm(a, x!.shape.length).map((p) => st[p]!), out);
+  },
   grad: (b, a) => {
     const x = a.inputs[0]!;
     if (!isFloat(b, x)) return [null];
@@ -306,6 +422,7 @@ defineOp({
     return { dtype, shape: out };
   },
   kernel: (tf, xs, a) => (xs.length === 1 ? tf.clone(xs[0]!) : tf.concat(xs, a.axis as number)),
+  host: (xs, out, a) => joinHost(xs, out, axisOf(a.axis as number, out.shape.length)),
   grad: (b, a) =>
     a.inputs.map((x, index) =>
       isFloat(b, x) ? b.op('split_like', [a.dy, ...a.inputs], { axis: a.attrs.axis as number, index }) : null,
@@ -345,6 +462,13 @@ defineOp({
     for (let j = 0; j < (a.index as number); j++) begin[ax] += likes[j]!.shape[ax]!;
     return tf.slice(x!, begin, ctx.outType.shape);
   },
+  host: ([x, ...likes], out, a) => {
+    const ax = axisOf(a.axis as number, x!.shape.length);
+    const st = rowStrides(x!.shape);
+    let begin = 0;
+    for (let j = 0; j < (a.index as number); j++) begin += likes[j]!.shape[ax]!;
+    stridedRead(x!, begin * st[ax]!, st, out);
+  },
   grad: (b, a) => {
     const [x, ...likes] = a.inputs;
     if (!isFloat(b, x!)) return a.inputs.map(() => null);
@@ -376,6 +500,7 @@ defineOp({
     return { dtype, shape: s };
   },
   kernel: (tf, xs, a) => tf.stack(xs, (a.axis as number | undefined) ?? 0),
+  host: (xs, out, a) => joinHost(xs, out, axisOf((a.axis as number | undefined) ?? 0, out.shape.length)),
   grad: (b, a) => {
     const r = b.type(a.inputs[0]!).shape.length;
     const raw = (a.attrs.axis as number | undefined) ?? 0;
@@ -440,6 +565,13 @@ defineOp({
     return { dtype: x!.dtype, shape: out };
   },
   kernel: (tf, [x], a, ctx) => tf.slice(x!, a.begin as number[], ctx.outType.shape),
+  host: ([x], out, a) => {
+    const st = rowStrides(x!.shape);
+    const begin = a.begin as number[];
+    let off = 0;
+    for (let i = 0; i < st.length; i++) off += begin[i]! * st[i]!;
+    stridedRead(x!, off, st, out);
+  },
   grad: (b, a) => {
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('pad_like', [a.dy, x], { begin: a.attrs.begin as number[] }) : null];
@@ -471,6 +603,14 @@ defineOp({
     const begin = a.begin as number[];
     return tf.pad(x!, x!.shape.map((d, i): [number, number] => [begin[i]!, like!.shape[i]! - begin[i]! - d]));
   },
+  host: ([x], out, a) => {
+    out.data.fill(0);
+    const st = rowStrides(out.shape);
+    const begin = a.begin as number[];
+    let off = 0;
+    for (let i = 0; i < st.length; i++) off += begin[i]! * st[i]!;
+    stridedMove(x!.data, 0, rowStrides(x!.shape), out.data, off, st, x!.shape);
+  },
   grad: (b, a) => {
     const [x] = a.inputs as [string, string];
     return [isFloat(b, x) ? b.op('slice', [a.dy], { begin: a.attrs.begin as number[], size: b.type(x).shape }) : null, null];
@@ -495,6 +635,16 @@ defineOp({
     return { dtype: x!.dtype, shape: s.map((d, i) => dimMul(d, reps[i]!)) };
   },
   kernel: (tf, [x], a) => tf.tile(x!, a.reps as number[]),
+  // out viewed as [r0, d0, r1, d1, ...] reads x[i0, i1, ...] whatever the rep indices.
+  host: ([x], out, a) => {
+    const s = x!.shape;
+    const reps = a.reps as number[];
+    const st = rowStrides(s);
+    const shape: number[] = [];
+    const strides: number[] = [];
+    for (let i = 0; i < s.length; i++) shape.push(reps[i]!, s[i]!), strides.push(0, st[i]!);
+    stridedMove(x!.data, 0, strides, out.data, 0, rowStrides(shape), shape);
+  },
   grad: (b, a) => {
     const x = a.inputs[0]!;
     if (!isFloat(b, x)) return [null];
@@ -526,6 +676,23 @@ defineOp({
     return { dtype: x!.dtype, shape: [...s.slice(0, ax), ...idx!.shape, ...s.slice(ax + 1)] };
   },
   kernel: (tf, [x, idx], a) => tf.gather(x!, idx!, (a.axis as number | undefined) ?? 0),
+  host: ([x, idx], out, a) => {
+    const s = x!.shape;
+    const ax = axisOf((a.axis as number | undefined) ?? 0, s.length);
+    const rows = s[ax]!;
+    const outer = prodOf(s, 0, ax);
+    const inner = prodOf(s, ax + 1);
+    const iv = idx!.data;
+    const n = iv.length;
+    const xd = x!.data;
+    const d = out.data;
+    // As the reference (tfjs cpu) does: an out-of-range index is an error, not a zero row.
+    for (let j = 0; j < n; j++)
+      if (!(iv[j]! >= 0 && iv[j]! < rows)) throw new RangeError(`gather: the index value ${iv[j]} is not in [0, ${rows - 1}]`);
+    for (let p = 0, o = 0; p < outer; p++)
+      for (let j = 0; j < n; j++)
+        for (let q = (p * rows + iv[j]!) * inner, e = q + inner; q < e; q++) d[o++] = xd[q]!;
+  },
   grad: (b, a) => {
     const [x, idx] = a.inputs as [string, string];
     if (!isFloat(b, x)) return [null, null];
@@ -585,6 +752,26 @@ defineOp({
     });
     return scatter(u!) as Tensor;
   },
+  host: ([u, idx], out, a) => {
+    const s = out.shape;
+    const axis = axisOf((a.axis as number | undefined) ?? 0, s.length);
+    const pre = prodOf(s, 0, axis);
+    const post = prodOf(s, axis + 1);
+    const rows = s[axis]!;
+    const uv = u!.data;
+    const iv = idx!.data;
+    const n = iv.length;
+    const d = out.data;
+    d.fill(0);
+    for (let p = 0; p < pre; p++)
+      for (let j = 0; j < n; j++) {
+        const k = iv[j]!;
+        if (k < 0 || k >= rows) continue;
+        const src = (p * n + j) * post;
+        const dst = (p * rows + k) * post;
+        for (let q = 0; q < post; q++) d[dst + q] = d[dst + q]! + uv[src + q]!;
+      }
+  },
   grad: (b, a) => {
     const [u, idx] = a.inputs as [string, string, string];
     return [isFloat(b, u) ? b.op('gather', [a.dy, idx], { axis: (a.attrs.axis as number | undefined) ?? 0 }) : null, null, null];
@@ -613,6 +800,18 @@ defineOp({
   },
   kernel: (tf, [idx], a) =>
     tf.oneHot(idx!, a.depth as number, (a.on as number | undefined) ?? 1, (a.off as number | undefined) ?? 0, 'float32'),
+  host: ([idx], out, a) => {
+    const depth = a.depth as number;
+    const on = (a.on as number | undefined) ?? 1;
+    const off = (a.off as number | undefined) ?? 0;
+    const iv = idx!.data;
+    const d = out.data;
+    d.fill(off);
+    for (let i = 0; i < iv.length; i++) {
+      const k = iv[i]!;
+      if (k >= 0 && k < depth) d[i * depth + k] = on;
+    }
+  },
   grad: () => [null],
   fusion: 'opaque',
   cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
@@ -635,6 +834,7 @@ defineOp({
     return { dtype: x!.dtype, shape: target };
   },
   kernel: (tf, [x], _a, ctx) => tf.broadcastTo(x!, ctx.outType.shape),
+  host: ([x], out) => stridedRead(x!, 0, broadcastStrides(x!.shape, out.shape), out),
   grad: (b, a) => {
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('sum_to', [a.dy, x]) : null];
@@ -656,6 +856,7 @@ defineOp({
     return { dtype: x!.dtype, shape: like!.shape.map(canonDim) };
   },
   kernel: (tf, [x, like]) => tf.broadcastTo(x!, like!.shape),
+  host: ([x], out) => stridedRead(x!, 0, broadcastStrides(x!.shape, out.shape), out),
   grad: (b, a) => {
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('sum_to', [a.dy, x]) : null, null];
@@ -693,6 +894,35 @@ defineOp({
       const s = axes.length > 0 ? tf.sum(x!, axes) : x!;
       return tf.reshape(s, ls);
     }),
+  // Per output element, a double-precision sum over the broadcast axes in row-major order, as tfjs's cpu sum.
+  host: ([x], out) => {
+    const xs = x!.shape;
+    const ls = out.shape;
+    const lead = xs.length - ls.length;
+    const st = rowStrides(xs);
+    const keep: number[] = [];
+    const keepSt: number[] = [];
+    const red: number[] = [];
+    const redSt: number[] = [];
+    for (let i = 0; i < xs.length; i++) {
+      if (i < lead || (ls[i - lead] === 1 && xs[i] !== 1)) red.push(xs[i]!), redSt.push(st[i]!);
+      else keep.push(xs[i]!), keepSt.push(st[i]!);
+    }
+    const m = prodOf(red);
+    const ki = new Array<number>(keep.length).fill(0);
+    const ri = new Array<number>(red.length).fill(0);
+    const xd = x!.data;
+    const d = out.data;
+    for (let o = 0, base = 0; o < d.length; o++) {
+      let acc = 0;
+      for (let j = 0, off = base; j < m; j++) {
+        acc += xd[off]!;
+        off = advance(ri, red, redSt, off);
+      }
+      d[o] = acc;
+      base = advance(ki, keep, keepSt, base);
+    }
+  },
   grad: (b, a) => [b.op('broadcast_like', [a.dy, a.inputs[0]!]), null],
   fusion: 'reduction',
   // The axes a broadcast from the result's shape to x's expanded: the leading extra ones and the 1s.

@@ -21,7 +21,8 @@ function load(json: Record<string, unknown>): IRGraph {
   return loadGraphJson({ version: 1, ...json }, '/virtual/fastpaths.graph.json', { files: memoryFiles({}) });
 }
 
-const quiet = { log: () => {} };
+// Host kernels off: these tests cover the paths library ops take without them (test/runtime/exec-host.test.ts covers them).
+const quiet: ProgramOptions = { log: () => {}, hostMaxElements: 0 };
 /** Every node a library op: the replay path is taken for all of them. */
 const NO_FUSION: ProgramOptions = { ...quiet, disabled: new Set(['fusion']) };
 /** Identity-like nodes survive too (simplify and CSE would remove or merge them). */

@@ -1,0 +1,114 @@
+/**
+ * Host access to a backend's tensor memory: on cpu through the backend's data map, on wasm as
+ * views of the module's heap (no copies); other backends fall back to readSync and
+ * makeTensorInfo (a copy per tensor). Generated kernels and the ops' host kernels run on it.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Attrs, DType } from '../compiler/ir.ts';
+import type { HostArray, HostTensor } from '../compiler/ops/registry.ts';
+
+export type { HostArray, HostTensor };
+
+/** Backends whose tensor memory the host reads and writes in place. */
+export const HOST_ADDRESSABLE: ReadonlySet<string> = new Set(['cpu', 'wasm']);
+
+/** Host access to a backend's tensor memory. */
+export interface HostIO {
+  alloc(shape: number[], dtype: DType): tf.TensorInfo;
+  /** A writable view (cpu, wasm) or a copy (other backends) of a tensor's data. */
+  array(t: tf.TensorInfo): HostArray;
+  /** Publishes data written to a copy back to the tensor (no-op where views are used). */
+  commit(t: tf.TensorInfo, a: HostArray): tf.TensorInfo;
+  dispose(t: tf.TensorInfo): void;
+}
+
+interface CpuBackendLike {
+  data: { get(id: object): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: DType, values?: unknown): tf.TensorInfo;
+  disposeData(id: object): void;
+}
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: DType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): HostArray;
+  disposeData(id: object): void;
+}
+interface GenericBackendLike {
+  readSync(id: object): unknown;
+  makeTensorInfo(shape: number[], dtype: DType, values?: unknown): tf.TensorInfo;
+  disposeData(id: object): void;
+}
+
+function newArray(dtype: DType, n: number): HostArray {
+  return dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+export function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
+  if (backendName === 'wasm') {
+    const b = backend as unknown as WasmBackendLike;
+    return {
+      alloc: (shape, dtype) => b.makeOutput(shape, dtype),
+      array: (t) => b.typedArrayFromHeap(t),
+      commit: (t) => t,
+      dispose: (t) => b.disposeData(t.dataId),
+    };
+  }
+  if (backendName === 'cpu') {
+    const b = backend as unknown as CpuBackendLike;
+    return {
+      alloc: (shape, dtype) => b.makeTensorInfo(shape, dtype, newArray(dtype, size(shape))),
+      array: (t) => b.data.get(t.dataId).values as HostArray,
+      commit: (t) => t,
+      dispose: (t) => b.disposeData(t.dataId),
+    };
+  }
+  const b = backend as unknown as GenericBackendLike;
+  return {
+    alloc: (shape, dtype) => ({ dataId: {}, shape, dtype }) as unknown as tf.TensorInfo,
+    array: (t) => {
+      const v = b.readSync(t.dataId) as ArrayLike<number>;
+      const a = newArray(t.dtype as DType, size(t.shape));
+      a.set(v);
+      return a;
+    },
+    commit: (t, a) => b.makeTensorInfo(t.shape, t.dtype as DType, a),
+    dispose: (t) => b.disposeData(t.dataId),
+  };
+}
+
+interface EngineLike {
+  backend: tf.KernelBackend;
+  backendName: string;
+  makeTensorFromTensorInfo(t: tf.TensorInfo, backend?: tf.KernelBackend): tf.Tensor;
+}
+
+type HostKernel = (ins: readonly HostTensor[], out: HostTensor, attrs: Attrs) => void;
+
+/**
+ * A caller of an op's host kernel on the active backend's tensors: allocates the output, hands
+ * the kernel views of the inputs and output, and returns the output as a tracked tensor. No
+ * engine dispatch, so a small op costs about one loop over its elements.
+ */
+export function hostOpRunner(host: HostKernel, attrs: Attrs, out: { dtype: DType; shape: number[] }): (inputs: readonly tf.Tensor[]) => tf.Tensor[] {
+  const engine = tf.engine() as unknown as EngineLike;
+  let forBackend: tf.KernelBackend | undefined;
+  let io: HostIO | undefined;
+  return (inputs) => {
+    const backend = engine.backend;
+    if (backend !== forBackend) {
+      io = hostIO(engine.backendName, backend);
+      forBackend = backend;
+    }
+    const y = io!.alloc(out.shape, out.dtype);
+    // Views are taken after the allocation: growing the wasm heap detaches older views.
+    const ins: HostTensor[] = new Array(inputs.length);
+    for (let k = 0; k < inputs.length; k++) {
+      const x = inputs[k]!;
+      ins[k] = { data: io!.array(x), shape: x.shape, dtype: x.dtype as DType };
+    }
+    const data = io!.array(y);
+    host(ins, { data, shape: out.shape, dtype: out.dtype }, attrs);
+    return [engine.makeTensorFromTensorInfo(io!.commit(y, data), backend)];
+  };
+}

@@ -1,7 +1,8 @@
 /**
  * Training throughput, measured side by side in one process (wasm backend unless --backend):
  *  1. end-to-end PPO on CartPole-v1 with the CleanRL configuration (4 envs x 128 steps, 4 epochs x
- *     4 minibatches): env steps/s on the compiled executor and on the reference interpreter;
+ *     4 minibatches): env steps/s on the compiled executor (with and without host kernels) and on
+ *     the reference interpreter;
  *  2. the CartPole-v1 step graph alone for N = 1, 8 and 1024 envs;
  *  3. each variant pipeline (AM-PPO, PPO+AlphaGrad, GRPO, Hybrid GRPO) against plain PPO, per env step.
  * Each figure is the median of several timed blocks after warm-up; ratios are compiled/interpreted
@@ -24,32 +25,42 @@ const EXECUTORS: Executor[] = ['compiled', 'interpret'];
 
 out(`tensorloom training benchmark (node ${process.version}, backend ${tf.getBackend()}; medians of ${REPS} blocks after warm-up)\n`);
 
-// 1. End to end: both trainers advance in turn, one iteration (512 env steps) per block.
+// 1. End to end: the trainers advance in turn, one iteration (512 env steps) per block. The
+// compiled executor runs with and without host kernels, so their gain is measured side by side.
 const cfg = loadPipeline('graphs/pipelines/ppo-cartpole.json');
-const trainers = Object.fromEntries(EXECUTORS.map((e) => [e, new Trainer(cfg, undefined, e)])) as Record<Executor, Trainer>;
+const RUNNERS = {
+  compiled: () => new Trainer(cfg, undefined, 'compiled'),
+  'compiled, no host kernels': () => new Trainer(cfg, undefined, 'compiled', { hostMaxElements: 0 }),
+  interpreter: () => new Trainer(cfg, undefined, 'interpret'),
+};
+type Runner = keyof typeof RUNNERS;
+const runners = Object.keys(RUNNERS) as Runner[];
+const trainers = Object.fromEntries(runners.map((r) => [r, RUNNERS[r]()])) as Record<Runner, Trainer>;
 const perIter = trainers.compiled.stepsPerIteration();
-const times: Record<Executor, number[]> = { compiled: [], interpret: [] };
+const times = Object.fromEntries(runners.map((r) => [r, [] as number[]])) as Record<Runner, number[]>;
 // Process CPU time per block as well: on a machine shared with other jobs it moves far less than wall time.
-const cpuTimes: Record<Executor, number[]> = { compiled: [], interpret: [] };
-for (const e of EXECUTORS) {
-  trainers[e].init();
-  for (let i = 0; i < 2; i++) trainers[e].iterate(); // warm-up: plans, kernels, JIT
+const cpuTimes = Object.fromEntries(runners.map((r) => [r, [] as number[]])) as Record<Runner, number[]>;
+for (const r of runners) {
+  trainers[r].init();
+  for (let i = 0; i < 2; i++) trainers[r].iterate(); // warm-up: plans, kernels, JIT
 }
-for (let r = 0; r < REPS; r++)
-  for (const e of EXECUTORS) {
+for (let rep = 0; rep < REPS; rep++)
+  for (const r of runners) {
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    trainers[e].iterate();
+    trainers[r].iterate();
     const c = process.cpuUsage(c0);
-    times[e].push(performance.now() - t0);
-    cpuTimes[e].push((c.user + c.system) / 1000);
+    times[r].push(performance.now() - t0);
+    cpuTimes[r].push((c.user + c.system) / 1000);
   }
-for (const e of EXECUTORS) trainers[e].dispose();
-const sps = (e: Executor) => perIter / (median(times[e]) / 1000);
-const cpuSps = (e: Executor) => perIter / (median(cpuTimes[e]) / 1000);
+for (const r of runners) trainers[r].dispose();
+const sps = (r: Runner) => perIter / (median(times[r]) / 1000);
+const cpuSps = (r: Runner) => perIter / (median(cpuTimes[r]) / 1000);
 out('1. PPO CartPole-v1 end to end (4 envs x 128 steps per iteration, update included)');
-out(`   compiled ${sps('compiled').toFixed(0)} env steps/s   interpreter ${sps('interpret').toFixed(0)} env steps/s   -> compiled is ${(sps('compiled') / sps('interpret')).toFixed(2)}x faster`);
-out(`   per CPU-second: compiled ${cpuSps('compiled').toFixed(0)}   interpreter ${cpuSps('interpret').toFixed(0)}   -> ${(cpuSps('compiled') / cpuSps('interpret')).toFixed(2)}x`);
+out(`   ${'trainer'.padEnd(27)} ${'env steps/s'.padStart(11)} ${'vs interpreter'.padStart(15)} ${'per CPU-s'.padStart(10)} ${'vs interpreter'.padStart(15)}`);
+for (const r of runners)
+  out(`   ${r.padEnd(27)} ${sps(r).toFixed(0).padStart(11)} ${(sps(r) / sps('interpreter')).toFixed(2).padStart(14)}x ${cpuSps(r).toFixed(0).padStart(10)} ${(cpuSps(r) / cpuSps('interpreter')).toFixed(2).padStart(14)}x`);
+out(`   host kernels: ${(sps('compiled') / sps('compiled, no host kernels')).toFixed(2)}x (wall), ${(cpuSps('compiled') / cpuSps('compiled, no host kernels')).toFixed(2)}x (CPU)`);
 
 // 2. The environment alone.
 out('\n2. CartPole-v1 step graph alone (actions all 1, auto-reset included)');

@@ -13,6 +13,8 @@ import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
 import { AMPPO_COLUMNS, METRIC_COLUMNS, MetricsLog, type IterationMetrics } from './metrics.ts';
+import type { IRGraph } from '../../compiler/ir.ts';
+import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
 import type { ProgressInfo } from './progress.ts';
 
@@ -157,13 +159,14 @@ export class Trainer {
   private optParam: string;
   private optGrad: string;
 
-  constructor(cfg: PipelineConfig, graphs: PipelineGraphs = loadPipelineGraphs(cfg), executor: Executor = defaultExecutor()) {
+  constructor(cfg: PipelineConfig, graphs: PipelineGraphs = loadPipelineGraphs(cfg), executor: Executor = defaultExecutor(), programOptions: ProgramOptions = {}) {
     this.cfg = cfg;
     this.graphs = graphs;
-    [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [graphs.act, graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map((g) => makeProgram(g, executor));
-    this.amppoUpdate = graphs.amppo ? makeProgram(graphs.amppo.update, executor) : null;
-    this.amppoModulate = graphs.amppo ? makeProgram(graphs.amppo.modulate, executor) : null;
-    this.groupAdv = graphs.groupAdvantage ? makeProgram(graphs.groupAdvantage, executor) : null;
+    const program = (g: IRGraph) => makeProgram(g, executor, programOptions);
+    [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [graphs.act, graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map(program);
+    this.amppoUpdate = graphs.amppo ? program(graphs.amppo.update) : null;
+    this.amppoModulate = graphs.amppo ? program(graphs.amppo.modulate) : null;
+    this.groupAdv = graphs.groupAdvantage ? program(graphs.groupAdvantage) : null;
     if (cfg.group && !graphs.groupAdvantage) throw new LoomError({ code: 'E_INPUT', message: `${cfg.algorithm} needs its advantage graph`, file: cfg.file, pointer: '/algorithm' });
     if (cfg.advantage.transform && !graphs.amppo) throw new LoomError({ code: 'E_INPUT', message: 'advantage.transform amppo needs the amppo graphs', file: cfg.file, pointer: '/advantage/transform' });
     this.paramNames = graphs.act.params.map((p) => p.name);

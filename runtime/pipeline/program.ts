@@ -5,7 +5,7 @@
  */
 import type { IRGraph } from '../../compiler/ir.ts';
 import { LoomError } from '../../compiler/errors.ts';
-import { compileProgram } from '../exec.ts';
+import { compileProgram, type ProgramOptions } from '../exec.ts';
 import { interpret, type TensorMap } from '../interpreter.ts';
 
 /** Runs a graph; returns fresh tensors owned by the caller and never disposes its arguments. */
@@ -20,8 +20,9 @@ export function defaultExecutor(): Executor {
   throw new LoomError({ code: 'E_USAGE', message: `unknown LOOM_EXECUTOR "${v}"`, expected: 'compiled | interpret', found: v });
 }
 
-export function makeProgram(g: IRGraph, executor: Executor = defaultExecutor()): Program {
+/** `options` tune the compiled executor (the interpreter takes none). */
+export function makeProgram(g: IRGraph, executor: Executor = defaultExecutor(), options: ProgramOptions = {}): Program {
   if (executor === 'interpret') return (inputs, params) => interpret(g, inputs, params);
-  const prog = compileProgram(g);
+  const prog = compileProgram(g, options);
   return (inputs, params) => prog.run(inputs, params);
 }

@@ -5,6 +5,7 @@
  */
 import { substShape } from '../dims.ts';
 import type { DType, IRNode, TensorType } from '../ir.ts';
+import { rowStrides } from '../ops/registry.ts';
 import { type Reducer, matmulFlags, reducerOf, readsArgs, roleOf, scalarOf } from './semantics.ts';
 
 /** Where a load reads: a kernel input, or the result of the kernel's matmul prologue. */
@@ -53,16 +54,6 @@ export interface LoweredKernel {
   spec: KernelSpec;
   /** One entry per fused node input. */
   bindings: InputBinding[];
-}
-
-function rowStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
 }
 
 /** Strides (per domain axis) of a buffer of logical shape `buf` read by an op whose output has shape `out`. */

@@ -8,6 +8,7 @@ import type { Dim } from '../dims.ts';
 import {
   bytesOf,
   defineOp,
+  rowStrides,
   sizeOf,
   type ConcreteType,
   type Cost,
@@ -77,17 +78,6 @@ export function keepDims(b: GradBuilder, dy: string, axes: readonly number[], ke
 
 // ---------------------------------------------------------------------------- host loops
 
-/** Row-major strides of a shape. */
-function stridesOf(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = s;
-    s *= shape[i]!;
-  }
-  return st;
-}
-
 /** Offsets into a row-major array of `shape` of the index space of `axes` (ascending), in row-major order. */
 function axisOffsets(shape: readonly number[], strides: readonly number[], axes: readonly number[]): Int32Array {
   let n = 1;
@@ -117,7 +107,7 @@ function axisOffsets(shape: readonly number[], strides: readonly number[], axes:
  * visit them, which fixes the float rounding of sums).
  */
 export function reduceLayout(shape: readonly number[], axes: readonly number[]): { outer: Int32Array; inner: Int32Array } {
-  const strides = stridesOf(shape);
+  const strides = rowStrides(shape);
   const kept = [...shape.keys()].filter((a) => !axes.includes(a));
   return { outer: axisOffsets(shape, strides, kept), inner: axisOffsets(shape, strides, axes) };
 }

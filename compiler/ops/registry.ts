@@ -145,6 +145,16 @@ export function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Row-major element strides of a shape. */
+export function rowStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
 export function bytesOf(t: ConcreteType): number {
   return sizeOf(t.shape) * 4;
 }

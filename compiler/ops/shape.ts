@@ -23,6 +23,7 @@ import type { Attrs } from '../ir.ts';
 import {
   bytesOf,
   defineOp,
+  rowStrides,
   sizeOf,
   streamingCost,
   type ConcreteType,
@@ -140,16 +141,6 @@ function prodOf(shape: readonly number[], from = 0, to = shape.length): number {
   let n = 1;
   for (let i = from; i < to; i++) n *= shape[i]!;
   return n;
-}
-
-/** Row-major element strides. */
-function rowStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
 }
 
 /** Strides into x for each axis of `to`, which x broadcasts to: 0 along new and size-1 axes. */

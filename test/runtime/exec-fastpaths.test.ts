@@ -13,6 +13,7 @@ import { loadGraphJson, memoryFiles } from '../../compiler/frontend/load.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
 import { compileProgram, type Program, type ProgramOptions } from '../../runtime/exec.ts';
 import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { buffers, dispatched } from '../helpers/engine.ts';
 import { mismatch } from '../helpers/mismatch.ts';
 
 await tf.setBackend('cpu');
@@ -38,12 +39,6 @@ function against(prog: Program, g: IRGraph, inputs: TensorMap): number {
   return m;
 }
 
-/** Buffers the active backend holds: replayed intermediates are bare infos the engine never counts. */
-const buffers = () => tf.engine().backend.numDataIds();
-
-type RunKernel = (...args: unknown[]) => unknown;
-const engineProto = Object.getPrototypeOf(tf.engine()) as { runKernel: RunKernel };
-
 /** Runs alternating input sets: every run matches the interpreter, and tensor and buffer counts stay flat. */
 function expectFlatRepeats(prog: Program, g: IRGraph, sets: TensorMap[]): void {
   expect(against(prog, g, sets[0]!)).toBeLessThan(1e-5);
@@ -52,22 +47,6 @@ function expectFlatRepeats(prog: Program, g: IRGraph, sets: TensorMap[]): void {
   for (let i = 0; i < 4; i++) expect(against(prog, g, sets[i % sets.length]!)).toBeLessThan(1e-5);
   expect(tf.memory().numTensors).toBe(tensors);
   expect(buffers()).toBe(held);
-}
-
-/** Names of the kernels dispatched through the engine while f runs (replayed and generated kernels bypass it). */
-function dispatched(f: () => void): string[] {
-  const orig = engineProto.runKernel;
-  const names: string[] = [];
-  engineProto.runKernel = function (this: unknown, ...args: unknown[]) {
-    names.push(args[0] as string);
-    return orig.apply(this, args);
-  };
-  try {
-    f();
-  } finally {
-    engineProto.runKernel = orig;
-  }
-  return names;
 }
 
 const uniform = (shape: number[], seed: number, lo = -2, hi = 2) => tf.randomUniform(shape, lo, hi, 'float32', seed);

@@ -13,6 +13,7 @@ import { loadGraphJson, memoryFiles } from '../../compiler/frontend/load.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
 import { compileProgram, type ProgramOptions } from '../../runtime/exec.ts';
 import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { buffers, dispatched } from '../helpers/engine.ts';
 import { mismatch } from '../helpers/mismatch.ts';
 
 await tf.setBackend('cpu');
@@ -24,25 +25,6 @@ function load(json: Record<string, unknown>): IRGraph {
 /** Fusion off: every node is a library op, so each takes the host path. */
 const HOST: ProgramOptions = { log: () => {}, disabled: new Set(['fusion']) };
 const LIBRARY: ProgramOptions = { ...HOST, hostMaxElements: 0 };
-
-type RunKernel = (...args: unknown[]) => unknown;
-const engineProto = Object.getPrototypeOf(tf.engine()) as { runKernel: RunKernel };
-
-/** Names of the kernels dispatched through the engine while f runs. */
-function dispatched(f: () => void): string[] {
-  const orig = engineProto.runKernel;
-  const names: string[] = [];
-  engineProto.runKernel = function (this: unknown, ...args: unknown[]) {
-    names.push(args[0] as string);
-    return orig.apply(this, args);
-  };
-  try {
-    f();
-  } finally {
-    engineProto.runKernel = orig;
-  }
-  return names;
-}
 
 /** Counts calls of these ops' host kernels (wrapped before a program is planned) until restore(). */
 function countHostCalls(ops: string[]): { counts: Record<string, number>; restore(): void } {
@@ -60,7 +42,6 @@ function countHostCalls(ops: string[]): { counts: Record<string, number>; restor
   return { counts, restore: () => saved.forEach((r) => r()) };
 }
 
-const buffers = () => tf.engine().backend.numDataIds();
 const uniform = (shape: number[], seed: number) => tf.randomUniform(shape, -2, 2, 'float32', seed);
 const ints = (shape: number[], hi: number, seed: number) => tf.randomUniform(shape, 0, hi, 'int32', seed);
 

@@ -22,6 +22,7 @@ export { matmulFlags, roleOf } from '../compiler/codegen/semantics.ts';
 export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/codegen/target.ts';
 export { stableStringify } from '../compiler/ir.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';
+import type { DType } from '../compiler/ir.ts';
 import { hostIO, type HostArray, type HostIO } from './host-memory.ts';
 
 type KernelFn = (...arrays: HostArray[]) => void;
@@ -48,14 +49,53 @@ function transpose2d(src: HostArray, dst: HostArray, rows: number, cols: number)
 }
 
 type HostRun = (ins: readonly tf.TensorInfo[], backend: tf.KernelBackend) => tf.TensorInfo[];
+type Matmul = (a: tf.TensorInfo, b: tf.TensorInfo) => tf.TensorInfo;
+
+interface WasmModuleLike {
+  _BatchMatMul(aId: number, aShape: number, aRank: number, bId: number, bShape: number, bRank: number, transposeA: boolean, transposeB: boolean, outId: number): void;
+  _malloc(bytes: number): number;
+  HEAP32: Int32Array;
+}
+interface WasmMatmulBackendLike {
+  wasm: WasmModuleLike;
+  dataIdMap: { get(dataId: object): { id: number } | undefined };
+  makeOutput(shape: number[], dtype: DType): tf.TensorInfo;
+}
+
+/**
+ * Plain (untransposed) rank-2 float32 matmul on the wasm backend through the module's export:
+ * the library kernel's wrapper reshapes both operands (reference counting) and marshals both
+ * shapes into fresh arrays on every call, which costs more than a 4-row product itself.
+ * Undefined where the module does not have the export.
+ */
+function wasmMatmul(backend: tf.KernelBackend): Matmul | undefined {
+  const b = backend as unknown as WasmMatmulBackendLike;
+  if (typeof b.wasm?._BatchMatMul !== 'function' || typeof b.wasm._malloc !== 'function' || !b.dataIdMap) return undefined;
+  // The two operand shapes as [1, rows, cols], written before each call; allocated once, as the
+  // module lives as long as the backend.
+  const shapes = b.wasm._malloc(6 * 4);
+  return (x, y) => {
+    const heap = b.wasm.HEAP32; // re-read: growing the heap replaces the view
+    const at = shapes >> 2;
+    heap[at] = 1;
+    heap[at + 1] = x.shape[0]!;
+    heap[at + 2] = x.shape[1]!;
+    heap[at + 3] = 1;
+    heap[at + 4] = y.shape[0]!;
+    heap[at + 5] = y.shape[1]!;
+    const out = b.makeOutput([x.shape[0]!, y.shape[1]!], 'float32');
+    b.wasm._BatchMatMul(b.dataIdMap.get(x.dataId)!.id, shapes, 3, b.dataIdMap.get(y.dataId)!.id, shapes + 12, 3, false, false, b.dataIdMap.get(out.dataId)!.id);
+    return out;
+  };
+}
 
 /** Runs a kernel's host function on a backend's tensors: allocates outputs, runs the matmul prologue. */
 function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
   const nIn = spec.inputs.length;
   let mmKernel: tf.KernelConfig | undefined;
-  let cached: { backend: tf.KernelBackend; io: HostIO } | undefined;
+  let cached: { backend: tf.KernelBackend; io: HostIO; direct: Matmul | undefined } | undefined;
   return (ins, backend) => {
-    if (cached?.backend !== backend) cached = { backend, io: hostIO(backendName, backend) };
+    if (cached?.backend !== backend) cached = { backend, io: hostIO(backendName, backend), direct: backendName === 'wasm' ? wasmMatmul(backend) : undefined };
     const io = cached.io;
     let mm: tf.TensorInfo | undefined;
     if (spec.matmul) {
@@ -78,7 +118,7 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
         temps = [ta, tb].filter((t): t is tf.TensorInfo => t !== undefined);
         flags = { transposeA: false, transposeB: false };
       }
-      mm = mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo;
+      mm = cached.direct && !flags.transposeA && !flags.transposeB && a.shape.length === 2 && b.shape.length === 2 ? cached.direct(a, b) : (mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo);
       for (const t of temps) io.dispose(t);
     }
     const outs: tf.TensorInfo[] = spec.outputs.map((o, k) =>

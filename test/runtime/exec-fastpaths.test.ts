@@ -397,6 +397,37 @@ for (const backend of ['cpu', 'wasm'] as const) {
       }
     });
 
+    // ------------------------------------------------------------------------ matmul prologue
+
+    // Fused matmul kernels call the backend's product directly (on wasm, the module's export),
+    // at the shapes of an RL policy: one row, a 4-env rollout, a minibatch.
+    for (const [as, bs] of [
+      [[1, 3], [3, 4]],
+      [[4, 64], [64, 4]],
+      [[128, 5], [5, 4]],
+    ] as const) {
+      it(`runs matmul + bias + tanh as one kernel like the interpreter: [${as}] x [${bs}]`, () => {
+        const g = load({
+          graph: 'matmul-epilogue',
+          inputs: { a: { shape: [...as] }, b: { shape: [...bs] }, c: { shape: [4] } },
+          nodes: [
+            { id: 'm', op: 'matmul', in: ['a', 'b'] },
+            { id: 'z', op: 'add', in: ['m', 'c'] },
+            { id: 'y', op: 'tanh', in: ['z'] },
+          ],
+          outputs: { y: 'y' },
+        });
+        const prog = compileProgram(g, quiet);
+        const sets = [0, 1].map((k) => ({ a: uniform([...as], 10 * k + 1), b: uniform([...bs], 10 * k + 2), c: uniform([4], 10 * k + 3) }));
+        try {
+          expect(prog.graph.nodes.map((n) => n.op)).toEqual(['fused']);
+          expectFlatRepeats(prog, g, sets);
+        } finally {
+          tf.dispose(sets.flatMap((x) => Object.values(x)));
+        }
+      });
+    }
+
     // ------------------------------------------------------------------------ lone transposed matmul
 
     for (const [ta, tb, as, bs] of [

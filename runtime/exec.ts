@@ -28,6 +28,8 @@ import {
   matmulFlags,
   roleOf,
   kernelRunner,
+  takesBuffers,
+  type KernelRunner,
   stableStringify,
   type CodegenTarget,
   type CompileOptions,
@@ -49,6 +51,12 @@ export interface ProgramOptions {
    * many elements; 0 switches host kernels off. Default HOST_MAX_ELEMENTS.
    */
   hostMaxElements?: number;
+  /**
+   * Give small intermediates (at most hostMaxElements elements) that only generated and host
+   * kernels write and read one buffer per plan, overwritten on every run, instead of a fresh
+   * tensor per run (default true; cpu and wasm).
+   */
+  reuseBuffers?: boolean;
   /** Receives recompilation reports (default: stderr). */
   log?: (msg: string) => void;
 }
@@ -77,14 +85,21 @@ export interface Program {
   run(inputs: TensorMap, params: TensorMap): TensorMap;
   /** The generated kernels of the plan for these inputs on the active backend (built if needed). */
   kernels(inputs: TensorMap): GeneratedKernel[];
+  /** How many intermediates of that plan are buffers it owns and overwrites on every run. */
+  buffers(inputs: TensorMap): number;
 }
+
+/** Runs a step; `into[k]`, where given, is the plan's buffer that output k is written into. */
+type Exec = (ins: tf.Tensor[], into?: readonly (tf.Tensor | undefined)[]) => tf.Tensor[];
 
 interface Step {
   node: IRNode;
   ins: number[];
   outs: number[];
   free: number[];
-  exec(ins: tf.Tensor[]): tf.Tensor[];
+  exec: Exec;
+  /** The plan's buffers for this step's outputs (undefined: a fresh tensor per run). */
+  into?: (tf.Tensor | undefined)[];
 }
 
 interface Plan {
@@ -93,6 +108,8 @@ interface Plan {
   shapes: Record<string, string>;
   /** Slot values fixed by the plan (constants), shared by every run. */
   fixed: (tf.Tensor | undefined)[];
+  /** Buffers the plan owns and its kernels overwrite on every run (intermediates only). */
+  buffers: tf.Tensor[];
   inputSlots: number[];
   paramSlots: number[];
   steps: Step[];
@@ -127,7 +144,7 @@ export const compileLog: CompileEvent[] = [];
 
 /** Forgets every compiled graph and plan (and frees the plans' constants). */
 export function clearCompileCache(): void {
-  for (const p of planCache.values()) for (const t of p.fixed) t?.dispose();
+  for (const p of planCache.values()) tf.dispose([...p.fixed.filter((t): t is tf.Tensor => t !== undefined), ...p.buffers]);
   irCache.clear();
   planCache.clear();
   lastPlan.clear();
@@ -137,7 +154,7 @@ function graphHash(g: IRGraph, opts: ProgramOptions): string {
   const { file: _f, outputSources: _o, ...rest } = g;
   const strip = (k: string, v: unknown) => (k === 'source' ? undefined : v);
   const text = JSON.stringify(JSON.parse(JSON.stringify(rest, strip)), null, 0);
-  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}|host=${opts.hostMaxElements ?? HOST_MAX_ELEMENTS}`);
+  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}|host=${opts.hostMaxElements ?? HOST_MAX_ELEMENTS}|reuse=${opts.reuseBuffers !== false}`);
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -236,6 +253,10 @@ class CompiledProgram implements Program {
     return this.planFor(inputs).kernels;
   }
 
+  buffers(inputs: TensorMap): number {
+    return this.planFor(inputs).buffers.length;
+  }
+
   run(inputs: TensorMap, params: TensorMap): TensorMap {
     const g = this.compiled.graph;
     if (Object.keys(inputs).length !== g.inputs.length) bindInputs(g, inputs); // throws the precise error
@@ -252,7 +273,7 @@ class CompiledProgram implements Program {
     try {
       for (const s of plan.steps) {
         const ins = s.ins.map((k) => vals[k]!);
-        const outs = s.exec(ins);
+        const outs = s.exec(ins, s.into);
         for (let k = 0; k < s.outs.length; k++) vals[s.outs[k]!] = outs[k];
         for (const f of s.free) {
           vals[f]!.dispose();
@@ -444,9 +465,9 @@ function loneMatmul(n: IRNode, types: ReadonlyMap<string, TensorType>): IRNode |
 }
 
 /** Calls a kernel directly once it is loaded (it is, from the end of buildPlan on, before any run). */
-function directRunner(name: string): (xs: tf.Tensor[]) => tf.Tensor[] {
-  let run: ((xs: readonly tf.Tensor[]) => tf.Tensor[]) | undefined;
-  return (xs) => (run ??= kernelRunner(name))(xs);
+function directRunner(name: string): Exec {
+  let run: KernelRunner | undefined;
+  return (xs, into) => (run ??= kernelRunner(name))(xs, into);
 }
 
 function buildPlan(
@@ -479,6 +500,10 @@ function buildPlan(
   const target = opts.target ?? jsTarget;
   const codegen = opts.codegen !== false;
   const hostMax = opts.hostMaxElements ?? HOST_MAX_ELEMENTS;
+  /** Slots written by a kernel that can write into a given buffer. */
+  const ownable = new Set<number>();
+  /** Slots that must be a fresh tensor on every run: read by library kernels, or a matmul's right operand. */
+  const pinned = new Set<number>();
   /** Kernels loaded while planning (for a constants-only step); they still count as new for this plan. */
   const loadedEarly = new Set<string>();
 
@@ -490,8 +515,10 @@ function buildPlan(
     else types.set(n.id, n.type!);
     const ins = n.inputs.map(slot);
     const outs = outRefs.map(slot);
-    let exec: (ins: tf.Tensor[]) => tf.Tensor[];
+    let exec: Exec;
     let pure: boolean;
+    // Whether the step's outputs may be plan buffers: generated and host kernels write them in place.
+    let writesInto = false;
     const lone = codegen ? loneMatmul(n, types) : undefined;
     if (lone) {
       // A transposed matmul outside any group runs as a one-member kernel: the host glue
@@ -501,6 +528,9 @@ function buildPlan(
       const gk = target.emit(lowered.spec);
       kernels.push(gk);
       exec = directRunner(gk.name);
+      writesInto = takesBuffers(lowered.spec, backend);
+      // The library product may cache its right operand by tensor id (packed weights): it must be a fresh tensor.
+      pinned.add(ins[1]!);
     } else if (n.op === 'fused') {
       pure = n.body!.every((b) => getOp(b.op)?.pure !== false);
       if (codegen) {
@@ -516,8 +546,14 @@ function buildPlan(
         kernels.push(gk);
         const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));
         const run = directRunner(gk.name);
-        exec = (xs) => run(tensorArgs.map((k) => xs[k]!));
-      } else exec = referenceFused(n, env);
+        exec = (xs, into) => run(tensorArgs.map((k) => xs[k]!), into);
+        writesInto = takesBuffers(lowered.spec, backend);
+        const mm = lowered.spec.matmul;
+        if (mm) pinned.add(ins[tensorArgs[mm.b]!]!);
+      } else {
+        exec = referenceFused(n, env);
+        ins.forEach((s) => pinned.add(s));
+      }
     } else {
       const def = getOp(n.op);
       if (!def) throw new LoomError({ code: 'E_UNKNOWN_OP', message: `no op ${n.op} (node ${n.id})`, node: n.id });
@@ -525,8 +561,12 @@ function buildPlan(
       const outType = concreteType(n.type!, env, n);
       const attrs = n.attrs;
       const elements = n.inputs.reduce((acc, r) => acc + size(concreteType(types.get(r)!, env, n).shape), size(outType.shape));
-      if (def.host && HOST_ADDRESSABLE.has(backend) && elements <= hostMax) exec = hostOpRunner(def.host, attrs, outType);
-      else {
+      if (def.host && HOST_ADDRESSABLE.has(backend) && elements <= hostMax) {
+        exec = hostOpRunner(def.host, attrs, outType);
+        writesInto = true;
+      } else {
+        // Library kernels may hand back views of their inputs (reshape) or cache them.
+        ins.forEach((s) => pinned.add(s));
         const direct = (xs: tf.Tensor[]): tf.Tensor[] => {
           const y = def.kernel(tf, xs, attrs, { outType });
           // A kernel may hand back one of its inputs; the caller must own what it frees.
@@ -551,6 +591,7 @@ function buildPlan(
       continue;
     }
     steps.push({ node: n, ins, outs, free: [], exec });
+    if (writesInto) for (const s of outs) ownable.add(s);
   }
 
   // Frees from the liveness marks (constants are never freed by a run).
@@ -569,15 +610,35 @@ function buildPlan(
     }
   }
   const outputs: [string, number][] = Object.entries(g.outputs).map(([k, r]) => [k, slot(r)]);
+  const buffers: tf.Tensor[] = [];
+  const owned = new Set<number>();
+  if (opts.reuseBuffers !== false && HOST_ADDRESSABLE.has(backend)) {
+    for (const [, s] of outputs) pinned.add(s);
+    const refOf = new Map([...slots].map(([r, s]) => [s, r]));
+    for (const st of steps)
+      st.into = st.outs.map((s) => {
+        if (!ownable.has(s) || pinned.has(s)) return undefined;
+        const t = concreteType(types.get(refOf.get(s)!)!, env, st.node);
+        if (size(t.shape) > hostMax) return undefined;
+        const buf = tf.zeros(t.shape, t.dtype);
+        buffers.push(buf);
+        owned.add(s);
+        return buf;
+      });
+    for (const st of steps) {
+      if (st.into?.every((b) => b === undefined)) st.into = undefined;
+      st.free = st.free.filter((s) => !owned.has(s));
+    }
+  }
   const borrowed: boolean[] = [];
-  for (let s = 0; s < slots.size; s++) borrowed[s] = hoisted.has(s) || inputSlots.includes(s) || paramSlots.includes(s);
+  for (let s = 0; s < slots.size; s++) borrowed[s] = hoisted.has(s) || inputSlots.includes(s) || paramSlots.includes(s) || owned.has(s);
   for (let s = 0; s < slots.size; s++) if (!(s in fixed)) fixed[s] = undefined;
 
   const uniq = uniqueKernels(kernels);
   const newKernels = uniq.filter((k) => !isLoaded(k.name) || loadedEarly.has(k.name)).length;
   target.check(uniq);
   loadKernels(uniq);
-  return { plan: { key, backend, shapes, fixed, inputSlots, paramSlots, steps, outputs, borrowed, inputTypes, kernels: uniq }, newKernels };
+  return { plan: { key, backend, shapes, fixed, buffers, inputSlots, paramSlots, steps, outputs, borrowed, inputTypes, kernels: uniq }, newKernels };
 }
 
 function uniqueKernels(kernels: GeneratedKernel[]): GeneratedKernel[] {

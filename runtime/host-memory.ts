@@ -86,21 +86,23 @@ interface EngineLike {
 type HostKernel = (ins: readonly HostTensor[], out: HostTensor, attrs: Attrs) => void;
 
 /**
- * A caller of an op's host kernel on the active backend's tensors: allocates the output, hands
- * the kernel views of the inputs and output, and returns the output as a tracked tensor. No
- * engine dispatch, so a small op costs about one loop over its elements.
+ * A caller of an op's host kernel on the active backend's tensors: allocates the output (or
+ * overwrites `into`, a tensor of the output's type), hands the kernel views of the inputs and
+ * output, and returns the output as a tracked tensor. No engine dispatch, so a small op costs
+ * about one loop over its elements.
  */
-export function hostOpRunner(host: HostKernel, attrs: Attrs, out: { dtype: DType; shape: number[] }): (inputs: readonly tf.Tensor[]) => tf.Tensor[] {
+export function hostOpRunner(host: HostKernel, attrs: Attrs, out: { dtype: DType; shape: number[] }): (inputs: readonly tf.Tensor[], into?: readonly (tf.Tensor | undefined)[]) => tf.Tensor[] {
   const engine = tf.engine() as unknown as EngineLike;
   let forBackend: tf.KernelBackend | undefined;
   let io: HostIO | undefined;
-  return (inputs) => {
+  return (inputs, into) => {
     const backend = engine.backend;
     if (backend !== forBackend) {
       io = hostIO(engine.backendName, backend);
       forBackend = backend;
     }
-    const y = io!.alloc(out.shape, out.dtype);
+    const given = into?.[0];
+    const y = given ?? io!.alloc(out.shape, out.dtype);
     // Views are taken after the allocation: growing the wasm heap detaches older views.
     const ins: HostTensor[] = new Array(inputs.length);
     for (let k = 0; k < inputs.length; k++) {
@@ -109,6 +111,7 @@ export function hostOpRunner(host: HostKernel, attrs: Attrs, out: { dtype: DType
     }
     const data = io!.array(y);
     host(ins, { data, shape: out.shape, dtype: out.dtype }, attrs);
-    return [engine.makeTensorFromTensorInfo(io!.commit(y, data), backend)];
+    const done = io!.commit(y, data);
+    return [given && done === given ? given : engine.makeTensorFromTensorInfo(done, backend)];
   };
 }

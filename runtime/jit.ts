@@ -48,8 +48,9 @@ function transpose2d(src: HostArray, dst: HostArray, rows: number, cols: number)
   }
 }
 
-type HostRun = (ins: readonly tf.TensorInfo[], backend: tf.KernelBackend) => tf.TensorInfo[];
-type Matmul = (a: tf.TensorInfo, b: tf.TensorInfo) => tf.TensorInfo;
+/** Runs a kernel; `into[k]`, where given, is a buffer of output k's type that the kernel overwrites. */
+type HostRun = (ins: readonly tf.TensorInfo[], backend: tf.KernelBackend, into?: readonly (tf.TensorInfo | undefined)[]) => tf.TensorInfo[];
+type Matmul = (a: tf.TensorInfo, b: tf.TensorInfo, into?: tf.TensorInfo) => tf.TensorInfo;
 
 interface WasmModuleLike {
   _BatchMatMul(aId: number, aShape: number, aRank: number, bId: number, bShape: number, bRank: number, transposeA: boolean, transposeB: boolean, outId: number): void;
@@ -74,7 +75,7 @@ function wasmMatmul(backend: tf.KernelBackend): Matmul | undefined {
   // The two operand shapes as [1, rows, cols], written before each call; allocated once, as the
   // module lives as long as the backend.
   const shapes = b.wasm._malloc(6 * 4);
-  return (x, y) => {
+  return (x, y, into) => {
     const heap = b.wasm.HEAP32; // re-read: growing the heap replaces the view
     const at = shapes >> 2;
     heap[at] = 1;
@@ -83,7 +84,7 @@ function wasmMatmul(backend: tf.KernelBackend): Matmul | undefined {
     heap[at + 3] = 1;
     heap[at + 4] = y.shape[0]!;
     heap[at + 5] = y.shape[1]!;
-    const out = b.makeOutput([x.shape[0]!, y.shape[1]!], 'float32');
+    const out = into ?? b.makeOutput([x.shape[0]!, y.shape[1]!], 'float32');
     b.wasm._BatchMatMul(b.dataIdMap.get(x.dataId)!.id, shapes, 3, b.dataIdMap.get(y.dataId)!.id, shapes + 12, 3, false, false, b.dataIdMap.get(out.dataId)!.id);
     return out;
   };
@@ -94,7 +95,7 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
   const nIn = spec.inputs.length;
   let mmKernel: tf.KernelConfig | undefined;
   let cached: { backend: tf.KernelBackend; io: HostIO; direct: Matmul | undefined } | undefined;
-  return (ins, backend) => {
+  return (ins, backend, into) => {
     if (cached?.backend !== backend) cached = { backend, io: hostIO(backendName, backend), direct: backendName === 'wasm' ? wasmMatmul(backend) : undefined };
     const io = cached.io;
     let mm: tf.TensorInfo | undefined;
@@ -118,11 +119,14 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
         temps = [ta, tb].filter((t): t is tf.TensorInfo => t !== undefined);
         flags = { transposeA: false, transposeB: false };
       }
-      mm = cached.direct && !flags.transposeA && !flags.transposeB && a.shape.length === 2 && b.shape.length === 2 ? cached.direct(a, b) : (mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo);
+      const direct = cached.direct && !flags.transposeA && !flags.transposeB && a.shape.length === 2 && b.shape.length === 2 ? cached.direct : undefined;
+      const mmInto = spec.inPlace === undefined ? undefined : into?.[spec.inPlace];
+      if (mmInto && !direct) throw new Error(`internal: kernel ${spec.label} cannot write its matmul into a given buffer on ${backendName}`);
+      mm = direct ? direct(a, b, mmInto) : (mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo);
       for (const t of temps) io.dispose(t);
     }
     const outs: tf.TensorInfo[] = spec.outputs.map((o, k) =>
-      k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : io.alloc(o.shape, o.dtype),
+      k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : (into?.[k] ?? io.alloc(o.shape, o.dtype)),
     );
     // Views are taken only after every allocation: growing the wasm heap detaches older views.
     const arrays: HostArray[] = ins.map((t) => io.array(t));
@@ -181,23 +185,38 @@ interface EngineLike {
  * outputs become ordinary tracked tensors. The compiled executor calls thousands of small
  * kernels per training iteration, where that dispatch costs as much as the kernels.
  */
-export function kernelRunner(name: string): (inputs: readonly tf.Tensor[]) => tf.Tensor[] {
+export function kernelRunner(name: string): KernelRunner {
   const l = loaded.get(name);
   if (!l) throw new Error(`kernel ${name} is not loaded`);
   const engine = tf.engine() as unknown as EngineLike;
   let forBackend: tf.KernelBackend | undefined;
   let run: HostRun | undefined;
-  return (inputs) => {
+  return (inputs, into) => {
     const backend = engine.backend;
     if (backend !== forBackend) {
       run = hostRun(engine.backendName, l.kernel.spec, l.fn);
       forBackend = backend;
     }
-    const outs = run!(inputs, backend);
+    const outs = run!(inputs, backend, into);
     const res: tf.Tensor[] = new Array(outs.length);
-    for (let k = 0; k < outs.length; k++) res[k] = engine.makeTensorFromTensorInfo(outs[k]!, backend);
+    for (let k = 0; k < outs.length; k++) res[k] = into?.[k] ?? engine.makeTensorFromTensorInfo(outs[k]!, backend);
     return res;
   };
+}
+
+/**
+ * Runs a kernel on tensors of the active backend. `into[k]`, where given, is a tensor of output
+ * k's type that the kernel overwrites and hands back (an output written into the matmul result
+ * takes one only where the matmul can write into a given buffer: wasm, untransposed rank 2).
+ */
+export type KernelRunner = (inputs: readonly tf.Tensor[], into?: readonly (tf.Tensor | undefined)[]) => tf.Tensor[];
+
+/** Whether a kernel's outputs may all be given buffers on this backend (see KernelRunner). */
+export function takesBuffers(spec: KernelSpec, backendName: string): boolean {
+  if (spec.inPlace === undefined || !spec.matmul) return true;
+  const m = spec.matmul;
+  // On wasm both operands end up plain (transposes are copied first); rank 2 is the fused matmul's only form.
+  return backendName === 'wasm' && m.shape.length === 2;
 }
 
 /** Runs a loaded kernel on the active backend; returns one tensor per spec output. */

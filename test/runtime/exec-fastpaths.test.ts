@@ -397,6 +397,61 @@ for (const backend of ['cpu', 'wasm'] as const) {
       }
     });
 
+    // ------------------------------------------------------------------------ plan buffers
+
+    // Intermediates that only generated and host kernels touch are plan buffers, overwritten on
+    // every run; outputs stay fresh tensors, and a matmul's right operand stays a fresh tensor
+    // (the wasm product caches packed right operands by tensor id).
+    const buffered = load({
+      graph: 'plan-buffers',
+      inputs: { x: { shape: [6, 3] }, y: { shape: [6, 4] }, w: { shape: [3, 4] }, w2: { shape: [4, 2] } },
+      nodes: [
+        { id: 'h', op: 'matmul', in: ['x', 'w'] },
+        { id: 't', op: 'tanh', in: ['h'] },
+        { id: 'd', op: 'mul', in: ['t', 'y'] },
+        // t feeds the next product as its left operand: a plan buffer.
+        { id: 'z', op: 'matmul', in: ['t', 'w2'] },
+        { id: 'v', op: 'tanh', in: ['z'] },
+        // d is this product's right operand: a fresh tensor every run.
+        { id: 'gw', op: 'matmul', in: ['x', 'd'], attrs: { transpose_a: true } },
+        { id: 's', op: 'sum', in: ['v'], attrs: { axes: [0] } },
+        { id: 'u', op: 'exp', in: ['s'] },
+      ],
+      outputs: { gw: 'gw', u: 'u' },
+    });
+    const bufferedInputs = (seed: number): TensorMap => ({ x: uniform([6, 3], seed), y: uniform([6, 4], seed + 1), w: uniform([3, 4], seed + 2), w2: uniform([4, 2], seed + 3) });
+
+    it('keeps outputs of earlier runs intact, matches the interpreter on every run, and allocates nothing per run', () => {
+      // Host kernels on: buffers are limited to the same small sizes.
+      const prog = compileProgram(buffered, { log: () => {} });
+      const fresh = compileProgram(buffered, { log: () => {}, reuseBuffers: false });
+      const sets = [1, 2, 3].map((k) => bufferedInputs(10 * k));
+      try {
+        const first = prog.run(sets[0]!, {});
+        // On cpu a matmul kernel's result is the library's tensor, so t is a buffer on wasm only.
+        expect(prog.buffers(sets[0]!)).toBe(backend === 'wasm' ? 1 : 0);
+        expect(fresh.buffers(sets[0]!)).toBe(0);
+        const firstValues = Object.fromEntries(Object.entries(first).map(([k, v]) => [k, Array.from(v.dataSync())]));
+        const tensors = tf.memory().numTensors;
+        const held = buffers();
+        for (let i = 0; i < 6; i++) {
+          const set = sets[i % 3]!;
+          const out = prog.run(set, {});
+          const ref = interpret(buffered, set, {});
+          const plain = fresh.run(set, {});
+          expect(mismatch(out, ref)).toBeLessThan(1e-5);
+          for (const k of Object.keys(out)) expect(Array.from(out[k]!.dataSync()), k).toEqual(Array.from(plain[k]!.dataSync()));
+          tf.dispose([...Object.values(out), ...Object.values(ref), ...Object.values(plain)]);
+        }
+        expect(tf.memory().numTensors).toBe(tensors);
+        expect(buffers()).toBe(held);
+        for (const [k, v] of Object.entries(first)) expect(Array.from(v.dataSync()), k).toEqual(firstValues[k]);
+        tf.dispose(Object.values(first));
+      } finally {
+        tf.dispose(sets.flatMap((x) => Object.values(x)));
+      }
+    });
+
     // ------------------------------------------------------------------------ matmul prologue
 
     // Fused matmul kernels call the backend's product directly (on wasm, the module's export),

@@ -115,3 +115,52 @@ export function hostOpRunner(host: HostKernel, attrs: Attrs, out: { dtype: DType
     return [given && done === given ? given : engine.makeTensorFromTensorInfo(done, backend)];
   };
 }
+
+let readIO: { backend: tf.KernelBackend; io: HostIO | null } | undefined;
+
+/** The active backend's host access where its memory is host-addressable (cpu, wasm), else null. */
+function activeIO(): HostIO | null {
+  const engine = tf.engine() as unknown as EngineLike;
+  if (readIO?.backend !== engine.backend) readIO = { backend: engine.backend, io: HOST_ADDRESSABLE.has(engine.backendName) ? hostIO(engine.backendName, engine.backend) : null };
+  return readIO.io;
+}
+
+/**
+ * A tensor's values on the host: a view of the backend's memory on cpu and wasm (no copy; read
+ * it before anything else is allocated, which may move wasm memory), a copy elsewhere.
+ */
+export function hostValues(t: tf.Tensor): HostArray {
+  const io = activeIO();
+  return io ? io.array(t) : (t.dataSync() as HostArray);
+}
+
+/**
+ * A small input tensor that a loop feeds a program on every step (a PRNG key): its values are
+ * rewritten in place where the backend's memory is host-addressable, instead of a new tensor per
+ * step. Programs must not keep it past a call; tensors the compiled executor and the interpreter
+ * hand out never share its memory.
+ */
+export class StagedInput {
+  private tensor: tf.Tensor | undefined;
+  constructor(
+    private readonly shape: number[],
+    private readonly dtype: DType,
+  ) {}
+
+  /** The tensor holding `values` (owned by this object: do not dispose it). */
+  set(values: HostArray): tf.Tensor {
+    const io = activeIO();
+    if (io && this.tensor && !this.tensor.isDisposed) {
+      io.array(this.tensor).set(values);
+      return this.tensor;
+    }
+    this.tensor?.dispose();
+    this.tensor = tf.tensor(values, this.shape, this.dtype);
+    return this.tensor;
+  }
+
+  dispose(): void {
+    this.tensor?.dispose();
+    this.tensor = undefined;
+  }
+}

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
 import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
+import { hostValues, StagedInput } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
@@ -148,6 +149,11 @@ export class Trainer {
   private groupAdv: Program | null;
   /** AlphaGrad's `segment`: tensor index of each flattened param element (null when unused). */
   private segment: tf.Tensor | null = null;
+  /**
+   * The rollout's per-step PRNG keys, rewritten in place (null when the act or step graph outputs
+   * its key unchanged: that output could share the key's memory, so each step gets new tensors).
+   */
+  private keys: { act: StagedInput; step: StagedInput } | null;
   readonly paramNames: string[];
   params: TensorMap = {};
   optState: TensorMap = {};
@@ -169,6 +175,8 @@ export class Trainer {
     this.groupAdv = graphs.groupAdvantage ? program(graphs.groupAdvantage) : null;
     if (cfg.group && !graphs.groupAdvantage) throw new LoomError({ code: 'E_INPUT', message: `${cfg.algorithm} needs its advantage graph`, file: cfg.file, pointer: '/algorithm' });
     if (cfg.advantage.transform && !graphs.amppo) throw new LoomError({ code: 'E_INPUT', message: 'advantage.transform amppo needs the amppo graphs', file: cfg.file, pointer: '/advantage/transform' });
+    const passesKey = [graphs.act, graphs.step].some((g) => Object.values(g.outputs).includes('key'));
+    this.keys = passesKey ? null : { act: new StagedInput([2], 'int32'), step: new StagedInput([2], 'int32') };
     this.paramNames = graphs.act.params.map((p) => p.name);
     for (const p of this.paramNames)
       if (!(gradOutput(p) in graphs.loss.outputs) || !graphs.loss.params.some((q) => q.name === p))
@@ -247,7 +255,8 @@ export class Trainer {
    * normalisation the env's own obs tensor is used as is (not owned: the caller must not dispose it).
    */
   private rolloutObs(obs: tf.Tensor, stat: RunningStat | null): { tensor: tf.Tensor; values: Float32Array; owned: boolean } {
-    const v = obs.dataSync() as Float32Array;
+    // A view where the backend allows: the caller copies it out before the next allocation.
+    const v = hostValues(obs) as Float32Array;
     if (!stat) return { tensor: obs, values: v, owned: false };
     const out = this.normalized(v, stat, true);
     return { tensor: tf.tensor(out, obs.shape, 'float32'), values: out, owned: true };
@@ -278,24 +287,26 @@ export class Trainer {
     let actDtype: tf.DataType = 'float32';
     let cur = this.rolloutObs(this.env.obs!, h.obsStat);
     for (let s = 0; s < T; s++) {
-      const [ka, ke] = take(h, 2);
-      const keyA = keyTensor(ka!);
-      const a = this.act({ obs: cur.tensor, key: keyA }, this.params);
-      const keyE = keyTensor(ke!);
-      const st = this.step({ state: this.env.state!, t: this.env.t!, action: a.action!, key: keyE }, {});
       obsBuf.set(cur.values, s * N * obsDim);
-      const act = a.action!.dataSync() as Float32Array | Int32Array | Uint8Array;
+      const [ka, ke] = take(h, 2);
+      const keyA = this.keys ? this.keys.act.set(toInt32(ka!)) : keyTensor(ka!);
+      const a = this.act({ obs: cur.tensor, key: keyA }, this.params);
+      const keyE = this.keys ? this.keys.step.set(toInt32(ke!)) : keyTensor(ke!);
+      const st = this.step({ state: this.env.state!, t: this.env.t!, action: a.action!, key: keyE }, {});
+      // Host views of the outputs (copies where the backend's memory is not host-addressable),
+      // each copied into the batch before anything else is allocated.
+      const act = hostValues(a.action!);
       if (!actBuf) {
         actBuf = new (act.constructor as new (n: number) => Float32Array | Int32Array | Uint8Array)(T * act.length);
         actShape = a.action!.shape.slice(1);
         actDtype = a.action!.dtype;
       }
       actBuf.set(act, s * act.length);
-      logpBuf.set(a.logp!.dataSync(), s * N);
-      valueBuf.set(a.value!.dataSync(), s * N);
-      const r = st.reward!.dataSync();
-      const term = st.terminated!.dataSync();
-      const trunc = st.truncated!.dataSync();
+      logpBuf.set(hostValues(a.logp!), s * N);
+      valueBuf.set(hostValues(a.value!), s * N);
+      const r = hostValues(st.reward!);
+      const term = hostValues(st.terminated!);
+      const trunc = hostValues(st.truncated!);
       const rewards = rewardBuf.subarray(s * N, (s + 1) * N);
       const dones = doneBuf.subarray(s * N, (s + 1) * N);
       for (let i = 0; i < N; i++) {
@@ -323,7 +334,8 @@ export class Trainer {
         }
       }
       if (cur.owned) cur.tensor.dispose();
-      tf.dispose([keyA, keyE, a.action!, a.logp!, a.value!, this.env.state!, this.env.t!, this.env.obs!, st.reward!, st.terminated!, st.truncated!, st.final_obs].filter((x): x is tf.Tensor => !!x));
+      if (!this.keys) tf.dispose([keyA, keyE]);
+      tf.dispose([a.action!, a.logp!, a.value!, this.env.state!, this.env.t!, this.env.obs!, st.reward!, st.terminated!, st.truncated!, st.final_obs].filter((x): x is tf.Tensor => !!x));
       this.env = { state: st.state!, t: st.t!, obs: st.obs! };
       cur = this.rolloutObs(this.env.obs!, h.obsStat);
     }
@@ -774,6 +786,8 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.keys?.act.dispose();
+    this.keys?.step.dispose();
     this.segment?.dispose();
     this.segment = null;
     disposeMap(this.params);

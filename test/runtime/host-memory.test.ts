@@ -1,0 +1,46 @@
+/** Host access to backend memory: reading values, and inputs rewritten in place from step to step. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { hostValues, StagedInput } from '../../runtime/host-memory.ts';
+
+await tf.setBackend('cpu');
+
+for (const backend of ['cpu', 'wasm']) {
+  describe(`host memory on ${backend}`, () => {
+    beforeAll(async () => {
+      await tf.setBackend(backend);
+    });
+    afterAll(async () => {
+      await tf.setBackend('cpu');
+    });
+
+    it('reads float32, int32 and bool values', () => {
+      const ts = [tf.tensor([1.5, -2, 3.25], [3]), tf.tensor([7, -8], [2], 'int32'), tf.tensor([true, false, true], [3], 'bool')];
+      try {
+        for (const t of ts) expect(Array.from(hostValues(t))).toEqual(Array.from(t.dataSync()));
+      } finally {
+        tf.dispose(ts);
+      }
+    });
+
+    it('a staged input holds the values of each set, in one tensor, with flat memory', () => {
+      const staged = new StagedInput([2], 'int32');
+      const first = staged.set(Int32Array.from([1, 2]));
+      expect(Array.from(first.dataSync())).toEqual([1, 2]);
+      const tensors = tf.memory().numTensors;
+      for (let i = 0; i < 5; i++) {
+        const t = staged.set(Int32Array.from([i, 10 - i]));
+        expect(t).toBe(first);
+        expect(Array.from(t.dataSync())).toEqual([i, 10 - i]);
+        // A kernel reading it sees the new values.
+        const y = tf.tidy(() => tf.add(t, tf.scalar(1, 'int32')));
+        expect(Array.from(y.dataSync())).toEqual([i + 1, 11 - i]);
+        y.dispose();
+      }
+      expect(tf.memory().numTensors).toBe(tensors);
+      staged.dispose();
+      expect(first.isDisposed).toBe(true);
+    });
+  });
+}

@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../compiler/errors.ts';
 import type { IRGraph, IRNode, TensorType } from '../compiler/ir.ts';
 import { getOp } from '../compiler/ops/index.ts';
-import { HOST_ADDRESSABLE, hostOpRunner } from './host-memory.ts';
+import { HOST_ADDRESSABLE, hostCopy, hostOpRunner } from './host-memory.ts';
 import { bindInputs, concreteType, type TensorMap } from './interpreter.ts';
 import {
   compileGraph,
@@ -284,7 +284,7 @@ class CompiledProgram implements Program {
       const handed = new Set<number>();
       for (const [name, slot] of plan.outputs) {
         const t = vals[slot]!;
-        out[name] = borrowed[slot] || handed.has(slot) ? tf.clone(t) : t;
+        out[name] = borrowed[slot] || handed.has(slot) ? hostCopy(t) : t;
         handed.add(slot);
       }
       return out;

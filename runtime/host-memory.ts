@@ -164,3 +164,14 @@ export class StagedInput {
     this.tensor = undefined;
   }
 }
+
+/** A copy of a tensor with memory of its own (tf.clone shares the memory on cpu). */
+export function hostCopy(t: tf.Tensor): tf.Tensor {
+  const io = activeIO();
+  if (!io) return tf.clone(t);
+  const engine = tf.engine() as unknown as EngineLike;
+  const y = io.alloc([...t.shape], t.dtype as DType);
+  // The view of the source is taken after the allocation, which may move wasm memory.
+  io.array(y).set(io.array(t));
+  return engine.makeTensorFromTensorInfo(y, engine.backend);
+}

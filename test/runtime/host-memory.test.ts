@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { hostValues, StagedInput } from '../../runtime/host-memory.ts';
+import { hostCopy, hostValues, StagedInput } from '../../runtime/host-memory.ts';
 
 await tf.setBackend('cpu');
 
@@ -21,6 +21,20 @@ for (const backend of ['cpu', 'wasm']) {
         for (const t of ts) expect(Array.from(hostValues(t))).toEqual(Array.from(t.dataSync()));
       } finally {
         tf.dispose(ts);
+      }
+    });
+
+    it('copies a tensor into memory of its own', () => {
+      const x = tf.tensor([[1, 2], [3, 4]]);
+      const y = hostCopy(x);
+      try {
+        expect(y.shape).toEqual([2, 2]);
+        expect(y.dtype).toBe('float32');
+        expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4]);
+        hostValues(x).set([9, 9, 9, 9]);
+        expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4]);
+      } finally {
+        tf.dispose([x, y]);
       }
     });
 

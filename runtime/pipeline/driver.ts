@@ -625,9 +625,9 @@ export class Trainer {
         }
         for (const k of Object.keys(acc) as (keyof typeof acc)[]) {
           const t = k === 'grad_norm' ? clipped.norm! : out[k]!;
-          acc[k] += t.dataSync()[0]!;
+          acc[k] += hostValues(t)[0]!;
         }
-        lastKl = out.approx_kl!.dataSync()[0]!;
+        lastKl = hostValues(out.approx_kl!)[0]!;
         count++;
         clipped.norm!.dispose();
         disposeMap(out);
@@ -668,7 +668,7 @@ export class Trainer {
     const flat = new Float32Array(ts.reduce((n, t) => n + t.size, 0));
     let off = 0;
     for (const t of ts) {
-      flat.set(t.dataSync() as Float32Array, off);
+      flat.set(hostValues(t), off);
       off += t.size;
     }
     return tf.tensor(flat, [flat.length], 'float32');

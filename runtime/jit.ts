@@ -91,8 +91,22 @@ function wasmMatmul(backend: tf.KernelBackend): Matmul | undefined {
 }
 
 /** Runs a kernel's host function on a backend's tensors: allocates outputs, runs the matmul prologue. */
+/**
+ * Calls `fn` with the elements of an array as arguments, through a caller made for its arity: one
+ * spread call site shared by every kernel would be megamorphic, and spreading is slow.
+ */
+function invoker(arity: number): (fn: KernelFn, args: HostArray[]) => void {
+  const list = Array.from({ length: arity }, (_v, k) => `a[${k}]`).join(', ');
+  return new Function('f', 'a', `f(${list});`) as (fn: KernelFn, args: HostArray[]) => void;
+}
+
 function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
   const nIn = spec.inputs.length;
+  const nOut = spec.outputs.length;
+  const mmAt = spec.matmul ? nIn : -1;
+  // Argument list: inputs, the matmul result (if any), outputs; reused by every call.
+  const args: HostArray[] = new Array(nIn + (spec.matmul ? 1 : 0) + nOut);
+  const call = invoker(args.length);
   let mmKernel: tf.KernelConfig | undefined;
   let cached: { backend: tf.KernelBackend; io: HostIO; direct: Matmul | undefined } | undefined;
   return (ins, backend, into) => {
@@ -105,37 +119,43 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
       if (!mmKernel) throw new Error(`the ${backendName} backend has no BatchMatMul kernel`);
       let a = ins[m.a]!;
       let b = ins[m.b]!;
-      let temps: tf.TensorInfo[] = [];
+      let ta: tf.TensorInfo | undefined;
+      let tb: tf.TensorInfo | undefined;
       let flags = { transposeA: m.transposeA, transposeB: m.transposeB };
       if (backendName === 'wasm' && (m.transposeA || m.transposeB)) {
         // tfjs-wasm multiplies transposed operands ~10x slower than plain ones (measured at
         // 64x64x64); a copy-transpose in JS costs a few microseconds.
-        const ta = m.transposeA ? io.alloc([a.shape[1]!, a.shape[0]!], 'float32') : undefined;
-        const tb = m.transposeB ? io.alloc([b.shape[1]!, b.shape[0]!], 'float32') : undefined;
+        ta = m.transposeA ? io.alloc([a.shape[1]!, a.shape[0]!], 'float32') : undefined;
+        tb = m.transposeB ? io.alloc([b.shape[1]!, b.shape[0]!], 'float32') : undefined;
         if (ta) transpose2d(io.array(a), io.array(ta), a.shape[0]!, a.shape[1]!);
         if (tb) transpose2d(io.array(b), io.array(tb), b.shape[0]!, b.shape[1]!);
         a = ta ?? a;
         b = tb ?? b;
-        temps = [ta, tb].filter((t): t is tf.TensorInfo => t !== undefined);
         flags = { transposeA: false, transposeB: false };
       }
       const direct = cached.direct && !flags.transposeA && !flags.transposeB && a.shape.length === 2 && b.shape.length === 2 ? cached.direct : undefined;
       const mmInto = spec.inPlace === undefined ? undefined : into?.[spec.inPlace];
       if (mmInto && !direct) throw new Error(`internal: kernel ${spec.label} cannot write its matmul into a given buffer on ${backendName}`);
       mm = direct ? direct(a, b, mmInto) : (mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo);
-      for (const t of temps) io.dispose(t);
+      if (ta) io.dispose(ta);
+      if (tb) io.dispose(tb);
     }
-    const outs: tf.TensorInfo[] = spec.outputs.map((o, k) =>
-      k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : (into?.[k] ?? io.alloc(o.shape, o.dtype)),
-    );
+    const outs: tf.TensorInfo[] = new Array(nOut);
+    for (let k = 0; k < nOut; k++) {
+      const o = spec.outputs[k]!;
+      outs[k] = k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : (into?.[k] ?? io.alloc(o.shape, o.dtype));
+    }
     // Views are taken only after every allocation: growing the wasm heap detaches older views.
-    const arrays: HostArray[] = ins.map((t) => io.array(t));
-    if (mm) arrays.push(io.array(mm));
-    const outArrays = outs.map((t, k) => (k === spec.inPlace ? arrays[nIn]! : io.array(t)));
-    for (const a of outArrays) arrays.push(a);
-    fn(...arrays);
+    for (let k = 0; k < nIn; k++) args[k] = io.array(ins[k]!);
+    if (mm) args[mmAt] = io.array(mm);
+    const outAt = nIn + (mm ? 1 : 0);
+    for (let k = 0; k < nOut; k++) args[outAt + k] = k === spec.inPlace ? args[mmAt]! : io.array(outs[k]!);
+    call(fn, args);
     if (mm && spec.inPlace === undefined) io.dispose(mm);
-    return outs.map((t, k) => io.commit(t, outArrays[k]!));
+    for (let k = 0; k < nOut; k++) outs[k] = io.commit(outs[k]!, args[outAt + k]!);
+    // Drop the views: a kept view would pin a detached wasm memory buffer after the heap grows.
+    args.fill(undefined as unknown as HostArray);
+    return outs;
   };
 }
 

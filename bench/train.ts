@@ -1,8 +1,8 @@
 /**
  * Training throughput, measured side by side in one process (wasm backend unless --backend):
  *  1. end-to-end PPO on CartPole-v1 with the CleanRL configuration (4 envs x 128 steps, 4 epochs x
- *     4 minibatches): env steps/s on the compiled executor (with and without host kernels) and on
- *     the reference interpreter;
+ *     4 minibatches): env steps/s of the compiled trainer alone, then side by side the compiled
+ *     executor (with and without host kernels and plan buffers) and the reference interpreter;
  *  2. the CartPole-v1 step graph alone for N = 1, 8 and 1024 envs;
  *  3. each variant pipeline (AM-PPO, PPO+AlphaGrad, GRPO, Hybrid GRPO) against plain PPO, per env step.
  * Each figure is the median of several timed blocks after warm-up; ratios are compiled/interpreted
@@ -25,12 +25,29 @@ const EXECUTORS: Executor[] = ['compiled', 'interpret'];
 
 out(`tensorloom training benchmark (node ${process.version}, backend ${tf.getBackend()}; medians of ${REPS} blocks after warm-up)\n`);
 
-// 1. End to end: the trainers advance in turn, one iteration (512 env steps) per block. The
-// compiled executor runs with and without host kernels, so their gain is measured side by side.
 const cfg = loadPipeline('graphs/pipelines/ppo-cartpole.json');
+
+// 1. End to end. First the compiled trainer alone, as `loom train` runs it: blocks of 10
+// iterations (5,120 env steps). Then the trainers side by side, one iteration per block in turn:
+// the compiled executor with and without host kernels and plan buffers, and the interpreter.
+{
+  const alone = new Trainer(cfg, undefined, 'compiled');
+  alone.init();
+  for (let i = 0; i < 3; i++) alone.iterate(); // warm-up: plans, kernels, JIT
+  const blocks: number[] = [];
+  for (let r = 0; r < REPS; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) alone.iterate();
+    blocks.push(performance.now() - t0);
+  }
+  alone.dispose();
+  const perBlock = 10 * alone.stepsPerIteration();
+  out('1. PPO CartPole-v1 end to end (4 envs x 128 steps per iteration, update included)');
+  out(`   compiled trainer alone: ${(perBlock / (median(blocks) / 1000)).toFixed(0)} env steps/s (median of ${REPS} blocks of 10 iterations; fastest ${(perBlock / (Math.min(...blocks) / 1000)).toFixed(0)})`);
+}
 const RUNNERS = {
   compiled: () => new Trainer(cfg, undefined, 'compiled'),
-  'compiled, no host kernels': () => new Trainer(cfg, undefined, 'compiled', { hostMaxElements: 0 }),
+  'compiled, no host kernels': () => new Trainer(cfg, undefined, 'compiled', { hostMaxElements: 0, reuseBuffers: false }),
   interpreter: () => new Trainer(cfg, undefined, 'interpret'),
 };
 type Runner = keyof typeof RUNNERS;
@@ -56,11 +73,11 @@ for (let rep = 0; rep < REPS; rep++)
 for (const r of runners) trainers[r].dispose();
 const sps = (r: Runner) => perIter / (median(times[r]) / 1000);
 const cpuSps = (r: Runner) => perIter / (median(cpuTimes[r]) / 1000);
-out('1. PPO CartPole-v1 end to end (4 envs x 128 steps per iteration, update included)');
+out('   side by side, one iteration each in turn:');
 out(`   ${'trainer'.padEnd(27)} ${'env steps/s'.padStart(11)} ${'vs interpreter'.padStart(15)} ${'per CPU-s'.padStart(10)} ${'vs interpreter'.padStart(15)}`);
 for (const r of runners)
   out(`   ${r.padEnd(27)} ${sps(r).toFixed(0).padStart(11)} ${(sps(r) / sps('interpreter')).toFixed(2).padStart(14)}x ${cpuSps(r).toFixed(0).padStart(10)} ${(cpuSps(r) / cpuSps('interpreter')).toFixed(2).padStart(14)}x`);
-out(`   host kernels: ${(sps('compiled') / sps('compiled, no host kernels')).toFixed(2)}x (wall), ${(cpuSps('compiled') / cpuSps('compiled, no host kernels')).toFixed(2)}x (CPU)`);
+out(`   host kernels and plan buffers: ${(sps('compiled') / sps('compiled, no host kernels')).toFixed(2)}x (wall), ${(cpuSps('compiled') / cpuSps('compiled, no host kernels')).toFixed(2)}x (CPU)`);
 
 // 2. The environment alone.
 out('\n2. CartPole-v1 step graph alone (actions all 1, auto-reset included)');

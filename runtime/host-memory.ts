@@ -175,3 +175,44 @@ export function hostCopy(t: tf.Tensor): tf.Tensor {
   io.array(y).set(io.array(t));
   return engine.makeTensorFromTensorInfo(y, engine.backend);
 }
+
+/**
+ * A new tensor of `shape` whose values `fill` writes into a host array: directly into the
+ * backend's memory on cpu and wasm, else through a copy. `fill` must not allocate tensors.
+ */
+export function hostTensor(shape: number[], dtype: DType, fill: (out: HostArray) => void): tf.Tensor {
+  const io = activeIO();
+  if (!io) {
+    const a = newArray(dtype, size(shape));
+    fill(a);
+    return tf.tensor(a, shape, dtype);
+  }
+  const engine = tf.engine() as unknown as EngineLike;
+  const y = io.alloc(shape, dtype);
+  fill(io.array(y));
+  return engine.makeTensorFromTensorInfo(y, engine.backend);
+}
+
+/** One flat float32 vector of the tensors' values, in order. */
+export function hostConcat(ts: readonly tf.Tensor[]): tf.Tensor {
+  const n = ts.reduce((acc, t) => acc + t.size, 0);
+  return hostTensor([n], 'float32', (out) => {
+    let off = 0;
+    // Each view is taken after the output's allocation and copied out at once.
+    for (const t of ts) {
+      out.set(hostValues(t), off);
+      off += t.size;
+    }
+  });
+}
+
+/** Consecutive pieces of a flat vector, as new tensors of the given shapes (the vector is kept). */
+export function hostSplit(flat: tf.Tensor, shapes: readonly number[][]): tf.Tensor[] {
+  let off = 0;
+  return shapes.map((shape) => {
+    const n = size(shape);
+    const at = off;
+    off += n;
+    return hostTensor(shape, flat.dtype as DType, (out) => out.set(hostValues(flat).subarray(at, at + n)));
+  });
+}

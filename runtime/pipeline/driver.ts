@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
 import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
-import { hostValues, StagedInput } from '../host-memory.ts';
+import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
 import { AMPPO_COLUMNS, METRIC_COLUMNS, MetricsLog, type IterationMetrics } from './metrics.ts';
-import type { IRGraph } from '../../compiler/ir.ts';
+import type { DType, IRGraph } from '../../compiler/ir.ts';
 import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
 import type { ProgressInfo } from './progress.ts';
@@ -118,12 +118,10 @@ export function permutation(key: Key, n: number): Int32Array {
 
 type HostArray = Float32Array | Int32Array | Uint8Array;
 
-/** Rows `rows` of a row-major array with `row` elements per row, as a new array of the same type. */
-function gatherRows(src: HostArray, rows: Int32Array, row: number): HostArray {
-  const out = new (src.constructor as new (n: number) => HostArray)(rows.length * row);
+/** Writes rows `rows` of a row-major array with `row` elements per row into `out`, in order. */
+function gatherRows(src: HostArray, rows: Int32Array, row: number, out: HostArray): void {
   if (row === 1) for (let i = 0; i < rows.length; i++) out[i] = src[rows[i]!]!;
   else for (let i = 0; i < rows.length; i++) out.set(src.subarray(rows[i]! * row, (rows[i]! + 1) * row), i * row);
-  return out;
 }
 
 function disposeMap(m: TensorMap): void {
@@ -588,7 +586,7 @@ export class Trainer {
       for (let m = 0; m < u.minibatches; m++) {
         const rows = perm.subarray(m * mb, (m + 1) * mb);
         const batch: TensorMap = {};
-        for (const col of cols) batch[col.k] = tf.tensor(gatherRows(col.values, rows, col.row), [mb, ...col.shape], col.dtype);
+        for (const col of cols) batch[col.k] = hostTensor([mb, ...col.shape], col.dtype as DType, (out) => gatherRows(col.values, rows, col.row, out));
         if (this.amppoModulate) {
           // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target A_mod + V_old.
           const mo = this.amppoModulate({ A: batch.advantages!, alpha_ema: alphaFrozen! }, {});
@@ -664,28 +662,13 @@ export class Trainer {
 
   /** One flat float32 vector of per-param tensors (copied on the host: one tensor, no kernels). */
   private flatten(of: (param: string) => tf.Tensor): tf.Tensor {
-    const ts = this.paramNames.map(of);
-    const flat = new Float32Array(ts.reduce((n, t) => n + t.size, 0));
-    let off = 0;
-    for (const t of ts) {
-      flat.set(hostValues(t), off);
-      off += t.size;
-    }
-    return tf.tensor(flat, [flat.length], 'float32');
+    return hostConcat(this.paramNames.map(of));
   }
 
   /** Per-param tensors cut from a flat vector (which stays owned by the caller). */
   private unflatten(flat: tf.Tensor): TensorMap {
-    const v = flat.dataSync() as Float32Array;
-    const out: TensorMap = {};
-    let off = 0;
-    for (const p of this.paramNames) {
-      const t = this.params[p]!;
-      // slice, not subarray: on the cpu backend a tensor keeps the array it was made from.
-      out[p] = tf.tensor(v.slice(off, off + t.size), t.shape, 'float32');
-      off += t.size;
-    }
-    return out;
+    const parts = hostSplit(flat, this.paramNames.map((p) => this.params[p]!.shape));
+    return Object.fromEntries(this.paramNames.map((p, k) => [p, parts[k]!]));
   }
 
   lastCheckpoint: string | null = null;

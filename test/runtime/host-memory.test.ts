@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { hostCopy, hostValues, StagedInput } from '../../runtime/host-memory.ts';
+import { hostConcat, hostCopy, hostSplit, hostTensor, hostValues, StagedInput } from '../../runtime/host-memory.ts';
 
 await tf.setBackend('cpu');
 
@@ -36,6 +36,28 @@ for (const backend of ['cpu', 'wasm']) {
       } finally {
         tf.dispose([x, y]);
       }
+    });
+
+    it('fills new tensors, concatenates into a flat vector and splits it back, with flat memory', () => {
+      const a = tf.tensor([[1, 2, 3], [4, 5, 6]]);
+      const b = tf.tensor([7]);
+      const c = tf.tensor([[8], [9]]);
+      const tensors = tf.memory().numTensors;
+      const filled = hostTensor([2, 2], 'int32', (out) => out.set([3, -1, 4, 1]));
+      expect(filled.dtype).toBe('int32');
+      expect(filled.arraySync()).toEqual([[3, -1], [4, 1]]);
+      const flat = hostConcat([a, b, c]);
+      expect(flat.shape).toEqual([9]);
+      expect(Array.from(flat.dataSync())).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      const parts = hostSplit(flat, [a.shape, b.shape, c.shape]);
+      expect(parts.map((p) => p.shape)).toEqual([a.shape, b.shape, c.shape]);
+      expect(parts.map((p) => p.arraySync())).toEqual([a.arraySync(), b.arraySync(), c.arraySync()]);
+      // The pieces own their memory: the flat vector can go.
+      flat.dispose();
+      expect(Array.from(parts[2]!.dataSync())).toEqual([8, 9]);
+      tf.dispose([filled, ...parts]);
+      expect(tf.memory().numTensors).toBe(tensors);
+      tf.dispose([a, b, c]);
     });
 
     it('a staged input holds the values of each set, in one tensor, with flat memory', () => {

@@ -1,7 +1,8 @@
 /**
  * Host access to a backend's tensor memory: on cpu through the backend's data map, on wasm as
  * views of the module's heap (no copies); other backends fall back to readSync and
- * makeTensorInfo (a copy per tensor). Generated kernels and the ops' host kernels run on it.
+ * makeTensorInfo (a copy per tensor). Generated kernels and the ops' host kernels run on it, and
+ * the training driver reads and fills its small per-step and per-minibatch tensors through it.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Attrs, DType } from '../compiler/ir.ts';
@@ -167,13 +168,8 @@ export class StagedInput {
 
 /** A copy of a tensor with memory of its own (tf.clone shares the memory on cpu). */
 export function hostCopy(t: tf.Tensor): tf.Tensor {
-  const io = activeIO();
-  if (!io) return tf.clone(t);
-  const engine = tf.engine() as unknown as EngineLike;
-  const y = io.alloc([...t.shape], t.dtype as DType);
-  // The view of the source is taken after the allocation, which may move wasm memory.
-  io.array(y).set(io.array(t));
-  return engine.makeTensorFromTensorInfo(y, engine.backend);
+  // The source view is taken inside fill, after the copy's allocation (which may move wasm memory).
+  return hostTensor([...t.shape], t.dtype as DType, (out) => out.set(hostValues(t)));
 }
 
 /**

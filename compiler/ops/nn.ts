@@ -5,6 +5,7 @@
  */
 import type { DType, TensorType } from '../ir.ts';
 import {
+  broadcastStrides,
   bytesOf,
   defineOp,
   sizeOf,
@@ -74,19 +75,6 @@ function rowLse(xs: HostArray, r: number, k: number): { m: number; ls: number } 
   let s = 0;
   for (let j = 0; j < k; j++) s += Math.exp(xs[base + j]! - m);
   return { m, ls: Math.log(s) };
-}
-
-/** Per-input strides over an output shape under NumPy broadcasting (0 along broadcast axes). */
-function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
-  const r = outShape.length;
-  const lead = r - shape.length;
-  const st = new Array<number>(r).fill(0);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    if (shape[i] !== 1) st[lead + i] = s;
-    s *= shape[i]!;
-  }
-  return st;
 }
 
 function axisShape([x]: TensorType[], axis: number, name: string, ctx: ShapeCtx): TensorType {

@@ -155,6 +155,13 @@ export function rowStrides(shape: readonly number[]): number[] {
   return s;
 }
 
+/** Strides into a tensor of `shape` for each axis of `to`, which it broadcasts to (NumPy rules): 0 along new and size-1 axes. */
+export function broadcastStrides(shape: readonly number[], to: readonly number[]): number[] {
+  const st = rowStrides(shape);
+  const lead = to.length - shape.length;
+  return to.map((_d, i) => (i < lead || shape[i - lead] === 1 ? 0 : st[i - lead]!));
+}
+
 export function bytesOf(t: ConcreteType): number {
   return sizeOf(t.shape) * 4;
 }

@@ -22,6 +22,7 @@ import {
 import type { Attrs } from '../ir.ts';
 import {
   bytesOf,
+  broadcastStrides,
   defineOp,
   rowStrides,
   sizeOf,
@@ -141,13 +142,6 @@ function prodOf(shape: readonly number[], from = 0, to = shape.length): number {
   let n = 1;
   for (let i = from; i < to; i++) n *= shape[i]!;
   return n;
-}
-
-/** Strides into x for each axis of `to`, which x broadcasts to: 0 along new and size-1 axes. */
-function broadcastStrides(x: readonly number[], to: readonly number[]): number[] {
-  const st = rowStrides(x);
-  const lead = to.length - x.length;
-  return to.map((_d, i) => (i < lead || x[i - lead] === 1 ? 0 : st[i - lead]!));
 }
 
 /**

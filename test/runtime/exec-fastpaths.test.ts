@@ -9,18 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import '../../compiler/ops/index.ts';
-import { loadGraphJson, memoryFiles } from '../../compiler/frontend/load.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
 import { compileProgram, type Program, type ProgramOptions } from '../../runtime/exec.ts';
 import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
 import { buffers, dispatched } from '../helpers/engine.ts';
 import { mismatch } from '../helpers/mismatch.ts';
+import { inlineGraph as load } from '../helpers/inline-graph.ts';
 
 await tf.setBackend('cpu');
-
-function load(json: Record<string, unknown>): IRGraph {
-  return loadGraphJson({ version: 1, ...json }, '/virtual/fastpaths.graph.json', { files: memoryFiles({}) });
-}
 
 // Host kernels off: these tests cover the paths library ops take without them (test/runtime/exec-host.test.ts covers them).
 const quiet: ProgramOptions = { log: () => {}, hostMaxElements: 0 };
@@ -28,7 +24,6 @@ const quiet: ProgramOptions = { log: () => {}, hostMaxElements: 0 };
 const NO_FUSION: ProgramOptions = { ...quiet, disabled: new Set(['fusion']) };
 /** Identity-like nodes survive too (simplify and CSE would remove or merge them). */
 const RAW: ProgramOptions = { ...quiet, disabled: new Set(['fusion', 'simplify', 'cse']) };
-
 
 /** Runs the program and the interpreter on the same inputs; returns their mismatch, outputs freed. */
 function against(prog: Program, g: IRGraph, inputs: TensorMap): number {

@@ -9,18 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { getOp } from '../../compiler/ops/index.ts';
-import { loadGraphJson, memoryFiles } from '../../compiler/frontend/load.ts';
-import type { IRGraph } from '../../compiler/ir.ts';
 import { compileProgram, type ProgramOptions } from '../../runtime/exec.ts';
 import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
 import { buffers, dispatched } from '../helpers/engine.ts';
 import { mismatch } from '../helpers/mismatch.ts';
+import { inlineGraph as load } from '../helpers/inline-graph.ts';
 
 await tf.setBackend('cpu');
-
-function load(json: Record<string, unknown>): IRGraph {
-  return loadGraphJson({ version: 1, ...json }, '/virtual/host.graph.json', { files: memoryFiles({}) });
-}
 
 /** Fusion off: every node is a library op, so each takes the host path. */
 const HOST: ProgramOptions = { log: () => {}, disabled: new Set(['fusion']) };

@@ -3,19 +3,13 @@ import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import '../../compiler/ops/index.ts';
-import { loadGraphJson, memoryFiles } from '../../compiler/frontend/load.ts';
-import type { IRGraph } from '../../compiler/ir.ts';
 import { clearCompileCache, compileProgram, type Program } from '../../runtime/exec.ts';
 import { initParams, interpret, type TensorMap } from '../../runtime/interpreter.ts';
 import { mismatch } from '../helpers/mismatch.ts';
 import { loadJson, MLP_PARAMS, MLP_SHAPES, mlpTrainStepJson } from '../../bench/graphs.ts';
+import { inlineGraph as load } from '../helpers/inline-graph.ts';
 
 await tf.setBackend('cpu');
-
-function load(json: Record<string, unknown>, file = '/virtual/t.graph.json'): IRGraph {
-  return loadGraphJson({ version: 1, ...json }, file, { files: memoryFiles({}) });
-}
-
 
 function mlpInputs(batch: number, seed: number): TensorMap {
   const inputs: TensorMap = {

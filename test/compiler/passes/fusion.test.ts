@@ -1,17 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import '../../../compiler/ops/index.ts';
-import { loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
 import type { IRGraph, IRNode } from '../../../compiler/ir.ts';
 import { fusion } from '../../../compiler/passes/fusion.ts';
 import { compileProgram } from '../../../runtime/exec.ts';
 import { interpret } from '../../../runtime/interpreter.ts';
+import { inlineGraph as load } from '../../helpers/inline-graph.ts';
 
 await tf.setBackend('cpu');
-
-function load(json: Record<string, unknown>): IRGraph {
-  return loadGraphJson({ version: 1, ...json }, '/virtual/t.graph.json', { files: memoryFiles({}) });
-}
 
 const fusedNodes = (g: IRGraph): IRNode[] => g.nodes.filter((n) => n.op === 'fused');
 const bodyIds = (n: IRNode): string[] => n.body!.map((b) => b.id);

@@ -1,14 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import '../../../compiler/ops/index.ts';
-import { loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
 import { compileGraph } from '../../../compiler/compile.ts';
 import type { IRGraph } from '../../../compiler/ir.ts';
 import { lastUses, liveness, producedRefs } from '../../../compiler/passes/liveness.ts';
 import { loadJson, mlpTrainStepJson } from '../../../bench/graphs.ts';
-
-function load(json: Record<string, unknown>): IRGraph {
-  return loadGraphJson({ version: 1, ...json }, '/virtual/t.graph.json', { files: memoryFiles({}) });
-}
+import { inlineGraph as load } from '../../helpers/inline-graph.ts';
 
 const freeOf = (g: IRGraph) => Object.fromEntries(g.nodes.map((n) => [n.id, n.free ?? []]));
 

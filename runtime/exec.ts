@@ -519,41 +519,33 @@ function buildPlan(
     let pure: boolean;
     // Whether the step's outputs may be plan buffers: generated and host kernels write them in place.
     let writesInto = false;
+    // A transposed matmul outside any group runs as a one-member kernel: the host glue
+    // transposes operands by copy where the library kernel is slow with transpose flags.
     const lone = codegen ? loneMatmul(n, types) : undefined;
-    if (lone) {
-      // A transposed matmul outside any group runs as a one-member kernel: the host glue
-      // transposes operands by copy where the library kernel is slow with transpose flags.
-      pure = true;
-      const lowered = lowerFused(lone, env, n.inputs.map((r) => types.get(r)!), new Map());
+    if (lone || (n.op === 'fused' && codegen)) {
+      const kernelNode = lone ?? n;
+      pure = kernelNode.body!.every((b) => getOp(b.op)?.pure !== false);
+      // Known scalars (constants) are baked into the kernel.
+      const constants = new Map<string, number>();
+      n.inputs.forEach((r, k) => {
+        const s = ins[k]!;
+        const t = fixed[s];
+        if (hoisted.has(s) && t && t.size === 1) constants.set(r, t.dataSync()[0]!);
+      });
+      const lowered = lowerFused(kernelNode, env, n.inputs.map((r) => types.get(r)!), constants);
       const gk = target.emit(lowered.spec);
       kernels.push(gk);
-      exec = directRunner(gk.name);
+      const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));
+      const run = directRunner(gk.name);
+      exec = (xs, into) => run(tensorArgs.map((k) => xs[k]!), into);
       writesInto = takesBuffers(lowered.spec, backend);
       // The library product may cache its right operand by tensor id (packed weights): it must be a fresh tensor.
-      pinned.add(ins[1]!);
+      const mm = lowered.spec.matmul;
+      if (mm) pinned.add(ins[tensorArgs[mm.b]!]!);
     } else if (n.op === 'fused') {
       pure = n.body!.every((b) => getOp(b.op)?.pure !== false);
-      if (codegen) {
-        // Known scalars (constants) are baked into the kernel.
-        const constants = new Map<string, number>();
-        n.inputs.forEach((r, k) => {
-          const s = ins[k]!;
-          const t = fixed[s];
-          if (hoisted.has(s) && t && t.size === 1) constants.set(r, t.dataSync()[0]!);
-        });
-        const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!), constants);
-        const gk = target.emit(lowered.spec);
-        kernels.push(gk);
-        const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));
-        const run = directRunner(gk.name);
-        exec = (xs, into) => run(tensorArgs.map((k) => xs[k]!), into);
-        writesInto = takesBuffers(lowered.spec, backend);
-        const mm = lowered.spec.matmul;
-        if (mm) pinned.add(ins[tensorArgs[mm.b]!]!);
-      } else {
-        exec = referenceFused(n, env);
-        ins.forEach((s) => pinned.add(s));
-      }
+      exec = referenceFused(n, env);
+      ins.forEach((s) => pinned.add(s));
     } else {
       const def = getOp(n.op);
       if (!def) throw new LoomError({ code: 'E_UNKNOWN_OP', message: `no op ${n.op} (node ${n.id})`, node: n.id });

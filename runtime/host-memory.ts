@@ -78,7 +78,8 @@ export function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
   };
 }
 
-interface EngineLike {
+/** The parts of tfjs's engine that host access uses. */
+export interface EngineLike {
   backend: tf.KernelBackend;
   backendName: string;
   makeTensorFromTensorInfo(t: tf.TensorInfo, backend?: tf.KernelBackend): tf.Tensor;
@@ -87,33 +88,28 @@ interface EngineLike {
 type HostKernel = (ins: readonly HostTensor[], out: HostTensor, attrs: Attrs) => void;
 
 /**
- * A caller of an op's host kernel on the active backend's tensors: allocates the output (or
- * overwrites `into`, a tensor of the output's type), hands the kernel views of the inputs and
- * output, and returns the output as a tracked tensor. No engine dispatch, so a small op costs
- * about one loop over its elements.
+ * A caller of an op's host kernel on the active backend's tensors (cpu or wasm): allocates the
+ * output (or overwrites `into`, a tensor of the output's type), hands the kernel views of the
+ * inputs and output, and returns the output as a tracked tensor. No engine dispatch, so a small
+ * op costs about one loop over its elements.
  */
 export function hostOpRunner(host: HostKernel, attrs: Attrs, out: { dtype: DType; shape: number[] }): (inputs: readonly tf.Tensor[], into?: readonly (tf.Tensor | undefined)[]) => tf.Tensor[] {
-  const engine = tf.engine() as unknown as EngineLike;
-  let forBackend: tf.KernelBackend | undefined;
-  let io: HostIO | undefined;
-  return (inputs, into) => {
-    const backend = engine.backend;
-    if (backend !== forBackend) {
-      io = hostIO(engine.backendName, backend);
-      forBackend = backend;
-    }
-    const given = into?.[0];
-    const y = given ?? io!.alloc(out.shape, out.dtype);
-    // Views are taken after the allocation: growing the wasm heap detaches older views.
+  // Input views are taken after the output's allocation: growing the wasm heap detaches older views.
+  const run = (data: HostArray, inputs: readonly tf.Tensor[]): void => {
     const ins: HostTensor[] = new Array(inputs.length);
     for (let k = 0; k < inputs.length; k++) {
       const x = inputs[k]!;
-      ins[k] = { data: io!.array(x), shape: x.shape, dtype: x.dtype as DType };
+      ins[k] = { data: hostValues(x), shape: x.shape, dtype: x.dtype as DType };
     }
-    const data = io!.array(y);
     host(ins, { data, shape: out.shape, dtype: out.dtype }, attrs);
-    const done = io!.commit(y, data);
-    return [given && done === given ? given : engine.makeTensorFromTensorInfo(done, backend)];
+  };
+  return (inputs, into) => {
+    const given = into?.[0];
+    if (given) {
+      run(hostValues(given), inputs);
+      return [given];
+    }
+    return [hostTensor(out.shape, out.dtype, (data) => run(data, inputs))];
   };
 }
 

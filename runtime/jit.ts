@@ -23,7 +23,7 @@ export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/
 export { stableStringify } from '../compiler/ir.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';
 import type { DType } from '../compiler/ir.ts';
-import { hostIO, type HostArray, type HostIO } from './host-memory.ts';
+import { hostIO, type EngineLike, type HostArray, type HostIO } from './host-memory.ts';
 
 type KernelFn = (...arrays: HostArray[]) => void;
 
@@ -90,7 +90,6 @@ function wasmMatmul(backend: tf.KernelBackend): Matmul | undefined {
   };
 }
 
-/** Runs a kernel's host function on a backend's tensors: allocates outputs, runs the matmul prologue. */
 /**
  * Calls `fn` with the elements of an array as arguments, through a caller made for its arity: one
  * spread call site shared by every kernel would be megamorphic, and spreading is slow.
@@ -100,6 +99,7 @@ function invoker(arity: number): (fn: KernelFn, args: HostArray[]) => void {
   return new Function('f', 'a', `f(${list});`) as (fn: KernelFn, args: HostArray[]) => void;
 }
 
+/** Runs a kernel's host function on a backend's tensors: allocates outputs, runs the matmul prologue. */
 function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
   const nIn = spec.inputs.length;
   const nOut = spec.outputs.length;
@@ -191,12 +191,6 @@ export function loadKernels(kernels: readonly GeneratedKernel[]): void {
   }
   const backends = new Set([...HOST_BACKENDS, tf.getBackend()]);
   for (const k of kernels) for (const b of backends) register(loaded.get(k.name)!, b);
-}
-
-interface EngineLike {
-  backend: tf.KernelBackend;
-  backendName: string;
-  makeTensorFromTensorInfo(t: tf.TensorInfo, backend?: tf.KernelBackend): tf.Tensor;
 }
 
 /**

@@ -134,8 +134,8 @@ export function hostValues(t: tf.Tensor): HostArray {
 /**
  * A small input tensor that a loop feeds a program on every step (a PRNG key): its values are
  * rewritten in place where the backend's memory is host-addressable, instead of a new tensor per
- * step. Programs must not keep it past a call; tensors the compiled executor and the interpreter
- * hand out never share its memory.
+ * step. The programs it feeds must not keep it past a call, nor output it unchanged: on cpu such
+ * an output may share its memory (the training driver checks its graphs for that).
  */
 export class StagedInput {
   private tensor: tf.Tensor | undefined;

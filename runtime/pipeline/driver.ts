@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
 import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
-import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput } from '../host-memory.ts';
+import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
@@ -115,8 +115,6 @@ export function permutation(key: Key, n: number): Int32Array {
   }
   return p;
 }
-
-type HostArray = Float32Array | Int32Array | Uint8Array;
 
 /** Writes rows `rows` of a row-major array with `row` elements per row into `out`, in order. */
 function gatherRows(src: HostArray, rows: Int32Array, row: number, out: HostArray): void {
@@ -280,7 +278,7 @@ export class Trainer {
     const valueBuf = new Float32Array(B);
     const rewardBuf = new Float32Array(B);
     const doneBuf = new Float32Array(B);
-    let actBuf: Float32Array | Int32Array | Uint8Array | undefined;
+    let actBuf: HostArray | undefined;
     let actShape: number[] = [];
     let actDtype: tf.DataType = 'float32';
     let cur = this.rolloutObs(this.env.obs!, h.obsStat);
@@ -295,7 +293,7 @@ export class Trainer {
       // each copied into the batch before anything else is allocated.
       const act = hostValues(a.action!);
       if (!actBuf) {
-        actBuf = new (act.constructor as new (n: number) => Float32Array | Int32Array | Uint8Array)(T * act.length);
+        actBuf = new (act.constructor as new (n: number) => HostArray)(T * act.length);
         actShape = a.action!.shape.slice(1);
         actDtype = a.action!.dtype;
       }

@@ -11,6 +11,7 @@
  */
 import { CodeBlockWriter, Project, ts } from 'ts-morph';
 import type { DType } from '../ir.ts';
+import { rowStrides } from '../ops/registry.ts';
 import type { KernelSpec, SpecValue } from './spec.ts';
 import { hashText, type CodegenTarget, type GeneratedKernel } from './target.ts';
 
@@ -119,24 +120,17 @@ function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
 
   const values = spec.values;
   const domainSize = spec.domain.reduce((a, b) => a * b, 1);
+  const rowMajor = rowStrides(spec.domain);
   // The in-place output that is the matmul result itself, unchanged, needs no store.
   const identity = (o: { value: number; k: number; shape: number[] }): boolean => {
     const v = values[o.value]!;
-    return o.k === spec.inPlace && v.kind === 'load' && 'matmul' in v.buffer && o.shape.reduce((a, b) => a * b, 1) === domainSize && v.strides.every((x, i) => x === spec.domain.slice(i + 1).reduce((a, b) => a * b, 1));
+    return o.k === spec.inPlace && v.kind === 'load' && 'matmul' in v.buffer && o.shape.reduce((a, b) => a * b, 1) === domainSize && v.strides.every((x, i) => x === rowMajor[i]);
   };
   const loopOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind !== 'reduce' && !identity(o));
   const reduceOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind === 'reduce');
   if (loopOutputs.length === 0 && reduceOutputs.length === 0) return { params, body: '', support: [] };
 
   // Index vectors (strides per domain axis): loads, reduction outputs, the domain's own row-major order.
-  const rowMajor: number[] = [];
-  {
-    let acc = 1;
-    for (let i = spec.domain.length - 1; i >= 0; i--) {
-      rowMajor[i] = acc;
-      acc *= spec.domain[i]!;
-    }
-  }
   const vectors: number[][] = [rowMajor];
   for (const v of values) {
     if (v.kind === 'load') vectors.push(v.strides);

@@ -214,16 +214,19 @@ function reduction(name: string, s: ReduceSpec): void {
   });
 }
 
+/** The sum of x[base + offs[j]] in double precision (stored to float32 or int32 by the caller's array). */
+export function hostSum(x: HostArray, base: number, offs: Int32Array): number {
+  let acc = 0;
+  for (let j = 0; j < offs.length; j++) acc += x[base + offs[j]!]!;
+  return acc;
+}
+
 reduction('sum', {
   doc: 'sum',
   combine: SUM,
   dtypes: NUMERIC,
   kernel: (tf, x, axes, keep) => tf.sum(x, axes, keep),
-  host: (x, base, offs) => {
-    let acc = 0;
-    for (let j = 0; j < offs.length; j++) acc += x[base + offs[j]!]!;
-    return acc;
-  },
+  host: hostSum,
   grad: (b, x, _yk, dyk) => b.op('broadcast_like', [dyk, x]),
 });
 

@@ -35,6 +35,7 @@ import {
   type ShapeCtx,
   type Tensor,
 } from './registry.ts';
+import { hostSum, reduceLayout } from './reduce.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 // ---------------------------------------------------------------------------- helpers
@@ -186,18 +187,6 @@ function stridedMove(
 /** Writes x, gathered with strides `sSt` from offset `sOff`, contiguously into out (out.shape). */
 function stridedRead(x: HostTensor, sOff: number, sSt: readonly number[], out: HostTensor): void {
   stridedMove(x.data, sOff, sSt, out.data, 0, rowStrides(out.shape), out.shape);
-}
-
-/** Advances the row-major counter `idx` over `sizes`; returns `off` moved along `strides` to match. */
-function advance(idx: number[], sizes: readonly number[], strides: readonly number[], off: number): number {
-  for (let k = sizes.length - 1; k >= 0; k--) {
-    off += strides[k]!;
-    idx[k] = idx[k]! + 1;
-    if (idx[k]! < sizes[k]!) return off;
-    off -= strides[k]! * sizes[k]!;
-    idx[k] = 0;
-  }
-  return off;
 }
 
 /** Views: out has x's elements in the same order. */
@@ -851,6 +840,12 @@ defineOp({
   cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
 });
 
+/** The axes sum_to reduces: those a broadcast from `to` up to `shape` expanded (the leading extra ones and the 1s). */
+function sumToAxes(shape: readonly number[], to: readonly number[]): number[] {
+  const lead = shape.length - to.length;
+  return shape.flatMap((d, i) => (i < lead || (to[i - lead] === 1 && d !== 1) ? [i] : []));
+}
+
 defineOp({
   name: 'sum_to',
   family: 'shape',
@@ -871,53 +866,21 @@ defineOp({
   kernel: (tf, [x, like]) =>
     tf.tidy(() => {
       // Axes come from the run-time shapes, so one compiled graph serves every binding of B, T.
-      const xs = x!.shape;
-      const ls = like!.shape;
-      const lead = xs.length - ls.length;
-      const axes: number[] = [];
-      for (let i = 0; i < xs.length; i++) if (i < lead || (ls[i - lead] === 1 && xs[i] !== 1)) axes.push(i);
+      const axes = sumToAxes(x!.shape, like!.shape);
       const s = axes.length > 0 ? tf.sum(x!, axes) : x!;
-      return tf.reshape(s, ls);
+      return tf.reshape(s, like!.shape);
     }),
-  // Per output element, a double-precision sum over the broadcast axes in row-major order, as tfjs's cpu sum.
+  // Per output element, the sum reduction's host loop over the broadcast axes (row-major, as tfjs's cpu sum).
   host: ([x], out) => {
-    const xs = x!.shape;
-    const ls = out.shape;
-    const lead = xs.length - ls.length;
-    const st = rowStrides(xs);
-    const keep: number[] = [];
-    const keepSt: number[] = [];
-    const red: number[] = [];
-    const redSt: number[] = [];
-    for (let i = 0; i < xs.length; i++) {
-      if (i < lead || (ls[i - lead] === 1 && xs[i] !== 1)) red.push(xs[i]!), redSt.push(st[i]!);
-      else keep.push(xs[i]!), keepSt.push(st[i]!);
-    }
-    const m = prodOf(red);
-    const ki = new Array<number>(keep.length).fill(0);
-    const ri = new Array<number>(red.length).fill(0);
-    const xd = x!.data;
-    const d = out.data;
-    for (let o = 0, base = 0; o < d.length; o++) {
-      let acc = 0;
-      for (let j = 0, off = base; j < m; j++) {
-        acc += xd[off]!;
-        off = advance(ri, red, redSt, off);
-      }
-      d[o] = acc;
-      base = advance(ki, keep, keepSt, base);
-    }
+    const { outer, inner } = reduceLayout(x!.shape, sumToAxes(x!.shape, out.shape));
+    for (let o = 0; o < outer.length; o++) out.data[o] = hostSum(x!.data, outer[o]!, inner);
   },
   grad: (b, a) => [b.op('broadcast_like', [a.dy, a.inputs[0]!]), null],
   fusion: 'reduction',
-  // The axes a broadcast from the result's shape to x's expanded: the leading extra ones and the 1s.
   reducer: {
     init: '0',
     step: (a, x) => `${a} + ${x}`,
-    axes: (inShape, out) => {
-      const lead = inShape.length - out.length;
-      return inShape.flatMap((d, i) => (i < lead || (out[i - lead] === 1 && d !== 1) ? [i] : []));
-    },
+    axes: (inShape, out) => sumToAxes(inShape, out),
     dataInputs: [0],
   },
   cost: (inputs, out) => ({ flops: sizeOf(inputs[0]!.shape), bytes: bytesOf(inputs[0]!) + bytesOf(out) }),

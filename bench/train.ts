@@ -2,7 +2,8 @@
  * Training throughput, measured side by side in one process (wasm backend unless --backend):
  *  1. end-to-end PPO on CartPole-v1 with the CleanRL configuration (4 envs x 128 steps, 4 epochs x
  *     4 minibatches): env steps/s of the compiled trainer alone, then side by side the compiled
- *     executor (with and without host kernels and plan buffers) and the reference interpreter;
+ *     executor (as is; with the library's matmul instead of the own wasm product; without host
+ *     kernels and plan buffers) and the reference interpreter;
  *  2. the CartPole-v1 step graph alone for N = 1, 8 and 1024 envs;
  *  3. each variant pipeline (AM-PPO, PPO+AlphaGrad, GRPO, Hybrid GRPO) against plain PPO, per env step.
  * Each figure is the median of several timed blocks after warm-up; ratios are compiled/interpreted
@@ -29,7 +30,8 @@ const cfg = loadPipeline('graphs/pipelines/ppo-cartpole.json');
 
 // 1. End to end. First the compiled trainer alone, as `loom train` runs it: blocks of 10
 // iterations (5,120 env steps). Then the trainers side by side, one iteration per block in turn:
-// the compiled executor with and without host kernels and plan buffers, and the interpreter.
+// the compiled executor as is, with the library's matmul, and without host kernels and plan
+// buffers; and the interpreter.
 {
   const alone = new Trainer(cfg, undefined, 'compiled');
   alone.init();
@@ -47,6 +49,7 @@ const cfg = loadPipeline('graphs/pipelines/ppo-cartpole.json');
 }
 const RUNNERS = {
   compiled: () => new Trainer(cfg, undefined, 'compiled'),
+  'compiled, library matmul': () => new Trainer(cfg, undefined, 'compiled', { wasmProduct: false }),
   'compiled, no host kernels': () => new Trainer(cfg, undefined, 'compiled', { hostMaxElements: 0, reuseBuffers: false }),
   interpreter: () => new Trainer(cfg, undefined, 'interpret'),
 };
@@ -78,6 +81,8 @@ out(`   ${'trainer'.padEnd(27)} ${'env steps/s'.padStart(11)} ${'vs interpreter'
 for (const r of runners)
   out(`   ${r.padEnd(27)} ${sps(r).toFixed(0).padStart(11)} ${(sps(r) / sps('interpreter')).toFixed(2).padStart(14)}x ${cpuSps(r).toFixed(0).padStart(10)} ${(cpuSps(r) / cpuSps('interpreter')).toFixed(2).padStart(14)}x`);
 out(`   host kernels and plan buffers: ${(sps('compiled') / sps('compiled, no host kernels')).toFixed(2)}x (wall), ${(cpuSps('compiled') / cpuSps('compiled, no host kernels')).toFixed(2)}x (CPU)`);
+if (tf.getBackend() === 'wasm')
+  out(`   own wasm product over the library matmul: ${(sps('compiled') / sps('compiled, library matmul')).toFixed(2)}x (wall), ${(cpuSps('compiled') / cpuSps('compiled, library matmul')).toFixed(2)}x (CPU)`);
 
 // 2. The environment alone.
 out('\n2. CartPole-v1 step graph alone (actions all 1, auto-reset included)');

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../compiler/errors.ts';
+import { prepareWasmGemm } from './wasm-gemm.ts';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -34,10 +35,13 @@ async function loadTensorflow(): Promise<string | undefined> {
 async function activate(name: BackendName): Promise<boolean> {
   if (name === 'wasm' && !(await tryImport('@tensorflow/tfjs-backend-wasm'))) return false;
   try {
-    return (await tf.setBackend(name)) && tf.getBackend() === name;
+    if (!((await tf.setBackend(name)) && tf.getBackend() === name)) return false;
   } catch {
     return false;
   }
+  // Generated kernels multiply with their own product on wasm (see wasm-gemm.ts).
+  if (name === 'wasm') await prepareWasmGemm();
+  return true;
 }
 
 /** Selects and initialises the backend; idempotent for the same request. */

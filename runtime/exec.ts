@@ -26,6 +26,7 @@ import {
   loadKernels,
   lowerFused,
   matmulFlags,
+  ownsProducts,
   roleOf,
   kernelRunner,
   takesBuffers,
@@ -57,6 +58,12 @@ export interface ProgramOptions {
    * tensor per run (default true; cpu and wasm).
    */
   reuseBuffers?: boolean;
+  /**
+   * On wasm, generated kernels multiply rank-2 operands with the own WebAssembly product
+   * (runtime/wasm-gemm.ts) once `initBackend` has prepared it (default true); false: the library's
+   * BatchMatMul, whose operator cache keeps every right operand a fresh tensor.
+   */
+  wasmProduct?: boolean;
   /** Receives recompilation reports (default: stderr). */
   log?: (msg: string) => void;
 }
@@ -154,7 +161,7 @@ function graphHash(g: IRGraph, opts: ProgramOptions): string {
   const { file: _f, outputSources: _o, ...rest } = g;
   const strip = (k: string, v: unknown) => (k === 'source' ? undefined : v);
   const text = JSON.stringify(JSON.parse(JSON.stringify(rest, strip)), null, 0);
-  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}|host=${opts.hostMaxElements ?? HOST_MAX_ELEMENTS}|reuse=${opts.reuseBuffers !== false}`);
+  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}|host=${opts.hostMaxElements ?? HOST_MAX_ELEMENTS}|reuse=${opts.reuseBuffers !== false}|wasmProduct=${opts.wasmProduct !== false}`);
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -454,20 +461,24 @@ function release(backend: tf.KernelBackend, v: tf.TensorInfo): void {
   else backend.disposeData(v.dataId);
 }
 
-/** A lone rank-2 float32 matmul with a transposed operand, as a one-member fused node (else undefined). */
-function loneMatmul(n: IRNode, types: ReadonlyMap<string, TensorType>): IRNode | undefined {
+/**
+ * A lone rank-2 float32 matmul as a one-member fused node (else undefined): one with a transposed
+ * operand always (the host glue does better than the library with transpose flags), a plain one
+ * where the kernels own their products (`ownsProducts`).
+ */
+function loneMatmul(n: IRNode, types: ReadonlyMap<string, TensorType>, plainToo: boolean): IRNode | undefined {
   if (n.op === 'fused' || roleOf(n.op) !== 'matmul' || n.inputs.length !== 2 || !n.type) return undefined;
   const flags = matmulFlags(n.attrs);
-  if (!flags.transposeA && !flags.transposeB) return undefined;
+  if (!flags.transposeA && !flags.transposeB && !plainToo) return undefined;
   if (!n.inputs.every((r) => types.get(r)?.shape.length === 2 && types.get(r)?.dtype === 'float32')) return undefined;
   const { free: _f, ...member } = n;
   return { ...member, op: 'fused', attrs: {}, body: [member], outputTypes: { [n.id]: n.type } };
 }
 
 /** Calls a kernel directly once it is loaded (it is, from the end of buildPlan on, before any run). */
-function directRunner(name: string): Exec {
+function directRunner(name: string, ownProduct: boolean): Exec {
   let run: KernelRunner | undefined;
-  return (xs, into) => (run ??= kernelRunner(name))(xs, into);
+  return (xs, into) => (run ??= kernelRunner(name, ownProduct))(xs, into);
 }
 
 function buildPlan(
@@ -500,6 +511,7 @@ function buildPlan(
   const target = opts.target ?? jsTarget;
   const codegen = opts.codegen !== false;
   const hostMax = opts.hostMaxElements ?? HOST_MAX_ELEMENTS;
+  const ownProducts = opts.wasmProduct !== false && ownsProducts(backend);
   /** Slots written by a kernel that can write into a given buffer. */
   const ownable = new Set<number>();
   /** Slots that must be a fresh tensor on every run: read by library kernels, or a matmul's right operand. */
@@ -519,9 +531,7 @@ function buildPlan(
     let pure: boolean;
     // Whether the step's outputs may be plan buffers: generated and host kernels write them in place.
     let writesInto = false;
-    // A transposed matmul outside any group runs as a one-member kernel: the host glue
-    // transposes operands by copy where the library kernel is slow with transpose flags.
-    const lone = codegen ? loneMatmul(n, types) : undefined;
+    const lone = codegen ? loneMatmul(n, types, ownProducts) : undefined;
     if (lone || (n.op === 'fused' && codegen)) {
       const kernelNode = lone ?? n;
       pure = kernelNode.body!.every((b) => getOp(b.op)?.pure !== false);
@@ -536,12 +546,12 @@ function buildPlan(
       const gk = target.emit(lowered.spec);
       kernels.push(gk);
       const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));
-      const run = directRunner(gk.name);
+      const run = directRunner(gk.name, ownProducts);
       exec = (xs, into) => run(tensorArgs.map((k) => xs[k]!), into);
-      writesInto = takesBuffers(lowered.spec, backend);
+      writesInto = takesBuffers(lowered.spec, ownProducts);
       // The library product may cache its right operand by tensor id (packed weights): it must be a fresh tensor.
       const mm = lowered.spec.matmul;
-      if (mm) pinned.add(ins[tensorArgs[mm.b]!]!);
+      if (mm && !ownProducts) pinned.add(ins[tensorArgs[mm.b]!]!);
     } else if (n.op === 'fused') {
       pure = n.body!.every((b) => getOp(b.op)?.pure !== false);
       exec = referenceFused(n, env);

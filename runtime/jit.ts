@@ -24,6 +24,7 @@ export { stableStringify } from '../compiler/ir.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';
 import type { DType } from '../compiler/ir.ts';
 import { hostIO, type EngineLike, type HostArray, type HostIO } from './host-memory.ts';
+import { wasmGemm, type Gemm } from './wasm-gemm.ts';
 
 type KernelFn = (...arrays: HostArray[]) => void;
 
@@ -40,54 +41,17 @@ const loaded = new Map<string, Loaded>();
 /** Statistics, for tests and benchmarks. */
 export const jitStats = { transpiled: 0, registered: 0, transpileMs: 0 };
 
-/** dst[c, r] = src[r, c] for a rows x cols row-major matrix. */
-function transpose2d(src: HostArray, dst: HostArray, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[base + c]!;
-  }
-}
-
 /** Runs a kernel; `into[k]`, where given, is a buffer of output k's type that the kernel overwrites. */
 type HostRun = (ins: readonly tf.TensorInfo[], backend: tf.KernelBackend, into?: readonly (tf.TensorInfo | undefined)[]) => tf.TensorInfo[];
-type Matmul = (a: tf.TensorInfo, b: tf.TensorInfo, into?: tf.TensorInfo) => tf.TensorInfo;
-
-interface WasmModuleLike {
-  _BatchMatMul(aId: number, aShape: number, aRank: number, bId: number, bShape: number, bRank: number, transposeA: boolean, transposeB: boolean, outId: number): void;
-  _malloc(bytes: number): number;
-  HEAP32: Int32Array;
-}
-interface WasmMatmulBackendLike {
-  wasm: WasmModuleLike;
-  dataIdMap: { get(dataId: object): { id: number } | undefined };
-  makeOutput(shape: number[], dtype: DType): tf.TensorInfo;
-}
 
 /**
- * Plain (untransposed) rank-2 float32 matmul on the wasm backend through the module's export:
- * the library kernel's wrapper reshapes both operands (reference counting) and marshals both
- * shapes into fresh arrays on every call, which costs more than a 4-row product itself.
- * Undefined where the module does not have the export.
+ * Whether the rank-2 products of generated kernels on this backend run as the own wasm product
+ * (`wasmGemm`): it reads operands where they lie, so a right operand may be a buffer rewritten in
+ * place, and it writes into a given output buffer. Elsewhere they run as the library's BatchMatMul.
  */
-function wasmMatmul(backend: tf.KernelBackend): Matmul | undefined {
-  const b = backend as unknown as WasmMatmulBackendLike;
-  if (typeof b.wasm?._BatchMatMul !== 'function' || typeof b.wasm._malloc !== 'function' || !b.dataIdMap) return undefined;
-  // The two operand shapes as [1, rows, cols], written before each call; allocated once, as the
-  // module lives as long as the backend.
-  const shapes = b.wasm._malloc(6 * 4);
-  return (x, y, into) => {
-    const heap = b.wasm.HEAP32; // re-read: growing the heap replaces the view
-    const at = shapes >> 2;
-    heap[at] = 1;
-    heap[at + 1] = x.shape[0]!;
-    heap[at + 2] = x.shape[1]!;
-    heap[at + 3] = 1;
-    heap[at + 4] = y.shape[0]!;
-    heap[at + 5] = y.shape[1]!;
-    const out = into ?? b.makeOutput([x.shape[0]!, y.shape[1]!], 'float32');
-    b.wasm._BatchMatMul(b.dataIdMap.get(x.dataId)!.id, shapes, 3, b.dataIdMap.get(y.dataId)!.id, shapes + 12, 3, false, false, b.dataIdMap.get(out.dataId)!.id);
-    return out;
-  };
+export function ownsProducts(backendName: string): boolean {
+  const backend = backendName === 'wasm' ? tf.findBackend('wasm') : null;
+  return backend !== null && wasmGemm(backend) !== undefined;
 }
 
 /**
@@ -99,8 +63,11 @@ function invoker(arity: number): (fn: KernelFn, args: HostArray[]) => void {
   return new Function('f', 'a', `f(${list});`) as (fn: KernelFn, args: HostArray[]) => void;
 }
 
-/** Runs a kernel's host function on a backend's tensors: allocates outputs, runs the matmul prologue. */
-function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
+/**
+ * Runs a kernel's host function on a backend's tensors: allocates outputs, runs the matmul
+ * prologue (with the own wasm product where `ownProduct` and the module is prepared).
+ */
+function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn, ownProduct: boolean): HostRun {
   const nIn = spec.inputs.length;
   const nOut = spec.outputs.length;
   const mmAt = spec.matmul ? nIn : -1;
@@ -108,37 +75,27 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
   const args: HostArray[] = new Array(nIn + (spec.matmul ? 1 : 0) + nOut);
   const call = invoker(args.length);
   let mmKernel: tf.KernelConfig | undefined;
-  let cached: { backend: tf.KernelBackend; io: HostIO; direct: Matmul | undefined } | undefined;
+  let cached: { backend: tf.KernelBackend; io: HostIO; gemm: Gemm | undefined } | undefined;
   return (ins, backend, into) => {
-    if (cached?.backend !== backend) cached = { backend, io: hostIO(backendName, backend), direct: backendName === 'wasm' ? wasmMatmul(backend) : undefined };
+    if (cached?.backend !== backend) cached = { backend, io: hostIO(backendName, backend), gemm: undefined };
     const io = cached.io;
     let mm: tf.TensorInfo | undefined;
     if (spec.matmul) {
       const m = spec.matmul;
-      mmKernel ??= tf.getKernel('BatchMatMul', backendName);
-      if (!mmKernel) throw new Error(`the ${backendName} backend has no BatchMatMul kernel`);
-      let a = ins[m.a]!;
-      let b = ins[m.b]!;
-      let ta: tf.TensorInfo | undefined;
-      let tb: tf.TensorInfo | undefined;
-      let flags = { transposeA: m.transposeA, transposeB: m.transposeB };
-      if (backendName === 'wasm' && (m.transposeA || m.transposeB)) {
-        // tfjs-wasm multiplies transposed operands ~10x slower than plain ones (measured at
-        // 64x64x64); a copy-transpose in JS costs a few microseconds.
-        ta = m.transposeA ? io.alloc([a.shape[1]!, a.shape[0]!], 'float32') : undefined;
-        tb = m.transposeB ? io.alloc([b.shape[1]!, b.shape[0]!], 'float32') : undefined;
-        if (ta) transpose2d(io.array(a), io.array(ta), a.shape[0]!, a.shape[1]!);
-        if (tb) transpose2d(io.array(b), io.array(tb), b.shape[0]!, b.shape[1]!);
-        a = ta ?? a;
-        b = tb ?? b;
-        flags = { transposeA: false, transposeB: false };
-      }
-      const direct = cached.direct && !flags.transposeA && !flags.transposeB && a.shape.length === 2 && b.shape.length === 2 ? cached.direct : undefined;
+      const a = ins[m.a]!;
+      const b = ins[m.b]!;
       const mmInto = spec.inPlace === undefined ? undefined : into?.[spec.inPlace];
-      if (mmInto && !direct) throw new Error(`internal: kernel ${spec.label} cannot write its matmul into a given buffer on ${backendName}`);
-      mm = direct ? direct(a, b, mmInto) : (mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: flags }) as tf.TensorInfo);
-      if (ta) io.dispose(ta);
-      if (tb) io.dispose(tb);
+      // Looked up until found: the module may be prepared after this kernel first ran.
+      const gemm = ownProduct && backendName === 'wasm' ? (cached.gemm ??= wasmGemm(backend)) : undefined;
+      if (gemm && a.shape.length === 2 && b.shape.length === 2) {
+        mm = mmInto ?? io.alloc(m.shape, 'float32');
+        gemm(a, b, m.transposeA, m.transposeB, mm);
+      } else {
+        if (mmInto) throw new Error(`internal: kernel ${spec.label} cannot write its matmul into a given buffer on ${backendName}`);
+        mmKernel ??= tf.getKernel('BatchMatMul', backendName);
+        if (!mmKernel) throw new Error(`the ${backendName} backend has no BatchMatMul kernel`);
+        mm = mmKernel.kernelFunc({ inputs: { a, b }, backend, attrs: { transposeA: m.transposeA, transposeB: m.transposeB } }) as tf.TensorInfo;
+      }
     }
     const outs: tf.TensorInfo[] = new Array(nOut);
     for (let k = 0; k < nOut; k++) {
@@ -161,7 +118,7 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn): HostRun {
 
 function kernelFunc(backendName: string, spec: KernelSpec, fn: KernelFn): tf.KernelFunc {
   const inputNames = Array.from({ length: spec.inputs.length }, (_v, k) => `x${k}`);
-  const run = hostRun(backendName, spec, fn);
+  const run = hostRun(backendName, spec, fn, true);
   return ({ inputs, backend }) => run(inputNames.map((n) => inputs[n] as tf.TensorInfo), backend as tf.KernelBackend);
 }
 
@@ -199,7 +156,7 @@ export function loadKernels(kernels: readonly GeneratedKernel[]): void {
  * outputs become ordinary tracked tensors. The compiled executor calls thousands of small
  * kernels per training iteration, where that dispatch costs as much as the kernels.
  */
-export function kernelRunner(name: string): KernelRunner {
+export function kernelRunner(name: string, ownProduct = true): KernelRunner {
   const l = loaded.get(name);
   if (!l) throw new Error(`kernel ${name} is not loaded`);
   const engine = tf.engine() as unknown as EngineLike;
@@ -208,7 +165,7 @@ export function kernelRunner(name: string): KernelRunner {
   return (inputs, into) => {
     const backend = engine.backend;
     if (backend !== forBackend) {
-      run = hostRun(engine.backendName, l.kernel.spec, l.fn);
+      run = hostRun(engine.backendName, l.kernel.spec, l.fn, ownProduct);
       forBackend = backend;
     }
     const outs = run!(inputs, backend, into);
@@ -221,16 +178,14 @@ export function kernelRunner(name: string): KernelRunner {
 /**
  * Runs a kernel on tensors of the active backend. `into[k]`, where given, is a tensor of output
  * k's type that the kernel overwrites and hands back (an output written into the matmul result
- * takes one only where the matmul can write into a given buffer: wasm, untransposed rank 2).
+ * takes one only where the matmul can write into a given buffer: see `ownsProducts`).
  */
 export type KernelRunner = (inputs: readonly tf.Tensor[], into?: readonly (tf.Tensor | undefined)[]) => tf.Tensor[];
 
-/** Whether a kernel's outputs may all be given buffers on this backend (see KernelRunner). */
-export function takesBuffers(spec: KernelSpec, backendName: string): boolean {
+/** Whether a kernel's outputs may all be given buffers, given whether it runs with the own product (see KernelRunner). */
+export function takesBuffers(spec: KernelSpec, ownProduct: boolean): boolean {
   if (spec.inPlace === undefined || !spec.matmul) return true;
-  const m = spec.matmul;
-  // On wasm both operands end up plain (transposes are copied first); rank 2 is the fused matmul's only form.
-  return backendName === 'wasm' && m.shape.length === 2;
+  return spec.matmul.shape.length === 2 && ownProduct;
 }
 
 /** Runs a loaded kernel on the active backend; returns one tensor per spec output. */

@@ -395,36 +395,45 @@ for (const backend of ['cpu', 'wasm'] as const) {
     // ------------------------------------------------------------------------ plan buffers
 
     // Intermediates that only generated and host kernels touch are plan buffers, overwritten on
-    // every run; outputs stay fresh tensors, and a matmul's right operand stays a fresh tensor
-    // (the wasm product caches packed right operands by tensor id).
+    // every run; outputs stay fresh tensors. A matmul's right operand may be one only where the
+    // kernels own their product: the library's wasm product caches packed right operands by
+    // tensor id, so rewriting one in place would give stale products.
     const buffered = load({
       graph: 'plan-buffers',
-      inputs: { x: { shape: [6, 3] }, y: { shape: [6, 4] }, w: { shape: [3, 4] }, w2: { shape: [4, 2] } },
+      inputs: { x: { shape: [6, 3] }, y: { shape: [6, 4] }, q: { shape: [2, 6] }, w: { shape: [3, 4] }, w2: { shape: [4, 2] } },
       nodes: [
         { id: 'h', op: 'matmul', in: ['x', 'w'] },
         { id: 't', op: 'tanh', in: ['h'] },
-        { id: 'd', op: 'mul', in: ['t', 'y'] },
-        // t feeds the next product as its left operand: a plan buffer.
+        // t feeds the next product as its left operand: a plan buffer with the own product.
         { id: 'z', op: 'matmul', in: ['t', 'w2'] },
         { id: 'v', op: 'tanh', in: ['z'] },
-        // d is this product's right operand: a fresh tensor every run.
-        { id: 'gw', op: 'matmul', in: ['x', 'd'], attrs: { transpose_a: true } },
+        // e is this product's right operand: a plan buffer only with the own product.
+        { id: 'e', op: 'softmax', in: ['y'] },
+        { id: 'p', op: 'matmul', in: ['q', 'e'] },
+        { id: 'gw', op: 'tanh', in: ['p'] },
         { id: 's', op: 'sum', in: ['v'], attrs: { axes: [0] } },
         { id: 'u', op: 'exp', in: ['s'] },
       ],
       outputs: { gw: 'gw', u: 'u' },
     });
-    const bufferedInputs = (seed: number): TensorMap => ({ x: uniform([6, 3], seed), y: uniform([6, 4], seed + 1), w: uniform([3, 4], seed + 2), w2: uniform([4, 2], seed + 3) });
+    const bufferedInputs = (seed: number): TensorMap => ({
+      x: uniform([6, 3], seed),
+      y: uniform([6, 4], seed + 1),
+      q: uniform([2, 6], seed + 2),
+      w: uniform([3, 4], seed + 3),
+      w2: uniform([4, 2], seed + 4),
+    });
 
-    it('keeps outputs of earlier runs intact, matches the interpreter on every run, and allocates nothing per run', () => {
+    for (const wasmProduct of [true, false])
+    it(`keeps outputs of earlier runs intact, matches the interpreter on every run, and allocates nothing per run (wasmProduct ${wasmProduct})`, () => {
       // Host kernels on: buffers are limited to the same small sizes.
-      const prog = compileProgram(buffered, { log: () => {} });
-      const fresh = compileProgram(buffered, { log: () => {}, reuseBuffers: false });
+      const prog = compileProgram(buffered, { log: () => {}, wasmProduct });
+      const fresh = compileProgram(buffered, { log: () => {}, reuseBuffers: false, wasmProduct });
       const sets = [1, 2, 3].map((k) => bufferedInputs(10 * k));
       try {
         const first = prog.run(sets[0]!, {});
-        // On cpu a matmul kernel's result is the library's tensor, so t is a buffer on wasm only.
-        expect(prog.buffers(sets[0]!)).toBe(backend === 'wasm' ? 1 : 0);
+        // The library's matmul result is its own tensor, so t is a buffer only with the own product.
+        expect(prog.buffers(sets[0]!)).toBe(backend === 'wasm' && wasmProduct ? 2 : 0);
         expect(fresh.buffers(sets[0]!)).toBe(0);
         const firstValues = Object.fromEntries(Object.entries(first).map(([k, v]) => [k, Array.from(v.dataSync())]));
         const tensors = tf.memory().numTensors;
@@ -481,11 +490,14 @@ for (const backend of ['cpu', 'wasm'] as const) {
     // ------------------------------------------------------------------------ lone transposed matmul
 
     for (const [ta, tb, as, bs] of [
+      [false, false, [3, 4], [4, 2]],
       [true, false, [4, 3], [4, 2]],
       [false, true, [3, 4], [2, 4]],
       [true, true, [4, 3], [2, 4]],
     ] as const) {
-      it(`runs a lone matmul (transpose_a ${ta}, transpose_b ${tb}) as one generated kernel, with and without fusion`, () => {
+      // A plain one is a kernel only where the kernels own their product (wasm); elsewhere the library op.
+      const asKernel = ta || tb || backend === 'wasm';
+      it(`runs a lone matmul (transpose_a ${ta}, transpose_b ${tb}) ${asKernel ? 'as one generated kernel' : 'as the library op'}, with and without fusion`, () => {
         const g = load({
           graph: 'lone-matmul',
           inputs: { a: { shape: [...as] }, b: { shape: [...bs] } },
@@ -497,7 +509,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
           const sets = [0, 1].map((k) => ({ a: uniform([...as], 10 * k + 1), b: uniform([...bs], 10 * k + 2) }));
           try {
             expect(prog.graph.nodes.map((n) => n.op)).toEqual(['matmul']);
-            expect(prog.kernels(sets[0]!)).toHaveLength(1);
+            expect(prog.kernels(sets[0]!)).toHaveLength(asKernel ? 1 : 0);
             expectFlatRepeats(prog, g, sets);
             // Hand-computed for one case: op(a) op(b) from the raw values.
             const out = prog.run(sets[1]!, {});

@@ -1,0 +1,129 @@
+/**
+ * The own wasm product against a hand-written float32 reference: every output is the float32
+ * sum over k of float32 products in order of k, so the comparison is exact. Shapes cover every
+ * block path (4-row and single-row panels; 8-column, 4-column and single-column blocks), all four
+ * transpose combinations, operands that are not 16-byte aligned, the scratch area growing, and
+ * the backend's memory growing between calls.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gemmModuleText, prepareWasmGemm, wasmGemm, type Gemm } from '../../runtime/wasm-gemm.ts';
+
+/** op(a) x op(b) with float32 rounding after every product and every addition, in order of k. */
+function reference(a: Float32Array, b: Float32Array, m: number, k: number, n: number, ta: boolean, tb: boolean): Float32Array {
+  const out = new Float32Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let kk = 0; kk < k; kk++) {
+        const x = ta ? a[kk * m + i]! : a[i * k + kk]!;
+        const y = tb ? b[j * k + kk]! : b[kk * n + j]!;
+        s = Math.fround(s + Math.fround(x * y));
+      }
+      out[i * n + j] = s;
+    }
+  return out;
+}
+
+let seed = 1;
+function values(count: number): Float32Array {
+  // A small LCG: exact, reproducible values with mixed signs and magnitudes.
+  const v = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    v[i] = (seed / 2147483648 - 0.5) * 4;
+  }
+  return v;
+}
+
+let gemm: Gemm;
+
+beforeAll(async () => {
+  await prepareWasmGemm();
+  await tf.setBackend('wasm');
+  gemm = wasmGemm(tf.backend())!;
+});
+afterAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function product(m: number, k: number, n: number, ta: boolean, tb: boolean): { got: Float32Array; want: Float32Array } {
+  const av = values(m * k);
+  const bv = values(k * n);
+  const a = tf.tensor(av, ta ? [k, m] : [m, k]);
+  const b = tf.tensor(bv, tb ? [n, k] : [k, n]);
+  // The output is a view of a larger tensor whose tail is a sentinel: the product writes its m x n only.
+  const outer = tf.fill([m * n + 8], 7.5);
+  try {
+    gemm(a, b, ta, tb, { dataId: outer.dataId, shape: [m, n], dtype: 'float32' });
+    const all = outer.dataSync() as Float32Array;
+    expect(Array.from(all.subarray(m * n))).toEqual(new Array(8).fill(7.5));
+    return { got: all.slice(0, m * n), want: reference(av, bv, m, k, n, ta, tb) };
+  } finally {
+    tf.dispose([a, b, outer]);
+  }
+}
+
+describe('wasm product', () => {
+  it('is available on the wasm backend once prepared, and on no other backend', () => {
+    expect(gemm).toBeTypeOf('function');
+    expect(wasmGemm(tf.findBackend('cpu')!)).toBeUndefined();
+    expect(gemmModuleText()).toContain('(import "env" "memory"');
+  });
+
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const)
+    it(`equals the float32 reference exactly (transpose_a ${ta}, transpose_b ${tb})`, () => {
+      for (const m of [1, 3, 4, 5, 9, 128])
+        for (const k of [1, 4, 7, 64])
+          for (const n of [1, 2, 3, 4, 5, 8, 9, 13, 64]) {
+            const { got, want } = product(m, k, n, ta, tb);
+            expect(Array.from(got), `${m}x${k}x${n}`).toEqual(Array.from(want));
+          }
+    });
+
+  it('agrees with the library product at the shapes of a PPO update', () => {
+    for (const [m, k, n] of [
+      [128, 4, 64],
+      [128, 64, 64],
+      [128, 64, 2],
+      [64, 128, 64],
+    ] as const) {
+      const a = tf.tensor(values(m * k), [m, k]);
+      const b = tf.tensor(values(k * n), [k, n]);
+      const out = tf.zeros([m, n]);
+      const lib = tf.matMul(a, b);
+      try {
+        gemm(a, b, false, false, out);
+        expect(tf.max(tf.abs(tf.sub(out, lib))).dataSync()[0]).toBeLessThan(1e-4);
+      } finally {
+        tf.dispose([a, b, out, lib]);
+      }
+    }
+  });
+
+  it('grows its scratch area for larger transposed right operands', () => {
+    for (const k of [3, 40, 200, 17]) {
+      const { got, want } = product(6, k, 33, false, true);
+      expect(Array.from(got), `k = ${k}`).toEqual(Array.from(want));
+    }
+  });
+
+  it('keeps working after the backend memory grows', () => {
+    const before = product(5, 6, 7, true, true);
+    expect(Array.from(before.got)).toEqual(Array.from(before.want));
+    // 64 MiB more than the module's initial 16 MiB heap.
+    const big = tf.zeros([16 * 1024 * 1024]);
+    try {
+      const after = product(5, 6, 7, true, true);
+      expect(Array.from(after.got)).toEqual(Array.from(after.want));
+    } finally {
+      big.dispose();
+    }
+  });
+});

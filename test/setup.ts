@@ -1,0 +1,5 @@
+// Tests that switch to the wasm backend with tf.setBackend get the same generated-kernel product
+// as `initBackend` gives the CLI (runtime/wasm-gemm.ts).
+import { prepareWasmGemm } from '../runtime/wasm-gemm.ts';
+
+await prepareWasmGemm();

@@ -542,7 +542,7 @@ function buildPlan(
         const t = fixed[s];
         if (hoisted.has(s) && t && t.size === 1) constants.set(r, t.dataSync()[0]!);
       });
-      const lowered = lowerFused(kernelNode, env, n.inputs.map((r) => types.get(r)!), constants);
+      const lowered = lowerFused(kernelNode, env, n.inputs.map((r) => types.get(r)!), constants, { productEpilogue: ownProducts });
       const gk = target.emit(lowered.spec);
       kernels.push(gk);
       const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));

@@ -24,7 +24,7 @@ export { stableStringify } from '../compiler/ir.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';
 import type { DType } from '../compiler/ir.ts';
 import { hostIO, type EngineLike, type HostArray, type HostIO } from './host-memory.ts';
-import { wasmGemm, type Gemm } from './wasm-gemm.ts';
+import { wasmGemm, type Gemm, type GemmEpilogue } from './wasm-gemm.ts';
 
 type KernelFn = (...arrays: HostArray[]) => void;
 
@@ -52,6 +52,12 @@ type HostRun = (ins: readonly tf.TensorInfo[], backend: tf.KernelBackend, into?:
 export function ownsProducts(backendName: string): boolean {
   const backend = backendName === 'wasm' ? tf.findBackend('wasm') : null;
   return backend !== null && wasmGemm(backend) !== undefined;
+}
+
+/** The bias and activation a kernel's product applies, if any. */
+function epilogue(m: NonNullable<KernelSpec['matmul']>, ins: readonly tf.TensorInfo[]): GemmEpilogue | undefined {
+  if (m.bias === undefined && !m.activation) return undefined;
+  return { bias: m.bias === undefined ? undefined : ins[m.bias], activation: m.activation };
 }
 
 /**
@@ -89,8 +95,9 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn, ownProduct
       const gemm = ownProduct && backendName === 'wasm' ? (cached.gemm ??= wasmGemm(backend)) : undefined;
       if (gemm && a.shape.length === 2 && b.shape.length === 2) {
         mm = mmInto ?? io.alloc(m.shape, 'float32');
-        gemm(a, b, m.transposeA, m.transposeB, mm);
+        gemm(a, b, m.transposeA, m.transposeB, mm, epilogue(m, ins));
       } else {
+        if (m.bias !== undefined || m.activation) throw new Error(`internal: kernel ${spec.label} needs the own product (bias, activation) on ${backendName}`);
         if (mmInto) throw new Error(`internal: kernel ${spec.label} cannot write its matmul into a given buffer on ${backendName}`);
         mmKernel ??= tf.getKernel('BatchMatMul', backendName);
         if (!mmKernel) throw new Error(`the ${backendName} backend has no BatchMatMul kernel`);

@@ -21,9 +21,22 @@
  * products go to the library kernel.
  */
 import type * as tf from '@tensorflow/tfjs';
+import { TANH32 } from '../compiler/codegen/tanh32.ts';
 
-/** out = op(a) x op(b) for rank-2 float32 tensors of the wasm backend; out is [rows of op(a), cols of op(b)]. */
-export type Gemm = (a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, out: tf.TensorInfo) => void;
+/** What the product applies to each output before storing it: a bias row added, then an activation. */
+export interface GemmEpilogue {
+  /** A float32 tensor of cols(op(b)) elements, added to every row. */
+  bias?: tf.TensorInfo;
+  activation?: GemmActivation;
+}
+export type GemmActivation = 'tanh';
+const ACTIVATIONS: Record<GemmActivation, number> = { tanh: 1 };
+
+/**
+ * out = act(op(a) x op(b) + bias) for rank-2 float32 tensors of the wasm backend; out is
+ * [rows of op(a), cols of op(b)].
+ */
+export type Gemm = (a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, out: tf.TensorInfo, epilogue?: GemmEpilogue) => void;
 
 interface WasmBackendLike {
   wasm: { asm?: { memory?: unknown }; _malloc(bytes: number): number; _free(ptr: number): void };
@@ -31,13 +44,53 @@ interface WasmBackendLike {
 }
 
 interface GemmExports {
-  /** c[m, n] = op(a)[m, k] x b[k, n]; op(a)[i, kk] lies at a + i*strideRow + kk*strideK (bytes). */
-  gemm(a: number, b: number, c: number, m: number, k: number, n: number, strideRow: number, strideK: number): void;
+  /**
+   * c[m, n] = act(op(a)[m, k] x b[k, n] + bias[n]); op(a)[i, kk] lies at a + i*strideRow + kk*strideK
+   * (bytes); bias 0 = none; act 0 = identity, 1 = tanh.
+   */
+  gemm(a: number, b: number, c: number, m: number, k: number, n: number, strideRow: number, strideK: number, bias: number, act: number): void;
   /** dst[cols, rows] = src[rows, cols]^T. */
   transpose(src: number, dst: number, rows: number, cols: number): void;
 }
 
 const ROWS = 4;
+
+const f32 = (v: number) => String(Math.fround(v));
+const splat = (v: number) => `(v128.const f32x4 ${f32(v)} ${f32(v)} ${f32(v)} ${f32(v)})`;
+
+/**
+ * TANH32 of local `x` into itself, in float32: `shape` 'f32x4' on a vector (temporaries $tc $tx2
+ * $tp $tq), 'f32' on a scalar (temporaries $uc $ux2 $up $uq).
+ */
+function tanhInPlace(x: string, shape: 'f32x4' | 'f32'): string {
+  const v = shape === 'f32x4';
+  const [c, x2, p, q] = v ? ['$tc', '$tx2', '$tp', '$tq'] : ['$uc', '$ux2', '$up', '$uq'];
+  const k = (n: number) => (v ? splat(n) : `(f32.const ${f32(n)})`);
+  const horner = (acc: string, coefs: readonly number[]) => [
+    `(local.set ${acc} (${shape}.add (${shape}.mul (local.get ${x2}) ${k(coefs[0]!)}) ${k(coefs[1]!)}))`,
+    ...coefs.slice(2).map((cf) => `(local.set ${acc} (${shape}.add (${shape}.mul (local.get ${x2}) (local.get ${acc})) ${k(cf)}))`),
+  ];
+  const ratio = `(${shape}.div (${shape}.mul (local.get ${c}) (local.get ${p})) (local.get ${q}))`;
+  const small = `(${shape}.lt (${shape}.abs (local.get ${x})) ${k(TANH32.small)})`;
+  return [
+    // c = x > CLAMP ? CLAMP : x < -CLAMP ? -CLAMP : x (NaN stays NaN): pmin/pmax are exactly that
+    // on vectors, one instruction each where min/max take several.
+    v
+      ? `(local.set ${c} (f32x4.pmax (f32x4.pmin (local.get ${x}) ${k(TANH32.clamp)}) ${k(-TANH32.clamp)}))`
+      : `(local.set ${c} (select ${k(TANH32.clamp)} (select ${k(-TANH32.clamp)} (local.get ${x}) (f32.lt (local.get ${x}) ${k(-TANH32.clamp)})) (f32.gt (local.get ${x}) ${k(TANH32.clamp)})))`,
+    `(local.set ${x2} (${shape}.mul (local.get ${c}) (local.get ${c})))`,
+    ...horner(p, TANH32.p),
+    ...horner(q, TANH32.q),
+    v ? `(local.set ${x} (v128.bitselect (local.get ${x}) ${ratio} ${small}))` : `(local.set ${x} (select (local.get ${x}) ${ratio} ${small}))`,
+  ].join('\n');
+}
+
+/** Bias (from $pbias, `offset` bytes on) and activation of one accumulator before it is stored. */
+function epilogue(acc: string, shape: 'f32x4' | 'f32', offset: number): string {
+  const load = shape === 'f32x4' ? `(v128.load offset=${offset} align=4 (local.get $pbias))` : `(f32.load offset=${offset} (local.get $pbias))`;
+  return `(if (local.get $bias) (then (local.set ${acc} (${shape}.add (local.get ${acc}) ${load}))))
+(if (i32.eq (local.get $act) (i32.const 1)) (then ${tanhInPlace(acc, shape)}))`;
+}
 
 /** Multiplies `rows` rows of op(a) (from $i) by `vecs` f32x4 column vectors of b (from $j) into c. */
 function vectorBlock(rows: number, vecs: number, tag: string): string {
@@ -54,7 +107,7 @@ function vectorBlock(rows: number, vecs: number, tag: string): string {
   }
   const stores: string[] = [];
   for (let r = 0; r < rows; r++) {
-    for (let v = 0; v < vecs; v++) stores.push(`(v128.store offset=${16 * v} align=4 (local.get $pc) (local.get ${acc(r, v)}))`);
+    for (let v = 0; v < vecs; v++) stores.push(epilogue(acc(r, v), 'f32x4', 16 * v), `(v128.store offset=${16 * v} align=4 (local.get $pc) (local.get ${acc(r, v)}))`);
     stores.push('(local.set $pc (i32.add (local.get $pc) (local.get $ldc)))');
   }
   return blockLoop(tag, init.join('\n'), body.join('\n'), stores.join('\n'));
@@ -69,7 +122,7 @@ function scalarBlock(rows: number, tag: string): string {
   for (let r = 0; r < rows; r++) {
     init.push(`(local.set $s${r} (f32.const 0))`);
     body.push(`(local.set $s${r} (f32.add (local.get $s${r}) (f32.mul (f32.load ${rowAddr(r)}) (local.get $bs))))`);
-    stores.push(`(f32.store (local.get $pc) (local.get $s${r}))`, '(local.set $pc (i32.add (local.get $pc) (local.get $ldc)))');
+    stores.push(epilogue(`$s${r}`, 'f32', 0), `(f32.store (local.get $pc) (local.get $s${r}))`, '(local.set $pc (i32.add (local.get $pc) (local.get $ldc)))');
   }
   return blockLoop(tag, init.join('\n'), body.join('\n'), stores.join('\n'));
 }
@@ -89,6 +142,7 @@ ${init}
   (local.set $kk (i32.sub (local.get $kk) (i32.const 1)))
   (br $next_${tag})))
 (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $ldc))) (i32.shl (local.get $j) (i32.const 2))))
+(local.set $pbias (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))
 ${stores}`;
 }
 
@@ -114,14 +168,14 @@ function rowPanel(rows: number): string {
 
 /** The module's WebAssembly text (exported for tests and inspection). */
 export function gemmModuleText(): string {
-  const i32 = ['i', 'j', 'kk', 'pa', 'pb', 'pc', 'ldb', 'ldc', ...Array.from({ length: ROWS - 1 }, (_v, r) => `row${r + 1}`)];
-  const f32 = ['bs', ...Array.from({ length: ROWS }, (_v, r) => `s${r}`)];
-  const v128 = ['av', 'b0', 'b1', ...Array.from({ length: ROWS }, (_v, r) => [`acc${r}_0`, `acc${r}_1`]).flat()];
-  const locals = [...i32.map((l) => `(local $${l} i32)`), ...f32.map((l) => `(local $${l} f32)`), ...v128.map((l) => `(local $${l} v128)`)].join(' ');
+  const i32s = ['i', 'j', 'kk', 'pa', 'pb', 'pc', 'pbias', 'ldb', 'ldc', ...Array.from({ length: ROWS - 1 }, (_v, r) => `row${r + 1}`)];
+  const f32s = ['bs', 'uc', 'ux2', 'up', 'uq', ...Array.from({ length: ROWS }, (_v, r) => `s${r}`)];
+  const v128s = ['av', 'b0', 'b1', 'tc', 'tx2', 'tp', 'tq', ...Array.from({ length: ROWS }, (_v, r) => [`acc${r}_0`, `acc${r}_1`]).flat()];
+  const locals = [...i32s.map((l) => `(local $${l} i32)`), ...f32s.map((l) => `(local $${l} f32)`), ...v128s.map((l) => `(local $${l} v128)`)].join(' ');
   const rowOffsets = Array.from({ length: ROWS - 1 }, (_v, r) => `(local.set $row${r + 1} (i32.mul (local.get $strideRow) (i32.const ${r + 1})))`).join('\n  ');
   return `(module
 (import "env" "memory" (memory 0))
-(func (export "gemm") (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k i32) (param $n i32) (param $strideRow i32) (param $strideK i32)
+(func (export "gemm") (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k i32) (param $n i32) (param $strideRow i32) (param $strideK i32) (param $bias i32) (param $act i32)
   ${locals}
   (local.set $ldb (i32.shl (local.get $n) (i32.const 2)))
   (local.set $ldc (local.get $ldb))
@@ -189,7 +243,7 @@ export function wasmGemm(backend: tf.KernelBackend): Gemm | undefined {
   let scratch = 0;
   let scratchBytes = 0;
   const at = (t: tf.TensorInfo) => be.dataIdMap.get(t.dataId)!.memoryOffset;
-  const gemm: Gemm = (a, b, transposeA, transposeB, out) => {
+  const gemm: Gemm = (a, b, transposeA, transposeB, out, epilogue) => {
     const [m, k] = transposeA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
     const n = transposeB ? b.shape[0]! : b.shape[1]!;
     let bAt = at(b);
@@ -203,7 +257,9 @@ export function wasmGemm(backend: tf.KernelBackend): Gemm | undefined {
       ex.transpose(bAt, scratch, n, k);
       bAt = scratch;
     }
-    ex.gemm(at(a), bAt, at(out), m, k, n, transposeA ? 4 : 4 * k, transposeA ? 4 * m : 4);
+    const bias = epilogue?.bias ? at(epilogue.bias) : 0;
+    const act = epilogue?.activation ? ACTIVATIONS[epilogue.activation] : 0;
+    ex.gemm(at(a), bAt, at(out), m, k, n, transposeA ? 4 : 4 * k, transposeA ? 4 * m : 4, bias, act);
   };
   instances.set(backend, gemm);
   return gemm;

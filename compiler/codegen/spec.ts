@@ -37,14 +37,31 @@ export interface KernelSpec {
   /** Loop extents: the group's domain with its 1s removed (rank 0 = a single element). */
   domain: number[];
   inputs: SpecInput[];
-  /** A matmul computed before the loop by the host's library kernel; a, b index `inputs`. */
-  matmul?: { a: number; b: number; transposeA: boolean; transposeB: boolean; shape: number[] };
+  /**
+   * A matmul computed before the loop by the host's product; a, b index `inputs`. With `bias`
+   * (an input of one row) and/or `activation`, the product also applies what the group did next
+   * to its result, act(a x b + bias), and the loop reads that (see LowerOptions.productEpilogue).
+   */
+  matmul?: { a: number; b: number; transposeA: boolean; transposeB: boolean; shape: number[]; bias?: number; activation?: ProductActivation };
   values: SpecValue[];
   outputs: SpecOutput[];
   /** Output written into the matmul result's buffer (every read of it is at the same index). */
   inPlace?: number;
   /** For messages: the fused node and its members. */
   label: string;
+}
+
+/** Activations a product may apply to its result (they match the group's elementwise ops of the same name). */
+export type ProductActivation = 'tanh';
+const PRODUCT_ACTIVATIONS: ReadonlySet<string> = new Set<ProductActivation>(['tanh']);
+
+export interface LowerOptions {
+  /**
+   * The host's product applies a bias row and an activation (ProductActivation): a rank-2 matmul
+   * whose result only feeds `add` of a one-row input, and that only an activation, computes
+   * both. Off (the default), the loop computes them.
+   */
+  productEpilogue?: boolean;
 }
 
 /** How the fused node's inputs reach the kernel: a tensor argument, or a baked scalar. */
@@ -69,13 +86,21 @@ function broadcastStrides(buf: readonly number[], out: readonly number[]): numbe
   return strides;
 }
 
+const sameShape = (x: readonly number[], y: readonly number[]) => x.length === y.length && x.every((d, k) => d === y[k]);
+
 type Operand = { loop: number } | { buffer: BufferRef | { const: number; dtype: DType }; shape: number[]; dtype: DType };
 
 /**
  * Lowers a fused node for concrete symbol bindings. `constants` gives the values of fused-node
  * inputs that are known scalars (they are baked into the kernel instead of passed).
  */
-export function lowerFused(node: IRNode, env: ReadonlyMap<string, number>, inputTypes: readonly TensorType[], constants: ReadonlyMap<string, number> = new Map()): LoweredKernel {
+export function lowerFused(
+  node: IRNode,
+  env: ReadonlyMap<string, number>,
+  inputTypes: readonly TensorType[],
+  constants: ReadonlyMap<string, number> = new Map(),
+  opts: LowerOptions = {},
+): LoweredKernel {
   const body = node.body;
   if (!body || !node.outputTypes) throw new Error(`internal: ${node.id} is not a fused node`);
   const shape = (t: TensorType): number[] => substShape(t.shape, env) as number[];
@@ -139,8 +164,21 @@ export function lowerFused(node: IRNode, env: ReadonlyMap<string, number>, input
     return loadIds.get(key)!;
   };
 
+  // Readers of each value inside the group (exported values count as read outside it).
+  const readers = new Map<string, IRNode[]>();
+  for (const b of body) for (const r of b.inputs) readers.set(r, [...(readers.get(r) ?? []), b]);
+  const exported = new Set(Object.keys(node.outputTypes));
+  /** The one member reading `id`, if `id` has exactly one reader and is not exported. */
+  const soleReader = (id: string): IRNode | undefined => {
+    const rs = readers.get(id) ?? [];
+    return rs.length === 1 && !exported.has(id) && new Set(rs[0]!.inputs).size === rs[0]!.inputs.length ? rs[0] : undefined;
+  };
+  /** Members whose value the product computes (bias add, activation): skipped by the loop. */
+  const absorbed = new Set<string>();
+
   let matmul: KernelSpec['matmul'];
   for (const b of body) {
+    if (absorbed.has(b.id)) continue;
     const role = roleOf(b.op);
     const out = shape(b.type!);
     if (role === 'view') {
@@ -151,8 +189,27 @@ export function lowerFused(node: IRNode, env: ReadonlyMap<string, number>, input
       const [a, bb] = b.inputs.map((r) => operands.get(r)!);
       if (!a || !bb || 'loop' in a || 'loop' in bb || !('input' in a.buffer) || !('input' in bb.buffer)) throw new Error(`internal: matmul operands of ${node.id} must be tensors`);
       matmul = { a: a.buffer.input, b: bb.buffer.input, ...matmulFlags(b.attrs), shape: out };
-      operands.set(b.id, { buffer: { matmul: true }, shape: out, dtype: 'float32' });
-      operands.set(b.id, { loop: read(b.id, out) });
+      // The member whose value the product's buffer holds: the matmul, or the epilogue it absorbs.
+      let last = b.id;
+      if (opts.productEpilogue && out.length === 2) {
+        const add = soleReader(last);
+        const biasRef = add?.op === 'add' ? add.inputs.find((r) => r !== last) : undefined;
+        const bias = biasRef === undefined ? undefined : operands.get(biasRef);
+        const row = (t: { shape: number[]; dtype: DType }) => t.dtype === 'float32' && (sameShape(t.shape, [out[1]!]) || sameShape(t.shape, [1, out[1]!]));
+        if (add && bias && !('loop' in bias) && 'input' in bias.buffer && row(bias) && sameShape(shape(add.type!), out)) {
+          matmul.bias = bias.buffer.input;
+          absorbed.add(add.id);
+          last = add.id;
+        }
+        const act = soleReader(last);
+        if (act && PRODUCT_ACTIVATIONS.has(act.op) && act.inputs.length === 1 && sameShape(shape(act.type!), out)) {
+          matmul.activation = act.op as ProductActivation;
+          absorbed.add(act.id);
+          last = act.id;
+        }
+      }
+      operands.set(last, { buffer: { matmul: true }, shape: out, dtype: 'float32' });
+      operands.set(last, { loop: read(last, out) });
     } else if (role === 'elementwise') {
       const reads = readsArgs(b.op, b.attrs, b.inputs.length);
       const args = b.inputs.map((r, k) => (reads[k] ? read(r, out) : -1));

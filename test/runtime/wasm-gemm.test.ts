@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gemmModuleText, prepareWasmGemm, wasmGemm, type Gemm } from '../../runtime/wasm-gemm.ts';
+import { TANH32 } from '../../compiler/codegen/tanh32.ts';
+import { gemmModuleText, prepareWasmGemm, wasmGemm, type Gemm, type GemmEpilogue } from '../../runtime/wasm-gemm.ts';
 
 /** op(a) x op(b) with float32 rounding after every product and every addition, in order of k. */
 function reference(a: Float32Array, b: Float32Array, m: number, k: number, n: number, ta: boolean, tb: boolean): Float32Array {
@@ -24,6 +25,20 @@ function reference(a: Float32Array, b: Float32Array, m: number, k: number, n: nu
       out[i * n + j] = s;
     }
   return out;
+}
+
+/** TANH32 in float32 arithmetic: every operation rounded to float32, in the documented order. */
+function tanh32(x: number): number {
+  const f = Math.fround;
+  const clamp = f(TANH32.clamp);
+  const c = x > clamp ? clamp : x < -clamp ? -clamp : x;
+  const x2 = f(c * c);
+  const horner = (coefs: readonly number[]) => {
+    let acc = f(f(x2 * f(coefs[0]!)) + f(coefs[1]!));
+    for (const k of coefs.slice(2)) acc = f(f(x2 * acc) + f(k));
+    return acc;
+  };
+  return Math.abs(x) < f(TANH32.small) ? x : f(f(c * horner(TANH32.p)) / horner(TANH32.q));
 }
 
 let seed = 1;
@@ -48,20 +63,27 @@ afterAll(async () => {
   await tf.setBackend('cpu');
 });
 
-function product(m: number, k: number, n: number, ta: boolean, tb: boolean): { got: Float32Array; want: Float32Array } {
+function product(m: number, k: number, n: number, ta: boolean, tb: boolean, epilogue: { bias?: boolean; tanh?: boolean } = {}): { got: Float32Array; want: Float32Array } {
   const av = values(m * k);
   const bv = values(k * n);
+  const biasValues = values(n);
   const a = tf.tensor(av, ta ? [k, m] : [m, k]);
   const b = tf.tensor(bv, tb ? [n, k] : [k, n]);
+  const bias = tf.tensor(biasValues, [n]);
   // The output is a view of a larger tensor whose tail is a sentinel: the product writes its m x n only.
   const outer = tf.fill([m * n + 8], 7.5);
   try {
-    gemm(a, b, ta, tb, { dataId: outer.dataId, shape: [m, n], dtype: 'float32' });
+    const epi: GemmEpilogue = { bias: epilogue.bias ? bias : undefined, activation: epilogue.tanh ? 'tanh' : undefined };
+    gemm(a, b, ta, tb, { dataId: outer.dataId, shape: [m, n], dtype: 'float32' }, epi);
     const all = outer.dataSync() as Float32Array;
     expect(Array.from(all.subarray(m * n))).toEqual(new Array(8).fill(7.5));
-    return { got: all.slice(0, m * n), want: reference(av, bv, m, k, n, ta, tb) };
+    const want = reference(av, bv, m, k, n, ta, tb).map((v, at) => {
+      const biased = epilogue.bias ? Math.fround(v + biasValues[at % n]!) : v;
+      return epilogue.tanh ? tanh32(biased) : biased;
+    });
+    return { got: all.slice(0, m * n), want };
   } finally {
-    tf.dispose([a, b, outer]);
+    tf.dispose([a, b, bias, outer]);
   }
 }
 
@@ -86,6 +108,39 @@ describe('wasm product', () => {
             expect(Array.from(got), `${m}x${k}x${n}`).toEqual(Array.from(want));
           }
     });
+
+  for (const epilogue of [{ bias: true }, { tanh: true }, { bias: true, tanh: true }])
+    it(`applies its epilogue (${Object.keys(epilogue).join(' + ')}) exactly as float32 arithmetic`, () => {
+      for (const [m, k, n] of [
+        [128, 4, 64],
+        [5, 7, 13],
+        [1, 3, 2],
+        [9, 64, 9],
+      ] as const)
+        for (const ta of [false, true]) {
+          const { got, want } = product(m, k, n, ta, false, epilogue);
+          expect(Array.from(got), `${m}x${k}x${n}`).toEqual(Array.from(want));
+        }
+    });
+
+  it('computes tanh within a few float32 ulps of Math.tanh, saturating and passing small values through', () => {
+    const xs = [0, -0, 1e-5, -3e-4, 0.0005, 0.1, -0.5, 1, 2.5, -4, 7.9, 8, 9, -20, 1e6, NaN, Infinity, -Infinity];
+    const a = tf.tensor(xs, [xs.length, 1]);
+    const one = tf.tensor([1], [1, 1]);
+    const out = tf.zeros([xs.length, 1]);
+    try {
+      gemm(a, one, false, false, out, { activation: 'tanh' });
+      const got = Array.from(out.dataSync());
+      xs.forEach((x, i) => {
+        if (Number.isNaN(x)) expect(got[i]).toBeNaN();
+        else expect(Math.abs(got[i]! - Math.tanh(x)), `tanh(${x})`).toBeLessThanOrEqual(3e-7);
+      });
+      expect(got[xs.indexOf(1e-5)]).toBe(Math.fround(1e-5));
+      expect(got.slice(-2)).toEqual([1, -1]);
+    } finally {
+      tf.dispose([a, one, out]);
+    }
+  });
 
   it('agrees with the library product at the shapes of a PPO update', () => {
     for (const [m, k, n] of [

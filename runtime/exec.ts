@@ -25,7 +25,6 @@ import {
   jsTarget,
   loadKernels,
   lowerFused,
-  matmulFlags,
   ownsProducts,
   roleOf,
   kernelRunner,
@@ -462,14 +461,11 @@ function release(backend: tf.KernelBackend, v: tf.TensorInfo): void {
 }
 
 /**
- * A lone rank-2 float32 matmul as a one-member fused node (else undefined): one with a transposed
- * operand always (the host glue does better than the library with transpose flags), a plain one
- * where the kernels own their products (`ownsProducts`).
+ * A lone rank-2 float32 matmul as a one-member fused node (else undefined): where the kernels own
+ * their products, it runs as one, reading transposed operands in place and writing into a buffer.
  */
-function loneMatmul(n: IRNode, types: ReadonlyMap<string, TensorType>, plainToo: boolean): IRNode | undefined {
+function loneMatmul(n: IRNode, types: ReadonlyMap<string, TensorType>): IRNode | undefined {
   if (n.op === 'fused' || roleOf(n.op) !== 'matmul' || n.inputs.length !== 2 || !n.type) return undefined;
-  const flags = matmulFlags(n.attrs);
-  if (!flags.transposeA && !flags.transposeB && !plainToo) return undefined;
   if (!n.inputs.every((r) => types.get(r)?.shape.length === 2 && types.get(r)?.dtype === 'float32')) return undefined;
   const { free: _f, ...member } = n;
   return { ...member, op: 'fused', attrs: {}, body: [member], outputTypes: { [n.id]: n.type } };
@@ -531,7 +527,7 @@ function buildPlan(
     let pure: boolean;
     // Whether the step's outputs may be plan buffers: generated and host kernels write them in place.
     let writesInto = false;
-    const lone = codegen ? loneMatmul(n, types, ownProducts) : undefined;
+    const lone = codegen && ownProducts ? loneMatmul(n, types) : undefined;
     if (lone || (n.op === 'fused' && codegen)) {
       const kernelNode = lone ?? n;
       pure = kernelNode.body!.every((b) => getOp(b.op)?.pure !== false);

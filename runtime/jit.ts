@@ -18,7 +18,7 @@ import type { GeneratedKernel } from '../compiler/codegen/target.ts';
 export { compileGraph, type CompileOptions, type StageReport } from '../compiler/compile.ts';
 export { jsTarget } from '../compiler/codegen/js.ts';
 export { lowerFused } from '../compiler/codegen/spec.ts';
-export { matmulFlags, roleOf } from '../compiler/codegen/semantics.ts';
+export { roleOf } from '../compiler/codegen/semantics.ts';
 export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/codegen/target.ts';
 export { stableStringify } from '../compiler/ir.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';

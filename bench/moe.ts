@@ -25,7 +25,7 @@
  *
  * --write-graphs regenerates the shipped graphs/moe/*.graph.json and exits.
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -44,8 +44,9 @@ import type { IRGraph } from '../compiler/ir.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-const { values } = parseArgs({
-  options: {
+const values = benchArgs(
+  'usage: npm run bench:moe -- [--profile FILE] [--backend B] [--runs N (default 9)] [--executor compiled|interpret] [--widths 256,512] [--write-graphs]',
+  {
     profile: { type: 'string' },
     backend: { type: 'string' },
     runs: { type: 'string', default: '9' },
@@ -53,7 +54,7 @@ const { values } = parseArgs({
     widths: { type: 'string', default: '256,512' },
     'write-graphs': { type: 'boolean' },
   },
-});
+);
 
 if (values['write-graphs']) {
   for (const [name, json] of Object.entries(defaultMoeGraphs())) {

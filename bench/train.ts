@@ -9,15 +9,18 @@
  * Each figure is the median of several timed blocks after warm-up; ratios are compiled/interpreted
  * (1, 2) and variant/PPO (3).
  */
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { loadGraph } from '../compiler/frontend/load.ts';
 import { initBackend } from '../runtime/backend.ts';
+import { benchArgs } from './args.ts';
 import { loadPipeline } from '../runtime/pipeline/config.ts';
 import { Trainer } from '../runtime/pipeline/driver.ts';
 import { makeProgram, type Executor, type Program } from '../runtime/pipeline/program.ts';
 
-const { values } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, reps: { type: 'string', default: '5' } } });
+const values = benchArgs('usage: npm run bench:train -- [--backend wasm|cpu|tensorflow] [--reps N (timed blocks per figure, default 5)]', {
+  backend: { type: 'string', default: 'wasm' },
+  reps: { type: 'string', default: '5' },
+});
 const REPS = Number(values.reps);
 await initBackend(values.backend, () => {});
 const out = (s: string) => process.stdout.write(s + '\n');

@@ -35,13 +35,10 @@ async function loadTensorflow(): Promise<string | undefined> {
 async function activate(name: BackendName): Promise<boolean> {
   if (name === 'wasm' && !(await tryImport('@tensorflow/tfjs-backend-wasm'))) return false;
   try {
-    if (!((await tf.setBackend(name)) && tf.getBackend() === name)) return false;
+    return (await tf.setBackend(name)) && tf.getBackend() === name;
   } catch {
     return false;
   }
-  // Generated kernels multiply with their own product on wasm (see wasm-gemm.ts).
-  if (name === 'wasm') await prepareWasmGemm();
-  return true;
 }
 
 /** Selects and initialises the backend; idempotent for the same request. */
@@ -75,6 +72,9 @@ export async function initBackend(requested?: string, log: (msg: string) => void
     else throw new LoomError({ code: 'E_BACKEND', message: 'no TensorFlow.js backend could be initialised' });
   }
   await tf.ready();
+  // Generated kernels multiply with their own product on wasm (see wasm-gemm.ts).
+  const unprepared = choice.name === 'wasm' ? await prepareWasmGemm() : undefined;
+  if (unprepared) log(`loom: the own wasm product is unavailable (${unprepared}); products run as the library's matmul`);
   active = choice;
   if (!announced || requested) {
     log(`loom: backend ${choice.name} (${choice.reason})`);

@@ -213,19 +213,27 @@ export function gemmModuleText(): string {
 }
 
 let compiled: WebAssembly.Module | undefined;
-let preparing: Promise<void> | undefined;
+let preparing: Promise<string | undefined> | undefined;
 
-/** Assembles the module once per process; resolves when `wasmGemm` can answer. */
-export function prepareWasmGemm(): Promise<void> {
+/**
+ * Assembles the module once per process. Resolves when `wasmGemm` can answer: to undefined, or
+ * to why it cannot (no WebAssembly SIMD, say), in which case products stay the library's.
+ */
+export function prepareWasmGemm(): Promise<string | undefined> {
   preparing ??= (async () => {
-    const { default: loadWabt } = await import('wabt');
-    const wabt = await loadWabt();
-    const parsed = wabt.parseWat('loom-gemm.wat', gemmModuleText(), { simd: true });
     try {
-      parsed.validate();
-      compiled = new WebAssembly.Module(parsed.toBinary({}).buffer as Uint8Array<ArrayBuffer>);
-    } finally {
-      parsed.destroy();
+      const { default: loadWabt } = await import('wabt');
+      const wabt = await loadWabt();
+      const parsed = wabt.parseWat('loom-gemm.wat', gemmModuleText(), { simd: true });
+      try {
+        parsed.validate();
+        compiled = new WebAssembly.Module(parsed.toBinary({}).buffer as Uint8Array<ArrayBuffer>);
+      } finally {
+        parsed.destroy();
+      }
+      return undefined;
+    } catch (e) {
+      return e instanceof Error ? e.message : String(e);
     }
   })();
   return preparing;

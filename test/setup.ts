@@ -2,4 +2,5 @@
 // as `initBackend` gives the CLI (runtime/wasm-gemm.ts).
 import { prepareWasmGemm } from '../runtime/wasm-gemm.ts';
 
-await prepareWasmGemm();
+const unprepared = await prepareWasmGemm();
+if (unprepared) throw new Error(`the own wasm product failed to assemble: ${unprepared}`);

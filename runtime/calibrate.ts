@@ -11,6 +11,7 @@
 import { hostname, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { deriveMoeOverhead, validateProfile, type BatchedMatmulPoint, type Profile } from '../compiler/cost/profile.ts';
+import { ownsProducts } from './jit.ts';
 
 export interface CalibrateOptions {
   /** Fewer sizes and repeats (for tests and smoke runs). */
@@ -227,6 +228,8 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
       // What the op registry's matmul kernel does (planMatmul in compiler/ops/linalg.ts): on wasm
       // it copies transposed operands first, and on every backend it folds or broadcasts unequal batches.
       matmulCopiesTransposed: backend === 'wasm',
+      // Rank-2 products of the compiled executor are its own on wasm (runtime/wasm-gemm.ts).
+      ownProduct2d: ownsProducts(backend),
       matmulCopies: true,
     },
     measured: { backend, measurements: measured as unknown as Record<string, unknown>[] } as Record<string, unknown>,

@@ -51,6 +51,11 @@ export interface KernelRates {
   broadcast?: number;
   reduction?: number;
   matmulCopiesTransposed?: boolean;
+  /**
+   * Rank-2 float32 matmuls run as the executor's own product (wasm, runtime/wasm-gemm.ts): at the
+   * peak, with no packing and no operand copies.
+   */
+  ownProduct2d?: boolean;
   /** The executor runs matmuls through the op registry's kernel, whose operand copies (see planMatmul in compiler/ops/linalg.ts) are priced. */
   matmulCopies?: boolean;
 }

@@ -23,7 +23,8 @@
  * - `matmulCopies`: the copies that kernel makes around the call (transposes that fold a broadcast
  *   operand's batch into the other's rows, explicit broadcasts) are extra kernels at the
  *   `transpose` / `broadcast` rates; `matmulCopiesTransposed`: the backend also copies transposed
- *   operands first (tfjs-wasm);
+ *   operands first (tfjs-wasm); `ownProduct2d`: rank-2 float32 products run as the executor's own
+ *   product instead (wasm), at the peak with neither packing nor copies;
  * - unfused transpose, broadcast (broadcast_to, broadcast_like, tile) and reduction kernels move
  *   their bytes at `transpose`, `broadcast` and `reduction` instead of `memoryBandwidth`.
  * These copies mirror what the op registry's matmul kernel does (compiler/ops/linalg.ts).
@@ -117,6 +118,8 @@ export function priceOp(
   const bw = profile.memoryBandwidth;
   if (op === 'matmul') {
     const [a, b] = ins as [ConcreteType, ConcreteType];
+    // The executor's own 2-D product reads every operand where it lies: no packing, no copies.
+    if (r.ownProduct2d && a.shape.length === 2 && b.shape.length === 2 && a.dtype === 'float32') return { computeS: flops / peak, bandwidth: bw, copies: 0, copyS: 0 };
     const plan = planMatmul(a.shape, b.shape, attrs.transpose_a === true, attrs.transpose_b === true, out.shape, r.matmulCopiesTransposed === true);
     let copies = 0;
     let copyS = 0;

@@ -23,6 +23,7 @@ describe('calibrate', () => {
     for (const v of [r.transpose, r.broadcast, r.reduction]) expect(v).toBeGreaterThan(0);
     expect(r.freshOperand).toBeGreaterThanOrEqual(0);
     expect(r.matmulCopiesTransposed).toBe(tf.getBackend() === 'wasm');
+    expect(r.ownProduct2d).toBe(tf.getBackend() === 'wasm');
     expect(r.matmulCopies).toBe(true);
     const whats = (p.measured!.measurements as { what: string }[]).map((m) => m.what);
     expect(whats).toEqual(expect.arrayContaining(['transpose', 'broadcast', 'reduction', 'fresh-operand 128x256x256']));

@@ -1,8 +1,8 @@
 /**
  * The own wasm product against a hand-written float32 reference: every output is the float32
  * sum over k of float32 products in order of k, so the comparison is exact. Shapes cover every
- * block path (4-row and single-row panels; 8-column, 4-column and single-column blocks), all four
- * transpose combinations, operands that are not 16-byte aligned, the scratch area growing, and
+ * block path (4-row and single-row panels; 8-column, 4-column and single-column blocks; k in
+ * one chunk or several), all four transpose combinations, operands that are not 16-byte aligned, the scratch area growing, and
  * the backend's memory growing between calls.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -160,6 +160,18 @@ describe('wasm product', () => {
         tf.dispose([a, b, out, lib]);
       }
     }
+  });
+
+  it('sums k in chunks exactly as in one pass (k past one chunk of 256), with the epilogue once at the end', () => {
+    for (const k of [255, 256, 257, 600])
+      for (const [ta, tb] of [
+        [false, false],
+        [true, true],
+      ] as const)
+        for (const epilogue of [{}, { bias: true, tanh: true }]) {
+          const { got, want } = product(5, k, 11, ta, tb, epilogue);
+          expect(Array.from(got), `k = ${k}`).toEqual(Array.from(want));
+        }
   });
 
   it('grows its scratch area for larger transposed right operands', () => {

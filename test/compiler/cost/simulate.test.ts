@@ -198,6 +198,23 @@ describe('measured kernel rates (profile.rates)', () => {
     expect(simulate(bmm, p).kernels[0]!.computeS).toBeCloseTo(240 / 1000, 12);
   });
 
+  it('prices rank-2 products at the peak with neither packing nor copies where the executor owns them', () => {
+    // [8, 3] x [5, 3]^T with a computed right operand: 240 flops at 1000 FLOP/s = 0.24 s, against
+    // 0.24 + 0.15 s of packing (and a transposed copy) for the library product.
+    const g = graph([['a', f32(8, 3)], ['w', f32(5, 3)]], [node('c', 'matmul', ['a', 'w'], f32(8, 5), { transpose_b: true })], { c: 'c' });
+    const library: Profile = { ...base, rates: { freshOperand: 0.01, transpose: 1, matmulCopies: true, matmulCopiesTransposed: true } };
+    const lib = simulate(g, library).kernels[0]!;
+    expect(lib.computeS).toBeCloseTo(0.24 + 0.15, 12);
+    expect(lib.copies).toBe(1);
+    const own = simulate(g, { ...library, rates: { ...library.rates, ownProduct2d: true } }).kernels[0]!;
+    expect(own.computeS).toBeCloseTo(0.24, 12);
+    expect(own).toMatchObject({ copies: 0, copyS: 0 });
+    // Batched products stay the library's.
+    const batched = graph([['a', f32(4, 2, 3)], ['w', f32(4, 3, 5)]], [node('c', 'matmul', ['a', 'w'], f32(4, 2, 5))], { c: 'c' });
+    const rates = { batchedMatmul: [{ rhsElements: 15, rate: 100 }] };
+    expect(simulate(batched, { ...base, rates: { ...rates, ownProduct2d: true } }).kernels[0]!.computeS).toBeCloseTo(simulate(batched, { ...base, rates }).kernels[0]!.computeS, 12);
+  });
+
   it('falls back to the plain roofline when the profile has no rates', () => {
     const k = simulate(bmm, base).kernels[0]!;
     expect(k.computeS).toBeCloseTo(240 / 1000, 12);

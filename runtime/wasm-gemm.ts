@@ -28,16 +28,17 @@
  * products go to the library kernel.
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { ProductActivation } from '../compiler/codegen/spec.ts';
 import { TANH32 } from '../compiler/codegen/tanh32.ts';
 
 /** What the product applies to each output before storing it: a bias row added, then an activation. */
 export interface GemmEpilogue {
   /** A float32 tensor of cols(op(b)) elements, added to every row. */
   bias?: tf.TensorInfo;
-  activation?: GemmActivation;
+  activation?: ProductActivation;
 }
-export type GemmActivation = 'tanh';
-const ACTIVATIONS: Record<GemmActivation, number> = { tanh: 1 };
+/** The module's code for each activation (0 is none). */
+const ACTIVATIONS: Record<ProductActivation, number> = { tanh: 1 };
 
 /**
  * out = act(op(a) x op(b) + bias) for rank-2 float32 tensors of the wasm backend; out is
@@ -53,7 +54,7 @@ interface WasmBackendLike {
 interface GemmExports {
   /**
    * c[m, n] = act(op(a)[m, k] x b[k, n] + bias[n]); op(a)[i, kk] lies at a + i*strideRow + kk*strideK
-   * (bytes); bias 0 = none; act 0 = identity, 1 = tanh.
+   * (bytes); bias 0 = none; act 0 = identity, else ACTIVATIONS.
    */
   gemm(a: number, b: number, c: number, m: number, k: number, n: number, strideRow: number, strideK: number, bias: number, act: number): void;
   /** dst[cols, rows] = src[rows, cols]^T. */
@@ -102,7 +103,7 @@ function epilogue(acc: string, shape: 'f32x4' | 'f32', offset: number): string {
   const load = shape === 'f32x4' ? `(v128.load offset=${offset} align=4 (local.get $pbias))` : `(f32.load offset=${offset} (local.get $pbias))`;
   return `(if (local.get $last) (then
   (if (local.get $bias) (then (local.set ${acc} (${shape}.add (local.get ${acc}) ${load}))))
-  (if (i32.eq (local.get $act) (i32.const 1)) (then ${tanhInPlace(acc, shape)}))))`;
+  (if (i32.eq (local.get $act) (i32.const ${ACTIVATIONS.tanh})) (then ${tanhInPlace(acc, shape)}))))`;
 }
 
 /** Multiplies `rows` rows of op(a) (from $i) by `vecs` f32x4 column vectors of b (from $j) into c. */

@@ -57,9 +57,9 @@ const PRODUCT_ACTIVATIONS: ReadonlySet<string> = new Set<ProductActivation>(['ta
 
 export interface LowerOptions {
   /**
-   * The host's product applies a bias row and an activation (ProductActivation): a rank-2 matmul
-   * whose result only feeds `add` of a one-row input, and that only an activation, computes
-   * both. Off (the default), the loop computes them.
+   * The host's product applies what follows a rank-2 matmul: an `add` of a one-row input (the
+   * bias) that is the matmul's only reader, then an activation (ProductActivation) that is the
+   * add's only reader, or the matmul's. Off (the default), the loop computes them.
    */
   productEpilogue?: boolean;
 }

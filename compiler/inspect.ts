@@ -1,7 +1,7 @@
 /** Stable, diffable text views of graphs, for `loom check` and `loom compile --emit`. */
 import { showType, stableStringify, type IRGraph, type IRNode, type TensorType } from './ir.ts';
 import { jsTarget } from './codegen/js.ts';
-import { lowerFused } from './codegen/spec.ts';
+import { lowerFused, type LowerOptions } from './codegen/spec.ts';
 import type { CodegenTarget } from './codegen/target.ts';
 import type { StageReport } from './passes/pass.ts';
 
@@ -84,9 +84,11 @@ export function stagesText(stages: StageReport[]): string {
 
 /**
  * The generated source of every fused kernel, at concrete sizes (`env` binds the symbolic
- * dims). Constants appear as kernel inputs here; the executor bakes known scalars in.
+ * dims). Constants appear as kernel inputs here; the executor bakes known scalars in. With
+ * `productEpilogue`, kernels are lowered as the wasm executor lowers them: the product applies a
+ * following bias add and activation, named in the kernel's header line.
  */
-export function kernelsText(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget): string {
+export function kernelsText(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget, opts: LowerOptions = {}): string {
   const types = new Map<string, TensorType>();
   for (const i of g.inputs) types.set(i.name, i.type);
   for (const p of g.params) types.set(p.name, p.type);
@@ -97,10 +99,12 @@ export function kernelsText(g: IRGraph, env: ReadonlyMap<string, number>, target
     if (n.type) types.set(n.id, n.type);
     if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
     if (n.op !== 'fused') continue;
-    const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!));
+    const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!), new Map(), opts);
     const k = target.emit(lowered.spec);
     k.support.forEach((s) => support.add(s));
-    const what = `// ${n.id}: ${n.body!.map((b) => b.op).join(' -> ')}`;
+    const mm = lowered.spec.matmul;
+    const epilogue = [mm?.bias !== undefined ? 'bias add' : '', mm?.activation ?? ''].filter(Boolean);
+    const what = `// ${n.id}: ${n.body!.map((b) => b.op).join(' -> ')}${epilogue.length ? ` (the product applies the ${epilogue.join(' and ')})` : ''}`;
     if (emitted.has(k.name)) parts.push(`${what}: the same kernel as ${emitted.get(k.name)} (${k.name})`);
     else {
       emitted.set(k.name, n.id);

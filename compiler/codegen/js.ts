@@ -130,7 +130,7 @@ function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
   };
   const loopOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind !== 'reduce' && !identity(o));
   const reduceOutputs = spec.outputs.map((o, k) => ({ ...o, k })).filter((o) => values[o.value]!.kind === 'reduce');
-  if (loopOutputs.length === 0 && reduceOutputs.length === 0) return { params, body: '', support: [] };
+  if (loopOutputs.length === 0 && reduceOutputs.length === 0) return { params, body: '// nothing left to compute: the output is the product, written in place', support: [] };
 
   // Index vectors (strides per domain axis): loads, reduction outputs, the domain's own row-major order.
   const vectors: number[][] = [rowMajor];

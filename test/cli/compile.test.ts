@@ -42,6 +42,17 @@ describe('loom compile --emit', () => {
     expect(r.out).toMatch(/fused#1: matmul -> add -> tanh: the same kernel as fused#0/);
   });
 
+  it('ts --product-epilogue lowers as on wasm: the product applies the bias add and tanh, the loop reads them', async () => {
+    const plain = await compile('graphs/nets/mlp.graph.json', '--emit', 'ts', '--dim', 'B=16');
+    const r = await compile('graphs/nets/mlp.graph.json', '--emit', 'ts', '--dim', 'B=16', '--product-epilogue');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/fused#0: matmul -> add -> tanh \(the product applies the bias add and tanh\)/);
+    expect(plain.out).not.toMatch(/the product applies/);
+    // The loops no longer call tanh.
+    expect(plain.out).toMatch(/= loom_tanh32\(/);
+    expect(r.out).not.toMatch(/= loom_tanh32\(/);
+  });
+
   it('--disable-pass switches a pass off, and rejects unknown or required passes', async () => {
     const r = await compile('graphs/examples/mlp-loss-grad.graph.json', '--emit', 'fused', '--disable-pass', 'cse');
     expect(r.out).toMatch(/^cse +disabled/m);

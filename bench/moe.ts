@@ -25,7 +25,6 @@
  *
  * --write-graphs regenerates the shipped graphs/moe/*.graph.json and exits.
  */
-import { benchArgs } from './args.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -41,6 +40,7 @@ import { writeFileAtomic } from '../runtime/fs.ts';
 import { initParams, interpret, type TensorMap } from '../runtime/interpreter.ts';
 import { compileProgram, type Program } from '../runtime/exec.ts';
 import type { IRGraph } from '../compiler/ir.ts';
+import { benchArgs } from './args.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -12,10 +12,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadGraph } from '../compiler/frontend/load.ts';
 import { initBackend } from '../runtime/backend.ts';
-import { benchArgs } from './args.ts';
 import { loadPipeline } from '../runtime/pipeline/config.ts';
 import { Trainer } from '../runtime/pipeline/driver.ts';
 import { makeProgram, type Executor, type Program } from '../runtime/pipeline/program.ts';
+import { benchArgs } from './args.ts';
 
 const values = benchArgs('usage: npm run bench:train -- [--backend wasm|cpu|tensorflow] [--reps N (timed blocks per figure, default 5)]', {
   backend: { type: 'string', default: 'wasm' },

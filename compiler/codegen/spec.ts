@@ -5,7 +5,7 @@
  */
 import { substShape } from '../dims.ts';
 import type { DType, IRNode, TensorType } from '../ir.ts';
-import { rowStrides } from '../ops/registry.ts';
+import { broadcastStrides, rowStrides } from '../ops/registry.ts';
 import { type Reducer, matmulFlags, reducerOf, readsArgs, roleOf, scalarOf } from './semantics.ts';
 
 /** Where a load reads: a kernel input, or the result of the kernel's matmul prologue. */
@@ -73,17 +73,9 @@ export interface LoweredKernel {
   bindings: InputBinding[];
 }
 
-/** Strides (per domain axis) of a buffer of logical shape `buf` read by an op whose output has shape `out`. */
-function broadcastStrides(buf: readonly number[], out: readonly number[]): number[] {
-  const rs = rowStrides(buf);
-  const lead = out.length - buf.length;
-  const strides: number[] = [];
-  for (let k = 0; k < out.length; k++) {
-    if (out[k] === 1) continue;
-    const b = k - lead;
-    strides.push(b < 0 || buf[b] === 1 ? 0 : rs[b]!);
-  }
-  return strides;
+/** Strides (per domain axis: the axes of `out` that are not 1) of a buffer of logical shape `buf` read by an op whose output has shape `out`. */
+function domainStrides(buf: readonly number[], out: readonly number[]): number[] {
+  return broadcastStrides(buf, out).filter((_s, k) => out[k] !== 1);
 }
 
 const sameShape = (x: readonly number[], y: readonly number[]) => x.length === y.length && x.every((d, k) => d === y[k]);
@@ -157,7 +149,7 @@ export function lowerFused(
       if (!loadIds.has(key)) loadIds.set(key, push({ kind: 'const', value: buf.const, dtype: buf.dtype }));
       return loadIds.get(key)!;
     }
-    const strides = broadcastStrides(o.shape, out);
+    const strides = domainStrides(o.shape, out);
     if (strides.length !== rank) throw new Error(`internal: fused node ${node.id}: ${r} read outside the domain`);
     const key = `${'input' in buf ? buf.input : 'mm'}:${strides.join(',')}`;
     if (!loadIds.has(key)) loadIds.set(key, push({ kind: 'load', buffer: buf, strides, dtype: o.dtype }));

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Attrs, DType } from '../compiler/ir.ts';
-import type { HostArray, HostTensor } from '../compiler/ops/registry.ts';
+import { sizeOf, type HostArray, type HostTensor } from '../compiler/ops/registry.ts';
 
 export type { HostArray, HostTensor };
 
@@ -43,8 +43,6 @@ function newArray(dtype: DType, n: number): HostArray {
   return dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
 }
 
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
 export function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
   if (backendName === 'wasm') {
     const b = backend as unknown as WasmBackendLike;
@@ -58,7 +56,7 @@ export function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
   if (backendName === 'cpu') {
     const b = backend as unknown as CpuBackendLike;
     return {
-      alloc: (shape, dtype) => b.makeTensorInfo(shape, dtype, newArray(dtype, size(shape))),
+      alloc: (shape, dtype) => b.makeTensorInfo(shape, dtype, newArray(dtype, sizeOf(shape))),
       array: (t) => b.data.get(t.dataId).values as HostArray,
       commit: (t) => t,
       dispose: (t) => b.disposeData(t.dataId),
@@ -69,7 +67,7 @@ export function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
     alloc: (shape, dtype) => ({ dataId: {}, shape, dtype }) as unknown as tf.TensorInfo,
     array: (t) => {
       const v = b.readSync(t.dataId) as ArrayLike<number>;
-      const a = newArray(t.dtype as DType, size(t.shape));
+      const a = newArray(t.dtype as DType, sizeOf(t.shape));
       a.set(v);
       return a;
     },
@@ -175,7 +173,7 @@ export function hostCopy(t: tf.Tensor): tf.Tensor {
 export function hostTensor(shape: number[], dtype: DType, fill: (out: HostArray) => void): tf.Tensor {
   const io = activeIO();
   if (!io) {
-    const a = newArray(dtype, size(shape));
+    const a = newArray(dtype, sizeOf(shape));
     fill(a);
     return tf.tensor(a, shape, dtype);
   }
@@ -202,7 +200,7 @@ export function hostConcat(ts: readonly tf.Tensor[]): tf.Tensor {
 export function hostSplit(flat: tf.Tensor, shapes: readonly number[][]): tf.Tensor[] {
   let off = 0;
   return shapes.map((shape) => {
-    const n = size(shape);
+    const n = sizeOf(shape);
     const at = off;
     off += n;
     return hostTensor(shape, flat.dtype as DType, (out) => out.set(hostValues(flat).subarray(at, at + n)));

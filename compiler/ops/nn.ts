@@ -18,7 +18,7 @@ import {
   type Tensor,
 } from './registry.ts';
 import { num } from './elementwise.ts';
-import { axisLines, hostMax } from './reduce.ts';
+import { axisLines, hostExtremum } from './reduce.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 type TF = typeof tfType;
@@ -51,14 +51,13 @@ function alongAxis(tf: TF, x: Tensor, axis: number, f: (x: Tensor) => Tensor): T
  * then e / sum(e) or (x - m) - log(sum(e)). A line of all -inf (or with NaN or +inf) gives NaN.
  */
 function hostSoftmax([x]: readonly HostTensor[], out: HostTensor, axis: number, log: boolean): void {
-  const rank = x!.shape.length;
-  const { outer, size, inner } = axisLines(x!.shape, axis < 0 ? axis + rank : axis);
+  const { outer, size, inner } = axisLines(x!.shape, axis);
   const xs = x!.data;
   const ys = out.data;
   for (let o = 0; o < outer; o++)
     for (let i = 0; i < inner; i++) {
       const base = o * size * inner + i;
-      const m = hostMax(xs, base, null, size, inner);
+      const m = hostExtremum(true, xs, base, null, size, inner);
       let s = 0;
       for (let j = 0; j < size; j++) s += Math.exp(xs[base + j * inner]! - m);
       if (log) {
@@ -71,7 +70,7 @@ function hostSoftmax([x]: readonly HostTensor[], out: HostTensor, axis: number, 
 /** max and log(sum(exp(x - max))) of row r of row-major logits with K columns, for log_softmax = x - m - ls. */
 function rowLse(xs: HostArray, r: number, k: number): { m: number; ls: number } {
   const base = r * k;
-  const m = hostMax(xs, base, null, k);
+  const m = hostExtremum(true, xs, base, null, k);
   let s = 0;
   for (let j = 0; j < k; j++) s += Math.exp(xs[base + j]! - m);
   return { m, ls: Math.log(s) };

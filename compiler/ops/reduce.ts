@@ -114,9 +114,10 @@ export function reduceLayout(shape: readonly number[], axes: readonly number[]):
 
 /**
  * One axis of a row-major shape as lines: line (o, i), o < outer, i < inner, holds the `size`
- * elements at o * size * inner + i + j * inner.
+ * elements at o * size * inner + i + j * inner. A negative axis counts from the end.
  */
 export function axisLines(shape: readonly number[], axis: number): { outer: number; size: number; inner: number } {
+  if (axis < 0) axis += shape.length;
   let outer = 1;
   let inner = 1;
   for (let a = 0; a < axis; a++) outer *= shape[a]!;
@@ -124,13 +125,16 @@ export function axisLines(shape: readonly number[], axis: number): { outer: numb
   return { outer, size: shape[axis]!, inner };
 }
 
-/** tfjs's max of x[base + offs[j]] (offs null: x[base + j * stride]), j < n: NaN wins; NaN over no elements. */
-export function hostMax(x: HostArray, base: number, offs: Int32Array | null, n: number, stride = 1): number {
+/**
+ * tfjs's max (`isMax`) or min of x[base + offs[j]] (offs null: x[base + j * stride]), j < n: NaN
+ * wins; NaN over no elements.
+ */
+export function hostExtremum(isMax: boolean, x: HostArray, base: number, offs: Int32Array | null, n: number, stride = 1): number {
   if (n === 0) return Number.NaN;
   let m = x[base + (offs ? offs[0]! : 0)]!;
   for (let j = 1; j < n; j++) {
     const v = x[base + (offs ? offs[j]! : j * stride)]!;
-    if (Number.isNaN(v) || v > m) m = v;
+    if (Number.isNaN(v) || (isMax ? v > m : v < m)) m = v;
   }
   return m;
 }
@@ -251,7 +255,7 @@ reduction('max', {
   dtypes: NUMERIC,
   combine: { init: '-Infinity', step: (a, x) => `Math.max(${a}, ${x})` },
   kernel: (tf, x, axes, keep) => tf.max(x, axes, keep),
-  host: (x, base, offs) => hostMax(x, base, offs, offs.length),
+  host: (x, base, offs) => hostExtremum(true, x, base, offs, offs.length),
   grad: extremumGrad,
 });
 
@@ -260,16 +264,7 @@ reduction('min', {
   dtypes: NUMERIC,
   combine: { init: 'Infinity', step: (a, x) => `Math.min(${a}, ${x})` },
   kernel: (tf, x, axes, keep) => tf.min(x, axes, keep),
-  host: (x, base, offs) => {
-    // As tfjs's min: NaN wins; NaN over no elements.
-    if (offs.length === 0) return Number.NaN;
-    let m = x[base + offs[0]!]!;
-    for (let j = 1; j < offs.length; j++) {
-      const v = x[base + offs[j]!]!;
-      if (Number.isNaN(v) || v < m) m = v;
-    }
-    return m;
-  },
+  host: (x, base, offs) => hostExtremum(false, x, base, offs, offs.length),
   grad: extremumGrad,
 });
 
@@ -307,7 +302,7 @@ reduction('logsumexp', {
   kernel: (tf, x, axes, keep) => tf.logSumExp(x, axes, keep),
   host: (x, base, offs) => {
     // max + log(sum(exp(x - max))); an all -inf or any NaN slice gives NaN, as in tfjs.
-    const m = hostMax(x, base, offs, offs.length);
+    const m = hostExtremum(true, x, base, offs, offs.length);
     let acc = 0;
     for (let j = 0; j < offs.length; j++) acc += Math.exp(x[base + offs[j]!]! - m);
     return m + Math.log(acc);
@@ -410,9 +405,7 @@ function argReduction(name: string, doc: string, kernel: (tf: TF, x: Tensor, axi
       return tf.tidy(() => tf.expandDims(kernel(tf, x!, axis), axis));
     },
     host: ([x], out, a) => {
-      const rank = x!.shape.length;
-      const ax = (a.axis as number | undefined) ?? -1;
-      const { outer, size, inner } = axisLines(x!.shape, ax < 0 ? ax + rank : ax);
+      const { outer, size, inner } = axisLines(x!.shape, (a.axis as number | undefined) ?? -1);
       const xs = x!.data;
       const ys = out.data;
       for (let o = 0; o < outer; o++)

@@ -510,7 +510,7 @@ function buildPlan(
   const ownProducts = opts.wasmProduct !== false && ownsProducts(backend);
   /** Slots written by a kernel that can write into a given buffer. */
   const ownable = new Set<number>();
-  /** Slots that must be a fresh tensor on every run: read by library kernels, or a matmul's right operand. */
+  /** Slots that must be a fresh tensor on every run: read by library kernels, or the right operand of a library product. */
   const pinned = new Set<number>();
   /** Kernels loaded while planning (for a constants-only step); they still count as new for this plan. */
   const loadedEarly = new Set<string>();

@@ -20,8 +20,9 @@ export const diff: Command = {
     if (a === undefined || b === undefined || extra.length)
       throw new LoomError({ code: 'E_USAGE', message: 'loom diff needs exactly two files', hint: 'run `loom diff --help`' });
     const lines: string[] = [];
-    if (isPipelineFile(a) !== isPipelineFile(b)) throw new LoomError({ code: 'E_USAGE', message: 'loom diff compares two graphs or two pipelines, not one of each', found: `${a}, ${b}` });
-    if (isPipelineFile(a)) {
+    const pipelines = isPipelineFile(a);
+    if (pipelines !== isPipelineFile(b)) throw new LoomError({ code: 'E_USAGE', message: 'loom diff compares two graphs or two pipelines, not one of each', found: `${a}, ${b}` });
+    if (pipelines) {
       const [ca, cb] = [loadPipeline(a), loadPipeline(b)];
       const settings = configDiff(ca, cb);
       lines.push(`pipeline ${ca.pipeline} -> ${cb.pipeline}`, settings.length ? 'settings:' : 'settings: the same');

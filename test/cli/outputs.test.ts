@@ -1,0 +1,83 @@
+/**
+ * Output paths: a pipeline name cannot lead a run outside its output folder, and output folders or
+ * files that cannot be written are E_IO user errors (exit 1, the path named, no stack), promptly.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { G } from '../helpers/tiny-pipeline.ts';
+import { loom } from '../helpers/cli.ts';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'loom-out-'));
+
+/** A tiny CartPole pipeline file named `name` (2 envs x 8 steps; 64 steps are 4 iterations). */
+function pipelineFile(dir: string, name: string): string {
+  const f = join(dir, 'p.json');
+  writeFileSync(
+    f,
+    JSON.stringify({
+      pipeline: name,
+      env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
+      policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
+      loss: G('algorithms/ppo-cartpole.loss.graph.json'),
+      optimizer: { name: 'adam', lr: 2.5e-4 },
+      rollout: { steps: 8 },
+      update: { epochs: 1, minibatches: 1 },
+      total_steps: 32,
+      seed: 3,
+      eval: { episodes: 0 },
+    }),
+  );
+  return f;
+}
+
+function expectUserError(r: { code: number; err: string }, code: string): void {
+  expect(r.err).not.toMatch(/internal error|^\s+at /m);
+  expect(r.err).toMatch(new RegExp(`^error\\[${code}\\]`));
+  expect(r.code).toBe(1);
+}
+
+describe('pipeline names become folder names', () => {
+  it('loom train with the default --out: "../../evil" is a schema error and nothing is written outside', async () => {
+    const root = tmp();
+    const cwd = join(root, 'a', 'b');
+    mkdirSync(cwd, { recursive: true });
+    const file = pipelineFile(root, '../../evil');
+    const before = process.cwd();
+    process.chdir(cwd);
+    let r: Awaited<ReturnType<typeof loom>>;
+    try {
+      r = await loom('train', file, '--backend', 'cpu');
+    } finally {
+      process.chdir(before);
+    }
+    expectUserError(r, 'E_SCHEMA');
+    expect(r.err).toContain(`${file}#/pipeline`);
+    expect(r.err).toMatch(/folder name/);
+    expect(readdirSync(root).sort()).toEqual(['a', 'p.json']);
+    expect(readdirSync(join(root, 'a'))).toEqual(['b']);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('loom compare: "../evil" in DIR/<pipeline>/s<seed> is a schema error and nothing is written', async () => {
+    const root = tmp();
+    const file = pipelineFile(root, '../evil');
+    const r = await loom('compare', file, '--seeds', '1', '--steps', '32', '--out', join(root, 'out'), '--backend', 'cpu');
+    expectUserError(r, 'E_SCHEMA');
+    expect(readdirSync(root)).toEqual(['p.json']);
+  });
+
+  it.each([['a/b'], ['a\\b'], ['..'], ['.hidden'], ['a\u0001b'], ['']])('loom check rejects the pipeline name %j at /pipeline', async (name) => {
+    const root = tmp();
+    const r = await loom('check', pipelineFile(root, name));
+    expectUserError(r, 'E_SCHEMA');
+    expect(r.err).toContain('#/pipeline');
+  });
+
+  it('ordinary names still pass: letters, digits, ".", "_", "-"', async () => {
+    const r = await loom('check', pipelineFile(tmp(), 'PPO_v2.1-cartpole'));
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+  });
+});

@@ -114,8 +114,11 @@ export function ensureDir(dir: string): void {
   }
 }
 
-/** Writes `data` to `path` through a temp file `<path>.tmp-<pid>-<ms>` renamed over it. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+/**
+ * Makes sure `path` can be written as a file: its folder exists and it is not a folder itself.
+ * Commands that work long before writing call it first, so a bad --out fails at once.
+ */
+export function prepareOutputFile(path: string): void {
   ensureDir(dirname(path));
   let target: boolean | null;
   try {
@@ -124,6 +127,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     throw outputError(e, 'write', path);
   }
   if (target) throw new LoomError({ code: 'E_IO', message: `cannot write ${path}: it is a folder, not a file`, file: path, hint: 'give a file name, e.g. DIR/out.json' });
+}
+
+/** Writes `data` to `path` through a temp file `<path>.tmp-<pid>-<ms>` renamed over it. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  prepareOutputFile(path);
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
     const fd = openSync(tmp, 'w');

@@ -1,5 +1,6 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
+import { outputPath } from '../../runtime/fs.ts';
 import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
 import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
@@ -28,7 +29,7 @@ export const train: Command = {
     if (seed !== undefined) cfg.seed = seed;
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
     if (steps !== undefined) cfg.total_steps = steps;
-    const outDir = (args.values.out as string | undefined) ?? `runs/${cfg.pipeline}-s${cfg.seed}`;
+    const outDir = (args.values.out as string | undefined) ?? outputPath('runs', `${cfg.pipeline}-s${cfg.seed}`);
     const backend = await initBackend(args.values.backend as string | undefined);
     const progress = makeProgress(io.err, Boolean(process.stderr.isTTY));
     let interrupted = false;

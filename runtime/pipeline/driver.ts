@@ -5,10 +5,10 @@
  * All randomness comes from one host-side threefry key, so a seed reproduces a run and a
  * checkpoint resumes it bit-identically on the same backend.
  */
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
 import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
+import { ensureDir, outputPath } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
@@ -819,8 +819,10 @@ export async function trainAsync(cfg: PipelineConfig, opts: TrainOptions): Promi
 
 /** The training loop, yielding after every iteration; driven to the end by `train` / `trainAsync`. */
 function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, TrainResult, void> {
+  // Before compiling anything, so an output folder that cannot be written fails at once.
+  ensureDir(opts.outDir);
   const trainer = new Trainer(cfg);
-  const ckpt = join(opts.outDir, 'checkpoint.json');
+  const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();
   if (opts.resume) {
     const body = readCheckpoint(ckpt);

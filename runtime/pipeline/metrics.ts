@@ -1,7 +1,6 @@
 /** Per-iteration metrics: JSON lines, a CSV with fixed columns, and an SVG learning curve. */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../fs.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendOutput, outputPath, writeFileAtomic } from '../fs.ts';
 import { lineChart } from '../plot.ts';
 
 export interface IterationMetrics {
@@ -52,9 +51,9 @@ export class MetricsLog {
 
   /** `keepUpTo`: on resume, rows after the checkpoint's iteration are dropped (they will be redone). */
   constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: (keyof IterationMetrics)[] = METRIC_COLUMNS) {
-    this.jsonl = join(outDir, 'metrics.jsonl');
-    this.csv = join(outDir, 'metrics.csv');
-    this.svg = join(outDir, 'learning-curve.svg');
+    this.jsonl = outputPath(outDir, 'metrics.jsonl');
+    this.csv = outputPath(outDir, 'metrics.csv');
+    this.svg = outputPath(outDir, 'learning-curve.svg');
     if (keepUpTo !== null && existsSync(this.jsonl))
       this.rows = readFileSync(this.jsonl, 'utf8')
         .split('\n')
@@ -67,8 +66,8 @@ export class MetricsLog {
 
   add(m: IterationMetrics): void {
     this.rows.push(m);
-    appendFileSync(this.jsonl, JSON.stringify(m) + '\n');
-    appendFileSync(this.csv, csvRow(m, this.columns) + '\n');
+    appendOutput(this.jsonl, JSON.stringify(m) + '\n');
+    appendOutput(this.csv, csvRow(m, this.columns) + '\n');
   }
 
   all(): readonly IterationMetrics[] {

@@ -81,3 +81,37 @@ describe('pipeline names become folder names', () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe('outputs that cannot be written are E_IO', () => {
+  it('loom run --out DIR where DIR is a folder', async () => {
+    const dir = tmp();
+    const r = await loom('run', 'graphs/examples/affine.graph.json', '--inputs', 'graphs/examples/affine.inputs.json', '--backend', 'cpu', '--out', dir);
+    expectUserError(r, 'E_IO');
+    expect(r.err).toContain(dir);
+    expect(r.err).toMatch(/is a folder, not a file/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('loom experts --svg under /proc returns (no hang) with E_IO', async () => {
+    const r = await loom('experts', '--d0', '4096', '--L', '2048', '--w2', '1e7', '--svg', '/proc/loom-x/cost.svg');
+    expectUserError(r, 'E_IO');
+    expect(r.err).toMatch(/\/proc is a kernel file system/);
+  });
+
+  it('loom calibrate --out under /proc is refused before measuring', async () => {
+    const r = await loom('calibrate', '--quick', '--backend', 'cpu', '--out', '/proc/loom-x/profile.json');
+    expectUserError(r, 'E_IO');
+    expect(r.err).not.toMatch(/peakFlops|measuring/i);
+  });
+
+  it('loom train --out under a file (ENOTDIR) and under /proc', async () => {
+    const root = tmp();
+    const file = pipelineFile(root, 'ok');
+    writeFileSync(join(root, 'f'), '');
+    const a = await loom('train', file, '--backend', 'cpu', '--out', join(root, 'f', 'run'));
+    expectUserError(a, 'E_IO');
+    expect(a.err).toContain(`${join(root, 'f')} is a file, not a folder`);
+    const b = await loom('train', file, '--backend', 'cpu', '--out', '/proc/loom-x/run');
+    expectUserError(b, 'E_IO');
+  });
+});

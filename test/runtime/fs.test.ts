@@ -109,3 +109,17 @@ describe('removeStaleTemps', () => {
     expect(removeStaleTemps(join(tmp(), 'none'), ['checkpoint.json'])).toEqual([]);
   });
 });
+
+describe('writers go through outputPath', () => {
+  it('loom compare with a pipeline name that escapes (a config built in code, past the schema) is E_IO before any run', async () => {
+    const { compare } = await import('../../runtime/compare.ts');
+    const { tinyPipeline } = await import('../helpers/tiny-pipeline.ts');
+    const root = tmp();
+    const out = join(root, 'out');
+    const e = loomErr(() => compare([{ ...tinyPipeline(), pipeline: '../evil' }], { outDir: out, seeds: [1] }));
+    expect(e.code).toBe('E_IO');
+    expect(e.message).toMatch(/outside the output folder/);
+    expect(readdirSync(root)).toEqual(['out']);
+    expect(readdirSync(out)).toEqual([]);
+  });
+});

@@ -4,7 +4,8 @@
  * and one SVG of the mean learning curves with shaded 95% CI bands. Markdown, CSV and JSON
  * tables; every file is written atomically.
  */
-import { ensureDir, outputPath, writeFileAtomic } from './fs.ts';
+import { basename } from 'node:path';
+import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from './fs.ts';
 import { lineChart, type BandPoint, type Point, type Series } from './plot.ts';
 import { train } from './pipeline/driver.ts';
 import type { PipelineConfig } from './pipeline/config.ts';
@@ -183,8 +184,9 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
     json: outputPath(opts.outDir, 'compare.json'),
     svg: outputPath(opts.outDir, 'compare.svg'),
   };
-  // A folder that cannot be written fails now, not after the runs.
+  // A folder that cannot be written fails now, not after the runs; compare is its only writer.
   ensureDir(opts.outDir);
+  removeStaleTemps(opts.outDir, Object.values(files).map((f) => basename(f)));
   const rows: PipelineSummary[] = [];
   const names = new Set<string>();
   for (const base of pipelines) {

@@ -8,12 +8,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
 import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
-import { ensureDir, outputPath } from '../fs.ts';
+import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
-import { AMPPO_COLUMNS, METRIC_COLUMNS, MetricsLog, type IterationMetrics } from './metrics.ts';
+import { AMPPO_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
 import type { DType, IRGraph } from '../../compiler/ir.ts';
 import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
@@ -819,8 +819,10 @@ export async function trainAsync(cfg: PipelineConfig, opts: TrainOptions): Promi
 
 /** The training loop, yielding after every iteration; driven to the end by `train` / `trainAsync`. */
 function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, TrainResult, void> {
-  // Before compiling anything, so an output folder that cannot be written fails at once.
+  // Before compiling anything, so an output folder that cannot be written fails at once. A run
+  // folder has one writer, this run: temp files of its own files are left by a killed start of it.
   ensureDir(opts.outDir);
+  removeStaleTemps(opts.outDir, ['checkpoint.json', ...METRICS_FILES]);
   const trainer = new Trainer(cfg);
   const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();

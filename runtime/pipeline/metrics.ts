@@ -43,6 +43,9 @@ export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
 
 export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];
 
+/** The files a MetricsLog writes in its run folder. */
+export const METRICS_FILES = ['metrics.jsonl', 'metrics.csv', 'learning-curve.svg'] as const;
+
 export class MetricsLog {
   readonly jsonl: string;
   readonly csv: string;
@@ -51,9 +54,7 @@ export class MetricsLog {
 
   /** `keepUpTo`: on resume, rows after the checkpoint's iteration are dropped (they will be redone). */
   constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: (keyof IterationMetrics)[] = METRIC_COLUMNS) {
-    this.jsonl = outputPath(outDir, 'metrics.jsonl');
-    this.csv = outputPath(outDir, 'metrics.csv');
-    this.svg = outputPath(outDir, 'learning-curve.svg');
+    [this.jsonl, this.csv, this.svg] = METRICS_FILES.map((f) => outputPath(outDir, f)) as [string, string, string];
     if (keepUpTo !== null && existsSync(this.jsonl))
       this.rows = readFileSync(this.jsonl, 'utf8')
         .split('\n')

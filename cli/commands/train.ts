@@ -40,7 +40,7 @@ export const train: Command = {
     };
     process.on('SIGINT', onSigint);
     try {
-      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name });
+      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name, log: io.err });
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);

@@ -28,6 +28,8 @@ export interface TrainOptions {
   shouldStop?: () => boolean;
   onProgress?: (p: ProgressInfo) => void;
   backend?: string;
+  /** One-line notes for the user (stderr in the CLI), such as what a resume dropped from metrics.jsonl. */
+  log?: (line: string) => void;
 }
 
 export interface TrainResult {
@@ -832,6 +834,7 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
     trainer.lastCheckpoint = ckpt;
   } else trainer.init();
   const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, cfg.advantage.transform ? [...METRIC_COLUMNS, ...AMPPO_COLUMNS] : METRIC_COLUMNS);
+  if (log.dropped) opts.log?.(log.dropped + '\n');
   const save = () => {
     writeCheckpoint(ckpt, trainer.checkpointBody(backend));
     trainer.lastCheckpoint = ckpt;

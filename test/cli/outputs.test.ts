@@ -2,7 +2,7 @@
  * Output paths: a pipeline name cannot lead a run outside its output folder, and output folders or
  * files that cannot be written are E_IO user errors (exit 1, the path named, no stack), promptly.
  */
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -113,5 +113,20 @@ describe('outputs that cannot be written are E_IO', () => {
     expect(a.err).toContain(`${join(root, 'f')} is a file, not a folder`);
     const b = await loom('train', file, '--backend', 'cpu', '--out', '/proc/loom-x/run');
     expectUserError(b, 'E_IO');
+  });
+});
+
+describe('loom train --resume after kill -9', () => {
+  it('says on stderr, in one line, what it dropped from metrics.jsonl', async () => {
+    const root = tmp();
+    const file = pipelineFile(root, 'ok');
+    const out = join(root, 'run');
+    expect((await loom('train', file, '--backend', 'cpu', '--out', out)).code).toBe(0);
+    appendFileSync(join(out, 'metrics.jsonl'), '{"iteration":3,"glob');
+    const r = await loom('train', file, '--backend', 'cpu', '--out', out, '--resume');
+    expect(r.code).toBe(0);
+    expect(r.err.split('\n').filter((l) => l.startsWith('resume: dropped'))).toEqual([
+      `resume: dropped the last line of ${join(out, 'metrics.jsonl')} (1 incomplete or unreadable line); the run continues from the checkpoint at iteration 2`,
+    ]);
   });
 });

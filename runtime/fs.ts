@@ -119,6 +119,7 @@ export function ensureDir(dir: string): void {
  * Commands that work long before writing call it first, so a bad --out fails at once.
  */
 export function prepareOutputFile(path: string): void {
+  refusePseudoFs(path);
   ensureDir(dirname(path));
   let target: boolean | null;
   try {

@@ -95,7 +95,7 @@ describe('outputs that cannot be written are E_IO', () => {
   it('loom experts --svg under /proc returns (no hang) with E_IO', async () => {
     const r = await loom('experts', '--d0', '4096', '--L', '2048', '--w2', '1e7', '--svg', '/proc/loom-x/cost.svg');
     expectUserError(r, 'E_IO');
-    expect(r.err).toMatch(/\/proc is a kernel file system/);
+    expect(r.err).toMatch(/cannot write \/proc\/loom-x\/cost\.svg: \/proc is a kernel file system/);
   });
 
   it('loom calibrate --out under /proc is refused before measuring', async () => {

@@ -4,8 +4,8 @@
  * and one SVG of the mean learning curves with shaded 95% CI bands. Markdown, CSV and JSON
  * tables; every file is written atomically.
  */
-import { join } from 'node:path';
-import { writeFileAtomic } from './fs.ts';
+import { basename } from 'node:path';
+import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from './fs.ts';
 import { lineChart, type BandPoint, type Point, type Series } from './plot.ts';
 import { train } from './pipeline/driver.ts';
 import type { PipelineConfig } from './pipeline/config.ts';
@@ -178,6 +178,15 @@ export interface CompareResult {
 /** Runs every pipeline over every seed (sequentially; each run in DIR/<pipeline>/s<seed>) and writes the tables and plot. */
 export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptions): CompareResult {
   const threshold = opts.threshold ?? null;
+  const files = {
+    markdown: outputPath(opts.outDir, 'compare.md'),
+    csv: outputPath(opts.outDir, 'compare.csv'),
+    json: outputPath(opts.outDir, 'compare.json'),
+    svg: outputPath(opts.outDir, 'compare.svg'),
+  };
+  // A folder that cannot be written fails now, not after the runs; compare is its only writer.
+  ensureDir(opts.outDir);
+  removeStaleTemps(opts.outDir, Object.values(files).map((f) => basename(f)));
   const rows: PipelineSummary[] = [];
   const names = new Set<string>();
   for (const base of pipelines) {
@@ -190,7 +199,7 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
       const label = `${name} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();
-      const r = train(cfg, { outDir: join(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p) });
+      const r = train(cfg, { outDir: outputPath(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p) });
       const wallSec = (performance.now() - t0) / 1000;
       tf.dispose(Object.values(r.params));
       runs.push({ seed, metrics: [...r.metrics], wallSec, envSteps: r.globalStep });
@@ -199,12 +208,6 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
     }
     rows.push(summarise(name, runs, threshold));
   }
-  const files = {
-    markdown: join(opts.outDir, 'compare.md'),
-    csv: join(opts.outDir, 'compare.csv'),
-    json: join(opts.outDir, 'compare.json'),
-    svg: join(opts.outDir, 'compare.svg'),
-  };
   const env = pipelines[0]?.env.name ?? '';
   const steps = pipelines[0]?.total_steps ?? 0;
   const title = `${env}: ${opts.seeds.length} seeds, ${steps} steps`;

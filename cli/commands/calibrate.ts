@@ -6,7 +6,7 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
 import { calibrate as measure } from '../../runtime/calibrate.ts';
-import { writeFileAtomic } from '../../runtime/fs.ts';
+import { prepareOutputFile, writeFileAtomic } from '../../runtime/fs.ts';
 import type { Command } from '../command.ts';
 
 export const calibrate: Command = {
@@ -30,16 +30,13 @@ Examples:
   loom simulate graphs/moe/sectional.graph.json --profile profiles/local.json --batch 8`,
   async run(args, io) {
     if (args.positionals.length) throw new LoomError({ code: 'E_USAGE', message: `unexpected argument "${args.positionals[0]}"`, hint: 'run `loom calibrate --help`' });
+    const out = args.values.out;
+    if (typeof out === 'string') prepareOutputFile(out);
     await initBackend(args.values.backend as string | undefined, (m) => io.err(m + '\n'));
     const profile = await measure({ quick: args.values.quick === true, log: (m) => io.err(m + '\n') });
     const text = JSON.stringify(profile, null, 2) + '\n';
-    const out = args.values.out;
     if (typeof out === 'string') {
-      try {
-        writeFileAtomic(out, text);
-      } catch (e) {
-        throw new LoomError({ code: 'E_IO', message: `cannot write profile: ${(e as Error).message}`, file: out });
-      }
+      writeFileAtomic(out, text);
       io.out(`wrote ${out}\n`);
     } else io.out(text);
     return 0;

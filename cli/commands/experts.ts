@@ -236,12 +236,7 @@ Examples:
     if (args.positionals.length > 0) usageError(`unexpected argument "${args.positionals[0]}"`);
     const r = optimalExperts(paramsFromArgs(args));
     if (typeof args.values.svg === 'string') {
-      const file = args.values.svg;
-      try {
-        writeFileAtomic(file, costCurveSvg(r));
-      } catch (e) {
-        throw new LoomError({ code: 'E_IO', message: `cannot write SVG: ${(e as Error).message}`, file });
-      }
+      writeFileAtomic(args.values.svg, costCurveSvg(r));
     }
     if (args.values.json === true) io.out(JSON.stringify(toJson(r), null, 2) + '\n');
     else {

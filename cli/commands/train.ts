@@ -1,5 +1,6 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
+import { outputPath } from '../../runtime/fs.ts';
 import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
 import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
@@ -28,7 +29,7 @@ export const train: Command = {
     if (seed !== undefined) cfg.seed = seed;
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
     if (steps !== undefined) cfg.total_steps = steps;
-    const outDir = (args.values.out as string | undefined) ?? `runs/${cfg.pipeline}-s${cfg.seed}`;
+    const outDir = (args.values.out as string | undefined) ?? outputPath('runs', `${cfg.pipeline}-s${cfg.seed}`);
     const backend = await initBackend(args.values.backend as string | undefined);
     const progress = makeProgress(io.err, Boolean(process.stderr.isTTY));
     let interrupted = false;
@@ -39,7 +40,7 @@ export const train: Command = {
     };
     process.on('SIGINT', onSigint);
     try {
-      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name });
+      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name, log: io.err });
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);

@@ -128,7 +128,9 @@ export function assertValid(validate: ValidateFunction, data: unknown, file: str
       // The schema's description reads better than its regex where it has one.
       expected = (e.parentSchema as { description?: string } | undefined)?.description ?? `a string matching ${String(p.pattern)}`;
       found = JSON.stringify(value);
-      if (typeof value === 'string' && /^\s*-?[0-9.]/.test(value))
+      // A schema may say why its pattern is what it is (a name that becomes a folder name).
+      if (typeof (e.parentSchema as { 'x-hint'?: unknown } | undefined)?.['x-hint'] === 'string') hint = (e.parentSchema as { 'x-hint': string })['x-hint'];
+      else if (typeof value === 'string' && /^\s*-?[0-9.]/.test(value))
         hint = /^\s*-?[0-9.]+([eE][-+]?[0-9]+)?\s*$/.test(value)
           ? 'names start with a letter or "_"; a number is written without quotes'
           : 'names start with a letter or "_"';

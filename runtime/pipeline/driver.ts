@@ -5,15 +5,15 @@
  * All randomness comes from one host-side threefry key, so a seed reproduces a run and a
  * checkpoint resumes it bit-identically on the same backend.
  */
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
 import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
+import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
-import { AMPPO_COLUMNS, METRIC_COLUMNS, MetricsLog, type IterationMetrics } from './metrics.ts';
+import { AMPPO_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
 import type { DType, IRGraph } from '../../compiler/ir.ts';
 import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
@@ -28,6 +28,8 @@ export interface TrainOptions {
   shouldStop?: () => boolean;
   onProgress?: (p: ProgressInfo) => void;
   backend?: string;
+  /** One-line notes for the user (stderr in the CLI), such as what a resume dropped from metrics.jsonl. */
+  log?: (line: string) => void;
 }
 
 export interface TrainResult {
@@ -819,8 +821,12 @@ export async function trainAsync(cfg: PipelineConfig, opts: TrainOptions): Promi
 
 /** The training loop, yielding after every iteration; driven to the end by `train` / `trainAsync`. */
 function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, TrainResult, void> {
+  // Before compiling anything, so an output folder that cannot be written fails at once. A run
+  // folder has one writer, this run: temp files of its own files are left by a killed start of it.
+  ensureDir(opts.outDir);
+  removeStaleTemps(opts.outDir, ['checkpoint.json', ...METRICS_FILES]);
   const trainer = new Trainer(cfg);
-  const ckpt = join(opts.outDir, 'checkpoint.json');
+  const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();
   if (opts.resume) {
     const body = readCheckpoint(ckpt);
@@ -828,6 +834,7 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
     trainer.lastCheckpoint = ckpt;
   } else trainer.init();
   const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, cfg.advantage.transform ? [...METRIC_COLUMNS, ...AMPPO_COLUMNS] : METRIC_COLUMNS);
+  if (log.dropped) opts.log?.(log.dropped + '\n');
   const save = () => {
     writeCheckpoint(ckpt, trainer.checkpointBody(backend));
     trainer.lastCheckpoint = ckpt;

@@ -1,7 +1,6 @@
 /** Per-iteration metrics: JSON lines, a CSV with fixed columns, and an SVG learning curve. */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../fs.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendOutput, outputPath, writeFileAtomic } from '../fs.ts';
 import { lineChart } from '../plot.ts';
 
 export interface IterationMetrics {
@@ -44,31 +43,72 @@ export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
 
 export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];
 
+/** The files a MetricsLog writes in its run folder. */
+export const METRICS_FILES = ['metrics.jsonl', 'metrics.csv', 'learning-curve.svg'] as const;
+
+/**
+ * The rows of metrics.jsonl a resume keeps: complete rows, in order, up to the checkpoint's
+ * iteration. After kill -9 the file may end in a partial line, or hold rows logged after the last
+ * checkpoint; everything from the first such line on is dropped (those iterations are redone).
+ * `dropped` says so in one line, or is null when nothing was dropped.
+ */
+export function rowsForResume(text: string, keepUpTo: number, file: string): { rows: IterationMetrics[]; dropped: string | null } {
+  const lines = text.split('\n');
+  // The text after the last newline is a row whose write was cut short (or nothing).
+  const tail = lines.pop()!.trim() ? 1 : 0;
+  const body = lines.filter((l) => l.trim());
+  const rows: IterationMetrics[] = [];
+  let past = 0;
+  let unreadable = tail;
+  for (let i = 0, prev = 0; i < body.length; i++) {
+    const r = parseRow(body[i]!);
+    if (r === null || r.iteration <= prev) {
+      unreadable += body.length - i;
+      break;
+    }
+    prev = r.iteration;
+    if (r.iteration > keepUpTo) past++;
+    else rows.push(r);
+  }
+  if (past + unreadable === 0) return { rows, dropped: null };
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
+  const why = [past ? n(past, 'row') + ' past the checkpoint' : '', unreadable ? n(unreadable, 'incomplete or unreadable line') + (unreadable > 1 ? ' (from the first on)' : '') : ''];
+  return { rows, dropped: `resume: dropped ${past + unreadable === 1 ? 'the last line' : `the last ${past + unreadable} lines`} of ${file} (${why.filter(Boolean).join(', ')}); the run continues from the checkpoint at iteration ${keepUpTo}` };
+}
+
+function parseRow(line: string): IterationMetrics | null {
+  let r: unknown;
+  try {
+    r = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return null;
+  const it = (r as { iteration?: unknown }).iteration;
+  return typeof it === 'number' && Number.isSafeInteger(it) && it >= 1 ? (r as IterationMetrics) : null;
+}
+
 export class MetricsLog {
   readonly jsonl: string;
   readonly csv: string;
   readonly svg: string;
+  /** What a resume dropped from metrics.jsonl, in one line; null if nothing. */
+  readonly dropped: string | null = null;
   private rows: IterationMetrics[] = [];
 
-  /** `keepUpTo`: on resume, rows after the checkpoint's iteration are dropped (they will be redone). */
+  /** `keepUpTo`: on resume, the checkpoint's iteration; later rows are dropped (they will be redone). */
   constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: (keyof IterationMetrics)[] = METRIC_COLUMNS) {
-    this.jsonl = join(outDir, 'metrics.jsonl');
-    this.csv = join(outDir, 'metrics.csv');
-    this.svg = join(outDir, 'learning-curve.svg');
-    if (keepUpTo !== null && existsSync(this.jsonl))
-      this.rows = readFileSync(this.jsonl, 'utf8')
-        .split('\n')
-        .filter((l) => l.trim())
-        .map((l) => JSON.parse(l) as IterationMetrics)
-        .filter((r) => r.iteration <= keepUpTo);
+    [this.jsonl, this.csv, this.svg] = METRICS_FILES.map((f) => outputPath(outDir, f)) as [string, string, string];
+    if (keepUpTo !== null && existsSync(this.jsonl)) ({ rows: this.rows, dropped: this.dropped } = rowsForResume(readFileSync(this.jsonl, 'utf8'), keepUpTo, this.jsonl));
+    // Both files are rewritten from the kept rows, so the CSV always matches the JSON lines.
     writeFileAtomic(this.jsonl, this.rows.map((r) => JSON.stringify(r) + '\n').join(''));
     writeFileAtomic(this.csv, [columns.join(','), ...this.rows.map((r) => csvRow(r, columns))].join('\n') + '\n');
   }
 
   add(m: IterationMetrics): void {
     this.rows.push(m);
-    appendFileSync(this.jsonl, JSON.stringify(m) + '\n');
-    appendFileSync(this.csv, csvRow(m, this.columns) + '\n');
+    appendOutput(this.jsonl, JSON.stringify(m) + '\n');
+    appendOutput(this.csv, csvRow(m, this.columns) + '\n');
   }
 
   all(): readonly IterationMetrics[] {

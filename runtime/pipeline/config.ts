@@ -5,6 +5,7 @@ import { loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
+import { checkRoles } from './roles.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -211,7 +212,10 @@ export function loadPipeline(file: string): PipelineConfig {
   return parsePipeline(parseJsonText(readFileSync(file, 'utf8'), file), file);
 }
 
-/** Loads every graph a pipeline names; a missing file is reported at the pipeline's pointer. */
+/**
+ * Loads every graph a pipeline names and checks each against its role's contract; a missing file
+ * or a graph that does not fit its role is reported at the pipeline's pointer.
+ */
 export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
   const load = (path: string, pointer: string): IRGraph => {
     if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer });
@@ -223,7 +227,7 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
   };
   const tr = cfg.advantage.transform;
   const amppoDir = join(GRAPHS_DIR, 'algorithms', 'amppo');
-  return {
+  const graphs: PipelineGraphs = {
     ...(cfg.group
       ? { groupAdvantage: patched(join(GRAPHS_DIR, 'algorithms', cfg.algorithm, 'advantage.graph.json'), cfg.group.hp, '/group/hp', true) }
       : {}),
@@ -244,6 +248,8 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     gae: loadGraph(join(GRAPHS_DIR, 'algorithms', 'gae.graph.json')),
     clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json')),
   };
+  checkRoles(cfg, graphs);
+  return graphs;
 }
 
 /**

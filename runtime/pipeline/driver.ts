@@ -18,6 +18,9 @@ import type { DType, IRGraph } from '../../compiler/ir.ts';
 import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
 import type { ProgressInfo } from './progress.ts';
+import { gradOutput } from './roles.ts';
+
+export { gradOutput };
 
 export interface TrainOptions {
   outDir: string;
@@ -174,9 +177,6 @@ export class Trainer {
     const passesKey = [graphs.act, graphs.step].some((g) => Object.values(g.outputs).includes('key'));
     this.keys = passesKey ? null : { act: new StagedInput([2], 'int32'), step: new StagedInput([2], 'int32') };
     this.paramNames = graphs.act.params.map((p) => p.name);
-    for (const p of this.paramNames)
-      if (!(gradOutput(p) in graphs.loss.outputs) || !graphs.loss.params.some((q) => q.name === p))
-        throw new LoomError({ code: 'E_INPUT', message: `the loss graph must share the act graph's param "${p}" and output its gradient as "${gradOutput(p)}"`, file: graphs.loss.file });
     const vecs = graphs.optimizer.inputs.filter((i) => i.type.shape.length === 1);
     this.optParam = vecs.find((i) => i.name === 'params' || i.name === 'param')?.name ?? 'params';
     this.optGrad = vecs.find((i) => i.name === 'grads' || i.name === 'grad')?.name ?? 'grads';
@@ -777,9 +777,6 @@ export class Trainer {
   }
 }
 
-export function gradOutput(param: string): string {
-  return 'grad__' + param.replace(/\//g, '__');
-}
 
 export function explainedVariance(pred: ArrayLike<number>, target: ArrayLike<number>): number {
   const n = target.length;

@@ -204,6 +204,17 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
       expected: `a divisor of ${batch}`,
       found: String(cfg.update.minibatches),
     });
+  // The loss normalises advantages with a Bessel std, 0/0 over a single row: every update would be NaN.
+  if (cfg.update.norm_adv && batch / cfg.update.minibatches < 2)
+    throw new LoomError({
+      code: 'E_SCHEMA',
+      message: `update.minibatches ${cfg.update.minibatches} cuts the batch of ${batch} rows into minibatches of one row; advantage normalisation over one row divides by a zero std, so the loss would be NaN`,
+      file: cfg.file,
+      pointer: '/update/minibatches',
+      expected: `at most ${Math.floor(batch / 2)} (minibatches of 2 rows or more)`,
+      found: `${cfg.update.minibatches} (minibatches of 1 row)`,
+      hint: 'lower update.minibatches, raise env.num_envs or rollout.steps, or set update.norm_adv false',
+    });
   return cfg;
 }
 

@@ -1,12 +1,14 @@
 /**
  * Checkpoints: one JSON file, written atomically, holding every tensor as base64 of its raw
  * bytes (bit-exact on reload) plus the host-side state, and a SHA-256 of the body so a truncated
- * or edited file is reported as corrupt instead of resuming from garbage.
+ * or edited file is reported as corrupt instead of resuming from garbage. The body is checked
+ * against schemas/checkpoint.schema.json, and its tensors' data against their shapes.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { LoomError } from '../../compiler/errors.ts';
+import { isLoomError, joinPointer, LoomError } from '../../compiler/errors.ts';
+import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { writeFileAtomic } from '../fs.ts';
 import type { TensorMap } from '../interpreter.ts';
 
@@ -64,12 +66,91 @@ export function readCheckpoint(path: string): CheckpointBody {
   const m = /^\{"sha256":"([0-9a-f]{64})","body":([\s\S]*)\}\n?$/.exec(text);
   if (!m) return corrupt('not a loom checkpoint file (or truncated)');
   if (createHash('sha256').update(m[2]!).digest('hex') !== m[1]) corrupt('its checksum does not match its contents');
-  let body: CheckpointBody;
+  let body: unknown;
   try {
-    body = JSON.parse(m[2]!) as CheckpointBody;
+    body = JSON.parse(m[2]!);
   } catch (e) {
     return corrupt(`invalid JSON (${(e as Error).message})`);
   }
-  if (body.format !== 'loom-checkpoint' || body.version !== 1) corrupt(`unknown format ${String(body.format)} v${String(body.version)}`);
+  validateBody(body, path);
   return body;
+}
+
+const HINT = 'delete it (or restore a backup) and run without --resume';
+
+/**
+ * A body whose checksum is right can still be wrong (written by a bug, or edited and re-hashed):
+ * the schema, then every tensor's data against its shape. Errors point into the file at /body/...
+ */
+function validateBody(body: unknown, path: string): asserts body is CheckpointBody {
+  try {
+    assertValid(schemaValidator('checkpoint.schema.json'), body, path, '/body', 'checkpoint');
+  } catch (e) {
+    if (!isLoomError(e)) throw e;
+    throw new LoomError({ ...e.info, message: `checkpoint ${path} is corrupt: ${e.info.message}`, hint: HINT });
+  }
+  for (const [group, tensors] of Object.entries((body as CheckpointBody).tensors))
+    for (const [name, t] of Object.entries(tensors)) {
+      const fail = (why: string): never => {
+        throw new LoomError({ code: 'E_SCHEMA', message: `checkpoint ${path} is corrupt: tensor ${group}.${name} ${why}`, file: path, pointer: joinPointer('/body/tensors', group, name, 'data'), hint: HINT });
+      };
+      if (t.data.length % 4 !== 0 || !BASE64.test(t.data)) fail('data is not base64');
+      const bytes = (t.data.length / 4) * 3 - (t.data.endsWith('==') ? 2 : t.data.endsWith('=') ? 1 : 0);
+      const want = t.shape.reduce((a, b) => a * b, 1) * 4;
+      if (bytes !== want) fail(`has ${bytes} bytes of data; its shape [${t.shape.join(', ')}] needs ${want} (4 per element)`);
+    }
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** What a checkpoint of a given pipeline holds; built by the driver from the pipeline and its graphs. */
+export interface CheckpointLayout {
+  pipeline: string;
+  /** Group -> tensor name -> dtype and shape. */
+  tensors: Record<string, Record<string, { dtype: SavedTensor['dtype']; shape: number[] }>>;
+  /** Host entries that are objects here (true) or null (false): obsStat, retStat, amppo. */
+  hostPresent: Record<string, boolean>;
+  /** Host arrays ("epReturn", "obsStat.mean") and their lengths, where their parent is present. */
+  hostLengths: Record<string, number>;
+}
+
+const MAX_LISTED = 5;
+
+/**
+ * Compares a (valid) checkpoint body with the pipeline being resumed and throws one error listing
+ * the first differences, so a checkpoint of another pipeline shape is reported as such rather than
+ * as a bad input to whichever graph first meets a mismatched tensor.
+ */
+export function matchCheckpoint(body: CheckpointBody, layout: CheckpointLayout, path: string, pipelineFile: string): void {
+  const diffs: string[] = [];
+  if (body.pipeline !== layout.pipeline) diffs.push(`pipeline: ${JSON.stringify(body.pipeline)} in the checkpoint, ${JSON.stringify(layout.pipeline)} here`);
+  const type = (t: { dtype: string; shape: number[] }) => `${t.dtype}[${t.shape.join(', ')}]`;
+  for (const [group, want] of Object.entries(layout.tensors)) {
+    const have = body.tensors[group] ?? {};
+    for (const [name, t] of Object.entries(want)) {
+      const h = Object.hasOwn(have, name) ? have[name] : undefined;
+      if (!h) diffs.push(`tensors.${group}.${name}: missing from the checkpoint`);
+      else if (type(h) !== type(t)) diffs.push(`tensors.${group}.${name}: ${type(h)} in the checkpoint, ${type(t)} here`);
+    }
+    for (const name of Object.keys(have)) if (!Object.hasOwn(want, name)) diffs.push(`tensors.${group}.${name}: in the checkpoint, not in this pipeline`);
+  }
+  const host = body.host as Record<string, unknown>;
+  for (const [k, present] of Object.entries(layout.hostPresent))
+    if ((host[k] !== null) !== present) diffs.push(`host.${k}: ${present ? 'missing from the checkpoint' : 'in the checkpoint, not in this pipeline'}`);
+  for (const [k, n] of Object.entries(layout.hostLengths)) {
+    const [parent, child] = k.split('.') as [string, string | undefined];
+    const v = child === undefined ? host[parent] : (host[parent] as Record<string, unknown> | null)?.[child];
+    if (Array.isArray(v) && v.length !== n) diffs.push(`host.${k}: ${v.length} entries in the checkpoint, ${n} here`);
+  }
+  if (!diffs.length) return;
+  const more = diffs.length > MAX_LISTED ? `; and ${diffs.length - MAX_LISTED} more` : '';
+  throw new LoomError({
+    code: 'E_SCHEMA',
+    message: `checkpoint ${path} does not match this pipeline (${pipelineFile})`,
+    file: path,
+    pointer: '/body',
+    expected: `a checkpoint written by pipeline "${layout.pipeline}" as ${pipelineFile} defines it`,
+    found: diffs.slice(0, MAX_LISTED).join('; ') + more,
+    hint: 'it was written by another pipeline or before this one changed: resume with the pipeline that wrote it, or train into another --out folder (or without --resume)',
+  });
 }

@@ -5,6 +5,7 @@ import { loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
+import { checkRoles } from './roles.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -203,6 +204,17 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
       expected: `a divisor of ${batch}`,
       found: String(cfg.update.minibatches),
     });
+  // The loss normalises advantages with a Bessel std, 0/0 over a single row: every update would be NaN.
+  if (cfg.update.norm_adv && batch / cfg.update.minibatches < 2)
+    throw new LoomError({
+      code: 'E_SCHEMA',
+      message: `update.minibatches ${cfg.update.minibatches} cuts the batch of ${batch} rows into minibatches of one row; advantage normalisation over one row divides by a zero std, so the loss would be NaN`,
+      file: cfg.file,
+      pointer: '/update/minibatches',
+      expected: `at most ${Math.floor(batch / 2)} (minibatches of 2 rows or more)`,
+      found: `${cfg.update.minibatches} (minibatches of 1 row)`,
+      hint: 'lower update.minibatches, raise env.num_envs or rollout.steps, or set update.norm_adv false',
+    });
   return cfg;
 }
 
@@ -211,7 +223,10 @@ export function loadPipeline(file: string): PipelineConfig {
   return parsePipeline(parseJsonText(readFileSync(file, 'utf8'), file), file);
 }
 
-/** Loads every graph a pipeline names; a missing file is reported at the pipeline's pointer. */
+/**
+ * Loads every graph a pipeline names and checks each against its role's contract; a missing file
+ * or a graph that does not fit its role is reported at the pipeline's pointer.
+ */
 export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
   const load = (path: string, pointer: string): IRGraph => {
     if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer });
@@ -223,7 +238,7 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
   };
   const tr = cfg.advantage.transform;
   const amppoDir = join(GRAPHS_DIR, 'algorithms', 'amppo');
-  return {
+  const graphs: PipelineGraphs = {
     ...(cfg.group
       ? { groupAdvantage: patched(join(GRAPHS_DIR, 'algorithms', cfg.algorithm, 'advantage.graph.json'), cfg.group.hp, '/group/hp', true) }
       : {}),
@@ -244,6 +259,8 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     gae: loadGraph(join(GRAPHS_DIR, 'algorithms', 'gae.graph.json')),
     clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json')),
   };
+  checkRoles(cfg, graphs);
+  return graphs;
 }
 
 /**

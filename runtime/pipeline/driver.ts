@@ -11,13 +11,18 @@ import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler
 import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
-import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
+import { loadGroup, matchCheckpoint, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody, type CheckpointLayout } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
 import { AMPPO_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
 import type { DType, IRGraph } from '../../compiler/ir.ts';
+import { substShape } from '../../compiler/dims.ts';
+import { refType } from '../../compiler/frontend/infer.ts';
 import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
 import type { ProgressInfo } from './progress.ts';
+import { gradOutput } from './roles.ts';
+
+export { gradOutput };
 
 export interface TrainOptions {
   outDir: string;
@@ -176,12 +181,7 @@ export class Trainer {
     const passesKey = [graphs.act, graphs.step].some((g) => Object.values(g.outputs).includes('key'));
     this.keys = passesKey ? null : { act: new StagedInput([2], 'int32'), step: new StagedInput([2], 'int32') };
     this.paramNames = graphs.act.params.map((p) => p.name);
-    for (const p of this.paramNames)
-      if (!(gradOutput(p) in graphs.loss.outputs) || !graphs.loss.params.some((q) => q.name === p))
-        throw new LoomError({ code: 'E_INPUT', message: `the loss graph must share the act graph's param "${p}" and output its gradient as "${gradOutput(p)}"`, file: graphs.loss.file });
-    const vecs = graphs.optimizer.inputs.filter((i) => i.type.shape.length === 1);
-    this.optParam = vecs.find((i) => i.name === 'params' || i.name === 'param')?.name ?? 'params';
-    this.optGrad = vecs.find((i) => i.name === 'grads' || i.name === 'grad')?.name ?? 'grads';
+    [this.optParam, this.optGrad] = optimizerPorts(graphs.optimizer);
     this.iterations = Math.floor(cfg.total_steps / this.stepsPerIteration());
     if (this.iterations < 1)
       throw new LoomError({ code: 'E_USAGE', message: 'total_steps is smaller than one rollout', file: cfg.file, pointer: '/total_steps', expected: `>= ${this.stepsPerIteration()}`, found: String(cfg.total_steps) });
@@ -201,11 +201,8 @@ export class Trainer {
   init(): void {
     const c = this.cfg;
     this.params = initParams(this.graphs.act, c.seed);
-    const P = this.paramNames.reduce((s, n) => s + this.params[n]!.size, 0);
     this.optState = {};
-    for (const i of this.graphs.optimizer.inputs)
-      if (i.name !== this.optParam && i.name in this.graphs.optimizer.outputs)
-        this.optState[i.name] = i.type.shape.length === 1 ? tf.zeros([P], i.type.dtype) : tf.zeros([], i.type.dtype);
+    for (const [k, t] of Object.entries(checkpointLayout(c, this.graphs).tensors.optimizer!)) this.optState[k] = tf.zeros(t.shape, t.dtype);
     const N = c.env.num_envs;
     const obsDim = this.graphs.act.inputs.find((i) => i.name === 'obs')!.type.shape[1] as number;
     this.host = {
@@ -702,20 +699,12 @@ export class Trainer {
     };
   }
 
+  /** Restores a checkpoint that readCheckpoint validated; one that does not fit this pipeline is an error. */
   restore(body: CheckpointBody, file: string): void {
-    if (body.pipeline !== this.cfg.pipeline)
-      throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${file} belongs to pipeline "${body.pipeline}"`, file, expected: this.cfg.pipeline, found: body.pipeline });
-    const params = loadGroup(body.tensors.params ?? {});
-    for (const p of this.paramNames) {
-      const want = this.graphs.act.params.find((q) => q.name === p)!.type.shape as number[];
-      if (!params[p] || params[p]!.shape.join() !== want.join()) {
-        disposeMap(params);
-        throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${file} does not match the agent: param "${p}" is missing or has the wrong shape`, file, expected: `[${want.join(', ')}]` });
-      }
-    }
-    this.params = params;
-    this.optState = loadGroup(body.tensors.optimizer ?? {});
-    this.env = loadGroup(body.tensors.env ?? {});
+    matchCheckpoint(body, checkpointLayout(this.cfg, this.graphs), file, this.cfg.file);
+    this.params = loadGroup(body.tensors.params!);
+    this.optState = loadGroup(body.tensors.optimizer!);
+    this.env = loadGroup(body.tensors.env!);
     const hj = body.host as Record<string, never>;
     this.host = {
       key: hj.key,
@@ -727,8 +716,6 @@ export class Trainer {
       retAcc: hj.retAcc,
       amppo: hj.amppo ?? null,
     };
-    if (this.cfg.advantage.transform && !this.host.amppo)
-      throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${file} has no AM-PPO controller state`, file, hint: 'it was written without advantage.transform; start fresh' });
     this.iteration = body.iteration;
     this.globalStep = body.global_step;
   }
@@ -779,8 +766,46 @@ export class Trainer {
   }
 }
 
-export function gradOutput(param: string): string {
-  return 'grad__' + param.replace(/\//g, '__');
+
+/** The optimizer graph's flat param and grad inputs ("params"/"param", "grads"/"grad"). */
+function optimizerPorts(g: IRGraph): [string, string] {
+  const vecs = g.inputs.filter((i) => i.type.shape.length === 1);
+  return [vecs.find((i) => i.name === 'params' || i.name === 'param')?.name ?? 'params', vecs.find((i) => i.name === 'grads' || i.name === 'grad')?.name ?? 'grads'];
+}
+
+/**
+ * What a checkpoint of this pipeline holds: the agent's params, the optimizer state (its inputs that
+ * are also outputs, flat over all params or scalar), the env tensors for num_envs envs, and the host
+ * state's sizes. Fresh state is built from it, and a checkpoint is checked against it on resume.
+ */
+export function checkpointLayout(cfg: PipelineConfig, graphs: PipelineGraphs): CheckpointLayout {
+  const staticShape = (shape: readonly (number | string)[], env: ReadonlyMap<string, number>): number[] => substShape([...shape], env).map((d) => (typeof d === 'number' ? d : NaN));
+  const params = Object.fromEntries(graphs.act.params.map((p) => [p.name, { dtype: p.type.dtype, shape: staticShape(p.type.shape, new Map()) }]));
+  const P = Object.values(params).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const [param] = optimizerPorts(graphs.optimizer);
+  const optimizer = Object.fromEntries(
+    graphs.optimizer.inputs.filter((i) => i.name !== param && i.name in graphs.optimizer.outputs).map((i) => [i.name, { dtype: i.type.dtype, shape: i.type.shape.length === 1 ? [P] : [] }]),
+  );
+  // The env tensors are the reset graph's outputs with its batch dim (that of `like`) at num_envs.
+  const N = cfg.env.num_envs;
+  const batch = graphs.reset.inputs.find((i) => i.name === 'like')?.type.shape[0];
+  const env = new Map(typeof batch === 'string' ? [[batch, N]] : []);
+  const types = new Map(graphs.reset.nodes.filter((n) => n.type).map((n) => [n.id, n.type!] as const));
+  for (const i of graphs.reset.inputs) types.set(i.name, i.type);
+  const nodes = new Map(graphs.reset.nodes.map((n) => [n.id, n]));
+  const envTensors = Object.fromEntries(
+    (['state', 't', 'obs'] as const).map((k) => {
+      const t = refType(types, nodes, graphs.reset.outputs[k]!);
+      return [k, { dtype: t.dtype, shape: staticShape(t.shape, env) }];
+    }),
+  );
+  const obsDim = envTensors.obs!.shape[1]!;
+  return {
+    pipeline: cfg.pipeline,
+    tensors: { params, optimizer, env: envTensors },
+    hostPresent: { obsStat: cfg.normalize.obs, retStat: cfg.normalize.reward, amppo: cfg.advantage.transform !== null },
+    hostLengths: { epReturn: N, epLength: N, retAcc: N, 'obsStat.mean': obsDim, 'obsStat.var': obsDim, 'retStat.mean': 1, 'retStat.var': 1 },
+  };
 }
 
 export function explainedVariance(pred: ArrayLike<number>, target: ArrayLike<number>): number {

@@ -198,7 +198,7 @@ export function assertAllowed(target: string, roots: readonly string[], site: Re
     file: site.file,
     pointer: site.pointer,
     node: site.node,
-    expected: `a path under ${roots.map(displayPath).map((r) => r || '.').join(', ')}`,
+    expected: `a path under ${[...new Set(roots.map((r) => (resolve(r) === process.cwd() ? '.' : displayPath(resolve(r)))))].join(', ')}`,
     found: real,
     hint: `write a relative path inside the project, or pass --allow-path DIR to allow the folder that holds it`,
   });

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend/load.ts';
-import { assertAllowed, assertDocumentKind, readUntrusted } from '../../compiler/frontend/files.ts';
+import { assertAllowed, assertDocumentKind, readUntrusted, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
@@ -118,8 +118,9 @@ function resolveExtends(json: unknown, file: string, roots: readonly string[], c
   const baseFile = resolve(dirname(resolve(file)), json.extends);
   if (chain.includes(baseFile) || baseFile === resolve(file)) return fail(`extends forms a cycle: ${[...chain, resolve(file), baseFile].join(' -> ')}`, json.extends);
   assertAllowed(baseFile, roots, { what: 'base pipeline', written: json.extends, file: resolve(file), pointer: '/extends' });
-  if (!existsSync(baseFile)) return fail(`base pipeline ${baseFile} does not exist`, json.extends);
-  const baseJson = parseJsonText(readUntrusted(baseFile, { what: 'base pipeline' }), baseFile);
+  const baseText = tryReadUntrusted(baseFile, { what: 'base pipeline' });
+  if (baseText === undefined) return fail(`base pipeline ${baseFile} does not exist`, json.extends);
+  const baseJson = parseJsonText(baseText, baseFile);
   assertDocumentKind(baseJson, baseFile, 'pipeline', PIPELINE_KEYS);
   const base = resolveExtends(baseJson, baseFile, roots, [...chain, resolve(file)]);
   if (!isPlainObject(base)) return fail(`base pipeline ${baseFile} is not a JSON object`, json.extends);

@@ -7,11 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../../runtime/pipeline/checkpoint.ts';
-import { loadPipeline } from '../../runtime/pipeline/config.ts';
+import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
 import { loom } from '../helpers/cli.ts';
 import { loomErr } from '../helpers/loom-error.ts';
 
@@ -98,6 +98,14 @@ describe('what files may reference', () => {
     const bad = await loom('check', join(dir, 'm.graph.json'), '--allow-path', join(outside, 'nope'));
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/^error\[E_USAGE\]: --allow-path \S+nope is not a folder/);
+  });
+
+  it('--env is a name under graphs/envs, not a path out of it', () => {
+    const dir = tmp();
+    write(join(dir, 'x.step.graph.json'), LEAF);
+    write(join(dir, 'x.reset.graph.json'), LEAF);
+    const name = relative(join(ROOT, 'graphs', 'envs'), join(dir, 'x'));
+    expect(loomErr(() => withEnv(loadPipeline(PPO), name)).info).toMatchObject({ code: 'E_USAGE', message: `unknown env "${name}"` });
   });
 
   it('a file that is not JSON is never echoed', async () => {

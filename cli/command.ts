@@ -2,13 +2,42 @@
  * The shape of a `loom` subcommand. Commands are thin: they parse flags (node:util parseArgs,
  * strict, so unknown flags are errors), call compiler/runtime functions, and print.
  */
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { LoomError } from '../compiler/errors.ts';
+import { GRAPHS_DIR } from '../runtime/pipeline/config.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
 /** `--backend B`, shared by the commands that run graphs. */
 export const BACKEND_OPTION: OptionSpec = { type: 'string', description: 'tensorflow | wasm | cpu (default: best available; also LOOM_BACKEND)', valueName: 'B' };
+
+/** `--allow-path DIR`, shared by the commands that load graphs and pipelines. */
+export const ALLOW_PATH_OPTION: OptionSpec = {
+  type: 'string',
+  multiple: true,
+  description: "let files reference files under DIR (repeatable); otherwise only the working directory, the named file's folder and the shipped graphs",
+  valueName: 'DIR',
+};
+
+/**
+ * The folders that graphs and pipelines may reference besides the working directory and the named
+ * file's folder: the shipped graph library and every `--allow-path DIR` (each must be a folder).
+ */
+export function allowedRoots(args: ParsedArgs): string[] {
+  const dirs = (args.values['allow-path'] as string[] | undefined) ?? [];
+  for (const d of dirs) {
+    let isDir = false;
+    try {
+      isDir = statSync(d).isDirectory();
+    } catch {
+      // reported below
+    }
+    if (!isDir) throw new LoomError({ code: 'E_USAGE', message: `--allow-path ${d} is not a folder`, expected: 'an existing folder', found: d });
+  }
+  return [GRAPHS_DIR, ...dirs.map((d) => resolve(d))];
+}
 
 export interface Io {
   out(text: string): void;

@@ -2,7 +2,7 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import { isLoomError } from '../../compiler/errors.ts';
 import { signature } from '../../compiler/inspect.ts';
 import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
-import type { Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
 
 export const check: Command = {
   name: 'check',
@@ -10,6 +10,7 @@ export const check: Command = {
   usage: 'loom check FILE...',
   options: {
     quiet: { type: 'boolean', short: 'q', description: 'print only errors' },
+    'allow-path': ALLOW_PATH_OPTION,
   },
   details:
     'A pipeline file (one with a "pipeline" or "extends" key) is checked with every graph it names.\n\nExample:\n  loom check graphs/nets/mlp.graph.json graphs/pipelines/amppo-cartpole.json\n\nExit code 1 if any file has an error; every file is checked.',
@@ -18,15 +19,16 @@ export const check: Command = {
       io.err('error[E_USAGE]: loom check needs at least one FILE\n  hint:     run `loom check --help`\n');
       return 2;
     }
+    const roots = allowedRoots(args);
     let failed = 0;
     for (const file of args.positionals) {
       try {
         if (isPipelineFile(file)) {
-          const cfg = loadPipeline(file);
+          const cfg = loadPipeline(file, { allow: roots });
           const graphs = loadPipelineGraphs(cfg);
           if (!args.values.quiet) io.out(`${file}: ok (pipeline ${cfg.pipeline}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);
         } else {
-          const g = loadGraph(file);
+          const g = loadGraph(file, { roots });
           if (!args.values.quiet) io.out(`${file}: ok\n${signature(g)}\n`);
         }
       } catch (e) {

@@ -2,7 +2,7 @@ import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
 import { compare as runCompare, markdownTable } from '../../runtime/compare.ts';
 import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
-import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
 export const compare: Command = {
   name: 'compare',
@@ -15,6 +15,7 @@ export const compare: Command = {
     out: { type: 'string', description: 'output folder (default runs/compare): compare.md, compare.csv, compare.json, compare.svg and one run folder per pipeline and seed', valueName: 'DIR' },
     threshold: { type: 'string', description: 'return threshold for the steps-to-threshold column', valueName: 'R' },
     backend: BACKEND_OPTION,
+    'allow-path': ALLOW_PATH_OPTION,
   },
   details:
     'Runs are sequential. The final return of a run is the mean of its learning curve over the last 10% of\niterations; the CI uses the t distribution over seeds.\n\nExample:\n  loom compare graphs/pipelines/ppo-cartpole.json graphs/pipelines/amppo-cartpole.json --env cartpole --seeds 3 --steps 50000 --threshold 195',
@@ -26,8 +27,9 @@ export const compare: Command = {
     if (seeds === undefined || steps === undefined) throw new LoomError({ code: 'E_USAGE', message: 'loom compare needs --seeds K and --steps N', hint: 'run `loom compare --help`' });
     const threshold = numberFlag(args, 'threshold') ?? null;
     const env = args.values.env as string | undefined;
+    const allow = allowedRoots(args);
     const cfgs = files.map((f) => {
-      const c = env === undefined ? loadPipeline(f) : withEnv(loadPipeline(f), env);
+      const c = env === undefined ? loadPipeline(f, { allow }) : withEnv(loadPipeline(f, { allow }), env);
       c.total_steps = steps;
       return c;
     });

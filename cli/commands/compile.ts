@@ -3,7 +3,7 @@ import { compileGraph, passNames, REQUIRED_PASSES } from '../../compiler/compile
 import { irText, kernelsText, stagesText } from '../../compiler/inspect.ts';
 import { symbolsOf } from '../../compiler/dims.ts';
 import { LoomError } from '../../compiler/errors.ts';
-import type { Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
 
 const EMITS = ['ir', 'opt', 'fused', 'ts'] as const;
 type Emit = (typeof EMITS)[number];
@@ -17,6 +17,7 @@ export const compile: Command = {
     'disable-pass': { type: 'string', multiple: true, description: `switch a pass off (${passNames().join(', ')})`, valueName: 'NAME' },
     dim: { type: 'string', multiple: true, description: 'bind a symbolic dim for --emit ts (default 8 for unbound dims)', valueName: 'NAME=N' },
     'product-epilogue': { type: 'boolean', description: 'for --emit ts: lower as on wasm, where the product applies a following bias add and tanh' },
+    'allow-path': ALLOW_PATH_OPTION,
   },
   details:
     'Stages: ir = the graph as loaded; opt = after every pass but fusion; fused = after fusion and liveness, with the\nbody of each fused kernel; ts = the generated TypeScript of each fused kernel at concrete sizes.\n\nExamples:\n  loom compile graphs/examples/mlp-loss-grad.graph.json --emit fused\n  loom compile graphs/algorithms/ppo-cartpole.loss.graph.json --emit ts --dim B=128\n  loom compile graphs/nets/mlp.graph.json --emit ts --product-epilogue\n  loom compile graphs/nets/mlp.graph.json --emit opt --disable-pass cse',
@@ -31,7 +32,7 @@ export const compile: Command = {
       if (REQUIRED_PASSES.has(d) && emit !== 'ir')
         throw new LoomError({ code: 'E_USAGE', message: `pass "${d}" cannot be disabled: later stages need its output`, hint: 'use --emit ir to see the graph before any pass' });
     }
-    const g = loadGraph(file);
+    const g = loadGraph(file, { roots: allowedRoots(args) });
     if ((emit as Emit) === 'ir') {
       io.out(irText(g));
       return 0;

@@ -3,13 +3,13 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import { graphDiff, graphDiffText } from '../../compiler/inspect.ts';
 import { configDiff, isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
-import type { Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
 
 export const diff: Command = {
   name: 'diff',
   summary: 'show how one graph or pipeline differs from another: settings, and graphs node by node',
   usage: 'loom diff A B',
-  options: {},
+  options: { 'allow-path': ALLOW_PATH_OPTION },
   details:
     'For two graph files: signature lines and nodes (matched by id) removed (-), added (+) or changed.\n' +
     'For two pipeline files (`extends` resolved): the settings that differ, then for every graph the\n' +
@@ -19,11 +19,12 @@ export const diff: Command = {
     const [a, b, ...extra] = args.positionals;
     if (a === undefined || b === undefined || extra.length)
       throw new LoomError({ code: 'E_USAGE', message: 'loom diff needs exactly two files', hint: 'run `loom diff --help`' });
+    const roots = allowedRoots(args);
     const lines: string[] = [];
     const pipelines = isPipelineFile(a);
     if (pipelines !== isPipelineFile(b)) throw new LoomError({ code: 'E_USAGE', message: 'loom diff compares two graphs or two pipelines, not one of each', found: `${a}, ${b}` });
     if (pipelines) {
-      const [ca, cb] = [loadPipeline(a), loadPipeline(b)];
+      const [ca, cb] = [loadPipeline(a, { allow: roots }), loadPipeline(b, { allow: roots })];
       const settings = configDiff(ca, cb);
       lines.push(`pipeline ${ca.pipeline} -> ${cb.pipeline}`, settings.length ? 'settings:' : 'settings: the same');
       lines.push(...settings.map((l) => `  ${l}`));
@@ -46,7 +47,7 @@ export const diff: Command = {
       io.out(lines.join('\n') + '\n');
       return settings.length || graphLines.length ? 1 : 0;
     }
-    const d = graphDiffText(graphDiff(loadGraph(a), loadGraph(b)));
+    const d = graphDiffText(graphDiff(loadGraph(a, { roots }), loadGraph(b, { roots })));
     io.out(d.length ? d.join('\n') + '\n' : 'the same, node for node\n');
     return d.length ? 1 : 0;
   },

@@ -2,8 +2,8 @@
  * `loom experts`: the optimal expert count for a sectional MoE layer (spec Part A), with the
  * cost table, a JSON form for scripts, and the cost curve as SVG.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { LoomError } from '../../compiler/errors.ts';
+import { parseJsonText, readUntrusted } from '../../compiler/frontend/files.ts';
 import { optimalExperts, type ExpertsResult, type MoeParams, type PreCost, type Reduction } from '../../compiler/cost/moe.ts';
 import { lineChart } from '../../runtime/plot.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
@@ -45,19 +45,7 @@ interface ProfileMoe {
 
 /** Reads the `moe` overhead coefficients of a hardware profile: {"moe": {"w1": number, "w2": number}}. */
 export function readProfile(file: string): ProfileMoe {
-  let text: string;
-  try {
-    if (!existsSync(file) || !statSync(file).isFile()) throw new Error('no such file');
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new LoomError({ code: 'E_IO', message: `cannot read profile: ${(e as Error).message}`, file });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new LoomError({ code: 'E_JSON', message: `invalid JSON in profile: ${(e as Error).message}`, file });
-  }
+  const json = parseJsonText(readUntrusted(file, { what: 'profile' }), file);
   const moe = typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>).moe : undefined;
   if (typeof moe !== 'object' || moe === null || Array.isArray(moe)) {
     throw new LoomError({ code: 'E_SCHEMA', message: 'profile has no "moe" object', file, pointer: '/moe', expected: '{"moe": {"w1": number, "w2": number}}' });

@@ -1,11 +1,11 @@
-import { readFileSync, existsSync } from 'node:fs';
 import { loadGraph, parseJsonText } from '../../compiler/frontend/load.ts';
 import { LoomError } from '../../compiler/errors.ts';
+import { readUntrusted } from '../../compiler/frontend/files.ts';
 import { initBackend, tf } from '../../runtime/backend.ts';
 import { initParams, interpret } from '../../runtime/interpreter.ts';
 import { compactJson, inputsFromJson, tensorToJson } from '../../runtime/tensor-json.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
-import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
 export const run: Command = {
   name: 'run',
@@ -16,6 +16,7 @@ export const run: Command = {
     seed: { type: 'string', description: 'seed for param initialisation and for RNG-key inputs left out (default 0)', valueName: 'N' },
     out: { type: 'string', description: 'write the outputs here (atomically) instead of stdout', valueName: 'OUT.json' },
     backend: BACKEND_OPTION,
+    'allow-path': ALLOW_PATH_OPTION,
   },
   details:
     'Inputs of type int32[2] that --inputs leaves out are RNG keys derived from --seed.\n\nExample:\n  loom run graphs/examples/affine.graph.json --inputs graphs/examples/affine.inputs.json --seed 1',
@@ -23,12 +24,11 @@ export const run: Command = {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom run takes exactly one FILE', hint: 'run `loom run --help`' });
     const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 }) ?? 0;
-    const g = loadGraph(file);
+    const g = loadGraph(file, { roots: allowedRoots(args) });
     let json: unknown = {};
     const inFile = args.values.inputs as string | undefined;
     if (inFile !== undefined) {
-      if (!existsSync(inFile)) throw new LoomError({ code: 'E_IO', message: `cannot read inputs file ${inFile}: no such file`, file: inFile });
-      json = parseJsonText(readFileSync(inFile, 'utf8'), inFile);
+      json = parseJsonText(readUntrusted(inFile, { what: 'inputs file' }), inFile);
     }
     await initBackend(args.values.backend as string | undefined);
     const outputs = runOnce(g, json, inFile ?? '(no --inputs)', seed);

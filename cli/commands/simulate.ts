@@ -7,7 +7,7 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import { compileGraph, passNames, REQUIRED_PASSES } from '../../compiler/compile.ts';
 import { loadProfile, PRECISIONS, type Precision } from '../../compiler/cost/profile.ts';
 import { simulate as simulateGraph, type SimResult } from '../../compiler/cost/simulate.ts';
-import { numberFlag, type Command, type ParsedArgs } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, numberFlag, type Command, type ParsedArgs } from '../command.ts';
 
 const usageError = (message: string, found?: string): never => {
   throw new LoomError({ code: 'E_USAGE', message, ...(found !== undefined ? { found } : {}), hint: 'run `loom simulate --help`' });
@@ -90,6 +90,7 @@ export const simulate: Command = {
     'disable-pass': { type: 'string', multiple: true, valueName: 'NAME', description: `switch a compiler pass off (${passNames().join(', ')})` },
     all: { type: 'boolean', description: 'also list view ops (reshape, expand_dims, squeeze), which cost nothing' },
     json: { type: 'boolean', description: 'print a machine-readable JSON object instead of the table' },
+    'allow-path': ALLOW_PATH_OPTION,
   },
   details: `The graph is compiled (inline, autodiff, folding, simplify, cse, dce, fusion, liveness) and every
 node of the program is one kernel; a fused node is one kernel whose flops are its body's and whose
@@ -115,7 +116,7 @@ Examples:
     }
     const dims = dimsFrom(args);
     const profile = loadProfile(args.values.profile as string);
-    const { graph } = compileGraph(loadGraph(file!), { disabled });
+    const { graph } = compileGraph(loadGraph(file!, { roots: allowedRoots(args) }), { disabled });
     const r = simulateGraph(graph, profile, { dims, precision: precision as Precision });
     io.out(args.values.json === true ? JSON.stringify(r, null, 2) + '\n' : formatSim(r, args.values.all === true));
     return 0;

@@ -4,7 +4,7 @@ import { outputPath } from '../../runtime/fs.ts';
 import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
 import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
-import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
@@ -17,6 +17,7 @@ export const train: Command = {
     out: { type: 'string', description: 'output folder for metrics.jsonl, metrics.csv, learning-curve.svg, checkpoint.json (default runs/<pipeline>-s<seed>)', valueName: 'DIR' },
     backend: BACKEND_OPTION,
     resume: { type: 'boolean', description: 'continue from DIR/checkpoint.json (bit-identical on the same backend)' },
+    'allow-path': ALLOW_PATH_OPTION,
   },
   details:
     'Ctrl-C saves a checkpoint at the end of the current iteration and exits; --resume continues from it.\n\nExample:\n  loom train graphs/pipelines/ppo-cartpole.json --steps 50000 --out runs/cp',
@@ -24,7 +25,8 @@ export const train: Command = {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom train takes exactly one PIPELINE file', hint: 'run `loom train --help`' });
     const env = args.values.env as string | undefined;
-    const cfg = env === undefined ? loadPipeline(file) : withEnv(loadPipeline(file), env);
+    const loaded = loadPipeline(file, { allow: allowedRoots(args) });
+    const cfg = env === undefined ? loaded : withEnv(loaded, env);
     const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
     if (seed !== undefined) cfg.seed = seed;
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });

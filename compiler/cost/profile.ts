@@ -3,11 +3,12 @@
  * the sectional-MoE overhead coefficients for `loom experts`. Shipped profiles live in
  * profiles/<name>.json; `loom calibrate` writes one for the machine it runs on.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LoomError } from '../errors.ts';
 import { assertValid, schemaValidator } from '../frontend/schema.ts';
+import { parseJsonText, readUntrusted } from '../frontend/files.ts';
 
 export const PROFILE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'profiles');
 
@@ -89,23 +90,12 @@ export function loadProfile(nameOrFile: string): Profile {
   const file = /^[A-Za-z0-9_-]+$/.test(nameOrFile) && existsSync(shipped) ? shipped : nameOrFile;
   let text: string;
   try {
-    if (!existsSync(file) || !statSync(file).isFile()) throw new Error('no such file');
-    text = readFileSync(file, 'utf8');
+    text = readUntrusted(file, { what: 'profile' });
   } catch (e) {
-    throw new LoomError({
-      code: 'E_IO',
-      message: `cannot read profile: ${(e as Error).message}`,
-      file,
-      hint: `give a profile file or one of the shipped names: ${shippedProfiles().join(', ')}`,
-    });
+    if (e instanceof LoomError && e.code === 'E_IO') throw new LoomError({ ...e.info, hint: `give a profile file or one of the shipped names: ${shippedProfiles().join(', ')}` });
+    throw e;
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new LoomError({ code: 'E_JSON', message: `invalid JSON in profile: ${(e as Error).message}`, file });
-  }
-  return validateProfile(json, file);
+  return validateProfile(parseJsonText(text, file), file);
 }
 
 export function shippedProfiles(): string[] {

@@ -4,8 +4,7 @@
  * graphlib (cycles are errors) -> shape/dtype inference. Every failure is a LoomError naming
  * the file, the JSON pointer and the node.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, relative, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Graph, alg } from '@dagrejs/graphlib';
 import { LoomError, joinPointer } from '../errors.ts';
 import { canonDim, MAX_ELEMENTS, product, isStatic, isStaticShape, type Dim } from '../dims.ts';
@@ -13,17 +12,19 @@ import type { AttrValue, Attrs, DType, IRGraph, IRInput, IRNode, IRParam, ParamI
 import { getOp, allOps } from '../ops/index.ts';
 import { assertValid, attrValidator, describeSchema, schemaValidator, suggest } from './schema.ts';
 import { inferGraph, minElements, setOwn } from './infer.ts';
+import { assertAllowed, assertDocumentKind, displayPath, parseJsonText, realPathLoose, tryReadUntrusted } from './files.ts';
 
 /** Where graph files come from; tests and the fuzzer substitute an in-memory map. */
 export interface FileSource {
+  /** The text, or undefined when there is no such file; other failures are LoomErrors. */
   read(path: string): string | undefined;
+  /** The path with symlinks followed, for the allowed-folders check (the path itself by default). */
+  realpath?(path: string): string;
 }
 
 export const diskFiles: FileSource = {
-  read(path) {
-    if (!existsSync(path) || !statSync(path).isFile()) return undefined;
-    return readFileSync(path, 'utf8');
-  },
+  read: (path) => tryReadUntrusted(path, { what: 'graph file' }),
+  realpath: realPathLoose,
 };
 
 export function memoryFiles(files: Record<string, string | object>): FileSource {
@@ -39,146 +40,31 @@ export function memoryFiles(files: Record<string, string | object>): FileSource 
 
 export interface LoadOptions {
   files?: FileSource;
+  /**
+   * Folders a `call` may reach besides the working directory and the loaded file's own folder:
+   * the shipped library, `--allow-path` folders. Anything else is an error.
+   */
+  roots?: readonly string[];
 }
 
 /** Structural ops handled by the frontend and interpreter rather than the registry. */
 export const STRUCTURAL_OPS = ['call', 'grad'] as const;
 
-/** Paths shown in messages: relative to the working directory when that is shorter. */
-export function displayPath(p: string): string {
-  const r = relative(process.cwd(), p);
-  return r && !r.startsWith('..') && r.length < p.length ? r : p;
+export { displayPath, jsonErrorOffset, parseJsonText } from './files.ts';
+
+/** The folders `call`s of the graph at `path` may reach: see LoadOptions.roots. */
+function graphRoots(path: string, opts: LoadOptions): string[] {
+  return [process.cwd(), dirname(resolve(path)), ...(opts.roots ?? [])];
 }
 
 /** Loads, validates and type-checks a graph file and everything it calls. */
 export function loadGraph(path: string, opts: LoadOptions = {}): IRGraph {
-  return new Loader(opts.files ?? diskFiles).load(resolve(path), []);
+  return new Loader(opts.files ?? diskFiles, graphRoots(path, opts)).load(resolve(path), []);
 }
 
 /** Same as loadGraph for a graph already parsed (its `call`s resolve relative to `file`). */
 export function loadGraphJson(json: unknown, file: string, opts: LoadOptions = {}): IRGraph {
-  return new Loader(opts.files ?? diskFiles).fromJson(json, resolve(file), []);
-}
-
-export function parseJsonText(text: string, file: string): unknown {
-  // Editors on Windows may save a byte-order mark, which JSON.parse rejects.
-  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  try {
-    return JSON.parse(body);
-  } catch (e) {
-    // V8's messages give a position only for some errors, so the offset is found independently.
-    const raw = (e as Error).message.replace(/^JSON\.parse: /, '');
-    const why = raw.replace(/, (\.\.\.)?".*$/s, '').replace(/ in JSON at position \d+.*$/s, '');
-    const offset = jsonErrorOffset(body);
-    const lineStart = body.lastIndexOf('\n', offset - 1) + 1;
-    const line = body.slice(0, offset).split('\n').length;
-    const col = offset - lineStart + 1;
-    const lineEnd = body.indexOf('\n', offset);
-    const lineText = body.slice(lineStart, lineEnd < 0 ? undefined : lineEnd).replace(/\r$/, '');
-    const excerpt = lineText.length > 120 ? lineText.slice(Math.max(0, col - 60), col + 60) : lineText;
-    throw new LoomError({
-      code: 'E_JSON',
-      message: `invalid JSON at line ${line}, column ${col}: ${why}`,
-      file: displayPath(file),
-      found: offset >= body.length ? 'end of file' : JSON.stringify(excerpt),
-      hint: 'JSON allows no comments, no trailing commas and only double-quoted strings',
-    });
-  }
-}
-
-/** Offset of the first syntax error in `text` (text.length when it ends too early), for messages only. */
-export function jsonErrorOffset(text: string): number {
-  let i = 0;
-  const n = text.length;
-  class Stop {
-    constructor(readonly at: number) {}
-  }
-  const fail = (at: number): never => {
-    throw new Stop(Math.min(at, n));
-  };
-  const ws = () => {
-    while (i < n && ' \t\n\r'.includes(text[i]!)) i++;
-  };
-  const lit = (w: string) => {
-    for (let k = 0; k < w.length; k++) if (text[i + k] !== w[k]) fail(i + k);
-    i += w.length;
-  };
-  const str = () => {
-    i++; // opening quote
-    for (;;) {
-      if (i >= n) fail(n);
-      const c = text.charCodeAt(i);
-      if (c === 0x22) return void i++;
-      if (c < 0x20) fail(i);
-      if (c === 0x5c) {
-        const esc = text[i + 1];
-        if (esc === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail(i + 1);
-          i += 6;
-        } else if (esc !== undefined && '"\\/bfnrt'.includes(esc)) i += 2;
-        else fail(i + 1);
-      } else i++;
-    }
-  };
-  const num = () => {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
-    if (!m || m[0] === '' || m[0] === '-') fail(m && m[0] === '-' ? i + 1 : i);
-    i += m![0].length;
-  };
-  const value = (): void => {
-    ws();
-    if (i >= n) fail(n);
-    const c = text[i]!;
-    if (c === '{') {
-      i++;
-      ws();
-      if (text[i] === '}') return void i++;
-      for (;;) {
-        ws();
-        if (text[i] !== '"') fail(i);
-        str();
-        ws();
-        if (text[i] !== ':') fail(i);
-        i++;
-        value();
-        ws();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === '}') return void i++;
-        fail(i);
-      }
-    } else if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') return void i++;
-      for (;;) {
-        value();
-        ws();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === ']') return void i++;
-        fail(i);
-      }
-    } else if (c === '"') str();
-    else if (c === 't') lit('true');
-    else if (c === 'f') lit('false');
-    else if (c === 'n') lit('null');
-    else if (c === '-' || (c >= '0' && c <= '9')) num();
-    else fail(i);
-  };
-  try {
-    value();
-    ws();
-    return i < n ? i : n;
-  } catch (e) {
-    if (e instanceof Stop) return e.at;
-    // Nesting deep enough to exhaust the stack: the deepest point reached is the best guess.
-    return Math.min(i, n);
-  }
+  return new Loader(opts.files ?? diskFiles, graphRoots(file, opts)).fromJson(json, resolve(file), []);
 }
 
 interface RawNode {
@@ -248,14 +134,17 @@ function parseInit(init: RawInit): ParamInit {
 
 class Loader {
   private readonly cache = new Map<string, IRGraph>();
-  constructor(private readonly files: FileSource) {}
+  constructor(
+    private readonly files: FileSource,
+    private readonly roots: readonly string[],
+  ) {}
 
-  load(path: string, stack: string[]): IRGraph {
+  load(path: string, stack: string[], missing?: () => LoomError): IRGraph {
     const cached = this.cache.get(path);
     if (cached) return cached;
     const text = this.files.read(path);
     if (text === undefined)
-      throw new LoomError({ code: 'E_IO', message: `cannot read graph file ${displayPath(path)}: no such file`, file: displayPath(path) });
+      throw missing?.() ?? new LoomError({ code: 'E_IO', message: `cannot read graph file ${displayPath(path)}: no such file`, file: displayPath(path) });
     const g = this.fromJson(parseJsonText(text, path), path, stack);
     this.cache.set(path, g);
     return g;
@@ -263,6 +152,7 @@ class Loader {
 
   fromJson(json: unknown, path: string, stack: string[]): IRGraph {
     const file = displayPath(path);
+    assertDocumentKind(json, path, 'graph', ['graph']);
     checkDocument(json, file);
     assertValid(schemaValidator('graph.schema.json'), json, file, '', 'graph');
     return this.build(json as RawGraph, path, file, [...stack, path]);
@@ -320,9 +210,8 @@ class Loader {
           const chain = [...stack.slice(stack.indexOf(target)), target].map(displayPath).join(' -> ');
           throw err('E_IMPORT', `recursive call: ${chain}`, joinPointer(base, 'graph'), { hint: 'a graph cannot call itself, directly or indirectly' });
         }
-        if (this.files.read(target) === undefined)
-          throw err('E_IMPORT', `called graph file not found: ${displayPath(target)}`, joinPointer(base, 'graph'), { found: rn.graph });
-        const callee = this.load(target, stack);
+        assertAllowed(target, this.roots, { what: 'called graph', written: rn.graph, file, pointer: joinPointer(base, 'graph'), node: rn.id }, (p) => (this.files.realpath ?? resolve)(p));
+        const callee = this.load(target, stack, () => err('E_IMPORT', `called graph file not found: ${displayPath(target)}`, joinPointer(base, 'graph'), { found: rn.graph }));
         const bound = (rn.in ?? {}) as Record<string, string | number>;
         // Unknown names first: a misspelt binding gets a suggestion instead of a "missing input" error.
         for (const k of Object.keys(bound))

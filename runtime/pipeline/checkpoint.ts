@@ -5,9 +5,9 @@
  * against schemas/checkpoint.schema.json, and its tensors' data against their shapes.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { isLoomError, joinPointer, LoomError } from '../../compiler/errors.ts';
+import { FILE_LIMITS, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { writeFileAtomic } from '../fs.ts';
 import type { TensorMap } from '../interpreter.ts';
@@ -58,19 +58,20 @@ export function writeCheckpoint(path: string, body: CheckpointBody): void {
 }
 
 export function readCheckpoint(path: string): CheckpointBody {
-  if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `no checkpoint to resume from at ${path}`, file: path, hint: 'run without --resume to start fresh' });
+  const text = tryReadUntrusted(path, { what: 'checkpoint', maxBytes: FILE_LIMITS.checkpoint });
+  if (text === undefined) throw new LoomError({ code: 'E_IO', message: `no checkpoint to resume from at ${path}`, file: path, hint: 'run without --resume to start fresh' });
   const corrupt = (why: string): never => {
     throw new LoomError({ code: 'E_IO', message: `checkpoint ${path} is corrupt: ${why}`, file: path, hint: 'delete it (or restore a backup) and run without --resume' });
   };
-  const text = readFileSync(path, 'utf8');
   const m = /^\{"sha256":"([0-9a-f]{64})","body":([\s\S]*)\}\n?$/.exec(text);
   if (!m) return corrupt('not a loom checkpoint file (or truncated)');
   if (createHash('sha256').update(m[2]!).digest('hex') !== m[1]) corrupt('its checksum does not match its contents');
   let body: unknown;
   try {
     body = JSON.parse(m[2]!);
-  } catch (e) {
-    return corrupt(`invalid JSON (${(e as Error).message})`);
+  } catch {
+    // The parser's message would quote the file's text.
+    return corrupt('its body is not valid JSON');
   }
   validateBody(body, path);
   return body;

@@ -1,7 +1,8 @@
 /** Pipeline files: JSON Schema validation (with file + JSON pointer errors), defaults, graph loading. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend/load.ts';
+import { assertAllowed, assertDocumentKind, readUntrusted, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
@@ -38,6 +39,8 @@ export interface PipelineConfig {
   logging: { every: number };
   checkpoint: { every: number };
   eval: { episodes: number };
+  /** The folders its graphs (and the graphs they call) may be read from; see pipelineRoots. */
+  roots?: readonly string[];
 }
 
 /** AM-PPO advantage modulation (spec am-ppo §2): controller hyperparameters and initial state. */
@@ -73,6 +76,23 @@ export const GRAPHS_DIR = join(dirname(new URL(import.meta.url).pathname), '..',
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === 'object' ? (v as Json) : {});
 
+/**
+ * The folders a pipeline file may reference (through `extends`, graph paths, and the `call`s of
+ * those graphs): the working directory, the pipeline's own folder, the shipped library, and the
+ * `--allow-path` folders.
+ */
+export function pipelineRoots(file: string, allow: readonly string[] = []): string[] {
+  return [process.cwd(), dirname(resolve(file)), GRAPHS_DIR, ...allow];
+}
+
+export interface PipelineOptions {
+  /** Folders given with --allow-path. */
+  allow?: readonly string[];
+}
+
+/** A pipeline document names a pipeline or extends one. */
+const PIPELINE_KEYS = ['pipeline', 'extends'];
+
 /** The graph-path fields of a pipeline file, as JSON pointers; each resolves relative to the file that sets it. */
 const PATH_FIELDS = [['env', 'step'], ['env', 'reset'], ['policy', 'act'], ['loss']] as const;
 
@@ -90,7 +110,7 @@ const isPlainObject = (v: unknown): v is Json => !!v && typeof v === 'object' &&
  * against its own folder, and this file's keys merged over it. Errors name the file and pointer
  * that introduced them.
  */
-function resolveExtends(json: unknown, file: string, chain: string[] = []): unknown {
+function resolveExtends(json: unknown, file: string, roots: readonly string[], chain: string[] = []): unknown {
   if (!isPlainObject(json) || json.extends === undefined) return json;
   const fail = (message: string, found?: string): never => {
     throw new LoomError({ code: 'E_SCHEMA', message, file: resolve(file), pointer: '/extends', ...(found !== undefined ? { found } : {}) });
@@ -98,8 +118,12 @@ function resolveExtends(json: unknown, file: string, chain: string[] = []): unkn
   if (typeof json.extends !== 'string' || json.extends === '') return fail('extends must be a non-empty path to a pipeline file');
   const baseFile = resolve(dirname(resolve(file)), json.extends);
   if (chain.includes(baseFile) || baseFile === resolve(file)) return fail(`extends forms a cycle: ${[...chain, resolve(file), baseFile].join(' -> ')}`, json.extends);
-  if (!existsSync(baseFile)) return fail(`base pipeline ${baseFile} does not exist`, json.extends);
-  const base = resolveExtends(parseJsonText(readFileSync(baseFile, 'utf8'), baseFile), baseFile, [...chain, resolve(file)]);
+  assertAllowed(baseFile, roots, { what: 'base pipeline', written: json.extends, file: resolve(file), pointer: '/extends' });
+  const baseText = tryReadUntrusted(baseFile, { what: 'base pipeline' });
+  if (baseText === undefined) return fail(`base pipeline ${baseFile} does not exist`, json.extends);
+  const baseJson = parseJsonText(baseText, baseFile);
+  assertDocumentKind(baseJson, baseFile, 'pipeline', PIPELINE_KEYS);
+  const base = resolveExtends(baseJson, baseFile, roots, [...chain, resolve(file)]);
   if (!isPlainObject(base)) return fail(`base pipeline ${baseFile} is not a JSON object`, json.extends);
   const absolute = structuredClone(base);
   for (const path of PATH_FIELDS) {
@@ -113,8 +137,10 @@ function resolveExtends(json: unknown, file: string, chain: string[] = []): unkn
 }
 
 /** Validates and fills defaults. Graph paths become absolute (relative to the pipeline file). */
-export function parsePipeline(json: unknown, file: string): PipelineConfig {
-  json = resolveExtends(json, file);
+export function parsePipeline(json: unknown, file: string, opts: PipelineOptions = {}): PipelineConfig {
+  const roots = pipelineRoots(file, opts.allow);
+  assertDocumentKind(json, file, 'pipeline', PIPELINE_KEYS);
+  json = resolveExtends(json, file, roots);
   assertValid(schemaValidator('pipeline.schema.json'), json, file, '', 'pipeline');
   const j = json as Json;
   const base = dirname(resolve(file));
@@ -187,7 +213,14 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
     logging: { every: (obj(j.logging).every as number) ?? 1 },
     checkpoint: { every: (obj(j.checkpoint).every as number) ?? 10 },
     eval: { episodes: (obj(j.eval).episodes as number) ?? 10 },
+    roots,
   };
+  // Inherited paths are absolute by now; they are checked here, at the pointer that set them in this file's view.
+  for (const path of PATH_FIELDS) {
+    const written = path.reduce<unknown>((v, k) => obj(v)[k], j) as string;
+    const target = path.reduce<unknown>((v, k) => obj(v)[k], cfg) as string;
+    assertAllowed(target, roots, { what: 'graph path', written, file: cfg.file, pointer: `/${path.join('/')}` });
+  }
   const fail = (message: string, pointer: string): never => {
     throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer });
   };
@@ -218,9 +251,8 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
   return cfg;
 }
 
-export function loadPipeline(file: string): PipelineConfig {
-  if (!existsSync(file)) throw new LoomError({ code: 'E_IO', message: `cannot read pipeline ${file}: no such file`, file });
-  return parsePipeline(parseJsonText(readFileSync(file, 'utf8'), file), file);
+export function loadPipeline(file: string, opts: PipelineOptions = {}): PipelineConfig {
+  return parsePipeline(parseJsonText(readUntrusted(file, { what: 'pipeline' }), file), file, opts);
 }
 
 /**
@@ -228,13 +260,14 @@ export function loadPipeline(file: string): PipelineConfig {
  * or a graph that does not fit its role is reported at the pipeline's pointer.
  */
 export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
+  const roots = cfg.roots ?? pipelineRoots(cfg.file);
   const load = (path: string, pointer: string): IRGraph => {
     if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer });
-    return loadGraph(path);
+    return loadGraph(path, { roots });
   };
   const patched = (path: string, hp: Record<string, number>, pointer: string, required: boolean): IRGraph => {
     if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer });
-    return loadGraphJson(patchHp(parseJsonText(readFileSync(path, 'utf8'), path), hp, required, cfg.file, pointer), path);
+    return loadGraphJson(patchHp(parseJsonText(readUntrusted(path, { what: 'graph file' }), path), hp, required, cfg.file, pointer), path, { roots });
   };
   const tr = cfg.advantage.transform;
   const amppoDir = join(GRAPHS_DIR, 'algorithms', 'amppo');
@@ -256,8 +289,8 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     act: load(cfg.policy.act, '/policy/act'),
     loss: load(cfg.loss, '/loss'),
     optimizer: patched(join(GRAPHS_DIR, 'optimizers', `${cfg.optimizer.name}.graph.json`), cfg.optimizer.hp, '/optimizer/name', true),
-    gae: loadGraph(join(GRAPHS_DIR, 'algorithms', 'gae.graph.json')),
-    clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json')),
+    gae: loadGraph(join(GRAPHS_DIR, 'algorithms', 'gae.graph.json'), { roots }),
+    clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json'), { roots }),
   };
   checkRoles(cfg, graphs);
   return graphs;
@@ -280,13 +313,18 @@ export function patchHp(json: unknown, hp: Record<string, number>, required: boo
   return json;
 }
 
-/** True for a file that names a pipeline or extends one; anything else (unreadable text included) is not. */
+/**
+ * True for a file that names a pipeline or extends one; anything else (unreadable text included)
+ * is not, and loading it as a graph reports why. Read and parsed as loadPipeline does, so a
+ * byte-order mark or an endless file is treated the same way by every command.
+ */
 export function isPipelineFile(file: string): boolean {
   try {
-    const j: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    return isPlainObject(j) && !('graph' in j) && ('pipeline' in j || 'extends' in j);
-  } catch {
-    return false;
+    const j = parseJsonText(readUntrusted(file, { what: 'pipeline' }), file);
+    return isPlainObject(j) && !('graph' in j) && PIPELINE_KEYS.some((k) => k in j);
+  } catch (e) {
+    if (e instanceof LoomError) return false;
+    throw e;
   }
 }
 
@@ -297,7 +335,7 @@ export function configDiff(a: PipelineConfig, b: PipelineConfig): string[] {
     else out.set(path, JSON.stringify(v));
     return out;
   };
-  const skip = new Set(['file', 'env.step', 'env.reset', 'policy.act', 'loss']);
+  const skip = new Set(['file', 'roots', 'env.step', 'env.reset', 'policy.act', 'loss']);
   const fa = flat(a, '', new Map());
   const fb = flat(b, '', new Map());
   // A section absent on one side (null) is reported through its fields, not as a line of its own.
@@ -323,6 +361,7 @@ export function pipelineGraphsByRole(g: PipelineGraphs): Map<string, IRGraph> {
  */
 export function withEnv(cfg: PipelineConfig, name: string): PipelineConfig {
   const step = join(GRAPHS_DIR, 'envs', `${name}.step.graph.json`);
-  if (!existsSync(step)) throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: 'a name with graphs/envs/<name>.step.graph.json', found: name });
+  // A plain name, so that "--env ../../x" cannot reach outside graphs/envs.
+  if (!/^[A-Za-z0-9_-]+$/.test(name) || !existsSync(step)) throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: 'a name with graphs/envs/<name>.step.graph.json', found: name });
   return { ...cfg, env: { ...cfg.env, name, step, reset: join(GRAPHS_DIR, 'envs', `${name}.reset.graph.json`) } };
 }

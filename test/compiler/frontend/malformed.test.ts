@@ -134,7 +134,8 @@ describe('invalid JSON', () => {
     expect(e.info.file).toBe(MAIN);
     // The "}" after the trailing comma, at the start of line 5.
     expect(e.info.message).toMatch(/^invalid JSON at line 5, column 1: /);
-    expect(e.info.found).toBe('"}"');
+    // Only the location: the text of a file that failed to parse is never echoed.
+    expect(e.info.found).toBeUndefined();
     expect(e.info.hint).toMatch(/trailing commas/);
     expect(e.message).toMatch(/^error\[E_JSON\] \/virtual\/malformed\/main\.graph\.json: invalid JSON at line 5, column 1/);
   });
@@ -150,7 +151,7 @@ describe('invalid JSON', () => {
   it('a comment', () => {
     const e = errOfText('{\n  // the policy\n  "graph": "m"\n}');
     expect(e.info.message).toMatch(/^invalid JSON at line 2, column 3: /);
-    expect(e.info.found).toBe('"  // the policy"');
+    expect(e.message).not.toMatch(/the policy/);
   });
 
   it('single-quoted strings', () => {

@@ -158,7 +158,7 @@ describe('pipeline files', () => {
       const dir = tmp();
       mkdirSync(join(dir, 'base'));
       const base = JSON.parse(readFileSync(G('pipelines/ppo-cartpole.json'), 'utf8')) as Record<string, Record<string, unknown>>;
-      base.env!.step = join('..', '..', 'cartpole.step.graph.json');
+      base.env!.step = join('..', 'other', 'cartpole.step.graph.json');
       writeFileSync(join(dir, 'base', 'ppo.json'), JSON.stringify(base));
       return dir;
     };
@@ -167,7 +167,7 @@ describe('pipeline files', () => {
       writeFileSync(join(dir, 'v.json'), JSON.stringify({ extends: 'base/ppo.json', pipeline: 'v', loss: 'my-loss.json', update: { epochs: 7 }, optimizer: { name: 'alphagrad', hp: { alpha: 2 } } }));
       const c = loadPipeline(join(dir, 'v.json'));
       expect(c.pipeline).toBe('v');
-      expect(c.env.step).toBe(join(dir, '..', 'cartpole.step.graph.json'));
+      expect(c.env.step).toBe(join(dir, 'other', 'cartpole.step.graph.json'));
       expect(c.env.reset).toBe(join(dir, 'envs', 'cartpole.reset.graph.json')); // the base's ../envs/, from base/
       expect(c.loss).toBe(join(dir, 'my-loss.json'));
       expect(c.update.epochs).toBe(7);

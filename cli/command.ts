@@ -13,6 +13,11 @@ export const BACKEND_OPTION: OptionSpec = { type: 'string', description: 'tensor
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /**
+   * Stderr as is, for the redrawn progress line (carriage return, erase to end of line). Only
+   * loom's own numbers go here; `out` and `err` escape control characters (see `main`).
+   */
+  live?(text: string): void;
 }
 
 export interface Command {

@@ -1,6 +1,7 @@
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import { isLoomError } from '../../compiler/errors.ts';
 import { signature } from '../../compiler/inspect.ts';
+import { printable } from '../../compiler/text.ts';
 import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
 import type { Command } from '../command.ts';
 
@@ -24,10 +25,10 @@ export const check: Command = {
         if (isPipelineFile(file)) {
           const cfg = loadPipeline(file);
           const graphs = loadPipelineGraphs(cfg);
-          if (!args.values.quiet) io.out(`${file}: ok (pipeline ${cfg.pipeline}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);
+          if (!args.values.quiet) io.out(`${printable(file)}: ok (pipeline ${printable(cfg.pipeline)}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);
         } else {
           const g = loadGraph(file);
-          if (!args.values.quiet) io.out(`${file}: ok\n${signature(g)}\n`);
+          if (!args.values.quiet) io.out(`${printable(file)}: ok\n${signature(g)}\n`);
         }
       } catch (e) {
         if (!isLoomError(e)) throw e;

@@ -1,6 +1,7 @@
 /** Per-iteration metrics: JSON lines, a CSV with fixed columns, and an SVG learning curve. */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { csvLine } from '../csv.ts';
 import { writeFileAtomic } from '../fs.ts';
 import { lineChart } from '../plot.ts';
 
@@ -85,5 +86,5 @@ export class MetricsLog {
 }
 
 function csvRow(m: IterationMetrics, columns: (keyof IterationMetrics)[]): string {
-  return columns.map((k) => (m[k] === null || m[k] === undefined ? '' : String(m[k]))).join(',');
+  return csvLine(columns.map((k) => m[k]));
 }

@@ -133,6 +133,11 @@ describe('hostile names in errors', () => {
     await expectSafe(['run', g, '--inputs', inputs, '--backend', 'cpu'], 1);
   });
 
+  it('a hostile op family', async () => {
+    const r = await expectSafe(['ops', '--family', HOSTILE], 2);
+    expect(r.err).toContain('E_USAGE');
+  });
+
   it('a hostile command name', async () => {
     await expectSafe([HOSTILE], 2);
   });

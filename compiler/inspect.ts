@@ -5,7 +5,7 @@
 import { showType, stableStringify, type IRGraph, type IRNode, type TensorType } from './ir.ts';
 import { jsTarget } from './codegen/js.ts';
 import { lowerFused, type LowerOptions } from './codegen/spec.ts';
-import type { CodegenTarget } from './codegen/target.ts';
+import type { CodegenTarget, GeneratedKernel } from './codegen/target.ts';
 import type { StageReport } from './passes/pass.ts';
 import { printable } from './text.ts';
 
@@ -86,6 +86,22 @@ export function stagesText(stages: StageReport[]): string {
   return lines.join('\n') + '\n';
 }
 
+/** Every fused kernel of a compiled graph at concrete sizes (`env` binds the symbolic dims), as `target` generates it. */
+export function generatedKernels(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget, opts: LowerOptions = {}): { node: IRNode; kernel: GeneratedKernel }[] {
+  const types = new Map<string, TensorType>();
+  for (const i of g.inputs) types.set(i.name, i.type);
+  for (const p of g.params) types.set(p.name, p.type);
+  const out: { node: IRNode; kernel: GeneratedKernel }[] = [];
+  for (const n of g.nodes) {
+    if (n.type) types.set(n.id, n.type);
+    if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
+    if (n.op !== 'fused') continue;
+    const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!), new Map(), opts);
+    out.push({ node: n, kernel: target.emit(lowered.spec) });
+  }
+  return out;
+}
+
 /**
  * The generated source of every fused kernel, at concrete sizes (`env` binds the symbolic
  * dims). Constants appear as kernel inputs here; the executor bakes known scalars in. With
@@ -93,20 +109,12 @@ export function stagesText(stages: StageReport[]): string {
  * following bias add and activation, named in the kernel's header line.
  */
 export function kernelsText(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget, opts: LowerOptions = {}): string {
-  const types = new Map<string, TensorType>();
-  for (const i of g.inputs) types.set(i.name, i.type);
-  for (const p of g.params) types.set(p.name, p.type);
   const parts: string[] = [];
   const support = new Set<string>();
   const emitted = new Map<string, string>();
-  for (const n of g.nodes) {
-    if (n.type) types.set(n.id, n.type);
-    if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
-    if (n.op !== 'fused') continue;
-    const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!), new Map(), opts);
-    const k = target.emit(lowered.spec);
+  for (const { node: n, kernel: k } of generatedKernels(g, env, target, opts)) {
     k.support.forEach((s) => support.add(s));
-    const mm = lowered.spec.matmul;
+    const mm = k.spec.matmul;
     const epilogue = [mm?.bias !== undefined ? 'bias add' : '', mm?.activation ?? ''].filter(Boolean);
     const what = printable(`// ${n.id}: ${n.body!.map((b) => b.op).join(' -> ')}${epilogue.length ? ` (the product applies the ${epilogue.join(' and ')})` : ''}`);
     if (emitted.has(k.name)) parts.push(`${what}: the same kernel as ${printable(emitted.get(k.name)!)} (${k.name})`);

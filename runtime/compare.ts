@@ -190,7 +190,7 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
     const runs: SeedRun[] = [];
     for (const seed of opts.seeds) {
       const cfg: PipelineConfig = { ...base, seed, eval: { episodes: 0 }, checkpoint: { every: 0 } };
-      const label = `${name} seed ${seed}`;
+      const label = `${printable(name)} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();
       const r = train(cfg, { outDir: join(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p) });

@@ -42,6 +42,11 @@ export function allowedRoots(args: ParsedArgs): string[] {
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /**
+   * Stderr as is, for the redrawn progress line (carriage return, erase to end of line). Only
+   * loom's own numbers go here; `out` and `err` escape control characters (see `main`).
+   */
+  live?(text: string): void;
 }
 
 export interface Command {

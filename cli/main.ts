@@ -1,5 +1,6 @@
 /** `loom`: dispatches to subcommands; turns user errors into one clear message and exit code 1. */
 import { isLoomError } from '../compiler/errors.ts';
+import { printable, printableBlock } from '../compiler/text.ts';
 import { helpText, parseCommandArgs, type Command, type Io } from './command.ts';
 import { check } from './commands/check.ts';
 import { run } from './commands/run.ts';
@@ -17,7 +18,18 @@ export const COMMANDS: Command[] = [check, compile, diff, run, train, compare, o
 const stdio: Io = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
+  live: (t) => process.stderr.write(t),
 };
+
+/**
+ * The sink every command writes through. Names from files are escaped where they are printed;
+ * this is the backstop for any path that was missed: no control character other than a line
+ * break or a tab reaches the terminal, except on the `live` progress channel.
+ */
+export function escapingIo(io: Io): Io {
+  const raw = io.live ?? io.err;
+  return { out: (t) => io.out(printableBlock(t)), err: (t) => io.err(printableBlock(t)), live: (t) => raw(t) };
+}
 
 function mainHelp(): string {
   const lines = ['usage: loom COMMAND [options]', '', 'Commands:'];
@@ -26,7 +38,8 @@ function mainHelp(): string {
   return lines.join('\n') + '\n';
 }
 
-export async function main(argv: string[], io: Io = stdio): Promise<number> {
+export async function main(argv: string[], rawIo: Io = stdio): Promise<number> {
+  const io = escapingIo(rawIo);
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(mainHelp());
@@ -34,7 +47,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   }
   const cmd = COMMANDS.find((c) => c.name === name);
   if (!cmd) {
-    io.err(`error[E_USAGE]: unknown command "${name}"\n  expected: one of ${COMMANDS.map((c) => c.name).join(', ')}\n`);
+    io.err(`error[E_USAGE]: unknown command "${printable(name)}"\n  expected: one of ${COMMANDS.map((c) => c.name).join(', ')}\n`);
     return 2;
   }
   try {

@@ -3,6 +3,8 @@
  * bad inputs) is a LoomError: it names the file, the JSON pointer and the node, and says what
  * was expected and what was found. The CLI prints `format()` and exits non-zero, with no stack.
  */
+import { printable } from './text.ts';
+
 export type ErrorCode =
   | 'E_IO' // missing or unreadable file
   | 'E_JSON' // invalid JSON text
@@ -58,6 +60,10 @@ export class LoomError extends Error {
   }
 }
 
+/**
+ * The error as printed. Every field may quote a file (a name, a key, a path), so each is escaped
+ * to one printable line: the only line breaks are the ones between the fields.
+ */
 export function formatError(e: ErrorInfo): string {
   let where = '';
   if (e.file !== undefined) where += e.file;
@@ -67,7 +73,7 @@ export function formatError(e: ErrorInfo): string {
   if (e.expected !== undefined) lines.push(`  expected: ${e.expected}`);
   if (e.found !== undefined) lines.push(`  found:    ${e.found}`);
   if (e.hint !== undefined) lines.push(`  hint:     ${e.hint}`);
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }
 
 export function isLoomError(e: unknown): e is LoomError {

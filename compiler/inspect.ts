@@ -1,9 +1,13 @@
-/** Stable, diffable text views of graphs, for `loom check` and `loom compile --emit`. */
+/**
+ * Stable, diffable text views of graphs, for `loom check` and `loom compile --emit`. Each line
+ * quotes names and paths from files, so each is made printable before the lines are joined.
+ */
 import { showType, stableStringify, type IRGraph, type IRNode, type TensorType } from './ir.ts';
 import { jsTarget } from './codegen/js.ts';
 import { lowerFused, type LowerOptions } from './codegen/spec.ts';
-import type { CodegenTarget } from './codegen/target.ts';
+import type { CodegenTarget, GeneratedKernel } from './codegen/target.ts';
 import type { StageReport } from './passes/pass.ts';
+import { printable } from './text.ts';
 
 function initText(kind: string, args: Record<string, number>): string {
   const a = Object.entries(args).map(([k, v]) => `${k}=${v}`);
@@ -26,7 +30,7 @@ export function signature(g: IRGraph): string {
   for (const n of g.nodes) hist.set(n.op, (hist.get(n.op) ?? 0) + 1);
   const ops = [...hist.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([op, c]) => `${op} ${c}`);
   lines.push(`  ${g.nodes.length} nodes (${ops.join(', ')}); ${g.params.length} params, ${total.toLocaleString('en-US')} values`);
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }
 
 export function outputTypes(g: IRGraph): Record<string, string> {
@@ -63,7 +67,7 @@ export function irText(g: IRGraph): string {
   for (const p of g.params) lines.push(`  param %${p.name}: ${showType(p.type)}`);
   for (const n of g.nodes) lines.push(...nodeLine(n, '  '));
   for (const [k, r] of Object.entries(g.outputs)) lines.push(`  output ${k} = %${r}`);
-  return lines.join('\n') + '\n';
+  return lines.map(printable).join('\n') + '\n';
 }
 
 /** Op counts before and after each pass. */
@@ -82,6 +86,22 @@ export function stagesText(stages: StageReport[]): string {
   return lines.join('\n') + '\n';
 }
 
+/** Every fused kernel of a compiled graph at concrete sizes (`env` binds the symbolic dims), as `target` generates it. */
+export function generatedKernels(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget, opts: LowerOptions = {}): { node: IRNode; kernel: GeneratedKernel }[] {
+  const types = new Map<string, TensorType>();
+  for (const i of g.inputs) types.set(i.name, i.type);
+  for (const p of g.params) types.set(p.name, p.type);
+  const out: { node: IRNode; kernel: GeneratedKernel }[] = [];
+  for (const n of g.nodes) {
+    if (n.type) types.set(n.id, n.type);
+    if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
+    if (n.op !== 'fused') continue;
+    const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!), new Map(), opts);
+    out.push({ node: n, kernel: target.emit(lowered.spec) });
+  }
+  return out;
+}
+
 /**
  * The generated source of every fused kernel, at concrete sizes (`env` binds the symbolic
  * dims). Constants appear as kernel inputs here; the executor bakes known scalars in. With
@@ -89,23 +109,15 @@ export function stagesText(stages: StageReport[]): string {
  * following bias add and activation, named in the kernel's header line.
  */
 export function kernelsText(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget, opts: LowerOptions = {}): string {
-  const types = new Map<string, TensorType>();
-  for (const i of g.inputs) types.set(i.name, i.type);
-  for (const p of g.params) types.set(p.name, p.type);
   const parts: string[] = [];
   const support = new Set<string>();
   const emitted = new Map<string, string>();
-  for (const n of g.nodes) {
-    if (n.type) types.set(n.id, n.type);
-    if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
-    if (n.op !== 'fused') continue;
-    const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!), new Map(), opts);
-    const k = target.emit(lowered.spec);
+  for (const { node: n, kernel: k } of generatedKernels(g, env, target, opts)) {
     k.support.forEach((s) => support.add(s));
-    const mm = lowered.spec.matmul;
+    const mm = k.spec.matmul;
     const epilogue = [mm?.bias !== undefined ? 'bias add' : '', mm?.activation ?? ''].filter(Boolean);
-    const what = `// ${n.id}: ${n.body!.map((b) => b.op).join(' -> ')}${epilogue.length ? ` (the product applies the ${epilogue.join(' and ')})` : ''}`;
-    if (emitted.has(k.name)) parts.push(`${what}: the same kernel as ${emitted.get(k.name)} (${k.name})`);
+    const what = printable(`// ${n.id}: ${n.body!.map((b) => b.op).join(' -> ')}${epilogue.length ? ` (the product applies the ${epilogue.join(' and ')})` : ''}`);
+    if (emitted.has(k.name)) parts.push(`${what}: the same kernel as ${printable(emitted.get(k.name)!)} (${k.name})`);
     else {
       emitted.set(k.name, n.id);
       parts.push(`${what}\n${k.source}`);
@@ -161,5 +173,5 @@ export function graphDiffText(d: GraphDiff): string[] {
     ...d.removed.map((n) => `- ${n.id} = ${nodeText(n)}`),
     ...d.added.map((n) => `+ ${n.id} = ${nodeText(n)}`),
     ...d.changed.flatMap((c) => [`- ${c.id} = ${c.a}`, `+ ${c.id} = ${c.b}`]),
-  ];
+  ].map(printable);
 }

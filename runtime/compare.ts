@@ -5,6 +5,8 @@
  * tables; every file is written atomically.
  */
 import { basename } from 'node:path';
+import { printable } from '../compiler/text.ts';
+import { csvLine } from './csv.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from './fs.ts';
 import { lineChart, type BandPoint, type Point, type Series } from './plot.ts';
 import { train } from './pipeline/driver.ts';
@@ -119,6 +121,8 @@ export function summarise(pipeline: string, runs: readonly SeedRun[], threshold:
 }
 
 const fmt = (x: number | null, d = 1) => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(d));
+/** A pipeline name as one markdown cell: on one line, with no `|` that would end the cell. */
+const markdownCell = (s: string) => printable(s).replace(/\|/g, '\\|');
 
 export function markdownTable(rows: readonly PipelineSummary[], threshold: number | null): string {
   const head = ['pipeline', 'seeds', 'final return (mean ± 95% CI)', ...(threshold !== null ? [`steps to ${threshold} (reached)`] : []), 'wall s / seed', 'env steps/s'];
@@ -126,7 +130,7 @@ export function markdownTable(rows: readonly PipelineSummary[], threshold: numbe
   for (const r of rows) {
     const f = r.finalReturn;
     const cells = [
-      r.pipeline,
+      markdownCell(r.pipeline),
       String(r.seeds),
       f.mean === null ? '-' : f.ci95 === null ? fmt(f.mean) : `${fmt(f.mean)} ± ${fmt(f.ci95)}`,
       ...(r.stepsToThreshold ? [`${fmt(r.stepsToThreshold.mean, 0)} (${r.stepsToThreshold.reached}/${r.seeds})`] : []),
@@ -138,15 +142,14 @@ export function markdownTable(rows: readonly PipelineSummary[], threshold: numbe
   return lines.join('\n') + '\n';
 }
 
-const csvNum = (x: number | null) => (x === null || !Number.isFinite(x) ? '' : String(x));
+const csvNum = (x: number | null) => (x === null || !Number.isFinite(x) ? null : x);
 export const CSV_COLUMNS = ['pipeline', 'seeds', 'final_return_mean', 'final_return_ci95', 'final_return_n', 'steps_to_threshold_mean', 'threshold_reached', 'wall_sec_per_seed', 'env_steps_per_sec'];
 
 export function csvTable(rows: readonly PipelineSummary[]): string {
-  const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  const lines = [CSV_COLUMNS.join(',')];
+  const lines = [csvLine(CSV_COLUMNS)];
   for (const r of rows)
     lines.push(
-      [q(r.pipeline), String(r.seeds), csvNum(r.finalReturn.mean), csvNum(r.finalReturn.ci95), String(r.finalReturn.n), csvNum(r.stepsToThreshold?.mean ?? null), r.stepsToThreshold ? String(r.stepsToThreshold.reached) : '', csvNum(r.wallSec), csvNum(r.envStepsPerSec)].join(','),
+      csvLine([r.pipeline, r.seeds, csvNum(r.finalReturn.mean), csvNum(r.finalReturn.ci95), r.finalReturn.n, csvNum(r.stepsToThreshold?.mean ?? null), r.stepsToThreshold ? r.stepsToThreshold.reached : null, csvNum(r.wallSec), csvNum(r.envStepsPerSec)]),
     );
   return lines.join('\n') + '\n';
 }
@@ -196,7 +199,7 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
     const runs: SeedRun[] = [];
     for (const seed of opts.seeds) {
       const cfg: PipelineConfig = { ...base, seed, eval: { episodes: 0 }, checkpoint: { every: 0 } };
-      const label = `${name} seed ${seed}`;
+      const label = `${printable(name)} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();
       const r = train(cfg, { outDir: outputPath(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p) });
@@ -211,7 +214,7 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
   const env = pipelines[0]?.env.name ?? '';
   const steps = pipelines[0]?.total_steps ?? 0;
   const title = `${env}: ${opts.seeds.length} seeds, ${steps} steps`;
-  writeFileAtomic(files.markdown, `# ${title}\n\nFinal return: mean of the learning curve over the last 10% of iterations, per seed; 95% CI with Student t.\n\n${markdownTable(rows, threshold)}`);
+  writeFileAtomic(files.markdown, `# ${printable(title)}\n\nFinal return: mean of the learning curve over the last 10% of iterations, per seed; 95% CI with Student t.\n\n${markdownTable(rows, threshold)}`);
   writeFileAtomic(files.csv, csvTable(rows));
   writeFileAtomic(files.json, JSON.stringify({ env, steps, seeds: opts.seeds, threshold, results: rows }, null, 2) + '\n');
   writeFileAtomic(files.svg, curvesSvg(rows, title));

@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../compiler/errors.ts';
+import { printable } from '../compiler/text.ts';
 import type { IRGraph, IRNode, TensorType } from '../compiler/ir.ts';
 import { getOp } from '../compiler/ops/index.ts';
 import { HOST_ADDRESSABLE, hostCopy, hostOpRunner } from './host-memory.ts';
@@ -247,7 +248,7 @@ class CompiledProgram implements Program {
       const ev: CompileEvent = { graph: g.name, key, reason, recompile: !!prev, ms: performance.now() - t0, kernels: plan.kernels.length, newKernels: built.newKernels };
       this.events.push(ev);
       compileLog.push(ev);
-      if (prev) (this.opts.log ?? ((m: string) => process.stderr.write(m + '\n')))(`loom: recompiled ${g.name}: ${reason} (${ev.ms.toFixed(1)} ms)`);
+      if (prev) (this.opts.log ?? ((m: string) => process.stderr.write(m + '\n')))(`loom: recompiled ${printable(g.name)}: ${reason} (${ev.ms.toFixed(1)} ms)`);
       planCache.set(key, plan);
       lastPlan.set(this.compiled.hash, plan);
     }

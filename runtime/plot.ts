@@ -3,6 +3,7 @@
  * bands (e.g. confidence intervals around mean learning curves) and labelled markers.
  * Output is a pure function of the input, so charts diff cleanly and tests can compare strings.
  */
+import { printable } from '../compiler/text.ts';
 
 export type Point = [x: number, y: number];
 export type BandPoint = [x: number, lo: number, hi: number];
@@ -41,7 +42,8 @@ const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948
 
 /** Escapes text for element content and double-quoted attributes. */
 export function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  // Control characters are invalid in XML 1.0 (and bidi overrides would reorder the text shown).
+  return printable(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 /** Fixed 2-decimal coordinates keep files small and stable. */

@@ -1,6 +1,7 @@
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import { isLoomError } from '../../compiler/errors.ts';
 import { signature } from '../../compiler/inspect.ts';
+import { printable } from '../../compiler/text.ts';
 import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
 
@@ -26,10 +27,10 @@ export const check: Command = {
         if (isPipelineFile(file)) {
           const cfg = loadPipeline(file, { allow: roots });
           const graphs = loadPipelineGraphs(cfg);
-          if (!args.values.quiet) io.out(`${file}: ok (pipeline ${cfg.pipeline}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);
+          if (!args.values.quiet) io.out(`${printable(file)}: ok (pipeline ${printable(cfg.pipeline)}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);
         } else {
           const g = loadGraph(file, { roots });
-          if (!args.values.quiet) io.out(`${file}: ok\n${signature(g)}\n`);
+          if (!args.values.quiet) io.out(`${printable(file)}: ok\n${signature(g)}\n`);
         }
       } catch (e) {
         if (!isLoomError(e)) throw e;

@@ -2,6 +2,7 @@ import { relative } from 'node:path';
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import { graphDiff, graphDiffText } from '../../compiler/inspect.ts';
+import { printable } from '../../compiler/text.ts';
 import { configDiff, isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
 
@@ -44,7 +45,8 @@ export const diff: Command = {
       }
       if (same.length) lines.push(`graphs the same: ${same.join(', ')}`);
       if (graphLines.length) lines.push('graphs that differ:', ...graphLines);
-      io.out(lines.join('\n') + '\n');
+      // Pipeline names, settings and paths come from the files.
+      io.out(lines.map(printable).join('\n') + '\n');
       return settings.length || graphLines.length ? 1 : 0;
     }
     const d = graphDiffText(graphDiff(loadGraph(a, { roots }), loadGraph(b, { roots })));

@@ -33,7 +33,7 @@ export const train: Command = {
     if (steps !== undefined) cfg.total_steps = steps;
     const outDir = (args.values.out as string | undefined) ?? outputPath('runs', `${cfg.pipeline}-s${cfg.seed}`);
     const backend = await initBackend(args.values.backend as string | undefined);
-    const progress = makeProgress(io.err, Boolean(process.stderr.isTTY));
+    const progress = makeProgress(io.live ?? io.err, Boolean(process.stderr.isTTY));
     let interrupted = false;
     const onSigint = () => {
       if (interrupted) process.exit(130);

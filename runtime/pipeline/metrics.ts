@@ -1,5 +1,6 @@
 /** Per-iteration metrics: JSON lines, a CSV with fixed columns, and an SVG learning curve. */
-import { existsSync, readFileSync } from 'node:fs';
+import { FILE_LIMITS, tryReadUntrusted } from '../../compiler/frontend/files.ts';
+import { csvLine } from '../csv.ts';
 import { appendOutput, outputPath, writeFileAtomic } from '../fs.ts';
 import { lineChart } from '../plot.ts';
 
@@ -99,7 +100,8 @@ export class MetricsLog {
   /** `keepUpTo`: on resume, the checkpoint's iteration; later rows are dropped (they will be redone). */
   constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: (keyof IterationMetrics)[] = METRIC_COLUMNS) {
     [this.jsonl, this.csv, this.svg] = METRICS_FILES.map((f) => outputPath(outDir, f)) as [string, string, string];
-    if (keepUpTo !== null && existsSync(this.jsonl)) ({ rows: this.rows, dropped: this.dropped } = rowsForResume(readFileSync(this.jsonl, 'utf8'), keepUpTo, this.jsonl));
+    const previous = keepUpTo === null ? undefined : tryReadUntrusted(this.jsonl, { what: 'metrics file', maxBytes: FILE_LIMITS.checkpoint });
+    if (keepUpTo !== null && previous !== undefined) ({ rows: this.rows, dropped: this.dropped } = rowsForResume(previous, keepUpTo, this.jsonl));
     // Both files are rewritten from the kept rows, so the CSV always matches the JSON lines.
     writeFileAtomic(this.jsonl, this.rows.map((r) => JSON.stringify(r) + '\n').join(''));
     writeFileAtomic(this.csv, [columns.join(','), ...this.rows.map((r) => csvRow(r, columns))].join('\n') + '\n');
@@ -125,5 +127,5 @@ export class MetricsLog {
 }
 
 function csvRow(m: IterationMetrics, columns: (keyof IterationMetrics)[]): string {
-  return columns.map((k) => (m[k] === null || m[k] === undefined ? '' : String(m[k]))).join(',');
+  return csvLine(columns.map((k) => m[k]));
 }

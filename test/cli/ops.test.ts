@@ -32,3 +32,27 @@ describe('loom ops', () => {
     expect((await listed('linalg')).get('matmul')).not.toContain('host');
   });
 });
+
+describe('loom ops --family with an unknown family', () => {
+  const families = [...new Set(allOps().map((o) => o.family))].sort();
+
+  it('is a usage error listing the known families', async () => {
+    const r = await loom('ops', '--family', 'nope');
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(/^error\[E_USAGE\]: unknown op family "nope"/);
+    expect(r.err).toContain(`expected: one of ${families.join(', ')}`);
+  });
+
+  it('suggests the family meant', async () => {
+    const r = await loom('ops', '--family', 'linalgg');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('hint:     did you mean "linalg"?');
+  });
+
+  it('an empty family is an error too, not the whole list', async () => {
+    const r = await loom('ops', '--family', '');
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+  });
+});

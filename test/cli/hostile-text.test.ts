@@ -90,12 +90,19 @@ describe('hostile names in normal output', () => {
     expect(r.out).toContain('"y"');
   });
 
-  it('loom check and loom diff of pipelines with a hostile name', async () => {
+  it('loom check of a pipeline with a hostile name: refused (it becomes a folder name), the name escaped', async () => {
     const a = file('a.pipeline.json', { extends: PPO, pipeline: HOSTILE });
-    const b = file('b.pipeline.json', { extends: PPO, pipeline: `${HOSTILE}b`, env: { name: HOSTILE } });
-    const r = await expectSafe(['check', a], 0);
-    expect(r.out).toContain('pipeline \\x1b[2Jevil\\r\\nall checks passed: ok\\u202e');
-    await expectSafe(['diff', a, b], 1);
+    const r = await expectSafe(['check', a], 1);
+    expect(r.err).toContain('E_SCHEMA');
+    // Quoted as JSON, then escaped: the name stays on one line, visible.
+    expect(r.err).toContain('"\\u001b[2Jevil\\r\\nall checks passed: ok\\u202e"');
+  });
+
+  it('loom diff of pipelines with a hostile env name', async () => {
+    const a = file('a.pipeline.json', { extends: PPO, pipeline: 'a' });
+    const b = file('b.pipeline.json', { extends: PPO, pipeline: 'b', env: { name: HOSTILE } });
+    const r = await expectSafe(['diff', a, b], 1);
+    expect(r.out).toContain('env.name: "CartPole-v1" -> "\\u001b[2Jevil\\r\\nall checks passed: ok\\u202e"');
   });
 });
 

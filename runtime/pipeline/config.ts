@@ -36,7 +36,8 @@ export interface PipelineConfig {
   seed: number;
   logging: { every: number };
   checkpoint: { every: number };
-  eval: { episodes: number };
+  /** `every`: iterations between evaluations during training (0: only the final one); `deterministic`: act with `action_mode`. */
+  eval: { episodes: number; every: number; deterministic: boolean };
 }
 
 /** AM-PPO advantage modulation (spec am-ppo §2): controller hyperparameters and initial state. */
@@ -185,7 +186,7 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
     seed: (j.seed as number) ?? 1,
     logging: { every: (obj(j.logging).every as number) ?? 1 },
     checkpoint: { every: (obj(j.checkpoint).every as number) ?? 10 },
-    eval: { episodes: (obj(j.eval).episodes as number) ?? 10 },
+    eval: { episodes: (obj(j.eval).episodes as number) ?? 10, every: (obj(j.eval).every as number) ?? 0, deterministic: (obj(j.eval).deterministic as boolean) ?? true },
   };
   const fail = (message: string, pointer: string): never => {
     throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer });

@@ -12,8 +12,10 @@ import { compare } from './commands/compare.ts';
 import { simulate } from './commands/simulate.ts';
 import { calibrate } from './commands/calibrate.ts';
 import { diff } from './commands/diff.ts';
+import { evalCommand } from './commands/eval.ts';
+import { exportCommand } from './commands/export.ts';
 
-export const COMMANDS: Command[] = [check, compile, diff, run, train, compare, ops, experts, simulate, calibrate];
+export const COMMANDS: Command[] = [check, compile, diff, run, train, evalCommand, exportCommand, compare, ops, experts, simulate, calibrate];
 
 const stdio: Io = {
   out: (t) => process.stdout.write(t),

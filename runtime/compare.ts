@@ -198,7 +198,7 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
     names.add(name);
     const runs: SeedRun[] = [];
     for (const seed of opts.seeds) {
-      const cfg: PipelineConfig = { ...base, seed, eval: { episodes: 0 }, checkpoint: { every: 0 } };
+      const cfg: PipelineConfig = { ...base, seed, eval: { ...base.eval, episodes: 0, every: 0 }, checkpoint: { every: 0 } };
       const label = `${printable(name)} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();

@@ -27,6 +27,15 @@ export interface CheckpointBody {
   global_step: number;
   tensors: Record<string, Record<string, SavedTensor>>;
   host: Record<string, unknown>;
+  /** In best/: the evaluation during training that made this the best policy so far. */
+  eval?: { iteration: number; episodes: number; mean_return: number; deterministic: boolean };
+}
+
+/** host.source: the pipeline file, env and seed a checkpoint was trained with. */
+export interface CheckpointSource {
+  pipeline: string;
+  env: { name: string; step: string; reset: string };
+  seed: number;
 }
 
 export function saveTensor(t: tf.Tensor): SavedTensor {
@@ -35,12 +44,16 @@ export function saveTensor(t: tf.Tensor): SavedTensor {
   return { dtype: t.dtype as SavedTensor['dtype'], shape: t.shape, data: Buffer.from(arr.buffer).toString('base64') };
 }
 
-export function loadTensor(s: SavedTensor): tf.Tensor {
+/** A saved tensor's values, decoded from its base64 bytes. */
+export function savedValues(s: SavedTensor): Float32Array | Int32Array {
   const buf = Buffer.from(s.data, 'base64');
   const bytes = new Uint8Array(buf.byteLength);
   bytes.set(buf);
-  const arr = s.dtype === 'float32' ? new Float32Array(bytes.buffer) : new Int32Array(bytes.buffer);
-  return tf.tensor(arr, s.shape, s.dtype);
+  return s.dtype === 'float32' ? new Float32Array(bytes.buffer) : new Int32Array(bytes.buffer);
+}
+
+export function loadTensor(s: SavedTensor): tf.Tensor {
+  return tf.tensor(savedValues(s), s.shape, s.dtype);
 }
 
 export function saveGroup(m: TensorMap): Record<string, SavedTensor> {
@@ -57,11 +70,14 @@ export function writeCheckpoint(path: string, body: CheckpointBody): void {
   writeFileAtomic(path, `{"sha256":"${sha256}","body":${text}}\n`);
 }
 
-export function readCheckpoint(path: string): CheckpointBody {
+/** `purpose` words the errors: resuming a run, or reading a saved policy (loom eval, loom export). */
+export function readCheckpoint(path: string, purpose: 'resume' | 'policy' = 'resume'): CheckpointBody {
+  const resume = purpose === 'resume';
   const text = tryReadUntrusted(path, { what: 'checkpoint', maxBytes: FILE_LIMITS.checkpoint });
-  if (text === undefined) throw new LoomError({ code: 'E_IO', message: `no checkpoint to resume from at ${path}`, file: path, hint: 'run without --resume to start fresh' });
+  if (text === undefined)
+    throw new LoomError({ code: 'E_IO', message: resume ? `no checkpoint to resume from at ${path}` : `no checkpoint at ${path}`, file: path, hint: resume ? 'run without --resume to start fresh' : 'give a run folder (holding checkpoint.json, or best/checkpoint.json) or a checkpoint file' });
   const corrupt = (why: string): never => {
-    throw new LoomError({ code: 'E_IO', message: `checkpoint ${path} is corrupt: ${why}`, file: path, hint: 'delete it (or restore a backup) and run without --resume' });
+    throw new LoomError({ code: 'E_IO', message: `checkpoint ${path} is corrupt: ${why}`, file: path, hint: resume ? 'delete it (or restore a backup) and run without --resume' : 'use another checkpoint of the run, e.g. its best/checkpoint.json' });
   };
   const m = /^\{"sha256":"([0-9a-f]{64})","body":([\s\S]*)\}\n?$/.exec(text);
   if (!m) return corrupt('not a loom checkpoint file (or truncated)');

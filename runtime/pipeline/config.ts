@@ -38,7 +38,8 @@ export interface PipelineConfig {
   seed: number;
   logging: { every: number };
   checkpoint: { every: number };
-  eval: { episodes: number };
+  /** `every`: iterations between evaluations during training (0: only the final one); `deterministic`: act with `action_mode`. */
+  eval: { episodes: number; every: number; deterministic: boolean };
   /** The folders its graphs (and the graphs they call) may be read from; see pipelineRoots. */
   roots?: readonly string[];
 }
@@ -212,7 +213,7 @@ export function parsePipeline(json: unknown, file: string, opts: PipelineOptions
     seed: (j.seed as number) ?? 1,
     logging: { every: (obj(j.logging).every as number) ?? 1 },
     checkpoint: { every: (obj(j.checkpoint).every as number) ?? 10 },
-    eval: { episodes: (obj(j.eval).episodes as number) ?? 10 },
+    eval: { episodes: (obj(j.eval).episodes as number) ?? 10, every: (obj(j.eval).every as number) ?? 0, deterministic: (obj(j.eval).deterministic as boolean) ?? true },
     roots,
   };
   // Inherited paths are absolute by now; they are checked here, at the pointer that set them in this file's view.

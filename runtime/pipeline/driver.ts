@@ -11,9 +11,9 @@ import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler
 import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
-import { loadGroup, matchCheckpoint, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody, type CheckpointLayout } from './checkpoint.ts';
+import { loadGroup, matchCheckpoint, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody, type CheckpointLayout, type CheckpointSource } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
-import { AMPPO_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
+import { AMPPO_COLUMNS, EVAL_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
 import type { DType, IRGraph } from '../../compiler/ir.ts';
 import { substShape } from '../../compiler/dims.ts';
 import { refType } from '../../compiler/frontend/infer.ts';
@@ -43,6 +43,8 @@ export interface TrainResult {
   stopped: boolean;
   metrics: readonly IterationMetrics[];
   eval: { episodes: number; meanReturn: number | null; returns: number[] } | null;
+  /** The best mean evaluation return seen with eval.every (its checkpoint is in best/), or null. */
+  bestEval: number | null;
   /** Returns of the last (up to) 20 training episodes, oldest first. */
   lastEpisodes: number[];
   checkpoint: string;
@@ -97,6 +99,16 @@ interface HostState {
   retAcc: number[];
   /** AM-PPO controller state (float32 values held as numbers; exact round trip). */
   amppo: { alpha_ema: number; s_ema: number } | null;
+  /** The best mean return of the evaluations during training so far (eval.every), or null. */
+  bestEval: number | null;
+}
+
+/** The act graph output that holds the deterministic action (argmax of the logits, Gaussian mean). */
+export const ACTION_MODE = 'action_mode';
+
+/** The graph with only the named outputs: compiling it drops the nodes that only fed the others. */
+function withOutputs(g: IRGraph, keep: (name: string) => boolean): IRGraph {
+  return { ...g, outputs: Object.fromEntries(Object.entries(g.outputs).filter(([k]) => keep(k))) };
 }
 
 function keyTensor(k: Key): tf.Tensor {
@@ -141,6 +153,9 @@ export class Trainer {
   readonly cfg: PipelineConfig;
   readonly graphs: PipelineGraphs;
   private act: Program;
+  /** The act graph reduced to action_mode, compiled on the first deterministic evaluation. */
+  private actMode: Program | null = null;
+  private readonly program: (g: IRGraph) => Program;
   private step: Program;
   private reset: Program;
   private loss: Program;
@@ -172,7 +187,9 @@ export class Trainer {
     this.cfg = cfg;
     this.graphs = graphs;
     const program = (g: IRGraph) => makeProgram(g, executor, programOptions);
-    [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [graphs.act, graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map(program);
+    this.program = program;
+    // The rollout never reads action_mode: leaving it out keeps its nodes out of the compiled program.
+    [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [withOutputs(graphs.act, (k) => k !== ACTION_MODE), graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map(program);
     this.amppoUpdate = graphs.amppo ? program(graphs.amppo.update) : null;
     this.amppoModulate = graphs.amppo ? program(graphs.amppo.modulate) : null;
     this.groupAdv = graphs.groupAdvantage ? program(graphs.groupAdvantage) : null;
@@ -181,6 +198,7 @@ export class Trainer {
     const passesKey = [graphs.act, graphs.step].some((g) => Object.values(g.outputs).includes('key'));
     this.keys = passesKey ? null : { act: new StagedInput([2], 'int32'), step: new StagedInput([2], 'int32') };
     this.paramNames = graphs.act.params.map((p) => p.name);
+    if (cfg.eval.deterministic && cfg.eval.episodes > 0) this.requireActionMode('/eval/deterministic');
     [this.optParam, this.optGrad] = optimizerPorts(graphs.optimizer);
     this.iterations = Math.floor(cfg.total_steps / this.stepsPerIteration());
     if (this.iterations < 1)
@@ -214,6 +232,7 @@ export class Trainer {
       retStat: c.normalize.reward ? new RunningStat(1) : null,
       retAcc: new Array<number>(N).fill(0),
       amppo: c.advantage.transform ? { alpha_ema: c.advantage.transform.alpha_init, s_ema: c.advantage.transform.s_init } : null,
+      bestEval: null,
     };
     const [k] = take(this.host, 1);
     this.env = this.resetEnvs(k!, N);
@@ -695,7 +714,11 @@ export class Trainer {
       iteration: this.iteration,
       global_step: this.globalStep,
       tensors: { params: saveGroup(this.params), optimizer: saveGroup(this.optState), env: saveGroup(this.env) },
-      host: { key: h.key, epReturn: h.epReturn, epLength: h.epLength, recentReturns: h.recentReturns, obsStat: h.obsStat?.toJSON() ?? null, retStat: h.retStat?.toJSON() ?? null, retAcc: h.retAcc, amppo: h.amppo },
+      host: {
+        key: h.key, epReturn: h.epReturn, epLength: h.epLength, recentReturns: h.recentReturns, obsStat: h.obsStat?.toJSON() ?? null, retStat: h.retStat?.toJSON() ?? null, retAcc: h.retAcc, amppo: h.amppo, bestEval: h.bestEval,
+        // Where the policy came from, so `loom eval` and `loom export` can rebuild it from the checkpoint alone.
+        source: { pipeline: this.cfg.file, env: { name: this.cfg.env.name, step: this.cfg.env.step, reset: this.cfg.env.reset }, seed: this.cfg.seed } satisfies CheckpointSource,
+      },
     };
   }
 
@@ -715,14 +738,37 @@ export class Trainer {
       retStat: hj.retStat ? RunningStat.from(hj.retStat) : null,
       retAcc: hj.retAcc,
       amppo: hj.amppo ?? null,
+      bestEval: typeof hj.bestEval === 'number' ? hj.bestEval : null,
     };
     this.iteration = body.iteration;
     this.globalStep = body.global_step;
   }
 
-  /** Plays `episodes` episodes with the current policy (sampling, frozen normalisation). */
-  evaluate(episodes: number, seed: number): number[] {
+  /** Refuses an act graph without action_mode where deterministic evaluation needs it. */
+  private requireActionMode(pointer: string): void {
+    if (ACTION_MODE in this.graphs.act.outputs) return;
+    throw new LoomError({
+      code: 'E_INPUT',
+      message: `deterministic evaluation needs the act graph's output "${ACTION_MODE}", which it does not have`,
+      file: this.graphs.act.file,
+      pointer: '/outputs',
+      expected: `an output "${ACTION_MODE}": the argmax of the logits (categorical) or the mean (Gaussian)`,
+      hint: `add that output, or evaluate with sampled actions (${pointer === '/eval/deterministic' ? `"eval": {"deterministic": false} in ${this.cfg.file}` : '--stochastic'})`,
+    });
+  }
+
+  /**
+   * Plays `episodes` episodes with the current policy and frozen normalisation: its action_mode
+   * when `deterministic` (the default, as in Stable-Baselines3), sampled actions otherwise.
+   */
+  evaluate(episodes: number, seed: number, deterministic = true): number[] {
     if (episodes <= 0) return [];
+    if (deterministic && !this.actMode) {
+      this.requireActionMode('--stochastic');
+      this.actMode = this.program(withOutputs(this.graphs.act, (k) => k === ACTION_MODE));
+    }
+    const act = deterministic ? this.actMode! : this.act;
+    const actionOf = (a: TensorMap) => (deterministic ? a[ACTION_MODE]! : a.action!);
     const N = this.cfg.env.num_envs;
     const h: HostState = { ...this.host, key: seedKey(seed + 0x5eed) };
     const [k0] = take(h, 1);
@@ -734,8 +780,8 @@ export class Trainer {
       const keyA = keyTensor(ka!);
       const keyE = keyTensor(ke!);
       const obs = this.policyObs(env.obs!, false, h.obsStat);
-      const a = this.act({ obs, key: keyA }, this.params);
-      const st = this.step({ state: env.state!, t: env.t!, action: a.action!, key: keyE }, {});
+      const a = act({ obs, key: keyA }, this.params);
+      const st = this.step({ state: env.state!, t: env.t!, action: actionOf(a), key: keyE }, {});
       const r = st.reward!.dataSync();
       const term = st.terminated!.dataSync();
       const trunc = st.truncated!.dataSync();
@@ -808,6 +854,9 @@ export function checkpointLayout(cfg: PipelineConfig, graphs: PipelineGraphs): C
   };
 }
 
+/** The folder of a run that holds the checkpoint of its best evaluation (eval.every). */
+export const BEST_DIR = 'best';
+
 export function explainedVariance(pred: ArrayLike<number>, target: ArrayLike<number>): number {
   const n = target.length;
   const mt = Array.from(target).reduce((a, b) => a + b, 0) / n;
@@ -850,6 +899,11 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
   // folder has one writer, this run: temp files of its own files are left by a killed start of it.
   ensureDir(opts.outDir);
   removeStaleTemps(opts.outDir, ['checkpoint.json', ...METRICS_FILES]);
+  const bestDir = outputPath(opts.outDir, BEST_DIR);
+  if (cfg.eval.every > 0) {
+    ensureDir(bestDir);
+    removeStaleTemps(bestDir, ['checkpoint.json']);
+  }
   const trainer = new Trainer(cfg);
   const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();
@@ -858,7 +912,8 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
     trainer.restore(body, ckpt);
     trainer.lastCheckpoint = ckpt;
   } else trainer.init();
-  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, cfg.advantage.transform ? [...METRIC_COLUMNS, ...AMPPO_COLUMNS] : METRIC_COLUMNS);
+  const columns = [...METRIC_COLUMNS, ...(cfg.advantage.transform ? AMPPO_COLUMNS : []), ...(cfg.eval.every > 0 ? EVAL_COLUMNS : [])];
+  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, columns);
   if (log.dropped) opts.log?.(log.dropped + '\n');
   const save = () => {
     writeCheckpoint(ckpt, trainer.checkpointBody(backend));
@@ -876,7 +931,19 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
       }
       const row = trainer.iterate();
       done++;
-      if (row.iteration % cfg.logging.every === 0 || row.iteration === trainer.iterations) log.add(row);
+      if (cfg.eval.every > 0 && row.iteration % cfg.eval.every === 0) {
+        // As SB3's EvalCallback: the same seeded episodes each time, and best/ holds the best policy so far.
+        const score = mean(trainer.evaluate(cfg.eval.episodes, cfg.seed, cfg.eval.deterministic));
+        row.eval_return = score;
+        if (score !== null && (trainer.host.bestEval === null || score > trainer.host.bestEval)) {
+          trainer.host.bestEval = score;
+          writeCheckpoint(outputPath(bestDir, 'checkpoint.json'), {
+            ...trainer.checkpointBody(backend),
+            eval: { iteration: row.iteration, episodes: cfg.eval.episodes, mean_return: score, deterministic: cfg.eval.deterministic },
+          });
+        }
+      }
+      if (row.iteration % cfg.logging.every === 0 || row.iteration === trainer.iterations || row.eval_return !== undefined) log.add(row);
       if (cfg.checkpoint.every > 0 && row.iteration % cfg.checkpoint.every === 0) save();
       opts.onProgress?.({
         iteration: row.iteration,
@@ -891,7 +958,7 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
     save();
     log.plot();
     const finished = trainer.iteration >= trainer.iterations;
-    const evalReturns = finished ? trainer.evaluate(cfg.eval.episodes, cfg.seed) : [];
+    const evalReturns = finished ? trainer.evaluate(cfg.eval.episodes, cfg.seed, cfg.eval.deterministic) : [];
     const params = trainer.params;
     trainer.params = {};
     return {
@@ -900,6 +967,7 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
       stopped,
       metrics: log.all(),
       eval: finished && cfg.eval.episodes > 0 ? { episodes: evalReturns.length, meanReturn: mean(evalReturns), returns: evalReturns } : null,
+      bestEval: trainer.host.bestEval,
       lastEpisodes: trainer.host.recentReturns.slice(-20),
       checkpoint: ckpt,
       params,

@@ -35,6 +35,8 @@ export interface IterationMetrics {
   adv_mod_abs?: number;
   /** Fraction of minibatch entries with |alpha * A / (N_mb + eps)| > tau, averaged over minibatches. */
   sat_mb?: number;
+  /** Mean return of the evaluation after this iteration (eval.every; absent on other rows). */
+  eval_return?: number | null;
 }
 
 export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
@@ -43,6 +45,8 @@ export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
 ];
 
 export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];
+
+export const EVAL_COLUMNS: (keyof IterationMetrics)[] = ['eval_return'];
 
 /** The files a MetricsLog writes in its run folder. */
 export const METRICS_FILES = ['metrics.jsonl', 'metrics.csv', 'learning-curve.svg'] as const;

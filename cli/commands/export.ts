@@ -1,0 +1,28 @@
+import { LoomError } from '../../compiler/errors.ts';
+import { writeFileAtomic } from '../../runtime/fs.ts';
+import { exportPolicy, openPolicy } from '../../runtime/pipeline/policy.ts';
+import { compactJson } from '../../runtime/tensor-json.ts';
+import type { Command } from '../command.ts';
+
+export const exportCommand: Command = {
+  name: 'export',
+  summary: 'write the act graph of a trained policy with its params (and observation normalisation) baked in: a standalone graph for `loom run`',
+  usage: 'loom export RUN_DIR|CHECKPOINT --out POLICY.graph.json [--pipeline FILE]',
+  options: {
+    out: { type: 'string', description: 'the graph file to write (atomically)', valueName: 'FILE' },
+    pipeline: { type: 'string', description: 'the pipeline file, for a checkpoint that does not record it or whose pipeline has moved', valueName: 'FILE' },
+  },
+  details:
+    'The exported graph takes raw env observations (obs) and an RNG key (key, for the sampled action), and gives\nthe act graph\'s outputs: action, logp, value and action_mode (the deterministic action).\n\nExample:\n  loom export runs/cp --out policy.graph.json\n  loom run policy.graph.json --inputs obs.json',
+  async run(args, io) {
+    const [target, ...extra] = args.positionals;
+    if (!target || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom export takes exactly one RUN_DIR or CHECKPOINT', hint: 'run `loom export --help`' });
+    const out = args.values.out as string | undefined;
+    if (!out) throw new LoomError({ code: 'E_USAGE', message: 'loom export needs --out FILE', hint: 'e.g. --out policy.graph.json' });
+    const policy = openPolicy(target, args.values.pipeline as string | undefined);
+    const doc = exportPolicy(policy);
+    writeFileAtomic(out, compactJson(doc) + '\n');
+    io.out(`wrote ${out}: graph ${String(doc.graph)} from ${policy.file} (iteration ${policy.body.iteration})\n`);
+    return 0;
+  },
+};

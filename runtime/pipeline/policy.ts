@@ -1,0 +1,128 @@
+/**
+ * A trained policy, from a run folder or a checkpoint file: which pipeline trained it, its
+ * evaluation (`loom eval`), and its act graph as a standalone graph file (`loom export`).
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { LoomError } from '../../compiler/errors.ts';
+import { loadGraph } from '../../compiler/frontend/load.ts';
+import type { IRNode } from '../../compiler/ir.ts';
+import { standaloneGraph, type ConstValues, type GraphDocument, type Prelude } from '../../compiler/standalone.ts';
+import { readCheckpoint, savedValues, type CheckpointBody, type CheckpointSource } from './checkpoint.ts';
+import { loadPipeline, type PipelineConfig } from './config.ts';
+import { Trainer } from './driver.ts';
+
+export interface SavedPolicy {
+  /** The checkpoint file. */
+  file: string;
+  body: CheckpointBody;
+  cfg: PipelineConfig;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** host.source when it is well formed (a checkpoint is a file like any other: checked, not trusted). */
+function sourceOf(body: CheckpointBody): CheckpointSource | null {
+  const s = body.host.source;
+  if (!isObj(s) || typeof s.pipeline !== 'string' || !Number.isSafeInteger(s.seed) || !isObj(s.env)) return null;
+  const e = s.env;
+  if (typeof e.name !== 'string' || typeof e.step !== 'string' || typeof e.reset !== 'string') return null;
+  return { pipeline: s.pipeline, env: { name: e.name, step: e.step, reset: e.reset }, seed: s.seed as number };
+}
+
+/**
+ * Opens `target`, a run folder (its checkpoint.json) or a checkpoint file. The pipeline is the one
+ * the checkpoint records (with the env and seed it trained with), or `pipelineFile` when given.
+ */
+export function openPolicy(target: string, pipelineFile?: string): SavedPolicy {
+  const file = existsSync(target) && statSync(target).isDirectory() ? join(target, 'checkpoint.json') : target;
+  const body = readCheckpoint(file, 'policy');
+  const src = sourceOf(body);
+  const pipeline = pipelineFile ?? src?.pipeline;
+  if (pipeline === undefined)
+    throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${file} does not record the pipeline that trained it`, file, pointer: '/body/host/source', hint: 'give the pipeline file with --pipeline FILE' });
+  if (pipelineFile === undefined && !existsSync(pipeline))
+    throw new LoomError({ code: 'E_IO', message: `the pipeline that trained ${file} is no longer at ${pipeline}`, file, hint: 'give the pipeline file with --pipeline FILE' });
+  let cfg = loadPipeline(pipeline);
+  // The recorded env is the one trained on (it differs from the file's after `loom train --env`).
+  if (src && pipelineFile === undefined) cfg = { ...cfg, env: { ...cfg.env, ...src.env } };
+  if (src) cfg = { ...cfg, seed: src.seed };
+  return { file, body, cfg };
+}
+
+export interface EvalOptions {
+  episodes: number;
+  seed: number;
+  deterministic: boolean;
+}
+
+/** Plays episodes with the saved policy, as the evaluation at the end of `loom train` does. */
+export function evaluatePolicy(p: SavedPolicy, o: EvalOptions): number[] {
+  // The trainer's own eval settings are not used here (its check of them would point at the pipeline).
+  const trainer = new Trainer({ ...p.cfg, eval: { ...p.cfg.eval, episodes: 0 } });
+  try {
+    trainer.restore(p.body, p.file);
+    return trainer.evaluate(o.episodes, o.seed, o.deterministic);
+  } finally {
+    trainer.dispose();
+  }
+}
+
+/** The observation statistics of a checkpoint, checked against the observation size. */
+function obsStat(p: SavedPolicy, dim: number): { mean: number[]; var: number[] } {
+  const s = p.body.host.obsStat;
+  const ok = (v: unknown): v is number[] => Array.isArray(v) && v.length === dim && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (isObj(s) && ok(s.mean) && ok(s.var) && s.var.every((x) => x >= 0)) return { mean: s.mean, var: s.var };
+  throw new LoomError({
+    code: 'E_INPUT',
+    message: `checkpoint ${p.file} has no usable observation statistics, but its pipeline normalises observations`,
+    file: p.file,
+    pointer: '/body/host/obsStat',
+    expected: `mean and var: ${dim} finite numbers each`,
+    hint: 'export a checkpoint written by a run of this pipeline',
+  });
+}
+
+/**
+ * gym's NormalizeObservation as graph nodes, with the statistics frozen: clip((obs - mean) /
+ * sqrt(var + 1e-8), -clip, clip), as the driver applies it during evaluation.
+ */
+function obsNormalizer(stat: { mean: number[]; var: number[] }, clip: number): Prelude {
+  const n = (id: string, op: string, inputs: string[], attrs: IRNode['attrs'] = {}): IRNode => ({ id: `obs_norm/${id}`, op, inputs, attrs });
+  return {
+    input: 'obs',
+    nodes: [
+      n('mean', 'const', [], { value: stat.mean }),
+      n('std', 'const', [], { value: stat.var.map((v) => Math.sqrt(v + 1e-8)) }),
+      n('centered', 'sub', ['obs', 'obs_norm/mean']),
+      n('scaled', 'div', ['obs_norm/centered', 'obs_norm/std']),
+      n('clipped', 'clip', ['obs_norm/scaled'], { min: -clip, max: clip }),
+    ],
+    value: 'obs_norm/clipped',
+  };
+}
+
+/**
+ * The act graph with the checkpoint's params baked in (and the observation normaliser, when the
+ * pipeline normalises observations), so that raw env observations give the trained policy's outputs.
+ */
+export function exportPolicy(p: SavedPolicy): GraphDocument {
+  const act = loadGraph(p.cfg.policy.act);
+  const saved = p.body.tensors.params ?? {};
+  const params: Record<string, ConstValues> = {};
+  for (const [k, s] of Object.entries(saved)) params[k] = { shape: s.shape, values: savedValues(s) };
+  const preludes: Prelude[] = [];
+  if (p.cfg.normalize.obs) {
+    const dim = act.inputs.find((i) => i.name === 'obs')?.type.shape[1];
+    if (typeof dim !== 'number')
+      throw new LoomError({ code: 'E_INPUT', message: 'the act graph needs an input "obs" of shape [B, D] with a fixed D to bake in observation normalisation', file: act.file, pointer: '/inputs/obs' });
+    preludes.push(obsNormalizer(obsStat(p, dim), p.cfg.normalize.clip));
+  }
+  const it = p.body.iteration;
+  return standaloneGraph(act, params, {
+    name: `${act.name}-${p.body.pipeline}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+    doc: `${act.name} with the params of pipeline ${p.body.pipeline} after ${it} iteration${it === 1 ? '' : 's'} (${p.body.global_step} env steps) baked in as constants${preludes.length ? ', and its observation normalisation statistics frozen' : ''}. Inputs are raw env observations${'action_mode' in act.outputs ? '; action_mode is the deterministic action' : ''}.`,
+    source: p.file,
+    preludes,
+  });
+}

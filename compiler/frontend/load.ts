@@ -1,18 +1,18 @@
 /**
  * The frontend: graph file -> validated, typed IRGraph.
- * read -> parse JSON -> JSON Schema -> resolve ids, ops, attributes and `call`s -> order with
- * graphlib (cycles are errors) -> shape/dtype inference. Every failure is a LoomError naming
+ * read -> parse JSON -> JSON Schema -> resolve ids, ops, attributes and `call`s -> order
+ * (cycles are errors) -> shape/dtype inference. Every failure is a LoomError naming
  * the file, the JSON pointer and the node.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { Graph, alg } from '@dagrejs/graphlib';
 import { LoomError, joinPointer } from '../errors.ts';
 import { canonDim, MAX_ELEMENTS, product, isStatic, isStaticShape, type Dim } from '../dims.ts';
 import type { AttrValue, Attrs, DType, IRGraph, IRInput, IRNode, IRParam, ParamInit, SourceLoc } from '../ir.ts';
 import { getOp, allOps } from '../ops/index.ts';
 import { assertValid, attrValidator, describeSchema, schemaValidator, suggest } from './schema.ts';
 import { inferGraph, minElements, setOwn } from './infer.ts';
+import { topoOrder } from '../order.ts';
 
 /** Where graph files come from; tests and the fuzzer substitute an in-memory map. */
 export interface FileSource {
@@ -198,13 +198,6 @@ interface RawGraph {
   outputs: Record<string, string>;
 }
 
-/**
- * graphlib keeps nodes in plain objects, so an id such as "__proto__" would write into
- * Object.prototype; its keys get a prefix no name can start with.
- */
-const gkey = (id: string): string => `#${id}`;
-const ungkey = (k: string): string => k.slice(1);
-
 /** The attribute a pointer below `<node>/attrs` falls in. */
 function attrName(pointer: string, attrsPointer: string): string {
   const tok = pointer.slice(attrsPointer.length + 1).split('/')[0] ?? '';
@@ -236,6 +229,8 @@ function checkDocument(json: unknown, file: string): void {
 }
 
 export { suggest } from './schema.ts';
+
+const MAX_CYCLE_SHOWN = 20;
 
 type RawInit = string | Record<string, Record<string, number>> | undefined;
 
@@ -467,8 +462,8 @@ class Loader {
       throw new LoomError({ code: 'E_DANGLING', message: `unknown value "${ref}"`, file, pointer, node, expected: 'the name of an input, a param or a node', hint: s ? `did you mean "${s}"?` : undefined });
     };
 
-    const dag = new Graph({ directed: true });
-    for (const n of nodes) dag.setNode(gkey(n.id));
+    // Producers of each node, each once, in the order its inputs first name them.
+    const preds = new Map<string, Set<string>>(nodes.map((n) => [n.id, new Set()]));
     for (const n of nodes) {
       const inPointer = (k: number) => {
         if (n.op === 'call') {
@@ -480,7 +475,7 @@ class Loader {
       n.inputs.forEach((ref, k) => {
         if (ref.includes(':')) return; // literal const
         const owner = resolveRef(ref, inPointer(k), n.id);
-        if (owner !== undefined) dag.setEdge(gkey(owner), gkey(n.id));
+        if (owner !== undefined) preds.get(n.id)!.add(owner);
       });
       if (n.op === 'grad')
         (n.attrs.wrt as string[]).forEach((w, k) => {
@@ -510,20 +505,23 @@ class Loader {
       resolveRef(ref, pointer);
       setOwn(outputSources, name, loc(pointer));
     }
-    const cycles = alg.findCycles(dag);
-    if (cycles.length > 0) {
-      const cyc = cycles[0]!.slice().reverse().map(ungkey);
+    const predList = new Map([...preds].map(([id, ps]) => [id, [...ps]]));
+    const sorted = topoOrder(nodes.map((n) => n.id), (id) => predList.get(id)!);
+    if (sorted.cycle) {
+      const cyc = sorted.cycle;
       const first = nodes.find((n) => n.id === cyc[0])!;
+      // A long cycle is named by its ends, so the message stays readable.
+      const shown = cyc.length <= MAX_CYCLE_SHOWN ? [...cyc, cyc[0]] : [...cyc.slice(0, MAX_CYCLE_SHOWN / 2), `... (${cyc.length - MAX_CYCLE_SHOWN} more of ${cyc.length} nodes)`, ...cyc.slice(-MAX_CYCLE_SHOWN / 2), cyc[0]];
       throw new LoomError({
         code: 'E_CYCLE',
-        message: `the graph has a cycle: ${[...cyc, cyc[0]].join(' -> ')}`,
+        message: `the graph has a cycle: ${shown.join(' -> ')}`,
         file,
         pointer: first.source!.pointer,
         node: first.id,
         hint: 'dataflow graphs must be acyclic; use a scan for recurrences',
       });
     }
-    const order = alg.topsort(dag).map(ungkey);
+    const order = sorted.order;
     const byId = new Map(nodes.map((n) => [n.id, n]));
     const ordered = [...literalNodes, ...order.map((id: string) => byId.get(id)!)];
     const g: IRGraph = { name: raw.graph, file, inputs, params, nodes: ordered, outputs: { ...raw.outputs }, outputSources };

@@ -241,8 +241,19 @@ function parseInit(init: RawInit): ParamInit {
   return { kind, args: { ...args } };
 }
 
+/**
+ * Most nodes a graph may have once every call is inlined. Each call copies its callee, so a few
+ * small files that call the next one twice multiply into millions of nodes, which the passes would
+ * spend minutes and gigabytes on. The library's largest pipeline graph inlines to a few thousand
+ * nodes; a million leaves room for graphs far larger than any written by hand while keeping
+ * compilation within about a gigabyte (each IR node costs on the order of a kilobyte in the passes).
+ */
+export const MAX_INLINED_NODES = 1_000_000;
+
 class Loader {
   private readonly cache = new Map<string, IRGraph>();
+  /** Node count of each loaded graph with its calls inlined, computed from its callees' counts. */
+  private readonly inlined = new Map<IRGraph, number>();
   constructor(private readonly files: FileSource) {}
 
   load(path: string, stack: string[]): IRGraph {
@@ -524,8 +535,31 @@ class Loader {
     const order = sorted.order;
     const byId = new Map(nodes.map((n) => [n.id, n]));
     const ordered = [...literalNodes, ...order.map((id: string) => byId.get(id)!)];
+    const total = this.checkInlinedSize(nodes, literalNodes.length, file, raw.graph);
     const g: IRGraph = { name: raw.graph, file, inputs, params, nodes: ordered, outputs: { ...raw.outputs }, outputSources };
-    return inferGraph(g);
+    const typed = inferGraph(g);
+    this.inlined.set(typed, total);
+    return typed;
+  }
+
+  /** Counts the nodes inlining would produce (before doing it) and rejects graphs over MAX_INLINED_NODES. */
+  private checkInlinedSize(nodes: IRNode[], literals: number, file: string, name: string): number {
+    const own = (n: IRNode): number => (n.op === 'call' ? this.inlined.get(n.callee!)! : 1);
+    const total = nodes.reduce((sum, n) => sum + own(n), literals);
+    if (total <= MAX_INLINED_NODES) return total;
+    // Blame the call that takes the running count over the bound.
+    let sum = literals;
+    const at = nodes.find((n) => (sum += own(n)) > MAX_INLINED_NODES && n.op === 'call') ?? nodes.find((n) => n.op === 'call');
+    throw new LoomError({
+      code: 'E_SIZE',
+      message: `graph ${name} has ${total} nodes once its calls are inlined${at ? `; this call adds ${own(at)} of them` : ''}`,
+      file,
+      pointer: at ? joinPointer(at.source!.pointer, 'graph') : '/nodes',
+      node: at?.id,
+      expected: `at most ${MAX_INLINED_NODES} nodes after inlining`,
+      found: String(total),
+      hint: 'every call copies the called graph; a graph that calls another several times, which in turn calls another several times, grows exponentially — call a graph once and reuse its outputs',
+    });
   }
 }
 

@@ -3,7 +3,7 @@
  * pass or fail with a located LoomError, never overflow the stack or run out of memory.
  */
 import { describe, expect, it } from 'vitest';
-import { loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
+import { loadGraph, loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
 import { loomErr } from '../../helpers/loom-error.ts';
 
 const FILE = '/virtual/limits/main.graph.json';
@@ -36,5 +36,43 @@ describe('long chains', () => {
     expect(cyc[20]).toBe(`n${(k + 99_999) % 100_000}`);
     expect(e.info.node).toBe(cyc[0]);
     expect(e.info.pointer).toBe(`/nodes/${k}`);
+  });
+});
+
+describe('call blow-up', () => {
+  /** f0 calls f1 twice, f1 calls f2 twice, ...; the last file is a single node. */
+  function doubling(levels: number): Record<string, object> {
+    const files: Record<string, object> = {};
+    for (let i = 0; i < levels; i++)
+      files[`/virtual/calls/f${i}.graph.json`] = {
+        graph: `f${i}`,
+        inputs: { x: { shape: [2] } },
+        nodes: [
+          { id: 'a', op: 'call', graph: `f${i + 1}.graph.json`, in: { x: 'x' } },
+          { id: 'b', op: 'call', graph: `f${i + 1}.graph.json`, in: { x: 'a.y' } },
+        ],
+        outputs: { y: 'b.y' },
+      };
+    files[`/virtual/calls/f${levels}.graph.json`] = { graph: 'leaf', inputs: { x: { shape: [2] } }, nodes: [{ id: 'n', op: 'neg', in: ['x'] }], outputs: { y: 'n' } };
+    return files;
+  }
+
+  it('24 files, each calling the next twice, are E_SIZE at the call that crosses the bound', () => {
+    const files = doubling(24);
+    for (const doc of Object.values(files)) expect(JSON.stringify(doc).length).toBeLessThan(300);
+    const e = loomErr(() => loadGraph('/virtual/calls/f0.graph.json', { files: memoryFiles(files) }));
+    expect(e.info.code).toBe('E_SIZE');
+    // 2^20 nodes is the first level over 1,000,000: f4's second call makes it so.
+    expect(e.info.file).toMatch(/f4\.graph\.json$/);
+    expect(e.info.pointer).toBe('/nodes/1/graph');
+    expect(e.info.node).toBe('b');
+    expect(e.info.message).toMatch(/1048576 nodes once its calls are inlined/);
+    expect(e.info.expected).toMatch(/at most 1000000/);
+    expect(e.info.hint).toMatch(/call/);
+  });
+
+  it('the same shape under the bound loads, with the callees loaded once', () => {
+    const g = loadGraph('/virtual/calls/f0.graph.json', { files: memoryFiles(doubling(10)) });
+    expect(g.nodes.map((n) => n.op)).toEqual(['call', 'call']);
   });
 });

@@ -288,7 +288,8 @@ class Loader {
     for (const [name, spec] of Object.entries(raw.inputs ?? {})) {
       const pointer = joinPointer('/inputs', name);
       define(name, pointer);
-      inputs.push({ name, type: { dtype: spec.dtype ?? 'float32', shape: spec.shape.map(canonDim) }, source: loc(pointer) });
+      const shape = spec.shape.map((d, k) => located(() => canonDim(d), loc(joinPointer(pointer, 'shape', k))));
+      inputs.push({ name, type: { dtype: spec.dtype ?? 'float32', shape }, source: loc(pointer) });
       checkSize(spec.shape, loc(joinPointer(pointer, 'shape')), undefined);
     }
     const params: IRParam[] = [];
@@ -560,6 +561,15 @@ class Loader {
       found: String(total),
       hint: 'every call copies the called graph; a graph that calls another several times, which in turn calls another several times, grows exponentially — call a graph once and reuse its outputs',
     });
+  }
+}
+
+/** Runs `f`, filling in the location of a LoomError that has none (such as one from compiler/dims). */
+function located<T>(f: () => T, source: SourceLoc, node?: string): T {
+  try {
+    return f();
+  } catch (e) {
+    throw e instanceof LoomError ? e.at({ ...source, node }) : e;
   }
 }
 

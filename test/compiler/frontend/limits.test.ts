@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadGraph, loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
+import { canonDim, dimMul } from '../../../compiler/dims.ts';
 import { loomErr } from '../../helpers/loom-error.ts';
 
 const FILE = '/virtual/limits/main.graph.json';
@@ -74,5 +75,43 @@ describe('call blow-up', () => {
   it('the same shape under the bound loads, with the callees loaded once', () => {
     const g = loadGraph('/virtual/calls/f0.graph.json', { files: memoryFiles(doubling(10)) });
     expect(g.nodes.map((n) => n.op)).toEqual(['call', 'call']);
+  });
+});
+
+describe('shape coefficients', () => {
+  const load = (doc: object) => loomErr(() => loadGraphJson(doc, FILE, { files: memoryFiles({}) }));
+
+  it('an input dim whose coefficient is not a safe integer is E_SIZE at the dim', () => {
+    const e = load({ graph: 'g', inputs: { x: { shape: ['99999999999999999999999*B'] } }, nodes: [{ id: 'y', op: 'neg', in: ['x'] }], outputs: { y: 'y' } });
+    expect(e.info.code).toBe('E_SIZE');
+    expect(e.info.pointer).toBe('/inputs/x/shape/0');
+    expect(e.info.message).toMatch(/coefficient/);
+    expect(e.info.found).toBe('99999999999999999999999');
+    expect(e.info.expected).toMatch(/9007199254740991/);
+  });
+
+  it('a reshape to such a dim is E_SIZE at the node, not a new symbol', () => {
+    const e = load({
+      graph: 'g',
+      inputs: { x: { shape: ['B', 2] } },
+      nodes: [{ id: 'r', op: 'reshape', in: ['x'], attrs: { shape: ['99999999999999999999999*B'] } }],
+      outputs: { y: 'r' },
+    });
+    expect(e.info.code).toBe('E_SIZE');
+    expect(e.info.node).toBe('r');
+    expect(e.info.pointer).toBe('/nodes/0');
+  });
+
+  it('a product of dims whose coefficient is no longer exact is E_SIZE, not a symbol "1e+23"', () => {
+    const e = loomErr(() => dimMul('4294967296*B', 4294967296));
+    expect(e.info.code).toBe('E_SIZE');
+    expect(e.info.found).toBe('18446744073709551616');
+    expect(canonDim('9007199254740991*B')).toBe('9007199254740991*B');
+  });
+
+  it('a static dim above the largest tensor is a schema error at the dim', () => {
+    const e = load({ graph: 'g', params: { w: { shape: [0, 1e23] } }, nodes: [], outputs: { w: 'w' } });
+    expect(e.info.code).toBe('E_SCHEMA');
+    expect(e.info.pointer).toBe('/params/w/shape/1');
   });
 });

@@ -5,6 +5,7 @@ import { loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
+import { checkPipelineSize } from './budget.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -193,6 +194,7 @@ export function parsePipeline(json: unknown, file: string): PipelineConfig {
   if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
   if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
   if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
+  checkPipelineSize(cfg);
   const batch = cfg.env.num_envs * cfg.rollout.steps * (cfg.group?.size ?? 1);
   if (batch % cfg.update.minibatches !== 0)
     throw new LoomError({
@@ -223,7 +225,7 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
   };
   const tr = cfg.advantage.transform;
   const amppoDir = join(GRAPHS_DIR, 'algorithms', 'amppo');
-  return {
+  const graphs: PipelineGraphs = {
     ...(cfg.group
       ? { groupAdvantage: patched(join(GRAPHS_DIR, 'algorithms', cfg.algorithm, 'advantage.graph.json'), cfg.group.hp, '/group/hp', true) }
       : {}),
@@ -244,6 +246,8 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     gae: loadGraph(join(GRAPHS_DIR, 'algorithms', 'gae.graph.json')),
     clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json')),
   };
+  checkPipelineSize(cfg, graphs);
+  return graphs;
 }
 
 /**

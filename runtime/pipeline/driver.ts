@@ -13,6 +13,7 @@ import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostAr
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
+import { checkPipelineSize } from './budget.ts';
 import { AMPPO_COLUMNS, METRIC_COLUMNS, MetricsLog, type IterationMetrics } from './metrics.ts';
 import type { DType, IRGraph } from '../../compiler/ir.ts';
 import type { ProgramOptions } from '../exec.ts';
@@ -162,6 +163,8 @@ export class Trainer {
   private optGrad: string;
 
   constructor(cfg: PipelineConfig, graphs: PipelineGraphs = loadPipelineGraphs(cfg), executor: Executor = defaultExecutor(), programOptions: ProgramOptions = {}) {
+    // Before any program or tensor: the config may have changed since the graphs were loaded (--env, --steps).
+    checkPipelineSize(cfg, graphs);
     this.cfg = cfg;
     this.graphs = graphs;
     const program = (g: IRGraph) => makeProgram(g, executor, programOptions);

@@ -250,6 +250,12 @@ function parseInit(init: RawInit): ParamInit {
  */
 export const MAX_INLINED_NODES = 1_000_000;
 
+/**
+ * Deepest chain of calls. Loading, inference and inlining walk a call chain recursively; the
+ * library nests a few files deep, and 100 stays far from the stack's limit.
+ */
+export const MAX_CALL_DEPTH = 100;
+
 class Loader {
   private readonly cache = new Map<string, IRGraph>();
   /** Node count of each loaded graph with its calls inlined, computed from its callees' counts. */
@@ -327,6 +333,12 @@ class Loader {
           const chain = [...stack.slice(stack.indexOf(target)), target].map(displayPath).join(' -> ');
           throw err('E_IMPORT', `recursive call: ${chain}`, joinPointer(base, 'graph'), { hint: 'a graph cannot call itself, directly or indirectly' });
         }
+        if (stack.length >= MAX_CALL_DEPTH)
+          throw err('E_SIZE', `calls nest more than ${MAX_CALL_DEPTH} graph files deep`, joinPointer(base, 'graph'), {
+            expected: `at most ${MAX_CALL_DEPTH} graph files from the top graph down`,
+            found: `${stack.length + 1}: ${[...stack.slice(0, 2), '...', ...stack.slice(-2), target].map(displayPath).join(' -> ')}`,
+            hint: 'flatten the chain of calls',
+          });
         if (this.files.read(target) === undefined)
           throw err('E_IMPORT', `called graph file not found: ${displayPath(target)}`, joinPointer(base, 'graph'), { found: rn.graph });
         const callee = this.load(target, stack);

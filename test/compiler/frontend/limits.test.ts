@@ -115,3 +115,27 @@ describe('shape coefficients', () => {
     expect(e.info.pointer).toBe('/params/w/shape/1');
   });
 });
+
+describe('call depth', () => {
+  /** f0 calls f1, which calls f2, ... down to a single node. */
+  function nested(depth: number): Record<string, object> {
+    const files: Record<string, object> = {};
+    for (let i = 0; i < depth; i++)
+      files[`/virtual/deep/f${i}.graph.json`] = { graph: `f${i}`, inputs: { x: { shape: [2] } }, nodes: [{ id: 'a', op: 'call', graph: `f${i + 1}.graph.json`, in: { x: 'x' } }], outputs: { y: 'a.y' } };
+    files[`/virtual/deep/f${depth}.graph.json`] = { graph: 'leaf', inputs: { x: { shape: [2] } }, nodes: [{ id: 'n', op: 'neg', in: ['x'] }], outputs: { y: 'n' } };
+    return files;
+  }
+
+  it('calls nested 3000 files deep are E_SIZE at the call that goes too deep, not a stack overflow', () => {
+    const e = loomErr(() => loadGraph('/virtual/deep/f0.graph.json', { files: memoryFiles(nested(3000)) }));
+    expect(e.info.code).toBe('E_SIZE');
+    expect(e.info.file).toMatch(/f99\.graph\.json$/);
+    expect(e.info.pointer).toBe('/nodes/0/graph');
+    expect(e.info.node).toBe('a');
+    expect(e.info.expected).toMatch(/at most 100 graph files/);
+  });
+
+  it('99 nested calls load', () => {
+    expect(loadGraph('/virtual/deep/f0.graph.json', { files: memoryFiles(nested(99)) }).nodes).toHaveLength(1);
+  });
+});

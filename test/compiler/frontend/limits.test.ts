@@ -63,12 +63,12 @@ describe('call blow-up', () => {
     for (const doc of Object.values(files)) expect(JSON.stringify(doc).length).toBeLessThan(300);
     const e = loomErr(() => loadGraph('/virtual/calls/f0.graph.json', { files: memoryFiles(files) }));
     expect(e.info.code).toBe('E_SIZE');
-    // 2^20 nodes is the first level over 1,000,000: f4's second call makes it so.
-    expect(e.info.file).toMatch(/f4\.graph\.json$/);
+    // 2^18 nodes is the first level over 250,000: f6's second call makes it so.
+    expect(e.info.file).toMatch(/f6\.graph\.json$/);
     expect(e.info.pointer).toBe('/nodes/1/graph');
     expect(e.info.node).toBe('b');
-    expect(e.info.message).toMatch(/1048576 nodes once its calls are inlined/);
-    expect(e.info.expected).toMatch(/at most 1000000/);
+    expect(e.info.message).toMatch(/graph f6 has 262144 nodes once its calls are inlined; this call adds 131072 of them/);
+    expect(e.info.expected).toMatch(/at most 250000/);
     expect(e.info.hint).toMatch(/call/);
   });
 

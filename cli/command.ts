@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { LoomError } from '../compiler/errors.ts';
 import { GRAPHS_DIR } from '../runtime/pipeline/config.ts';
+import { MAX_ELEMENTS } from '../compiler/dims.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
@@ -96,7 +97,11 @@ export function parseCommandArgs(c: Command, argv: string[]): ParsedArgs | 'help
   }
 }
 
-/** Reads a numeric flag, with a clear error when it is not a finite number (or not an integer when required). */
+/**
+ * Reads a numeric flag, with a clear error when it is not a finite number (or not an integer when
+ * required). Integers are counts: without an explicit `max` they stop at the largest exact one, so
+ * "1e99" is not taken as a count that later arithmetic silently rounds.
+ */
 export function numberFlag(args: ParsedArgs, name: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
   const raw = args.values[name];
   if (raw === undefined) return undefined;
@@ -104,9 +109,23 @@ export function numberFlag(args: ParsedArgs, name: string, opts: { integer?: boo
   const bad = (why: string): never => {
     throw new LoomError({ code: 'E_USAGE', message: `--${name} ${why}`, found: String(raw) });
   };
+  const max = opts.max ?? (opts.integer ? Number.MAX_SAFE_INTEGER : undefined);
   if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(v)) bad('must be a finite number');
   if (opts.integer && !Number.isInteger(v)) bad('must be an integer');
   if (opts.min !== undefined && v < opts.min) bad(`must be >= ${opts.min}`);
-  if (opts.max !== undefined && v > opts.max) bad(`must be <= ${opts.max}`);
+  if (max !== undefined && v > max) bad(`must be <= ${max}`);
   return v;
+}
+
+/** `--NAME NAME=N` pairs binding symbolic dims; each N is a size one tensor axis can have. */
+export function dimFlags(args: ParsedArgs, name: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const d of (args.values[name] as string[] | undefined) ?? []) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(\d+)$/.exec(d);
+    const n = m ? Number(m[2]) : NaN;
+    if (!m || n < 1 || n > MAX_ELEMENTS)
+      throw new LoomError({ code: 'E_USAGE', message: `--${name} takes NAME=N with N from 1 to ${MAX_ELEMENTS}`, found: d, hint: 'e.g. --dim B=64' });
+    out.set(m[1]!, n);
+  }
+  return out;
 }

@@ -3,6 +3,8 @@
  * with an integer coefficient, written canonically: "B", "B*T", "4*B*T". Monomials are enough
  * for what graphs do with dims (flatten, split by a known factor) and keep equality decidable.
  */
+import { LoomError } from './errors.ts';
+
 export type Dim = number | string;
 export type Shape = Dim[];
 
@@ -23,15 +25,31 @@ function parse(d: Dim): Monomial {
   const syms: string[] = [];
   for (const part of d.split('*')) {
     const p = part.trim();
-    if (/^\d+$/.test(p)) coef *= Number(p);
+    if (/^\d+$/.test(p)) coef *= exactCoefficient(Number(p), p);
     else syms.push(p);
   }
   syms.sort();
   return { coef, syms };
 }
 
+/**
+ * A coefficient beyond 2^53 is not exact, and would print as "1e+23", which reads back as a
+ * symbol; such a size is absurd anyway. Callers add the location.
+ */
+function exactCoefficient(coef: number, written: string): number {
+  if (!Number.isSafeInteger(coef))
+    throw new LoomError({
+      code: 'E_SIZE',
+      message: `a dimension has the coefficient ${written}, too large to represent exactly`,
+      expected: `a coefficient of at most ${Number.MAX_SAFE_INTEGER} (and a tensor of at most ${MAX_ELEMENTS} elements)`,
+      found: written,
+    });
+  return coef;
+}
+
 function render(m: Monomial): Dim {
   if (m.syms.length === 0 || m.coef === 0) return m.coef;
+  exactCoefficient(m.coef, String(BigInt(m.coef)));
   const s = m.syms.join('*');
   return m.coef === 1 ? s : `${m.coef}*${s}`;
 }

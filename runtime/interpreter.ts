@@ -101,9 +101,39 @@ function evaluate(g: IRGraph, env: ReadonlyMap<string, number>, leaves: TensorMa
     if (leaves[ref]) return leaves[ref]!;
     return run(ref) as tf.Tensor;
   };
+  /** The node a reference needs evaluated first, if any. */
+  const pending = (ref: string): string | undefined => {
+    if (overrides?.[ref]) return undefined;
+    const dot = ref.indexOf('.');
+    const owner = dot >= 0 ? ref.slice(0, dot) : ref;
+    if (dot < 0 && leaves[ref]) return undefined;
+    return memo.has(owner) ? undefined : owner;
+  };
+  // Producers are evaluated before their consumers with an explicit stack: a chain of 100k nodes
+  // would exhaust the call stack if each node evaluated its inputs recursively.
   const run = (id: string): tf.Tensor | TensorMap => {
-    const hit = memo.get(id);
-    if (hit) return hit;
+    const todo = [id];
+    while (todo.length > 0) {
+      const top = todo[todo.length - 1]!;
+      if (memo.has(top)) {
+        todo.pop();
+        continue;
+      }
+      const before = todo.length;
+      const n = nodes.get(top);
+      // grad evaluates its input itself, as a function of the values it differentiates.
+      for (const r of n && n.op !== 'grad' ? n.inputs : []) {
+        const p = pending(r);
+        if (p !== undefined) todo.push(p);
+      }
+      if (todo.length === before) {
+        todo.pop();
+        evalNode(top);
+      }
+    }
+    return memo.get(id)!;
+  };
+  const evalNode = (id: string): void => {
     const n = nodes.get(id);
     if (!n) throw new Error(`internal: no value ${id}`);
     let result: tf.Tensor | TensorMap;
@@ -117,7 +147,6 @@ function evaluate(g: IRGraph, env: ReadonlyMap<string, number>, leaves: TensorMa
         throw new Error(`internal: kernel ${n.op} returned ${result.dtype}[${result.shape}] for ${showType(outType)} at node ${n.id}`);
     }
     memo.set(id, result);
-    return result;
   };
   return get;
 }

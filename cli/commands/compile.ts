@@ -3,7 +3,7 @@ import { compileGraph, passNames, REQUIRED_PASSES } from '../../compiler/compile
 import { irText, kernelsText, stagesText } from '../../compiler/inspect.ts';
 import { symbolsOf } from '../../compiler/dims.ts';
 import { LoomError } from '../../compiler/errors.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, dimFlags, type Command } from '../command.ts';
 
 const EMITS = ['ir', 'opt', 'fused', 'ts'] as const;
 type Emit = (typeof EMITS)[number];
@@ -40,12 +40,7 @@ export const compile: Command = {
     const passes = emit === 'opt' ? new Set([...disabled, 'fusion', 'liveness']) : disabled;
     const { graph, stages } = compileGraph(g, { disabled: passes });
     if (emit === 'ts') {
-      const env = new Map<string, number>();
-      for (const d of (args.values.dim as string[] | undefined) ?? []) {
-        const m = /^([A-Za-z_]\w*)=(\d+)$/.exec(d);
-        if (!m || Number(m[2]) < 1) throw new LoomError({ code: 'E_USAGE', message: `--dim takes NAME=N with N >= 1`, found: d });
-        env.set(m[1]!, Number(m[2]));
-      }
+      const env = dimFlags(args, 'dim');
       const unbound = [...new Set(g.inputs.flatMap((i) => i.type.shape.flatMap(symbolsOf)))].filter((s) => !env.has(s));
       for (const s of unbound) env.set(s, 8);
       const header = unbound.length ? `// unbound dims set to 8: ${unbound.join(', ')} (use --dim NAME=N)\n` : '';

@@ -7,22 +7,12 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import { compileGraph, passNames, REQUIRED_PASSES } from '../../compiler/compile.ts';
 import { loadProfile, PRECISIONS, type Precision } from '../../compiler/cost/profile.ts';
 import { simulate as simulateGraph, type SimResult } from '../../compiler/cost/simulate.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, numberFlag, type Command, type ParsedArgs } from '../command.ts';
+import { MAX_ELEMENTS } from '../../compiler/dims.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, dimFlags, numberFlag, type Command, type ParsedArgs } from '../command.ts';
 
 const usageError = (message: string, found?: string): never => {
   throw new LoomError({ code: 'E_USAGE', message, ...(found !== undefined ? { found } : {}), hint: 'run `loom simulate --help`' });
 };
-
-/** `NAME=N` pairs into a dims map. */
-export function parseDims(raw: string[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const r of raw) {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(\d+)$/.exec(r);
-    if (!m) usageError('--dim must look like NAME=N with N a non-negative integer', r);
-    out[m![1]!] = Number(m![2]);
-  }
-  return out;
-}
 
 /** Seconds with a unit that keeps 3-4 significant digits readable. */
 export function fmtTime(s: number): string {
@@ -72,8 +62,8 @@ export function formatSim(r: SimResult, all: boolean): string {
 }
 
 function dimsFrom(args: ParsedArgs): Record<string, number> {
-  const dims = parseDims((args.values.dim as string[] | undefined) ?? []);
-  const batch = numberFlag(args, 'batch', { integer: true, min: 0 });
+  const dims = Object.fromEntries(dimFlags(args, 'dim'));
+  const batch = numberFlag(args, 'batch', { integer: true, min: 1, max: MAX_ELEMENTS });
   if (batch !== undefined) dims.B = batch;
   return dims;
 }

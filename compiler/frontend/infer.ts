@@ -36,6 +36,14 @@ export function inferGraph(g: IRGraph): IRGraph {
   for (const p of g.params) types.set(p.name, p.type);
 
   const nodes = g.nodes.map((orig) => {
+    try {
+      return inferNode(orig);
+    } catch (e) {
+      // Errors raised below the shape context (compiler/dims) carry no location of their own.
+      throw e instanceof LoomError ? e.at({ file: orig.source?.file, pointer: orig.source?.pointer, node: orig.id }) : e;
+    }
+  });
+  function inferNode(orig: IRNode): IRNode {
     const n: IRNode = { ...orig };
     const loc = { node: n.id, source: n.source, op: n.op };
     const ctx = makeShapeCtx(loc, bound);
@@ -64,7 +72,7 @@ export function inferGraph(g: IRGraph): IRGraph {
     }
     nodesById.set(n.id, n);
     return n;
-  });
+  }
   // Every output must name a typed value (refType throws otherwise).
   for (const ref of Object.values(g.outputs)) refType(types, nodesById, ref);
   return { ...g, nodes };

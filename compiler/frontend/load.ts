@@ -1,11 +1,10 @@
 /**
  * The frontend: graph file -> validated, typed IRGraph.
- * read -> parse JSON -> JSON Schema -> resolve ids, ops, attributes and `call`s -> order with
- * graphlib (cycles are errors) -> shape/dtype inference. Every failure is a LoomError naming
+ * read -> parse JSON -> JSON Schema -> resolve ids, ops, attributes and `call`s -> order
+ * (cycles are errors) -> shape/dtype inference. Every failure is a LoomError naming
  * the file, the JSON pointer and the node.
  */
 import { dirname, resolve } from 'node:path';
-import { Graph, alg } from '@dagrejs/graphlib';
 import { LoomError, joinPointer } from '../errors.ts';
 import { canonDim, MAX_ELEMENTS, product, isStatic, isStaticShape, type Dim } from '../dims.ts';
 import type { AttrValue, Attrs, DType, IRGraph, IRInput, IRNode, IRParam, ParamInit, SourceLoc } from '../ir.ts';
@@ -13,6 +12,7 @@ import { getOp, allOps } from '../ops/index.ts';
 import { assertValid, attrValidator, describeSchema, schemaValidator, suggest } from './schema.ts';
 import { inferGraph, minElements, setOwn } from './infer.ts';
 import { assertAllowed, assertDocumentKind, displayPath, parseJsonText, realPathLoose, tryReadUntrusted } from './files.ts';
+import { topoOrder } from '../order.ts';
 
 /** Where graph files come from; tests and the fuzzer substitute an in-memory map. */
 export interface FileSource {
@@ -84,13 +84,6 @@ interface RawGraph {
   outputs: Record<string, string>;
 }
 
-/**
- * graphlib keeps nodes in plain objects, so an id such as "__proto__" would write into
- * Object.prototype; its keys get a prefix no name can start with.
- */
-const gkey = (id: string): string => `#${id}`;
-const ungkey = (k: string): string => k.slice(1);
-
 /** The attribute a pointer below `<node>/attrs` falls in. */
 function attrName(pointer: string, attrsPointer: string): string {
   const tok = pointer.slice(attrsPointer.length + 1).split('/')[0] ?? '';
@@ -123,6 +116,8 @@ function checkDocument(json: unknown, file: string): void {
 
 export { suggest } from './schema.ts';
 
+const MAX_CYCLE_SHOWN = 20;
+
 type RawInit = string | Record<string, Record<string, number>> | undefined;
 
 function parseInit(init: RawInit): ParamInit {
@@ -132,8 +127,25 @@ function parseInit(init: RawInit): ParamInit {
   return { kind, args: { ...args } };
 }
 
+/**
+ * Most nodes a graph may have once every call is inlined. Each call copies its callee, so a few
+ * small files that call the next one twice multiply into millions of nodes, which the passes would
+ * spend many minutes and gigabytes on. The library's graphs inline to a few hundred nodes; 250,000
+ * leaves room for generated graphs (a 100k-node chain compiles in under a minute in about 0.5 GB)
+ * while keeping any graph that checks within a few minutes and gigabytes of compilation.
+ */
+export const MAX_INLINED_NODES = 250_000;
+
+/**
+ * Deepest chain of calls. Loading, inference and inlining walk a call chain recursively; the
+ * library nests a few files deep, and 100 stays far from the stack's limit.
+ */
+export const MAX_CALL_DEPTH = 100;
+
 class Loader {
   private readonly cache = new Map<string, IRGraph>();
+  /** Node count of each loaded graph with its calls inlined, computed from its callees' counts. */
+  private readonly inlined = new Map<IRGraph, number>();
   constructor(
     private readonly files: FileSource,
     private readonly roots: readonly string[],
@@ -172,7 +184,8 @@ class Loader {
     for (const [name, spec] of Object.entries(raw.inputs ?? {})) {
       const pointer = joinPointer('/inputs', name);
       define(name, pointer);
-      inputs.push({ name, type: { dtype: spec.dtype ?? 'float32', shape: spec.shape.map(canonDim) }, source: loc(pointer) });
+      const shape = spec.shape.map((d, k) => located(() => canonDim(d), loc(joinPointer(pointer, 'shape', k))));
+      inputs.push({ name, type: { dtype: spec.dtype ?? 'float32', shape }, source: loc(pointer) });
       checkSize(spec.shape, loc(joinPointer(pointer, 'shape')), undefined);
     }
     const params: IRParam[] = [];
@@ -210,6 +223,12 @@ class Loader {
           const chain = [...stack.slice(stack.indexOf(target)), target].map(displayPath).join(' -> ');
           throw err('E_IMPORT', `recursive call: ${chain}`, joinPointer(base, 'graph'), { hint: 'a graph cannot call itself, directly or indirectly' });
         }
+        if (stack.length >= MAX_CALL_DEPTH)
+          throw err('E_SIZE', `calls nest more than ${MAX_CALL_DEPTH} graph files deep`, joinPointer(base, 'graph'), {
+            expected: `at most ${MAX_CALL_DEPTH} graph files from the top graph down`,
+            found: `${stack.length + 1}: ${[...stack.slice(0, 2), '...', ...stack.slice(-2), target].map(displayPath).join(' -> ')}`,
+            hint: 'flatten the chain of calls',
+          });
         assertAllowed(target, this.roots, { what: 'called graph', written: rn.graph, file, pointer: joinPointer(base, 'graph'), node: rn.id }, (p) => (this.files.realpath ?? resolve)(p));
         const callee = this.load(target, stack, () => err('E_IMPORT', `called graph file not found: ${displayPath(target)}`, joinPointer(base, 'graph'), { found: rn.graph }));
         const bound = (rn.in ?? {}) as Record<string, string | number>;
@@ -356,8 +375,8 @@ class Loader {
       throw new LoomError({ code: 'E_DANGLING', message: `unknown value "${ref}"`, file, pointer, node, expected: 'the name of an input, a param or a node', hint: s ? `did you mean "${s}"?` : undefined });
     };
 
-    const dag = new Graph({ directed: true });
-    for (const n of nodes) dag.setNode(gkey(n.id));
+    // Producers of each node, each once, in the order its inputs first name them.
+    const preds = new Map<string, Set<string>>(nodes.map((n) => [n.id, new Set()]));
     for (const n of nodes) {
       const inPointer = (k: number) => {
         if (n.op === 'call') {
@@ -369,7 +388,7 @@ class Loader {
       n.inputs.forEach((ref, k) => {
         if (ref.includes(':')) return; // literal const
         const owner = resolveRef(ref, inPointer(k), n.id);
-        if (owner !== undefined) dag.setEdge(gkey(owner), gkey(n.id));
+        if (owner !== undefined) preds.get(n.id)!.add(owner);
       });
       if (n.op === 'grad')
         (n.attrs.wrt as string[]).forEach((w, k) => {
@@ -399,24 +418,59 @@ class Loader {
       resolveRef(ref, pointer);
       setOwn(outputSources, name, loc(pointer));
     }
-    const cycles = alg.findCycles(dag);
-    if (cycles.length > 0) {
-      const cyc = cycles[0]!.slice().reverse().map(ungkey);
+    const predList = new Map([...preds].map(([id, ps]) => [id, [...ps]]));
+    const sorted = topoOrder(nodes.map((n) => n.id), (id) => predList.get(id)!);
+    if (sorted.cycle) {
+      const cyc = sorted.cycle;
       const first = nodes.find((n) => n.id === cyc[0])!;
+      // A long cycle is named by its ends, so the message stays readable.
+      const shown = cyc.length <= MAX_CYCLE_SHOWN ? [...cyc, cyc[0]] : [...cyc.slice(0, MAX_CYCLE_SHOWN / 2), `... (${cyc.length - MAX_CYCLE_SHOWN} more of ${cyc.length} nodes)`, ...cyc.slice(-MAX_CYCLE_SHOWN / 2), cyc[0]];
       throw new LoomError({
         code: 'E_CYCLE',
-        message: `the graph has a cycle: ${[...cyc, cyc[0]].join(' -> ')}`,
+        message: `the graph has a cycle: ${shown.join(' -> ')}`,
         file,
         pointer: first.source!.pointer,
         node: first.id,
         hint: 'dataflow graphs must be acyclic; use a scan for recurrences',
       });
     }
-    const order = alg.topsort(dag).map(ungkey);
+    const order = sorted.order;
     const byId = new Map(nodes.map((n) => [n.id, n]));
     const ordered = [...literalNodes, ...order.map((id: string) => byId.get(id)!)];
+    const total = this.checkInlinedSize(nodes, literalNodes.length, file, raw.graph);
     const g: IRGraph = { name: raw.graph, file, inputs, params, nodes: ordered, outputs: { ...raw.outputs }, outputSources };
-    return inferGraph(g);
+    const typed = inferGraph(g);
+    this.inlined.set(typed, total);
+    return typed;
+  }
+
+  /** Counts the nodes inlining would produce (before doing it) and rejects graphs over MAX_INLINED_NODES. */
+  private checkInlinedSize(nodes: IRNode[], literals: number, file: string, name: string): number {
+    const own = (n: IRNode): number => (n.op === 'call' ? this.inlined.get(n.callee!)! : 1);
+    const total = nodes.reduce((sum, n) => sum + own(n), literals);
+    if (total <= MAX_INLINED_NODES) return total;
+    // Blame the call that takes the running count over the bound.
+    let sum = literals;
+    const at = nodes.find((n) => (sum += own(n)) > MAX_INLINED_NODES && n.op === 'call') ?? nodes.find((n) => n.op === 'call');
+    throw new LoomError({
+      code: 'E_SIZE',
+      message: `graph ${name} has ${total} nodes once its calls are inlined${at ? `; this call adds ${own(at)} of them` : ''}`,
+      file,
+      pointer: at ? joinPointer(at.source!.pointer, 'graph') : '/nodes',
+      node: at?.id,
+      expected: `at most ${MAX_INLINED_NODES} nodes after inlining`,
+      found: String(total),
+      hint: 'every call copies the called graph; a graph that calls another several times, which in turn calls another several times, grows exponentially — call a graph once and reuse its outputs',
+    });
+  }
+}
+
+/** Runs `f`, filling in the location of a LoomError that has none (such as one from compiler/dims). */
+function located<T>(f: () => T, source: SourceLoc, node?: string): T {
+  try {
+    return f();
+  } catch (e) {
+    throw e instanceof LoomError ? e.at({ ...source, node }) : e;
   }
 }
 

@@ -41,6 +41,13 @@ interface Group {
 /** Upper bound on pairwise checks of the horizontal merge, so huge graphs still compile fast. */
 const HORIZONTAL_BUDGET = 4000;
 
+/**
+ * Most members one fused kernel may have. Each merge re-checks the whole group, so without a
+ * bound a chain of n elementwise ops fuses in O(n^2); a kernel of this many ops is already far
+ * past the point where one more launch costs anything.
+ */
+const MAX_GROUP_MEMBERS = 512;
+
 class Fuser {
   readonly pos = new Map<string, number>();
   readonly byId = new Map<string, IRNode>();
@@ -49,6 +56,8 @@ class Fuser {
   readonly types: Map<string, TensorType>;
   readonly roles = new Map<string, Role>();
   readonly groupOf = new Map<string, Group>();
+  /** Largest position of a grouped node: beyond it, every node is ungrouped. */
+  private lastGrouped = -1;
 
   constructor(readonly g: IRGraph) {
     this.outputs = new Set(Object.values(g.outputs));
@@ -151,9 +160,14 @@ class Fuser {
    * acyclic.
    */
   convex(S: ReadonlySet<string>): boolean {
+    // Edges go forward in node order, and no group reaches past `bound`: a path that has gone past
+    // S's last node cannot come back, so the walk stops there (linear, not quadratic, on long chains).
+    let last = -1;
+    for (const id of S) last = Math.max(last, this.pos.get(id)!);
+    const bound = this.lastGrouped <= last ? last : Infinity;
     const seen = new Set<string>();
     const stack: string[] = [];
-    for (const id of S) for (const c of this.consumers.get(id) ?? []) if (!S.has(c.id)) stack.push(c.id);
+    for (const id of S) for (const c of this.consumers.get(id) ?? []) if (!S.has(c.id) && this.pos.get(c.id)! <= bound) stack.push(c.id);
     while (stack.length) {
       const id = stack.pop()!;
       if (seen.has(id)) continue;
@@ -163,18 +177,23 @@ class Fuser {
         seen.add(m);
         for (const c of this.consumers.get(m) ?? []) {
           if (S.has(c.id)) return false;
-          if (!seen.has(c.id)) stack.push(c.id);
+          if (!seen.has(c.id) && this.pos.get(c.id)! <= bound) stack.push(c.id);
         }
       }
     }
     return true;
   }
 
+  private assign(id: string, group: Group): void {
+    this.groupOf.set(id, group);
+    this.lastGrouped = Math.max(this.lastGrouped, this.pos.get(id)!);
+  }
+
   /** Makes S one group if it satisfies the rules. */
   tryMerge(S: Set<string>, key: string): boolean {
-    if (!this.valid(S, key) || !this.convex(S)) return false;
+    if (S.size > MAX_GROUP_MEMBERS || !this.valid(S, key) || !this.convex(S)) return false;
     const group: Group = { members: S, key };
-    for (const id of S) this.groupOf.set(id, group);
+    for (const id of S) this.assign(id, group);
     return true;
   }
 
@@ -203,7 +222,7 @@ class Fuser {
     };
     if (cands.length > 1 && this.tryMerge(build(cands), key)) return;
     for (const c of cands) if (this.tryMerge(build([c]), key)) return;
-    this.groupOf.set(n.id, { members: new Set([n.id]), key });
+    this.assign(n.id, { members: new Set([n.id]), key });
   }
 
   /** Views whose consumers all lie in one group become members (free relabelling or input adapters). */
@@ -257,7 +276,7 @@ class Fuser {
       const role = this.role(n.id);
       if (role === 'elementwise') this.join(n, n.inputs);
       else if (role === 'reduction') this.join(n, reducerOf(n.op)!.dataInputs.map((k) => n.inputs[k]!));
-      else if (role === 'matmul') this.groupOf.set(n.id, { members: new Set([n.id]), key: this.memberKey(n) });
+      else if (role === 'matmul') this.assign(n.id, { members: new Set([n.id]), key: this.memberKey(n) });
     }
     this.absorbViews();
     this.horizontal();

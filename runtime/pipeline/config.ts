@@ -7,6 +7,7 @@ import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts'
 import { LoomError } from '../../compiler/errors.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
 import { checkRoles } from './roles.ts';
+import { checkPipelineSize } from './budget.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -228,6 +229,7 @@ export function parsePipeline(json: unknown, file: string, opts: PipelineOptions
   if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
   if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
   if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
+  checkPipelineSize(cfg);
   const batch = cfg.env.num_envs * cfg.rollout.steps * (cfg.group?.size ?? 1);
   if (batch % cfg.update.minibatches !== 0)
     throw new LoomError({
@@ -294,6 +296,7 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json'), { roots }),
   };
   checkRoles(cfg, graphs);
+  checkPipelineSize(cfg, graphs);
   return graphs;
 }
 

@@ -13,6 +13,7 @@ import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostAr
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, matchCheckpoint, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody, type CheckpointLayout, type CheckpointSource } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
+import { checkPipelineSize } from './budget.ts';
 import { AMPPO_COLUMNS, EVAL_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
 import type { DType, IRGraph } from '../../compiler/ir.ts';
 import { substShape } from '../../compiler/dims.ts';
@@ -184,6 +185,8 @@ export class Trainer {
   private optGrad: string;
 
   constructor(cfg: PipelineConfig, graphs: PipelineGraphs = loadPipelineGraphs(cfg), executor: Executor = defaultExecutor(), programOptions: ProgramOptions = {}) {
+    // Before any program or tensor: the config may have changed since the graphs were loaded (--env, --steps).
+    checkPipelineSize(cfg, graphs);
     this.cfg = cfg;
     this.graphs = graphs;
     const program = (g: IRGraph) => makeProgram(g, executor, programOptions);

@@ -833,7 +833,7 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
     trainer.restore(body, ckpt);
     trainer.lastCheckpoint = ckpt;
   } else trainer.init();
-  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, cfg.advantage.transform ? [...METRIC_COLUMNS, ...AMPPO_COLUMNS] : METRIC_COLUMNS);
+  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, cfg.advantage.transform ? [...METRIC_COLUMNS, ...AMPPO_COLUMNS] : METRIC_COLUMNS, cfg.logging.tensorboard);
   if (log.dropped) opts.log?.(log.dropped + '\n');
   const save = () => {
     writeCheckpoint(ckpt, trainer.checkpointBody(backend));

@@ -11,7 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { train } from '../../../runtime/pipeline/driver.ts';
 import { METRIC_COLUMNS, tensorboardScalars, type IterationMetrics } from '../../../runtime/pipeline/metrics.ts';
-import { tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
+import { loom } from '../../helpers/cli.ts';
+import { G, tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -246,5 +247,41 @@ describe('TensorBoard event files', () => {
     expect(ev!.scalars.map(([t]) => t)).not.toContain('charts/episodic_return');
     expect(ev!.scalars.map(([t]) => t)).toContain('losses/value_loss');
     expect(sorted(tensorboardView(dir))).toEqual(sorted(expectedFromJsonl(dir)));
+  });
+});
+
+describe('loom train and logging.tensorboard', () => {
+  const pipelineFile = (dir: string, logging: unknown) => {
+    const f = join(dir, 'p.json');
+    const p = {
+      pipeline: 'tb',
+      env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
+      policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
+      loss: G('algorithms/ppo-cartpole.loss.graph.json'),
+      optimizer: { name: 'adam', lr: 2.5e-4 },
+      rollout: { steps: 8 },
+      update: { epochs: 1, minibatches: 1 },
+      total_steps: 16,
+      eval: { episodes: 0 },
+      logging,
+    };
+    writeFileSync(f, JSON.stringify(p));
+    return f;
+  };
+
+  it('prints how to open the run in TensorBoard; false writes no event file; a non-boolean is a schema error', async () => {
+    const dir = tmp();
+    const on = await loom('train', pipelineFile(dir, { every: 1 }), '--backend', 'cpu', '--out', join(dir, 'on'));
+    expect(on.code).toBe(0);
+    expect(on.out).toContain(`tensorboard: tensorboard --logdir ${join(dir, 'on')}\n`);
+    expect(eventFiles(join(dir, 'on'))).toHaveLength(1);
+    const off = await loom('train', pipelineFile(dir, { tensorboard: false }), '--backend', 'cpu', '--out', join(dir, 'off'));
+    expect(off.code).toBe(0);
+    expect(off.out).not.toContain('tensorboard');
+    expect(eventFiles(join(dir, 'off'))).toEqual([]);
+    const bad = await loom('train', pipelineFile(dir, { tensorboard: 'yes' }), '--backend', 'cpu', '--out', join(dir, 'bad'));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^error\[E_SCHEMA\]/);
+    expect(bad.err).toContain('/logging/tensorboard');
   });
 });

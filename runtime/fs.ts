@@ -152,7 +152,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 }
 
 /** Appends to an output file (creating it), with the same errors as writeFileAtomic. */
-export function appendOutput(path: string, data: string): void {
+export function appendOutput(path: string, data: string | Uint8Array): void {
   try {
     appendFileSync(path, data);
   } catch (e) {

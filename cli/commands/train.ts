@@ -14,7 +14,7 @@ export const train: Command = {
     env: { type: 'string', description: 'override the env: a name under graphs/envs (e.g. cartpole) whose step/reset graphs replace the pipeline\'s', valueName: 'E' },
     seed: { type: 'string', description: 'override the pipeline seed', valueName: 'N' },
     steps: { type: 'string', description: 'override total_steps (env steps over all envs)', valueName: 'N' },
-    out: { type: 'string', description: 'output folder for metrics.jsonl, metrics.csv, learning-curve.svg, checkpoint.json (default runs/<pipeline>-s<seed>)', valueName: 'DIR' },
+    out: { type: 'string', description: 'output folder for metrics.jsonl, metrics.csv, TensorBoard event files, learning-curve.svg, checkpoint.json (default runs/<pipeline>-s<seed>)', valueName: 'DIR' },
     backend: BACKEND_OPTION,
     resume: { type: 'boolean', description: 'continue from DIR/checkpoint.json (bit-identical on the same backend)' },
     'allow-path': ALLOW_PATH_OPTION,
@@ -50,6 +50,7 @@ export const train: Command = {
       if (last.length) io.out(`mean return over the last ${last.length} training episodes: ${(last.reduce((s, x) => s + x, 0) / last.length).toFixed(2)}\n`);
       if (r.eval) io.out(`evaluation: ${r.eval.episodes} episodes, mean return ${r.eval.meanReturn?.toFixed(2) ?? '-'}\n`);
       io.out(`metrics: ${outDir}/metrics.jsonl, ${outDir}/metrics.csv, ${outDir}/learning-curve.svg\n`);
+      if (cfg.logging.tensorboard) io.out(`tensorboard: tensorboard --logdir ${outDir}\n`);
       return interrupted ? 130 : 0;
     } finally {
       process.off('SIGINT', onSigint);

@@ -37,7 +37,7 @@ export interface PipelineConfig {
   normalize: { obs: boolean; reward: boolean; clip: number };
   total_steps: number;
   seed: number;
-  logging: { every: number };
+  logging: { every: number; tensorboard: boolean };
   checkpoint: { every: number };
   /** `every`: iterations between evaluations during training (0: only the final one); `deterministic`: act with `action_mode`. */
   eval: { episodes: number; every: number; deterministic: boolean };
@@ -212,7 +212,7 @@ export function parsePipeline(json: unknown, file: string, opts: PipelineOptions
     normalize: { obs: (norm.obs as boolean) ?? false, reward: (norm.reward as boolean) ?? false, clip: (norm.clip as number) ?? 10 },
     total_steps: j.total_steps as number,
     seed: (j.seed as number) ?? 1,
-    logging: { every: (obj(j.logging).every as number) ?? 1 },
+    logging: { every: (obj(j.logging).every as number) ?? 1, tensorboard: (obj(j.logging).tensorboard as boolean) ?? true },
     checkpoint: { every: (obj(j.checkpoint).every as number) ?? 10 },
     eval: { episodes: (obj(j.eval).episodes as number) ?? 10, every: (obj(j.eval).every as number) ?? 0, deterministic: (obj(j.eval).deterministic as boolean) ?? true },
     roots,

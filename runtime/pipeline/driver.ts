@@ -916,7 +916,7 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
     trainer.lastCheckpoint = ckpt;
   } else trainer.init();
   const columns = [...METRIC_COLUMNS, ...(cfg.advantage.transform ? AMPPO_COLUMNS : []), ...(cfg.eval.every > 0 ? EVAL_COLUMNS : [])];
-  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, columns);
+  const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, columns, cfg.logging.tensorboard);
   if (log.dropped) opts.log?.(log.dropped + '\n');
   const save = () => {
     writeCheckpoint(ckpt, trainer.checkpointBody(backend));

@@ -1,8 +1,9 @@
-/** Per-iteration metrics: JSON lines, a CSV with fixed columns, and an SVG learning curve. */
+/** Per-iteration metrics: JSON lines, a CSV with fixed columns, TensorBoard event files, and an SVG learning curve. */
 import { FILE_LIMITS, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { csvLine } from '../csv.ts';
 import { appendOutput, outputPath, writeFileAtomic } from '../fs.ts';
 import { lineChart } from '../plot.ts';
+import { EventFileWriter, removeEventFiles } from '../tensorboard/event-file.ts';
 
 export interface IterationMetrics {
   iteration: number;
@@ -47,6 +48,34 @@ export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
 export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];
 
 export const EVAL_COLUMNS: (keyof IterationMetrics)[] = ['eval_return'];
+/**
+ * TensorBoard tags: CleanRL's names (cleanrl/ppo.py), so runs of both sit side by side in one
+ * dashboard. A metric not listed here is logged as `loom/<name>`; the step is `global_step`.
+ */
+export const TENSORBOARD_TAGS: Partial<Record<keyof IterationMetrics, string>> = {
+  lr: 'charts/learning_rate',
+  episodic_return: 'charts/episodic_return',
+  episodic_length: 'charts/episodic_length',
+  steps_per_sec: 'charts/SPS',
+  v_loss: 'losses/value_loss',
+  pg_loss: 'losses/policy_loss',
+  entropy: 'losses/entropy',
+  approx_kl: 'losses/approx_kl',
+  clipfrac: 'losses/clipfrac',
+  explained_variance: 'losses/explained_variance',
+};
+
+/** The scalars of a row for TensorBoard: every column but the step axes, where it has a number. */
+export function tensorboardScalars(m: IterationMetrics, columns: readonly (keyof IterationMetrics)[]): [string, number][] {
+  const out: [string, number][] = [];
+  for (const k of columns) {
+    const v = m[k];
+    // null (no episode finished) and non-finite values are null in metrics.jsonl too.
+    if (k === 'iteration' || k === 'global_step' || typeof v !== 'number' || !Number.isFinite(v)) continue;
+    out.push([TENSORBOARD_TAGS[k] ?? `loom/${k}`, v]);
+  }
+  return out;
+}
 
 /** The files a MetricsLog writes in its run folder. */
 export const METRICS_FILES = ['metrics.jsonl', 'metrics.csv', 'learning-curve.svg'] as const;
@@ -100,21 +129,28 @@ export class MetricsLog {
   /** What a resume dropped from metrics.jsonl, in one line; null if nothing. */
   readonly dropped: string | null = null;
   private rows: IterationMetrics[] = [];
+  /** Null when the pipeline sets `logging.tensorboard: false`. */
+  readonly events: EventFileWriter | null;
 
   /** `keepUpTo`: on resume, the checkpoint's iteration; later rows are dropped (they will be redone). */
-  constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: (keyof IterationMetrics)[] = METRIC_COLUMNS) {
+  constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: (keyof IterationMetrics)[] = METRIC_COLUMNS, tensorboard = true) {
     [this.jsonl, this.csv, this.svg] = METRICS_FILES.map((f) => outputPath(outDir, f)) as [string, string, string];
     const previous = keepUpTo === null ? undefined : tryReadUntrusted(this.jsonl, { what: 'metrics file', maxBytes: FILE_LIMITS.checkpoint });
     if (keepUpTo !== null && previous !== undefined) ({ rows: this.rows, dropped: this.dropped } = rowsForResume(previous, keepUpTo, this.jsonl));
     // Both files are rewritten from the kept rows, so the CSV always matches the JSON lines.
     writeFileAtomic(this.jsonl, this.rows.map((r) => JSON.stringify(r) + '\n').join(''));
     writeFileAtomic(this.csv, [columns.join(','), ...this.rows.map((r) => csvRow(r, columns))].join('\n') + '\n');
+    // Event files are append-only: a fresh start removes those of an earlier run; a resume starts
+    // a new file that tells TensorBoard to discard what earlier files hold past the kept rows.
+    if (keepUpTo === null) removeEventFiles(outDir);
+    this.events = tensorboard ? new EventFileWriter(outDir, keepUpTo === null ? {} : { restartStep: (this.rows.at(-1)?.global_step ?? -1) + 1 }) : null;
   }
 
   add(m: IterationMetrics): void {
     this.rows.push(m);
     appendOutput(this.jsonl, JSON.stringify(m) + '\n');
     appendOutput(this.csv, csvRow(m, this.columns) + '\n');
+    this.events?.scalars(m.global_step, tensorboardScalars(m, this.columns));
   }
 
   all(): readonly IterationMetrics[] {

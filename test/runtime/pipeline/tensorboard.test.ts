@@ -1,0 +1,287 @@
+/**
+ * TensorBoard event files beside metrics.jsonl, decoded here without the writer's libraries: the
+ * TFRecord framing by hand, every masked CRC32C against a table-driven CRC32C, the Event protos
+ * with a minimal wire-format reader. What TensorBoard would show (files in name order, a
+ * SessionLog START discarding the events at and past its step) must equal metrics.jsonl.
+ */
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { train } from '../../../runtime/pipeline/driver.ts';
+import { METRIC_COLUMNS, tensorboardScalars, type IterationMetrics } from '../../../runtime/pipeline/metrics.ts';
+import { loom } from '../../helpers/cli.ts';
+import { G, tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'loom-tb-'));
+
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), one table lookup per byte.
+const TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+  return c >>> 0;
+});
+function crc32c(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+const masked = (bytes: Uint8Array) => {
+  const c = crc32c(bytes);
+  return (((c >>> 15) | (c << 17)) + 0xa282ead8) >>> 0;
+};
+
+/** The records of a TFRecord file; every length and data CRC is checked. */
+function records(file: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at < file.length) {
+    expect(file.length - at).toBeGreaterThanOrEqual(16);
+    const len = Number(file.readBigUInt64LE(at));
+    expect(file.readUInt32LE(at + 8), `length CRC of record ${out.length}`).toBe(masked(file.subarray(at, at + 8)));
+    const data = file.subarray(at + 12, at + 12 + len);
+    expect(data.length).toBe(len);
+    expect(file.readUInt32LE(at + 12 + len), `data CRC of record ${out.length}`).toBe(masked(data));
+    out.push(data);
+    at += 12 + len + 4;
+  }
+  return out;
+}
+
+type Field = { no: number; varint?: bigint; bytes?: Buffer; fixed64?: Buffer; fixed32?: Buffer };
+
+/** Protobuf wire format: (field number, wire type) keys, varints, 64-bit, length-delimited, 32-bit. */
+function fields(buf: Buffer): Field[] {
+  const out: Field[] = [];
+  let at = 0;
+  const varint = (): bigint => {
+    let v = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      const b = buf[at++]!;
+      v |= BigInt(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+  };
+  while (at < buf.length) {
+    const key = Number(varint());
+    const no = key >>> 3;
+    const wire = key & 7;
+    if (wire === 0) out.push({ no, varint: varint() });
+    else if (wire === 1) out.push({ no, fixed64: buf.subarray(at, (at += 8)) });
+    else if (wire === 2) {
+      const n = Number(varint());
+      out.push({ no, bytes: buf.subarray(at, (at += n)) });
+    } else if (wire === 5) out.push({ no, fixed32: buf.subarray(at, (at += 4)) });
+    else throw new Error(`wire type ${wire}`);
+  }
+  return out;
+}
+
+interface Decoded {
+  wallTime: number;
+  step: number;
+  fileVersion?: string;
+  writer?: string;
+  sessionStatus?: number;
+  scalars?: [string, number][];
+}
+
+/** event.proto: wall_time 1 (double), step 2, file_version 3, summary 5, session_log 7, source_metadata 10. */
+function decodeEvent(buf: Buffer): Decoded {
+  const e: Decoded = { wallTime: 0, step: 0 };
+  for (const f of fields(buf)) {
+    if (f.no === 1) e.wallTime = f.fixed64!.readDoubleLE(0);
+    else if (f.no === 2) e.step = Number(f.varint!);
+    else if (f.no === 3) e.fileVersion = f.bytes!.toString('utf8');
+    else if (f.no === 10) e.writer = fields(f.bytes!).find((g) => g.no === 1)?.bytes?.toString('utf8');
+    else if (f.no === 7) e.sessionStatus = Number(fields(f.bytes!).find((g) => g.no === 1)?.varint ?? 0n);
+    else if (f.no === 5)
+      // Summary.value 1 -> Value { tag 1, simple_value 2 (float) }
+      e.scalars = fields(f.bytes!).map((v) => {
+        const vf = fields(v.bytes!);
+        return [vf.find((g) => g.no === 1)!.bytes!.toString('utf8'), vf.find((g) => g.no === 2)!.fixed32!.readFloatLE(0)];
+      });
+    else throw new Error(`unexpected Event field ${f.no}`);
+  }
+  return e;
+}
+
+const eventFiles = (dir: string) => readdirSync(dir).filter((f) => f.includes('tfevents')).sort();
+const decodeFile = (path: string) => records(readFileSync(path)).map(decodeEvent);
+
+/** The scalar events TensorBoard keeps: files in name order; a START purges steps >= its own. */
+function tensorboardView(dir: string): { step: number; scalars: [string, number][] }[] {
+  let kept: { step: number; scalars: [string, number][] }[] = [];
+  for (const f of eventFiles(dir))
+    for (const e of decodeFile(join(dir, f))) {
+      if (e.sessionStatus === 1) kept = kept.filter((k) => k.step < e.step);
+      if (e.scalars) kept.push({ step: e.step, scalars: e.scalars });
+    }
+  return kept;
+}
+
+/** CleanRL's tags (cleanrl/ppo.py) for the metrics that have one; others are loom/<name>. */
+const CLEANRL: Record<string, string> = {
+  lr: 'charts/learning_rate',
+  episodic_return: 'charts/episodic_return',
+  episodic_length: 'charts/episodic_length',
+  steps_per_sec: 'charts/SPS',
+  v_loss: 'losses/value_loss',
+  pg_loss: 'losses/policy_loss',
+  entropy: 'losses/entropy',
+  approx_kl: 'losses/approx_kl',
+  clipfrac: 'losses/clipfrac',
+  explained_variance: 'losses/explained_variance',
+};
+
+/** What metrics.jsonl says TensorBoard should show: every number of a row but the step axes, as float32. */
+function expectedFromJsonl(dir: string): { step: number; scalars: [string, number][] }[] {
+  const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | null>);
+  return rows.map((r) => ({
+    step: r.global_step!,
+    scalars: Object.entries(r)
+      .filter(([k, v]) => k !== 'iteration' && k !== 'global_step' && v !== null)
+      .map(([k, v]) => [CLEANRL[k] ?? `loom/${k}`, Math.fround(v!)] as [string, number]),
+  }));
+}
+
+const sorted = (v: { step: number; scalars: [string, number][] }[]) => v.map((e) => ({ step: e.step, scalars: [...e.scalars].sort(([a], [b]) => a.localeCompare(b)) }));
+
+describe('TensorBoard event files', () => {
+  it('the CRC32C of this test is the standard one', () => {
+    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
+    expect(crc32c(new Uint8Array(32))).toBe(0x8a9136aa);
+  });
+
+  it('a run writes one event file beside metrics.jsonl: file_version first, then a Summary per row at its global step with CleanRL tags', () => {
+    const dir = tmp();
+    const r = train(tiny(), { outDir: dir });
+    tf.dispose(Object.values(r.params));
+    const files = eventFiles(dir);
+    expect(files).toHaveLength(1);
+    expect(files[0]).toMatch(/^events\.out\.tfevents\.\d{10}\.[^/]+\.\d+$/);
+    const events = decodeFile(join(dir, files[0]!));
+    expect(events[0]).toMatchObject({ step: 0, fileVersion: 'brain.Event:2', writer: 'tensorloom' });
+    expect(events.slice(1).every((e) => e.scalars && e.sessionStatus === undefined)).toBe(true);
+    for (const e of events) expect(Math.abs(e.wallTime - Date.now() / 1000)).toBeLessThan(86400);
+    expect(events.slice(1).map((e) => e.step)).toEqual(r.metrics.map((m) => m.global_step));
+    expect(sorted(tensorboardView(dir))).toEqual(sorted(expectedFromJsonl(dir)));
+    const tags = new Set(events.flatMap((e) => e.scalars ?? []).map(([t]) => t));
+    for (const t of ['charts/learning_rate', 'charts/SPS', 'losses/value_loss', 'losses/policy_loss', 'losses/entropy', 'losses/approx_kl', 'losses/clipfrac', 'loom/grad_norm', 'loom/loss', 'loom/episodes']) expect(tags).toContain(t);
+    expect([...tags].filter((t) => !/^(charts|losses|loom)\//.test(t))).toEqual([]);
+  });
+
+  it('AM-PPO controller metrics are logged as loom/<name>', () => {
+    const dir = tmp();
+    const amppo = { transform: { kind: 'amppo' } };
+    tf.dispose(Object.values(train(tiny({ advantage: amppo, total_steps: 32 }), { outDir: dir }).params));
+    const tags = new Set(tensorboardView(dir).flatMap((e) => e.scalars.map(([t]) => t)));
+    for (const t of ['loom/alpha_ema', 'loom/s_ema', 'loom/sat_mb']) expect(tags).toContain(t);
+    expect(sorted(tensorboardView(dir))).toEqual(sorted(expectedFromJsonl(dir)));
+  });
+
+  it('on --resume after kill -9, a new file starts with a SessionLog START at the first redone step, and TensorBoard then shows exactly metrics.jsonl', () => {
+    const whole = tmp();
+    const a = train(tiny({ checkpoint: { every: 1 } }), { outDir: whole });
+    const dir = tmp();
+    tf.dispose(Object.values(train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, maxIterations: 2 }).params));
+    const ckpt2 = join(dir, 'ckpt-2.json');
+    copyFileSync(join(dir, 'checkpoint.json'), ckpt2);
+    // Iteration 3 is logged (metrics.jsonl and event file), then the process dies before its
+    // checkpoint: the checkpoint on disk is iteration 2's.
+    tf.dispose(Object.values(train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, resume: true, maxIterations: 1 }).params));
+    copyFileSync(ckpt2, join(dir, 'checkpoint.json'));
+    const before = eventFiles(dir);
+    expect(before).toHaveLength(2);
+    const b = train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, resume: true });
+    const files = eventFiles(dir);
+    expect(files).toHaveLength(3);
+    expect(files.slice(0, 2)).toEqual(before);
+    const last = decodeFile(join(dir, files[2]!));
+    expect(last[0]!.fileVersion).toBe('brain.Event:2');
+    expect(last[1]).toMatchObject({ sessionStatus: 1, step: a.metrics[1]!.global_step + 1 });
+    expect(last.slice(2).map((e) => e.step)).toEqual(a.metrics.slice(2).map((m) => m.global_step));
+    // Without the purge TensorBoard would show iteration 3 twice.
+    const view = tensorboardView(dir);
+    expect(view.map((e) => e.step)).toEqual(a.metrics.map((m) => m.global_step));
+    expect(sorted(view)).toEqual(sorted(expectedFromJsonl(dir)));
+    // The values are those of an uninterrupted run (all but the speed).
+    const noSps = (v: { step: number; scalars: [string, number][] }[]) => sorted(v).map((e) => ({ ...e, scalars: e.scalars.filter(([t]) => t !== 'charts/SPS') }));
+    expect(noSps(view)).toEqual(noSps(tensorboardView(whole)));
+    tf.dispose([...Object.values(a.params), ...Object.values(b.params)]);
+  });
+
+  it('a fresh start in a used folder replaces the earlier event files; logging.tensorboard: false writes none', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'events.out.tfevents.1700000000.old-host'), 'stale');
+    writeFileSync(join(dir, 'notes.txt'), 'kept');
+    tf.dispose(Object.values(train(tiny({ total_steps: 16 }), { outDir: dir }).params));
+    expect(eventFiles(dir)).toHaveLength(1);
+    expect(eventFiles(dir)[0]).not.toContain('old-host');
+    expect(readdirSync(dir)).toContain('notes.txt');
+    const off = tmp();
+    const r = train(tiny({ total_steps: 16, logging: { tensorboard: false } }), { outDir: off });
+    tf.dispose(Object.values(r.params));
+    expect(r.metrics).toHaveLength(1);
+    expect(eventFiles(off)).toEqual([]);
+  });
+
+  it('a value that metrics.jsonl writes as null (NaN, ±Infinity, no episode) is left out', () => {
+    const row = { iteration: 2, global_step: 32, lr: 1e-4, episodic_return: null, episodic_length: null, episodes: 0, loss: Infinity, pg_loss: -Infinity, v_loss: 0.5, entropy: 0.69, approx_kl: 0, clipfrac: 0, grad_norm: 1, explained_variance: NaN, steps_per_sec: 100 } satisfies IterationMetrics;
+    const kept = Object.entries(JSON.parse(JSON.stringify(row)) as Record<string, unknown>).filter(([k, v]) => v !== null && k !== 'iteration' && k !== 'global_step');
+    expect(tensorboardScalars(row, METRIC_COLUMNS).sort()).toEqual(kept.map(([k, v]) => [CLEANRL[k] ?? `loom/${k}`, v]).sort());
+    expect(kept.map(([k]) => k)).not.toContain('explained_variance');
+  });
+
+  it('rows without a value (no episode finished) leave the tag out, as metrics.jsonl has null', () => {
+    const dir = tmp();
+    tf.dispose(Object.values(train(tiny({ total_steps: 16 }), { outDir: dir }).params));
+    const [row] = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as IterationMetrics);
+    expect(row!.episodic_return).toBeNull();
+    const [ev] = tensorboardView(dir);
+    expect(ev!.scalars.map(([t]) => t)).not.toContain('charts/episodic_return');
+    expect(ev!.scalars.map(([t]) => t)).toContain('losses/value_loss');
+    expect(sorted(tensorboardView(dir))).toEqual(sorted(expectedFromJsonl(dir)));
+  });
+});
+
+describe('loom train and logging.tensorboard', () => {
+  const pipelineFile = (dir: string, logging: unknown) => {
+    const f = join(dir, 'p.json');
+    const p = {
+      pipeline: 'tb',
+      env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
+      policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
+      loss: G('algorithms/ppo-cartpole.loss.graph.json'),
+      optimizer: { name: 'adam', lr: 2.5e-4 },
+      rollout: { steps: 8 },
+      update: { epochs: 1, minibatches: 1 },
+      total_steps: 16,
+      eval: { episodes: 0 },
+      logging,
+    };
+    writeFileSync(f, JSON.stringify(p));
+    return f;
+  };
+
+  it('prints how to open the run in TensorBoard; false writes no event file; a non-boolean is a schema error', async () => {
+    const dir = tmp();
+    const on = await loom('train', pipelineFile(dir, { every: 1 }), '--backend', 'cpu', '--out', join(dir, 'on'));
+    expect(on.code).toBe(0);
+    expect(on.out).toContain(`tensorboard: tensorboard --logdir ${join(dir, 'on')}\n`);
+    expect(eventFiles(join(dir, 'on'))).toHaveLength(1);
+    const off = await loom('train', pipelineFile(dir, { tensorboard: false }), '--backend', 'cpu', '--out', join(dir, 'off'));
+    expect(off.code).toBe(0);
+    expect(off.out).not.toContain('tensorboard');
+    expect(eventFiles(join(dir, 'off'))).toEqual([]);
+    const bad = await loom('train', pipelineFile(dir, { tensorboard: 'yes' }), '--backend', 'cpu', '--out', join(dir, 'bad'));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^error\[E_SCHEMA\]/);
+    expect(bad.err).toContain('/logging/tensorboard');
+  });
+});

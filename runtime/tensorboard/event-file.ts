@@ -1,7 +1,7 @@
 /**
- * TensorBoard event files (`events.out.tfevents.*`): `tensorboard.Event` protos (proto/, the
- * official field numbers) encoded with protobufjs, one per TFRecord: uint64 length (little
- * endian), masked CRC32C of those 8 bytes, the data, masked CRC32C of the data. Scalars are
+ * TensorBoard event files (`events.out.tfevents.*`): `tensorboard.Event` protos encoded with
+ * protobufjs, one per TFRecord: uint64 length (little endian), masked CRC32C of those 8 bytes,
+ * the data, masked CRC32C of the data. Scalars are
  * `simple_value`s, as CleanRL's SummaryWriter writes them; TensorBoard reads them into its scalars
  * dashboard. Every record is appended as it is written, so a killed run keeps all but the record
  * being written, which TensorBoard skips as truncated.
@@ -18,12 +18,51 @@ const EVENT_FILE = /^events\.out\.tfevents\.(\d+)\./;
 
 export const FILE_VERSION = 'brain.Event:2';
 
+/**
+ * The part of TensorBoard's `Event` and `Summary` messages that loom writes, declared with
+ * protobufjs's JSON descriptors. Message names, field names and numbers are the wire contract
+ * TensorBoard reads. The oneofs matter: a scalar of 0 is still written, because TensorBoard keeps
+ * a `Summary.Value` only when one member of its `value` oneof is set.
+ */
+const TENSORBOARD_MESSAGES = {
+  nested: {
+    tensorboard: {
+      nested: {
+        Event: {
+          oneofs: { what: { oneof: ['file_version', 'summary', 'session_log'] } },
+          fields: {
+            wall_time: { type: 'double', id: 1 },
+            step: { type: 'int64', id: 2 },
+            file_version: { type: 'string', id: 3 },
+            summary: { type: 'Summary', id: 5 },
+            session_log: { type: 'SessionLog', id: 7 },
+            source_metadata: { type: 'SourceMetadata', id: 10 },
+          },
+        },
+        SourceMetadata: { fields: { writer: { type: 'string', id: 1 } } },
+        SessionLog: {
+          fields: { status: { type: 'SessionStatus', id: 1 }, checkpoint_path: { type: 'string', id: 2 }, msg: { type: 'string', id: 3 } },
+          nested: { SessionStatus: { values: { STATUS_UNSPECIFIED: 0, START: 1, STOP: 2, CHECKPOINT: 3 } } },
+        },
+        Summary: {
+          fields: { value: { rule: 'repeated', type: 'Value', id: 1 } },
+          nested: {
+            Value: {
+              oneofs: { value: { oneof: ['simple_value'] } },
+              fields: { tag: { type: 'string', id: 1 }, simple_value: { type: 'float', id: 2 } },
+            },
+          },
+        },
+      },
+    },
+  },
+};
+
 let eventType: protobuf.Type | null = null;
 
-/** Loaded on first use: most commands never write an event file. */
+/** Built on first use: most commands never write an event file. */
 function Event(): protobuf.Type {
-  // keepCase: the fields keep their proto names (wall_time), which `fromObject` is given below.
-  eventType ??= new protobuf.Root().loadSync(join(import.meta.dirname, 'proto', 'event.proto'), { keepCase: true }).lookupType('tensorboard.Event');
+  eventType ??= protobuf.Root.fromJSON(TENSORBOARD_MESSAGES).lookupType('tensorboard.Event');
   return eventType;
 }
 

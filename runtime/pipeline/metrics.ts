@@ -1,7 +1,7 @@
 /** Per-iteration metrics: JSON lines, a CSV with fixed columns, and an SVG learning curve. */
 import { existsSync, readFileSync } from 'node:fs';
 import { appendOutput, outputPath, writeFileAtomic } from '../fs.ts';
-import { lineChart } from '../plot.ts';
+import { learningCurveSpec, renderSvg } from '../plot.ts';
 
 export interface IterationMetrics {
   iteration: number;
@@ -42,6 +42,33 @@ export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
 ];
 
 export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];
+
+/** Episodes in the rolling mean that smooths learning curves. */
+export const SMOOTHING_EPISODES = 20;
+
+/**
+ * The rolling mean return over the last `window` episodes, at every row (null before the first
+ * episode). Rows hold the mean return of their episodes, not each return: a row counts as its
+ * `episodes` episodes at that mean, and the oldest row in the window with the episodes that fit.
+ */
+export function rollingReturns(rows: readonly IterationMetrics[], window: number): (number | null)[] {
+  const recent: { k: number; ret: number }[] = [];
+  let count = 0;
+  return rows.map((r) => {
+    if (r.episodic_return !== null) {
+      const k = r.episodes > 0 ? r.episodes : 1;
+      recent.push({ k, ret: r.episodic_return });
+      count += k;
+      while (count - recent[0]!.k >= window) count -= recent.shift()!.k;
+    }
+    if (!recent.length) return null;
+    // Only the newest `window` episodes of the oldest row count.
+    const excess = Math.max(0, count - window);
+    let sum = -excess * recent[0]!.ret;
+    for (const e of recent) sum += e.k * e.ret;
+    return sum / (count - excess);
+  });
+}
 
 /** The files a MetricsLog writes in its run folder. */
 export const METRICS_FILES = ['metrics.jsonl', 'metrics.csv', 'learning-curve.svg'] as const;
@@ -115,12 +142,11 @@ export class MetricsLog {
     return this.rows;
   }
 
-  plot(): void {
-    const points = this.rows.filter((r) => r.episodic_return !== null).map((r) => [r.global_step, r.episodic_return!] as [number, number]);
-    writeFileAtomic(
-      this.svg,
-      lineChart({ title: this.title, xLabel: 'env steps', yLabel: 'episodic return', series: [{ name: 'mean return of finished episodes', points }] }),
-    );
+  /** Writes the learning curve: the rolling mean over the faint per-iteration means. */
+  async plot(): Promise<void> {
+    const smooth = rollingReturns(this.rows, SMOOTHING_EPISODES);
+    const points = this.rows.flatMap((r, i) => (r.episodic_return === null ? [] : [{ step: r.global_step, raw: r.episodic_return, smooth: smooth[i]! }]));
+    writeFileAtomic(this.svg, await renderSvg(learningCurveSpec({ title: this.title, points, window: SMOOTHING_EPISODES })));
   }
 }
 

@@ -1,17 +1,17 @@
 /**
  * `loom compare`: runs several pipelines over the same seeds (sequentially) and summarises them:
  * final return mean ± 95% CI (Student t), steps to a return threshold, wall time, env steps/s,
- * and one SVG of the mean learning curves with shaded 95% CI bands. Markdown, CSV and JSON
- * tables; every file is written atomically.
+ * and one SVG of the mean learning curves (rolling means over episodes) with shaded 95% CI bands
+ * clipped to the seeds' range. Markdown, CSV and JSON tables; every file is written atomically.
  */
 import { basename } from 'node:path';
 import { printable } from '../compiler/text.ts';
 import { csvLine } from './csv.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from './fs.ts';
-import { lineChart, type BandPoint, type Point, type Series } from './plot.ts';
+import { bandedCurvesSpec, renderSvg } from './plot.ts';
 import { train } from './pipeline/driver.ts';
 import type { PipelineConfig } from './pipeline/config.ts';
-import type { IterationMetrics } from './pipeline/metrics.ts';
+import { rollingReturns, SMOOTHING_EPISODES, type IterationMetrics } from './pipeline/metrics.ts';
 import type { ProgressInfo } from './pipeline/progress.ts';
 import * as tf from '@tensorflow/tfjs';
 
@@ -86,7 +86,12 @@ export interface PipelineSummary {
   /** Mean wall time per seed, seconds. */
   wallSec: number;
   envStepsPerSec: number;
-  curve: { step: number; mean: number; lo: number; hi: number; n: number }[];
+  /**
+   * Over the seeds, at each iteration: the mean of their rolling mean returns (over the last
+   * SMOOTHING_EPISODES episodes) with its 95% CI [lo, hi], clipped to the seeds' range; `raw`, the
+   * mean of their unsmoothed curves; `n`, the seeds with a value.
+   */
+  curve: { step: number; mean: number; lo: number; hi: number; raw: number; n: number }[];
 }
 
 export function summarise(pipeline: string, runs: readonly SeedRun[], threshold: number | null): PipelineSummary {
@@ -100,14 +105,20 @@ export function summarise(pipeline: string, runs: readonly SeedRun[], threshold:
   const steps = runs.reduce((a, r) => a + r.envSteps, 0);
   // Seeds of one pipeline share the iteration grid; points use the seeds that have a value there.
   const curves = runs.map((r) => curve(r.metrics));
+  const smooth = runs.map((r) => rollingReturns(r.metrics, SMOOTHING_EPISODES));
   const len = Math.min(...curves.map((c) => c.length));
   const pts: PipelineSummary['curve'] = [];
+  const nums = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null);
   for (let i = 0; i < len; i++) {
-    const vals = curves.map((c) => c[i]!.ret).filter((x): x is number => x !== null);
+    // A seed has a rolling mean exactly where its raw curve has a value: from its first episode on.
+    const vals = nums(smooth.map((c) => c[i]!));
     if (!vals.length) continue;
     const s = meanCI(vals);
     const h = s.ci95 ?? 0;
-    pts.push({ step: curves[0]![i]!.step, mean: s.mean!, lo: s.mean! - h, hi: s.mean! + h, n: vals.length });
+    // The t interval can reach past every seed when seeds are few; no seed went there.
+    const lo = Math.max(s.mean! - h, Math.min(...vals));
+    const hi = Math.min(s.mean! + h, Math.max(...vals));
+    pts.push({ step: curves[0]![i]!.step, mean: s.mean!, lo, hi, raw: meanCI(nums(curves.map((c) => c[i]!.ret))).mean!, n: vals.length });
   }
   return {
     pipeline,
@@ -154,13 +165,21 @@ export function csvTable(rows: readonly PipelineSummary[]): string {
   return lines.join('\n') + '\n';
 }
 
-export function curvesSvg(rows: readonly PipelineSummary[], title: string): string {
-  const series: Series[] = rows.map((r) => ({
-    name: `${r.pipeline} (${r.seeds} seeds)`,
-    points: r.curve.map((p) => [p.step, p.mean] as Point),
-    band: r.curve.map((p) => [p.step, p.lo, p.hi] as BandPoint),
-  }));
-  return lineChart({ title, xLabel: 'env steps', yLabel: 'episodic return (mean, 95% CI)', series });
+export function curvesSvg(rows: readonly PipelineSummary[], title: string): Promise<string> {
+  return renderSvg(
+    bandedCurvesSpec({
+      title,
+      subtitle: [`solid: mean over seeds of the rolling mean over the last ${SMOOTHING_EPISODES} episodes`, "band: its 95% CI, clipped to the seeds' range; faint: unsmoothed mean"],
+      yTitle: 'episodic return',
+      series: rows.map((r) => ({ name: `${r.pipeline} (${r.seeds} seeds)`, points: r.curve })),
+    }),
+  );
+}
+
+/** The figure and table title: every environment and budget among the pipelines, in order. */
+export function compareTitle(pipelines: readonly { env: { name: string }; total_steps: number }[], seeds: number): string {
+  const uniq = (xs: string[]) => [...new Set(xs)].join(', ');
+  return `${uniq(pipelines.map((p) => p.env.name))}: ${seeds} seeds, ${uniq(pipelines.map((p) => String(p.total_steps)))} steps`;
 }
 
 export interface CompareOptions {
@@ -179,7 +198,7 @@ export interface CompareResult {
 }
 
 /** Runs every pipeline over every seed (sequentially; each run in DIR/<pipeline>/s<seed>) and writes the tables and plot. */
-export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptions): CompareResult {
+export async function compare(pipelines: readonly PipelineConfig[], opts: CompareOptions): Promise<CompareResult> {
   const threshold = opts.threshold ?? null;
   const files = {
     markdown: outputPath(opts.outDir, 'compare.md'),
@@ -202,7 +221,7 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
       const label = `${printable(name)} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();
-      const r = train(cfg, { outDir: outputPath(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p) });
+      const r = await train(cfg, { outDir: outputPath(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p) });
       const wallSec = (performance.now() - t0) / 1000;
       tf.dispose(Object.values(r.params));
       runs.push({ seed, metrics: [...r.metrics], wallSec, envSteps: r.globalStep });
@@ -211,12 +230,12 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
     }
     rows.push(summarise(name, runs, threshold));
   }
-  const env = pipelines[0]?.env.name ?? '';
+  const env = [...new Set(pipelines.map((p) => p.env.name))].join(', ');
   const steps = pipelines[0]?.total_steps ?? 0;
-  const title = `${env}: ${opts.seeds.length} seeds, ${steps} steps`;
+  const title = compareTitle(pipelines, opts.seeds.length);
   writeFileAtomic(files.markdown, `# ${printable(title)}\n\nFinal return: mean of the learning curve over the last 10% of iterations, per seed; 95% CI with Student t.\n\n${markdownTable(rows, threshold)}`);
   writeFileAtomic(files.csv, csvTable(rows));
   writeFileAtomic(files.json, JSON.stringify({ env, steps, seeds: opts.seeds, threshold, results: rows }, null, 2) + '\n');
-  writeFileAtomic(files.svg, curvesSvg(rows, title));
+  writeFileAtomic(files.svg, await curvesSvg(rows, title));
   return { rows, files };
 }

@@ -1,257 +1,161 @@
 /**
- * A small dependency-free SVG line chart: axes with nice ticks (linear or log), a legend, shaded
- * bands (e.g. confidence intervals around mean learning curves) and labelled markers.
- * Output is a pure function of the input, so charts diff cleanly and tests can compare strings.
+ * Figures as Vega-Lite specs, rendered headless to SVG by vega: the learning curve of a run, the
+ * banded mean curves of `loom compare`, and the expert-count cost curve. The specs are data, so
+ * each figure is one function of its inputs, and one renderer turns any of them into an SVG.
  */
+import * as vega from 'vega';
 import { printable } from '../compiler/text.ts';
+import { compile, type TopLevelSpec } from 'vega-lite';
 
-export type Point = [x: number, y: number];
-export type BandPoint = [x: number, lo: number, hi: number];
+/** Okabe–Ito, distinguishable with the common colour-vision deficiencies. */
+export const OKABE_ITO = ['#E69F00', '#56B4E9', '#009E73', '#F0E442', '#0072B2', '#D55E00', '#CC79A7', '#000000'] as const;
+/** The order series take them in: strong colours first; yellow, faint on white, last. */
+export const SERIES_COLORS: readonly string[] = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#000000', '#F0E442'];
+/** The optimum marker of the cost curve. */
+const MARKER_COLOR = '#D55E00';
 
-export interface Series {
-  name: string;
-  points: Point[];
-  /** Shaded region drawn behind the line, e.g. a confidence interval. */
-  band?: BandPoint[];
-  /** Draw a dot at every point (useful for sparse, discrete x such as expert counts). */
-  dots?: boolean;
-  /** Override the palette colour (any SVG colour). */
-  color?: string;
+const WIDTH = 600;
+const HEIGHT = 320;
+/** SI prefixes, trailing zeros trimmed: 100000 reads 100k, 1500000 reads 1.5M. */
+const SI = '~s';
+
+/** Drops points a chart cannot place: non-finite values, and non-positive ones on a log axis. */
+const finite = (...vs: number[]) => vs.every((v) => Number.isFinite(v));
+
+/** Renders a Vega-Lite spec to a standalone SVG document. Text is XML-escaped by vega. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return (await view.toSVG()) + '\n';
+  } finally {
+    view.finalize();
+  }
 }
 
-export interface Marker {
-  x: number;
-  y: number;
-  label: string;
+/**
+ * Headless, vega sizes text by estimate (0.8 em a character), so long lines widen the figure:
+ * subtitles are given as lines of at most about 70 characters. Titles name pipelines and envs from
+ * files: their control characters are escaped (vega escapes markup, but XML forbids controls).
+ */
+const base = (title: string, subtitle: string | string[]) =>
+  ({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    width: WIDTH,
+    height: HEIGHT,
+    background: 'white',
+    padding: 8,
+    title: { text: printable(title), subtitle: typeof subtitle === 'string' ? printable(subtitle) : subtitle.map((line) => printable(line)), anchor: 'start', subtitleColor: '#444444' },
+    // Unquoted: resvg does not match quoted family names.
+    config: { font: 'Helvetica, Arial, DejaVu Sans, sans-serif', legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 }, axis: { labelFontSize: 11, titleFontSize: 12 } },
+  }) as const;
+
+export interface LearningCurvePoint {
+  step: number;
+  /** Mean return of the episodes that finished in this iteration. */
+  raw: number;
+  /** Rolling mean over the last `window` episodes. */
+  smooth: number;
 }
 
-export interface LineChartSpec {
+export interface LearningCurve {
   title: string;
-  xLabel: string;
-  yLabel: string;
-  series: Series[];
-  markers?: Marker[];
-  logX?: boolean;
-  logY?: boolean;
-  width?: number;
-  height?: number;
+  points: readonly LearningCurvePoint[];
+  /** Episodes in the rolling mean, stated in the legend. */
+  window: number;
 }
 
-/** Tableau 10: distinguishable, colour-blind-friendlier than the naive rainbow. */
-const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
-
-/** Escapes text for element content and double-quoted attributes. */
-export function escapeXml(s: string): string {
-  // Control characters are invalid in XML 1.0 (and bidi overrides would reorder the text shown).
-  return printable(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** One run: the rolling mean as a solid line over the faint per-iteration means. */
+export function learningCurveSpec(c: LearningCurve): TopLevelSpec {
+  const raw = 'mean return per iteration';
+  const smooth = `rolling mean over the last ${c.window} episodes`;
+  const pts = c.points.filter((p) => finite(p.step, p.raw, p.smooth));
+  // Lines are drawn in the order their first rows come: the raw curve first, under the rolling mean.
+  const values = [...pts.map((p) => ({ step: p.step, ret: p.raw, kind: raw })), ...pts.map((p) => ({ step: p.step, ret: p.smooth, kind: smooth }))];
+  return {
+    ...base(c.title, [`solid: ${smooth}`, `faint: ${raw}`]),
+    data: { values },
+    mark: { type: 'line', interpolate: 'linear' },
+    encoding: {
+      x: { field: 'step', type: 'quantitative', title: 'env steps', axis: { format: SI } },
+      y: { field: 'ret', type: 'quantitative', title: 'episodic return', scale: { zero: false } },
+      color: { field: 'kind', type: 'nominal', title: null, sort: [smooth, raw], scale: { domain: [smooth, raw], range: ['#0072B2', '#56B4E9'] } },
+      opacity: { field: 'kind', type: 'nominal', title: null, sort: [smooth, raw], scale: { domain: [smooth, raw], range: [1, 0.55] } },
+      strokeWidth: { field: 'kind', type: 'nominal', title: null, sort: [smooth, raw], scale: { domain: [smooth, raw], range: [2.5, 1.25] } },
+    },
+  };
 }
 
-/** Fixed 2-decimal coordinates keep files small and stable. */
-function c(v: number): string {
-  const r = Math.round(v * 100) / 100;
-  return Object.is(r, -0) ? '0' : String(r);
-}
-
-/** Compact tick label: plain decimals in [1e-3, 1e6), otherwise mantissa-e-exponent. */
-export function formatTick(v: number): string {
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  if (a >= 1e-3 && a < 1e6) return String(Number(v.toPrecision(6)));
-  const [mant, exp] = v.toExponential(3).split('e') as [string, string];
-  return `${String(Number(mant))}e${Number(exp)}`;
-}
-
-interface Scale {
+export interface BandedCurvePoint {
+  step: number;
+  mean: number;
   lo: number;
   hi: number;
-  ticks: number[];
-  log: boolean;
+  /** The unsmoothed mean, drawn faint. */
+  raw: number;
 }
 
-/** Step of 1, 2 or 5 times a power of ten giving about `target` intervals over the span. */
-function niceStep(span: number, target: number): number {
-  const raw = span / target;
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const f = raw / mag;
-  return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
+export interface BandedSeries {
+  name: string;
+  points: readonly BandedCurvePoint[];
 }
 
-/** Rounds away float noise from k*step so labels read 0.3, not 0.30000000000000004. */
-function clean(v: number): number {
-  return Number(v.toPrecision(12));
+export interface BandedCurves {
+  title: string;
+  subtitle: string[];
+  yTitle: string;
+  series: readonly BandedSeries[];
 }
 
-function linearScale(min: number, max: number): Scale {
-  if (min === max) {
-    const pad = min === 0 ? 1 : Math.abs(min) * 0.1;
-    min -= pad;
-    max += pad;
-  }
-  const step = niceStep(max - min, 5);
-  const lo = Math.floor(min / step) * step;
-  const hi = Math.ceil(max / step) * step;
-  const ticks: number[] = [];
-  for (let k = Math.round(lo / step); k * step <= hi + step * 1e-9; k++) ticks.push(clean(k * step));
-  return { lo: clean(lo), hi: clean(hi), ticks, log: false };
-}
-
-function logScale(min: number, max: number): Scale {
-  if (min === max) {
-    min /= 2;
-    max *= 2;
-  }
-  const lo = Math.pow(10, Math.floor(Math.log10(min) * 20) / 20); // pad to 1/20 decade
-  const hi = Math.pow(10, Math.ceil(Math.log10(max) * 20) / 20);
-  const inRange = (v: number) => v >= lo * (1 - 1e-12) && v <= hi * (1 + 1e-12);
-  const e0 = Math.floor(Math.log10(lo));
-  const e1 = Math.ceil(Math.log10(hi));
-  const withMultipliers = (ms: number[]) => {
-    const t: number[] = [];
-    for (let e = e0; e <= e1; e++) for (const m of ms) t.push(clean(m * Math.pow(10, e)));
-    return t.filter(inRange);
+/** Several pipelines: per series a shaded band, a faint raw line and a solid mean line, one colour each. */
+export function bandedCurvesSpec(c: BandedCurves): TopLevelSpec {
+  const names = c.series.map((s) => printable(s.name));
+  const values = c.series.flatMap((s, i) => s.points.filter((p) => finite(p.step, p.mean, p.lo, p.hi, p.raw)).map((p) => ({ ...p, name: names[i]! })));
+  const x = { field: 'step', type: 'quantitative', title: 'env steps', axis: { format: SI } } as const;
+  const color = {
+    field: 'name',
+    type: 'nominal',
+    title: null,
+    scale: { domain: names, range: names.map((_, i) => SERIES_COLORS[i % SERIES_COLORS.length]!) },
+    legend: { symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 },
+  } as const;
+  return {
+    ...base(c.title, c.subtitle),
+    data: { values },
+    layer: [
+      { mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: c.yTitle, scale: { zero: false } }, y2: { field: 'hi' }, color } },
+      { mark: { type: 'line', opacity: 0.35, strokeWidth: 1 }, encoding: { x, y: { field: 'raw', type: 'quantitative' }, color } },
+      { mark: { type: 'line', strokeWidth: 2.5 }, encoding: { x, y: { field: 'mean', type: 'quantitative' }, color } },
+    ],
   };
-  let ticks = withMultipliers([1]);
-  if (ticks.length < 4) ticks = withMultipliers([1, 2, 5]);
-  if (ticks.length < 3) ticks = linearScale(lo, hi).ticks.filter((v) => v > 0 && inRange(v));
-  // Many decades: thin the labels so they do not collide.
-  while (ticks.length > 10) ticks = ticks.filter((_, i) => i % 2 === 0);
-  return { lo, hi, ticks, log: true };
 }
 
-function makeScale(values: number[], log: boolean): Scale {
-  const vs = values.filter((v) => Number.isFinite(v) && (!log || v > 0));
-  if (vs.length === 0) return log ? logScale(1, 10) : linearScale(0, 1);
-  let min = vs[0]!;
-  let max = vs[0]!;
-  for (const v of vs) {
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  return log ? logScale(min, max) : linearScale(min, max);
+export interface CostCurve {
+  title: string;
+  xTitle: string;
+  yTitle: string;
+  points: readonly { x: number; y: number }[];
+  optimum: { x: number; y: number; label: string };
 }
 
-function project(s: Scale, v: number, a: number, b: number): number {
-  const t = s.log ? (Math.log10(v) - Math.log10(s.lo)) / (Math.log10(s.hi) - Math.log10(s.lo)) : (v - s.lo) / (s.hi - s.lo);
-  return a + t * (b - a);
-}
-
-/** Renders the chart as a standalone SVG document. Non-finite points (and non-positive ones on a log axis) break the line. */
-export function lineChart(spec: LineChartSpec): string {
-  const W = spec.width ?? 720;
-  const H = spec.height ?? 440;
-  const logX = spec.logX === true;
-  const logY = spec.logY === true;
-  const markers = spec.markers ?? [];
-  const ok = (x: number, y: number) => Number.isFinite(x) && Number.isFinite(y) && (!logX || x > 0) && (!logY || y > 0);
-
-  const xs: number[] = [];
-  const ys: number[] = [];
-  for (const s of spec.series) {
-    for (const [x, y] of s.points) if (ok(x, y)) xs.push(x), ys.push(y);
-    for (const [x, lo, hi] of s.band ?? []) if (ok(x, lo) && ok(x, hi)) xs.push(x), ys.push(lo, hi);
-  }
-  for (const m of markers) if (ok(m.x, m.y)) xs.push(m.x), ys.push(m.y);
-  const sx = makeScale(xs, logX);
-  const sy = makeScale(ys, logY);
-
-  const legendW = spec.series.length ? Math.min(240, 36 + 7 * Math.max(...spec.series.map((s) => s.name.length))) : 0;
-  const left = 78;
-  const right = W - 20 - legendW;
-  const top = 44;
-  const bottom = H - 52;
-  const X = (v: number) => project(sx, v, left, right);
-  const Y = (v: number) => project(sy, v, bottom, top);
-  const color = (i: number) => spec.series[i]!.color ?? PALETTE[i % PALETTE.length]!;
-
-  const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-  );
-  out.push(`<title>${escapeXml(spec.title)}</title>`);
-  out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
-  out.push(`<text x="${c(W / 2)}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(spec.title)}</text>`);
-
-  out.push('<g class="grid" stroke="#e5e5e5" stroke-width="1">');
-  for (const t of sx.ticks) out.push(`<line x1="${c(X(t))}" y1="${c(top)}" x2="${c(X(t))}" y2="${c(bottom)}"/>`);
-  for (const t of sy.ticks) out.push(`<line x1="${c(left)}" y1="${c(Y(t))}" x2="${c(right)}" y2="${c(Y(t))}"/>`);
-  out.push('</g>');
-
-  out.push('<g class="axes" stroke="#333333" stroke-width="1">');
-  out.push(`<line x1="${c(left)}" y1="${c(bottom)}" x2="${c(right)}" y2="${c(bottom)}"/>`);
-  out.push(`<line x1="${c(left)}" y1="${c(top)}" x2="${c(left)}" y2="${c(bottom)}"/>`);
-  for (const t of sx.ticks) out.push(`<line x1="${c(X(t))}" y1="${c(bottom)}" x2="${c(X(t))}" y2="${c(bottom + 5)}"/>`);
-  for (const t of sy.ticks) out.push(`<line x1="${c(left - 5)}" y1="${c(Y(t))}" x2="${c(left)}" y2="${c(Y(t))}"/>`);
-  out.push('</g>');
-  out.push('<g class="tick-labels" fill="#333333">');
-  for (const t of sx.ticks) out.push(`<text x="${c(X(t))}" y="${c(bottom + 19)}" text-anchor="middle">${escapeXml(formatTick(t))}</text>`);
-  for (const t of sy.ticks) out.push(`<text x="${c(left - 8)}" y="${c(Y(t) + 4)}" text-anchor="end">${escapeXml(formatTick(t))}</text>`);
-  out.push('</g>');
-  out.push(`<text class="x-label" x="${c((left + right) / 2)}" y="${c(H - 12)}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`);
-  out.push(
-    `<text class="y-label" x="16" y="${c((top + bottom) / 2)}" text-anchor="middle" transform="rotate(-90 16 ${c((top + bottom) / 2)})">${escapeXml(spec.yLabel)}</text>`,
-  );
-
-  out.push('<g class="bands">');
-  spec.series.forEach((s, i) => {
-    for (const run of runs(s.band ?? [], (b) => ok(b[0], b[1]) && ok(b[0], b[2]))) {
-      if (run.length < 2) continue;
-      const upper = run.map((b) => `${c(X(b[0]))},${c(Y(b[2]))}`);
-      const lower = run
-        .slice()
-        .reverse()
-        .map((b) => `${c(X(b[0]))},${c(Y(b[1]))}`);
-      out.push(`<polygon points="${upper.concat(lower).join(' ')}" fill="${escapeXml(color(i))}" fill-opacity="0.2" stroke="none"/>`);
-    }
-  });
-  out.push('</g>');
-
-  out.push('<g class="series" fill="none" stroke-width="2" stroke-linejoin="round">');
-  spec.series.forEach((s, i) => {
-    const d = runs(s.points, (p) => ok(p[0], p[1]))
-      .map((run) => run.map((p, k) => `${k === 0 ? 'M' : 'L'}${c(X(p[0]))} ${c(Y(p[1]))}`).join(' '))
-      .join(' ');
-    out.push(`<path data-series="${escapeXml(s.name)}" d="${d}" stroke="${escapeXml(color(i))}"/>`);
-    if (s.dots || s.points.filter((p) => ok(p[0], p[1])).length === 1) {
-      for (const p of s.points) if (ok(p[0], p[1])) out.push(`<circle cx="${c(X(p[0]))}" cy="${c(Y(p[1]))}" r="3" fill="${escapeXml(color(i))}"/>`);
-    }
-  });
-  out.push('</g>');
-
-  out.push('<g class="markers">');
-  for (const m of markers) {
-    if (!ok(m.x, m.y)) continue;
-    const mx = X(m.x);
-    const my = Y(m.y);
-    out.push(`<line x1="${c(mx)}" y1="${c(my)}" x2="${c(mx)}" y2="${c(bottom)}" stroke="#555555" stroke-dasharray="4 3"/>`);
-    out.push(`<circle cx="${c(mx)}" cy="${c(my)}" r="5" fill="none" stroke="#d62728" stroke-width="2"/>`);
-    // Labels sit on the side with more room so they stay inside the plot.
-    const anchor = mx > (left + right) / 2 ? 'end' : 'start';
-    const dx = anchor === 'end' ? -8 : 8;
-    out.push(`<text x="${c(mx + dx)}" y="${c(my - 8)}" text-anchor="${anchor}" fill="#d62728">${escapeXml(m.label)}</text>`);
-  }
-  out.push('</g>');
-
-  out.push('<g class="legend">');
-  spec.series.forEach((s, i) => {
-    const ly = top + 8 + i * 18;
-    const lx = right + 14;
-    if (s.band?.length) out.push(`<rect x="${c(lx)}" y="${c(ly - 6)}" width="20" height="12" fill="${escapeXml(color(i))}" fill-opacity="0.2"/>`);
-    out.push(`<line x1="${c(lx)}" y1="${c(ly)}" x2="${c(lx + 20)}" y2="${c(ly)}" stroke="${escapeXml(color(i))}" stroke-width="2"/>`);
-    out.push(`<text x="${c(lx + 26)}" y="${c(ly + 4)}">${escapeXml(s.name)}</text>`);
-  });
-  out.push('</g>');
-  out.push('</svg>');
-  return out.join('\n') + '\n';
-}
-
-/** Splits a sequence into maximal runs of elements that pass `ok`. */
-function runs<T>(xs: T[], ok: (x: T) => boolean): T[][] {
-  const result: T[][] = [];
-  let cur: T[] = [];
-  for (const x of xs) {
-    if (ok(x)) cur.push(x);
-    else if (cur.length) result.push(cur), (cur = []);
-  }
-  if (cur.length) result.push(cur);
-  return result;
+/**
+ * A log-log cost curve with its minimum marked on the curve. The label sits below the marker: the
+ * optimum is the curve's lowest point, so nothing of the curve is drawn there.
+ */
+export function costCurveSpec(c: CostCurve): TopLevelSpec {
+  const ok = (p: { x: number; y: number }) => finite(p.x, p.y) && p.x > 0 && p.y > 0;
+  const x = { field: 'x', type: 'quantitative', title: c.xTitle, scale: { type: 'log' }, axis: { format: SI } } as const;
+  // Padding keeps the marker and its label inside the plot at the bottom of the y range.
+  const y = { field: 'y', type: 'quantitative', title: c.yTitle, scale: { type: 'log', padding: 40 }, axis: { format: SI } } as const;
+  const optimum = ok(c.optimum) ? [c.optimum] : [];
+  const label = { align: 'center', baseline: 'top', dy: 14, fontSize: 12, fontWeight: 'bold' } as const;
+  return {
+    ...base(c.title, 'dots: feasible expert counts; marked: the optimum'),
+    layer: [
+      { data: { values: c.points.filter(ok) }, mark: { type: 'line', color: '#0072B2', strokeWidth: 2, point: { filled: true, size: 30, color: '#0072B2' } }, encoding: { x, y } },
+      { data: { values: optimum }, mark: { type: 'point', filled: true, size: 140, color: MARKER_COLOR, stroke: 'white', strokeWidth: 1.5, opacity: 1 }, encoding: { x, y } },
+      // A white halo under the label keeps it legible over grid lines.
+      { data: { values: optimum }, mark: { type: 'text', ...label, stroke: 'white', strokeWidth: 4, strokeJoin: 'round' }, encoding: { x, y, text: { field: 'label' } } },
+      { data: { values: optimum }, mark: { type: 'text', ...label, color: MARKER_COLOR }, encoding: { x, y, text: { field: 'label' } } },
+    ],
+  };
 }

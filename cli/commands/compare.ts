@@ -36,7 +36,7 @@ export const compare: Command = {
     const outDir = (args.values.out as string | undefined) ?? 'runs/compare';
     const backend = await initBackend(args.values.backend as string | undefined);
     let last = 0;
-    const r = runCompare(cfgs, {
+    const r = await runCompare(cfgs, {
       outDir,
       seeds: Array.from({ length: seeds }, (_, i) => i + 1),
       threshold,

@@ -5,7 +5,7 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { parseJsonText, readUntrusted } from '../../compiler/frontend/files.ts';
 import { optimalExperts, type ExpertsResult, type MoeParams, type PreCost, type Reduction } from '../../compiler/cost/moe.ts';
-import { lineChart } from '../../runtime/plot.ts';
+import { costCurveSpec, renderSvg } from '../../runtime/plot.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
 import { numberFlag, type Command, type Io, type ParsedArgs } from '../command.ts';
 
@@ -162,18 +162,18 @@ export function toJson(r: ExpertsResult): object {
   };
 }
 
-export function costCurveSvg(r: ExpertsResult): string {
+export function costCurveSvg(r: ExpertsResult): Promise<string> {
   const p = r.params;
-  return lineChart({
-    title: `Sectional MoE cost J(E), d0=${p.d0}, L=${p.L}`,
-    xLabel: 'experts E (log scale)',
-    yLabel: 'J(E), E-dependent MACs (log scale)',
-    series: [{ name: 'J(E) over feasible E', points: r.table.map((t) => [t.E, t.J]), dots: true }],
-    markers: [{ x: r.E, y: r.cost, label: `E* = ${r.E}` }],
-    logX: true,
-    // J spans orders of magnitude over the divisors of d0; a linear y axis flattens the optimum.
-    logY: true,
-  });
+  // Log-log: J spans orders of magnitude over the divisors of d0; a linear y axis flattens the optimum.
+  return renderSvg(
+    costCurveSpec({
+      title: `Sectional MoE cost J(E), d0=${p.d0}, L=${p.L}`,
+      xTitle: 'experts E (log scale)',
+      yTitle: 'J(E), E-dependent MACs (log scale)',
+      points: r.table.map((t) => ({ x: t.E, y: t.J })),
+      optimum: { x: r.E, y: r.cost, label: `E* = ${r.E}` },
+    }),
+  );
 }
 
 export const experts: Command = {
@@ -224,7 +224,7 @@ Examples:
     if (args.positionals.length > 0) usageError(`unexpected argument "${args.positionals[0]}"`);
     const r = optimalExperts(paramsFromArgs(args));
     if (typeof args.values.svg === 'string') {
-      writeFileAtomic(args.values.svg, costCurveSvg(r));
+      writeFileAtomic(args.values.svg, await costCurveSvg(r));
     }
     if (args.values.json === true) io.out(JSON.stringify(toJson(r), null, 2) + '\n');
     else {

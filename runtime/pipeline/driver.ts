@@ -874,11 +874,11 @@ export function explainedVariance(pred: ArrayLike<number>, target: ArrayLike<num
   return vt === 0 ? NaN : 1 - vr / vt;
 }
 
-/** Runs (or resumes) a pipeline to the end, or until maxIterations / shouldStop. */
-export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
+/** Runs (or resumes) a pipeline to the end, or until maxIterations / shouldStop, without letting timers run between iterations. */
+export async function train(cfg: PipelineConfig, opts: TrainOptions): Promise<TrainResult> {
   const loop = trainLoop(cfg, opts);
   for (;;) {
-    const r = loop.next();
+    const r = await loop.next();
     if (r.done) return r.value;
   }
 }
@@ -890,14 +890,14 @@ export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
 export async function trainAsync(cfg: PipelineConfig, opts: TrainOptions): Promise<TrainResult> {
   const loop = trainLoop(cfg, opts);
   for (;;) {
-    const r = loop.next();
+    const r = await loop.next();
     if (r.done) return r.value;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 
 /** The training loop, yielding after every iteration; driven to the end by `train` / `trainAsync`. */
-function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, TrainResult, void> {
+async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerator<void, TrainResult, void> {
   // Before compiling anything, so an output folder that cannot be written fails at once. A run
   // folder has one writer, this run: temp files of its own files are left by a killed start of it.
   ensureDir(opts.outDir);
@@ -959,7 +959,8 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
       yield;
     }
     save();
-    log.plot();
+    // Once, at the end: rendering takes tens of milliseconds.
+    await log.plot();
     const finished = trainer.iteration >= trainer.iterations;
     const evalReturns = finished ? trainer.evaluate(cfg.eval.episodes, cfg.seed, cfg.eval.deterministic) : [];
     const params = trainer.params;

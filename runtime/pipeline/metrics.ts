@@ -2,7 +2,7 @@
 import { FILE_LIMITS, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { csvLine } from '../csv.ts';
 import { appendOutput, outputPath, writeFileAtomic } from '../fs.ts';
-import { lineChart } from '../plot.ts';
+import { learningCurveSpec, renderSvg } from '../plot.ts';
 import { EventFileWriter, removeEventFiles } from '../tensorboard/event-file.ts';
 
 export interface IterationMetrics {
@@ -48,6 +48,7 @@ export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
 export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];
 
 export const EVAL_COLUMNS: (keyof IterationMetrics)[] = ['eval_return'];
+
 /**
  * TensorBoard tags: CleanRL's names (cleanrl/ppo.py), so runs of both sit side by side in one
  * dashboard. A metric not listed here is logged as `loom/<name>`; the step is `global_step`.
@@ -75,6 +76,33 @@ export function tensorboardScalars(m: IterationMetrics, columns: readonly (keyof
     out.push([TENSORBOARD_TAGS[k] ?? `loom/${k}`, v]);
   }
   return out;
+}
+
+/** Episodes in the rolling mean that smooths learning curves. */
+export const SMOOTHING_EPISODES = 20;
+
+/**
+ * The rolling mean return over the last `window` episodes, at every row (null before the first
+ * episode). Rows hold the mean return of their episodes, not each return: a row counts as its
+ * `episodes` episodes at that mean, and the oldest row in the window with the episodes that fit.
+ */
+export function rollingReturns(rows: readonly IterationMetrics[], window: number): (number | null)[] {
+  const recent: { k: number; ret: number }[] = [];
+  let count = 0;
+  return rows.map((r) => {
+    if (r.episodic_return !== null) {
+      const k = r.episodes > 0 ? r.episodes : 1;
+      recent.push({ k, ret: r.episodic_return });
+      count += k;
+      while (count - recent[0]!.k >= window) count -= recent.shift()!.k;
+    }
+    if (!recent.length) return null;
+    // Only the newest `window` episodes of the oldest row count.
+    const excess = Math.max(0, count - window);
+    let sum = -excess * recent[0]!.ret;
+    for (const e of recent) sum += e.k * e.ret;
+    return sum / (count - excess);
+  });
 }
 
 /** The files a MetricsLog writes in its run folder. */
@@ -157,12 +185,11 @@ export class MetricsLog {
     return this.rows;
   }
 
-  plot(): void {
-    const points = this.rows.filter((r) => r.episodic_return !== null).map((r) => [r.global_step, r.episodic_return!] as [number, number]);
-    writeFileAtomic(
-      this.svg,
-      lineChart({ title: this.title, xLabel: 'env steps', yLabel: 'episodic return', series: [{ name: 'mean return of finished episodes', points }] }),
-    );
+  /** Writes the learning curve: the rolling mean over the faint per-iteration means. */
+  async plot(): Promise<void> {
+    const smooth = rollingReturns(this.rows, SMOOTHING_EPISODES);
+    const points = this.rows.flatMap((r, i) => (r.episodic_return === null ? [] : [{ step: r.global_step, raw: r.episodic_return, smooth: smooth[i]! }]));
+    writeFileAtomic(this.svg, await renderSvg(learningCurveSpec({ title: this.title, points, window: SMOOTHING_EPISODES })));
   }
 }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { experts } from '../../cli/commands/experts.ts';
 import { helpText, parseCommandArgs, type Io } from '../../cli/command.ts';
 import { LoomError } from '../../compiler/errors.ts';
+import { marks, parseSvg } from '../helpers/svg.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'loom-experts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -90,12 +91,12 @@ describe('loom experts', () => {
     const { code, out } = await run([...EX1, '--svg', file]);
     expect(code).toBe(0);
     expect(out).toContain(`wrote ${file}`);
-    const svg = readFileSync(file, 'utf8');
-    expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    expect(svg).toContain('E* = 8');
-    // 13 feasible E, one dot each.
-    expect(svg.match(/<circle [^>]*r="3"/g)).toHaveLength(13);
+    const svg = parseSvg(readFileSync(file, 'utf8'));
+    // 13 feasible E, one dot each, and the optimum marked on the curve with its label.
+    const [dots, optimum] = marks(svg, 'symbol');
+    expect(dots).toHaveLength(13);
+    expect(optimum).toHaveLength(1);
+    expect(marks(svg, 'text').flat().map((t) => t.text)).toContain('E* = 8');
     // No temp file is left next to it.
     expect(readdirSync(join(dir, 'sub'))).toEqual(['cost.svg']);
   });

@@ -11,3 +11,14 @@ export function loomErr(f: () => unknown): LoomError {
   }
   throw new Error('expected a LoomError');
 }
+
+/** The LoomError the promise `f` returns rejects with; for async calls such as `train`. */
+export async function loomErrAsync(f: () => Promise<unknown>): Promise<LoomError> {
+  try {
+    await f();
+  } catch (e) {
+    if (isLoomError(e)) return e;
+    throw new Error(`expected a LoomError, got ${(e as Error)?.stack ?? String(e)}`);
+  }
+  throw new Error('expected a LoomError');
+}

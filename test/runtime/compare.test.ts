@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { compare, curve, finalReturn, meanCI, stepsToThreshold, summarise, tQuantile975 } from '../../runtime/compare.ts';
 import { parsePipeline } from '../../runtime/pipeline/config.ts';
 import type { IterationMetrics } from '../../runtime/pipeline/metrics.ts';
+import { marks, parseSvg, texts } from '../helpers/svg.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -58,15 +59,16 @@ describe('statistics', () => {
     expect(s.stepsToThreshold).toEqual({ mean: 500, reached: 1 });
     expect(s.wallSec).toBe(2.5);
     expect(s.envStepsPerSec).toBe(2200 / 5);
-    // Iteration 1 has no value in either seed; iteration 2: [10, 5] -> mean 7.5, half-width 12.706 * 3.5355 / sqrt(2)
+    // Iteration 1 has no value in either seed; iteration 2: [10, 5] -> mean 7.5, half-width
+    // 12.706 * 3.5355 / sqrt(2) = 31.8, past both seeds: the band is clipped to [5, 10].
     expect(s.curve[0]!.step).toBe(200);
     expect(s.curve[0]!.mean).toBe(7.5);
-    expect(s.curve[0]!.hi - 7.5).toBeCloseTo(12.706 * Math.sqrt(12.5) / Math.sqrt(2), 6);
+    expect([s.curve[0]!.lo, s.curve[0]!.hi]).toEqual([5, 10]);
   });
 });
 
 describe('compare on tiny configs', () => {
-  it('runs 2 pipelines x 2 seeds and writes markdown, CSV, JSON and SVG that agree with the runs', () => {
+  it('runs 2 pipelines x 2 seeds and writes markdown, CSV, JSON and SVG that agree with the runs', async () => {
     const base = {
       env: { name: 'CartPole-v1', step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
       policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
@@ -80,7 +82,7 @@ describe('compare on tiny configs', () => {
     const b = parsePipeline({ ...base, pipeline: 'amppo-tiny', advantage: { transform: { kind: 'amppo' } } }, '/virtual/b.json');
     const out = mkdtempSync(join(tmpdir(), 'loom-cmp-'));
     const log: string[] = [];
-    const r = compare([a, b], { outDir: out, seeds: [1, 2], threshold: 15, log: (s) => log.push(s) });
+    const r = await compare([a, b], { outDir: out, seeds: [1, 2], threshold: 15, log: (s) => log.push(s) });
     expect(readdirSync(out).sort()).toEqual(['amppo-tiny', 'compare.csv', 'compare.json', 'compare.md', 'compare.svg', 'ppo-tiny']);
     expect(log.filter((l) => l.includes('done'))).toHaveLength(4);
     // Recompute each row's final-return statistics from the per-run metrics files, by hand.
@@ -112,11 +114,11 @@ describe('compare on tiny configs', () => {
     expect(json.seeds).toEqual([1, 2]);
     expect(json.threshold).toBe(15);
     expect(json.results.map((x) => x.pipeline)).toEqual(['ppo-tiny', 'amppo-tiny']);
-    const svg = readFileSync(join(out, 'compare.svg'), 'utf8');
-    expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg).toContain('ppo-tiny (2 seeds)');
-    expect(svg).toContain('amppo-tiny (2 seeds)');
-    // One shaded CI band per pipeline behind its mean line.
-    expect(svg.match(/<polygon/g)).toHaveLength(2);
+    const svg = parseSvg(readFileSync(join(out, 'compare.svg'), 'utf8'));
+    expect(texts(svg, 'role-title-text')).toEqual(['CartPole-v1: 2 seeds, 48 steps']);
+    expect(texts(svg, 'role-legend-label')).toEqual(['ppo-tiny (2 seeds)', 'amppo-tiny (2 seeds)']);
+    // One shaded CI band per pipeline behind its faint raw and solid mean lines.
+    expect(marks(svg, 'area')).toHaveLength(2);
+    expect(marks(svg, 'line')).toHaveLength(4);
   });
 });

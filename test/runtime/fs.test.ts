@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from '../../runtime/fs.ts';
-import { loomErr } from '../helpers/loom-error.ts';
+import { loomErr, loomErrAsync } from '../helpers/loom-error.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'loom-fs-'));
 const isRoot = process.getuid?.() === 0;
@@ -116,7 +116,7 @@ describe('writers go through outputPath', () => {
     const { tinyPipeline } = await import('../helpers/tiny-pipeline.ts');
     const root = tmp();
     const out = join(root, 'out');
-    const e = loomErr(() => compare([{ ...tinyPipeline(), pipeline: '../evil' }], { outDir: out, seeds: [1] }));
+    const e = await loomErrAsync(() => compare([{ ...tinyPipeline(), pipeline: '../evil' }], { outDir: out, seeds: [1] }));
     expect(e.code).toBe('E_IO');
     expect(e.message).toMatch(/outside the output folder/);
     expect(readdirSync(root)).toEqual(['out']);

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint, writeCheckpoint, type CheckpointBody } from '../../../runtime/pipeline/checkpoint.ts';
 import { withEnv } from '../../../runtime/pipeline/config.ts';
 import { train } from '../../../runtime/pipeline/driver.ts';
-import { loomErr } from '../../helpers/loom-error.ts';
+import { loomErr, loomErrAsync } from '../../helpers/loom-error.ts';
 import { G, tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'loom-ckpt-'));
@@ -17,7 +17,7 @@ let good: Json;
 beforeAll(async () => {
   await tf.setBackend('cpu');
   dir = tmp();
-  tf.dispose(Object.values(train(tiny(), { outDir: dir, maxIterations: 1 }).params));
+  tf.dispose(Object.values((await train(tiny(), { outDir: dir, maxIterations: 1 })).params));
   good = (JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')) as { body: Json }).body;
 });
 
@@ -74,34 +74,34 @@ describe('a checkpoint of another pipeline shape', () => {
   const resume = (cfg: ReturnType<typeof tiny>) => {
     const out = tmp();
     writeCheckpoint(join(out, 'checkpoint.json'), good as unknown as CheckpointBody);
-    return loomErr(() => train(cfg, { outDir: out, resume: true }));
+    return loomErrAsync(() => train(cfg, { outDir: out, resume: true }));
   };
 
-  it('says so and lists what differs (num_envs)', () => {
-    const e = resume(tiny({ env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 4 } }));
+  it('says so and lists what differs (num_envs)', async () => {
+    const e = await resume(tiny({ env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 4 } }));
     expect(e.info).toMatchObject({ code: 'E_SCHEMA', pointer: '/body' });
     expect(e.info.message).toMatch(/^checkpoint .* does not match this pipeline/);
     expect(e.info.found).toContain('tensors.env.state: float32[2, 4] in the checkpoint, float32[4, 4] here');
     expect(e.info.message).not.toMatch(/adam\.graph\.json/);
   });
 
-  it('says so and lists what differs (another env and agent)', () => {
-    const e = resume(withEnv(tiny({ policy: { act: G('algorithms/ppo-acrobot.act.graph.json') }, loss: G('algorithms/ppo-acrobot.loss.graph.json') }), 'acrobot'));
+  it('says so and lists what differs (another env and agent)', async () => {
+    const e = await resume(withEnv(tiny({ policy: { act: G('algorithms/ppo-acrobot.act.graph.json') }, loss: G('algorithms/ppo-acrobot.loss.graph.json') }), 'acrobot'));
     expect(e.info.message).toMatch(/does not match this pipeline/);
     expect(e.info.found).toContain('tensors.params.agent/actor_w1: float32[4, 64] in the checkpoint, float32[6, 64] here');
     expect(e.info.found).toContain('tensors.optimizer.m: float32[');
   });
 
-  it('names another pipeline', () => {
-    const e = resume(tiny({ pipeline: 'other' }));
+  it('names another pipeline', async () => {
+    const e = await resume(tiny({ pipeline: 'other' }));
     expect(e.info.message).toMatch(/does not match this pipeline/);
     expect(e.info.found).toContain('pipeline: "tiny" in the checkpoint, "other" here');
   });
 
-  it('rejects host state of the wrong size', () => {
+  it('rejects host state of the wrong size', async () => {
     const out = tmp();
     writeCheckpoint(join(out, 'checkpoint.json'), { ...good, host: { ...host(good), epReturn: [0, 0, 0] } } as unknown as CheckpointBody);
-    const e = loomErr(() => train(tiny(), { outDir: out, resume: true }));
+    const e = await loomErrAsync(() => train(tiny(), { outDir: out, resume: true }));
     expect(e.info.message).toMatch(/does not match this pipeline/);
     expect(e.info.found).toContain('host.epReturn: 3 entries in the checkpoint, 2 here');
   });

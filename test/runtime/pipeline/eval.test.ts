@@ -28,7 +28,7 @@ const actWith = (f: (o: Record<string, string>) => Record<string, string>) => {
 };
 
 describe('deterministic evaluation', () => {
-  it('plays action_mode: the same returns as sampling from an act graph whose action is the argmax', () => {
+  it('plays action_mode: the same returns as sampling from an act graph whose action is the argmax', async () => {
     const cfg = tiny();
     const a = new Trainer(cfg);
     // Reference: the stochastic path, with the sampled action replaced by the argmax in the graph itself.
@@ -47,7 +47,7 @@ describe('deterministic evaluation', () => {
     b.dispose();
   });
 
-  it('an act graph without action_mode is refused when the pipeline evaluates deterministically, with the way out', () => {
+  it('an act graph without action_mode is refused when the pipeline evaluates deterministically, with the way out', async () => {
     const cfg = tiny({ eval: { episodes: 2 } });
     const graphs = { ...loadPipelineGraphs(cfg), act: actWith(({ action_mode: _m, ...o }) => o) };
     const e = loomErr(() => new Trainer(cfg, graphs));
@@ -68,9 +68,9 @@ describe('deterministic evaluation', () => {
 describe('eval.every', () => {
   const cfg = () => tiny({ eval: { episodes: 3, every: 2 }, total_steps: 96 });
 
-  it('evaluates every K iterations into metrics, keeps the best policy in best/ with its score, and leaves other runs unchanged', () => {
+  it('evaluates every K iterations into metrics, keeps the best policy in best/ with its score, and leaves other runs unchanged', async () => {
     const dir = tmp();
-    const r = train(cfg(), { outDir: dir });
+    const r = await train(cfg(), { outDir: dir });
     tf.dispose(Object.values(r.params));
     expect(r.iterations).toBe(6);
     const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as IterationMetrics);
@@ -91,20 +91,20 @@ describe('eval.every', () => {
     t.dispose();
     // Off by default: no column, no folder.
     const plain = tmp();
-    tf.dispose(Object.values(train(tiny(), { outDir: plain }).params));
+    tf.dispose(Object.values((await train(tiny(), { outDir: plain })).params));
     expect(existsSync(join(plain, 'best'))).toBe(false);
     expect(readFileSync(join(plain, 'metrics.csv'), 'utf8')).not.toContain('eval_return');
   });
 
-  it('a resumed run keeps the best score it had, and ends with the best/ and metrics of an uninterrupted run', () => {
+  it('a resumed run keeps the best score it had, and ends with the best/ and metrics of an uninterrupted run', async () => {
     // Seed 3 scores best at iteration 3 and lower after it: a resume at 4 must still compare with that score.
     const every1 = () => tiny({ eval: { episodes: 3, every: 1 }, total_steps: 96 });
     const a = tmp();
-    tf.dispose(Object.values(train(every1(), { outDir: a }).params));
+    tf.dispose(Object.values((await train(every1(), { outDir: a })).params));
     expect(readCheckpoint(join(a, 'best', 'checkpoint.json')).eval!.iteration).toBe(3);
     const b = tmp();
-    tf.dispose(Object.values(train(every1(), { outDir: b, maxIterations: 4 }).params));
-    tf.dispose(Object.values(train(every1(), { outDir: b, resume: true }).params));
+    tf.dispose(Object.values((await train(every1(), { outDir: b, maxIterations: 4 })).params));
+    tf.dispose(Object.values((await train(every1(), { outDir: b, resume: true })).params));
     const strip = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => { const { steps_per_sec: _s, ...r } = JSON.parse(l) as IterationMetrics; return r; });
     expect(strip(join(b, 'metrics.jsonl'))).toEqual(strip(join(a, 'metrics.jsonl')));
     const [ba, bb] = [a, b].map((d) => readCheckpoint(join(d, 'best', 'checkpoint.json')));

@@ -110,7 +110,7 @@ describe('fuzzed checkpoints', () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');
     const out = mkdtempSync(join(tmpdir(), 'loom-fuzz-ckpt-'));
-    tf.dispose(Object.values(train(cfg(), { outDir: out, maxIterations: 1 }).params));
+    tf.dispose(Object.values((await train(cfg(), { outDir: out, maxIterations: 1 })).params));
     body = (JSON.parse(readFileSync(join(out, 'checkpoint.json'), 'utf8')) as { body: Json }).body;
   });
   it('load and match, or raise a LoomError', () => {

@@ -216,14 +216,14 @@ describe('driver', () => {
     t.dispose();
   });
 
-  it('resume is bit-identical: 4 iterations straight == 2 + resume + 2', () => {
-    const a = train(tiny(), { outDir: tmp() });
+  it('resume is bit-identical: 4 iterations straight == 2 + resume + 2', async () => {
+    const a = await train(tiny(), { outDir: tmp() });
     expect(a.iterations).toBe(4);
     const dir = tmp();
-    const h1 = train(tiny(), { outDir: dir, maxIterations: 2 });
+    const h1 = await train(tiny(), { outDir: dir, maxIterations: 2 });
     expect(h1.stopped).toBe(true);
     tf.dispose(Object.values(h1.params));
-    const b = train(tiny(), { outDir: dir, resume: true });
+    const b = await train(tiny(), { outDir: dir, resume: true });
     expect(b.iterations).toBe(4);
     for (const k of Object.keys(a.params)) expect(Array.from(b.params[k]!.dataSync())).toEqual(Array.from(a.params[k]!.dataSync()));
     const strip = (ms: typeof a.metrics) => ms.map(({ steps_per_sec: _s, ...r }) => r);
@@ -233,14 +233,14 @@ describe('driver', () => {
     tf.dispose([...Object.values(a.params), ...Object.values(b.params)]);
   });
 
-  it('stops with E_NUMERIC naming the iteration and the last good checkpoint', () => {
+  it('stops with E_NUMERIC naming the iteration and the last good checkpoint', async () => {
     const dir = tmp();
-    tf.dispose(Object.values(train(tiny(), { outDir: dir, maxIterations: 1 }).params));
+    tf.dispose(Object.values((await train(tiny(), { outDir: dir, maxIterations: 1 })).params));
     // Resuming with an absurd lr blows the params up to Inf in the next iteration.
     const cfg = tiny({ optimizer: { name: 'adam', lr: 1e38, anneal_lr: false } });
     let err: unknown;
     try {
-      train(cfg, { outDir: dir, resume: true });
+      await train(cfg, { outDir: dir, resume: true });
     } catch (e) {
       err = e;
     }
@@ -250,15 +250,15 @@ describe('driver', () => {
     expect((err as LoomError).info.hint).toContain(join(dir, 'checkpoint.json'));
   });
 
-  it('reports a corrupt checkpoint clearly', () => {
+  it('reports a corrupt checkpoint clearly', async () => {
     const dir = tmp();
-    tf.dispose(Object.values(train(tiny(), { outDir: dir, maxIterations: 1 }).params));
+    tf.dispose(Object.values((await train(tiny(), { outDir: dir, maxIterations: 1 })).params));
     const f = join(dir, 'checkpoint.json');
     const text = readFileSync(f, 'utf8');
     writeFileSync(f, text.slice(0, 100) + (text[100] === 'A' ? 'B' : 'A') + text.slice(101));
     expect(() => readCheckpoint(f)).toThrow(/corrupt/);
     writeFileSync(f, text.slice(0, text.length / 2));
-    expect(() => train(tiny(), { outDir: dir, resume: true })).toThrow(/corrupt/);
+    await expect(train(tiny(), { outDir: dir, resume: true })).rejects.toThrow(/corrupt/);
   });
 });
 

@@ -22,17 +22,17 @@ const strip = (ms: readonly IterationMetrics[]) => ms.map(({ steps_per_sec: _s, 
 const row = (iteration: number) => JSON.stringify({ iteration, global_step: iteration * 16 });
 
 describe('metrics.jsonl on --resume', () => {
-  it('a row past the checkpoint and a partial last line are dropped, with one line saying so; the resumed metrics equal an uninterrupted run', () => {
-    const a = train(tiny(), { outDir: tmp() });
+  it('a row past the checkpoint and a partial last line are dropped, with one line saying so; the resumed metrics equal an uninterrupted run', async () => {
+    const a = await train(tiny(), { outDir: tmp() });
     expect(a.iterations).toBe(4);
     const dir = tmp();
-    tf.dispose(Object.values(train(tiny(), { outDir: dir, maxIterations: 2 }).params));
+    tf.dispose(Object.values((await train(tiny(), { outDir: dir, maxIterations: 2 })).params));
     // kill -9 after iteration 3 was logged (no checkpoint since 2) and while iteration 4 was being appended.
     const jsonl = join(dir, 'metrics.jsonl');
     appendFileSync(jsonl, JSON.stringify(a.metrics[2]) + '\n' + JSON.stringify(a.metrics[3]).slice(0, 40));
     appendFileSync(join(dir, 'metrics.csv'), '3,48,0.0001\n4,6');
     const notes: string[] = [];
-    const b = train(tiny(), { outDir: dir, resume: true, log: (l) => notes.push(l) });
+    const b = await train(tiny(), { outDir: dir, resume: true, log: (l) => notes.push(l) });
     expect(b.iterations).toBe(4);
     expect(strip(b.metrics)).toEqual(strip(a.metrics));
     const fileRows = readFileSync(jsonl, 'utf8').split('\n');
@@ -64,26 +64,26 @@ describe('metrics.jsonl on --resume', () => {
 });
 
 describe('stale temp files', () => {
-  it('a run start (fresh or --resume) removes the temps of its own files only', () => {
+  it('a run start (fresh or --resume) removes the temps of its own files only', async () => {
     const dir = tmp();
     const plant = () => {
       for (const f of ['checkpoint.json.tmp-4242-1700000000000', 'metrics.jsonl.tmp-1-2', 'learning-curve.svg.tmp-3-4', 'notes.txt.tmp-1-2'])
         writeFileSync(join(dir, f), '{"half');
     };
     plant();
-    tf.dispose(Object.values(train(tiny(), { outDir: dir, maxIterations: 1 }).params));
+    tf.dispose(Object.values((await train(tiny(), { outDir: dir, maxIterations: 1 })).params));
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual(['notes.txt.tmp-1-2']);
     plant();
-    tf.dispose(Object.values(train(tiny(), { outDir: dir, resume: true }).params));
+    tf.dispose(Object.values((await train(tiny(), { outDir: dir, resume: true })).params));
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual(['notes.txt.tmp-1-2']);
   });
 
-  it('loom compare removes them in DIR and in every run folder', () => {
+  it('loom compare removes them in DIR and in every run folder', async () => {
     const dir = tmp();
     mkdirSync(join(dir, 'tiny', 's1'), { recursive: true });
     writeFileSync(join(dir, 'compare.md.tmp-1-2'), '');
     writeFileSync(join(dir, 'tiny', 's1', 'checkpoint.json.tmp-1-2'), '');
-    compare([tiny()], { outDir: dir, seeds: [1] });
+    await compare([tiny()], { outDir: dir, seeds: [1] });
     expect(readdirSync(dir).sort()).toEqual(['compare.csv', 'compare.json', 'compare.md', 'compare.svg', 'tiny']);
     expect(readdirSync(join(dir, 'tiny', 's1')).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });

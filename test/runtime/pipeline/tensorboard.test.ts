@@ -153,14 +153,14 @@ function expectedFromJsonl(dir: string): { step: number; scalars: [string, numbe
 const sorted = (v: { step: number; scalars: [string, number][] }[]) => v.map((e) => ({ step: e.step, scalars: [...e.scalars].sort(([a], [b]) => a.localeCompare(b)) }));
 
 describe('TensorBoard event files', () => {
-  it('the CRC32C of this test is the standard one', () => {
+  it('the CRC32C of this test is the standard one', async () => {
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
     expect(crc32c(new Uint8Array(32))).toBe(0x8a9136aa);
   });
 
-  it('a run writes one event file beside metrics.jsonl: file_version first, then a Summary per row at its global step with CleanRL tags', () => {
+  it('a run writes one event file beside metrics.jsonl: file_version first, then a Summary per row at its global step with CleanRL tags', async () => {
     const dir = tmp();
-    const r = train(tiny(), { outDir: dir });
+    const r = await train(tiny(), { outDir: dir });
     tf.dispose(Object.values(r.params));
     const files = eventFiles(dir);
     expect(files).toHaveLength(1);
@@ -176,29 +176,29 @@ describe('TensorBoard event files', () => {
     expect([...tags].filter((t) => !/^(charts|losses|loom)\//.test(t))).toEqual([]);
   });
 
-  it('AM-PPO controller metrics are logged as loom/<name>', () => {
+  it('AM-PPO controller metrics are logged as loom/<name>', async () => {
     const dir = tmp();
     const amppo = { transform: { kind: 'amppo' } };
-    tf.dispose(Object.values(train(tiny({ advantage: amppo, total_steps: 32 }), { outDir: dir }).params));
+    tf.dispose(Object.values((await train(tiny({ advantage: amppo, total_steps: 32 }), { outDir: dir })).params));
     const tags = new Set(tensorboardView(dir).flatMap((e) => e.scalars.map(([t]) => t)));
     for (const t of ['loom/alpha_ema', 'loom/s_ema', 'loom/sat_mb']) expect(tags).toContain(t);
     expect(sorted(tensorboardView(dir))).toEqual(sorted(expectedFromJsonl(dir)));
   });
 
-  it('on --resume after kill -9, a new file starts with a SessionLog START at the first redone step, and TensorBoard then shows exactly metrics.jsonl', () => {
+  it('on --resume after kill -9, a new file starts with a SessionLog START at the first redone step, and TensorBoard then shows exactly metrics.jsonl', async () => {
     const whole = tmp();
-    const a = train(tiny({ checkpoint: { every: 1 } }), { outDir: whole });
+    const a = await train(tiny({ checkpoint: { every: 1 } }), { outDir: whole });
     const dir = tmp();
-    tf.dispose(Object.values(train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, maxIterations: 2 }).params));
+    tf.dispose(Object.values((await train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, maxIterations: 2 })).params));
     const ckpt2 = join(dir, 'ckpt-2.json');
     copyFileSync(join(dir, 'checkpoint.json'), ckpt2);
     // Iteration 3 is logged (metrics.jsonl and event file), then the process dies before its
     // checkpoint: the checkpoint on disk is iteration 2's.
-    tf.dispose(Object.values(train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, resume: true, maxIterations: 1 }).params));
+    tf.dispose(Object.values((await train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, resume: true, maxIterations: 1 })).params));
     copyFileSync(ckpt2, join(dir, 'checkpoint.json'));
     const before = eventFiles(dir);
     expect(before).toHaveLength(2);
-    const b = train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, resume: true });
+    const b = await train(tiny({ checkpoint: { every: 1 } }), { outDir: dir, resume: true });
     const files = eventFiles(dir);
     expect(files).toHaveLength(3);
     expect(files.slice(0, 2)).toEqual(before);
@@ -216,31 +216,31 @@ describe('TensorBoard event files', () => {
     tf.dispose([...Object.values(a.params), ...Object.values(b.params)]);
   });
 
-  it('a fresh start in a used folder replaces the earlier event files; logging.tensorboard: false writes none', () => {
+  it('a fresh start in a used folder replaces the earlier event files; logging.tensorboard: false writes none', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'events.out.tfevents.1700000000.old-host'), 'stale');
     writeFileSync(join(dir, 'notes.txt'), 'kept');
-    tf.dispose(Object.values(train(tiny({ total_steps: 16 }), { outDir: dir }).params));
+    tf.dispose(Object.values((await train(tiny({ total_steps: 16 }), { outDir: dir })).params));
     expect(eventFiles(dir)).toHaveLength(1);
     expect(eventFiles(dir)[0]).not.toContain('old-host');
     expect(readdirSync(dir)).toContain('notes.txt');
     const off = tmp();
-    const r = train(tiny({ total_steps: 16, logging: { tensorboard: false } }), { outDir: off });
+    const r = await train(tiny({ total_steps: 16, logging: { tensorboard: false } }), { outDir: off });
     tf.dispose(Object.values(r.params));
     expect(r.metrics).toHaveLength(1);
     expect(eventFiles(off)).toEqual([]);
   });
 
-  it('a value that metrics.jsonl writes as null (NaN, ±Infinity, no episode) is left out', () => {
+  it('a value that metrics.jsonl writes as null (NaN, ±Infinity, no episode) is left out', async () => {
     const row = { iteration: 2, global_step: 32, lr: 1e-4, episodic_return: null, episodic_length: null, episodes: 0, loss: Infinity, pg_loss: -Infinity, v_loss: 0.5, entropy: 0.69, approx_kl: 0, clipfrac: 0, grad_norm: 1, explained_variance: NaN, steps_per_sec: 100 } satisfies IterationMetrics;
     const kept = Object.entries(JSON.parse(JSON.stringify(row)) as Record<string, unknown>).filter(([k, v]) => v !== null && k !== 'iteration' && k !== 'global_step');
     expect(tensorboardScalars(row, METRIC_COLUMNS).sort()).toEqual(kept.map(([k, v]) => [CLEANRL[k] ?? `loom/${k}`, v]).sort());
     expect(kept.map(([k]) => k)).not.toContain('explained_variance');
   });
 
-  it('rows without a value (no episode finished) leave the tag out, as metrics.jsonl has null', () => {
+  it('rows without a value (no episode finished) leave the tag out, as metrics.jsonl has null', async () => {
     const dir = tmp();
-    tf.dispose(Object.values(train(tiny({ total_steps: 16 }), { outDir: dir }).params));
+    tf.dispose(Object.values((await train(tiny({ total_steps: 16 }), { outDir: dir })).params));
     const [row] = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as IterationMetrics);
     expect(row!.episodic_return).toBeNull();
     const [ev] = tensorboardView(dir);

@@ -150,12 +150,12 @@ describe('AM-PPO transform', () => {
     t.dispose();
   });
 
-  it('checkpoints the controller and resumes bit-identically', () => {
-    const a = train(amppo(), { outDir: tmp() });
+  it('checkpoints the controller and resumes bit-identically', async () => {
+    const a = await train(amppo(), { outDir: tmp() });
     const dir = tmp();
-    tf.dispose(Object.values(train(amppo(), { outDir: dir, maxIterations: 2 }).params));
+    tf.dispose(Object.values((await train(amppo(), { outDir: dir, maxIterations: 2 })).params));
     const host = readCheckpoint(join(dir, 'checkpoint.json')).host.amppo as { alpha_ema: number; s_ema: number };
-    const b = train(amppo(), { outDir: dir, resume: true });
+    const b = await train(amppo(), { outDir: dir, resume: true });
     expect(host.alpha_ema).toBe(a.metrics[1]!.alpha_ema);
     expect(host.s_ema).toBe(a.metrics[1]!.s_ema);
     for (const k of Object.keys(a.params)) expect(Array.from(b.params[k]!.dataSync())).toEqual(Array.from(a.params[k]!.dataSync()));
@@ -321,12 +321,12 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     expect(hp({ group: { size: 4, horizon: 3, hp: { gamma: 0.5 } } })).toBe(0.5);
   });
 
-  it('hybrid resumes bit-identically, and the shipped pipelines validate', () => {
+  it('hybrid resumes bit-identically, and the shipped pipelines validate', async () => {
     const cfg = () => group('hybrid-grpo');
-    const a = train(cfg(), { outDir: tmp() });
+    const a = await train(cfg(), { outDir: tmp() });
     const dir = tmp();
-    tf.dispose(Object.values(train(cfg(), { outDir: dir, maxIterations: 1 }).params));
-    const b = train(cfg(), { outDir: dir, resume: true });
+    tf.dispose(Object.values((await train(cfg(), { outDir: dir, maxIterations: 1 })).params));
+    const b = await train(cfg(), { outDir: dir, resume: true });
     for (const k of Object.keys(a.params)) expect(Array.from(b.params[k]!.dataSync())).toEqual(Array.from(a.params[k]!.dataSync()));
     tf.dispose([...Object.values(a.params), ...Object.values(b.params)]);
     for (const f of ['grpo-cartpole.json', 'hybrid-grpo-cartpole.json']) expect(() => parsePipeline(JSON.parse(readFileSync(G('pipelines/' + f), 'utf8')), G('pipelines/' + f))).not.toThrow();

@@ -83,8 +83,8 @@ describe('compare tables with hostile pipeline names', () => {
     expectSafeOutput(t);
   });
 
-  it('the SVG of curves escapes XML specials and control characters in names', () => {
-    const svg = curvesSvg([summarise(`<script>${HOSTILE}</script>&`, runs, null)], `env ${HOSTILE}`);
+  it('the SVG of curves escapes XML specials and control characters in names', async () => {
+    const svg = await curvesSvg([summarise(`<script>${HOSTILE}</script>&`, runs, null)], `env ${HOSTILE}`);
     expect(svg).not.toMatch(RAW_CONTROL);
     expect(svg).not.toContain('<script>');
     expect(svg).toContain('&lt;script&gt;\\x1b[2Jevil\\r\\nall checks passed: ok\\u202e&lt;/script&gt;&amp;');
@@ -103,11 +103,11 @@ describe('metrics.csv', () => {
     expect(c[header.indexOf('episodic_return')]).toBe('-20.5');
   });
 
-  it('the learning curve SVG escapes a hostile pipeline name in its title', () => {
+  it('the learning curve SVG escapes a hostile pipeline name in its title', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loom-csv-'));
     const log = new MetricsLog(dir, null, `${HOSTILE} (CartPole-v1, seed 1)`);
     log.add(row(1, 3));
-    log.plot();
+    await log.plot();
     expect(readFileSync(join(dir, 'learning-curve.svg'), 'utf8')).not.toMatch(RAW_CONTROL);
   });
 });

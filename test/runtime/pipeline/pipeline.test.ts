@@ -147,7 +147,7 @@ describe('pipeline files', () => {
 
   it('withEnv swaps in a shipped env by name, and rejects an unknown one', () => {
     const c = withEnv(tiny(), 'acrobot');
-    expect(c.env).toMatchObject({ name: 'acrobot', step: G('envs/acrobot.step.graph.json'), reset: G('envs/acrobot.reset.graph.json'), num_envs: 2 });
+    expect(c.env).toMatchObject({ name: 'Acrobot-v1', step: G('envs/acrobot.step.graph.json'), reset: G('envs/acrobot.reset.graph.json'), num_envs: 2 });
     expect(tiny().env.step).toBe(G('envs/cartpole.step.graph.json'));
     expect(() => withEnv(tiny(), 'nope')).toThrow(/unknown env "nope"/);
   });

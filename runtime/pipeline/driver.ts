@@ -20,6 +20,7 @@ import { refType } from '../../compiler/frontend/infer.ts';
 import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
 import type { ProgressInfo } from './progress.ts';
+import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from './run-record.ts';
 import { gradOutput } from './roles.ts';
 
 export { gradOutput };
@@ -27,6 +28,11 @@ export { gradOutput };
 export interface TrainOptions {
   outDir: string;
   resume?: boolean;
+  /** Start over in a folder that holds a finished run or a checkpoint, or resume with another configuration. */
+  force?: boolean;
+  /** For run.json: the `--set` overrides the pipeline was loaded with, and the command line. */
+  overrides?: readonly string[];
+  invocation?: Invocation;
   /** Stop (with a checkpoint) after this many iterations of this invocation. */
   maxIterations?: number;
   /** Checked between iterations; when true the run saves a checkpoint and returns. */
@@ -849,7 +855,8 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
   // Before compiling anything, so an output folder that cannot be written fails at once. A run
   // folder has one writer, this run: temp files of its own files are left by a killed start of it.
   ensureDir(opts.outDir);
-  removeStaleTemps(opts.outDir, ['checkpoint.json', ...METRICS_FILES]);
+  removeStaleTemps(opts.outDir, ['checkpoint.json', RUN_FILE, ...METRICS_FILES]);
+  checkRunFolder(opts.outDir, cfg, opts);
   const trainer = new Trainer(cfg);
   const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();
@@ -857,7 +864,10 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
     const body = readCheckpoint(ckpt);
     trainer.restore(body, ckpt);
     trainer.lastCheckpoint = ckpt;
-  } else trainer.init();
+  } else {
+    removeCheckpoint(opts.outDir);
+    trainer.init();
+  }
   const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, cfg.advantage.transform ? [...METRIC_COLUMNS, ...AMPPO_COLUMNS] : METRIC_COLUMNS);
   if (log.dropped) opts.log?.(log.dropped + '\n');
   const save = () => {
@@ -868,6 +878,14 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
   let stopped = false;
   const start = performance.now();
   const startStep = trainer.globalStep;
+  const record = startRecord(cfg, {
+    backend,
+    overrides: opts.overrides,
+    invocation: opts.invocation,
+    ...(opts.resume ? { resumedFrom: { iteration: trainer.iteration, global_step: trainer.globalStep } } : {}),
+  });
+  writeRunRecord(opts.outDir, record);
+  const progress = () => ({ iterations: trainer.iteration, global_step: trainer.globalStep });
   try {
     while (trainer.iteration < trainer.iterations) {
       if (opts.shouldStop?.() || (opts.maxIterations !== undefined && done >= opts.maxIterations)) {
@@ -892,6 +910,7 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
     log.plot();
     const finished = trainer.iteration >= trainer.iterations;
     const evalReturns = finished ? trainer.evaluate(cfg.eval.episodes, cfg.seed) : [];
+    writeRunRecord(opts.outDir, endRecord(record, finished ? 'finished' : 'stopped', progress()));
     const params = trainer.params;
     trainer.params = {};
     return {
@@ -904,6 +923,13 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
       checkpoint: ckpt,
       params,
     };
+  } catch (e) {
+    try {
+      writeRunRecord(opts.outDir, endRecord(record, 'failed', progress(), e));
+    } catch {
+      // The error that stopped the run is the one to report.
+    }
+    throw e;
   } finally {
     trainer.dispose();
   }

@@ -4,11 +4,31 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { LoomError } from '../compiler/errors.ts';
+import type { Invocation } from '../runtime/pipeline/run-record.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
 /** `--backend B`, shared by the commands that run graphs. */
 export const BACKEND_OPTION: OptionSpec = { type: 'string', description: 'tensorflow | wasm | cpu (default: best available; also LOOM_BACKEND)', valueName: 'B' };
+
+/** `--set PATH=VALUE`, repeatable, shared by the commands that load pipelines. */
+export const SET_OPTION: OptionSpec = {
+  type: 'string',
+  multiple: true,
+  description: 'override a pipeline field after extends, e.g. --set optimizer.lr=1e-3 --set update.epochs=10 (repeatable; the value is JSON, or else text)',
+  valueName: 'PATH=VALUE',
+};
+
+/** The `--set` values of a command line, in order. */
+export function setFlags(args: ParsedArgs): string[] {
+  const raw = args.values.set;
+  return (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).map(String);
+}
+
+/** What run.json records of a command line: the command, its positional arguments and its flags. */
+export function invocation(command: string, args: ParsedArgs): Invocation {
+  return { command, args: [...args.positionals], flags: { ...args.values } };
+}
 
 export interface Io {
   out(text: string): void;

@@ -1,15 +1,16 @@
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import { isLoomError } from '../../compiler/errors.ts';
 import { signature } from '../../compiler/inspect.ts';
-import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
-import type { Command } from '../command.ts';
+import { isPipelineFile, loadPipeline, parseOverride, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
+import { setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const check: Command = {
   name: 'check',
   summary: 'validate graph and pipeline files and print their inferred signatures',
-  usage: 'loom check FILE...',
+  usage: 'loom check FILE... [--set PATH=VALUE]...',
   options: {
     quiet: { type: 'boolean', short: 'q', description: 'print only errors' },
+    set: { ...SET_OPTION, description: 'override a field of every pipeline checked, e.g. --set update.epochs=10 (repeatable)' },
   },
   details:
     'A pipeline file (one with a "pipeline" or "extends" key) is checked with every graph it names.\n\nExample:\n  loom check graphs/nets/mlp.graph.json graphs/pipelines/amppo-cartpole.json\n\nExit code 1 if any file has an error; every file is checked.',
@@ -18,11 +19,12 @@ export const check: Command = {
       io.err('error[E_USAGE]: loom check needs at least one FILE\n  hint:     run `loom check --help`\n');
       return 2;
     }
+    const overrides = setFlags(args).map(parseOverride);
     let failed = 0;
     for (const file of args.positionals) {
       try {
         if (isPipelineFile(file)) {
-          const cfg = loadPipeline(file);
+          const cfg = loadPipeline(file, overrides);
           const graphs = loadPipelineGraphs(cfg);
           if (!args.values.quiet) io.out(`${file}: ok (pipeline ${cfg.pipeline}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);
         } else {

@@ -199,7 +199,10 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
     let name = base.pipeline;
     for (let i = 2; names.has(name); i++) name = `${base.pipeline}-${i}`;
     names.add(name);
-    const runs = opts.seeds.map((seed) => ({ seed, cfg: { ...base, seed, eval: { episodes: 0 }, checkpoint: { every: 0 } } as PipelineConfig, dir: outputPath(opts.outDir, name, `s${seed}`) }));
+    const runs = opts.seeds.map((seed) => {
+      const cfg: PipelineConfig = { ...base, seed, eval: { episodes: 0 }, checkpoint: { every: 0 } };
+      return { seed, cfg, dir: outputPath(opts.outDir, name, `s${seed}`) };
+    });
     return { name, runs };
   });
   // Every run folder is checked before the first run, not when its turn comes hours later.

@@ -8,6 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { LoomError } from '../compiler/errors.ts';
 import { GRAPHS_DIR } from '../runtime/pipeline/config.ts';
 import { MAX_ELEMENTS } from '../compiler/dims.ts';
+import type { Invocation } from '../runtime/pipeline/run-record.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
@@ -38,6 +39,25 @@ export function allowedRoots(args: ParsedArgs): string[] {
     if (!isDir) throw new LoomError({ code: 'E_USAGE', message: `--allow-path ${d} is not a folder`, expected: 'an existing folder', found: d });
   }
   return [GRAPHS_DIR, ...dirs.map((d) => resolve(d))];
+}
+
+/** `--set PATH=VALUE`, repeatable, shared by the commands that load pipelines. */
+export const SET_OPTION: OptionSpec = {
+  type: 'string',
+  multiple: true,
+  description: 'override a pipeline field after extends, e.g. --set optimizer.lr=1e-3 --set update.epochs=10 (repeatable; the value is JSON, or else text)',
+  valueName: 'PATH=VALUE',
+};
+
+/** The `--set` values of a command line, in order. */
+export function setFlags(args: ParsedArgs): string[] {
+  const raw = args.values.set;
+  return (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).map(String);
+}
+
+/** What run.json records of a command line: the command, its positional arguments and its flags. */
+export function invocation(command: string, args: ParsedArgs): Invocation {
+  return { command, args: [...args.positionals], flags: { ...args.values } };
 }
 
 export interface Io {

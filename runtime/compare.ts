@@ -13,6 +13,7 @@ import { train } from './pipeline/driver.ts';
 import type { PipelineConfig } from './pipeline/config.ts';
 import { rollingReturns, SMOOTHING_EPISODES, type IterationMetrics } from './pipeline/metrics.ts';
 import type { ProgressInfo } from './pipeline/progress.ts';
+import { checkRunFolder, type Invocation } from './pipeline/run-record.ts';
 import * as tf from '@tensorflow/tfjs';
 
 /** Two-sided 95% quantiles t_{0.975, df} for df = 1..30. */
@@ -187,6 +188,11 @@ export interface CompareOptions {
   seeds: readonly number[];
   threshold?: number | null;
   backend?: string;
+  /** Start over in run folders that hold finished runs or checkpoints. */
+  force?: boolean;
+  /** For each run's run.json: the `--set` overrides and the command line. */
+  overrides?: readonly string[];
+  invocation?: Invocation;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
   onProgress?: (label: string, p: ProgressInfo) => void;
@@ -211,17 +217,25 @@ export async function compare(pipelines: readonly PipelineConfig[], opts: Compar
   removeStaleTemps(opts.outDir, Object.values(files).map((f) => basename(f)));
   const rows: PipelineSummary[] = [];
   const names = new Set<string>();
-  for (const base of pipelines) {
+  const plan = pipelines.map((base) => {
     let name = base.pipeline;
     for (let i = 2; names.has(name); i++) name = `${base.pipeline}-${i}`;
     names.add(name);
-    const runs: SeedRun[] = [];
-    for (const seed of opts.seeds) {
+    const runs = opts.seeds.map((seed) => {
       const cfg: PipelineConfig = { ...base, seed, eval: { ...base.eval, episodes: 0, every: 0 }, checkpoint: { every: 0 } };
+      return { seed, cfg, dir: outputPath(opts.outDir, name, `s${seed}`) };
+    });
+    return { name, runs };
+  });
+  // Every run folder is checked before the first run, not when its turn comes hours later.
+  for (const { runs } of plan) for (const r of runs) checkRunFolder(r.dir, r.cfg, { force: opts.force });
+  for (const { name, runs: planned } of plan) {
+    const runs: SeedRun[] = [];
+    for (const { seed, cfg, dir } of planned) {
       const label = `${printable(name)} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();
-      const r = await train(cfg, { outDir: outputPath(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p) });
+      const r = await train(cfg, { outDir: dir, backend: opts.backend, force: opts.force, overrides: opts.overrides, invocation: opts.invocation, onProgress: (p) => opts.onProgress?.(label, p) });
       const wallSec = (performance.now() - t0) / 1000;
       tf.dispose(Object.values(r.params));
       runs.push({ seed, metrics: [...r.metrics], wallSec, envSteps: r.globalStep });

@@ -2,16 +2,17 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import { isLoomError } from '../../compiler/errors.ts';
 import { signature } from '../../compiler/inspect.ts';
 import { printable } from '../../compiler/text.ts';
-import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
+import { isPipelineFile, loadPipeline, parseOverride, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const check: Command = {
   name: 'check',
   summary: 'validate graph and pipeline files and print their inferred signatures',
-  usage: 'loom check FILE...',
+  usage: 'loom check FILE... [--set PATH=VALUE]...',
   options: {
     quiet: { type: 'boolean', short: 'q', description: 'print only errors' },
     'allow-path': ALLOW_PATH_OPTION,
+    set: { ...SET_OPTION, description: 'override a field of every pipeline checked, e.g. --set update.epochs=10 (repeatable)' },
   },
   details:
     'A pipeline file (one with a "pipeline" or "extends" key) is checked with every graph it names.\n\nExample:\n  loom check graphs/nets/mlp.graph.json graphs/pipelines/amppo-cartpole.json\n\nExit code 1 if any file has an error; every file is checked.',
@@ -21,11 +22,12 @@ export const check: Command = {
       return 2;
     }
     const roots = allowedRoots(args);
+    const overrides = setFlags(args).map(parseOverride);
     let failed = 0;
     for (const file of args.positionals) {
       try {
         if (isPipelineFile(file)) {
-          const cfg = loadPipeline(file, { allow: roots });
+          const cfg = loadPipeline(file, { allow: roots, overrides });
           const graphs = loadPipelineGraphs(cfg);
           if (!args.values.quiet) io.out(`${printable(file)}: ok (pipeline ${printable(cfg.pipeline)}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);
         } else {

@@ -1,21 +1,23 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
 import { compare as runCompare, markdownTable } from '../../runtime/compare.ts';
-import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
+import { loadPipeline, parseOverride, withEnv } from '../../runtime/pipeline/config.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const compare: Command = {
   name: 'compare',
   summary: 'train several pipelines over K seeds each and tabulate final return (mean ± 95% CI), steps to a threshold, wall time and env steps/s, with a plot of mean learning curves',
-  usage: 'loom compare PIPELINE... --seeds K --steps N [--env E] [--out DIR] [--threshold R] [--backend B]',
+  usage: 'loom compare PIPELINE... --seeds K --steps N [--set PATH=VALUE]... [--env E] [--out DIR] [--threshold R] [--backend B] [--force]',
   options: {
-    env: { type: 'string', description: "override every pipeline's env: a name under graphs/envs (e.g. cartpole)", valueName: 'E' },
+    set: { ...SET_OPTION, description: 'override a field of every pipeline, e.g. --set update.epochs=10 (repeatable)' },
+    env: { type: 'string', description: "override every pipeline's env: a Gymnasium id (e.g. CartPole-v1) or a name under graphs/envs", valueName: 'E' },
     seeds: { type: 'string', description: 'number of seeds per pipeline (seeds 1..K, the same for every pipeline)', valueName: 'K' },
     steps: { type: 'string', description: 'total env steps per run', valueName: 'N' },
     out: { type: 'string', description: 'output folder (default runs/compare): compare.md, compare.csv, compare.json, compare.svg and one run folder per pipeline and seed', valueName: 'DIR' },
     threshold: { type: 'string', description: 'return threshold for the steps-to-threshold column', valueName: 'R' },
     backend: BACKEND_OPTION,
     'allow-path': ALLOW_PATH_OPTION,
+    force: { type: 'boolean', description: 'start over in run folders that hold finished runs or checkpoints' },
   },
   details:
     'Runs are sequential. The final return of a run is the mean of its learning curve over the last 10% of\niterations; the CI uses the t distribution over seeds.\n\nExample:\n  loom compare graphs/pipelines/ppo-cartpole.json graphs/pipelines/amppo-cartpole.json --env cartpole --seeds 3 --steps 50000 --threshold 195',
@@ -28,8 +30,10 @@ export const compare: Command = {
     const threshold = numberFlag(args, 'threshold') ?? null;
     const env = args.values.env as string | undefined;
     const allow = allowedRoots(args);
+    const overrides = setFlags(args).map(parseOverride);
     const cfgs = files.map((f) => {
-      const c = env === undefined ? loadPipeline(f, { allow }) : withEnv(loadPipeline(f, { allow }), env);
+      const loaded = loadPipeline(f, { allow, overrides });
+      const c = env === undefined ? loaded : withEnv(loaded, env, io.err);
       c.total_steps = steps;
       return c;
     });
@@ -41,6 +45,9 @@ export const compare: Command = {
       seeds: Array.from({ length: seeds }, (_, i) => i + 1),
       threshold,
       backend: backend.name,
+      force: Boolean(args.values.force),
+      overrides: overrides.map((o) => o.text),
+      invocation: invocation('compare', args),
       log: io.err,
       onProgress: (label, p) => {
         // A line every 10 s per run keeps logs short.

@@ -1,32 +1,35 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { initBackend } from '../../runtime/backend.ts';
 import { outputPath } from '../../runtime/fs.ts';
-import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
+import { loadPipeline, parseOverride, withEnv } from '../../runtime/pipeline/config.ts';
 import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
   summary: 'run a training pipeline (PPO and its variants) with progress, metrics, checkpoints, a learning curve and a final evaluation',
-  usage: 'loom train PIPELINE.json [--env E] [--seed N] [--steps N] [--out DIR] [--backend B] [--resume]',
+  usage: 'loom train PIPELINE.json [--set PATH=VALUE]... [--env E] [--seed N] [--steps N] [--out DIR] [--backend B] [--resume] [--force]',
   options: {
-    env: { type: 'string', description: 'override the env: a name under graphs/envs (e.g. cartpole) whose step/reset graphs replace the pipeline\'s', valueName: 'E' },
+    set: SET_OPTION,
+    env: { type: 'string', description: "override the env: a Gymnasium id (CartPole-v1, Acrobot-v1, Pendulum-v1, MountainCarContinuous-v0) or a name under graphs/envs; a shipped agent that does not fit it is swapped for the env's", valueName: 'E' },
     seed: { type: 'string', description: 'override the pipeline seed', valueName: 'N' },
     steps: { type: 'string', description: 'override total_steps (env steps over all envs)', valueName: 'N' },
     out: { type: 'string', description: 'output folder for metrics.jsonl, metrics.csv, TensorBoard event files, learning-curve.svg, checkpoint.json (default runs/<pipeline>-s<seed>)', valueName: 'DIR' },
     backend: BACKEND_OPTION,
-    resume: { type: 'boolean', description: 'continue from DIR/checkpoint.json (bit-identical on the same backend)' },
+    resume: { type: 'boolean', description: 'continue from DIR/checkpoint.json (bit-identical on the same backend); refused when the configuration differs from DIR/run.json' },
+    force: { type: 'boolean', description: 'start over in a DIR that holds a finished run or a checkpoint, or --resume with a different configuration' },
     'allow-path': ALLOW_PATH_OPTION,
   },
   details:
-    'Ctrl-C saves a checkpoint at the end of the current iteration and exits; --resume continues from it.\n\nExample:\n  loom train graphs/pipelines/ppo-cartpole.json --steps 50000 --out runs/cp',
+    'Ctrl-C saves a checkpoint at the end of the current iteration and exits; --resume continues from it.\nDIR/run.json records the resolved pipeline, the flags, loom\'s version and commit, the backend and the status.\n\nExample:\n  loom train graphs/pipelines/ppo-cartpole.json --steps 50000 --out runs/cp',
   async run(args, io) {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom train takes exactly one PIPELINE file', hint: 'run `loom train --help`' });
     const env = args.values.env as string | undefined;
-    const loaded = loadPipeline(file, { allow: allowedRoots(args) });
-    const cfg = env === undefined ? loaded : withEnv(loaded, env);
+    const overrides = setFlags(args).map(parseOverride);
+    const loaded = loadPipeline(file, { allow: allowedRoots(args), overrides });
+    const cfg = env === undefined ? loaded : withEnv(loaded, env, io.err);
     const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
     if (seed !== undefined) cfg.seed = seed;
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
@@ -42,14 +45,14 @@ export const train: Command = {
     };
     process.on('SIGINT', onSigint);
     try {
-      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name, log: io.err });
+      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), force: Boolean(args.values.force), overrides: overrides.map((o) => o.text), invocation: invocation('train', args), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name, log: io.err });
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);
       const last = r.lastEpisodes;
       if (last.length) io.out(`mean return over the last ${last.length} training episodes: ${(last.reduce((s, x) => s + x, 0) / last.length).toFixed(2)}\n`);
       if (r.eval) io.out(`evaluation: ${r.eval.episodes} episodes, mean return ${r.eval.meanReturn?.toFixed(2) ?? '-'}\n`);
-      io.out(`metrics: ${outDir}/metrics.jsonl, ${outDir}/metrics.csv, ${outDir}/learning-curve.svg\n`);
+      io.out(`metrics: ${outDir}/metrics.jsonl, ${outDir}/metrics.csv, ${outDir}/learning-curve.svg; run record: ${outDir}/run.json\n`);
       if (cfg.logging.tensorboard) io.out(`tensorboard: tensorboard --logdir ${outDir}\n`);
       return interrupted ? 130 : 0;
     } finally {

@@ -1,12 +1,12 @@
 /** Pipeline files: JSON Schema validation (with file + JSON pointer errors), defaults, graph loading. */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend/load.ts';
+import { displayPath, loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend/load.ts';
 import { assertAllowed, assertDocumentKind, readUntrusted, tryReadUntrusted } from '../../compiler/frontend/files.ts';
-import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
-import { LoomError } from '../../compiler/errors.ts';
-import type { IRGraph } from '../../compiler/ir.ts';
-import { checkRoles } from './roles.ts';
+import { assertValid, schemaValidator, suggest } from '../../compiler/frontend/schema.ts';
+import { isLoomError, LoomError, pointerToken } from '../../compiler/errors.ts';
+import { showType, type IRGraph, type TensorType } from '../../compiler/ir.ts';
+import { checkRoles, outputType } from './roles.ts';
 import { checkPipelineSize } from './budget.ts';
 
 export interface PipelineConfig {
@@ -90,6 +90,8 @@ export function pipelineRoots(file: string, allow: readonly string[] = []): stri
 export interface PipelineOptions {
   /** Folders given with --allow-path. */
   allow?: readonly string[];
+  /** `--set PATH=VALUE` overrides, applied after `extends`. */
+  overrides?: readonly Override[];
 }
 
 /** A pipeline document names a pipeline or extends one. */
@@ -138,11 +140,22 @@ function resolveExtends(json: unknown, file: string, roots: readonly string[], c
   return mergeJson(absolute, own);
 }
 
-/** Validates and fills defaults. Graph paths become absolute (relative to the pipeline file). */
+/**
+ * Validates and fills defaults. Graph paths become absolute (relative to the pipeline file).
+ * `opts.overrides` (`--set`) apply to the JSON after `extends` is resolved and before it is validated.
+ */
 export function parsePipeline(json: unknown, file: string, opts: PipelineOptions = {}): PipelineConfig {
   const roots = pipelineRoots(file, opts.allow);
   assertDocumentKind(json, file, 'pipeline', PIPELINE_KEYS);
-  json = resolveExtends(json, file, roots);
+  const applied = applyOverrides(resolveExtends(json, file, roots), opts.overrides ?? []);
+  try {
+    return configFrom(applied.json, file, roots);
+  } catch (e) {
+    throw blameOverride(e, applied.blame);
+  }
+}
+
+function configFrom(json: unknown, file: string, roots: readonly string[]): PipelineConfig {
   assertValid(schemaValidator('pipeline.schema.json'), json, file, '', 'pipeline');
   const j = json as Json;
   const base = dirname(resolve(file));
@@ -258,6 +271,122 @@ export function loadPipeline(file: string, opts: PipelineOptions = {}): Pipeline
   return parsePipeline(parseJsonText(readUntrusted(file, { what: 'pipeline' }), file), file, opts);
 }
 
+/** One `--set PATH=VALUE`: a dotted pipeline path and its value. */
+export interface Override {
+  path: string[];
+  value: unknown;
+  /** As written on the command line, for messages and run records. */
+  text: string;
+}
+
+/** Keys that would reach an object's prototype rather than a pipeline field. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Parses `PATH=VALUE`. The value is JSON when it parses as JSON (numbers, true/false, null, arrays,
+ * objects, quoted strings) and the plain text otherwise, so `optimizer.name=adam` needs no quotes.
+ */
+export function parseOverride(text: string): Override {
+  const fail = (message: string, hint: string): never => {
+    throw new LoomError({ code: 'E_USAGE', message: `--set ${text}: ${message}`, expected: 'PATH=VALUE with PATH a dotted pipeline path, e.g. --set optimizer.lr=1e-3', found: text, hint });
+  };
+  const eq = text.indexOf('=');
+  if (eq <= 0) fail('no PATH=VALUE', 'write the pipeline path, "=", then the value');
+  const path = text.slice(0, eq).split('.');
+  if (path.some((k) => k === '')) fail('the path has an empty key', 'keys are separated by single dots: update.epochs');
+  let value: unknown = text.slice(eq + 1);
+  try {
+    value = JSON.parse(value as string);
+  } catch {
+    // Not JSON: the text itself.
+  }
+  const bad = [...path, ...objectKeys(value)].find((k) => FORBIDDEN_KEYS.has(k));
+  if (bad !== undefined) fail(`"${bad}" is not allowed as a key`, 'pipeline paths name pipeline fields only');
+  return { path, value, text };
+}
+
+/** Every key of every object nested in a JSON value. */
+function objectKeys(v: unknown): string[] {
+  if (Array.isArray(v)) return v.flatMap(objectKeys);
+  if (!isPlainObject(v)) return [];
+  return Object.entries(v).flatMap(([k, x]) => [k, ...objectKeys(x)]);
+}
+
+interface SchemaNode {
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: boolean | SchemaNode;
+}
+
+/** Every settable dotted path of the pipeline schema (map entries such as optimizer.hp.NAME excluded). */
+function schemaPaths(s: SchemaNode, prefix = ''): string[] {
+  return Object.entries(s.properties ?? {})
+    .filter(([k]) => !(prefix === '' && (k === 'extends' || k === '$schema')))
+    .flatMap(([k, sub]) => [prefix + k, ...schemaPaths(sub, `${prefix}${k}.`)]);
+}
+
+/** Rejects a path the pipeline schema does not have, suggesting the nearest one that it has. */
+function checkOverridePath(o: Override): void {
+  const root = schemaValidator('pipeline.schema.json').schema as SchemaNode;
+  let s: SchemaNode | undefined = root;
+  for (const [i, k] of o.path.entries()) {
+    const map: SchemaNode['additionalProperties'] = s?.additionalProperties;
+    s = i === 0 && (k === 'extends' || k === '$schema') ? undefined : (s?.properties?.[k] ?? (isPlainObject(map) ? (map as SchemaNode) : undefined));
+    if (s) continue;
+    const given = o.path.join('.');
+    const paths = schemaPaths(root);
+    const last = o.path[o.path.length - 1]!;
+    // A field named in full but without its section (`lr`) is a better guess than a near spelling.
+    const near = paths.filter((p) => p.endsWith(`.${last}`)).join('" or "') || suggest(given, paths);
+    const known = o.path.slice(0, i).join('.');
+    throw new LoomError({
+      code: 'E_USAGE',
+      message: `--set ${o.text}: the pipeline has no field "${given}"${i > 0 ? ` ("${known}" has no "${k}")` : ''}`,
+      expected: 'a field of schemas/pipeline.schema.json, e.g. optimizer.lr, update.epochs, env.num_envs',
+      found: given,
+      ...(near ? { hint: `did you mean "${near}"?` } : {}),
+    });
+  }
+}
+
+/**
+ * The resolved pipeline JSON with every override applied, in order. A graph path set on the command
+ * line is relative to the working folder. `blame` says which override wrote which pointer (and which
+ * objects it had to create), so that validation errors there name it.
+ */
+export function applyOverrides(json: unknown, overrides: readonly Override[]): { json: unknown; blame: { pointer: string; created: string[]; override: Override }[] } {
+  if (!overrides.length || !isPlainObject(json)) return { json, blame: [] };
+  const out = structuredClone(json);
+  const blame = overrides.map((o) => {
+    checkOverridePath(o);
+    const created: string[] = [];
+    let cur = out;
+    let pointer = '';
+    for (const k of o.path.slice(0, -1)) {
+      pointer += '/' + pointerToken(k);
+      if (!isPlainObject(cur[k])) {
+        cur[k] = {};
+        created.push(pointer);
+      }
+      cur = cur[k] as Json;
+    }
+    const leaf = o.path[o.path.length - 1]!;
+    const isGraphPath = PATH_FIELDS.some((p) => p.join('.') === o.path.join('.'));
+    cur[leaf] = isGraphPath && typeof o.value === 'string' && o.value !== '' ? resolve(o.value) : structuredClone(o.value);
+    return { pointer: pointer + '/' + pointerToken(leaf), created, override: o };
+  });
+  return { json: out, blame };
+}
+
+/** A validation error at a pointer an override wrote (or created) names that override. */
+function blameOverride(e: unknown, blame: ReturnType<typeof applyOverrides>['blame']): unknown {
+  if (!isLoomError(e) || e.info.pointer === undefined) return e;
+  const ptr = e.info.pointer;
+  // The last override wins a path, so it is the one to blame.
+  const b = [...blame].reverse().find((x) => ptr === x.pointer || ptr.startsWith(x.pointer + '/') || x.created.includes(ptr));
+  if (!b) return e;
+  return new LoomError({ ...e.info, message: `--set ${b.override.text}: ${e.info.message}`, hint: e.info.hint ?? `the value comes from --set ${b.override.text}` });
+}
+
 /**
  * Loads every graph a pipeline names and checks each against its role's contract; a missing file
  * or a graph that does not fit its role is reported at the pipeline's pointer.
@@ -359,13 +488,83 @@ export function pipelineGraphsByRole(g: PipelineGraphs): Map<string, IRGraph> {
   return out;
 }
 
+/** The shipped envs (graphs/envs/<name>.{step,reset}.graph.json) by their Gymnasium ids. */
+export const GYM_ENVS: Readonly<Record<string, string>> = {
+  'CartPole-v1': 'cartpole',
+  'Acrobot-v1': 'acrobot',
+  'Pendulum-v1': 'pendulum',
+  'MountainCarContinuous-v0': 'mountaincar_continuous',
+};
+
+/** The shipped PPO agent (act and loss graphs) for a shipped env. */
+const shippedAgent = (env: string) => ({
+  act: join(GRAPHS_DIR, 'algorithms', `ppo-${env}.act.graph.json`),
+  loss: join(GRAPHS_DIR, 'algorithms', `ppo-${env}.loss.graph.json`),
+});
+
+/** What an env gives and takes, or what an act graph takes and gives: the obs width and the action type. */
+interface AgentIo {
+  obs: number | string;
+  action: TensorType;
+}
+
+function envIo(step: IRGraph, reset: IRGraph): AgentIo {
+  return { obs: outputType(reset, 'obs').shape[1] ?? '?', action: step.inputs.find((i) => i.name === 'action')?.type ?? { dtype: 'float32', shape: [] } };
+}
+
+function actIo(act: IRGraph): AgentIo | null {
+  const obs = act.inputs.find((i) => i.name === 'obs');
+  if (!obs || !Object.hasOwn(act.outputs, 'action')) return null;
+  return { obs: obs.type.shape[1] ?? '?', action: outputType(act, 'action') };
+}
+
+/** Same obs width, action dtype and action dims beyond the batch (a symbolic dim fits anything). */
+function fits(agent: AgentIo, env: AgentIo): boolean {
+  const dimOk = (a: number | string, b: number | string) => typeof a !== 'number' || typeof b !== 'number' || a === b;
+  const [a, b] = [agent.action.shape.slice(1), env.action.shape.slice(1)];
+  return dimOk(agent.obs, env.obs) && agent.action.dtype === env.action.dtype && a.length === b.length && a.every((d, k) => dimOk(d, b[k]!));
+}
+
+const describeIo = (io: AgentIo) => `obs of width ${io.obs}, actions ${showType({ ...io.action, shape: ['N', ...io.action.shape.slice(1)] })}`;
+
 /**
- * The pipeline with its env swapped for the shipped env `name` (graphs/envs/<name>.{step,reset}), as
- * `loom train --env` and `loom compare --env` do; an unknown name is a usage error.
+ * The pipeline with its env swapped for a shipped env, named by its Gymnasium id (`CartPole-v1`)
+ * or its file name (`cartpole`), as `loom train --env` and `loom compare --env` do. When the
+ * pipeline's act graph does not fit the env's obs width or action type, a shipped agent
+ * (`ppo-<env>.act/.loss`) is swapped for the shipped agent of the new env, with a line to `log`;
+ * an agent of the pipeline's own is an error that says which fields to set. An unknown env is a
+ * usage error.
  */
-export function withEnv(cfg: PipelineConfig, name: string): PipelineConfig {
-  const step = join(GRAPHS_DIR, 'envs', `${name}.step.graph.json`);
-  // A plain name, so that "--env ../../x" cannot reach outside graphs/envs.
-  if (!/^[A-Za-z0-9_-]+$/.test(name) || !existsSync(step)) throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: 'a name with graphs/envs/<name>.step.graph.json', found: name });
-  return { ...cfg, env: { ...cfg.env, name, step, reset: join(GRAPHS_DIR, 'envs', `${name}.reset.graph.json`) } };
+export function withEnv(cfg: PipelineConfig, name: string, log?: (line: string) => void): PipelineConfig {
+  const byFile = Object.entries(GYM_ENVS).find(([, f]) => f === name);
+  const id = name in GYM_ENVS ? name : byFile?.[0];
+  if (id === undefined) {
+    const names = [...Object.keys(GYM_ENVS), ...Object.values(GYM_ENVS)];
+    const near = suggest(name, names);
+    throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: `one of ${Object.keys(GYM_ENVS).join(', ')} (or ${Object.values(GYM_ENVS).join(', ')})`, found: name, ...(near ? { hint: `did you mean "${near}"?` } : {}) });
+  }
+  const envName = GYM_ENVS[id]!;
+  const step = join(GRAPHS_DIR, 'envs', `${envName}.step.graph.json`);
+  const reset = join(GRAPHS_DIR, 'envs', `${envName}.reset.graph.json`);
+  const out: PipelineConfig = { ...cfg, env: { ...cfg.env, name: id, step, reset }, policy: { ...cfg.policy } };
+  const env = envIo(loadGraph(step), loadGraph(reset));
+  const agent = existsSync(cfg.policy.act) ? actIo(loadGraph(cfg.policy.act, { roots: cfg.roots ?? pipelineRoots(cfg.file) })) : null;
+  // No act graph to read (missing, or not an act graph): the role checks at load say what is wrong.
+  if (!agent || fits(agent, env)) return out;
+  const wanted = shippedAgent(envName);
+  const shipped = Object.values(GYM_ENVS).map(shippedAgent);
+  const ownAct = !shipped.some((a) => a.act === cfg.policy.act);
+  const ownLoss = !shipped.some((a) => a.loss === cfg.loss);
+  if (ownAct || ownLoss)
+    throw new LoomError({
+      code: 'E_SHAPE',
+      message: `--env ${id}: the agent does not fit the env: ${id} gives ${describeIo(env)}; the act graph ${displayPath(cfg.policy.act)} takes ${describeIo(agent)}`,
+      file: cfg.file,
+      pointer: ownAct ? '/policy/act' : '/loss',
+      expected: describeIo(env),
+      found: describeIo(agent),
+      hint: `set policy.act and loss to an agent for ${id}, e.g. --set policy.act=${displayPath(wanted.act)} --set loss=${displayPath(wanted.loss)}`,
+    });
+  log?.(`--env ${id}: the act graph takes ${describeIo(agent)}, ${id} gives ${describeIo(env)}; using the shipped agent ${displayPath(wanted.act)} and ${displayPath(wanted.loss)}\n`);
+  return { ...out, policy: { act: wanted.act }, loss: wanted.loss };
 }

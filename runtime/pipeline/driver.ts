@@ -21,6 +21,7 @@ import { refType } from '../../compiler/frontend/infer.ts';
 import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
 import type { ProgressInfo } from './progress.ts';
+import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from './run-record.ts';
 import { gradOutput } from './roles.ts';
 
 export { gradOutput };
@@ -28,6 +29,11 @@ export { gradOutput };
 export interface TrainOptions {
   outDir: string;
   resume?: boolean;
+  /** Start over in a folder that holds a finished run or a checkpoint, or resume with another configuration. */
+  force?: boolean;
+  /** For run.json: the `--set` overrides the pipeline was loaded with, and the command line. */
+  overrides?: readonly string[];
+  invocation?: Invocation;
   /** Stop (with a checkpoint) after this many iterations of this invocation. */
   maxIterations?: number;
   /** Checked between iterations; when true the run saves a checkpoint and returns. */
@@ -901,7 +907,8 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
   // Before compiling anything, so an output folder that cannot be written fails at once. A run
   // folder has one writer, this run: temp files of its own files are left by a killed start of it.
   ensureDir(opts.outDir);
-  removeStaleTemps(opts.outDir, ['checkpoint.json', ...METRICS_FILES]);
+  removeStaleTemps(opts.outDir, ['checkpoint.json', RUN_FILE, ...METRICS_FILES]);
+  checkRunFolder(opts.outDir, cfg, opts);
   const bestDir = outputPath(opts.outDir, BEST_DIR);
   if (cfg.eval.every > 0) {
     ensureDir(bestDir);
@@ -914,7 +921,10 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
     const body = readCheckpoint(ckpt);
     trainer.restore(body, ckpt);
     trainer.lastCheckpoint = ckpt;
-  } else trainer.init();
+  } else {
+    removeCheckpoint(opts.outDir);
+    trainer.init();
+  }
   const columns = [...METRIC_COLUMNS, ...(cfg.advantage.transform ? AMPPO_COLUMNS : []), ...(cfg.eval.every > 0 ? EVAL_COLUMNS : [])];
   const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, columns, cfg.logging.tensorboard);
   if (log.dropped) opts.log?.(log.dropped + '\n');
@@ -926,6 +936,14 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
   let stopped = false;
   const start = performance.now();
   const startStep = trainer.globalStep;
+  const record = startRecord(cfg, {
+    backend,
+    overrides: opts.overrides,
+    invocation: opts.invocation,
+    ...(opts.resume ? { resumedFrom: { iteration: trainer.iteration, global_step: trainer.globalStep } } : {}),
+  });
+  writeRunRecord(opts.outDir, record);
+  const progress = () => ({ iterations: trainer.iteration, global_step: trainer.globalStep });
   try {
     while (trainer.iteration < trainer.iterations) {
       if (opts.shouldStop?.() || (opts.maxIterations !== undefined && done >= opts.maxIterations)) {
@@ -963,6 +981,7 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
     await log.plot();
     const finished = trainer.iteration >= trainer.iterations;
     const evalReturns = finished ? trainer.evaluate(cfg.eval.episodes, cfg.seed, cfg.eval.deterministic) : [];
+    writeRunRecord(opts.outDir, endRecord(record, finished ? 'finished' : 'stopped', progress()));
     const params = trainer.params;
     trainer.params = {};
     return {
@@ -976,6 +995,13 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
       checkpoint: ckpt,
       params,
     };
+  } catch (e) {
+    try {
+      writeRunRecord(opts.outDir, endRecord(record, 'failed', progress(), e));
+    } catch {
+      // The error that stopped the run is the one to report.
+    }
+    throw e;
   } finally {
     trainer.dispose();
   }

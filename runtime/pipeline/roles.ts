@@ -119,7 +119,7 @@ function batchSizes(cfg: PipelineConfig, graphs: PipelineGraphs): Record<string,
 }
 
 /** The type of each output of a loaded (inferred) graph. */
-function outputType(g: IRGraph, name: string): TensorType {
+export function outputType(g: IRGraph, name: string): TensorType {
   const types = new Map<string, TensorType>();
   for (const i of g.inputs) types.set(i.name, i.type);
   for (const p of g.params) types.set(p.name, p.type);

@@ -147,7 +147,7 @@ describe('pipeline files', () => {
 
   it('withEnv swaps in a shipped env by name, and rejects an unknown one', () => {
     const c = withEnv(tiny(), 'acrobot');
-    expect(c.env).toMatchObject({ name: 'acrobot', step: G('envs/acrobot.step.graph.json'), reset: G('envs/acrobot.reset.graph.json'), num_envs: 2 });
+    expect(c.env).toMatchObject({ name: 'Acrobot-v1', step: G('envs/acrobot.step.graph.json'), reset: G('envs/acrobot.reset.graph.json'), num_envs: 2 });
     expect(tiny().env.step).toBe(G('envs/cartpole.step.graph.json'));
     expect(() => withEnv(tiny(), 'nope')).toThrow(/unknown env "nope"/);
   });
@@ -236,11 +236,11 @@ describe('driver', () => {
   it('stops with E_NUMERIC naming the iteration and the last good checkpoint', async () => {
     const dir = tmp();
     tf.dispose(Object.values((await train(tiny(), { outDir: dir, maxIterations: 1 })).params));
-    // Resuming with an absurd lr blows the params up to Inf in the next iteration.
+    // Resuming with an absurd lr (forced: it differs from run.json) blows the params up to Inf in the next iteration.
     const cfg = tiny({ optimizer: { name: 'adam', lr: 1e38, anneal_lr: false } });
     let err: unknown;
     try {
-      await train(cfg, { outDir: dir, resume: true });
+      await train(cfg, { outDir: dir, resume: true, force: true });
     } catch (e) {
       err = e;
     }

@@ -1,0 +1,215 @@
+/**
+ * Run records: `run.json` in every run folder says what ran (the resolved pipeline, the overrides,
+ * the command line), with what (loom version and git commit, backend, Node) and how it went
+ * (status, start and end). It is written atomically when a run starts and again when it ends, and
+ * it decides what may run into a folder: a finished run is not overwritten, and a resume must use
+ * the configuration the run started with (`--force` overrides both).
+ */
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isLoomError, LoomError } from '../../compiler/errors.ts';
+import { parseJsonText } from '../../compiler/frontend/load.ts';
+import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
+import { outputError, outputPath, writeFileAtomic } from '../fs.ts';
+import { configDiff, type PipelineConfig } from './config.ts';
+
+export const RUN_FILE = 'run.json';
+
+export type RunStatus = 'running' | 'finished' | 'stopped' | 'failed';
+
+/** The command line a run came from: the command, its positional arguments and its flags as parsed. */
+export interface Invocation {
+  command: string;
+  args: string[];
+  flags: Record<string, unknown>;
+}
+
+export interface RunRecord {
+  format: 'loom-run';
+  version: 1;
+  status: RunStatus;
+  pipeline: string;
+  seed: number;
+  /** The pipeline as it runs: after `extends`, `--set`, `--env`, `--seed`, `--steps`, with defaults filled in. */
+  config: PipelineConfig;
+  /** The `--set PATH=VALUE` overrides, in order. */
+  overrides: string[];
+  invocation: Invocation | null;
+  loom: { version: string | null; commit?: string };
+  backend: string;
+  node: string;
+  /** ISO 8601 times of this invocation; `ended` once it ends. */
+  started: string;
+  ended?: string;
+  /** Where a resumed run picked up. */
+  resumed_from?: { iteration: number; global_step: number };
+  iterations?: number;
+  global_step?: number;
+  /** Why a failed run failed. */
+  error?: { code: string; message: string };
+}
+
+/** The folder of the loom package: the nearest one above this file with loom's package.json. */
+function packageRoot(): string | null {
+  for (let d = dirname(fileURLToPath(import.meta.url)), i = 0; i < 5; d = dirname(d), i++) {
+    try {
+      if ((JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')) as { name?: unknown }).name === 'tensorloom') return d;
+    } catch {
+      // No package.json here: look further up.
+    }
+  }
+  return null;
+}
+
+const HEX = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+
+/** Reads a small git metadata file; anything unusual (absent, large, unreadable) is null. */
+function gitFile(path: string): string | null {
+  try {
+    return statSync(path).size < 1 << 20 ? readFileSync(path, 'utf8') : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The commit checked out in `root`, read from `.git` without running git: HEAD, the ref it names
+ * (loose or packed), in a plain checkout or a worktree (`.git` a file naming the git folder).
+ */
+export function gitCommit(root: string): string | undefined {
+  let gitDir = join(root, '.git');
+  const link = /^gitdir: (.+)$/m.exec(gitFile(gitDir) ?? '');
+  if (link) gitDir = resolve(root, link[1]!.trim());
+  const head = gitFile(join(gitDir, 'HEAD'))?.trim();
+  if (!head) return undefined;
+  if (HEX.test(head)) return head;
+  const ref = /^ref: (refs\/[A-Za-z0-9._\/-]+)$/.exec(head)?.[1];
+  if (!ref || ref.split('/').includes('..')) return undefined;
+  const common = gitFile(join(gitDir, 'commondir'));
+  const dirs = [gitDir, ...(common ? [resolve(gitDir, common.trim())] : [])];
+  for (const d of dirs) {
+    const loose = gitFile(join(d, ref))?.trim();
+    if (loose && HEX.test(loose)) return loose;
+  }
+  for (const d of dirs)
+    for (const line of (gitFile(join(d, 'packed-refs')) ?? '').split('\n')) {
+      const [sha, name] = line.trim().split(' ');
+      if (name === ref && sha && HEX.test(sha)) return sha;
+    }
+  return undefined;
+}
+
+let provenance: RunRecord['loom'] | undefined;
+
+/** loom's package version and, in a git checkout, its commit. */
+export function loomProvenance(): RunRecord['loom'] {
+  if (!provenance) {
+    const root = packageRoot();
+    let version: string | null = null;
+    if (root) version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? null;
+    const commit = root ? gitCommit(root) : undefined;
+    provenance = { version, ...(commit ? { commit } : {}) };
+  }
+  return provenance;
+}
+
+/** The run record of `dir`, or null when it has none; an unreadable or malformed one is an error naming it. */
+export function readRunRecord(dir: string): RunRecord | null {
+  const file = outputPath(dir, RUN_FILE);
+  if (!existsSync(file)) return null;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw outputError(e, 'read', file);
+  }
+  const json = parseJsonText(text, file);
+  assertValid(schemaValidator('run.schema.json'), json, file, '', 'run record');
+  return json as RunRecord;
+}
+
+export function writeRunRecord(dir: string, record: RunRecord): void {
+  writeFileAtomic(outputPath(dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
+}
+
+export interface RunFolderOptions {
+  resume?: boolean;
+  force?: boolean;
+}
+
+const FORCE_HINT = (dir: string) => `add --force to start over in ${dir}, or choose another folder with --out`;
+
+/**
+ * Refuses what would spoil the run in `dir`: starting afresh over a finished run or over a
+ * checkpoint (use --resume, or --force to start over), and resuming with a configuration other
+ * than the one run.json records (the differences are listed; --force resumes anyway). Writes nothing.
+ */
+export function checkRunFolder(dir: string, cfg: PipelineConfig, opts: RunFolderOptions): RunRecord | null {
+  if (opts.force) {
+    try {
+      return readRunRecord(dir);
+    } catch (e) {
+      // A broken record is replaced when forced.
+      if (isLoomError(e)) return null;
+      throw e;
+    }
+  }
+  const file = outputPath(dir, RUN_FILE);
+  const prior = readRunRecord(dir);
+  if (opts.resume) {
+    const diff = prior ? configDiff(prior.config, cfg) : [];
+    if (diff.length)
+      throw new LoomError({
+        code: 'E_USAGE',
+        message: `--resume: the configuration differs from the one the run in ${dir} started with (${diff.length} setting${diff.length > 1 ? 's' : ''}, recorded -> now):\n  ${diff.join('\n  ')}`,
+        file,
+        hint: 'resume with the same pipeline and flags, or add --force to resume with these settings anyway',
+      });
+    return prior;
+  }
+  const ckpt = outputPath(dir, 'checkpoint.json');
+  if (prior?.status === 'finished' || existsSync(ckpt))
+    throw new LoomError({
+      code: 'E_USAGE',
+      message: prior?.status === 'finished' ? `${dir} holds a finished run of ${prior.pipeline}` : `${dir} holds a checkpoint of an earlier run`,
+      file: prior?.status === 'finished' ? file : ckpt,
+      hint: `add --resume to continue it, or ${FORCE_HINT(dir)}`,
+    });
+  return prior;
+}
+
+/** Removes the checkpoint of an earlier run, so that a run started over cannot be resumed from it. */
+export function removeCheckpoint(dir: string): void {
+  const ckpt = outputPath(dir, 'checkpoint.json');
+  try {
+    rmSync(ckpt, { force: true });
+  } catch (e) {
+    throw outputError(e, 'remove', ckpt);
+  }
+}
+
+/** The record a run writes when it starts. */
+export function startRecord(cfg: PipelineConfig, o: { backend: string; overrides?: readonly string[]; invocation?: Invocation | null; resumedFrom?: { iteration: number; global_step: number } }): RunRecord {
+  return {
+    format: 'loom-run',
+    version: 1,
+    status: 'running',
+    pipeline: cfg.pipeline,
+    seed: cfg.seed,
+    config: cfg,
+    overrides: [...(o.overrides ?? [])],
+    invocation: o.invocation ?? null,
+    loom: loomProvenance(),
+    backend: o.backend,
+    node: process.version,
+    started: new Date().toISOString(),
+    ...(o.resumedFrom ? { resumed_from: o.resumedFrom } : {}),
+  };
+}
+
+/** The record a run writes when it ends: its status, end time and progress, and the error of a failed run. */
+export function endRecord(r: RunRecord, status: Exclude<RunStatus, 'running'>, progress: { iterations: number; global_step: number }, error?: unknown): RunRecord {
+  const err = error === undefined ? undefined : isLoomError(error) ? { code: error.code, message: error.info.message } : { code: 'internal', message: String((error as Error)?.message ?? error) };
+  return { ...r, status, ended: new Date().toISOString(), iterations: progress.iterations, global_step: progress.global_step, ...(err ? { error: err } : {}) };
+}

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLoomError, LoomError } from '../../compiler/errors.ts';
-import { parseJsonText } from '../../compiler/frontend/load.ts';
+import { parseJsonText, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { outputError, outputPath, writeFileAtomic } from '../fs.ts';
 import { configDiff, type PipelineConfig } from './config.ts';
@@ -117,13 +117,8 @@ export function loomProvenance(): RunRecord['loom'] {
 /** The run record of `dir`, or null when it has none; an unreadable or malformed one is an error naming it. */
 export function readRunRecord(dir: string): RunRecord | null {
   const file = outputPath(dir, RUN_FILE);
-  if (!existsSync(file)) return null;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw outputError(e, 'read', file);
-  }
+  const text = tryReadUntrusted(file, { what: 'run record' });
+  if (text === undefined) return null;
   const json = parseJsonText(text, file);
   assertValid(schemaValidator('run.schema.json'), json, file, '', 'run record');
   return json as RunRecord;
@@ -162,8 +157,10 @@ export function checkRunFolder(dir: string, cfg: PipelineConfig, opts: RunFolder
     if (diff.length)
       throw new LoomError({
         code: 'E_USAGE',
-        message: `--resume: the configuration differs from the one the run in ${dir} started with (${diff.length} setting${diff.length > 1 ? 's' : ''}, recorded -> now):\n  ${diff.join('\n  ')}`,
+        message: `--resume: the configuration differs from the one the run in ${dir} started with (${diff.length} setting${diff.length > 1 ? 's' : ''})`,
         file,
+        // One line: printed errors escape line breaks inside a field.
+        found: `recorded -> now: ${diff.join('; ')}`,
         hint: 'resume with the same pipeline and flags, or add --force to resume with these settings anyway',
       });
     return prior;

@@ -60,7 +60,7 @@ describe('loom train', () => {
     const b = await loom(...base, '--resume', '--set', 'update.epochs=1');
     expect(b.code).toBe(2);
     expect(b.err).toContain('--resume: the configuration differs from the one the run in');
-    expect(b.err).toContain('  total_steps: 32 -> 64\n  update.epochs: 2 -> 1\n');
+    expect(b.err).toContain('found:    recorded -> now: total_steps: 32 -> 64; update.epochs: 2 -> 1');
     const c = await loom(...base, '--resume', '--set', 'update.epochs=1', '--force');
     expect(c.code, c.err).toBe(0);
     expect(c.out).toMatch(/finished at iteration 4 /);

@@ -108,7 +108,8 @@ describe('what a run folder refuses', () => {
     const other = tiny({ update: { epochs: 3, minibatches: 2 }, seed: 4 });
     const e = await loomErrAsync(() => train(other, { outDir: dir, resume: true }));
     expect(e.info).toMatchObject({ code: 'E_USAGE', file: join(dir, 'run.json') });
-    expect(e.info.message).toBe(`--resume: the configuration differs from the one the run in ${dir} started with (2 settings, recorded -> now):\n  seed: 3 -> 4\n  update.epochs: 2 -> 3`);
+    expect(e.info.message).toBe(`--resume: the configuration differs from the one the run in ${dir} started with (2 settings)`);
+    expect(e.info.found).toBe('recorded -> now: seed: 3 -> 4; update.epochs: 2 -> 3');
     expect(e.info.hint).toMatch(/--force/);
     expect(record(dir).status).toBe('stopped');
     await run(other, { outDir: dir, resume: true, force: true });

@@ -4,7 +4,7 @@ import { outputPath } from '../../runtime/fs.ts';
 import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
 import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, progressStream, type Command } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
@@ -25,6 +25,8 @@ export const train: Command = {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom train takes exactly one PIPELINE file', hint: 'run `loom train --help`' });
     const env = args.values.env as string | undefined;
+    const progress = makeProgress(progressStream(io));
+    progress.stage('loading pipeline');
     const loaded = loadPipeline(file, { allow: allowedRoots(args) });
     const cfg = env === undefined ? loaded : withEnv(loaded, env);
     const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
@@ -33,7 +35,6 @@ export const train: Command = {
     if (steps !== undefined) cfg.total_steps = steps;
     const outDir = (args.values.out as string | undefined) ?? outputPath('runs', `${cfg.pipeline}-s${cfg.seed}`);
     const backend = await initBackend(args.values.backend as string | undefined);
-    const progress = makeProgress(io.live ?? io.err, Boolean(process.stderr.isTTY));
     let interrupted = false;
     const onSigint = () => {
       if (interrupted) process.exit(130);
@@ -42,7 +43,7 @@ export const train: Command = {
     };
     process.on('SIGINT', onSigint);
     try {
-      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name, log: io.err });
+      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), onStage: (t) => progress.stage(t), backend: backend.name, log: io.err });
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);
@@ -52,6 +53,8 @@ export const train: Command = {
       io.out(`metrics: ${outDir}/metrics.jsonl, ${outDir}/metrics.csv, ${outDir}/learning-curve.svg\n`);
       return interrupted ? 130 : 0;
     } finally {
+      // Also on an error: the bar's redraw timer would keep the process alive.
+      progress.done();
       process.off('SIGINT', onSigint);
     }
   },

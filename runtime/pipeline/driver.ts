@@ -32,6 +32,8 @@ export interface TrainOptions {
   /** Checked between iterations; when true the run saves a checkpoint and returns. */
   shouldStop?: () => boolean;
   onProgress?: (p: ProgressInfo) => void;
+  /** What the run does before its first iteration ("compiling 7 graphs"), said before it starts. */
+  onStage?: (text: string) => void;
   backend?: string;
   /** One-line notes for the user (stderr in the CLI), such as what a resume dropped from metrics.jsonl. */
   log?: (line: string) => void;
@@ -822,6 +824,11 @@ export function explainedVariance(pred: ArrayLike<number>, target: ArrayLike<num
   return vt === 0 ? NaN : 1 - vr / vt;
 }
 
+/** How many graphs a pipeline compiles (AM-PPO's pair counts as two). */
+function graphCount(graphs: PipelineGraphs): number {
+  return Object.values(graphs).reduce((n: number, g: IRGraph | Record<string, IRGraph>) => n + ('nodes' in g ? 1 : Object.keys(g).length), 0);
+}
+
 /** Runs (or resumes) a pipeline to the end, or until maxIterations / shouldStop. */
 export function train(cfg: PipelineConfig, opts: TrainOptions): TrainResult {
   const loop = trainLoop(cfg, opts);
@@ -850,7 +857,9 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
   // folder has one writer, this run: temp files of its own files are left by a killed start of it.
   ensureDir(opts.outDir);
   removeStaleTemps(opts.outDir, ['checkpoint.json', ...METRICS_FILES]);
-  const trainer = new Trainer(cfg);
+  const graphs = loadPipelineGraphs(cfg);
+  opts.onStage?.(`compiling ${graphCount(graphs)} graphs`);
+  const trainer = new Trainer(cfg, graphs);
   const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();
   if (opts.resume) {
@@ -866,8 +875,6 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
   };
   let done = 0;
   let stopped = false;
-  const start = performance.now();
-  const startStep = trainer.globalStep;
   try {
     while (trainer.iteration < trainer.iterations) {
       if (opts.shouldStop?.() || (opts.maxIterations !== undefined && done >= opts.maxIterations)) {
@@ -883,7 +890,6 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
         iterations: trainer.iterations,
         globalStep: row.global_step,
         totalSteps: trainer.iterations * trainer.stepsPerIteration(),
-        stepsPerSec: (trainer.globalStep - startStep) / ((performance.now() - start) / 1000),
         recentReturn: mean(trainer.host.recentReturns.slice(-20)),
       });
       yield;

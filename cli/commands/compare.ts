@@ -1,6 +1,4 @@
 import { LoomError } from '../../compiler/errors.ts';
-import { initBackend } from '../../runtime/backend.ts';
-import { compare as runCompare, markdownTable } from '../../runtime/compare.ts';
 import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
 import { makeProgress, type Progress } from '../../runtime/pipeline/progress.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, progressStream, type Command } from '../command.ts';
@@ -36,6 +34,8 @@ export const compare: Command = {
       return c;
     });
     const outDir = (args.values.out as string | undefined) ?? 'runs/compare';
+    // tfjs and the driver take seconds to load, so they are loaded after the first line is out.
+    const [{ initBackend }, { compare: runCompare, markdownTable }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/compare.ts')]);
     const backend = await initBackend(args.values.backend as string | undefined);
     // One meter per run, ended by compare's own line at the end of the run: on a terminal, each
     // finished run leaves its last bar as a line.

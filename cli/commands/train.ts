@@ -1,8 +1,6 @@
 import { LoomError } from '../../compiler/errors.ts';
-import { initBackend } from '../../runtime/backend.ts';
 import { outputPath } from '../../runtime/fs.ts';
 import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
-import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, progressStream, type Command } from '../command.ts';
 
@@ -34,6 +32,8 @@ export const train: Command = {
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
     if (steps !== undefined) cfg.total_steps = steps;
     const outDir = (args.values.out as string | undefined) ?? outputPath('runs', `${cfg.pipeline}-s${cfg.seed}`);
+    // tfjs and the driver take seconds to load, so they are loaded after the first line is out.
+    const [{ initBackend }, { trainAsync }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/pipeline/driver.ts')]);
     const backend = await initBackend(args.values.backend as string | undefined);
     let interrupted = false;
     const onSigint = () => {

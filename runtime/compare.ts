@@ -171,6 +171,8 @@ export interface CompareOptions {
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
   onProgress?: (label: string, p: ProgressInfo) => void;
+  /** What a run does before its first iteration (see TrainOptions.onStage). */
+  onStage?: (label: string, text: string) => void;
 }
 
 export interface CompareResult {
@@ -202,7 +204,7 @@ export function compare(pipelines: readonly PipelineConfig[], opts: CompareOptio
       const label = `${printable(name)} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();
-      const r = train(cfg, { outDir: outputPath(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p) });
+      const r = train(cfg, { outDir: outputPath(opts.outDir, name, `s${seed}`), backend: opts.backend, onProgress: (p) => opts.onProgress?.(label, p), onStage: (t) => opts.onStage?.(label, t) });
       const wallSec = (performance.now() - t0) / 1000;
       tf.dispose(Object.values(r.params));
       runs.push({ seed, metrics: [...r.metrics], wallSec, envSteps: r.globalStep });

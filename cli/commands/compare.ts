@@ -44,6 +44,7 @@ export const compare: Command = {
       meter?.done();
       meter = null;
     };
+    const runMeter = (label: string): Progress => (meter ??= makeProgress(progressStream(io), { label }));
     try {
       const r = runCompare(cfgs, {
         outDir,
@@ -54,10 +55,8 @@ export const compare: Command = {
           endRun();
           io.err(line);
         },
-        onProgress: (label, p) => {
-          meter ??= makeProgress(progressStream(io), { label });
-          meter.update(p);
-        },
+        onStage: (label, text) => runMeter(label).stage(text),
+        onProgress: (label, p) => runMeter(label).update(p),
       });
       io.out(markdownTable(r.rows, threshold));
       io.out(`wrote ${r.files.markdown}, ${r.files.csv}, ${r.files.json}, ${r.files.svg}\n`);

@@ -45,7 +45,7 @@ describe('progress output', () => {
     expect(r.err).not.toContain('\r');
   });
 
-  it('loom compare prints each run with its label, and ends with its last iteration', async () => {
+  it('loom compare prints each run with its label, from its compilation to its last iteration', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loom-progress-'));
     const r = await loom('compare', pipelineFile(dir), '--seeds', '2', '--steps', '32', '--backend', 'cpu', '--out', join(dir, 'out'));
     expect(r.code, r.err).toBe(0);
@@ -53,9 +53,10 @@ describe('progress output', () => {
     expect(lines[0]).toBe('loading 1 pipeline…');
     for (const seed of [1, 2]) {
       const start = lines.indexOf(`tiny seed ${seed}: start`);
+      const compiling = lines.indexOf(`tiny seed ${seed}: compiling 7 graphs…`);
       const last = lines.findIndex((l) => l.startsWith(`tiny seed ${seed}: iter 2/2  steps 32/32  `));
       const done = lines.findIndex((l) => l.startsWith(`tiny seed ${seed}: done in `));
-      expect([start >= 0, start < last, last < done]).toEqual([true, true, true]);
+      expect([start >= 0, start < compiling, compiling < last, last < done]).toEqual([true, true, true, true]);
     }
     expect(r.err).not.toContain('\r');
   });

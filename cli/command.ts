@@ -9,6 +9,7 @@ import { LoomError } from '../compiler/errors.ts';
 import { GRAPHS_DIR } from '../runtime/pipeline/config.ts';
 import { MAX_ELEMENTS } from '../compiler/dims.ts';
 import type { Invocation } from '../runtime/pipeline/run-record.ts';
+import type { ProgressStream } from '../runtime/pipeline/progress.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
@@ -68,6 +69,11 @@ export interface Io {
    * loom's own numbers go here; `out` and `err` escape control characters (see `main`).
    */
   live?(text: string): void;
+}
+
+/** Where train's and compare's progress goes: the `live` channel, redrawn in place when stderr is a terminal. */
+export function progressStream(io: Io): ProgressStream {
+  return { write: (t) => (io.live ?? io.err)(t), isTTY: Boolean(process.stderr.isTTY), columns: process.stderr.columns };
 }
 
 export interface Command {

@@ -196,6 +196,8 @@ export interface CompareOptions {
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
   onProgress?: (label: string, p: ProgressInfo) => void;
+  /** What a run does before its first iteration (see TrainOptions.onStage). */
+  onStage?: (label: string, text: string) => void;
 }
 
 export interface CompareResult {
@@ -235,7 +237,7 @@ export async function compare(pipelines: readonly PipelineConfig[], opts: Compar
       const label = `${printable(name)} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();
-      const r = await train(cfg, { outDir: dir, backend: opts.backend, force: opts.force, overrides: opts.overrides, invocation: opts.invocation, onProgress: (p) => opts.onProgress?.(label, p) });
+      const r = await train(cfg, { outDir: dir, backend: opts.backend, force: opts.force, overrides: opts.overrides, invocation: opts.invocation, onProgress: (p) => opts.onProgress?.(label, p), onStage: (t) => opts.onStage?.(label, t) });
       const wallSec = (performance.now() - t0) / 1000;
       tf.dispose(Object.values(r.params));
       runs.push({ seed, metrics: [...r.metrics], wallSec, envSteps: r.globalStep });

@@ -1,8 +1,7 @@
 import { LoomError } from '../../compiler/errors.ts';
-import { initBackend } from '../../runtime/backend.ts';
-import { compare as runCompare, markdownTable } from '../../runtime/compare.ts';
 import { loadPipeline, parseOverride, withEnv } from '../../runtime/pipeline/config.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, setFlags, SET_OPTION, type Command } from '../command.ts';
+import { makeProgress, type Progress } from '../../runtime/pipeline/progress.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const compare: Command = {
   name: 'compare',
@@ -30,6 +29,7 @@ export const compare: Command = {
     const threshold = numberFlag(args, 'threshold') ?? null;
     const env = args.values.env as string | undefined;
     const allow = allowedRoots(args);
+    makeProgress(progressStream(io)).stage(`loading ${files.length} pipeline${files.length === 1 ? '' : 's'}`);
     const overrides = setFlags(args).map(parseOverride);
     const cfgs = files.map((f) => {
       const loaded = loadPipeline(f, { allow, overrides });
@@ -38,27 +38,38 @@ export const compare: Command = {
       return c;
     });
     const outDir = (args.values.out as string | undefined) ?? 'runs/compare';
+    // tfjs and the driver take seconds to load, so they are loaded after the first line is out.
+    const [{ initBackend }, { compare: runCompare, markdownTable }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/compare.ts')]);
     const backend = await initBackend(args.values.backend as string | undefined);
-    let last = 0;
-    const r = await runCompare(cfgs, {
-      outDir,
-      seeds: Array.from({ length: seeds }, (_, i) => i + 1),
-      threshold,
-      backend: backend.name,
-      force: Boolean(args.values.force),
-      overrides: overrides.map((o) => o.text),
-      invocation: invocation('compare', args),
-      log: io.err,
-      onProgress: (label, p) => {
-        // A line every 10 s per run keeps logs short.
-        const now = Date.now();
-        if (now - last < 10000 && p.iteration !== p.iterations) return;
-        last = now;
-        io.err(`${label}: iter ${p.iteration}/${p.iterations}  steps ${p.globalStep}/${p.totalSteps}  ${Math.round(p.stepsPerSec)} steps/s  return ${p.recentReturn === null ? '-' : p.recentReturn.toFixed(1)}\n`);
-      },
-    });
-    io.out(markdownTable(r.rows, threshold));
-    io.out(`wrote ${r.files.markdown}, ${r.files.csv}, ${r.files.json}, ${r.files.svg}\n`);
+    // One meter per run, ended by compare's own line at the end of the run: on a terminal, each
+    // finished run leaves its last bar as a line.
+    let meter: Progress | null = null;
+    const endRun = () => {
+      meter?.done();
+      meter = null;
+    };
+    const runMeter = (label: string): Progress => (meter ??= makeProgress(progressStream(io), { label }));
+    try {
+      const r = await runCompare(cfgs, {
+        outDir,
+        seeds: Array.from({ length: seeds }, (_, i) => i + 1),
+        threshold,
+        backend: backend.name,
+        force: Boolean(args.values.force),
+        overrides: overrides.map((o) => o.text),
+        invocation: invocation('compare', args),
+        log: (line) => {
+          endRun();
+          io.err(line);
+        },
+        onStage: (label, text) => runMeter(label).stage(text),
+        onProgress: (label, p) => runMeter(label).update(p),
+      });
+      io.out(markdownTable(r.rows, threshold));
+      io.out(`wrote ${r.files.markdown}, ${r.files.csv}, ${r.files.json}, ${r.files.svg}\n`);
+    } finally {
+      endRun();
+    }
     return 0;
   },
 };

@@ -1,10 +1,8 @@
 import { LoomError } from '../../compiler/errors.ts';
-import { initBackend } from '../../runtime/backend.ts';
 import { outputPath } from '../../runtime/fs.ts';
 import { loadPipeline, parseOverride, withEnv } from '../../runtime/pipeline/config.ts';
-import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, setFlags, SET_OPTION, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
@@ -27,6 +25,8 @@ export const train: Command = {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom train takes exactly one PIPELINE file', hint: 'run `loom train --help`' });
     const env = args.values.env as string | undefined;
+    const progress = makeProgress(progressStream(io));
+    progress.stage('loading pipeline');
     const overrides = setFlags(args).map(parseOverride);
     const loaded = loadPipeline(file, { allow: allowedRoots(args), overrides });
     const cfg = env === undefined ? loaded : withEnv(loaded, env, io.err);
@@ -35,8 +35,9 @@ export const train: Command = {
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
     if (steps !== undefined) cfg.total_steps = steps;
     const outDir = (args.values.out as string | undefined) ?? outputPath('runs', `${cfg.pipeline}-s${cfg.seed}`);
+    // tfjs and the driver take seconds to load, so they are loaded after the first line is out.
+    const [{ initBackend }, { trainAsync }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/pipeline/driver.ts')]);
     const backend = await initBackend(args.values.backend as string | undefined);
-    const progress = makeProgress(io.live ?? io.err, Boolean(process.stderr.isTTY));
     let interrupted = false;
     const onSigint = () => {
       if (interrupted) process.exit(130);
@@ -45,7 +46,7 @@ export const train: Command = {
     };
     process.on('SIGINT', onSigint);
     try {
-      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), force: Boolean(args.values.force), overrides: overrides.map((o) => o.text), invocation: invocation('train', args), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), backend: backend.name, log: io.err });
+      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), force: Boolean(args.values.force), overrides: overrides.map((o) => o.text), invocation: invocation('train', args), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), onStage: (t) => progress.stage(t), backend: backend.name, log: io.err });
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);
@@ -56,6 +57,8 @@ export const train: Command = {
       if (cfg.logging.tensorboard) io.out(`tensorboard: tensorboard --logdir ${outDir}\n`);
       return interrupted ? 130 : 0;
     } finally {
+      // Also on an error: the bar's redraw timer would keep the process alive.
+      progress.done();
       process.off('SIGINT', onSigint);
     }
   },

@@ -39,6 +39,8 @@ export interface TrainOptions {
   /** Checked between iterations; when true the run saves a checkpoint and returns. */
   shouldStop?: () => boolean;
   onProgress?: (p: ProgressInfo) => void;
+  /** What the run does before its first iteration ("compiling 7 graphs"), said before it starts. */
+  onStage?: (text: string) => void;
   backend?: string;
   /** One-line notes for the user (stderr in the CLI), such as what a resume dropped from metrics.jsonl. */
   log?: (line: string) => void;
@@ -880,6 +882,11 @@ export function explainedVariance(pred: ArrayLike<number>, target: ArrayLike<num
   return vt === 0 ? NaN : 1 - vr / vt;
 }
 
+/** How many graphs a pipeline compiles (AM-PPO's pair counts as two). */
+function graphCount(graphs: PipelineGraphs): number {
+  return Object.values(graphs).reduce((n: number, g: IRGraph | Record<string, IRGraph>) => n + ('nodes' in g ? 1 : Object.keys(g).length), 0);
+}
+
 /** Runs (or resumes) a pipeline to the end, or until maxIterations / shouldStop, without letting timers run between iterations. */
 export async function train(cfg: PipelineConfig, opts: TrainOptions): Promise<TrainResult> {
   const loop = trainLoop(cfg, opts);
@@ -914,7 +921,9 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
     ensureDir(bestDir);
     removeStaleTemps(bestDir, ['checkpoint.json']);
   }
-  const trainer = new Trainer(cfg);
+  const graphs = loadPipelineGraphs(cfg);
+  opts.onStage?.(`compiling ${graphCount(graphs)} graphs`);
+  const trainer = new Trainer(cfg, graphs);
   const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();
   if (opts.resume) {
@@ -971,7 +980,6 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
         iterations: trainer.iterations,
         globalStep: row.global_step,
         totalSteps: trainer.iterations * trainer.stepsPerIteration(),
-        stepsPerSec: (trainer.globalStep - startStep) / ((performance.now() - start) / 1000),
         recentReturn: mean(trainer.host.recentReturns.slice(-20)),
       });
       yield;

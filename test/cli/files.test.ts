@@ -35,7 +35,8 @@ const WHY: Record<string, RegExp> = { fifo: /FIFO/, directory: /directory/, '/de
 
 function expectUserError(r: { code: number; err: string }, code: string, why?: RegExp): void {
   expect(r.code, r.err).toBe(1);
-  expect(r.err).toMatch(new RegExp(`^error\\[${code}\\]`));
+  // train and compare say what they load ("loading pipeline…") before it can fail.
+  expect(r.err).toMatch(new RegExp(`^error\\[${code}\\]`, 'm'));
   if (why) expect(r.err).toMatch(why);
   expect(r.err).not.toMatch(/internal error|^\s+at /m);
 }

@@ -9,7 +9,6 @@ import { initParams, interpret } from '../../../runtime/interpreter.ts';
 import { loadPipeline, parsePipeline, withEnv } from '../../../runtime/pipeline/config.ts';
 import { Trainer, permutation, train } from '../../../runtime/pipeline/driver.ts';
 import { readCheckpoint } from '../../../runtime/pipeline/checkpoint.ts';
-import { makeProgress } from '../../../runtime/pipeline/progress.ts';
 import { tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
 
 beforeAll(async () => {
@@ -259,28 +258,5 @@ describe('driver', () => {
     expect(() => readCheckpoint(f)).toThrow(/corrupt/);
     writeFileSync(f, text.slice(0, text.length / 2));
     await expect(train(tiny(), { outDir: dir, resume: true })).rejects.toThrow(/corrupt/);
-  });
-});
-
-describe('progress', () => {
-  it('prints plain periodic lines when not a TTY and a redrawn bar on a TTY', () => {
-    const lines: string[] = [];
-    let now = 0;
-    const p = makeProgress((s) => lines.push(s), false, 10, () => now);
-    const info = (i: number) => ({ iteration: i, iterations: 5, globalStep: i * 10, totalSteps: 50, stepsPerSec: 100, recentReturn: 12.5 });
-    p.update(info(1));
-    now = 5000;
-    p.update(info(2));
-    now = 11000;
-    p.update(info(3));
-    p.update(info(5));
-    expect(lines).toHaveLength(3);
-    expect(lines[0]).toBe('iter 1/5  steps 10/50  100 steps/s  return 12.5\n');
-    const tty: string[] = [];
-    const q = makeProgress((s) => tty.push(s), true);
-    q.update(info(1));
-    q.done();
-    expect(tty[0]!.startsWith('\r[')).toBe(true);
-    expect(tty[1]).toBe('\n');
   });
 });

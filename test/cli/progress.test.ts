@@ -1,0 +1,63 @@
+/**
+ * What `loom train` and `loom compare` print while they work, without a TTY (as here): a line
+ * before the slow start-up, then progress lines with the run's label, never a carriage return.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { G } from '../helpers/tiny-pipeline.ts';
+import { loom } from '../helpers/cli.ts';
+
+/** A tiny CartPole pipeline (2 envs x 8 steps; 32 steps are 2 iterations). */
+function pipelineFile(dir: string): string {
+  const f = join(dir, 'p.json');
+  writeFileSync(
+    f,
+    JSON.stringify({
+      pipeline: 'tiny',
+      env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
+      policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
+      loss: G('algorithms/ppo-cartpole.loss.graph.json'),
+      optimizer: { name: 'adam', lr: 2.5e-4 },
+      rollout: { steps: 8 },
+      update: { epochs: 1, minibatches: 1 },
+      total_steps: 32,
+      seed: 3,
+      eval: { episodes: 0 },
+    }),
+  );
+  return f;
+}
+
+describe('progress output', () => {
+  it('loom train says what it does before the first iteration, then prints lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-progress-'));
+    const r = await loom('train', pipelineFile(dir), '--backend', 'cpu', '--out', join(dir, 'run'));
+    expect(r.code, r.err).toBe(0);
+    const lines = r.err.split('\n');
+    expect(lines[0]).toBe('loading pipeline…');
+    const compiling = lines.indexOf('compiling 7 graphs…');
+    const first = lines.findIndex((l) => l.startsWith('iter 1/2  steps 16/32  - steps/s  return '));
+    expect(compiling).toBeGreaterThan(0);
+    expect(first).toBeGreaterThan(compiling);
+    expect(lines.filter((l) => /^iter 2\/2  steps 32\/32  \d+ steps\/s  return \S+  elapsed \d+s  eta 0s$/.test(l))).toHaveLength(1);
+    expect(r.err).not.toContain('\r');
+  });
+
+  it('loom compare prints each run with its label, from its compilation to its last iteration', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-progress-'));
+    const r = await loom('compare', pipelineFile(dir), '--seeds', '2', '--steps', '32', '--backend', 'cpu', '--out', join(dir, 'out'));
+    expect(r.code, r.err).toBe(0);
+    const lines = r.err.split('\n');
+    expect(lines[0]).toBe('loading 1 pipeline…');
+    for (const seed of [1, 2]) {
+      const start = lines.indexOf(`tiny seed ${seed}: start`);
+      const compiling = lines.indexOf(`tiny seed ${seed}: compiling 7 graphs…`);
+      const last = lines.findIndex((l) => l.startsWith(`tiny seed ${seed}: iter 2/2  steps 32/32  `));
+      const done = lines.findIndex((l) => l.startsWith(`tiny seed ${seed}: done in `));
+      expect([start >= 0, start < compiling, compiling < last, last < done]).toEqual([true, true, true, true]);
+    }
+    expect(r.err).not.toContain('\r');
+  });
+});

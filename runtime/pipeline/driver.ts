@@ -943,8 +943,6 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
   };
   let done = 0;
   let stopped = false;
-  const start = performance.now();
-  const startStep = trainer.globalStep;
   const record = startRecord(cfg, {
     backend,
     overrides: opts.overrides,

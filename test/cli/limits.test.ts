@@ -13,7 +13,7 @@ const PIPELINE = 'graphs/pipelines/ppo-cartpole.json';
 
 async function usage(argv: string[], flag: string): Promise<string> {
   const r = await loom(...argv);
-  expect(r.err).toMatch(new RegExp(`^error\\[E_USAGE\\].*${flag}`));
+  expect(r.err).toMatch(new RegExp(`^error\\[E_USAGE\\].*${flag}`, 'm'));
   expect(r.code).toBe(2);
   return r.err;
 }

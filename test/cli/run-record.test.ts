@@ -72,7 +72,7 @@ describe('loom train', () => {
     const out = join(tmp(), 'run');
     const a = await loom('train', file, '--set', 'update.epoch=1', '--out', out, '--backend', 'cpu');
     expect(a.code).toBe(2);
-    expect(a.err).toMatch(/^error\[E_USAGE\]: --set update\.epoch=1: the pipeline has no field "update\.epoch"/);
+    expect(a.err).toMatch(/^error\[E_USAGE\]: --set update\.epoch=1: the pipeline has no field "update\.epoch"/m);
     expect(a.err).toContain('hint:     did you mean "update.epochs"?');
     const b = await loom('train', file, '--set', 'update.epochs=-1', '--out', out, '--backend', 'cpu');
     expect(b.code).toBe(1);

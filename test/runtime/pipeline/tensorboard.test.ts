@@ -281,7 +281,7 @@ describe('loom train and logging.tensorboard', () => {
     expect(eventFiles(join(dir, 'off'))).toEqual([]);
     const bad = await loom('train', pipelineFile(dir, { tensorboard: 'yes' }), '--backend', 'cpu', '--out', join(dir, 'bad'));
     expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/^error\[E_SCHEMA\]/);
+    expect(bad.err).toMatch(/^error\[E_SCHEMA\]/m);
     expect(bad.err).toContain('/logging/tensorboard');
   });
 });

@@ -1,11 +1,11 @@
 /** JSON Schema validation with ajv, turning ajv's errors into one actionable LoomError. */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { LoomError, pointerToken } from '../errors.ts';
+import { packagePath } from '../package-root.ts';
 
-export const SCHEMA_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schemas');
+export const SCHEMA_DIR = packagePath('schemas');
 
 // verbose: errors carry their parentSchema, which lists the allowed properties for messages.
 const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });

@@ -5,6 +5,7 @@ import { loadGraph, loadGraphJson, parseJsonText } from '../../compiler/frontend
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
+import { packagePath } from '../../compiler/package-root.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -67,7 +68,7 @@ export interface PipelineGraphs {
 }
 
 /** The library folder (graphs/) that ships with loom: optimizers and GAE live there. */
-export const GRAPHS_DIR = join(dirname(new URL(import.meta.url).pathname), '..', '..', 'graphs');
+export const GRAPHS_DIR = packagePath('graphs');
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === 'object' ? (v as Json) : {});

@@ -27,6 +27,8 @@ export interface TrainOptions {
   /** Checked between iterations; when true the run saves a checkpoint and returns. */
   shouldStop?: () => boolean;
   onProgress?: (p: ProgressInfo) => void;
+  /** Receives the metrics row of every iteration, logged to metrics.jsonl or not. */
+  onMetrics?: (row: IterationMetrics) => void;
   backend?: string;
   /** One-line notes for the user (stderr in the CLI), such as what a resume dropped from metrics.jsonl. */
   log?: (line: string) => void;
@@ -851,6 +853,7 @@ function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): Generator<void, Tr
       }
       const row = trainer.iterate();
       done++;
+      opts.onMetrics?.(row);
       if (row.iteration % cfg.logging.every === 0 || row.iteration === trainer.iterations) log.add(row);
       if (cfg.checkpoint.every > 0 && row.iteration % cfg.checkpoint.every === 0) save();
       opts.onProgress?.({

@@ -1,7 +1,4 @@
 import { LoomError } from '../../compiler/errors.ts';
-import { initBackend } from '../../runtime/backend.ts';
-import { compare as runCompare, markdownTable } from '../../runtime/compare.ts';
-import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
 import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
 export const compare: Command = {
@@ -25,6 +22,9 @@ export const compare: Command = {
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
     if (seeds === undefined || steps === undefined) throw new LoomError({ code: 'E_USAGE', message: 'loom compare needs --seeds K and --steps N', hint: 'run `loom compare --help`' });
     const threshold = numberFlag(args, 'threshold') ?? null;
+    const { initBackend } = await import('../../runtime/backend.ts');
+    const { compare: runCompare, markdownTable } = await import('../../runtime/compare.ts');
+    const { loadPipeline, withEnv } = await import('../../runtime/pipeline/config.ts');
     const env = args.values.env as string | undefined;
     const cfgs = files.map((f) => {
       const c = env === undefined ? loadPipeline(f) : withEnv(loadPipeline(f), env);

@@ -1,8 +1,5 @@
 import { LoomError } from '../../compiler/errors.ts';
-import { initBackend } from '../../runtime/backend.ts';
 import { outputPath } from '../../runtime/fs.ts';
-import { loadPipeline, withEnv } from '../../runtime/pipeline/config.ts';
-import { trainAsync } from '../../runtime/pipeline/driver.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
 import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
@@ -23,6 +20,9 @@ export const train: Command = {
   async run(args, io) {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom train takes exactly one PIPELINE file', hint: 'run `loom train --help`' });
+    const { loadPipeline, withEnv } = await import('../../runtime/pipeline/config.ts');
+    const { initBackend } = await import('../../runtime/backend.ts');
+    const { trainAsync } = await import('../../runtime/pipeline/driver.ts');
     const env = args.values.env as string | undefined;
     const cfg = env === undefined ? loadPipeline(file) : withEnv(loadPipeline(file), env);
     const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });

@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { LoomError } from '../compiler/errors.ts';
+import { suggest } from '../compiler/suggest.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
@@ -33,15 +34,12 @@ export interface ParsedArgs {
 
 export function helpText(c: Command): string {
   const lines = [`${c.usage}`, '', c.summary, ''];
-  const opts = Object.entries(c.options);
-  if (opts.length) {
-    lines.push('Options:');
-    for (const [name, o] of opts) {
-      const flag = `--${name}${o.type === 'string' ? ` ${o.valueName ?? name.toUpperCase()}` : ''}`;
-      lines.push(`  ${flag.padEnd(28)} ${o.description}`);
-    }
-    lines.push(`  ${'--help'.padEnd(28)} show this help`);
+  lines.push('Options:');
+  for (const [name, o] of Object.entries(c.options)) {
+    const flag = `--${name}${o.type === 'string' ? ` ${o.valueName ?? name.toUpperCase()}` : ''}`;
+    lines.push(`  ${flag.padEnd(28)} ${o.description}`);
   }
+  lines.push(`  ${'--help'.padEnd(28)} show this help`);
   if (c.details) lines.push('', c.details.trimEnd());
   return lines.join('\n') + '\n';
 }
@@ -58,8 +56,23 @@ export function parseCommandArgs(c: Command, argv: string[]): ParsedArgs | 'help
     const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     return { values: r.values as ParsedArgs['values'], positionals: r.positionals };
   } catch (e) {
+    const unknown = (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec((e as Error).message)?.[1] : undefined;
+    if (unknown !== undefined) throw unknownFlag(c, unknown);
     throw new LoomError({ code: 'E_USAGE', message: (e as Error).message, hint: `run \`loom ${c.name} --help\`` });
   }
+}
+
+/** An unknown flag, with the nearest flag of the command when one is close ("did you mean --steps?"). */
+function unknownFlag(c: Command, flag: string): LoomError {
+  const names = [...Object.keys(c.options), 'help'];
+  const near = flag.startsWith('--') ? suggest(flag.slice(2), names) : undefined;
+  return new LoomError({
+    code: 'E_USAGE',
+    message: `loom ${c.name}: unknown option ${flag}`,
+    expected: names.map((n) => `--${n}`).join(', '),
+    found: flag,
+    hint: near !== undefined ? `did you mean --${near}?` : `run \`loom ${c.name} --help\``,
+  });
 }
 
 /** Reads a numeric flag, with a clear error when it is not a finite number (or not an integer when required). */

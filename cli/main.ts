@@ -1,5 +1,7 @@
 /** `loom`: dispatches to subcommands; turns user errors into one clear message and exit code 1. */
+import { readFileSync } from 'node:fs';
 import { isLoomError } from '../compiler/errors.ts';
+import { packagePath } from '../compiler/package-root.ts';
 import { helpText, parseCommandArgs, type Command, type Io } from './command.ts';
 import { check } from './commands/check.ts';
 import { run } from './commands/run.ts';
@@ -22,7 +24,7 @@ const stdio: Io = {
 function mainHelp(): string {
   const lines = ['usage: loom COMMAND [options]', '', 'Commands:'];
   for (const c of COMMANDS) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
-  lines.push('', 'Run `loom COMMAND --help` for the options of a command.');
+  lines.push('', 'Run `loom COMMAND --help` for the options of a command; `loom --version` prints the version.');
   return lines.join('\n') + '\n';
 }
 
@@ -31,6 +33,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(mainHelp());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    io.out(`${(JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version}\n`);
+    return 0;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
   if (!cmd) {

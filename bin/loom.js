@@ -9,6 +9,11 @@ const compiled = new URL('../dist/cli/main.js', import.meta.url);
 const fromSources = process.env.LOOM_FROM_SOURCES === '1' || !existsSync(fileURLToPath(compiled));
 if (fromSources && process.env.LOOM_FROM_SOURCES !== '1')
   process.stderr.write('loom: dist/ is missing, running the TypeScript sources (run `npm run build` for a fast start)\n');
+// `loom ... | head` closes the pipe early: stop quietly there, as other command-line tools do.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 let main;
 if (fromSources) {
   const { register } = await import('tsx/esm/api');

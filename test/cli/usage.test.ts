@@ -1,4 +1,5 @@
 /** The CLI's own surface: --version, unknown flags with a suggestion, and every command's options in its help. */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +13,17 @@ describe('loom --version', () => {
     const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
     for (const flag of ['--version', '-V']) expect(await loom(flag)).toEqual({ code: 0, out: `${version}\n`, err: '' });
   });
+});
+
+describe('loom | head', () => {
+  it('stops quietly with exit code 0 when the reader closes the pipe', async () => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'loom.js'), 'ops'], { cwd: ROOT, env: { ...process.env, LOOM_FROM_SOURCES: '1' } });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    expect({ code, err }).toEqual({ code: 0, err: '' });
+  }, 30_000);
 });
 
 describe('unknown flags', () => {

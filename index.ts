@@ -16,6 +16,8 @@ import { inputsFromJson, tensorToJson } from './runtime/tensor-json.ts';
 export { LoomError, isLoomError, type ErrorCode, type ErrorInfo } from './compiler/errors.ts';
 export type { DType, IRGraph, TensorType } from './compiler/ir.ts';
 export { loadGraph, loadPipeline, type PipelineConfig };
+/** The graph library that ships with tensorloom (nets, envs, algorithms, optimizers, pipelines, examples). */
+export { GRAPHS_DIR } from './runtime/pipeline/config.ts';
 export { initBackend, BACKENDS, type BackendChoice, type BackendName } from './runtime/backend.ts';
 export type { TrainOptions } from './runtime/pipeline/driver.ts';
 export type { IterationMetrics } from './runtime/pipeline/metrics.ts';

@@ -6,8 +6,9 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { LoomError } from '../compiler/errors.ts';
-import { GRAPHS_DIR } from '../runtime/pipeline/config.ts';
 import { MAX_ELEMENTS } from '../compiler/dims.ts';
+import { packagePath } from '../compiler/package-root.ts';
+import { suggest } from '../compiler/suggest.ts';
 import type { Invocation } from '../runtime/pipeline/run-record.ts';
 import type { ProgressStream } from '../runtime/pipeline/progress.ts';
 
@@ -39,7 +40,7 @@ export function allowedRoots(args: ParsedArgs): string[] {
     }
     if (!isDir) throw new LoomError({ code: 'E_USAGE', message: `--allow-path ${d} is not a folder`, expected: 'an existing folder', found: d });
   }
-  return [GRAPHS_DIR, ...dirs.map((d) => resolve(d))];
+  return [packagePath('graphs'), ...dirs.map((d) => resolve(d))];
 }
 
 /** `--set PATH=VALUE`, repeatable, shared by the commands that load pipelines. */
@@ -94,15 +95,12 @@ export interface ParsedArgs {
 
 export function helpText(c: Command): string {
   const lines = [`${c.usage}`, '', c.summary, ''];
-  const opts = Object.entries(c.options);
-  if (opts.length) {
-    lines.push('Options:');
-    for (const [name, o] of opts) {
-      const flag = `--${name}${o.type === 'string' ? ` ${o.valueName ?? name.toUpperCase()}` : ''}`;
-      lines.push(`  ${flag.padEnd(28)} ${o.description}`);
-    }
-    lines.push(`  ${'--help'.padEnd(28)} show this help`);
+  lines.push('Options:');
+  for (const [name, o] of Object.entries(c.options)) {
+    const flag = `--${name}${o.type === 'string' ? ` ${o.valueName ?? name.toUpperCase()}` : ''}`;
+    lines.push(`  ${flag.padEnd(28)} ${o.description}`);
   }
+  lines.push(`  ${'--help'.padEnd(28)} show this help`);
   if (c.details) lines.push('', c.details.trimEnd());
   return lines.join('\n') + '\n';
 }
@@ -119,8 +117,23 @@ export function parseCommandArgs(c: Command, argv: string[]): ParsedArgs | 'help
     const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     return { values: r.values as ParsedArgs['values'], positionals: r.positionals };
   } catch (e) {
+    const unknown = (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec((e as Error).message)?.[1] : undefined;
+    if (unknown !== undefined) throw unknownFlag(c, unknown);
     throw new LoomError({ code: 'E_USAGE', message: (e as Error).message, hint: `run \`loom ${c.name} --help\`` });
   }
+}
+
+/** An unknown flag, with the nearest flag of the command when one is close ("did you mean --steps?"). */
+function unknownFlag(c: Command, flag: string): LoomError {
+  const names = [...Object.keys(c.options), 'help'];
+  const near = flag.startsWith('--') ? suggest(flag.slice(2), names) : undefined;
+  return new LoomError({
+    code: 'E_USAGE',
+    message: `loom ${c.name}: unknown option ${flag}`,
+    expected: names.map((n) => `--${n}`).join(', '),
+    found: flag,
+    hint: near !== undefined ? `did you mean --${near}?` : `run \`loom ${c.name} --help\``,
+  });
 }
 
 /**

@@ -1,5 +1,6 @@
 /** `loom`: dispatches to subcommands; turns user errors into one clear message and exit code 1. */
 import { isLoomError } from '../compiler/errors.ts';
+import { packageVersion } from '../compiler/package-root.ts';
 import { printable, printableBlock } from '../compiler/text.ts';
 import { helpText, parseCommandArgs, type Command, type Io } from './command.ts';
 import { check } from './commands/check.ts';
@@ -36,7 +37,7 @@ export function escapingIo(io: Io): Io {
 function mainHelp(): string {
   const lines = ['usage: loom COMMAND [options]', '', 'Commands:'];
   for (const c of COMMANDS) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
-  lines.push('', 'Run `loom COMMAND --help` for the options of a command.');
+  lines.push('', 'Run `loom COMMAND --help` for the options of a command; `loom --version` prints the version.');
   return lines.join('\n') + '\n';
 }
 
@@ -46,6 +47,10 @@ export async function main(argv: string[], rawIo: Io = stdio): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(mainHelp());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    io.out(`${packageVersion()}\n`);
+    return 0;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
   if (!cmd) {

@@ -4,8 +4,6 @@
  * `loom experts --profile FILE`.
  */
 import { LoomError } from '../../compiler/errors.ts';
-import { initBackend } from '../../runtime/backend.ts';
-import { calibrate as measure } from '../../runtime/calibrate.ts';
 import { prepareOutputFile, writeFileAtomic } from '../../runtime/fs.ts';
 import type { Command } from '../command.ts';
 
@@ -32,6 +30,8 @@ Examples:
     if (args.positionals.length) throw new LoomError({ code: 'E_USAGE', message: `unexpected argument "${args.positionals[0]}"`, hint: 'run `loom calibrate --help`' });
     const out = args.values.out;
     if (typeof out === 'string') prepareOutputFile(out);
+    const { initBackend } = await import('../../runtime/backend.ts');
+    const { calibrate: measure } = await import('../../runtime/calibrate.ts');
     await initBackend(args.values.backend as string | undefined, (m) => io.err(m + '\n'));
     const profile = await measure({ quick: args.values.quick === true, log: (m) => io.err(m + '\n') });
     const text = JSON.stringify(profile, null, 2) + '\n';

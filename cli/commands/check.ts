@@ -1,8 +1,5 @@
-import { loadGraph } from '../../compiler/frontend/load.ts';
 import { isLoomError } from '../../compiler/errors.ts';
-import { signature } from '../../compiler/inspect.ts';
 import { printable } from '../../compiler/text.ts';
-import { isPipelineFile, loadPipeline, parseOverride, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const check: Command = {
@@ -17,6 +14,9 @@ export const check: Command = {
   details:
     'A pipeline file (one with a "pipeline" or "extends" key) is checked with every graph it names.\n\nExample:\n  loom check graphs/nets/mlp.graph.json graphs/pipelines/amppo-cartpole.json\n\nExit code 1 if any file has an error; every file is checked.',
   async run(args, io) {
+    const { loadGraph } = await import('../../compiler/frontend/load.ts');
+    const { signature } = await import('../../compiler/inspect.ts');
+    const { isPipelineFile, loadPipeline, loadPipelineGraphs, parseOverride, pipelineGraphsByRole } = await import('../../runtime/pipeline/config.ts');
     if (args.positionals.length === 0) {
       io.err('error[E_USAGE]: loom check needs at least one FILE\n  hint:     run `loom check --help`\n');
       return 2;

@@ -1,5 +1,4 @@
 import { LoomError } from '../../compiler/errors.ts';
-import { loadPipeline, parseOverride, withEnv } from '../../runtime/pipeline/config.ts';
 import { makeProgress, type Progress } from '../../runtime/pipeline/progress.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
 
@@ -30,6 +29,7 @@ export const compare: Command = {
     const env = args.values.env as string | undefined;
     const allow = allowedRoots(args);
     makeProgress(progressStream(io)).stage(`loading ${files.length} pipeline${files.length === 1 ? '' : 's'}`);
+    const { loadPipeline, parseOverride, withEnv } = await import('../../runtime/pipeline/config.ts');
     const overrides = setFlags(args).map(parseOverride);
     const cfgs = files.map((f) => {
       const loaded = loadPipeline(f, { allow, overrides });

@@ -1,7 +1,4 @@
-import { loadGraph } from '../../compiler/frontend/load.ts';
 import { compileGraph, passNames, REQUIRED_PASSES } from '../../compiler/compile.ts';
-import { irText, kernelsText, stagesText } from '../../compiler/inspect.ts';
-import { symbolsOf } from '../../compiler/dims.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, dimFlags, type Command } from '../command.ts';
 
@@ -32,6 +29,9 @@ export const compile: Command = {
       if (REQUIRED_PASSES.has(d) && emit !== 'ir')
         throw new LoomError({ code: 'E_USAGE', message: `pass "${d}" cannot be disabled: later stages need its output`, hint: 'use --emit ir to see the graph before any pass' });
     }
+    const { loadGraph } = await import('../../compiler/frontend/load.ts');
+    const { irText, kernelsText, stagesText } = await import('../../compiler/inspect.ts');
+    const { symbolsOf } = await import('../../compiler/dims.ts');
     const g = loadGraph(file, { roots: allowedRoots(args) });
     if ((emit as Emit) === 'ir') {
       io.out(irText(g));

@@ -1,9 +1,6 @@
 import { relative } from 'node:path';
-import { loadGraph } from '../../compiler/frontend/load.ts';
 import { LoomError } from '../../compiler/errors.ts';
-import { graphDiff, graphDiffText } from '../../compiler/inspect.ts';
 import { printable } from '../../compiler/text.ts';
-import { configDiff, isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } from '../../runtime/pipeline/config.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
 
 export const diff: Command = {
@@ -21,6 +18,9 @@ export const diff: Command = {
     if (a === undefined || b === undefined || extra.length)
       throw new LoomError({ code: 'E_USAGE', message: 'loom diff needs exactly two files', hint: 'run `loom diff --help`' });
     const roots = allowedRoots(args);
+    const { loadGraph } = await import('../../compiler/frontend/load.ts');
+    const { graphDiff, graphDiffText } = await import('../../compiler/inspect.ts');
+    const { configDiff, isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole } = await import('../../runtime/pipeline/config.ts');
     const lines: string[] = [];
     const pipelines = isPipelineFile(a);
     if (pipelines !== isPipelineFile(b)) throw new LoomError({ code: 'E_USAGE', message: 'loom diff compares two graphs or two pipelines, not one of each', found: `${a}, ${b}` });

@@ -1,6 +1,4 @@
 import { LoomError } from '../../compiler/errors.ts';
-import { initBackend } from '../../runtime/backend.ts';
-import { evaluatePolicy, openPolicy } from '../../runtime/pipeline/policy.ts';
 import { BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
 export const evalCommand: Command = {
@@ -23,6 +21,8 @@ export const evalCommand: Command = {
     if (args.values.deterministic && args.values.stochastic) throw new LoomError({ code: 'E_USAGE', message: '--deterministic and --stochastic exclude each other', hint: 'deterministic is the default; give --stochastic to sample' });
     const episodesFlag = numberFlag(args, 'episodes', { integer: true, min: 1, max: 100000 });
     const seedFlag = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
+    // tfjs and the driver take seconds to load: only once the flags are known to be good.
+    const [{ initBackend }, { evaluatePolicy, openPolicy }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/pipeline/policy.ts')]);
     const policy = openPolicy(target, args.values.pipeline as string | undefined);
     const episodes = episodesFlag ?? (policy.cfg.eval.episodes || 10);
     const seed = seedFlag ?? policy.cfg.seed;

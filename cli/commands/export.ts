@@ -1,7 +1,6 @@
 import { LoomError } from '../../compiler/errors.ts';
+import { printable } from '../../compiler/text.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
-import { exportPolicy, openPolicy } from '../../runtime/pipeline/policy.ts';
-import { compactJson } from '../../runtime/tensor-json.ts';
 import type { Command } from '../command.ts';
 
 export const exportCommand: Command = {
@@ -19,10 +18,11 @@ export const exportCommand: Command = {
     if (!target || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom export takes exactly one RUN_DIR or CHECKPOINT', hint: 'run `loom export --help`' });
     const out = args.values.out as string | undefined;
     if (!out) throw new LoomError({ code: 'E_USAGE', message: 'loom export needs --out FILE', hint: 'e.g. --out policy.graph.json' });
+    const [{ exportPolicy, openPolicy }, { compactJson }] = await Promise.all([import('../../runtime/pipeline/policy.ts'), import('../../runtime/tensor-json.ts')]);
     const policy = openPolicy(target, args.values.pipeline as string | undefined);
     const doc = exportPolicy(policy);
     writeFileAtomic(out, compactJson(doc) + '\n');
-    io.out(`wrote ${out}: graph ${String(doc.graph)} from ${policy.file} (iteration ${policy.body.iteration})\n`);
+    io.out(`wrote ${printable(out)}: graph ${printable(String(doc.graph))} from ${printable(policy.file)} (iteration ${policy.body.iteration})\n`);
     return 0;
   },
 };

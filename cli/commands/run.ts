@@ -1,9 +1,5 @@
-import { loadGraph, parseJsonText } from '../../compiler/frontend/load.ts';
+import type { IRGraph } from '../../compiler/ir.ts';
 import { LoomError } from '../../compiler/errors.ts';
-import { readUntrusted } from '../../compiler/frontend/files.ts';
-import { initBackend, tf } from '../../runtime/backend.ts';
-import { initParams, interpret } from '../../runtime/interpreter.ts';
-import { compactJson, inputsFromJson, tensorToJson } from '../../runtime/tensor-json.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, numberFlag, type Command } from '../command.ts';
 
@@ -24,6 +20,10 @@ export const run: Command = {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom run takes exactly one FILE', hint: 'run `loom run --help`' });
     const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 }) ?? 0;
+    const { loadGraph } = await import('../../compiler/frontend/load.ts');
+    const { parseJsonText, readUntrusted } = await import('../../compiler/frontend/files.ts');
+    const { initBackend } = await import('../../runtime/backend.ts');
+    const { compactJson } = await import('../../runtime/tensor-json.ts');
     const g = loadGraph(file, { roots: allowedRoots(args) });
     let json: unknown = {};
     const inFile = args.values.inputs as string | undefined;
@@ -31,7 +31,7 @@ export const run: Command = {
       json = parseJsonText(readUntrusted(inFile, { what: 'inputs file' }), inFile);
     }
     await initBackend(args.values.backend as string | undefined);
-    const outputs = runOnce(g, json, inFile ?? '(no --inputs)', seed);
+    const outputs = await runOnce(g, json, inFile ?? '(no --inputs)', seed);
     const text = compactJson(outputs) + '\n';
     const out = args.values.out as string | undefined;
     if (out) writeFileAtomic(out, text);
@@ -41,7 +41,10 @@ export const run: Command = {
 };
 
 /** One evaluation; every tensor it makes is released before it returns. */
-export function runOnce(g: ReturnType<typeof loadGraph>, inputsJson: unknown, inputsFile: string, seed: number): Record<string, unknown> {
+export async function runOnce(g: IRGraph, inputsJson: unknown, inputsFile: string, seed: number): Promise<Record<string, unknown>> {
+  const { tf } = await import('../../runtime/backend.ts');
+  const { initParams, interpret } = await import('../../runtime/interpreter.ts');
+  const { inputsFromJson, tensorToJson } = await import('../../runtime/tensor-json.ts');
   const inputs = inputsFromJson(g, inputsJson, inputsFile, seed);
   const params = initParams(g, seed);
   try {

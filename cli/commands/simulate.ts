@@ -3,10 +3,9 @@
  * program on a hardware profile with the roofline model (compiler/cost/simulate.ts).
  */
 import { LoomError } from '../../compiler/errors.ts';
-import { loadGraph } from '../../compiler/frontend/load.ts';
 import { compileGraph, passNames, REQUIRED_PASSES } from '../../compiler/compile.ts';
-import { loadProfile, PRECISIONS, type Precision } from '../../compiler/cost/profile.ts';
-import { simulate as simulateGraph, type SimResult } from '../../compiler/cost/simulate.ts';
+import { PRECISIONS, type Precision } from '../../compiler/cost/profile.ts';
+import type { SimResult } from '../../compiler/cost/simulate.ts';
 import { MAX_ELEMENTS } from '../../compiler/dims.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, dimFlags, numberFlag, type Command, type ParsedArgs } from '../command.ts';
 
@@ -105,6 +104,9 @@ Examples:
       if (REQUIRED_PASSES.has(d)) usageError(`pass "${d}" cannot be disabled: the simulator prices the compiled program`, d);
     }
     const dims = dimsFrom(args);
+    const { loadProfile } = await import('../../compiler/cost/profile.ts');
+    const { loadGraph } = await import('../../compiler/frontend/load.ts');
+    const { simulate: simulateGraph } = await import('../../compiler/cost/simulate.ts');
     const profile = loadProfile(args.values.profile as string);
     const { graph } = compileGraph(loadGraph(file!, { roots: allowedRoots(args) }), { disabled });
     const r = simulateGraph(graph, profile, { dims, precision: precision as Precision });

@@ -1,6 +1,5 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { outputPath } from '../../runtime/fs.ts';
-import { loadPipeline, parseOverride, withEnv } from '../../runtime/pipeline/config.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
 
@@ -25,14 +24,17 @@ export const train: Command = {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom train takes exactly one PIPELINE file', hint: 'run `loom train --help`' });
     const env = args.values.env as string | undefined;
+    // Flags first: a bad flag is reported before any work starts.
+    const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
+    const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
+    const allow = allowedRoots(args);
     const progress = makeProgress(progressStream(io));
     progress.stage('loading pipeline');
+    const { loadPipeline, parseOverride, withEnv } = await import('../../runtime/pipeline/config.ts');
     const overrides = setFlags(args).map(parseOverride);
-    const loaded = loadPipeline(file, { allow: allowedRoots(args), overrides });
+    const loaded = loadPipeline(file, { allow, overrides });
     const cfg = env === undefined ? loaded : withEnv(loaded, env, io.err);
-    const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
     if (seed !== undefined) cfg.seed = seed;
-    const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
     if (steps !== undefined) cfg.total_steps = steps;
     const outDir = (args.values.out as string | undefined) ?? outputPath('runs', `${cfg.pipeline}-s${cfg.seed}`);
     // tfjs and the driver take seconds to load, so they are loaded after the first line is out.

@@ -4,13 +4,13 @@
  * profiles/<name>.json; `loom calibrate` writes one for the machine it runs on.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { LoomError } from '../errors.ts';
+import { packagePath } from '../package-root.ts';
 import { assertValid, schemaValidator } from '../frontend/schema.ts';
 import { parseJsonText, readUntrusted } from '../frontend/files.ts';
 
-export const PROFILE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'profiles');
+export const PROFILE_DIR = packagePath('profiles');
 
 export type Precision = 'float32' | 'tf32' | 'bfloat16' | 'float16';
 export const PRECISIONS: readonly Precision[] = ['float32', 'tf32', 'bfloat16', 'float16'];

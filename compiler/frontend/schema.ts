@@ -1,11 +1,14 @@
 /** JSON Schema validation with ajv, turning ajv's errors into one actionable LoomError. */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { LoomError, pointerToken } from '../errors.ts';
+import { packagePath } from '../package-root.ts';
+import { suggest } from '../suggest.ts';
 
-export const SCHEMA_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schemas');
+export { suggest };
+
+export const SCHEMA_DIR = packagePath('schemas');
 
 // verbose: errors carry their parentSchema, which lists the allowed properties for messages.
 const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
@@ -158,33 +161,6 @@ export function assertValid(validate: ValidateFunction, data: unknown, file: str
   function fail(ptr: string): never {
     throw new LoomError({ code: 'E_SCHEMA', message, file, pointer: ptr || '/', expected, found, hint });
   }
-}
-
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length]![b.length]!;
-}
-
-/** The closest candidate to a misspelt name, if any is close enough. */
-export function suggest(name: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const dist = levenshtein(name.toLowerCase(), c.toLowerCase());
-    if (dist < bestD) {
-      bestD = dist;
-      best = c;
-    }
-  }
-  if (best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3))) return best;
-  // A longer or shorter spelling of a name ("inputs" for "in", "soft" for "softmax").
-  const n = name.toLowerCase();
-  const pre = [...candidates].filter((c) => c.length >= 2 && n.length >= 2 && (n.startsWith(c.toLowerCase()) || c.toLowerCase().startsWith(n)));
-  return pre.length === 1 ? pre[0] : undefined;
 }
 
 /** A short reading of a (sub)schema for "expected" lines: `one of "a", "b"`, `integer[]`, `integer | string`. */

@@ -8,6 +8,7 @@ import { isLoomError, LoomError, pointerToken } from '../../compiler/errors.ts';
 import { showType, type IRGraph, type TensorType } from '../../compiler/ir.ts';
 import { checkRoles, outputType } from './roles.ts';
 import { checkPipelineSize } from './budget.ts';
+import { packagePath } from '../../compiler/package-root.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -73,7 +74,7 @@ export interface PipelineGraphs {
 }
 
 /** The library folder (graphs/) that ships with loom: optimizers and GAE live there. */
-export const GRAPHS_DIR = join(dirname(new URL(import.meta.url).pathname), '..', '..', 'graphs');
+export const GRAPHS_DIR = packagePath('graphs');
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === 'object' ? (v as Json) : {});

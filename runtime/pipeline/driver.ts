@@ -41,6 +41,8 @@ export interface TrainOptions {
   onProgress?: (p: ProgressInfo) => void;
   /** What the run does before its first iteration ("compiling 7 graphs"), said before it starts. */
   onStage?: (text: string) => void;
+  /** Receives the metrics row of every iteration, logged to metrics.jsonl or not. */
+  onMetrics?: (row: IterationMetrics) => void;
   backend?: string;
   /** One-line notes for the user (stderr in the CLI), such as what a resume dropped from metrics.jsonl. */
   log?: (line: string) => void;
@@ -971,6 +973,7 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
           });
         }
       }
+      opts.onMetrics?.(row);
       if (row.iteration % cfg.logging.every === 0 || row.iteration === trainer.iterations || row.eval_return !== undefined) log.add(row);
       if (cfg.checkpoint.every > 0 && row.iteration % cfg.checkpoint.every === 0) save();
       opts.onProgress?.({

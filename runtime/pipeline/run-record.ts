@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLoomError, LoomError } from '../../compiler/errors.ts';
 import { parseJsonText, tryReadUntrusted } from '../../compiler/frontend/files.ts';
+import { packageRoot, packageVersion } from '../../compiler/package-root.ts';
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { outputError, outputPath, writeFileAtomic } from '../fs.ts';
 import { configDiff, type PipelineConfig } from './config.ts';
@@ -48,18 +49,6 @@ export interface RunRecord {
   global_step?: number;
   /** Why a failed run failed. */
   error?: { code: string; message: string };
-}
-
-/** The folder of the loom package: the nearest one above this file with loom's package.json. */
-function packageRoot(): string | null {
-  for (let d = dirname(fileURLToPath(import.meta.url)), i = 0; i < 5; d = dirname(d), i++) {
-    try {
-      if ((JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')) as { name?: unknown }).name === 'tensorloom') return d;
-    } catch {
-      // No package.json here: look further up.
-    }
-  }
-  return null;
 }
 
 const HEX = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
@@ -105,10 +94,8 @@ let provenance: RunRecord['loom'] | undefined;
 /** loom's package version and, in a git checkout, its commit. */
 export function loomProvenance(): RunRecord['loom'] {
   if (!provenance) {
-    const root = packageRoot();
-    let version: string | null = null;
-    if (root) version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? null;
-    const commit = root ? gitCommit(root) : undefined;
+    const version = packageVersion() || null;
+    const commit = gitCommit(packageRoot());
     provenance = { version, ...(commit ? { commit } : {}) };
   }
   return provenance;

@@ -13,7 +13,9 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function loom(args: string[], interruptOn?: RegExp): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'loom.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The sources under test, not a dist/ build that may be older.
+    const env = { ...process.env, LOOM_FROM_SOURCES: '1' };
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'loom.js'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let sent = false;

@@ -1,0 +1,132 @@
+/**
+ * The public API of tensorloom: load and check graphs and pipelines, run graphs, train and compare
+ * pipelines, solve for the optimal expert count of a sectional MoE layer, and simulate a graph on
+ * a hardware profile. Everything else is internal. Examples: docs/api.md.
+ */
+import { loadGraph } from './compiler/frontend/load.ts';
+import { signature } from './compiler/inspect.ts';
+import type { IRGraph } from './compiler/ir.ts';
+import { tf } from './runtime/backend.ts';
+import { compileProgram } from './runtime/exec.ts';
+import { initParams, interpret } from './runtime/interpreter.ts';
+import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole, type PipelineConfig } from './runtime/pipeline/config.ts';
+import { trainAsync, type TrainOptions, type TrainResult } from './runtime/pipeline/driver.ts';
+import { evaluatePolicy, openPolicy } from './runtime/pipeline/policy.ts';
+import { inputsFromJson, tensorToJson } from './runtime/tensor-json.ts';
+
+export { LoomError, isLoomError, type ErrorCode, type ErrorInfo } from './compiler/errors.ts';
+export type { DType, IRGraph, TensorType } from './compiler/ir.ts';
+export { loadGraph, loadPipeline, type PipelineConfig };
+/** The graph library that ships with tensorloom (nets, envs, algorithms, optimizers, pipelines, examples). */
+export { GRAPHS_DIR } from './runtime/pipeline/config.ts';
+export { initBackend, BACKENDS, type BackendChoice, type BackendName } from './runtime/backend.ts';
+export type { TrainOptions } from './runtime/pipeline/driver.ts';
+export type { IterationMetrics } from './runtime/pipeline/metrics.ts';
+export type { ProgressInfo } from './runtime/pipeline/progress.ts';
+export { compare, type CompareOptions, type CompareResult, type PipelineSummary } from './runtime/compare.ts';
+export { optimalExperts, type MoeParams, type ExpertsResult, type Reduction, type PreCost } from './compiler/cost/moe.ts';
+export { simulate, type SimResult, type SimOptions, type KernelCost } from './compiler/cost/simulate.ts';
+export { loadProfile, shippedProfiles, type Profile } from './compiler/cost/profile.ts';
+export { compileGraph, type CompileOptions, type StageReport } from './compiler/compile.ts';
+
+/** What `check` found valid: a graph with its inferred signature, or a pipeline with its graphs. */
+export type CheckResult = { kind: 'graph'; graph: IRGraph; signature: string } | { kind: 'pipeline'; pipeline: PipelineConfig; graphs: number };
+
+/**
+ * Validates a graph file, or a pipeline file with every graph it names (what `loom check` does).
+ * Throws a `LoomError` naming the file, JSON pointer and node of the first problem.
+ */
+export function check(file: string): CheckResult {
+  if (isPipelineFile(file)) {
+    const pipeline = loadPipeline(file);
+    return { kind: 'pipeline', pipeline, graphs: pipelineGraphsByRole(loadPipelineGraphs(pipeline)).size };
+  }
+  const graph = loadGraph(file);
+  return { kind: 'graph', graph, signature: signature(graph) };
+}
+
+/** A tensor as nested arrays (numbers; booleans for `bool`). */
+export type NestedArray = number | boolean | NestedArray[];
+
+export interface RunGraphOptions {
+  /** Input name -> nested array. `int32[2]` inputs left out are RNG keys derived from `seed`. */
+  inputs?: Record<string, NestedArray>;
+  /** Seeds param initialisation and the RNG keys of inputs left out (default 0). */
+  seed?: number;
+  /** `true` (default): the compiled executor (fused, generated kernels); `false`: the reference interpreter. */
+  compiled?: boolean;
+}
+
+/**
+ * Evaluates a graph (an `IRGraph` or a graph file) once with freshly initialised params on the
+ * active backend (call `initBackend` first to choose one) and returns its outputs as nested arrays.
+ * Every tensor it makes is released before it returns.
+ */
+export function runGraph(graph: IRGraph | string, opts: RunGraphOptions = {}): Record<string, NestedArray> {
+  const g = typeof graph === 'string' ? loadGraph(graph) : graph;
+  const seed = opts.seed ?? 0;
+  const inputs = inputsFromJson(g, opts.inputs ?? {}, '(runGraph inputs)', seed);
+  const params = initParams(g, seed);
+  try {
+    const outs = opts.compiled === false ? interpret(g, inputs, params) : compileProgram(g, { log: () => {} }).run(inputs, params);
+    const json: Record<string, NestedArray> = {};
+    for (const [k, t] of Object.entries(outs)) {
+      json[k] = tensorToJson(t) as NestedArray;
+      t.dispose();
+    }
+    return json;
+  } finally {
+    tf.dispose([...Object.values(inputs), ...Object.values(params)]);
+  }
+}
+
+/** What `train` returns: the run's metrics, evaluation and checkpoint path. */
+export type TrainSummary = Omit<TrainResult, 'params'>;
+
+export interface TrainPipelineOptions extends TrainOptions {
+  /** Overrides the pipeline's seed. */
+  seed?: number;
+  /** Overrides total_steps (env steps over all envs). */
+  steps?: number;
+}
+
+/**
+ * Trains a pipeline (a `PipelineConfig` or a pipeline file) into `outDir`: metrics.jsonl,
+ * metrics.csv, learning-curve.svg and checkpoint.json, then the pipeline's evaluation.
+ * `onMetrics` receives the metrics row of every iteration; `onProgress` a progress summary.
+ * Call `initBackend` first to choose the backend.
+ */
+export async function train(pipeline: PipelineConfig | string, opts: TrainPipelineOptions): Promise<TrainSummary> {
+  const cfg = typeof pipeline === 'string' ? loadPipeline(pipeline) : { ...pipeline };
+  if (opts.seed !== undefined) cfg.seed = opts.seed;
+  if (opts.steps !== undefined) cfg.total_steps = opts.steps;
+  const result = await trainAsync(cfg, opts);
+  // The final params are tensors of the backend; they are in the checkpoint file.
+  const { params, ...summary } = result;
+  tf.dispose(Object.values(params));
+  return summary;
+}
+
+export interface EvaluateOptions {
+  /** Episodes to play (default: the pipeline's `eval.episodes`, or 10 when that is 0). */
+  episodes?: number;
+  /** Seed of the episodes (default: the run's seed, which reproduces the run's final evaluation). */
+  seed?: number;
+  /** `true` (default, as in Stable-Baselines3): act with `action_mode`; `false`: sample actions. */
+  deterministic?: boolean;
+  /** The pipeline file, where the checkpoint does not record it or it has moved. */
+  pipeline?: string;
+}
+
+/**
+ * Plays episodes with a trained policy, `target` being a run folder (its checkpoint.json, or
+ * `RUN/best`) or a checkpoint file, as `loom eval` does, and returns each episode's return.
+ */
+export function evaluate(target: string, opts: EvaluateOptions = {}): number[] {
+  const policy = openPolicy(target, opts.pipeline);
+  return evaluatePolicy(policy, {
+    episodes: opts.episodes ?? (policy.cfg.eval.episodes || 10),
+    seed: opts.seed ?? policy.cfg.seed,
+    deterministic: opts.deterministic ?? true,
+  });
+}

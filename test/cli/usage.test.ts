@@ -44,7 +44,7 @@ describe('unknown flags', () => {
   it('with no near flag, list the flags and point at the help', async () => {
     const r = await loom('diff', 'a.json', 'b.json', '--frobnicate');
     expect(r.code).toBe(2);
-    expect(r.err).toContain('expected: --help');
+    expect(r.err).toContain('expected: --allow-path, --help');
     expect(r.err).toContain('hint:     run `loom diff --help`');
     expect(r.err).not.toContain('did you mean');
   });

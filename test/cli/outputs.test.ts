@@ -6,30 +6,14 @@ import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { G } from '../helpers/tiny-pipeline.ts';
+import { G, writeTinyPipeline } from '../helpers/tiny-pipeline.ts';
 import { loom } from '../helpers/cli.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'loom-out-'));
 
 /** A tiny CartPole pipeline file named `name` (2 envs x 8 steps; 64 steps are 4 iterations). */
 function pipelineFile(dir: string, name: string): string {
-  const f = join(dir, 'p.json');
-  writeFileSync(
-    f,
-    JSON.stringify({
-      pipeline: name,
-      env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
-      policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
-      loss: G('algorithms/ppo-cartpole.loss.graph.json'),
-      optimizer: { name: 'adam', lr: 2.5e-4 },
-      rollout: { steps: 8 },
-      update: { epochs: 1, minibatches: 1 },
-      total_steps: 32,
-      seed: 3,
-      eval: { episodes: 0 },
-    }),
-  );
-  return f;
+  return writeTinyPipeline(dir, { pipeline: name, update: { epochs: 1, minibatches: 1 }, total_steps: 32, checkpoint: undefined });
 }
 
 function expectUserError(r: { code: number; err: string }, code: string): void {

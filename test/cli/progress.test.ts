@@ -6,28 +6,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { G } from '../helpers/tiny-pipeline.ts';
+import { G, writeTinyPipeline } from '../helpers/tiny-pipeline.ts';
 import { loom } from '../helpers/cli.ts';
 
 /** A tiny CartPole pipeline (2 envs x 8 steps; 32 steps are 2 iterations). */
 function pipelineFile(dir: string): string {
-  const f = join(dir, 'p.json');
-  writeFileSync(
-    f,
-    JSON.stringify({
-      pipeline: 'tiny',
-      env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
-      policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
-      loss: G('algorithms/ppo-cartpole.loss.graph.json'),
-      optimizer: { name: 'adam', lr: 2.5e-4 },
-      rollout: { steps: 8 },
-      update: { epochs: 1, minibatches: 1 },
-      total_steps: 32,
-      seed: 3,
-      eval: { episodes: 0 },
-    }),
-  );
-  return f;
+  return writeTinyPipeline(dir, { update: { epochs: 1, minibatches: 1 }, total_steps: 32, checkpoint: undefined });
 }
 
 describe('progress output', () => {

@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { train } from '../../../runtime/pipeline/driver.ts';
 import { METRIC_COLUMNS, tensorboardScalars, type IterationMetrics } from '../../../runtime/pipeline/metrics.ts';
 import { loom } from '../../helpers/cli.ts';
-import { G, tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
+import { G, tinyPipeline as tiny, writeTinyPipeline } from '../../helpers/tiny-pipeline.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -251,23 +251,8 @@ describe('TensorBoard event files', () => {
 });
 
 describe('loom train and logging.tensorboard', () => {
-  const pipelineFile = (dir: string, logging: unknown) => {
-    const f = join(dir, 'p.json');
-    const p = {
-      pipeline: 'tb',
-      env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 2 },
-      policy: { act: G('algorithms/ppo-cartpole.act.graph.json') },
-      loss: G('algorithms/ppo-cartpole.loss.graph.json'),
-      optimizer: { name: 'adam', lr: 2.5e-4 },
-      rollout: { steps: 8 },
-      update: { epochs: 1, minibatches: 1 },
-      total_steps: 16,
-      eval: { episodes: 0 },
-      logging,
-    };
-    writeFileSync(f, JSON.stringify(p));
-    return f;
-  };
+  const pipelineFile = (dir: string, logging: unknown) =>
+    writeTinyPipeline(dir, { pipeline: 'tb', update: { epochs: 1, minibatches: 1 }, total_steps: 16, seed: undefined, checkpoint: undefined, logging });
 
   it('prints how to open the run in TensorBoard; false writes no event file; a non-boolean is a schema error', async () => {
     const dir = tmp();

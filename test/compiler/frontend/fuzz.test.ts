@@ -354,7 +354,7 @@ describe('frontend fuzzing', () => {
       for (let k = 1 + r.int(3); k > 0; k--) doc = mutate(r, doc);
       docs[target] = doc;
       check(docs, out, () => `${seed.name} (${target}): ${JSON.stringify(docs[target])}`);
-      // A name like "__proto__" must never reach Object.prototype (graphlib keeps nodes in plain objects).
+      // A name like "__proto__" must never reach Object.prototype (ids are keys of plain objects in several places).
       for (const k in {}) {
         out.failures.push(`Object.prototype gained "${k}" from ${JSON.stringify(docs)}`);
         delete (Object.prototype as Record<string, unknown>)[k];

@@ -16,8 +16,11 @@ const MARKER_COLOR = '#D55E00';
 
 const WIDTH = 600;
 const HEIGHT = 320;
-/** SI prefixes, trailing zeros trimmed: 100000 reads 100k, 1500000 reads 1.5M. */
-const SI = '~s';
+/**
+ * SI prefixes, trailing zeros trimmed: 100000 reads 100k, 1500000 reads 1.5M. Each label is
+ * formatted alone (an axis `format` shares one prefix across its ticks, so 0 would read 0k).
+ */
+const SI_AXIS = { labelExpr: "datum.value === 0 ? '0' : format(datum.value, '~s')" } as const;
 
 /** Drops points a chart cannot place: non-finite values, and non-positive ones on a log axis. */
 const finite = (...vs: number[]) => vs.every((v) => Number.isFinite(v));
@@ -76,7 +79,7 @@ export function learningCurveSpec(c: LearningCurve): TopLevelSpec {
     data: { values },
     mark: { type: 'line', interpolate: 'linear' },
     encoding: {
-      x: { field: 'step', type: 'quantitative', title: 'env steps', axis: { format: SI } },
+      x: { field: 'step', type: 'quantitative', title: 'env steps', axis: SI_AXIS },
       y: { field: 'ret', type: 'quantitative', title: 'episodic return', scale: { zero: false } },
       color: { field: 'kind', type: 'nominal', title: null, sort: [smooth, raw], scale: { domain: [smooth, raw], range: ['#0072B2', '#56B4E9'] } },
       opacity: { field: 'kind', type: 'nominal', title: null, sort: [smooth, raw], scale: { domain: [smooth, raw], range: [1, 0.55] } },
@@ -110,7 +113,7 @@ export interface BandedCurves {
 export function bandedCurvesSpec(c: BandedCurves): TopLevelSpec {
   const names = c.series.map((s) => printable(s.name));
   const values = c.series.flatMap((s, i) => s.points.filter((p) => finite(p.step, p.mean, p.lo, p.hi, p.raw)).map((p) => ({ ...p, name: names[i]! })));
-  const x = { field: 'step', type: 'quantitative', title: 'env steps', axis: { format: SI } } as const;
+  const x = { field: 'step', type: 'quantitative', title: 'env steps', axis: SI_AXIS } as const;
   const color = {
     field: 'name',
     type: 'nominal',
@@ -143,9 +146,9 @@ export interface CostCurve {
  */
 export function costCurveSpec(c: CostCurve): TopLevelSpec {
   const ok = (p: { x: number; y: number }) => finite(p.x, p.y) && p.x > 0 && p.y > 0;
-  const x = { field: 'x', type: 'quantitative', title: c.xTitle, scale: { type: 'log' }, axis: { format: SI } } as const;
+  const x = { field: 'x', type: 'quantitative', title: c.xTitle, scale: { type: 'log' }, axis: SI_AXIS } as const;
   // Padding keeps the marker and its label inside the plot at the bottom of the y range.
-  const y = { field: 'y', type: 'quantitative', title: c.yTitle, scale: { type: 'log', padding: 40 }, axis: { format: SI } } as const;
+  const y = { field: 'y', type: 'quantitative', title: c.yTitle, scale: { type: 'log', padding: 40 }, axis: SI_AXIS } as const;
   const optimum = ok(c.optimum) ? [c.optimum] : [];
   const label = { align: 'center', baseline: 'top', dy: 14, fontSize: 12, fontWeight: 'bold' } as const;
   return {

@@ -81,6 +81,9 @@ describe('learning curve', () => {
     const labels = texts(svg, 'role-axis-label');
     expect(labels).toContain('100k');
     expect(labels).toContain('200k');
+    // Each label carries its own prefix: the origin reads 0, not 0k.
+    expect(labels).toContain('0');
+    expect(labels).not.toContain('0k');
     expect(labels.filter((l) => /\d{4}/.test(l))).toEqual([]);
   });
 

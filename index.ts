@@ -112,10 +112,12 @@ export interface EvaluateOptions {
   episodes?: number;
   /** Seed of the episodes (default: the run's seed, which reproduces the run's final evaluation). */
   seed?: number;
-  /** `true` (default, as in Stable-Baselines3): act with `action_mode`; `false`: sample actions. */
+  /** `true`: act with `action_mode`; `false`: sample actions. Default: the pipeline's `eval.deterministic` (true unless it says otherwise, as in Stable-Baselines3). */
   deterministic?: boolean;
   /** The pipeline file, where the checkpoint does not record it or it has moved. */
   pipeline?: string;
+  /** Folders the pipeline's graphs may be read from besides the defaults (the CLI's `--allow-path`). */
+  allow?: string[];
 }
 
 /**
@@ -123,10 +125,10 @@ export interface EvaluateOptions {
  * `RUN/best`) or a checkpoint file, as `loom eval` does, and returns each episode's return.
  */
 export function evaluate(target: string, opts: EvaluateOptions = {}): number[] {
-  const policy = openPolicy(target, opts.pipeline);
+  const policy = openPolicy(target, { pipeline: opts.pipeline, allow: opts.allow });
   return evaluatePolicy(policy, {
     episodes: opts.episodes ?? (policy.cfg.eval.episodes || 10),
     seed: opts.seed ?? policy.cfg.seed,
-    deterministic: opts.deterministic ?? true,
+    deterministic: opts.deterministic ?? policy.cfg.eval.deterministic,
   });
 }

@@ -1,15 +1,16 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { printable } from '../../compiler/text.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
-import type { Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, type Command } from '../command.ts';
 
 export const exportCommand: Command = {
   name: 'export',
   summary: 'write the act graph of a trained policy with its params (and observation normalisation) baked in: a standalone graph for `loom run`',
-  usage: 'loom export RUN_DIR|CHECKPOINT --out POLICY.graph.json [--pipeline FILE]',
+  usage: 'loom export RUN_DIR|CHECKPOINT --out POLICY.graph.json [--pipeline FILE] [--allow-path DIR]',
   options: {
     out: { type: 'string', description: 'the graph file to write (atomically)', valueName: 'FILE' },
     pipeline: { type: 'string', description: 'the pipeline file, for a checkpoint that does not record it or whose pipeline has moved', valueName: 'FILE' },
+    'allow-path': ALLOW_PATH_OPTION,
   },
   details:
     'The exported graph takes raw env observations (obs) and an RNG key (key, for the sampled action), and gives\nthe act graph\'s outputs: action, logp, value and action_mode (the deterministic action).\n\nExample:\n  loom export runs/cp --out policy.graph.json\n  loom run policy.graph.json --inputs obs.json',
@@ -19,7 +20,7 @@ export const exportCommand: Command = {
     const out = args.values.out as string | undefined;
     if (!out) throw new LoomError({ code: 'E_USAGE', message: 'loom export needs --out FILE', hint: 'e.g. --out policy.graph.json' });
     const [{ exportPolicy, openPolicy }, { compactJson }] = await Promise.all([import('../../runtime/pipeline/policy.ts'), import('../../runtime/tensor-json.ts')]);
-    const policy = openPolicy(target, args.values.pipeline as string | undefined);
+    const policy = openPolicy(target, { pipeline: args.values.pipeline as string | undefined, allow: allowedRoots(args) });
     const doc = exportPolicy(policy);
     writeFileAtomic(out, compactJson(doc) + '\n');
     io.out(`wrote ${printable(out)}: graph ${printable(String(doc.graph))} from ${printable(policy.file)} (iteration ${policy.body.iteration})\n`);

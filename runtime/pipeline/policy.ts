@@ -3,14 +3,15 @@
  * evaluation (`loom eval`), and its act graph as a standalone graph file (`loom export`).
  */
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { LoomError } from '../../compiler/errors.ts';
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import type { IRNode } from '../../compiler/ir.ts';
 import { standaloneGraph, type ConstValues, type GraphDocument, type Prelude } from '../../compiler/standalone.ts';
 import { readCheckpoint, savedValues, type CheckpointBody, type CheckpointSource } from './checkpoint.ts';
-import { loadPipeline, type PipelineConfig } from './config.ts';
-import { Trainer } from './driver.ts';
+import { GYM_ENVS, loadPipeline, parseOverride, withEnv, type PipelineConfig } from './config.ts';
+import { BEST_DIR, Trainer } from './driver.ts';
+import { readRunRecord, type RunRecord } from './run-record.ts';
 
 export interface SavedPolicy {
   /** The checkpoint file. */
@@ -30,24 +31,43 @@ function sourceOf(body: CheckpointBody): CheckpointSource | null {
   return { pipeline: s.pipeline, env: { name: e.name, step: e.step, reset: e.reset }, seed: s.seed as number };
 }
 
+export interface OpenOptions {
+  /** The pipeline file, instead of the one the checkpoint records. */
+  pipeline?: string;
+  /** Folders its graphs may be read from besides the defaults (`--allow-path`). */
+  allow?: readonly string[];
+}
+
 /**
  * Opens `target`, a run folder (its checkpoint.json) or a checkpoint file. The pipeline is the one
- * the checkpoint records (with the env and seed it trained with), or `pipelineFile` when given.
+ * the checkpoint records, configured as the run was: its `--set` overrides from the run's
+ * run.json, its env (with the agent `--env` swapped in) and its seed. `opts.pipeline` names
+ * another pipeline file instead, taken as it is.
  */
-export function openPolicy(target: string, pipelineFile?: string): SavedPolicy {
+export function openPolicy(target: string, opts: OpenOptions = {}): SavedPolicy {
   const file = existsSync(target) && statSync(target).isDirectory() ? join(target, 'checkpoint.json') : target;
   const body = readCheckpoint(file, 'policy');
   const src = sourceOf(body);
-  const pipeline = pipelineFile ?? src?.pipeline;
+  const recorded = opts.pipeline === undefined;
+  const pipeline = opts.pipeline ?? src?.pipeline;
   if (pipeline === undefined)
     throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${file} does not record the pipeline that trained it`, file, pointer: '/body/host/source', hint: 'give the pipeline file with --pipeline FILE' });
-  if (pipelineFile === undefined && !existsSync(pipeline))
+  if (recorded && !existsSync(pipeline))
     throw new LoomError({ code: 'E_IO', message: `the pipeline that trained ${file} is no longer at ${pipeline}`, file, hint: 'give the pipeline file with --pipeline FILE' });
-  let cfg = loadPipeline(pipeline);
-  // The recorded env is the one trained on (it differs from the file's after `loom train --env`).
-  if (src && pipelineFile === undefined) cfg = { ...cfg, env: { ...cfg.env, ...src.env } };
+  // Overrides are validated like the command line's; the folders a run was allowed are not taken
+  // from its files (that would let a file widen what it may read): give them with --allow-path.
+  const overrides = recorded ? (runRecordOf(file)?.overrides ?? []).map(parseOverride) : [];
+  let cfg = loadPipeline(pipeline, { allow: opts.allow, overrides });
+  if (src && recorded && src.env.name !== cfg.env.name)
+    cfg = src.env.name in GYM_ENVS ? withEnv(cfg, src.env.name) : { ...cfg, env: { ...cfg.env, ...src.env } };
   if (src) cfg = { ...cfg, seed: src.seed };
   return { file, body, cfg };
+}
+
+/** The run record of the run a checkpoint belongs to: beside it, or above it for best/. */
+function runRecordOf(checkpoint: string): RunRecord | null {
+  const dir = dirname(checkpoint);
+  return readRunRecord(dir) ?? (basename(dir) === BEST_DIR ? readRunRecord(dirname(dir)) : null);
 }
 
 export interface EvalOptions {

@@ -42,9 +42,9 @@ function pipelineFile(dir: string, env: 'cartpole' | 'pendulum', over: Record<st
   return f;
 }
 
-async function trained(env: 'cartpole' | 'pendulum', over: Record<string, unknown> = {}): Promise<{ dir: string; out: string }> {
+async function trained(env: 'cartpole' | 'pendulum', over: Record<string, unknown> = {}, flags: string[] = []): Promise<{ dir: string; out: string }> {
   const dir = tmp();
-  const r = await loom('train', pipelineFile(dir, env, over), '--out', join(dir, 'run'), '--backend', 'cpu');
+  const r = await loom('train', pipelineFile(dir, env, over), '--out', join(dir, 'run'), '--backend', 'cpu', ...flags);
   expect(r.code, r.err).toBe(0);
   return { dir, out: r.out };
 }
@@ -52,6 +52,17 @@ async function trained(env: 'cartpole' | 'pendulum', over: Record<string, unknow
 const meanOf = (text: string, re: RegExp) => Number(re.exec(text)![1]);
 
 describe('loom eval', () => {
+  it('configures the pipeline as the run was: its --set overrides (run.json), its --env agent, its eval.deterministic', async () => {
+    // Trained with observation normalisation switched on from the command line, on another env.
+    const { dir, out } = await trained('cartpole', { eval: { episodes: 3, deterministic: false } }, ['--set', 'normalize.obs=true', '--env', 'Acrobot-v1']);
+    const e = await loom('eval', join(dir, 'run'), '--backend', 'cpu');
+    expect(e.code, e.err).toBe(0);
+    expect(e.out).toContain('3 episodes, stochastic, seed 3');
+    expect(meanOf(e.out, /mean return (-?[\d.]+)/)).toBe(meanOf(out, /evaluation: 3 episodes, mean return (-?[\d.]+)/));
+    const d = await loom('eval', join(dir, 'run'), '--deterministic', '--backend', 'cpu');
+    expect(d.out).toContain('3 episodes, deterministic');
+  });
+
   it('on a run folder reproduces its final evaluation (deterministic, the run seed); on best/ its best score', async () => {
     const { dir, out } = await trained('cartpole', { eval: { episodes: 4, every: 2 } });
     const e = await loom('eval', join(dir, 'run'), '--backend', 'cpu');

@@ -10,7 +10,8 @@ const FORMULA_START = /^[=+\-@\t\r]/;
 const NEEDS_QUOTES = /[",\r\n]/;
 
 export function csvCell(v: CsvValue): string {
-  if (v === null || v === undefined) return '';
+  // NaN and ±Infinity are empty, as metrics.jsonl has them null.
+  if (v === null || v === undefined || (typeof v === 'number' && !Number.isFinite(v))) return '';
   if (typeof v === 'number') return String(v);
   const s = FORMULA_START.test(v) ? `'${v}` : v;
   return NEEDS_QUOTES.test(s) ? `"${s.replace(/"/g, '""')}"` : s;

@@ -5,7 +5,7 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { parseJsonText, readUntrusted } from '../../compiler/frontend/files.ts';
 import { optimalExperts, type ExpertsResult, type MoeParams, type PreCost, type Reduction } from '../../compiler/cost/moe.ts';
-import { costCurveSpec, renderSvg } from '../../runtime/plot.ts';
+import { profileFile } from '../../compiler/cost/profile.ts';
 import { writeFileAtomic } from '../../runtime/fs.ts';
 import { numberFlag, type Command, type Io, type ParsedArgs } from '../command.ts';
 
@@ -43,8 +43,12 @@ interface ProfileMoe {
   w2?: number;
 }
 
-/** Reads the `moe` overhead coefficients of a hardware profile: {"moe": {"w1": number, "w2": number}}. */
-export function readProfile(file: string): ProfileMoe {
+/**
+ * Reads the `moe` overhead coefficients of a hardware profile, {"moe": {"w1": number, "w2": number}},
+ * given by shipped name (`h100`) or by file.
+ */
+export function readProfile(nameOrFile: string): ProfileMoe {
+  const file = profileFile(nameOrFile);
   const json = parseJsonText(readUntrusted(file, { what: 'profile' }), file);
   const moe = typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>).moe : undefined;
   if (typeof moe !== 'object' || moe === null || Array.isArray(moe)) {
@@ -76,7 +80,7 @@ function paramsFromArgs(args: ParsedArgs): MoeParams {
   const red = parseReduction(typeof args.values.reduction === 'string' ? args.values.reduction : 'fixed:4');
   const profile = typeof args.values.profile === 'string' ? readProfile(args.values.profile) : {};
   const w2 = numberFlag(args, 'w2', { min: 0 }) ?? profile.w2;
-  if (w2 === undefined) usageError('--w2 is required (or give --profile FILE with moe.w2)');
+  if (w2 === undefined) usageError('--w2 is required (or give --profile NAME|FILE with moe.w2)');
   const p: MoeParams = {
     d0: d0!,
     L: L!,
@@ -162,7 +166,9 @@ export function toJson(r: ExpertsResult): object {
   };
 }
 
-export function costCurveSvg(r: ExpertsResult): Promise<string> {
+export async function costCurveSvg(r: ExpertsResult): Promise<string> {
+  // vega loads only when a figure is asked for.
+  const { costCurveSpec, renderSvg } = await import('../../runtime/plot.ts');
   const p = r.params;
   // Log-log: J spans orders of magnitude over the divisors of d0; a linear y axis flattens the optimum.
   return renderSvg(
@@ -180,7 +186,7 @@ export const experts: Command = {
   name: 'experts',
   summary: 'Optimal expert count for a sectional MoE layer: closed form, constrained integer optimum, cost table and curve.',
   usage:
-    'loom experts --d0 N --L N [--reduction fixed:RHO|coupled] [--c-att N] [--m N] [--w0 N] [--w1 N] [--w2 N] [--emin N] [--emax N] [--smin N] [--heads N] [--pre pooling|none|A,B] [--profile FILE] [--json] [--svg FILE]',
+    'loom experts --d0 N --L N [--reduction fixed:RHO|coupled] [--c-att N] [--m N] [--w0 N] [--w1 N] [--w2 N] [--emin N] [--emax N] [--smin N] [--heads N] [--pre pooling|none|A,B] [--profile NAME|FILE] [--json] [--svg FILE]',
   options: {
     d0: { type: 'string', valueName: 'N', description: 'embedding width (required)' },
     L: { type: 'string', valueName: 'N', description: 'input sequence length (required)' },
@@ -199,7 +205,7 @@ export const experts: Command = {
     smin: { type: 'string', valueName: 'N', description: 'smallest section width s = d0/E (default 1)' },
     heads: { type: 'string', valueName: 'N', description: 'expert head count; must divide s' },
     pre: { type: 'string', valueName: 'MODEL', description: 'pre-expert block cost: pooling (default), none, or A,B' },
-    profile: { type: 'string', valueName: 'FILE', description: 'hardware profile JSON with {"moe": {"w1": n, "w2": n}}' },
+    profile: { type: 'string', valueName: 'NAME|FILE', description: 'hardware profile (shipped name such as h100, or a JSON file) with {"moe": {"w1": n, "w2": n}}' },
     json: { type: 'boolean', description: 'print a machine-readable JSON object instead of text' },
     svg: { type: 'string', valueName: 'FILE', description: 'write the cost curve J(E) (log-log) to FILE as SVG' },
   },
@@ -219,7 +225,7 @@ Examples:
   loom experts --d0 768 --L 1024 --w1 5e5 --w2 1e5            # E* = 12: divisors of 768
   loom experts --d0 1024 --L 4096 --reduction coupled --w2 1e8 # E* = 4
   loom experts --d0 4096 --L 2048 --w2 1e7 --emax 8 --heads 64 --json
-  loom experts --d0 4096 --L 2048 --profile h100.json --svg cost.svg`,
+  loom experts --d0 4096 --L 2048 --profile h100 --svg runs/cost.svg`,
   async run(args: ParsedArgs, io: Io): Promise<number> {
     if (args.positionals.length > 0) usageError(`unexpected argument "${args.positionals[0]}"`);
     const r = optimalExperts(paramsFromArgs(args));

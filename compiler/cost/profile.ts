@@ -84,10 +84,15 @@ export function validateProfile(json: unknown, file: string): Profile {
   return json as Profile;
 }
 
+/** The file of a profile given by shipped name (`h100`, `h200`) or by path. */
+export function profileFile(nameOrFile: string): string {
+  const shipped = join(PROFILE_DIR, `${nameOrFile}.json`);
+  return /^[A-Za-z0-9_-]+$/.test(nameOrFile) && existsSync(shipped) ? shipped : nameOrFile;
+}
+
 /** Loads a profile by shipped name (`h100`, `h200`) or by file path. */
 export function loadProfile(nameOrFile: string): Profile {
-  const shipped = join(PROFILE_DIR, `${nameOrFile}.json`);
-  const file = /^[A-Za-z0-9_-]+$/.test(nameOrFile) && existsSync(shipped) ? shipped : nameOrFile;
+  const file = profileFile(nameOrFile);
   let text: string;
   try {
     text = readUntrusted(file, { what: 'profile' });

@@ -5,9 +5,8 @@
  * it decides what may run into a folder: a finished run is not overwritten, and a resume must use
  * the configuration the run started with (`--force` overrides both).
  */
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { isLoomError, LoomError } from '../../compiler/errors.ts';
 import { parseJsonText, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { packageRoot, packageVersion } from '../../compiler/package-root.ts';
@@ -53,10 +52,10 @@ export interface RunRecord {
 
 const HEX = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
-/** Reads a small git metadata file; anything unusual (absent, large, unreadable) is null. */
+/** Reads a small git metadata file; anything unusual (absent, large, special, unreadable) is null. */
 function gitFile(path: string): string | null {
   try {
-    return statSync(path).size < 1 << 20 ? readFileSync(path, 'utf8') : null;
+    return tryReadUntrusted(path, { what: 'git file', maxBytes: 1 << 20 }) ?? null;
   } catch {
     return null;
   }

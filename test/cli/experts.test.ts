@@ -111,6 +111,12 @@ describe('loom experts', () => {
     expect(b.params.w1).toBe(0);
   });
 
+  it('--profile takes a shipped profile by name, as simulate does', async () => {
+    const shipped = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'profiles', 'h100.json'), 'utf8')) as { moe: { w1: number; w2: number } };
+    const a = JSON.parse((await run(['--d0', '768', '--L', '1024', '--profile', 'h100', '--json'])).out) as { params: { w1: number; w2: number } };
+    expect(a.params).toMatchObject({ w1: shipped.moe.w1, w2: shipped.moe.w2 });
+  });
+
   it('a missing or corrupt profile names the file', async () => {
     const missing = join(dir, 'nope.json');
     await expectError(['--d0', '768', '--L', '1024', '--profile', missing], 'E_IO', /cannot read profile/);

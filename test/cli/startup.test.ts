@@ -12,10 +12,10 @@ import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/main.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const HEAVY = /@tensorflow\/|\/ts-morph\/|\/typescript\//;
+const HEAVY = /@tensorflow\/|\/ts-morph\/|\/typescript\/|\/vega(-lite)?\//;
 
 describe('loom start-up', () => {
-  it('help for loom and for every command resolves no tfjs and no ts-morph', () => {
+  it('help for loom and for every command resolves no tfjs, ts-morph or vega', () => {
     const dir = mkdtempSync(join(tmpdir(), 'loom-startup-'));
     const log = join(dir, 'resolved.txt');
     writeFileSync(log, '');

@@ -44,6 +44,8 @@ describe('csvCell', () => {
     expect([-1.5, 0, 2e-7, -3].map(csvCell)).toEqual(['-1.5', '0', '2e-7', '-3']);
     expect(csvCell(null)).toBe('');
     expect(csvCell(undefined)).toBe('');
+    // Non-finite numbers are empty, as metrics.jsonl writes them null.
+    expect([NaN, Infinity, -Infinity].map(csvCell)).toEqual(['', '', '']);
   });
 
   it('plain strings are unchanged unless they need quoting', () => {

@@ -168,3 +168,18 @@ export function dimFlags(args: ParsedArgs, name: string): Map<string, number> {
   }
   return out;
 }
+
+/**
+ * Ctrl-C for long runs: the first asks the run to stop at the end of its iteration (it saves a
+ * checkpoint), the second exits at once. `release` removes the handler.
+ */
+export function interruptible(io: Io): { interrupted: () => boolean; release: () => void } {
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    io.err('\nloom: interrupted; saving a checkpoint after this iteration (Ctrl-C again to abort)\n');
+  };
+  process.on('SIGINT', onSigint);
+  return { interrupted: () => interrupted, release: () => process.off('SIGINT', onSigint) };
+}

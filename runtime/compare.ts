@@ -9,7 +9,7 @@ import { printable } from '../compiler/text.ts';
 import { csvLine } from './csv.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from './fs.ts';
 import { bandedCurvesSpec, renderSvg } from './plot.ts';
-import { train } from './pipeline/driver.ts';
+import { trainAsync } from './pipeline/driver.ts';
 import type { PipelineConfig } from './pipeline/config.ts';
 import { rollingReturns, SMOOTHING_EPISODES, type IterationMetrics } from './pipeline/metrics.ts';
 import type { ProgressInfo } from './pipeline/progress.ts';
@@ -198,11 +198,15 @@ export interface CompareOptions {
   onProgress?: (label: string, p: ProgressInfo) => void;
   /** What a run does before its first iteration (see TrainOptions.onStage). */
   onStage?: (label: string, text: string) => void;
+  /** Asked between iterations (Ctrl-C): the current run saves a checkpoint and compare stops. */
+  shouldStop?: () => boolean;
 }
 
 export interface CompareResult {
   rows: PipelineSummary[];
   files: { markdown: string; csv: string; json: string; svg: string };
+  /** The run that shouldStop stopped (its folder holds a checkpoint); no tables were written. */
+  stopped?: { label: string; dir: string; iteration: number };
 }
 
 /** Runs every pipeline over every seed (sequentially; each run in DIR/<pipeline>/s<seed>) and writes the tables and plot. */
@@ -237,9 +241,19 @@ export async function compare(pipelines: readonly PipelineConfig[], opts: Compar
       const label = `${printable(name)} seed ${seed}`;
       opts.log?.(`${label}: start\n`);
       const t0 = performance.now();
-      const r = await train(cfg, { outDir: dir, backend: opts.backend, force: opts.force, overrides: opts.overrides, invocation: opts.invocation, onProgress: (p) => opts.onProgress?.(label, p), onStage: (t) => opts.onStage?.(label, t) });
+      const r = await trainAsync(cfg, {
+        outDir: dir,
+        backend: opts.backend,
+        force: opts.force,
+        overrides: opts.overrides,
+        invocation: opts.invocation,
+        shouldStop: opts.shouldStop,
+        onProgress: (p) => opts.onProgress?.(label, p),
+        onStage: (t) => opts.onStage?.(label, t),
+      });
       const wallSec = (performance.now() - t0) / 1000;
       tf.dispose(Object.values(r.params));
+      if (r.stopped) return { rows, files, stopped: { label, dir, iteration: r.iterations } };
       runs.push({ seed, metrics: [...r.metrics], wallSec, envSteps: r.globalStep });
       const fr = finalReturn(r.metrics);
       opts.log?.(`${label}: done in ${wallSec.toFixed(1)} s, final return ${fmt(fr)}\n`);

@@ -1,6 +1,7 @@
 import { LoomError } from '../../compiler/errors.ts';
+import { printable } from '../../compiler/text.ts';
 import { makeProgress, type Progress } from '../../runtime/pipeline/progress.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, interruptible, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const compare: Command = {
   name: 'compare',
@@ -49,6 +50,7 @@ export const compare: Command = {
       meter = null;
     };
     const runMeter = (label: string): Progress => (meter ??= makeProgress(progressStream(io), { label }));
+    const sigint = interruptible(io);
     try {
       const r = await runCompare(cfgs, {
         outDir,
@@ -64,11 +66,18 @@ export const compare: Command = {
         },
         onStage: (label, text) => runMeter(label).stage(text),
         onProgress: (label, p) => runMeter(label).update(p),
+        shouldStop: sigint.interrupted,
       });
+      if (r.stopped) {
+        endRun();
+        io.err(`${r.stopped.label}: stopped at iteration ${r.stopped.iteration} (checkpoint in ${printable(r.stopped.dir)}); no tables written: run loom compare again with --force to start over\n`);
+        return 130;
+      }
       io.out(markdownTable(r.rows, threshold));
       io.out(`wrote ${r.files.markdown}, ${r.files.csv}, ${r.files.json}, ${r.files.svg}\n`);
     } finally {
       endRun();
+      sigint.release();
     }
     return 0;
   },

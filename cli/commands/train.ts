@@ -1,7 +1,7 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { outputPath } from '../../runtime/fs.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, interruptible, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
@@ -40,15 +40,9 @@ export const train: Command = {
     // tfjs and the driver take seconds to load, so they are loaded after the first line is out.
     const [{ initBackend }, { trainAsync }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/pipeline/driver.ts')]);
     const backend = await initBackend(args.values.backend as string | undefined);
-    let interrupted = false;
-    const onSigint = () => {
-      if (interrupted) process.exit(130);
-      interrupted = true;
-      io.err('\nloom: interrupted; saving a checkpoint after this iteration (Ctrl-C again to abort)\n');
-    };
-    process.on('SIGINT', onSigint);
+    const sigint = interruptible(io);
     try {
-      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), force: Boolean(args.values.force), overrides: overrides.map((o) => o.text), invocation: invocation('train', args), shouldStop: () => interrupted, onProgress: (p) => progress.update(p), onStage: (t) => progress.stage(t), backend: backend.name, log: io.err });
+      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), force: Boolean(args.values.force), overrides: overrides.map((o) => o.text), invocation: invocation('train', args), shouldStop: sigint.interrupted, onProgress: (p) => progress.update(p), onStage: (t) => progress.stage(t), backend: backend.name, log: io.err });
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);
@@ -57,11 +51,11 @@ export const train: Command = {
       if (r.eval) io.out(`evaluation: ${r.eval.episodes} episodes, mean return ${r.eval.meanReturn?.toFixed(2) ?? '-'}\n`);
       io.out(`metrics: ${outDir}/metrics.jsonl, ${outDir}/metrics.csv, ${outDir}/learning-curve.svg; run record: ${outDir}/run.json\n`);
       if (cfg.logging.tensorboard) io.out(`tensorboard: tensorboard --logdir ${outDir}\n`);
-      return interrupted ? 130 : 0;
+      return sigint.interrupted() ? 130 : 0;
     } finally {
       // Also on an error: the bar's redraw timer would keep the process alive.
       progress.done();
-      process.off('SIGINT', onSigint);
+      sigint.release();
     }
   },
 };

@@ -3,7 +3,7 @@
  * valid checkpoint, and `--resume` continues from it to the end. Runs the real CLI in a child process.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,5 +48,22 @@ describe('loom train: Ctrl-C', () => {
     const b = await loom([...args, '--resume']);
     expect(b.code).toBe(0);
     expect(b.out).toMatch(/finished at iteration 117 /);
+  }, 120_000);
+});
+
+describe('loom compare: Ctrl-C', () => {
+  it('stops the current run with a checkpoint, starts no other, writes no tables, and exits 130', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-int-'));
+    const args = ['compare', 'graphs/pipelines/ppo-cartpole.json', '--seeds', '2', '--steps', '60000', '--out', dir, '--backend', 'wasm'];
+    const a = await loom(args, /iter 1\//);
+    expect(a.code).toBe(130);
+    expect(a.err).toMatch(/interrupted; saving a checkpoint after this iteration/);
+    expect(a.err).toMatch(/ppo-cartpole seed 1: stopped at iteration \d+ \(checkpoint in .*\); no tables written/);
+    expect(a.err).not.toMatch(/^\s+at /m);
+    const run = join(dir, 'ppo-cartpole', 's1');
+    expect(existsSync(join(run, 'checkpoint.json'))).toBe(true);
+    expect(existsSync(join(dir, 'ppo-cartpole', 's2'))).toBe(false);
+    expect(existsSync(join(dir, 'compare.md'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')).status).toBe('stopped');
   }, 120_000);
 });

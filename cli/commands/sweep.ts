@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LoomError } from '../../compiler/errors.ts';
@@ -48,10 +49,9 @@ function planText(plan: SweepPlan): string {
 /** Runs the plan on a pool of worker processes on this machine, then writes the report. */
 async function runLocal(plan: SweepPlan, args: ParsedArgs, io: Io, o: { allow: string[]; workers?: number }): Promise<number> {
   const outDir = (args.values.out as string | undefined) ?? `runs/${plan.sweep}`;
-  const [{ initBackend }, { ensureDir }, { checkRunFolder }, { jobConfig, jobDir }, { runPool }, { writeReport, rankingTable }, { finalReturn }, { formatDuration }] = await Promise.all([
+  const [{ initBackend }, { ensureDir }, { checkJobFolder, jobConfig, jobDir }, { runPool }, { writeReport, rankingTable }, { finalReturn }, { formatDuration }] = await Promise.all([
     import('../../runtime/backend.ts'),
     import('../../runtime/fs.ts'),
-    import('../../runtime/pipeline/run-record.ts'),
     import('../../runtime/sweep/job.ts'),
     import('../../runtime/sweep/pool.ts'),
     import('../../runtime/sweep/report.ts'),
@@ -60,7 +60,7 @@ async function runLocal(plan: SweepPlan, args: ParsedArgs, io: Io, o: { allow: s
   ]);
   ensureDir(outDir);
   // Every run folder is checked before the first run, not when its turn comes hours later.
-  for (const j of plan.jobs) checkRunFolder(jobDir(j, outDir), jobConfig(j, o.allow), { resume: true });
+  for (const j of plan.jobs) if (existsSync(jobDir(j, outDir))) checkJobFolder(j, jobDir(j, outDir), jobConfig(j, o.allow));
   const backend = await initBackend(args.values.backend as string | undefined, (m) => io.err(m + '\n'));
   const total = plan.jobs.length;
   const t0 = performance.now();

@@ -5,7 +5,7 @@
  * checkpoint is resumed, anything else starts afresh; run.json keeps a changed sweep from mixing
  * runs of different configurations in one folder.
  */
-import { LoomError } from '../../compiler/errors.ts';
+import { isLoomError, LoomError } from '../../compiler/errors.ts';
 import { FILE_LIMITS, readUntrusted } from '../../compiler/frontend/files.ts';
 import { existsSync } from 'node:fs';
 import { outputPath } from '../fs.ts';
@@ -13,7 +13,7 @@ import { loadPipeline, parseOverride, type PipelineConfig } from '../pipeline/co
 import { trainAsync } from '../pipeline/driver.ts';
 import { rowsForResume, type IterationMetrics } from '../pipeline/metrics.ts';
 import type { ProgressInfo } from '../pipeline/progress.ts';
-import { checkRunFolder } from '../pipeline/run-record.ts';
+import { checkRunFolder, type RunRecord } from '../pipeline/run-record.ts';
 import * as tf from '@tensorflow/tfjs';
 
 /** One run of a sweep: a base pipeline with overrides and a seed, in its own folder under the sweep's output. */
@@ -70,12 +70,24 @@ export function jobConfig(job: SweepJob, allow: readonly string[] = []): Pipelin
   return { ...cfg, seed: job.seed, ...(job.steps !== undefined ? { total_steps: job.steps } : {}), eval: { ...cfg.eval, episodes: 0, every: 0 } };
 }
 
+/**
+ * Resume's check: a finished run or a checkpoint in the job's folder must come from this very
+ * configuration (a changed sweep file can give other values the same id); returns its record.
+ */
+export function checkJobFolder(job: SweepJob, dir: string, cfg: PipelineConfig): RunRecord | null {
+  try {
+    return checkRunFolder(dir, cfg, { resume: true });
+  } catch (e) {
+    if (!isLoomError(e) || e.code !== 'E_USAGE') throw e;
+    throw new LoomError({ ...e.info, message: `run ${job.id} of sweep ${job.sweep}: ${e.info.message.replace(/^--resume: /, '')}`, hint: `the sweep file changed since this run; write to another folder with --out, or remove ${dir} to run it again` });
+  }
+}
+
 /** Runs (or resumes from its checkpoint, or skips when finished) one job in outRoot/job.dir. */
 export async function runJob(job: SweepJob, opts: RunJobOptions): Promise<JobResult> {
   const dir = jobDir(job, opts.outRoot);
   const cfg = jobConfig(job, opts.allow);
-  // Resume's check: a finished run or a checkpoint must come from this very configuration.
-  const prior = checkRunFolder(dir, cfg, { resume: true });
+  const prior = checkJobFolder(job, dir, cfg);
   if (prior?.status === 'finished') {
     const file = outputPath(dir, 'metrics.jsonl');
     const { rows } = rowsForResume(readUntrusted(file, { what: 'metrics file', maxBytes: FILE_LIMITS.checkpoint }), prior.iterations ?? Number.MAX_SAFE_INTEGER, file);

@@ -51,6 +51,13 @@ describe('loom sweep', () => {
     expect(b.code).toBe(0);
     expect(b.err.match(/already finished/g)).toHaveLength(4);
     expect(b.out).toBe(a.out);
+    // The same ids with another budget: refused before any run starts.
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), budget: { steps: 64 } }));
+    const c = await loom('sweep', file, '--workers', '2', '--backend', 'cpu', '--out', out);
+    expect(c.code).toBe(2);
+    expect(c.err).toContain('run lr=0.0001/s1 of sweep tiny: the configuration differs');
+    expect(c.err).toContain('total_steps');
+    expect(c.err).not.toContain('worker processes');
   });
 
   it('Ctrl-C stops every running run with a checkpoint, writes no report, and exits 130', async () => {

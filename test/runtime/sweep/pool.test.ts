@@ -72,6 +72,8 @@ describe('one job', () => {
     const e = await loomErrAsync(() => runJob({ ...job, overrides: ['optimizer.lr=0.5', 'update.ent_coef=0'] }, { outRoot: out, backend: 'cpu' }));
     expect(e.info.code).toBe('E_USAGE');
     expect(e.info.found).toContain('optimizer.lr');
+    expect(e.info.message).toContain(`run ${job.id} of sweep tiny: the configuration differs`);
+    expect(e.info.hint).toContain('--out');
   });
 });
 

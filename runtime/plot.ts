@@ -157,7 +157,7 @@ export function sensitivitySpec(c: Sensitivity): TopLevelSpec {
     hconcat: c.panels.map((p) => {
       const numeric = p.points.every((q) => typeof q.x === 'number');
       const values = p.points.filter((q) => finite(q.mean, q.lo, q.hi) && (!numeric || (finite(q.x as number) && (!p.log || (q.x as number) > 0)))).map((q) => ({ ...q, x: typeof q.x === 'string' ? printable(q.x) : q.x }));
-      const x = numeric ? ({ field: 'x', type: 'quantitative', title: printable(p.param), scale: p.log ? { type: 'log' } : { zero: false } } as const) : ({ field: 'x', type: 'nominal', title: printable(p.param) } as const);
+      const x = numeric ? ({ field: 'x', type: 'quantitative', title: printable(p.param), scale: p.log ? { type: 'log', padding: 16 } : { zero: false, padding: 16 } } as const) : ({ field: 'x', type: 'nominal', title: printable(p.param) } as const);
       return {
         width: panelWidth,
         height: HEIGHT,

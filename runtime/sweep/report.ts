@@ -10,7 +10,7 @@ import { curve, curvesSvg, finalReturn, markdownCell, markdownTable, meanCI, ste
 import { csvLine } from '../csv.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from '../fs.ts';
 import type { IterationMetrics } from '../pipeline/metrics.ts';
-import { renderSvg, sensitivitySpec } from '../plot.ts';
+import { renderSvg, sensitivitySpec, type SensitivityPanel } from '../plot.ts';
 import type { JobResult } from './job.ts';
 import type { SweepConfig, SweepMetric, SweepPlan } from './plan.ts';
 
@@ -105,21 +105,28 @@ export function sweepTitle(plan: SweepPlan): string {
   return `${plan.sweep}: ${n(plan.configs.length, 'configuration')} x ${n(plan.seeds.length, 'seed')}${plan.steps !== undefined ? `, ${plan.steps} steps` : ''}`;
 }
 
-export function sensitivitySvg(plan: SweepPlan, ranked: readonly RankedConfig[]): Promise<string> {
-  const panels = (plan.params.length ? plan.params : [{ path: 'configuration', label: 'configuration', log: false }]).map((p) => ({
+/** Per swept field (or the configurations, when nothing is swept), each configuration's point: its value, and the metric's mean and CI bar. */
+export function sensitivityPanels(plan: SweepPlan, ranked: readonly RankedConfig[]): SensitivityPanel[] {
+  return (plan.params.length ? plan.params : [{ path: 'configuration', label: 'configuration', log: false }]).map((p) => ({
     param: p.path,
     log: p.log,
     points: ranked.flatMap((r) => {
       if (r.metric.mean === null) return [];
       const v = plan.params.length ? r.config.values[p.path] : r.config.id;
       const h = r.metric.ci95 ?? 0;
-      return [{ x: typeof v === 'number' ? v : valueCell(v), mean: r.metric.mean, lo: r.metric.mean - h, hi: r.metric.mean + h }];
+      // As compare's bands: the t interval can reach past every seed when seeds are few; no seed went there.
+      const seeds = r.perSeed.flatMap((q) => (q.value === null ? [] : [q.value]));
+      return [{ x: typeof v === 'number' ? v : valueCell(v), mean: r.metric.mean, lo: Math.max(r.metric.mean - h, Math.min(...seeds)), hi: Math.min(r.metric.mean + h, Math.max(...seeds)) }];
     }),
   }));
+}
+
+export function sensitivitySvg(plan: SweepPlan, ranked: readonly RankedConfig[]): Promise<string> {
+  const panels = sensitivityPanels(plan, ranked);
   return renderSvg(
     sensitivitySpec({
       title: sweepTitle(plan),
-      subtitle: [`${METRIC_TITLES[plan.metric]} of each configuration against each swept field`, 'point: mean over seeds; bar: its 95% CI (Student t)'],
+      subtitle: [`${METRIC_TITLES[plan.metric]} of each configuration against each swept field`, "point: mean over seeds; bar: its 95% CI (Student t), clipped to the seeds' range"],
       yTitle: METRIC_TITLES[plan.metric],
       panels,
     }),

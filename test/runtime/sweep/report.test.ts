@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { IterationMetrics } from '../../../runtime/pipeline/metrics.ts';
 import type { JobResult } from '../../../runtime/sweep/job.ts';
 import { planSweep } from '../../../runtime/sweep/plan.ts';
-import { metricValue, rankConfigs, writeReport } from '../../../runtime/sweep/report.ts';
+import { metricValue, rankConfigs, sensitivityPanels, writeReport } from '../../../runtime/sweep/report.ts';
 import { marks, parseSvg, texts } from '../../helpers/svg.ts';
 import { writeTinyPipeline } from '../../helpers/tiny-pipeline.ts';
 
@@ -69,6 +69,16 @@ describe('ranking', () => {
     const plan = sweep();
     const rs = results(plan).map((x) => (x.id.startsWith('lr=0.01/') ? { ...x, status: 'stopped' as const } : x));
     expect(rankConfigs(plan, rs).map((x) => x.config.id)).toEqual(['lr=0.001', 'lr=0.1']);
+  });
+});
+
+describe('sensitivity', () => {
+  it("one point per configuration at its value; the CI bar clipped to the seeds' range", () => {
+    const plan = sweep();
+    const [panel] = sensitivityPanels(plan, rankConfigs(plan, results(plan)));
+    expect(panel).toMatchObject({ param: 'optimizer.lr', log: true });
+    // lr=0.01: 50 ± 24.84 reaches past the seeds (40..60); lr=0.1: 5 ± 0.
+    expect(panel!.points).toEqual([{ x: 0.01, mean: 50, lo: 40, hi: 60 }, { x: 0.001, mean: 20, lo: 10, hi: 30 }, { x: 0.1, mean: 5, lo: 5, hi: 5 }]);
   });
 });
 

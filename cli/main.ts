@@ -10,13 +10,14 @@ import { experts } from './commands/experts.ts';
 import { compile } from './commands/compile.ts';
 import { train } from './commands/train.ts';
 import { compare } from './commands/compare.ts';
+import { sweep } from './commands/sweep.ts';
 import { simulate } from './commands/simulate.ts';
 import { calibrate } from './commands/calibrate.ts';
 import { diff } from './commands/diff.ts';
 import { evalCommand } from './commands/eval.ts';
 import { exportCommand } from './commands/export.ts';
 
-export const COMMANDS: Command[] = [check, compile, diff, run, train, evalCommand, exportCommand, compare, ops, experts, simulate, calibrate];
+export const COMMANDS: Command[] = [check, compile, diff, run, train, evalCommand, exportCommand, compare, sweep, ops, experts, simulate, calibrate];
 
 const stdio: Io = {
   out: (t) => process.stdout.write(t),

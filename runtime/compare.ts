@@ -134,7 +134,7 @@ export function summarise(pipeline: string, runs: readonly SeedRun[], threshold:
 
 const fmt = (x: number | null, d = 1) => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(d));
 /** A pipeline name as one markdown cell: on one line, with no `|` that would end the cell. */
-const markdownCell = (s: string) => printable(s).replace(/\|/g, '\\|');
+export const markdownCell = (s: string) => printable(s).replace(/\|/g, '\\|');
 
 export function markdownTable(rows: readonly PipelineSummary[], threshold: number | null): string {
   const head = ['pipeline', 'seeds', 'final return (mean ± 95% CI)', ...(threshold !== null ? [`steps to ${threshold} (reached)`] : []), 'wall s / seed', 'env steps/s'];

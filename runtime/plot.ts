@@ -132,6 +132,45 @@ export function bandedCurvesSpec(c: BandedCurves): TopLevelSpec {
   };
 }
 
+export interface SensitivityPanel {
+  /** The swept field, as the x axis title. */
+  param: string;
+  /** A log x axis (log-uniform draws, or values spanning decades). */
+  log: boolean;
+  /** One point per configuration: its value of the field and the metric's mean with its 95% CI. */
+  points: readonly { x: number | string; mean: number; lo: number; hi: number }[];
+}
+
+export interface Sensitivity {
+  title: string;
+  subtitle: string[];
+  yTitle: string;
+  panels: readonly SensitivityPanel[];
+}
+
+/** A sweep's parameter sensitivity: side by side, per swept field, the metric of each configuration (mean, with a 95% CI bar) against its value. */
+export function sensitivitySpec(c: Sensitivity): TopLevelSpec {
+  const { width: _w, height: _h, ...top } = base(c.title, c.subtitle);
+  const panelWidth = Math.max(200, Math.floor(WIDTH / Math.max(1, c.panels.length)));
+  return {
+    ...top,
+    hconcat: c.panels.map((p) => {
+      const numeric = p.points.every((q) => typeof q.x === 'number');
+      const values = p.points.filter((q) => finite(q.mean, q.lo, q.hi) && (!numeric || (finite(q.x as number) && (!p.log || (q.x as number) > 0)))).map((q) => ({ ...q, x: typeof q.x === 'string' ? printable(q.x) : q.x }));
+      const x = numeric ? ({ field: 'x', type: 'quantitative', title: printable(p.param), scale: p.log ? { type: 'log', padding: 16 } : { zero: false, padding: 16 } } as const) : ({ field: 'x', type: 'nominal', title: printable(p.param) } as const);
+      return {
+        width: panelWidth,
+        height: HEIGHT,
+        data: { values },
+        layer: [
+          { mark: { type: 'rule', color: SERIES_COLORS[0] }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: c.yTitle, scale: { zero: false } }, y2: { field: 'hi' } } },
+          { mark: { type: 'point', filled: true, size: 60, color: SERIES_COLORS[0] }, encoding: { x, y: { field: 'mean', type: 'quantitative' } } },
+        ],
+      };
+    }),
+  } as TopLevelSpec;
+}
+
 export interface CostCurve {
   title: string;
   xTitle: string;

@@ -139,6 +139,54 @@ describe.skipIf(REDIS_MISSING !== null)('on a real redis-server', () => {
     }
   });
 
+  it('Ctrl-C stops a worker process at a checkpoint and hands its run back to the queue, where the next worker resumes it', async () => {
+    const t = parseQueueUrl(url(), {});
+    const pipeline = writeTinyPipeline(dir, { total_steps: 16 * 300, checkpoint: { every: 1 } });
+    const [job] = jobs('interrupted', pipeline, 1);
+    const shared = join(dir, 'interrupted');
+    await enqueueJobs(t, [job!], { results: 'folder' });
+    const c = spawn(process.execPath, [join(ROOT, 'bin', 'loom.js'), 'worker', '--queue', url(), '--sweep', 'interrupted', '--results', shared, '--backend', 'cpu'], {
+      cwd: ROOT,
+      env: { ...process.env, LOOM_FROM_SOURCES: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    c.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((resolve) => c.once('exit', resolve));
+    try {
+      await new Promise<void>((resolve) => {
+        const look = () => (existsSync(join(shared, job!.dir, 'checkpoint.json')) ? resolve() : setTimeout(look, 20));
+        look();
+      });
+      c.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      if (c.exitCode === null) c.kill('SIGKILL');
+    }
+    expect(log).toContain(`run ${job!.id}: stopped at a checkpoint, back in the queue`);
+    expect(log).not.toContain('hunter2');
+    const q = new Queue(queueName('interrupted'), { prefix: QUEUE_PREFIX, connection: { host: '127.0.0.1', port: redis.port, password: 'hunter2' } });
+    try {
+      const queued = (await q.getJob(jobKey(job!.id)))!;
+      expect(['delayed', 'waiting']).toContain(await queued.getState());
+      expect(queued.attemptsMade).toBe(0);
+    } finally {
+      await q.close();
+    }
+    const w = await startWorker(t, { sweep: 'interrupted', outRoot: shared, shared: true, backend: 'cpu' });
+    let got: JobResult[] | null;
+    try {
+      got = await waitForResults(t, [job!], { resultsDir: shared, pollMs: 100 });
+    } finally {
+      await w.close();
+    }
+    const record = JSON.parse(readFileSync(join(shared, job!.dir, 'run.json'), 'utf8')) as { status: string; resumed_from?: { iteration: number } };
+    expect(record.status).toBe('finished');
+    expect(record.resumed_from!.iteration).toBeGreaterThan(0);
+    const ref = await runJob(job!, { outRoot: join(dir, 'interrupted-ref'), backend: 'cpu' });
+    expect(comparable(got![0]!)).toEqual(comparable(ref));
+  });
+
   it('8 runs over 2 worker processes, one SIGKILLed mid-run: its run resumes on the other, and every run equals the same job run here', async () => {
     const t = parseQueueUrl(url(), {});
     // 150 iterations with a checkpoint after each: long enough to be killed mid-run.

@@ -227,6 +227,15 @@ export async function waitForResults(t: QueueTarget, jobs: readonly SweepJob[], 
   return jobs.map((j) => results.get(j.id)!);
 }
 
+/**
+ * `loom sweep --queue`: enqueues the planned jobs and waits for their results (rows from
+ * `resultsDir` when the workers share it, else from Redis), in the order of `jobs`.
+ */
+export async function sweepOnQueue(t: QueueTarget, jobs: readonly SweepJob[], opts: WaitOptions = {}): Promise<JobResult[] | null> {
+  await enqueueJobs(t, jobs, { results: opts.resultsDir !== undefined ? 'folder' : 'redis' });
+  return waitForResults(t, jobs, opts);
+}
+
 function fromRedis(job: SweepJob, r: JobResult): JobResult {
   if (!r.metrics.length && r.envSteps > 0)
     throw new LoomError({ code: 'E_USAGE', message: `run ${job.id} came back without metrics rows: the sweep was enqueued with results in a shared folder`, hint: 'wait with the same --results DIR the sweep was enqueued with' });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { packageVersion } from '../../../compiler/package-root.ts';
 import { runJob, type JobResult, type SweepJob } from '../../../runtime/sweep/job.ts';
-import { enqueueJobs, jobKey, parseQueueUrl, QUEUE_PREFIX, queueName, queueStatus, redactUrl, startWorker, waitForResults } from '../../../runtime/sweep/queue.ts';
+import { enqueueJobs, jobKey, parseQueueUrl, QUEUE_PREFIX, queueName, queueStatus, redactUrl, startWorker, statusText, sweepOnQueue, waitForResults } from '../../../runtime/sweep/queue.ts';
 import { loomErr, loomErrAsync } from '../../helpers/loom-error.ts';
 import { freePort, REDIS_MISSING, startRedis, type RedisServer } from '../../helpers/redis.ts';
 import { writeTinyPipeline } from '../../helpers/tiny-pipeline.ts';
@@ -126,8 +126,9 @@ describe.skipIf(REDIS_MISSING !== null)('on a real redis-server', () => {
     expect(await enqueueJobs(t, js, { results: 'redis' })).toBe(0);
     const w = await startWorker(t, { sweep: 'via-redis', outRoot: join(dir, 'via-redis-w'), shared: false, backend: 'cpu' });
     let got: JobResult[] | null;
+    const seen: string[] = [];
     try {
-      got = await waitForResults(t, js, { pollMs: 100 });
+      got = await sweepOnQueue(t, js, { pollMs: 100, onStatus: (st) => seen.push(statusText(st)) });
     } finally {
       await w.close();
     }
@@ -137,6 +138,7 @@ describe.skipIf(REDIS_MISSING !== null)('on a real redis-server', () => {
       expect(got![i]!.metrics.length).toBe(4);
       expect(comparable(got![i]!)).toEqual(comparable(ref));
     }
+    expect(seen.at(-1)).toMatch(/^2 done, 0 running, 0 waiting, 0 failed, 0 retried; ETA 0s$/);
   });
 
   it('Ctrl-C stops a worker process at a checkpoint and hands its run back to the queue, where the next worker resumes it', async () => {

@@ -11,6 +11,7 @@ import { Queue } from 'bullmq';
 import { packageVersion } from '../../../compiler/package-root.ts';
 import { runJob, type JobResult, type SweepJob } from '../../../runtime/sweep/job.ts';
 import { enqueueJobs, jobKey, parseQueueUrl, QUEUE_PREFIX, queueName, queueStatus, redactUrl, startWorker, statusText, sweepOnQueue, waitForResults } from '../../../runtime/sweep/queue.ts';
+import { loom } from '../../helpers/cli.ts';
 import { loomErr, loomErrAsync } from '../../helpers/loom-error.ts';
 import { freePort, REDIS_MISSING, startRedis, type RedisServer } from '../../helpers/redis.ts';
 import { writeTinyPipeline } from '../../helpers/tiny-pipeline.ts';
@@ -70,6 +71,24 @@ if (REDIS_MISSING) {
   console.warn(`queue tests on a real redis-server skipped: ${REDIS_MISSING}`);
   it.skip(`on a real redis-server: skipped, ${REDIS_MISSING}`, () => {});
 }
+
+describe('loom worker', () => {
+  it('a bad URL or a missing flag is a usage error (exit 2); an unreachable server exits 1; neither prints a password or a stack', async () => {
+    const bad = await loom('worker', '--queue', 'redis://:hunter2@h/0', '--sweep', 's');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('error[E_USAGE]: --queue redis://:***@h/0: no port');
+    expect((await loom('worker', '--queue', 'redis://h:1')).err).toContain('needs --sweep NAME');
+    expect((await loom('worker', '--sweep', 's')).code).toBe(2);
+    const port = await freePort();
+    const down = await loom('worker', '--queue', `redis://:hunter2@127.0.0.1:${port}`, '--sweep', 's');
+    expect(down.code).toBe(1);
+    expect(down.err).toContain(`error[E_IO]: cannot reach Redis at 127.0.0.1:${port}`);
+    for (const r of [bad, down]) {
+      expect(r.err).not.toContain('hunter2');
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+  });
+});
 
 describe.skipIf(REDIS_MISSING !== null)('on a real redis-server', () => {
   let redis: RedisServer;

@@ -208,6 +208,37 @@ describe.skipIf(REDIS_MISSING !== null)('on a real redis-server', () => {
     expect(comparable(got![0]!)).toEqual(comparable(ref));
   });
 
+  it('--concurrency 2 trains 2 runs at once, in 2 processes, and Ctrl-C hands both back', async () => {
+    const t = parseQueueUrl(url(), {});
+    const pipeline = writeTinyPipeline(dir, { total_steps: 16 * 1000, checkpoint: { every: 1 } });
+    const js = jobs('parallel', pipeline, 2);
+    const shared = join(dir, 'parallel');
+    await enqueueJobs(t, js, { results: 'folder' });
+    const c = spawn(process.execPath, [join(ROOT, 'bin', 'loom.js'), 'worker', '--queue', url(), '--sweep', 'parallel', '--results', shared, '--backend', 'cpu', '--concurrency', '2'], {
+      cwd: ROOT,
+      env: { ...process.env, LOOM_FROM_SOURCES: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    c.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((resolve) => c.once('exit', resolve));
+    const running = (j: SweepJob) => existsSync(join(shared, j.dir, 'checkpoint.json')) && (JSON.parse(readFileSync(join(shared, j.dir, 'run.json'), 'utf8')) as { status: string }).status === 'running';
+    try {
+      // Both runs train at the same time: one process taking one run at a time never gets here.
+      await new Promise<void>((resolve) => {
+        const look = () => (js.every(running) ? resolve() : setTimeout(look, 20));
+        look();
+      });
+      c.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      if (c.exitCode === null) c.kill('SIGKILL');
+    }
+    for (const j of js) expect(log).toContain(`run ${j.id}: stopped at a checkpoint, back in the queue`);
+    expect(log).not.toContain('hunter2');
+    expect((await queueStatus(t, 'parallel')).waiting).toBe(2);
+  });
+
   it('8 runs over 2 worker processes, one SIGKILLed mid-run: its run resumes on the other, and every run equals the same job run here', async () => {
     const t = parseQueueUrl(url(), {});
     // 150 iterations with a checkpoint after each: long enough to be killed mid-run.

@@ -38,14 +38,20 @@ export const worker: Command = {
     const sigint = interruptible(io);
     const w = await startWorker(target, { sweep, outRoot: results ?? outputPath('runs', 'worker'), shared: results !== undefined, backend: args.values.backend as string | undefined, allow, lockSec, log: io.err });
     io.err(`loom worker: taking runs of sweep ${sweep} from ${target.display}\n`);
+    let onTerm = () => {};
     const stop = new Promise<void>((resolve) => {
-      const poll = setInterval(() => sigint.interrupted() && (clearInterval(poll), resolve()), 200);
-      process.once('SIGTERM', () => (clearInterval(poll), resolve()));
+      const poll = setInterval(() => sigint.interrupted() && onTerm(), 200);
+      onTerm = () => {
+        clearInterval(poll);
+        resolve();
+      };
+      process.once('SIGTERM', onTerm);
     });
     try {
       await stop;
       await w.close();
     } finally {
+      process.off('SIGTERM', onTerm);
       sigint.release();
     }
     io.err('loom worker: stopped\n');
@@ -57,6 +63,8 @@ export const worker: Command = {
  * `--concurrency N`: N worker processes, each running one job at a time. tfjs runs one program at
  * a time per process, so parallel runs need processes; a run that crashes takes only its own down.
  * The password goes to them in the environment, never on a command line other users can read.
+ * They have their own process group, so a Ctrl-C on the terminal reaches them once, through here
+ * (a second Ctrl-C would abort them without handing their runs back).
  */
 async function spawnWorkers(n: number, args: ParsedArgs, t: QueueTarget, io: Io): Promise<number> {
   const host = t.host.includes(':') ? `[${t.host}]` : t.host;
@@ -66,7 +74,7 @@ async function spawnWorkers(n: number, args: ParsedArgs, t: QueueTarget, io: Io)
   for (const k of ['sweep', 'results', 'backend', 'lock-sec'] as const) if (args.values[k] !== undefined) pass.push(`--${k}`, String(args.values[k]));
   for (const d of (args.values['allow-path'] as string[] | undefined) ?? []) pass.push('--allow-path', d);
   const env = { ...process.env, ...(t.password !== undefined ? { LOOM_REDIS_PASSWORD: t.password } : {}) };
-  const children = Array.from({ length: n }, () => spawn(process.execPath, [packagePath('bin', 'loom.js'), 'worker', '--queue', url, ...pass], { env, stdio: ['ignore', 'inherit', 'inherit'] }));
+  const children = Array.from({ length: n }, () => spawn(process.execPath, [packagePath('bin', 'loom.js'), 'worker', '--queue', url, ...pass], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true }));
   const forward = (sig: NodeJS.Signals) => () => children.forEach((c) => c.exitCode === null && c.kill(sig));
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');

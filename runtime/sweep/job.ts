@@ -4,7 +4,7 @@
  * the same run folder and the same numbers wherever it runs.
  */
 import { existsSync } from 'node:fs';
-import { tryReadUntrusted } from '../../compiler/frontend/files.ts';
+import { FILE_LIMITS, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { outputPath } from '../fs.ts';
 import { loadPipeline, parseOverride } from '../pipeline/config.ts';
 import { rowsForResume, type IterationMetrics } from '../pipeline/metrics.ts';
@@ -58,7 +58,8 @@ export function jobDir(job: SweepJob, outRoot: string): string {
 /** Every metrics row in a run folder's metrics.jsonl (none when it has no such file). */
 export function readJobMetrics(dir: string): IterationMetrics[] {
   const file = outputPath(dir, 'metrics.jsonl');
-  const text = tryReadUntrusted(file, { what: 'metrics log' });
+  // A long run's log outgrows the cap on documents; it is bounded as checkpoints are.
+  const text = tryReadUntrusted(file, { what: 'metrics log', maxBytes: FILE_LIMITS.checkpoint });
   return text === undefined ? [] : rowsForResume(text, Number.MAX_SAFE_INTEGER, file).rows;
 }
 

@@ -321,6 +321,9 @@ export interface RunningWorker {
 export async function startWorker(t: QueueTarget, opts: WorkerOptions): Promise<RunningWorker> {
   await probe(t);
   const log = opts.log ?? (() => {});
+  // Once, before the first job: every run of this worker trains on the same backend.
+  const { initBackend } = await import('../backend.ts');
+  const backend = (await initBackend(opts.backend, (m) => log(m + '\n'))).name;
   let stopping = false;
   const lockMs = (opts.lockSec ?? 30) * 1000;
   const processor = async (job: Job<QueuedJob, JobResult>, token?: string): Promise<JobResult> => {
@@ -330,7 +333,7 @@ export async function startWorker(t: QueueTarget, opts: WorkerOptions): Promise<
     if (results === 'folder' && !opts.shared)
       throw new UnrecoverableError('this sweep reads its results from a shared folder; start the worker with --results DIR on that folder');
     log(`run ${run.id}: started (try ${job.attemptsStarted})\n`);
-    const r = await runJob(run, { outRoot: opts.outRoot, backend: opts.backend, allow: opts.allow, shouldStop: () => stopping });
+    const r = await runJob(run, { outRoot: opts.outRoot, backend, allow: opts.allow, shouldStop: () => stopping });
     if (r.status === 'stopped') {
       // Back to the queue, for this or another worker, without counting as a failed try.
       await job.moveToDelayed(Date.now(), token);

@@ -16,8 +16,9 @@ import { calibrate } from './commands/calibrate.ts';
 import { diff } from './commands/diff.ts';
 import { evalCommand } from './commands/eval.ts';
 import { exportCommand } from './commands/export.ts';
+import { worker } from './commands/worker.ts';
 
-export const COMMANDS: Command[] = [check, compile, diff, run, train, evalCommand, exportCommand, compare, sweep, ops, experts, simulate, calibrate];
+export const COMMANDS: Command[] = [check, compile, diff, run, train, evalCommand, exportCommand, compare, sweep, worker, ops, experts, simulate, calibrate];
 
 const stdio: Io = {
   out: (t) => process.stdout.write(t),

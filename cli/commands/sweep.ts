@@ -9,13 +9,16 @@ import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, interruptible, numberF
 export const sweep: Command = {
   name: 'sweep',
   summary: 'run a sweep file: a grid or random search over pipeline fields, over seeds, on a pool of local worker processes; ranks the configurations with 95% CIs and plots parameter sensitivity',
-  usage: 'loom sweep SWEEP.json [--out DIR] [--workers N] [--backend B] [--allow-path DIR]... [--dry-run]',
+  usage: 'loom sweep SWEEP.json [--out DIR] [--workers N] [--backend B] [--allow-path DIR]... [--dry-run] [--queue URL [--results DIR] [--status]]',
   options: {
     out: { type: 'string', description: 'output folder (default runs/<sweep>): one run folder per configuration and seed, and sweep.md, sweep.csv, sweep.json, sensitivity.svg, curves.svg', valueName: 'DIR' },
     workers: { type: 'string', description: 'worker processes (default: one per core)', valueName: 'N' },
     backend: BACKEND_OPTION,
     'allow-path': ALLOW_PATH_OPTION,
     'dry-run': { type: 'boolean', description: 'print the planned runs and their overrides, and run nothing' },
+    queue: { type: 'string', description: 'enqueue the runs on Redis (BullMQ) for `loom worker` processes instead of the local pool, wait, and write the report (password in the URL or LOOM_REDIS_PASSWORD)', valueName: 'redis://HOST:PORT[/DB]' },
+    results: { type: 'string', description: 'with --queue: the shared folder the workers run into; without it, metrics rows come back through Redis', valueName: 'DIR' },
+    status: { type: 'boolean', description: 'with --queue: print where the sweep stands (done, running, waiting, failed, retried; ETA) and exit' },
   },
   details:
     'The sweep file format is in docs/sweeps.md. Running the same command again skips finished runs and resumes\nstopped ones from their checkpoints; Ctrl-C stops every running run after its iteration, with a checkpoint.\n\nExample:\n  loom sweep graphs/sweeps/ppo-cartpole-lr-ent.json --workers 2 --out runs/lr-ent',
@@ -32,8 +35,11 @@ export const sweep: Command = {
       io.out(planText(plan));
       return 0;
     }
-    // The executor: the local pool of worker processes.
-    return runLocal(plan, args, io, { allow, workers });
+    const queue = args.values.queue as string | undefined;
+    if (queue === undefined && (args.values.status || args.values.results !== undefined))
+      throw new LoomError({ code: 'E_USAGE', message: `--${args.values.status ? 'status' : 'results'} needs --queue URL`, hint: 'run `loom sweep --help`' });
+    // The executor: BullMQ workers anywhere, or the local pool of worker processes.
+    return queue !== undefined ? runQueued(plan, queue, args, io) : runLocal(plan, args, io, { allow, workers });
   },
 };
 
@@ -44,6 +50,42 @@ function planText(plan: SweepPlan): string {
   ];
   for (const j of plan.jobs) lines.push(`  ${j.id}: ${[...j.overrides.map((o) => `--set ${o}`), `--seed ${j.seed}`, ...(j.steps !== undefined ? [`--steps ${j.steps}`] : [])].join(' ')}`);
   return lines.map(printable).join('\n') + '\n';
+}
+
+/** Enqueues the plan on Redis for `loom worker` processes, waits for every run, then writes the report. */
+async function runQueued(plan: SweepPlan, url: string, args: ParsedArgs, io: Io): Promise<number> {
+  const [{ parseQueueUrl, queueStatus, statusText, sweepOnQueue }, { writeReport, rankingTable }] = await Promise.all([import('../../runtime/sweep/queue.ts'), import('../../runtime/sweep/report.ts')]);
+  const target = parseQueueUrl(url);
+  if (args.values.status) {
+    io.out(`sweep ${printable(plan.sweep)}: ${statusText(await queueStatus(target, plan.sweep))}\n`);
+    return 0;
+  }
+  const outDir = (args.values.out as string | undefined) ?? `runs/${plan.sweep}`;
+  const sigint = interruptible(io);
+  let last = '';
+  try {
+    io.err(`loom sweep: ${plan.jobs.length} runs enqueued for loom worker --sweep ${printable(plan.sweep)}\n`);
+    const results = await sweepOnQueue(target, plan.jobs, {
+      resultsDir: args.values.results as string | undefined,
+      shouldStop: sigint.interrupted,
+      // A line when something changed, not one per look at the queue.
+      onStatus: (st) => {
+        const line = statusText(st);
+        if (line !== last) io.err(`sweep ${printable(plan.sweep)}: ${line}\n`);
+        last = line;
+      },
+    });
+    if (results === null) {
+      io.err('loom sweep: stopped waiting; the runs stay on the queue for the workers (loom sweep --status shows them)\n');
+      return 130;
+    }
+    const { ranked, files } = await writeReport(plan, results, outDir);
+    io.out(rankingTable(plan, ranked));
+    io.out(`wrote ${files.markdown}, ${files.csv}, ${files.json}, ${files.sensitivity}, ${files.curves}\n`);
+    return 0;
+  } finally {
+    sigint.release();
+  }
 }
 
 /** Runs the plan on a pool of worker processes on this machine, then writes the report. */

@@ -6,7 +6,7 @@
  * runs of different configurations in one folder.
  */
 import { isLoomError, LoomError } from '../../compiler/errors.ts';
-import { FILE_LIMITS, readUntrusted } from '../../compiler/frontend/files.ts';
+import { FILE_LIMITS, tryReadUntrusted } from '../../compiler/frontend/files.ts';
 import { existsSync } from 'node:fs';
 import { outputPath } from '../fs.ts';
 import { loadPipeline, parseOverride, type PipelineConfig } from '../pipeline/config.ts';
@@ -83,15 +83,22 @@ export function checkJobFolder(job: SweepJob, dir: string, cfg: PipelineConfig):
   }
 }
 
+/** The metrics rows of a run folder (none when it has no metrics.jsonl), up to `upTo` iterations. */
+export function readJobMetrics(dir: string, upTo = Number.MAX_SAFE_INTEGER): IterationMetrics[] {
+  const file = outputPath(dir, 'metrics.jsonl');
+  // A long run's log outgrows the cap on documents; it is bounded as checkpoints are.
+  const text = tryReadUntrusted(file, { what: 'metrics file', maxBytes: FILE_LIMITS.checkpoint });
+  return text === undefined ? [] : rowsForResume(text, upTo, file).rows;
+}
+
 /** Runs (or resumes from its checkpoint, or skips when finished) one job in outRoot/job.dir. */
 export async function runJob(job: SweepJob, opts: RunJobOptions): Promise<JobResult> {
   const dir = jobDir(job, opts.outRoot);
   const cfg = jobConfig(job, opts.allow);
   const prior = checkJobFolder(job, dir, cfg);
   if (prior?.status === 'finished') {
-    const file = outputPath(dir, 'metrics.jsonl');
-    const { rows } = rowsForResume(readUntrusted(file, { what: 'metrics file', maxBytes: FILE_LIMITS.checkpoint }), prior.iterations ?? Number.MAX_SAFE_INTEGER, file);
-    if (rows.length === 0) throw new LoomError({ code: 'E_IO', message: `${dir} holds a finished run without metrics`, file, hint: `remove ${dir} to run it again` });
+    const rows = readJobMetrics(dir, prior.iterations);
+    if (rows.length === 0) throw new LoomError({ code: 'E_IO', message: `${dir} holds a finished run without metrics`, file: outputPath(dir, 'metrics.jsonl'), hint: `remove ${dir} to run it again` });
     const wallSec = prior.ended ? (Date.parse(prior.ended) - Date.parse(prior.started)) / 1000 : 0;
     return { id: job.id, status: 'skipped', metrics: rows, wallSec: Number.isFinite(wallSec) ? wallSec : 0, envSteps: prior.global_step ?? rows[rows.length - 1]!.global_step };
   }

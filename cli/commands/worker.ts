@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { printable } from '../../compiler/text.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import { packagePath } from '../../compiler/package-root.ts';
 import { outputPath } from '../../runtime/fs.ts';
@@ -11,7 +12,7 @@ export const worker: Command = {
   usage: 'loom worker --queue redis://[USER:PASSWORD@]HOST:PORT[/DB] --sweep NAME [--concurrency N] [--results DIR] [--backend B] [--lock-sec S]',
   options: {
     queue: { type: 'string', description: 'the Redis server of the sweep (rediss:// for TLS; the password may instead be in LOOM_REDIS_PASSWORD)', valueName: 'URL' },
-    sweep: { type: 'string', description: 'the name of the sweep whose runs to take', valueName: 'NAME' },
+    sweep: { type: 'string', description: 'the sweep whose runs to take: its sweep file\'s "sweep" field', valueName: 'NAME' },
     concurrency: { type: 'string', description: 'runs at a time, each in its own process (default 1)', valueName: 'N' },
     results: { type: 'string', description: 'write runs into this shared folder (the same folder as the sweep\'s --results); default: runs/worker on this machine, with results sent back through Redis', valueName: 'DIR' },
     backend: BACKEND_OPTION,
@@ -25,7 +26,7 @@ export const worker: Command = {
     const url = args.values.queue as string | undefined;
     const sweep = args.values.sweep as string | undefined;
     if (url === undefined) throw new LoomError({ code: 'E_USAGE', message: 'loom worker needs --queue URL', hint: 'e.g. loom worker --queue redis://HOST:6379 --sweep NAME' });
-    if (sweep === undefined || sweep === '') throw new LoomError({ code: 'E_USAGE', message: 'loom worker needs --sweep NAME (the sweep file\'s name)', hint: 'e.g. loom worker --queue redis://HOST:6379 --sweep NAME' });
+    if (sweep === undefined || sweep === '') throw new LoomError({ code: 'E_USAGE', message: 'loom worker needs --sweep NAME (the sweep file\'s "sweep" field)', hint: 'e.g. loom worker --queue redis://HOST:6379 --sweep NAME' });
     const concurrency = numberFlag(args, 'concurrency', { integer: true, min: 1, max: 256 }) ?? 1;
     const lockSec = numberFlag(args, 'lock-sec', { min: 1, max: 3600 });
     const allow = allowedRoots(args);
@@ -35,9 +36,10 @@ export const worker: Command = {
     if (concurrency > 1) {
       return spawnWorkers(concurrency, args, target, io);
     }
-    const sigint = interruptible(io);
     const w = await startWorker(target, { sweep, outRoot: results ?? outputPath('runs', 'worker'), shared: results !== undefined, backend: args.values.backend as string | undefined, allow, lockSec, log: io.err });
-    io.err(`loom worker: taking runs of sweep ${sweep} from ${target.display}\n`);
+    // Once the worker runs: a failed start leaves no handler behind.
+    const sigint = interruptible(io);
+    io.err(`loom worker: taking runs of sweep ${printable(sweep)} from ${target.display}\n`);
     let onTerm = () => {};
     const stop = new Promise<void>((resolve) => {
       const poll = setInterval(() => sigint.interrupted() && onTerm(), 200);
@@ -82,10 +84,13 @@ async function spawnWorkers(n: number, args: ParsedArgs, t: QueueTarget, io: Io)
   process.on('SIGTERM', onTerm);
   io.err(`loom worker: ${n} worker processes on ${t.display}\n`);
   try {
-    const codes = await Promise.all(children.map((c) => new Promise<number>((resolve) => c.once('exit', (code) => resolve(code ?? 1)))));
+    // A child that cannot start counts as failed; it emits 'error' and maybe no 'exit'.
+    const codes = await Promise.all(children.map((c) => new Promise<number>((resolve) => (c.once('exit', (code) => resolve(code ?? 1)), c.once('error', () => resolve(1))))));
     return Math.max(...codes);
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    // Their own process group would outlive this one: none is left running.
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   }
 }

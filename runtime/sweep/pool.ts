@@ -113,9 +113,17 @@ export function runPool(jobs: readonly SweepJob[], opts: PoolOptions): Promise<P
         }
         next(w);
       });
+      let ended = false;
+      // A process that could not start emits 'error' and no 'exit': it must still count as ended.
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        if (--alive === 0) finish();
+      };
       w.on('error', (e) => {
         failure ??= e;
         stopAll();
+        if (w.pid === undefined) end();
       });
       w.on('exit', (code, signal) => {
         const job = running.get(w);
@@ -124,7 +132,7 @@ export function runPool(jobs: readonly SweepJob[], opts: PoolOptions): Promise<P
           failure ??= new LoomError({ code: 'E_IO', message: `the worker process running ${job.id} ended (${signal ?? `exit code ${code}`}) before the run did`, hint: 'run the sweep again: it resumes from the last checkpoint' });
           stopAll();
         }
-        if (--alive === 0) finish();
+        end();
       });
       next(w);
     }

@@ -7,6 +7,7 @@
  * shared. Redis URLs carry passwords, so every message goes through `redact`.
  */
 import { DelayedError, Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { printable } from '../../compiler/text.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import { packageVersion } from '../../compiler/package-root.ts';
 import { readJobMetrics, jobDir, runJob, type JobResult, type SweepJob } from './job.ts';
@@ -57,9 +58,20 @@ export function parseQueueUrl(text: string, env: NodeJS.ProcessEnv = process.env
   return { host, port, db: Number(path || 0), tls: u.protocol === 'rediss:', username, password, display: shown };
 }
 
-/** The URL with its password replaced by "***" (also when it is not a valid URL). */
+/**
+ * The URL with its password replaced by "***". A text that does not parse loses everything between
+ * "//" and its last "@", where a password would be.
+ */
 export function redactUrl(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
+  try {
+    const u = new URL(text);
+    // Other schemes parse an "a:b@c" as a path, with no password to find.
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error('not a Redis URL');
+    if (u.password) u.password = '***';
+    return u.href.replace(/\/$/, text.endsWith('/') ? '/' : '');
+  } catch {
+    return text.replace(/^([^/]*\/\/)?.*@/s, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`);
+  }
 }
 
 /** `text` with every occurrence of the target's password replaced by "***". */
@@ -167,7 +179,7 @@ export async function enqueueJobs(t: QueueTarget, jobs: readonly SweepJob[], opt
   } catch (e) {
     throw connectionError(e, t);
   } finally {
-    await q.close();
+    await q.close().catch(() => {});
   }
 }
 
@@ -212,7 +224,7 @@ export async function waitForResults(t: QueueTarget, jobs: readonly SweepJob[], 
   } catch (e) {
     throw connectionError(e, t);
   } finally {
-    await q.close();
+    await q.close().catch(() => {});
   }
   if (failed.size) {
     const [first] = failed;
@@ -332,15 +344,15 @@ export async function startWorker(t: QueueTarget, opts: WorkerOptions): Promise<
       throw new UnrecoverableError(`version mismatch: the sweep was planned by loom ${run.loomVersion}, this worker is loom ${packageVersion()}`);
     if (results === 'folder' && !opts.shared)
       throw new UnrecoverableError('this sweep reads its results from a shared folder; start the worker with --results DIR on that folder');
-    log(`run ${run.id}: started (try ${job.attemptsStarted})\n`);
+    log(`run ${printable(run.id)}: started (try ${job.attemptsStarted})\n`);
     const r = await runJob(run, { outRoot: opts.outRoot, backend, allow: opts.allow, shouldStop: () => stopping });
     if (r.status === 'stopped') {
       // Back to the queue, for this or another worker, without counting as a failed try.
       await job.moveToDelayed(Date.now(), token);
-      log(`run ${run.id}: stopped at a checkpoint, back in the queue\n`);
+      log(`run ${printable(run.id)}: stopped at a checkpoint, back in the queue\n`);
       throw new DelayedError();
     }
-    log(`run ${run.id}: ${r.status} (${r.envSteps} env steps, ${r.wallSec.toFixed(1)}s)\n`);
+    log(`run ${printable(run.id)}: ${r.status} (${r.envSteps} env steps, ${r.wallSec.toFixed(1)}s)\n`);
     return results === 'folder' ? { ...r, metrics: [] } : r;
   };
   const w = new Worker<QueuedJob, JobResult>(queueName(opts.sweep), processor, {
@@ -351,9 +363,14 @@ export async function startWorker(t: QueueTarget, opts: WorkerOptions): Promise<
     stalledInterval: Math.max(1000, lockMs / 2),
     maxStalledCount: JOB_ATTEMPTS - 1,
   });
-  w.on('error', (e) => log(`worker: ${redact(String((e as Error)?.message ?? e), t)}\n`));
-  w.on('failed', (job, e) => job && log(`run ${job.data.job.id}: failed: ${redact(e.message, t)}\n`));
-  await w.waitUntilReady();
+  w.on('error', (e) => log(`worker: ${printable(redact(String((e as Error)?.message ?? e), t))}\n`));
+  w.on('failed', (job, e) => job && log(`run ${printable(String(job.data.job.id))}: failed: ${printable(redact(e.message, t))}\n`));
+  try {
+    await w.waitUntilReady();
+  } catch (e) {
+    await w.close().catch(() => {});
+    throw e;
+  }
   return {
     close: async () => {
       stopping = true;

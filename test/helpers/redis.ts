@@ -41,17 +41,31 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
   let log = '';
   proc.stdout!.on('data', (d) => (log += d));
   proc.stderr!.on('data', (d) => (log += d));
-  await new Promise<void>((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${log}`));
-    proc.once('exit', onExit);
-    const look = () => {
-      if (log.includes('Ready to accept connections')) {
-        proc.off('exit', onExit);
-        resolve();
-      } else setTimeout(look, 20);
-    };
-    look();
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const deadline = Date.now() + 20_000;
+      let exited = false;
+      const onExit = (code: number | null) => {
+        exited = true;
+        reject(new Error(`redis-server exited (${code}) before it was ready:\n${log}`));
+      };
+      proc.once('exit', onExit);
+      const look = () => {
+        if (exited) return;
+        if (log.includes('Ready to accept connections')) {
+          proc.off('exit', onExit);
+          resolve();
+        } else if (Date.now() > deadline) {
+          proc.kill('SIGKILL');
+          reject(new Error(`redis-server was not ready after 20 s:\n${log}`));
+        } else setTimeout(look, 20);
+      };
+      look();
+    });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}`,

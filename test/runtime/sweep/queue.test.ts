@@ -47,6 +47,10 @@ describe('queue URLs', () => {
   it('redacts the password of any URL-like text', () => {
     expect(redactUrl('redis://u:pw@h:1/0')).toBe('redis://u:***@h:1/0');
     expect(redactUrl('redis://h:1')).toBe('redis://h:1');
+    // An "@" inside the password, a "/" inside it (not a URL then), and no scheme at all.
+    expect(redactUrl('redis://:p@ss@host:6379')).toBe('redis://:***@host:6379');
+    expect(redactUrl('redis://u:pa/ss@host:6379')).toBe('redis://***@host:6379');
+    expect(redactUrl('h:secret@x')).toBe('***@x');
   });
 
   it('escapes ":" in job ids, which BullMQ refuses', () => {

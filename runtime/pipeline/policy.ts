@@ -22,13 +22,9 @@ export interface SavedPolicy {
 
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
-/** host.source when it is well formed (a checkpoint is a file like any other: checked, not trusted). */
+/** host.source, when the checkpoint records it; readCheckpoint has checked its shape against schemas/checkpoint.schema.json. */
 function sourceOf(body: CheckpointBody): CheckpointSource | null {
-  const s = body.host.source;
-  if (!isObj(s) || typeof s.pipeline !== 'string' || !Number.isSafeInteger(s.seed) || !isObj(s.env)) return null;
-  const e = s.env;
-  if (typeof e.name !== 'string' || typeof e.step !== 'string' || typeof e.reset !== 'string') return null;
-  return { pipeline: s.pipeline, env: { name: e.name, step: e.step, reset: e.reset }, seed: s.seed as number };
+  return (body.host.source as CheckpointSource | undefined) ?? null;
 }
 
 export interface OpenOptions {

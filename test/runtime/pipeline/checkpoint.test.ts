@@ -58,6 +58,9 @@ describe('checkpoint bodies are validated after the checksum', () => {
     ['an RNG key of 3 words', set((b) => (host(b).key = [1, 2, 3])), '/body/host/key', /more than 2|at most/],
     ['an RNG key of 1 word', set((b) => (host(b).key = [1])), '/body/host/key', /fewer than 2|at least/],
     ['a negative RNG word', set((b) => (host(b).key = [1, -2])), '/body/host/key/1', /out of range/],
+    // loom eval and export load the pipeline a checkpoint names: its record of it is checked too.
+    ['a string seed in the recorded source', set((b) => (host(b).source = { pipeline: 'p.json', env: { name: 'e', step: 's', reset: 'r' }, seed: '1' })), '/body/host/source/seed', /wrong type/],
+    ['a recorded source without its env', set((b) => (host(b).source = { pipeline: 'p.json', seed: 1 })), '/body/host/source', /"env"/],
   ];
   for (const [what, mutate, pointer, message] of cases)
     it(`rejects ${what} at ${pointer}`, () => {

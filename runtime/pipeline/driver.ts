@@ -584,7 +584,7 @@ export class Trainer {
     return { R, done, lastObs };
   }
 
-  private update(data: TensorMap, lr: number): Pick<IterationMetrics, 'loss' | 'pg_loss' | 'v_loss' | 'entropy' | 'approx_kl' | 'clipfrac' | 'grad_norm' | 'sat_mb'> {
+  private update(data: TensorMap, lr: number): Pick<IterationMetrics, 'loss' | 'pg_loss' | 'v_loss' | 'entropy' | 'approx_kl' | 'clipfrac' | 'grad_norm' | 'grad_clip_frac' | 'sat_mb'> {
     const c = this.cfg;
     const u = c.update;
     const B = data.obs!.shape[0]!;
@@ -601,6 +601,7 @@ export class Trainer {
     const maxNorm = tf.scalar(u.max_grad_norm);
     const acc = { loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0 };
     let count = 0;
+    let clippedSteps = 0;
     let sat = 0;
     const tr = c.advantage.transform;
     const alphaFrozen = this.host.amppo ? tf.scalar(this.host.amppo.alpha_ema) : null;
@@ -654,6 +655,7 @@ export class Trainer {
           const t = k === 'grad_norm' ? clipped.norm! : out[k]!;
           acc[k] += hostValues(t)[0]!;
         }
+        if (hostValues(clipped.norm!)[0]! > u.max_grad_norm) clippedSteps++;
         lastKl = hostValues(out.approx_kl!)[0]!;
         count++;
         clipped.norm!.dispose();
@@ -667,7 +669,8 @@ export class Trainer {
     maxNorm.dispose();
     alphaFrozen?.dispose();
     for (const k of Object.keys(acc) as (keyof typeof acc)[]) acc[k] /= count;
-    return this.amppoModulate ? { ...acc, sat_mb: sat / count } : acc;
+    const grad_clip_frac = clippedSteps / count;
+    return this.amppoModulate ? { ...acc, grad_clip_frac, sat_mb: sat / count } : { ...acc, grad_clip_frac };
   }
 
   /** Scalar inputs of the optimizer graph that are not state: lr, eps, betas, and `args`. */

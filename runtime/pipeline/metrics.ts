@@ -20,6 +20,8 @@ export interface IterationMetrics {
   approx_kl: number;
   clipfrac: number;
   grad_norm: number;
+  /** Fraction of this iteration's optimizer steps whose global grad norm exceeded update.max_grad_norm (spec am-ppo A6). */
+  grad_clip_frac: number;
   explained_variance: number;
   steps_per_sec: number;
   /** AM-PPO controller after this iteration's full-batch update (absent without the transform). */
@@ -42,7 +44,7 @@ export interface IterationMetrics {
 
 export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
   'iteration', 'global_step', 'lr', 'episodic_return', 'episodic_length', 'episodes', 'loss', 'pg_loss', 'v_loss',
-  'entropy', 'approx_kl', 'clipfrac', 'grad_norm', 'explained_variance', 'steps_per_sec',
+  'entropy', 'approx_kl', 'clipfrac', 'grad_norm', 'grad_clip_frac', 'explained_variance', 'steps_per_sec',
 ];
 
 export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];

@@ -16,7 +16,7 @@ const G = (p: string) => join(__dirname, '../../graphs', p);
 
 const row = (iteration: number, ret: number | null): IterationMetrics => ({
   iteration, global_step: iteration * 100, lr: 0, episodic_return: ret, episodic_length: ret, episodes: ret === null ? 0 : 1,
-  loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, explained_variance: 0, steps_per_sec: 0,
+  loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, grad_clip_frac: 0, explained_variance: 0, steps_per_sec: 0,
 });
 
 describe('statistics', () => {

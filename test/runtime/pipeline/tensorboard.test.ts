@@ -232,7 +232,7 @@ describe('TensorBoard event files', () => {
   });
 
   it('a value that metrics.jsonl writes as null (NaN, ±Infinity, no episode) is left out', async () => {
-    const row = { iteration: 2, global_step: 32, lr: 1e-4, episodic_return: null, episodic_length: null, episodes: 0, loss: Infinity, pg_loss: -Infinity, v_loss: 0.5, entropy: 0.69, approx_kl: 0, clipfrac: 0, grad_norm: 1, explained_variance: NaN, steps_per_sec: 100 } satisfies IterationMetrics;
+    const row = { iteration: 2, global_step: 32, lr: 1e-4, episodic_return: null, episodic_length: null, episodes: 0, loss: Infinity, pg_loss: -Infinity, v_loss: 0.5, entropy: 0.69, approx_kl: 0, clipfrac: 0, grad_norm: 1, grad_clip_frac: 1, explained_variance: NaN, steps_per_sec: 100 } satisfies IterationMetrics;
     const kept = Object.entries(JSON.parse(JSON.stringify(row)) as Record<string, unknown>).filter(([k, v]) => v !== null && k !== 'iteration' && k !== 'global_step');
     expect(tensorboardScalars(row, METRIC_COLUMNS).sort()).toEqual(kept.map(([k, v]) => [CLEANRL[k] ?? `loom/${k}`, v]).sort());
     expect(kept.map(([k]) => k)).not.toContain('explained_variance');

@@ -41,6 +41,29 @@ const std1 = (xs: ArrayLike<number>) => {
   return Math.sqrt(a.reduce((s, x) => s + (x - m) ** 2, 0) / (a.length - 1));
 };
 
+describe('grad_clip_frac (spec am-ppo A6)', () => {
+  it('is the fraction of optimizer steps whose global grad norm exceeded max_grad_norm', () => {
+    // clip_grad off: the steps use the raw gradient, so max_grad_norm changes the logged fraction only.
+    const run = (maxNorm: number) => {
+      const t = new Trainer(tiny({ optimizer: { name: 'adam', lr: 0.01, anneal_lr: false, clip_grad: false }, update: { epochs: 2, minibatches: 2, max_grad_norm: maxNorm }, total_steps: 16 }));
+      t.init();
+      const clips = spy(t, 'clip');
+      const m = t.iterate();
+      t.dispose();
+      return { m, norms: clips.map((c) => c.outputs.norm![0]!) };
+    };
+    const first = run(1e9);
+    expect(first.norms).toHaveLength(4);
+    expect(first.m.grad_clip_frac).toBe(0);
+    const sorted = [...first.norms].sort((a, b) => a - b);
+    const threshold = (sorted[1]! + sorted[2]!) / 2;
+    const second = run(threshold);
+    expect(second.norms).toEqual(first.norms);
+    expect(second.m.grad_clip_frac).toBe(first.norms.filter((n) => n > threshold).length / 4);
+    expect(second.m.grad_clip_frac).toBe(0.5);
+  });
+});
+
 describe('optimizer by name: alphagrad', () => {
   // One minibatch step per run: the reference kernels make AlphaGrad's segment sum slow on the CPU backend.
   const cfg = (clip: boolean) =>

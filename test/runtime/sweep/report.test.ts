@@ -18,7 +18,7 @@ const sweep = (over: Record<string, unknown> = {}) => planSweep({ sweep: 's', pi
 const run = (rets: (number | null)[]): IterationMetrics[] =>
   Array.from({ length: 10 }, (_, i) => {
     const ret = i < rets.length ? rets[i]! : rets[rets.length - 1]!;
-    return { iteration: i + 1, global_step: (i + 1) * 100, lr: 0, episodic_return: ret, episodic_length: ret, episodes: ret === null ? 0 : 1, loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, explained_variance: 0, steps_per_sec: 0 };
+    return { iteration: i + 1, global_step: (i + 1) * 100, lr: 0, episodic_return: ret, episodic_length: ret, episodes: ret === null ? 0 : 1, loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, grad_clip_frac: 0, explained_variance: 0, steps_per_sec: 0 };
   });
 const result = (id: string, metrics: IterationMetrics[]): JobResult => ({ id, status: 'finished', metrics, wallSec: 2, envSteps: 1000 });
 

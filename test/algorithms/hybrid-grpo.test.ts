@@ -28,11 +28,10 @@ describe('hybrid-grpo/advantage: B.6 vectors', () => {
     close(o.adv_hybrid!, HYBRID, 4);
     expect(o.A_T![0]).toBeCloseTo(0.1298, 4);
     close(o.q!, [1.396, 0.698, -0.101, 0.0], 5);
-    expect(o.select).toEqual([0]);
     expect(o.y![0]).toBeCloseTo(0.49825, 5); // (1.396 + 0.698 - 0.101 + 0)/4, quoted as 0.4982 in B.6
-    // q_f = tanh(R) + gamma V(s') = [1.157594, 0.660117, -0.098375, 0] also picks sample 0
+    // B.6 picks sample 0 by the raw q; select scores q_f = tanh(R) + gamma V(s') = [1.157594, 0.660117, -0.098375, 0] (B.4.4), also sample 0
     close(o.q_f!, [1.157594, 0.660117, -0.098375, 0], 5);
-    expect(o.select_f).toEqual([0]);
+    expect(o.select).toEqual([0]);
   });
 
   it('alpha = 1: pure group z-score; default alpha 0.5 blends the two', () => {
@@ -72,6 +71,19 @@ describe('hybrid-grpo/advantage: B.6 vectors', () => {
     expect(o.select).toEqual([0, 3]);
     // the all-equal reward group has z = 0 (not NaN)
     expect(o.z!.slice(4)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('select is argmax_N of f(R) + gamma (1 - done) V(s\') (B.4.4, B.5), not of the raw reward', () => {
+    const o = runPlain(loadWithHp(ADV, { alpha: 0 }), {
+      R: [[2, 0], [0.5, 0]],
+      V_s: [0, 0],
+      V_next: [[0, 1], [0, 1]],
+      done: [[0, 0], [0, 1]],
+    });
+    // Row 0: raw R + gamma V(s') = [2, 0.99] picks 0; tanh(2) = 0.9640 < 0.99 picks 1.
+    // Row 1: the second branch ended, so its V(s') = 1 does not count: [tanh(0.5), 0] picks 0.
+    close(o.q_f!, [Math.tanh(2), 0.99, Math.tanh(0.5), 0], 5);
+    expect(o.select).toEqual([1, 0]);
   });
 });
 

@@ -217,8 +217,8 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
       for (let i = 0; i < N; i++)
         for (let g = 1; g < G; g++) expect(Array.from(st.slice((i * G + g) * 4, (i * G + g + 1) * 4))).toEqual(Array.from(st.slice(i * G * 4, (i * G + 1) * 4)));
       const a = advs[k]!;
-      // q = R + gamma (1 - done) V_next; the executed branch is argmax q, and the next step starts from its state.
-      const q = a.outputs.q!;
+      // q_f = tanh(R) + gamma (1 - done) V_next; the executed branch is argmax q_f, and the next step starts from its state.
+      const q = a.outputs.q_f!;
       for (let i = 0; i < N; i++) {
         let best = 0;
         for (let g = 1; g < G; g++) if (q[i * G + g]! > q[i * G + best]!) best = g;
@@ -240,6 +240,44 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     // Hybrid advantages are not z-scored as a whole (only the alpha z part is), so they are normalised per minibatch.
     expect(losses[0]!.inputs.norm_adv![0]).toBe(1);
     expect(losses[0]!.inputs.vf_coef![0]).toBe(0.5);
+    t.dispose();
+  });
+
+  it('hybrid argmax executes the branch with the best f(R) + gamma (1 - done) V(s\'), not R + gamma (1 - done) V(s\')', () => {
+    // Pendulum over 2 steps: the branch rewards differ (the second step's reward depends on the first action),
+    // and tanh flattens them where they are large.
+    const t = new Trainer(
+      group('hybrid-grpo', {
+        group: { size: 4, horizon: 2, select: 'argmax' },
+        rollout: { steps: 8 },
+        total_steps: 2 * 8 * 4 * 2,
+        env: { step: G('envs/pendulum.step.graph.json'), reset: G('envs/pendulum.reset.graph.json'), num_envs: 2 },
+        policy: { act: G('algorithms/ppo-pendulum.act.graph.json') },
+        loss: G('algorithms/ppo-pendulum.loss.graph.json'),
+      }),
+    );
+    t.init();
+    const steps = spy(t, 'step');
+    const advs = spy(t, 'groupAdv');
+    t.iterate();
+    const N = 2, K = 4, S = 2; // Pendulum's state row: theta, theta_dot
+    const argmax = (xs: number[]) => xs.indexOf(Math.max(...xs));
+    let differ = 0;
+    advs.forEach((a, k) => {
+      const { R, V_next, done } = a.inputs;
+      for (let i = 0; i < N; i++) {
+        const row = [0, 1, 2, 3].map((g) => i * K + g);
+        const boot = row.map((j) => 0.99 ** 2 * (1 - done![j]!) * V_next![j]!);
+        const best = argmax(row.map((j, g) => Math.tanh(R![j]!) + boot[g]!));
+        if (best !== argmax(row.map((j, g) => R![j]! + boot[g]!))) differ++;
+        // Step calls come in pairs (the group step, then the continuation); the executed branch is the group step's.
+        const want = Array.from(steps[2 * k]!.outputs.state!.slice((i * K + best) * S, (i * K + best + 1) * S));
+        const next = 2 * k + 2 < steps.length ? steps[2 * k + 2]!.inputs.state!.slice(i * K * S, (i * K + 1) * S) : t.env.state!.dataSync().slice(i * S, (i + 1) * S);
+        expect(Array.from(next)).toEqual(want);
+      }
+    });
+    // Some states are ones where the raw and the transformed score disagree, so the check above tells them apart.
+    expect(differ).toBeGreaterThan(0);
     t.dispose();
   });
 

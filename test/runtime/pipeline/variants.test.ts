@@ -393,6 +393,20 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     for (const f of ['grpo-cartpole.json', 'hybrid-grpo-cartpole.json']) expect(() => parsePipeline(JSON.parse(readFileSync(G('pipelines/' + f), 'utf8')), G('pipelines/' + f))).not.toThrow();
     expect(() => group('grpo', { group: { size: 4, select: 'argmax' } })).toThrow(/no value function/);
   });
+
+  it('the shipped hybrid-grpo pipelines use the values spec B.4 gives (and B.3\'s uniform executed branch)', () => {
+    // B.4: "Defaults [R]: N = 4, gamma = 0.99, eps = 0.2, c_V = 0.5, c_H = 0.01, Adam lr 3e-4, 10 epochs, gradient-norm clip 0.5, alpha = 0.5, f = tanh"
+    for (const env of ['cartpole', 'acrobot', 'pendulum']) {
+      const f = G(`pipelines/hybrid-grpo-${env}.json`);
+      const c = parsePipeline(JSON.parse(readFileSync(f, 'utf8')), f);
+      expect(c.algorithm).toBe('hybrid-grpo');
+      expect({ size: c.group!.size, horizon: c.group!.horizon, select: c.group!.select, hp: c.group!.hp }, env).toEqual({ size: 4, horizon: 1, select: 'uniform', hp: { gamma: 0.99, alpha: 0.5, f_mode: 0 } });
+      expect(c.advantage.gamma, env).toBe(0.99);
+      expect({ name: c.optimizer.name, lr: c.optimizer.lr }, env).toEqual({ name: 'adam', lr: 3e-4 });
+      const u = c.update;
+      expect({ epochs: u.epochs, clip_coef: u.clip_coef, vf_coef: u.vf_coef, ent_coef: u.ent_coef, max_grad_norm: u.max_grad_norm }, env).toEqual({ epochs: 10, clip_coef: 0.2, vf_coef: 0.5, ent_coef: 0.01, max_grad_norm: 0.5 });
+    }
+  });
 });
 
 describe('variant modes do not leak tensors across iterations', () => {

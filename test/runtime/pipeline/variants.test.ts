@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TensorMap } from '../../../runtime/interpreter.ts';
-import { parsePipeline } from '../../../runtime/pipeline/config.ts';
+import { loadPipeline, parseOverride, parsePipeline } from '../../../runtime/pipeline/config.ts';
 import { Trainer, gradOutput, train } from '../../../runtime/pipeline/driver.ts';
 import { readCheckpoint } from '../../../runtime/pipeline/checkpoint.ts';
 import type { Program } from '../../../runtime/pipeline/program.ts';
@@ -407,6 +407,45 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
       expect({ epochs: u.epochs, clip_coef: u.clip_coef, vf_coef: u.vf_coef, ent_coef: u.ent_coef, max_grad_norm: u.max_grad_norm }, env).toEqual({ epochs: 10, clip_coef: 0.2, vf_coef: 0.5, ent_coef: 0.01, max_grad_norm: 0.5 });
     }
   });
+});
+
+describe('hybrid-grpo-v2 pipelines (the author\'s later form)', () => {
+  for (const env of ['pendulum', 'cartpole'])
+    it(`${env}: trains on tanh(tau z) of the branch rewards, executes the largest, and learns V with the Huber loss`, () => {
+      const f = G(`pipelines/hybrid-grpo-v2-${env}.json`);
+      const H = env === 'cartpole' ? 8 : 1;
+      const small = ['env.num_envs=2', 'rollout.steps=4', 'update.epochs=2', 'update.minibatches=2', `total_steps=${2 * 2 * 4 * 4 * H}`, 'eval.episodes=0', 'checkpoint.every=0'];
+      const cfg = loadPipeline(f, { overrides: small.map(parseOverride) });
+      expect(cfg.loss).toBe(G(`algorithms/ppo-huber-${env}.loss.graph.json`));
+      const t = new Trainer(cfg);
+      t.init();
+      const advs = spy(t, 'groupAdv');
+      const losses = spy(t, 'loss');
+      const rows = [t.iterate(), t.iterate()];
+      for (const m of rows) for (const k of ['loss', 'v_loss', 'pg_loss', 'entropy'] as const) expect(Number.isFinite(m[k]), k).toBe(true);
+      const K = 4;
+      const want: number[] = [];
+      for (const a of advs) {
+        const R = Array.from(a.inputs.R!);
+        for (let i = 0; i < R.length / K; i++) {
+          const grp = R.slice(i * K, i * K + K);
+          const m = grp.reduce((x, y) => x + y, 0) / K;
+          const sd = Math.sqrt(grp.reduce((x, y) => x + (y - m) ** 2, 0) / K);
+          grp.forEach((r) => want.push(Math.max(...grp) === Math.min(...grp) ? 0 : Math.tanh((r - m) / (sd + 1e-8))));
+          expect(a.outputs.select![i]).toBe(grp.indexOf(Math.max(...grp)));
+        }
+      }
+      // Some groups differ (on CartPole only those where a branch falls within the 8-step horizon).
+      expect(want.filter((x) => x !== 0).length).toBeGreaterThan(0);
+      // The first epoch (2 minibatches) sees the first iteration's advantages as they are (no per-minibatch normalisation).
+      const sortNum = (xs: number[]) => [...xs].sort((x, y) => x - y);
+      const seen = sortNum(losses.slice(0, 2).flatMap((l) => Array.from(l.inputs.advantages!)));
+      expect(seen).toHaveLength(2 * 4 * K);
+      sortNum(want.slice(0, 2 * 4 * K)).forEach((x, j) => expect(seen[j]).toBeCloseTo(x, 3));
+      expect(losses[0]!.inputs.norm_adv![0]).toBe(0);
+      expect(losses[0]!.inputs.ent_coef![0]).toBe(0);
+      t.dispose();
+    });
 });
 
 describe('variant modes do not leak tensors across iterations', () => {

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { loadPipeline } from '../../runtime/pipeline/config.ts';
 import { loadWithHp, runPlain } from '../helpers/graph-run.ts';
 
 await tf.setBackend('cpu');
@@ -28,11 +29,10 @@ describe('hybrid-grpo/advantage: B.6 vectors', () => {
     close(o.adv_hybrid!, HYBRID, 4);
     expect(o.A_T![0]).toBeCloseTo(0.1298, 4);
     close(o.q!, [1.396, 0.698, -0.101, 0.0], 5);
-    expect(o.select).toEqual([0]);
     expect(o.y![0]).toBeCloseTo(0.49825, 5); // (1.396 + 0.698 - 0.101 + 0)/4, quoted as 0.4982 in B.6
-    // q_f = tanh(R) + gamma V(s') = [1.157594, 0.660117, -0.098375, 0] also picks sample 0
+    // B.6 picks sample 0 by the raw q; select scores q_f = tanh(R) + gamma V(s') = [1.157594, 0.660117, -0.098375, 0] (B.4.4), also sample 0
     close(o.q_f!, [1.157594, 0.660117, -0.098375, 0], 5);
-    expect(o.select_f).toEqual([0]);
+    expect(o.select).toEqual([0]);
   });
 
   it('alpha = 1: pure group z-score; default alpha 0.5 blends the two', () => {
@@ -72,6 +72,49 @@ describe('hybrid-grpo/advantage: B.6 vectors', () => {
     expect(o.select).toEqual([0, 3]);
     // the all-equal reward group has z = 0 (not NaN)
     expect(o.z!.slice(4)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('select is argmax_N of f(R) + gamma (1 - done) V(s\') (B.4.4, B.5), not of the raw reward', () => {
+    const o = runPlain(loadWithHp(ADV, { alpha: 0 }), {
+      R: [[2, 0], [0.5, 0]],
+      V_s: [0, 0],
+      V_next: [[0, 1], [0, 1]],
+      done: [[0, 0], [0, 1]],
+    });
+    // Row 0: raw R + gamma V(s') = [2, 0.99] picks 0; tanh(2) = 0.9640 < 0.99 picks 1.
+    // Row 1: the second branch ended, so its V(s') = 1 does not count: [tanh(0.5), 0] picks 0.
+    close(o.q_f!, [Math.tanh(2), 0.99, Math.tanh(0.5), 0], 5);
+    expect(o.select).toEqual([1, 0]);
+  });
+});
+
+describe('hybrid-grpo/advantage: the author\'s later form (hybrid_grpo_continuous.py)', () => {
+  // bootstrap 0, f_mode 2, alpha 0: adv = tanh(tau z) of the branch rewards, no V terms; select = argmax R.
+  const V2 = { alpha: 0, f_mode: 2, bootstrap: 0 };
+  it('adv = tanh(tau z) whatever V is; y keeps the bootstrapped target; the largest reward is executed', () => {
+    // B.6 rewards; V(s') = 3 on the second branch makes R + gamma V(s') (and the spec's q_f) pick branch 1, R picks 0.
+    const batch = { R: [[1.0, 0.5, -0.2, 0.0]], V_s: [5], V_next: [[0, 3, 0, 0]], done: [[0, 0, 0, 0]] };
+    const o = runPlain(loadWithHp(ADV, V2), batch);
+    close(o.adv!, [0.8956, 0.359, -0.8101, -0.603], 4); // B.6: tanh of the group z-score
+    close(o.adv!, Z.map((z) => Math.tanh(z)), 5);
+    expect(o.A_T![0]).toBeCloseTo(Z.reduce((a, z) => a + Math.tanh(z), 0) / 4, 5);
+    expect(o.select).toEqual([0]);
+    expect(o.y![0]).toBeCloseTo((1.0 + 0.5 + 0.99 * 3 - 0.2 + 0) / 4, 5);
+    // The spec form on the same batch credits V: its advantage and choice differ.
+    const spec = runPlain(loadWithHp(ADV, { alpha: 0 }), batch);
+    expect(spec.select).toEqual([1]);
+    close(runPlain(loadWithHp(ADV, { ...V2, tau: 2 }), batch).adv!, Z.map((z) => Math.tanh(2 * z)), 5);
+  });
+
+  it('is what the hybrid-grpo-v2 pipelines configure', () => {
+    for (const env of ['pendulum', 'cartpole']) {
+      const hp = loadPipeline(resolve(`graphs/pipelines/hybrid-grpo-v2-${env}.json`)).group!.hp;
+      expect(hp, env).toMatchObject({ ...V2, tau: 1 });
+      const o = runPlain(loadWithHp(ADV, hp), { R: [[1.0, 0.5, -0.2, 0.0], [2, 2, 2, 2]], V_s: [0.3, 1], V_next: [[0.4, 0.2, 0.1, 0.0], [1, 2, 3, 4]], done: [[0, 0, 0, 0], [0, 0, 1, 0]] });
+      // the constant group has z = 0, so no advantage (and the first branch, as torch.argmax)
+      close(o.adv!, [0.8956, 0.359, -0.8101, -0.603, 0, 0, 0, 0], 4);
+      expect(o.select).toEqual([0, 0]);
+    }
   });
 });
 

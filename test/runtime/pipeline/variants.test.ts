@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TensorMap } from '../../../runtime/interpreter.ts';
-import { parsePipeline } from '../../../runtime/pipeline/config.ts';
+import { loadPipeline, parseOverride, parsePipeline } from '../../../runtime/pipeline/config.ts';
 import { Trainer, gradOutput, train } from '../../../runtime/pipeline/driver.ts';
 import { readCheckpoint } from '../../../runtime/pipeline/checkpoint.ts';
 import type { Program } from '../../../runtime/pipeline/program.ts';
@@ -217,8 +217,8 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
       for (let i = 0; i < N; i++)
         for (let g = 1; g < G; g++) expect(Array.from(st.slice((i * G + g) * 4, (i * G + g + 1) * 4))).toEqual(Array.from(st.slice(i * G * 4, (i * G + 1) * 4)));
       const a = advs[k]!;
-      // q = R + gamma (1 - done) V_next; the executed branch is argmax q, and the next step starts from its state.
-      const q = a.outputs.q!;
+      // q_f = tanh(R) + gamma (1 - done) V_next; the executed branch is argmax q_f, and the next step starts from its state.
+      const q = a.outputs.q_f!;
       for (let i = 0; i < N; i++) {
         let best = 0;
         for (let g = 1; g < G; g++) if (q[i * G + g]! > q[i * G + best]!) best = g;
@@ -240,6 +240,44 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     // Hybrid advantages are not z-scored as a whole (only the alpha z part is), so they are normalised per minibatch.
     expect(losses[0]!.inputs.norm_adv![0]).toBe(1);
     expect(losses[0]!.inputs.vf_coef![0]).toBe(0.5);
+    t.dispose();
+  });
+
+  it('hybrid argmax executes the branch with the best f(R) + gamma (1 - done) V(s\'), not R + gamma (1 - done) V(s\')', () => {
+    // Pendulum over 2 steps: the branch rewards differ (the second step's reward depends on the first action),
+    // and tanh flattens them where they are large.
+    const t = new Trainer(
+      group('hybrid-grpo', {
+        group: { size: 4, horizon: 2, select: 'argmax' },
+        rollout: { steps: 8 },
+        total_steps: 2 * 8 * 4 * 2,
+        env: { step: G('envs/pendulum.step.graph.json'), reset: G('envs/pendulum.reset.graph.json'), num_envs: 2 },
+        policy: { act: G('algorithms/ppo-pendulum.act.graph.json') },
+        loss: G('algorithms/ppo-pendulum.loss.graph.json'),
+      }),
+    );
+    t.init();
+    const steps = spy(t, 'step');
+    const advs = spy(t, 'groupAdv');
+    t.iterate();
+    const N = 2, K = 4, S = 2; // Pendulum's state row: theta, theta_dot
+    const argmax = (xs: number[]) => xs.indexOf(Math.max(...xs));
+    let differ = 0;
+    advs.forEach((a, k) => {
+      const { R, V_next, done } = a.inputs;
+      for (let i = 0; i < N; i++) {
+        const row = [0, 1, 2, 3].map((g) => i * K + g);
+        const boot = row.map((j) => 0.99 ** 2 * (1 - done![j]!) * V_next![j]!);
+        const best = argmax(row.map((j, g) => Math.tanh(R![j]!) + boot[g]!));
+        if (best !== argmax(row.map((j, g) => R![j]! + boot[g]!))) differ++;
+        // Step calls come in pairs (the group step, then the continuation); the executed branch is the group step's.
+        const want = Array.from(steps[2 * k]!.outputs.state!.slice((i * K + best) * S, (i * K + best + 1) * S));
+        const next = 2 * k + 2 < steps.length ? steps[2 * k + 2]!.inputs.state!.slice(i * K * S, (i * K + 1) * S) : t.env.state!.dataSync().slice(i * S, (i + 1) * S);
+        expect(Array.from(next)).toEqual(want);
+      }
+    });
+    // Some states are ones where the raw and the transformed score disagree, so the check above tells them apart.
+    expect(differ).toBeGreaterThan(0);
     t.dispose();
   });
 
@@ -355,6 +393,59 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     for (const f of ['grpo-cartpole.json', 'hybrid-grpo-cartpole.json']) expect(() => parsePipeline(JSON.parse(readFileSync(G('pipelines/' + f), 'utf8')), G('pipelines/' + f))).not.toThrow();
     expect(() => group('grpo', { group: { size: 4, select: 'argmax' } })).toThrow(/no value function/);
   });
+
+  it('the shipped hybrid-grpo pipelines use the values spec B.4 gives (and B.3\'s uniform executed branch)', () => {
+    // B.4: "Defaults [R]: N = 4, gamma = 0.99, eps = 0.2, c_V = 0.5, c_H = 0.01, Adam lr 3e-4, 10 epochs, gradient-norm clip 0.5, alpha = 0.5, f = tanh"
+    for (const env of ['cartpole', 'acrobot', 'pendulum']) {
+      const f = G(`pipelines/hybrid-grpo-${env}.json`);
+      const c = parsePipeline(JSON.parse(readFileSync(f, 'utf8')), f);
+      expect(c.algorithm).toBe('hybrid-grpo');
+      expect({ size: c.group!.size, horizon: c.group!.horizon, select: c.group!.select, hp: c.group!.hp }, env).toEqual({ size: 4, horizon: 1, select: 'uniform', hp: { gamma: 0.99, alpha: 0.5, f_mode: 0 } });
+      expect(c.advantage.gamma, env).toBe(0.99);
+      expect({ name: c.optimizer.name, lr: c.optimizer.lr }, env).toEqual({ name: 'adam', lr: 3e-4 });
+      const u = c.update;
+      expect({ epochs: u.epochs, clip_coef: u.clip_coef, vf_coef: u.vf_coef, ent_coef: u.ent_coef, max_grad_norm: u.max_grad_norm }, env).toEqual({ epochs: 10, clip_coef: 0.2, vf_coef: 0.5, ent_coef: 0.01, max_grad_norm: 0.5 });
+    }
+  });
+});
+
+describe('hybrid-grpo-v2 pipelines (the author\'s later form)', () => {
+  for (const env of ['pendulum', 'cartpole'])
+    it(`${env}: trains on tanh(tau z) of the branch rewards, executes the largest, and learns V with the Huber loss`, () => {
+      const f = G(`pipelines/hybrid-grpo-v2-${env}.json`);
+      const H = env === 'cartpole' ? 8 : 1;
+      const small = ['env.num_envs=2', 'rollout.steps=4', 'update.epochs=2', 'update.minibatches=2', `total_steps=${2 * 2 * 4 * 4 * H}`, 'eval.episodes=0', 'checkpoint.every=0'];
+      const cfg = loadPipeline(f, { overrides: small.map(parseOverride) });
+      expect(cfg.loss).toBe(G(`algorithms/ppo-huber-${env}.loss.graph.json`));
+      const t = new Trainer(cfg);
+      t.init();
+      const advs = spy(t, 'groupAdv');
+      const losses = spy(t, 'loss');
+      const rows = [t.iterate(), t.iterate()];
+      for (const m of rows) for (const k of ['loss', 'v_loss', 'pg_loss', 'entropy'] as const) expect(Number.isFinite(m[k]), k).toBe(true);
+      const K = 4;
+      const want: number[] = [];
+      for (const a of advs) {
+        const R = Array.from(a.inputs.R!);
+        for (let i = 0; i < R.length / K; i++) {
+          const grp = R.slice(i * K, i * K + K);
+          const m = grp.reduce((x, y) => x + y, 0) / K;
+          const sd = Math.sqrt(grp.reduce((x, y) => x + (y - m) ** 2, 0) / K);
+          grp.forEach((r) => want.push(Math.max(...grp) === Math.min(...grp) ? 0 : Math.tanh((r - m) / (sd + 1e-8))));
+          expect(a.outputs.select![i]).toBe(grp.indexOf(Math.max(...grp)));
+        }
+      }
+      // Some groups differ (on CartPole only those where a branch falls within the 8-step horizon).
+      expect(want.filter((x) => x !== 0).length).toBeGreaterThan(0);
+      // The first epoch (2 minibatches) sees the first iteration's advantages as they are (no per-minibatch normalisation).
+      const sortNum = (xs: number[]) => [...xs].sort((x, y) => x - y);
+      const seen = sortNum(losses.slice(0, 2).flatMap((l) => Array.from(l.inputs.advantages!)));
+      expect(seen).toHaveLength(2 * 4 * K);
+      sortNum(want.slice(0, 2 * 4 * K)).forEach((x, j) => expect(seen[j]).toBeCloseTo(x, 3));
+      expect(losses[0]!.inputs.norm_adv![0]).toBe(0);
+      expect(losses[0]!.inputs.ent_coef![0]).toBe(0);
+      t.dispose();
+    });
 });
 
 describe('variant modes do not leak tensors across iterations', () => {

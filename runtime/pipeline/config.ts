@@ -35,7 +35,8 @@ export interface PipelineConfig {
   rollout: { steps: number };
   advantage: { gamma: number; lambda: number; transform: AdvantageTransform | null };
   update: { epochs: number; minibatches: number; norm_adv: boolean; clip_coef: number; clip_vloss: boolean; ent_coef: number; vf_coef: number; max_grad_norm: number; target_kl: number | null };
-  normalize: { obs: boolean; reward: boolean; clip: number };
+  /** `per_env`: one statistic per env (CleanRL's per-env wrappers) instead of one over all envs. */
+  normalize: { obs: boolean; reward: boolean; clip: number; per_env: boolean };
   total_steps: number;
   seed: number;
   logging: { every: number; tensorboard: boolean };
@@ -223,7 +224,7 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
       max_grad_norm: (upd.max_grad_norm as number) ?? 0.5,
       target_kl: (upd.target_kl as number | null) ?? null,
     },
-    normalize: { obs: (norm.obs as boolean) ?? false, reward: (norm.reward as boolean) ?? false, clip: (norm.clip as number) ?? 10 },
+    normalize: { obs: (norm.obs as boolean) ?? false, reward: (norm.reward as boolean) ?? false, clip: (norm.clip as number) ?? 10, per_env: (norm.per_env as boolean) ?? false },
     total_steps: j.total_steps as number,
     seed: (j.seed as number) ?? 1,
     logging: { every: (obj(j.logging).every as number) ?? 1, tensorboard: (obj(j.logging).tensorboard as boolean) ?? true },
@@ -243,6 +244,8 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
   if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
   if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
   if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
+  // Group rollouts normalise the tiled branch observations, which have no env of their own.
+  if (cfg.group && cfg.normalize.per_env) fail('normalize.per_env applies to ppo only; grpo and hybrid-grpo keep one statistic over all envs', '/normalize/per_env');
   checkPipelineSize(cfg);
   const batch = cfg.env.num_envs * cfg.rollout.steps * (cfg.group?.size ?? 1);
   if (batch % cfg.update.minibatches !== 0)

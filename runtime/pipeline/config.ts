@@ -54,6 +54,8 @@ export interface AmppoTransform {
   hp: Record<string, number>;
   alpha_init: number;
   s_init: number;
+  /** The value target: A_mod + V_old (the spec, "modulated") or the GAE return A_raw + V_old ("gae", an ablation). */
+  value_target: 'modulated' | 'gae';
 }
 export type AdvantageTransform = AmppoTransform;
 
@@ -173,6 +175,7 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
         hp: Object.fromEntries(AMPPO_HP.filter((k) => trj[k] !== undefined).map((k) => [k, trj[k] as number])),
         alpha_init: (trj.alpha_init as number) ?? 1.0,
         s_init: (trj.s_init as number) ?? 0.1,
+        value_target: (trj.value_target as AmppoTransform['value_target']) ?? 'modulated',
       }
     : null;
   const algorithm = (j.algorithm as PipelineConfig['algorithm']) ?? 'ppo';

@@ -409,7 +409,8 @@ export class Trainer {
       st.s_ema = num('s_ema');
       const aMod = u.A_mod!.dataSync();
       const vOld = data.values_old!.dataSync();
-      ev = explainedVariance(vOld, Float32Array.from(aMod, (a, i) => a + vOld[i]!));
+      // Against the value target the update regresses on.
+      ev = this.cfg.advantage.transform!.value_target === 'modulated' ? explainedVariance(vOld, Float32Array.from(aMod, (a, i) => a + vOld[i]!)) : explainedVariance(vOld, data.returns!.dataSync());
       const absMean = (xs: ArrayLike<number>) => Array.from(xs).reduce((s2, x) => s2 + Math.abs(x), 0) / xs.length;
       am = { alpha_ema: st.alpha_ema, s_ema: st.s_ema, alpha_hat: num('alpha_hat'), s_obs: num('s_obs'), adv_norm: num('norm'), adv_sigma: num('sigma'), adv_raw_abs: absMean(data.advantages!.dataSync()), adv_mod_abs: absMean(aMod) };
       disposeMap(u);
@@ -623,7 +624,8 @@ export class Trainer {
         const batch: TensorMap = {};
         for (const col of cols) batch[col.k] = hostTensor([mb, ...col.shape], col.dtype as DType, (out) => gatherRows(col.values, rows, col.row, out));
         if (this.amppoModulate) {
-          // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target A_mod + V_old.
+          // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target
+          // A_mod + V_old, or with value_target "gae" the policy loss only (the GAE return stays the target).
           const mo = this.amppoModulate({ A: batch.advantages!, alpha_ema: alphaFrozen! }, {});
           const eps = tr!.hp.eps ?? 1e-5;
           const tau = tr!.hp.tau ?? 1.25;
@@ -632,9 +634,12 @@ export class Trainer {
           let ns = 0;
           for (let i = 0; i < raw.length; i++) if (Math.abs((this.host.amppo!.alpha_ema * raw[i]!) / (nMb + eps)) > tau) ns++;
           sat += ns / raw.length;
-          tf.dispose([batch.advantages!, batch.returns!, mo.applied!, mo.norm!]);
+          tf.dispose([batch.advantages!, mo.applied!, mo.norm!]);
           batch.advantages = mo.A_mod!;
-          batch.returns = tf.add(mo.A_mod!, batch.values_old!);
+          if (tr!.value_target === 'modulated') {
+            batch.returns!.dispose();
+            batch.returns = tf.add(mo.A_mod!, batch.values_old!);
+          }
         }
         const out = this.loss({ ...batch, ...scalars }, this.params);
         disposeMap(batch);

@@ -34,7 +34,7 @@ export interface PipelineConfig {
   };
   rollout: { steps: number };
   advantage: { gamma: number; lambda: number; transform: AdvantageTransform | null };
-  update: { epochs: number; minibatches: number; norm_adv: boolean; clip_coef: number; clip_vloss: boolean; ent_coef: number; vf_coef: number; max_grad_norm: number; target_kl: number | null };
+  update: { epochs: number; minibatches: number; norm_adv: boolean; clip_coef: number; clip_vloss: boolean; ent_coef: number; vf_coef: number; max_grad_norm: number; target_kl: number | null; kl_coef: number };
   /** `per_env`: one statistic per env (CleanRL's per-env wrappers) instead of one over all envs. */
   normalize: { obs: boolean; reward: boolean; clip: number; per_env: boolean };
   total_steps: number;
@@ -226,6 +226,7 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
       vf_coef: (upd.vf_coef as number) ?? 0.5,
       max_grad_norm: (upd.max_grad_norm as number) ?? 0.5,
       target_kl: (upd.target_kl as number | null) ?? null,
+      kl_coef: (upd.kl_coef as number) ?? 0,
     },
     normalize: { obs: (norm.obs as boolean) ?? false, reward: (norm.reward as boolean) ?? false, clip: (norm.clip as number) ?? 10, per_env: (norm.per_env as boolean) ?? false },
     total_steps: j.total_steps as number,
@@ -432,6 +433,16 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json'), { roots }),
   };
   checkRoles(cfg, graphs);
+  const klInputs = ['logp_ref', 'kl_coef'].filter((k) => !graphs.loss.inputs.some((i) => i.name === k));
+  if (cfg.update.kl_coef > 0 && klInputs.length)
+    throw new LoomError({
+      code: 'E_SCHEMA',
+      message: `update.kl_coef ${cfg.update.kl_coef} needs a loss graph with a KL penalty; ${displayPath(cfg.loss)} has no input ${klInputs.map((k) => `"${k}"`).join(' or ')}`,
+      file: cfg.file,
+      pointer: '/update/kl_coef',
+      expected: 'a loss graph with inputs logp_ref and kl_coef, e.g. graphs/algorithms/grpo-kl-cartpole.loss.graph.json',
+      hint: 'set loss to such a graph, or update.kl_coef to 0',
+    });
   checkPipelineSize(cfg, graphs);
   return graphs;
 }

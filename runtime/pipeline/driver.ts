@@ -603,6 +603,8 @@ export class Trainer {
       norm_adv: tf.scalar(u.norm_adv ? 1 : 0),
       clip_vloss: tf.scalar(u.clip_vloss ? 1 : 0),
     };
+    const lossTakes = (name: string) => this.graphs.loss.inputs.some((i) => i.name === name);
+    if (lossTakes('kl_coef')) scalars.kl_coef = tf.scalar(u.kl_coef);
     const optScalars = this.optimizerScalars(lr);
     const maxNorm = tf.scalar(u.max_grad_norm);
     const acc = { loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0 };
@@ -614,6 +616,9 @@ export class Trainer {
     // Minibatches are cut on the host from one read of the batch, and the params travel flat between
     // optimizer steps: per-minibatch gather/concat/split kernels cost more in dispatch than the copies.
     const cols = Object.entries(data).map(([k, v]) => ({ k, values: v.dataSync() as HostArray, row: v.size / v.shape[0]!, shape: v.shape.slice(1), dtype: v.dtype }));
+    // The KL penalty's reference policy is the one that sampled this rollout (pi_ref <- pi_theta after every
+    // iteration, spec sectional-moe-and-grpo B.2/B.5): its log-probs are logp_old.
+    if (lossTakes('logp_ref')) cols.push({ ...cols.find((col) => col.k === 'logp_old')!, k: 'logp_ref' });
     let flatParams = this.flattenParams();
     for (let epoch = 0; epoch < u.epochs; epoch++) {
       const [kp] = take(this.host, 1);

@@ -11,8 +11,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { TensorMap } from '../../../runtime/interpreter.ts';
 import { Trainer, train } from '../../../runtime/pipeline/driver.ts';
 import type { Program } from '../../../runtime/pipeline/program.ts';
-import { tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
+import { tinyPipeline as tiny, writeTinyPipeline } from '../../helpers/tiny-pipeline.ts';
 import { loomErr } from '../../helpers/loom-error.ts';
+import { loom } from '../../helpers/cli.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -135,6 +136,16 @@ describe('normalize.per_env', () => {
     const b = await train(cfg(), { outDir: dir, resume: true });
     for (const k of Object.keys(a.params)) expect(Array.from(b.params[k]!.dataSync())).toEqual(Array.from(a.params[k]!.dataSync()));
     tf.dispose([...Object.values(a.params), ...Object.values(b.params)]);
+  });
+
+  it('trains, plays with loom eval, and is refused by loom export, which has one normaliser to bake in', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loom-norm-'));
+    const f = writeTinyPipeline(dir, { total_steps: 16, normalize: { obs: true, per_env: true } });
+    expect((await loom('train', f, '--out', join(dir, 'run'))).code).toBe(0);
+    expect((await loom('eval', join(dir, 'run'), '--episodes', '1')).code).toBe(0);
+    const r = await loom('export', join(dir, 'run'), '--out', join(dir, 'p.graph.json'));
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/per env \(normalize.per_env\)/);
   });
 
   it('is refused for group algorithms, whose branch observations belong to no env', () => {

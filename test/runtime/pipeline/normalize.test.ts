@@ -91,6 +91,19 @@ describe('observation normalisation', () => {
     });
 });
 
+describe('observation normalisation in group rollouts', () => {
+  it('counts each visited state once: the executed branches, not the simulated ones', () => {
+    const t = new Trainer(tiny({ algorithm: 'grpo', group: { size: 2, horizon: 2 }, rollout: { steps: 4 }, total_steps: 2 * 4 * 2 * 2 * 3, normalize: { obs: true } }));
+    t.init();
+    for (let k = 0; k < 3; k++) {
+      t.iterate();
+      // The reset observation and each executed step's, up to the state the next rollout step starts from.
+      close(t.host.obsStat!.count, 1e-4 + N * 4 * (k + 1));
+    }
+    t.dispose();
+  });
+});
+
 describe('reward normalisation', () => {
   for (const perEnv of [false, true])
     it(`updates with each env's discounted return once per step and scales by its std (per_env ${perEnv})`, () => {

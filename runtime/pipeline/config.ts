@@ -34,8 +34,9 @@ export interface PipelineConfig {
   };
   rollout: { steps: number };
   advantage: { gamma: number; lambda: number; transform: AdvantageTransform | null };
-  update: { epochs: number; minibatches: number; norm_adv: boolean; clip_coef: number; clip_vloss: boolean; ent_coef: number; vf_coef: number; max_grad_norm: number; target_kl: number | null };
-  normalize: { obs: boolean; reward: boolean; clip: number };
+  update: { epochs: number; minibatches: number; norm_adv: boolean; clip_coef: number; clip_vloss: boolean; ent_coef: number; vf_coef: number; max_grad_norm: number; target_kl: number | null; kl_coef: number };
+  /** `per_env`: one statistic per env (CleanRL's per-env wrappers) instead of one over all envs. */
+  normalize: { obs: boolean; reward: boolean; clip: number; per_env: boolean };
   total_steps: number;
   seed: number;
   logging: { every: number; tensorboard: boolean };
@@ -53,6 +54,8 @@ export interface AmppoTransform {
   hp: Record<string, number>;
   alpha_init: number;
   s_init: number;
+  /** The value target: A_mod + V_old (the spec, "modulated") or the GAE return A_raw + V_old ("gae", an ablation). */
+  value_target: 'modulated' | 'gae';
 }
 export type AdvantageTransform = AmppoTransform;
 
@@ -172,6 +175,7 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
         hp: Object.fromEntries(AMPPO_HP.filter((k) => trj[k] !== undefined).map((k) => [k, trj[k] as number])),
         alpha_init: (trj.alpha_init as number) ?? 1.0,
         s_init: (trj.s_init as number) ?? 0.1,
+        value_target: (trj.value_target as AmppoTransform['value_target']) ?? 'modulated',
       }
     : null;
   const algorithm = (j.algorithm as PipelineConfig['algorithm']) ?? 'ppo';
@@ -222,8 +226,9 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
       vf_coef: (upd.vf_coef as number) ?? 0.5,
       max_grad_norm: (upd.max_grad_norm as number) ?? 0.5,
       target_kl: (upd.target_kl as number | null) ?? null,
+      kl_coef: (upd.kl_coef as number) ?? 0,
     },
-    normalize: { obs: (norm.obs as boolean) ?? false, reward: (norm.reward as boolean) ?? false, clip: (norm.clip as number) ?? 10 },
+    normalize: { obs: (norm.obs as boolean) ?? false, reward: (norm.reward as boolean) ?? false, clip: (norm.clip as number) ?? 10, per_env: (norm.per_env as boolean) ?? false },
     total_steps: j.total_steps as number,
     seed: (j.seed as number) ?? 1,
     logging: { every: (obj(j.logging).every as number) ?? 1, tensorboard: (obj(j.logging).tensorboard as boolean) ?? true },
@@ -243,6 +248,8 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
   if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
   if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
   if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
+  // Group rollouts normalise the tiled branch observations, which have no env of their own.
+  if (cfg.group && cfg.normalize.per_env) fail('normalize.per_env applies to ppo only; grpo and hybrid-grpo keep one statistic over all envs', '/normalize/per_env');
   checkPipelineSize(cfg);
   const batch = cfg.env.num_envs * cfg.rollout.steps * (cfg.group?.size ?? 1);
   if (batch % cfg.update.minibatches !== 0)
@@ -426,6 +433,16 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json'), { roots }),
   };
   checkRoles(cfg, graphs);
+  const klInputs = ['logp_ref', 'kl_coef'].filter((k) => !graphs.loss.inputs.some((i) => i.name === k));
+  if (cfg.update.kl_coef > 0 && klInputs.length)
+    throw new LoomError({
+      code: 'E_SCHEMA',
+      message: `update.kl_coef ${cfg.update.kl_coef} needs a loss graph with a KL penalty; ${displayPath(cfg.loss)} has no input ${klInputs.map((k) => `"${k}"`).join(' or ')}`,
+      file: cfg.file,
+      pointer: '/update/kl_coef',
+      expected: 'a loss graph with inputs logp_ref and kl_coef, e.g. graphs/algorithms/grpo-kl-cartpole.loss.graph.json',
+      hint: 'set loss to such a graph, or update.kl_coef to 0',
+    });
   checkPipelineSize(cfg, graphs);
   return graphs;
 }

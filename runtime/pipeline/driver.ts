@@ -236,13 +236,15 @@ export class Trainer {
     for (const [k, t] of Object.entries(checkpointLayout(c, this.graphs).tensors.optimizer!)) this.optState[k] = tf.zeros(t.shape, t.dtype);
     const N = c.env.num_envs;
     const obsDim = this.graphs.act.inputs.find((i) => i.name === 'obs')!.type.shape[1] as number;
+    // Per-env statistics are one statistic over the [N * obsDim] row that a step produces (one row per update).
+    const statEnvs = c.normalize.per_env ? N : 1;
     this.host = {
       key: seedKey(c.seed),
       epReturn: new Array<number>(N).fill(0),
       epLength: new Array<number>(N).fill(0),
       recentReturns: [],
-      obsStat: c.normalize.obs ? new RunningStat(obsDim) : null,
-      retStat: c.normalize.reward ? new RunningStat(1) : null,
+      obsStat: c.normalize.obs ? new RunningStat(statEnvs * obsDim) : null,
+      retStat: c.normalize.reward ? new RunningStat(statEnvs) : null,
       retAcc: new Array<number>(N).fill(0),
       amppo: c.advantage.transform ? { alpha_ema: c.advantage.transform.alpha_init, s_ema: c.advantage.transform.s_init } : null,
       bestEval: null,
@@ -281,11 +283,11 @@ export class Trainer {
    * policyObs for the rollout: the act input and its values on the host (for the batch). Without
    * normalisation the env's own obs tensor is used as is (not owned: the caller must not dispose it).
    */
-  private rolloutObs(obs: tf.Tensor, stat: RunningStat | null): { tensor: tf.Tensor; values: Float32Array; owned: boolean } {
+  private rolloutObs(obs: tf.Tensor, stat: RunningStat | null, update: boolean): { tensor: tf.Tensor; values: Float32Array; owned: boolean } {
     // A view where the backend allows: the caller copies it out before the next allocation.
     const v = hostValues(obs) as Float32Array;
     if (!stat) return { tensor: obs, values: v, owned: false };
-    const out = this.normalized(v, stat, true);
+    const out = this.normalized(v, stat, update);
     return { tensor: tf.tensor(out, obs.shape, 'float32'), values: out, owned: true };
   }
 
@@ -312,7 +314,9 @@ export class Trainer {
     let actBuf: HostArray | undefined;
     let actShape: number[] = [];
     let actDtype: tf.DataType = 'float32';
-    let cur = this.rolloutObs(this.env.obs!, h.obsStat);
+    // Each observation updates the statistics once, when the env produces it: the one an iteration
+    // starts from was folded in by the previous iteration's last step, except a fresh run's reset observation.
+    let cur = this.rolloutObs(this.env.obs!, h.obsStat, this.globalStep === 0);
     for (let s = 0; s < T; s++) {
       obsBuf.set(cur.values, s * N * obsDim);
       const [ka, ke] = take(h, 2);
@@ -353,9 +357,10 @@ export class Trainer {
         dones[i] = done ? 1 : 0;
       }
       if (h.retStat) {
-        h.retStat.update(h.retAcc, N);
-        const sd = Math.sqrt(h.retStat.var_[0]! + 1e-8);
+        const perEnv = c.normalize.per_env;
+        h.retStat.update(h.retAcc, perEnv ? 1 : N);
         for (let i = 0; i < N; i++) {
+          const sd = Math.sqrt(h.retStat.var_[perEnv ? i : 0]! + 1e-8);
           rewards[i] = Math.max(-c.normalize.clip, Math.min(c.normalize.clip, rewards[i]! / sd));
           if (dones[i]) h.retAcc[i] = 0;
         }
@@ -364,7 +369,7 @@ export class Trainer {
       if (!this.keys) tf.dispose([keyA, keyE]);
       tf.dispose([a.action!, a.logp!, a.value!, this.env.state!, this.env.t!, this.env.obs!, st.reward!, st.terminated!, st.truncated!, st.final_obs].filter((x): x is tf.Tensor => !!x));
       this.env = { state: st.state!, t: st.t!, obs: st.obs! };
-      cur = this.rolloutObs(this.env.obs!, h.obsStat);
+      cur = this.rolloutObs(this.env.obs!, h.obsStat, true);
     }
     this.globalStep += T * N;
     // Bootstrap value of the observation after the last step (the action sampled here is unused).
@@ -404,7 +409,8 @@ export class Trainer {
       st.s_ema = num('s_ema');
       const aMod = u.A_mod!.dataSync();
       const vOld = data.values_old!.dataSync();
-      ev = explainedVariance(vOld, Float32Array.from(aMod, (a, i) => a + vOld[i]!));
+      // Against the value target the update regresses on.
+      ev = this.cfg.advantage.transform!.value_target === 'modulated' ? explainedVariance(vOld, Float32Array.from(aMod, (a, i) => a + vOld[i]!)) : explainedVariance(vOld, data.returns!.dataSync());
       const absMean = (xs: ArrayLike<number>) => Array.from(xs).reduce((s2, x) => s2 + Math.abs(x), 0) / xs.length;
       am = { alpha_ema: st.alpha_ema, s_ema: st.s_ema, alpha_hat: num('alpha_hat'), s_obs: num('s_obs'), adv_norm: num('norm'), adv_sigma: num('sigma'), adv_raw_abs: absMean(data.advantages!.dataSync()), adv_mod_abs: absMean(aMod) };
       disposeMap(u);
@@ -597,6 +603,8 @@ export class Trainer {
       norm_adv: tf.scalar(u.norm_adv ? 1 : 0),
       clip_vloss: tf.scalar(u.clip_vloss ? 1 : 0),
     };
+    const lossTakes = (name: string) => this.graphs.loss.inputs.some((i) => i.name === name);
+    if (lossTakes('kl_coef')) scalars.kl_coef = tf.scalar(u.kl_coef);
     const optScalars = this.optimizerScalars(lr);
     const maxNorm = tf.scalar(u.max_grad_norm);
     const acc = { loss: 0, pg_loss: 0, v_loss: 0, entropy: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0 };
@@ -608,6 +616,9 @@ export class Trainer {
     // Minibatches are cut on the host from one read of the batch, and the params travel flat between
     // optimizer steps: per-minibatch gather/concat/split kernels cost more in dispatch than the copies.
     const cols = Object.entries(data).map(([k, v]) => ({ k, values: v.dataSync() as HostArray, row: v.size / v.shape[0]!, shape: v.shape.slice(1), dtype: v.dtype }));
+    // The KL penalty's reference policy is the one that sampled this rollout (pi_ref <- pi_theta after every
+    // iteration, spec sectional-moe-and-grpo B.2/B.5): its log-probs are logp_old.
+    if (lossTakes('logp_ref')) cols.push({ ...cols.find((col) => col.k === 'logp_old')!, k: 'logp_ref' });
     let flatParams = this.flattenParams();
     for (let epoch = 0; epoch < u.epochs; epoch++) {
       const [kp] = take(this.host, 1);
@@ -618,7 +629,8 @@ export class Trainer {
         const batch: TensorMap = {};
         for (const col of cols) batch[col.k] = hostTensor([mb, ...col.shape], col.dtype as DType, (out) => gatherRows(col.values, rows, col.row, out));
         if (this.amppoModulate) {
-          // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target A_mod + V_old.
+          // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target
+          // A_mod + V_old, or with value_target "gae" the policy loss only (the GAE return stays the target).
           const mo = this.amppoModulate({ A: batch.advantages!, alpha_ema: alphaFrozen! }, {});
           const eps = tr!.hp.eps ?? 1e-5;
           const tau = tr!.hp.tau ?? 1.25;
@@ -627,9 +639,12 @@ export class Trainer {
           let ns = 0;
           for (let i = 0; i < raw.length; i++) if (Math.abs((this.host.amppo!.alpha_ema * raw[i]!) / (nMb + eps)) > tau) ns++;
           sat += ns / raw.length;
-          tf.dispose([batch.advantages!, batch.returns!, mo.applied!, mo.norm!]);
+          tf.dispose([batch.advantages!, mo.applied!, mo.norm!]);
           batch.advantages = mo.A_mod!;
-          batch.returns = tf.add(mo.A_mod!, batch.values_old!);
+          if (tr!.value_target === 'modulated') {
+            batch.returns!.dispose();
+            batch.returns = tf.add(mo.A_mod!, batch.values_old!);
+          }
         }
         const out = this.loss({ ...batch, ...scalars }, this.params);
         disposeMap(batch);
@@ -862,11 +877,12 @@ export function checkpointLayout(cfg: PipelineConfig, graphs: PipelineGraphs): C
     }),
   );
   const obsDim = envTensors.obs!.shape[1]!;
+  const statEnvs = cfg.normalize.per_env ? N : 1;
   return {
     pipeline: cfg.pipeline,
     tensors: { params, optimizer, env: envTensors },
     hostPresent: { obsStat: cfg.normalize.obs, retStat: cfg.normalize.reward, amppo: cfg.advantage.transform !== null },
-    hostLengths: { epReturn: N, epLength: N, retAcc: N, 'obsStat.mean': obsDim, 'obsStat.var': obsDim, 'retStat.mean': 1, 'retStat.var': 1 },
+    hostLengths: { epReturn: N, epLength: N, retAcc: N, 'obsStat.mean': statEnvs * obsDim, 'obsStat.var': statEnvs * obsDim, 'retStat.mean': statEnvs, 'retStat.var': statEnvs },
   };
 }
 

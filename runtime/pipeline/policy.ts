@@ -129,6 +129,14 @@ export function exportPolicy(p: SavedPolicy): GraphDocument {
   for (const [k, s] of Object.entries(saved)) params[k] = { shape: s.shape, values: savedValues(s) };
   const preludes: Prelude[] = [];
   if (p.cfg.normalize.obs) {
+    if (p.cfg.normalize.per_env)
+      throw new LoomError({
+        code: 'E_INPUT',
+        message: `checkpoint ${p.file} keeps observation statistics per env (normalize.per_env), so there is no single normaliser to bake into a standalone graph`,
+        file: p.file,
+        pointer: '/body/host/obsStat',
+        hint: 'train with normalize.per_env false (one statistic over all envs) to export the policy; loom eval plays it as trained',
+      });
     const dim = act.inputs.find((i) => i.name === 'obs')?.type.shape[1];
     if (typeof dim !== 'number')
       throw new LoomError({ code: 'E_INPUT', message: 'the act graph needs an input "obs" of shape [B, D] with a fixed D to bake in observation normalisation', file: act.file, pointer: '/inputs/obs' });

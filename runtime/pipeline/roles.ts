@@ -24,6 +24,8 @@ export interface RoleContract {
   graph: 'step' | 'reset' | 'act' | 'loss' | 'optimizer';
   /** Input name -> type pattern; "a|b" is one input named either way. */
   inputs: Record<string, string>;
+  /** Inputs the driver gives only to a graph that declares them (the loss's KL penalty). */
+  optionalInputs?: Record<string, string>;
   /** Inputs beyond `inputs` are the graph's own business (the optimizer's state and scalars). */
   openInputs?: boolean;
   outputs: Record<string, string>;
@@ -69,6 +71,8 @@ export const ROLES: Record<string, RoleContract> = {
       norm_adv: 'float32[]',
       clip_vloss: 'float32[]',
     },
+    // A KL penalty to a reference policy: log pi_ref of each sampled action, and its weight update.kl_coef.
+    optionalInputs: { logp_ref: 'float32[M]', kl_coef: 'float32[]' },
     outputs: { loss: 'float32[]', pg_loss: 'float32[]', v_loss: 'float32[]', entropy: 'float32[]', approx_kl: 'float32[]', clipfrac: 'float32[]' },
     gradsOf: 'policy.act',
   },
@@ -197,8 +201,12 @@ export function checkRoles(cfg: PipelineConfig, graphs: PipelineGraphs): void {
       if (!input) fail('E_SCHEMA', `expects input "${key}": ${render(parsePattern(pattern))}; graph ${file} has no input "${names(key)[0]}"`, { found: listInputs(), hint: `is ${c.pointer} the right graph for ${role}?` });
       match(`input "${input!.name}"`, pattern, input!.type);
     }
+    for (const [name, pattern] of Object.entries(c.optionalInputs ?? {})) {
+      const input = g.inputs.find((i) => i.name === name);
+      if (input) match(`input "${name}"`, pattern, input.type);
+    }
     if (!c.openInputs) {
-      const known = new Set(Object.keys(c.inputs).flatMap(names));
+      const known = new Set([...Object.keys(c.inputs), ...Object.keys(c.optionalInputs ?? {})].flatMap(names));
       const extra = g.inputs.find((i) => !known.has(i.name));
       if (extra) fail('E_SCHEMA', `gives its graph only the inputs ${[...known].join(', ')}; graph ${file} also takes "${extra.name}"`, { found: listInputs(), hint: `is ${c.pointer} the right graph for ${role}?` });
     }

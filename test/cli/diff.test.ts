@@ -23,7 +23,7 @@ describe('loom diff', () => {
     expect(lines).toContain('  amppo.update: (none) -> graphs/algorithms/amppo/update.graph.json');
     // Every setting line names a field that really differs in the resolved configs.
     const settings = lines.slice(2, lines.indexOf('graphs the same: step, reset, act, loss, optimizer, gae, clip'));
-    expect(settings).toHaveLength(12); // 8 controller hyperparameters, kind, alpha_init, s_init, the name
+    expect(settings).toHaveLength(13); // 8 controller hyperparameters, kind, alpha_init, s_init, value_target, the name
   });
 
   it('a pipeline against itself is the same (exit 0)', async () => {

@@ -599,3 +599,80 @@ export function fitOverheads(points: readonly { E: number; cost: number }[], par
   const s = scale > 0 ? scale : 1;
   return { w0: w0 / s, w1: w1 / s, w2: w2 / s, scale, rms: Math.sqrt(best!.sse / points.length) };
 }
+
+/** A bootstrap summary of one fitted coefficient. */
+export interface CoefficientSpread {
+  /** Standard deviation over the resamples (the bootstrap standard error). */
+  se: number;
+  /** 2.5% and 97.5% quantiles over the resamples. */
+  lo: number;
+  hi: number;
+}
+
+export interface OverheadBootstrap {
+  /** The fit to the statistic of every round, and the solver's E* with its w1, w2. */
+  fit: OverheadFit;
+  E: number;
+  resamples: number;
+  w1: CoefficientSpread;
+  w2: CoefficientSpread;
+  /** Share of resamples giving each solver E* (from the refitted w1, w2), and each measured-fastest E. */
+  solverE: { E: number; share: number }[];
+  measuredE: { E: number; share: number }[];
+}
+
+/**
+ * Overhead coefficients with their uncertainty, from repeated timings at several E: `times[r]` is
+ * round r, and round r of every E was taken in the same round-robin pass. The point fit is
+ * `fitOverheads` on `stat` (e.g. the median) of each E's times; the spread comes from refitting on
+ * rounds drawn with replacement, whole rounds at a time, so a slow spell that hit every E of one
+ * round stays paired. Deterministic for a given seed.
+ */
+export function bootstrapOverheads(
+  timings: readonly { E: number; times: readonly number[] }[],
+  params: MoeParams,
+  opts: { stat: (xs: number[]) => number; resamples?: number; seed?: number },
+): OverheadBootstrap {
+  const rounds = timings[0]?.times.length ?? 0;
+  if (rounds < 2 || timings.some((t) => t.times.length !== rounds)) {
+    usage('bootstrapping overheads needs the same number (2 or more) of timed rounds at every E', {
+      found: timings.map((t) => `E=${t.E}: ${t.times.length}`).join(', '),
+    });
+  }
+  const resamples = posInt('resamples', opts.resamples ?? 200);
+  const solve = (fit: OverheadFit) => optimalExperts({ ...params, w1: fit.w1, w2: fit.w2 }).E;
+  const fitRounds = (idx: number[]) => {
+    const points = timings.map((t) => ({ E: t.E, cost: opts.stat(idx.map((r) => t.times[r]!)) }));
+    return { fit: fitOverheads(points, params), fastest: points.reduce((a, p) => (p.cost < a.cost ? p : a)).E };
+  };
+  const all = fitRounds(Array.from({ length: rounds }, (_, r) => r));
+  // mulberry32: a small seeded generator, so a given seed reproduces the same resamples.
+  let state = (opts.seed ?? 1) >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const w1s: number[] = [];
+  const w2s: number[] = [];
+  const solverE = new Map<number, number>();
+  const measuredE = new Map<number, number>();
+  for (let b = 0; b < resamples; b++) {
+    const { fit, fastest } = fitRounds(Array.from({ length: rounds }, () => Math.floor(next() * rounds)));
+    w1s.push(fit.w1);
+    w2s.push(fit.w2);
+    const E = solve(fit);
+    solverE.set(E, (solverE.get(E) ?? 0) + 1);
+    measuredE.set(fastest, (measuredE.get(fastest) ?? 0) + 1);
+  }
+  const spread = (xs: number[]): CoefficientSpread => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mean = s.reduce((a, v) => a + v, 0) / s.length;
+    const q = (f: number) => s[Math.min(s.length - 1, Math.max(0, Math.round(f * (s.length - 1))))]!;
+    return { se: Math.sqrt(s.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, s.length - 1)), lo: q(0.025), hi: q(0.975) };
+  };
+  const shares = (m: Map<number, number>) => [...m.entries()].sort((a, b) => a[0] - b[0]).map(([E, n]) => ({ E, share: n / resamples }));
+  return { fit: all.fit, E: solve(all.fit), resamples, w1: spread(w1s), w2: spread(w2s), solverE: shares(solverE), measuredE: shares(measuredE) };
+}

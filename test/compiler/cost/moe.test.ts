@@ -13,7 +13,7 @@ import {
   savings,
   type MoeParams,
 } from '../../../compiler/cost/moe.ts';
-import { fitOverheads } from '../../../compiler/cost/moe.ts';
+import { bootstrapOverheads, fitOverheads } from '../../../compiler/cost/moe.ts';
 
 // Spec A.6 worked examples (c_att = 1, m = 0, w0 = 0). The spec's J for variant C leaves out the
 // pre-expert block, which matches J here only when that block does not depend on E (pre: none).
@@ -497,5 +497,58 @@ describe('coupled reduction: E* maximises the savings S (the pooling term falls 
     );
     expect(checked).toBe(600);
     expect(coupled).toBeGreaterThan(200);
+  });
+});
+
+describe('bootstrapOverheads', () => {
+  const base = { L: 1024, d0: 768, reduction: { kind: 'fixed' as const, rho: 4 }, w2: 1, Emax: 96 };
+  const K = 3 * 256 * 768 * 768;
+  const truth = { scale: 1e-9, w0: 0.02, w1: 5e5, w2: 1e5 };
+  const Es = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 96];
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  /** Timings from the model with 4% noise per timing and a slow spell (x1.3) in every fifth round, hitting all E. */
+  function synthetic(rounds: number, seed: number): { E: number; times: number[] }[] {
+    let x = seed;
+    const uniform = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+    const model = (E: number) => truth.scale * (K / E + truth.w1 * E + truth.w2 * E * E) + truth.w0;
+    const out = Es.map((E) => ({ E, times: [] as number[] }));
+    for (let r = 0; r < rounds; r++) {
+      const spell = r % 5 === 4 ? 1.3 : 1;
+      for (const o of out) o.times.push(model(o.E) * spell * (1 + 0.04 * gauss()));
+    }
+    return out;
+  }
+
+  it('recovers w1, w2 and E* from noisy timings, with intervals that cover the truth', () => {
+    const b = bootstrapOverheads(synthetic(15, 3), base, { stat: med, resamples: 200, seed: 5 });
+    // Spec example 2's coefficients: E* = 12.
+    expect(b.E).toBe(12);
+    expect(b.fit.scale / truth.scale).toBeCloseTo(1, 1);
+    for (const k of ['w1', 'w2'] as const) {
+      expect(b[k].se).toBeGreaterThan(0);
+      expect(b[k].lo).toBeLessThanOrEqual(truth[k]);
+      expect(b[k].hi).toBeGreaterThanOrEqual(truth[k]);
+      expect(Math.abs(b.fit[k] - truth[k])).toBeLessThan(3 * b[k].se);
+    }
+    expect(Math.abs(b.fit.w2 / truth.w2 - 1)).toBeLessThan(0.15);
+    // Most resamples agree on E* = 12; the shares sum to 1.
+    expect(b.solverE.find((e) => e.E === 12)!.share).toBeGreaterThan(0.5);
+    expect(b.solverE.reduce((a, e) => a + e.share, 0)).toBeCloseTo(1, 12);
+    expect(b.measuredE.reduce((a, e) => a + e.share, 0)).toBeCloseTo(1, 12);
+  });
+
+  it('more rounds narrow the spread; the same seed gives the same result', () => {
+    const few = bootstrapOverheads(synthetic(6, 11), base, { stat: med, resamples: 150, seed: 2 });
+    const many = bootstrapOverheads(synthetic(60, 11), base, { stat: med, resamples: 150, seed: 2 });
+    expect(many.w2.se).toBeLessThan(few.w2.se);
+    expect(bootstrapOverheads(synthetic(6, 11), base, { stat: med, resamples: 150, seed: 2 })).toEqual(few);
+  });
+
+  it('needs the same number of rounds at every E', () => {
+    expect(() => bootstrapOverheads([{ E: 1, times: [1, 2] }, { E: 2, times: [1] }], base, { stat: med })).toThrow(/same number/);
   });
 });

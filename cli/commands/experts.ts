@@ -124,7 +124,11 @@ export function formatText(r: ExpertsResult): string {
   if (p.heads !== undefined) cons.push(`${p.heads} | s`);
   if (!F && !p.ceil) cons.push('E | L');
   lines.push(`feasible: ${cons.join(', ')} (${r.table.length} values)`);
-  lines.push(F ? `objective: J(E) = K/E + w1*E + w2*E^2, K = ${num(r.K)}` : `objective: J(E) = K2/E^2 + w1*E + w2*E^2, K2 = ${num(r.K)}${p.ceil ? " (relaxation; J uses ceil(L/E))" : ''}`);
+  const relax = p.ceil ? " (relaxation; J uses ceil(L/E))" : '';
+  if (F) lines.push(`objective: J(E) = K/E + w1*E + w2*E^2, K = ${num(r.K)}`);
+  else if (r.P > 0) lines.push(`objective: J(E) = P/E + K2/E^2 + w1*E + w2*E^2, P = ${num(r.P)} (pooling at L' = L/E), K2 = ${num(r.K)}${relax}`);
+  else lines.push(`objective: J(E) = K2/E^2 + w1*E + w2*E^2, K2 = ${num(r.K)}${relax}`);
+  lines.push('J(E) = C_sect(E) minus its E-independent terms, so E* maximises S(E) = C_trad - C_sect(E)');
   const how = r.continuousMethod === 'unbounded' ? 'J decreases without bound (w1 = w2 = 0)' : r.continuousMethod;
   lines.push(`continuous optimum: E = ${r.continuous === Infinity ? 'Infinity' : num(r.continuous)} (${how})`);
   const br = r.candidates.map((c) => `${c.E} (J=${num(c.J)})`).join(', ');
@@ -148,6 +152,7 @@ export function toJson(r: ExpertsResult): object {
     variant: r.variant,
     params: r.params,
     K: r.K,
+    P: r.P,
     ...(r.Lp !== undefined ? { Lp: r.Lp } : {}),
     continuous: r.continuous === Infinity ? null : r.continuous,
     continuousMethod: r.continuousMethod,
@@ -210,12 +215,14 @@ export const experts: Command = {
     svg: { type: 'string', valueName: 'FILE', description: 'write the cost curve J(E) (log-log) to FILE as SVG' },
   },
   details: `Cost model (MACs per sequence, spec Part A): experts cost 3*L'*d0^2/E (QKV) + 2m*L'*d0^2/E (FFN)
-+ c_att*L'^2*d0 (attention), plus overhead w0 + w1*E + w2*E^2. E* minimises the E-dependent part J(E)
-over E dividing d0 within the constraints; ties go to the smaller E. Savings compare against one
-full-width traditional block 3*L*d0^2 + c_att*L^2*d0. The reduction, the pre-expert cost and the
-overhead form are reconstructions and can be changed with --reduction, --pre and --w0/--w1/--w2.
-With the default --pre pooling the sectional layer contains a full traditional layer, so it never
-saves; --pre none compares the expert stage alone.
++ c_att*L'^2*d0 (attention), plus overhead w0 + w1*E + w2*E^2. E* minimises J(E), the E-dependent
+part of the whole sectional cost C_sect(E), over E dividing d0 within the constraints (ties go to
+the smaller E), so E* is also the E of the largest saving S(E) = C_trad - C_sect(E) against one
+full-width traditional block 3*L*d0^2 + c_att*L^2*d0. With --reduction coupled (L' = L/E) and
+--pre pooling, the pooling block's cost L'*d0^2 + c_att*L'*L*d0 = P/E also depends on E and is part
+of J. The reduction, the pre-expert cost and the overhead form are reconstructions and can be
+changed with --reduction, --pre and --w0/--w1/--w2. With the default --pre pooling the sectional
+layer contains a full traditional layer, so it never saves; --pre none compares the expert stage alone.
 
 A profile is a JSON file such as {"moe": {"w1": 500000, "w2": 100000}}; explicit --w0/--w1/--w2
 flags override it.
@@ -224,6 +231,7 @@ Examples:
   loom experts --d0 4096 --L 2048 --w2 1e7                    # E* = 8 (continuous 10.88)
   loom experts --d0 768 --L 1024 --w1 5e5 --w2 1e5            # E* = 12: divisors of 768
   loom experts --d0 1024 --L 4096 --reduction coupled --w2 1e8 # E* = 4
+  loom experts --d0 512 --L 64 --reduction coupled --m 4 --w2 1e3 # E* = 32: pooling falls as L/E
   loom experts --d0 4096 --L 2048 --w2 1e7 --emax 8 --heads 64 --json
   loom experts --d0 4096 --L 2048 --profile h100 --svg runs/cost.svg`,
   async run(args: ParsedArgs, io: Io): Promise<number> {

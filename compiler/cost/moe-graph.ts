@@ -26,6 +26,12 @@ export interface MoeGraphConfig {
   m?: number;
   /** Output mixing projection d0 x d0. Default true. */
   mix?: boolean;
+  /**
+   * How the experts run: 'batched' (default) as one program over stacked [E, s, s] weights, so the
+   * kernel count does not depend on E; 'per-expert' as E separate blocks (slice, own [s, s] weights,
+   * concat), so every expert issues its own kernels, as when experts are dispatched one by one.
+   */
+  dispatch?: 'batched' | 'per-expert';
   /** Sequence reduction: learned-query attention pooling (default) or strided mean pooling (needs L' | L). */
   reduction?: 'attention' | 'mean';
 }
@@ -48,7 +54,7 @@ export interface MoeGraphJson {
 /** Checks the config; every violation is an E_SHAPE LoomError that says what would have to hold. */
 export function checkMoeConfig(c: MoeGraphConfig): Required<MoeGraphConfig> & { s: number } {
   const heads = c.heads ?? 1;
-  const full = { heads, m: c.m ?? 0, mix: c.mix ?? true, reduction: c.reduction ?? 'attention', ...c, s: 0 } as Required<MoeGraphConfig> & { s: number };
+  const full = { heads, m: c.m ?? 0, mix: c.mix ?? true, reduction: c.reduction ?? 'attention', dispatch: c.dispatch ?? 'batched', ...c, s: 0 } as Required<MoeGraphConfig> & { s: number };
   const bad = (message: string, expected: string, found: string): never => {
     throw new LoomError({ code: 'E_SHAPE', message: `sectional MoE: ${message}`, expected, found });
   };
@@ -59,6 +65,7 @@ export function checkMoeConfig(c: MoeGraphConfig): Required<MoeGraphConfig> & { 
   if (c.d0 % c.E !== 0) bad(`E = ${c.E} does not divide d0 = ${c.d0}`, `E a divisor of ${c.d0}`, `d0 mod E = ${c.d0 % c.E}`);
   const s = c.d0 / c.E;
   if (s % heads !== 0) bad(`heads = ${heads} does not divide the section width s = d0/E = ${s}`, `heads a divisor of ${s}`, `s mod heads = ${s % heads}`);
+  if (full.dispatch === 'per-expert' && heads !== 1) bad('per-expert dispatch supports one head per expert', 'heads = 1', String(heads));
   if (c.Lp > c.L) bad(`L' = ${c.Lp} exceeds L = ${c.L}`, `L' <= ${c.L}`, String(c.Lp));
   if (full.reduction === 'mean' && c.L % c.Lp !== 0) bad(`strided mean pooling needs L' | L`, `L' a divisor of ${c.L}`, `L mod L' = ${c.L % c.Lp}`);
   full.s = s;
@@ -112,6 +119,30 @@ function layerBody(c: ReturnType<typeof checkMoeConfig>, x: string, p = ''): { p
     const patt = op('pool_att', 'softmax', [pss], { axis: -1 });
     z = op('pool', 'matmul', [patt, pv]);
   }
+  if (c.dispatch === 'per-expert') {
+    // 3-4. expert e on its own section [B, L', s] with its own weights; 5. concat back to d0.
+    const outs: string[] = [];
+    for (let e = 0; e < E; e++) {
+      const w = (name: string, shape: number[]) => param(`exp${e}_${name}`, shape);
+      const ze = op(`exp${e}_in`, 'slice', [z], { begin: [0, 0, e * s], size: [-1, Lp, s] });
+      const eq = op(`exp${e}_q`, 'matmul', [ze, w('wq', [s, s])]);
+      const ek = op(`exp${e}_k`, 'matmul', [ze, w('wk', [s, s])]);
+      const ev = op(`exp${e}_v`, 'matmul', [ze, w('wv', [s, s])]);
+      const esc = op(`exp${e}_scores`, 'matmul', [eq, ek], { transpose_b: true });
+      const ess = op(`exp${e}_scaled`, 'mul', [esc, 1 / Math.sqrt(s)]);
+      const eatt = op(`exp${e}_att`, 'softmax', [ess], { axis: -1 });
+      const ectx = op(`exp${e}_ctx`, 'matmul', [eatt, ev]);
+      let ey = op(`exp${e}_out`, 'add', [ze, op(`exp${e}_proj`, 'matmul', [ectx, w('wo', [s, s])])]);
+      if (m > 0) {
+        const fa = op(`exp${e}_ffn_act`, 'relu', [op(`exp${e}_ffn1`, 'matmul', [ey, w('ffn_w1', [s, m * s])])]);
+        ey = op(`exp${e}_ffn_out`, 'add', [ey, op(`exp${e}_ffn2`, 'matmul', [fa, w('ffn_w2', [m * s, s])])]);
+      }
+      outs.push(ey);
+    }
+    let y = E === 1 ? outs[0]! : op('recombined', 'concat', outs, { axis: 2 });
+    if (c.mix) y = op('mixed', 'matmul', [y, param('mix_w', [d0, d0])]);
+    return { params, nodes, out: op('out', 'add', [z, y]) };
+  }
   // 3. sectioning: [B, L', d0] -> [B, E, L', s].
   const zs = op('sections', 'reshape', [z], { shape: ['B', Lp, E, s] });
   const ze = op('experts_in', 'transpose', [zs], { perm: [0, 2, 1, 3] });
@@ -156,7 +187,7 @@ function layerBody(c: ReturnType<typeof checkMoeConfig>, x: string, p = ''): { p
 }
 
 function describe(c: ReturnType<typeof checkMoeConfig>): string {
-  return `d0=${c.d0} E=${c.E} s=${c.s} L=${c.L} L'=${c.Lp} heads=${c.heads} m=${c.m} mix=${c.mix} reduction=${c.reduction}`;
+  return `d0=${c.d0} E=${c.E} s=${c.s} L=${c.L} L'=${c.Lp} heads=${c.heads} m=${c.m} mix=${c.mix} reduction=${c.reduction}${c.dispatch === 'per-expert' ? ' dispatch=per-expert' : ''}`;
 }
 
 /** The layer alone: x [B, L, d0] -> y [B, L', d0]. */

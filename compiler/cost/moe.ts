@@ -117,6 +117,8 @@ export interface ExpertsResult {
   params: ResolvedParams;
   /** K (variant F) or K2 (variant C): the coefficient of 1/E or 1/E^2 in J. */
   K: number;
+  /** Variant C with the pooling pre-expert block: P = L*d0^2 + c_att*L^2*d0, the pooling cost's coefficient of 1/E in J; else 0. */
+  P: number;
   /** L' in variant F (E-independent); undefined in variant C. */
   Lp?: number;
   /** Integer optimum over the feasible set. */
@@ -255,6 +257,16 @@ export function leadingCoefficient(p: ResolvedParams): number {
   return 3 * L * d0 * d0 + c_att * L * L * d0 + 2 * m * L * d0 * d0;
 }
 
+/**
+ * The pooling pre-expert block's coefficient of 1/E in J. Its cost (L' + 2L)*d0^2 + c_att*L'*L*d0
+ * depends on E only through L'; in variant C L' = L/E, so it contributes P/E with
+ * P = L*d0^2 + c_att*L^2*d0. Variant F, and the 'none' and 'fixed' pre-expert models, give 0.
+ */
+export function poolingCoefficient(p: ResolvedParams): number {
+  if (p.reduction.kind !== 'coupled' || p.pre.kind !== 'pooling') return 0;
+  return p.L * p.d0 * p.d0 + p.c_att * p.L * p.L * p.d0;
+}
+
 /** C_trad: one full-width transformer block on L tokens (spec A.4 [S]). */
 export function costTraditional(params: MoeParams | ResolvedParams): TraditionalCost {
   const p = resolveParams(params);
@@ -278,7 +290,7 @@ export function costSectional(E: number, params: MoeParams | ResolvedParams): Se
   let B_pre = 0;
   if (p.pre.kind === 'pooling') {
     // Full-width self-attention on L tokens, then L' learned queries cross-attending to them.
-    // In variant C L' = L/E, so this term also falls with E; J (spec A.5) leaves it out.
+    // In variant C L' = L/E, so this term also falls with E, and J counts it (poolingCoefficient).
     A_pre = 3 * L * d0 * d0 + (Lp + 2 * L) * d0 * d0;
     B_pre = c_att * L * L * d0 + c_att * Lp * L * d0;
   } else if (p.pre.kind === 'fixed') {
@@ -313,8 +325,11 @@ export function savings(E: number, params: MoeParams | ResolvedParams): number {
 }
 
 /**
- * The E-dependent objective (spec A.5): K/E + w1 E + w2 E^2 in variant F, K2/E^2 + w1 E + w2 E^2
- * in variant C. With `ceil`, the expert terms use L' = ceil(L/E) and J is no longer a pure power law.
+ * The E-dependent part of C_sect(E), so that C_sect(E) - J(E) is the same for every E and the argmin
+ * of J is the argmax of the savings S. Variant F: K/E + w1 E + w2 E^2 (spec A.5). Variant C:
+ * P/E + K2/E^2 + w1 E + w2 E^2, where P/E is the pooling pre-expert block's cost at L' = L/E (spec
+ * A.5 treats the pre-expert block as constant in E, which holds only in variant F). With `ceil`,
+ * the terms use L' = ceil(L/E) and J is no longer a pure power law.
  * Evaluated for any real E > 0 (the continuous relaxation), not only feasible E.
  */
 export function objective(E: number, params: MoeParams | ResolvedParams): number {
@@ -324,28 +339,32 @@ export function objective(E: number, params: MoeParams | ResolvedParams): number
   if (p.reduction.kind === 'fixed') return leadingCoefficient(p) / E + tail;
   if (p.ceil) {
     const { A_exp, B_exp, F_exp } = expertCosts(E, p);
-    return A_exp + B_exp + F_exp + tail;
+    const pool = poolingCoefficient(p) === 0 ? 0 : Math.ceil(p.L / E) * p.d0 * (p.d0 + p.c_att * p.L);
+    return pool + A_exp + B_exp + F_exp + tail;
   }
-  return leadingCoefficient(p) / (E * E) + tail;
+  return poolingCoefficient(p) / E + leadingCoefficient(p) / (E * E) + tail;
 }
 
 /**
  * Minimiser of J over real E > 0. F: root of 2 w2 E^3 + w1 E^2 - K; C: root of
- * 2 w2 E^4 + w1 E^3 - 2 K2. Both polynomials increase on E > 0, so the positive root is unique and
- * bisection converges to it; with w1 = 0 (or w2 = 0) there is a closed form.
+ * 2 w2 E^4 + w1 E^3 - P E - 2 K2 (E^3 J'(E)). J is strictly convex on E > 0, so J' increases and
+ * each polynomial changes sign once there: the positive root is unique and bisection converges to
+ * it. Without the pooling term (P = 0) and with w1 = 0 (or w2 = 0) there is a closed form.
  * Variant C with `ceil` uses the exact-division relaxation.
  */
 export function continuousOptimum(params: MoeParams | ResolvedParams): ContinuousOptimum {
   const p = resolveParams(params);
   const K = leadingCoefficient(p);
+  const P = poolingCoefficient(p);
   const { w1, w2 } = p;
   const fixed = p.reduction.kind === 'fixed';
   if (w1 === 0 && w2 === 0) return { E: Infinity, method: 'unbounded' };
-  if (w1 === 0) return { E: fixed ? Math.cbrt(K / (2 * w2)) : Math.pow(K / w2, 0.25), method: 'closed-form' };
-  if (w2 === 0) return { E: fixed ? Math.sqrt(K / w1) : Math.cbrt((2 * K) / w1), method: 'closed-form' };
-  const g = fixed ? (E: number) => 2 * w2 * E ** 3 + w1 * E * E - K : (E: number) => 2 * w2 * E ** 4 + w1 * E ** 3 - 2 * K;
-  // The w1 = 0 root bounds the true root from above (g there is w1 E^2 >= 0 or w1 E^3 >= 0).
-  let hi = fixed ? Math.cbrt(K / (2 * w2)) : Math.pow(K / w2, 0.25);
+  if (P === 0 && w1 === 0) return { E: fixed ? Math.cbrt(K / (2 * w2)) : Math.pow(K / w2, 0.25), method: 'closed-form' };
+  if (P === 0 && w2 === 0) return { E: fixed ? Math.sqrt(K / w1) : Math.cbrt((2 * K) / w1), method: 'closed-form' };
+  const g = fixed ? (E: number) => 2 * w2 * E ** 3 + w1 * E * E - K : (E: number) => 2 * w2 * E ** 4 + w1 * E ** 3 - P * E - 2 * K;
+  // Without P the root with w1 = 0 bounds the true root from above (g there is w1 E^2 >= 0 or
+  // w1 E^3 >= 0); with P, or w2 = 0, the doubling below finds an upper bound.
+  let hi = w2 > 0 ? (fixed ? Math.cbrt(K / (2 * w2)) : Math.pow(K / w2, 0.25)) : 1;
   let lo = 0;
   while (g(hi) < 0) hi *= 2; // guards against rounding in the bound
   for (let i = 0; i < 2000; i++) {
@@ -446,6 +465,7 @@ export function optimalExperts(params: MoeParams): ExpertsResult {
     variant: p.reduction.kind,
     params: p,
     K: leadingCoefficient(p),
+    P: poolingCoefficient(p),
     E: best.E,
     s: best.s,
     cost: best.J,
@@ -556,15 +576,15 @@ function leastSquares(X: number[][], y: number[], cols: number[]): { b: number[]
 /**
  * Fits the overhead coefficients to costs observed at several E (simulated or measured, already
  * in forward-MAC units per sequence): cost(E) ~ scale·K(E) + w0 + w1'·E + w2'·E², where K(E) is the
- * model's E-dependent expert cost (K/E, or K2/E² when coupled). scale, w1', w2' >= 0 (exact
+ * model's E-dependent cost without overhead (J with w1 = w2 = 0: K/E, or P/E + K2/E² when coupled). scale, w1', w2' >= 0 (exact
  * non-negative least squares over the active sets). The returned w1 = w1'/scale, w2 = w2'/scale
  * give the solver the same minimiser as the fitted curve.
  */
 export function fitOverheads(points: readonly { E: number; cost: number }[], params: MoeParams): OverheadFit {
   const p = resolveParams({ ...params, w0: 0, w1: 0, w2: 0 });
   if (points.length < 4) usage('fitting overheads needs costs at 4 or more expert counts', { found: String(points.length) });
-  const K = leadingCoefficient(p);
-  const lead = (E: number) => (p.reduction.kind === 'fixed' ? K / E : K / (E * E));
+  // The model's E-dependent cost without overhead: J with w = 0 (pooling term included in variant C).
+  const lead = (E: number) => objective(E, p);
   const X = points.map(({ E }) => [lead(E), 1, E, E * E]);
   const y = points.map((q) => q.cost);
   let best: { b: number[]; sse: number } | undefined;
@@ -578,4 +598,81 @@ export function fitOverheads(points: readonly { E: number; cost: number }[], par
   const [scale, w0, w1, w2] = best!.b as [number, number, number, number];
   const s = scale > 0 ? scale : 1;
   return { w0: w0 / s, w1: w1 / s, w2: w2 / s, scale, rms: Math.sqrt(best!.sse / points.length) };
+}
+
+/** A bootstrap summary of one fitted coefficient. */
+export interface CoefficientSpread {
+  /** Standard deviation over the resamples (the bootstrap standard error). */
+  se: number;
+  /** 2.5% and 97.5% quantiles over the resamples. */
+  lo: number;
+  hi: number;
+}
+
+export interface OverheadBootstrap {
+  /** The fit to the statistic of every round, and the solver's E* with its w1, w2. */
+  fit: OverheadFit;
+  E: number;
+  resamples: number;
+  w1: CoefficientSpread;
+  w2: CoefficientSpread;
+  /** Share of resamples giving each solver E* (from the refitted w1, w2), and each measured-fastest E. */
+  solverE: { E: number; share: number }[];
+  measuredE: { E: number; share: number }[];
+}
+
+/**
+ * Overhead coefficients with their uncertainty, from repeated timings at several E: `times[r]` is
+ * round r, and round r of every E was taken in the same round-robin pass. The point fit is
+ * `fitOverheads` on `stat` (e.g. the median) of each E's times; the spread comes from refitting on
+ * rounds drawn with replacement, whole rounds at a time, so a slow spell that hit every E of one
+ * round stays paired. Deterministic for a given seed.
+ */
+export function bootstrapOverheads(
+  timings: readonly { E: number; times: readonly number[] }[],
+  params: MoeParams,
+  opts: { stat: (xs: number[]) => number; resamples?: number; seed?: number },
+): OverheadBootstrap {
+  const rounds = timings[0]?.times.length ?? 0;
+  if (rounds < 2 || timings.some((t) => t.times.length !== rounds)) {
+    usage('bootstrapping overheads needs the same number (2 or more) of timed rounds at every E', {
+      found: timings.map((t) => `E=${t.E}: ${t.times.length}`).join(', '),
+    });
+  }
+  const resamples = posInt('resamples', opts.resamples ?? 200);
+  const solve = (fit: OverheadFit) => optimalExperts({ ...params, w1: fit.w1, w2: fit.w2 }).E;
+  const fitRounds = (idx: number[]) => {
+    const points = timings.map((t) => ({ E: t.E, cost: opts.stat(idx.map((r) => t.times[r]!)) }));
+    return { fit: fitOverheads(points, params), fastest: points.reduce((a, p) => (p.cost < a.cost ? p : a)).E };
+  };
+  const all = fitRounds(Array.from({ length: rounds }, (_, r) => r));
+  // mulberry32: a small seeded generator, so a given seed reproduces the same resamples.
+  let state = (opts.seed ?? 1) >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const w1s: number[] = [];
+  const w2s: number[] = [];
+  const solverE = new Map<number, number>();
+  const measuredE = new Map<number, number>();
+  for (let b = 0; b < resamples; b++) {
+    const { fit, fastest } = fitRounds(Array.from({ length: rounds }, () => Math.floor(next() * rounds)));
+    w1s.push(fit.w1);
+    w2s.push(fit.w2);
+    const E = solve(fit);
+    solverE.set(E, (solverE.get(E) ?? 0) + 1);
+    measuredE.set(fastest, (measuredE.get(fastest) ?? 0) + 1);
+  }
+  const spread = (xs: number[]): CoefficientSpread => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mean = s.reduce((a, v) => a + v, 0) / s.length;
+    const q = (f: number) => s[Math.min(s.length - 1, Math.max(0, Math.round(f * (s.length - 1))))]!;
+    return { se: Math.sqrt(s.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, s.length - 1)), lo: q(0.025), hi: q(0.975) };
+  };
+  const shares = (m: Map<number, number>) => [...m.entries()].sort((a, b) => a[0] - b[0]).map(([E, n]) => ({ E, share: n / resamples }));
+  return { fit: all.fit, E: solve(all.fit), resamples, w1: spread(w1s), w2: spread(w2s), solverE: shares(solverE), measuredE: shares(measuredE) };
 }

@@ -80,6 +80,16 @@ describe('loom experts', () => {
     expect(three).toMatchObject({ E: 4, variant: 'coupled' });
   });
 
+  it('--reduction coupled with pooling: J shows the pooling term P/E and E* is the E of the largest S(E)', async () => {
+    const { out } = await run(['--d0', '512', '--L', '64', '--reduction', 'coupled', '--m', '4', '--w2', '1e3']);
+    // P = L d0^2 + c_att L^2 d0 = 64*512^2 + 64^2*512.
+    expect(out).toContain('J(E) = P/E + K2/E^2 + w1*E + w2*E^2, P = 18874368');
+    expect(out).toMatch(/E\* = 32, s = d0\/E\* = 16/);
+    const rows = [...out.matchAll(/^[* ]\s+(\d+)\s+\d+\s+\d+\s+\d+\s+(-?\d+)$/gm)].map((m) => ({ E: Number(m[1]), S: Number(m[2]) }));
+    expect(rows.length).toBe(7);
+    expect(rows.reduce((a, r) => (r.S > a.S ? r : a)).E).toBe(32);
+  });
+
   it('--emax and --heads constrain the set', async () => {
     const j = JSON.parse((await run([...EX1, '--emax', '4', '--heads', '64', '--json'])).out) as { E: number; table: { E: number }[] };
     expect(j.table.map((r) => r.E)).toEqual([1, 2, 4]);

@@ -96,4 +96,28 @@ describe('forward shapes', () => {
       for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i]!, 4);
     }
   });
+  it("per-expert dispatch computes the batched layer: expert e's weights are slice e of the stacked ones", () => {
+    const cfg = { d0: 12, E: 3, L: 6, Lp: 3, heads: 1, m: 2, mix: true };
+    const batched = loadGraphJson(generateMoeLayer(cfg), 'graphs/moe/t.graph.json');
+    const split = loadGraphJson(generateMoeLayer({ ...cfg, dispatch: 'per-expert' }), 'graphs/moe/t2.graph.json');
+    const params = initParams(batched, 5);
+    const own: Record<string, tf.Tensor> = {};
+    for (const q of split.params) {
+      const m = /^exp(\d+)_(.+)$/.exec(q.name);
+      if (!m) own[q.name] = params[q.name]!;
+      else {
+        const stacked = params[`exp_${m[2]}`]!;
+        own[q.name] = tf.squeeze(tf.slice(stacked, [Number(m[1]), 0, 0], [1, -1, -1]), [0]);
+      }
+    }
+    expect(Object.keys(own).length).toBe(split.params.length);
+    // 3 experts x 6 matrices each; no stacked weights.
+    expect(split.params.filter((q) => q.name.startsWith('exp')).map((q) => q.type.shape)).toContainEqual([4, 8]);
+    expect(split.params.some((q) => q.name.startsWith('exp_'))).toBe(false);
+    const x = tf.randomNormal([2, 6, 12], 0, 1, 'float32', 4);
+    const want = interpret(batched, { x }, params).y!.dataSync();
+    const got = interpret(split, { x }, own).y!.dataSync();
+    for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i]!, 4);
+    expect(loomErr(() => generateMoeLayer({ ...cfg, heads: 2, d0: 24, dispatch: 'per-expert' })).message).toContain('one head per expert');
+  });
 });

@@ -13,12 +13,13 @@ import {
   savings,
   type MoeParams,
 } from '../../../compiler/cost/moe.ts';
-import { fitOverheads } from '../../../compiler/cost/moe.ts';
+import { bootstrapOverheads, fitOverheads } from '../../../compiler/cost/moe.ts';
 
-// Spec A.6 worked examples (c_att = 1, m = 0, w0 = 0).
+// Spec A.6 worked examples (c_att = 1, m = 0, w0 = 0). The spec's J for variant C leaves out the
+// pre-expert block, which matches J here only when that block does not depend on E (pre: none).
 const ex1: MoeParams = { L: 2048, d0: 4096, reduction: { kind: 'fixed', rho: 4 }, w1: 0, w2: 1e7 };
 const ex2: MoeParams = { L: 1024, d0: 768, reduction: { kind: 'fixed', rho: 4 }, w1: 5e5, w2: 1e5 };
-const ex3: MoeParams = { L: 4096, d0: 1024, reduction: { kind: 'coupled' }, w1: 0, w2: 1e8 };
+const ex3: MoeParams = { L: 4096, d0: 1024, reduction: { kind: 'coupled' }, w1: 0, w2: 1e8, pre: { kind: 'none' } };
 
 function usageError(f: () => unknown, pattern: RegExp): void {
   let err: unknown;
@@ -77,6 +78,18 @@ describe('spec A.6 worked examples', () => {
     ]);
     expect(r.E).toBe(4);
     expect(r.J1).toBe(30_164_771_072);
+  });
+
+  it('example 3 with the default pooling pre-expert block: J gains P/E, P = L d0^2 + c_att L^2 d0; E_opt stays 4', () => {
+    const r = optimalExperts({ ...ex3, pre: { kind: 'pooling' } });
+    const P = 4096 * 1024 ** 2 + 4096 ** 2 * 1024;
+    expect(r.P).toBe(P);
+    expect(r.candidates).toEqual([
+      { E: 4, J: 3_479_048_192 + P / 4 },
+      { E: 8, J: 6_869_762_048 + P / 8 },
+    ]);
+    expect(r.E).toBe(4);
+    expect(r.J1).toBe(30_164_771_072 + P);
   });
 
   it('brute force agrees on all three', () => {
@@ -200,11 +213,12 @@ describe('feasible set', () => {
 
   it('variant C with ceil uses L\' = ceil(L/E) and scans F', () => {
     const p: MoeParams = { L: 1000, d0: 64, reduction: { kind: 'coupled' }, ceil: true, w2: 1000, c_att: 1 };
-    // E = 16: L' = 63, J = 3 L' d0^2 / E + c_att L'^2 d0 + w2 E^2.
-    expect(objective(16, p)).toBe((3 * 63 * 64 ** 2) / 16 + 63 ** 2 * 64 + 1000 * 256);
+    // E = 16: L' = 63, J = L' d0^2 + c_att L' L d0 (pooling) + 3 L' d0^2 / E + c_att L'^2 d0 + w2 E^2.
+    expect(objective(16, p)).toBe(63 * 64 ** 2 + 63 * 1000 * 64 + (3 * 63 * 64 ** 2) / 16 + 63 ** 2 * 64 + 1000 * 256);
     const r = optimalExperts(p);
     expect(r.method).toBe('scan');
     expect(r.E).toBe(bruteForceOptimum(p).E);
+    expect(r.savings).toBe(Math.max(...r.table.map((t) => t.savings)));
   });
 });
 
@@ -221,7 +235,8 @@ function reference(p: Required<Omit<MoeParams, 'heads' | 'pre' | 'ceil'>> & { he
       J = (3 * Lp * d0 * d0 + 2 * m * Lp * d0 * d0) / E + w1 * E + w2 * E * E;
     } else {
       if (L % E !== 0) continue;
-      J = (3 * L * d0 * d0 + c_att * L * L * d0 + 2 * m * L * d0 * d0) / (E * E) + w1 * E + w2 * E * E;
+      // The pooling pre-expert block at L' = L/E: L' d0^2 + c_att L' L d0.
+      J = (L * d0 * d0 + c_att * L * L * d0) / E + (3 * L * d0 * d0 + c_att * L * L * d0 + 2 * m * L * d0 * d0) / (E * E) + w1 * E + w2 * E * E;
     }
     if (best === undefined || J < best.J) best = { E, J };
   }
@@ -390,5 +405,150 @@ describe('fitOverheads', () => {
 
   it('needs at least four points', () => {
     expect(() => fitOverheads([{ E: 1, cost: 1 }, { E: 2, cost: 1 }, { E: 4, cost: 1 }], base)).toThrow(/4 or more expert counts/);
+  });
+});
+
+/**
+ * S(E) = C_trad - C_sect(E) written out from spec A.4 per expert (E experts on [L', s]), with the
+ * default pooling pre-expert block, independently of compiler/cost/moe.ts.
+ */
+function savingsReference(E: number, p: { L: number; d0: number; coupled: boolean; rho?: number; c_att: number; m: number; w0: number; w1: number; w2: number }): { S: number; scale: number } {
+  const { L, d0, c_att, m } = p;
+  const s = d0 / E;
+  const Lp = p.coupled ? L / E : Math.ceil(L / p.rho!);
+  const trad = 3 * L * d0 * d0 + c_att * L * L * d0;
+  const pre = 3 * L * d0 * d0 + (Lp + 2 * L) * d0 * d0 + c_att * L * L * d0 + c_att * Lp * L * d0;
+  const experts = E * (3 * Lp * s * s + c_att * Lp * Lp * s + 2 * m * Lp * s * s);
+  const sect = pre + experts + p.w0 + p.w1 * E + p.w2 * E * E;
+  return { S: trad - sect, scale: trad + sect };
+}
+
+/** argmax S over every E in 1..d0 meeting the spec's constraints (E | d0, Emax, and E | L when coupled); ties to the smaller E. */
+function argmaxSavings(p: Parameters<typeof savingsReference>[1] & { Emax: number }): { E: number; S: number; scale: number } {
+  let best: { E: number; S: number; scale: number } | undefined;
+  for (let E = 1; E <= Math.min(p.d0, p.Emax); E++) {
+    if (p.d0 % E !== 0 || (p.coupled && p.L % E !== 0)) continue;
+    const r = savingsReference(E, p);
+    if (best === undefined || r.S > best.S) best = { E, ...r };
+  }
+  return best!;
+}
+
+describe('coupled reduction: E* maximises the savings S (the pooling term falls with E too)', () => {
+  const cases: { name: string; p: MoeParams; E: number }[] = [
+    { name: 'd0=512, L=64, w2=1e3, m=4', p: { L: 64, d0: 512, reduction: { kind: 'coupled' }, w2: 1e3, m: 4 }, E: 32 },
+    { name: 'd0=960, L=1000, w1=w2=1e6', p: { L: 1000, d0: 960, reduction: { kind: 'coupled' }, w1: 1e6, w2: 1e6 }, E: 10 },
+    { name: 'd0=1536, L=8192, w2=1e7', p: { L: 8192, d0: 1536, reduction: { kind: 'coupled' }, w2: 1e7 }, E: 16 },
+  ];
+  for (const { name, p, E } of cases) {
+    it(name, () => {
+      const ref = argmaxSavings({ L: p.L, d0: p.d0, coupled: true, c_att: 1, m: p.m ?? 0, w0: 0, w1: p.w1 ?? 0, w2: p.w2, Emax: p.d0 });
+      expect(ref.E).toBe(E);
+      const r = optimalExperts(p);
+      expect(r.E).toBe(ref.E);
+      expect(bruteForceOptimum(p).E).toBe(ref.E);
+      expect(r.savings).toBeCloseTo(ref.S, 0);
+      // J and C_sect differ by a constant, so S(E) + J(E) is the same at every feasible E.
+      const sums = r.table.map((t) => t.savings + t.J);
+      for (const v of sums) expect(Math.abs(v - sums[0]!)).toBeLessThanOrEqual(1e-12 * r.traditional.total * 4);
+    });
+  }
+
+  it('the continuous optimum is the root of J\'(E) = -P/E^2 - 2 K2/E^3 + w1 + 2 w2 E', () => {
+    const p: MoeParams = { L: 64, d0: 512, reduction: { kind: 'coupled' }, w1: 10, w2: 1e3, m: 4 };
+    const r = continuousOptimum(p);
+    expect(r.method).toBe('numeric');
+    const h = 1e-4 * r.E;
+    const slope = (objective(r.E + h, p) - objective(r.E - h, p)) / (2 * h);
+    expect(Math.abs(slope) * r.E).toBeLessThan(1e-6 * objective(r.E, p));
+    expect(objective(r.E, p)).toBeLessThan(objective(r.E * 1.01, p));
+    expect(objective(r.E, p)).toBeLessThan(objective(r.E * 0.99, p));
+  });
+
+  it('random parameters: E* is the brute-force argmax of S over the feasible set (both reductions)', () => {
+    let checked = 0;
+    let coupled = 0;
+    fc.assert(
+      fc.property(
+        fc.record({
+          L: fc.integer({ min: 1, max: 4096 }),
+          d0: fc.constantFrom(12, 48, 60, 64, 96, 120, 256, 360, 512, 720, 960, 1024, 1536),
+          coupled: fc.boolean(),
+          rho: fc.constantFrom(1, 2, 4, 8),
+          c_att: fc.constantFrom(0, 1, 2),
+          m: fc.constantFrom(0, 1, 4),
+          w0: fc.constantFrom(0, 1e6),
+          w1: fc.oneof(fc.constant(0), fc.double({ min: 1, max: 1e8, noNaN: true })),
+          w2: fc.oneof(fc.constant(0), fc.double({ min: 1e-2, max: 1e8, noNaN: true })),
+          Emax: fc.integer({ min: 1, max: 2000 }),
+        }),
+        (q) => {
+          const p: MoeParams = { L: q.L, d0: q.d0, reduction: q.coupled ? { kind: 'coupled' } : { kind: 'fixed', rho: q.rho }, c_att: q.c_att, m: q.m, w0: q.w0, w1: q.w1, w2: q.w2, Emax: q.Emax };
+          const ref = argmaxSavings(q);
+          checked++;
+          if (q.coupled) coupled++;
+          const r = optimalExperts(p);
+          // A different E only for a tie within rounding of the costs.
+          if (r.E !== ref.E) expect(Math.abs(savingsReference(r.E, q).S - ref.S)).toBeLessThanOrEqual(1e-12 * ref.scale);
+          expect(Math.abs(r.savings - savingsReference(r.E, q).S)).toBeLessThanOrEqual(1e-12 * ref.scale);
+        },
+      ),
+      { numRuns: 600, seed: 20261206 },
+    );
+    expect(checked).toBe(600);
+    expect(coupled).toBeGreaterThan(200);
+  });
+});
+
+describe('bootstrapOverheads', () => {
+  const base = { L: 1024, d0: 768, reduction: { kind: 'fixed' as const, rho: 4 }, w2: 1, Emax: 96 };
+  const K = 3 * 256 * 768 * 768;
+  const truth = { scale: 1e-9, w0: 0.02, w1: 5e5, w2: 1e5 };
+  const Es = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 96];
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  /** Timings from the model with 4% noise per timing and a slow spell (x1.3) in every fifth round, hitting all E. */
+  function synthetic(rounds: number, seed: number): { E: number; times: number[] }[] {
+    let x = seed;
+    const uniform = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+    const model = (E: number) => truth.scale * (K / E + truth.w1 * E + truth.w2 * E * E) + truth.w0;
+    const out = Es.map((E) => ({ E, times: [] as number[] }));
+    for (let r = 0; r < rounds; r++) {
+      const spell = r % 5 === 4 ? 1.3 : 1;
+      for (const o of out) o.times.push(model(o.E) * spell * (1 + 0.04 * gauss()));
+    }
+    return out;
+  }
+
+  it('recovers w1, w2 and E* from noisy timings, with intervals that cover the truth', () => {
+    const b = bootstrapOverheads(synthetic(15, 3), base, { stat: med, resamples: 200, seed: 5 });
+    // Spec example 2's coefficients: E* = 12.
+    expect(b.E).toBe(12);
+    expect(b.fit.scale / truth.scale).toBeCloseTo(1, 1);
+    for (const k of ['w1', 'w2'] as const) {
+      expect(b[k].se).toBeGreaterThan(0);
+      expect(b[k].lo).toBeLessThanOrEqual(truth[k]);
+      expect(b[k].hi).toBeGreaterThanOrEqual(truth[k]);
+      expect(Math.abs(b.fit[k] - truth[k])).toBeLessThan(3 * b[k].se);
+    }
+    expect(Math.abs(b.fit.w2 / truth.w2 - 1)).toBeLessThan(0.15);
+    // Most resamples agree on E* = 12; the shares sum to 1.
+    expect(b.solverE.find((e) => e.E === 12)!.share).toBeGreaterThan(0.5);
+    expect(b.solverE.reduce((a, e) => a + e.share, 0)).toBeCloseTo(1, 12);
+    expect(b.measuredE.reduce((a, e) => a + e.share, 0)).toBeCloseTo(1, 12);
+  });
+
+  it('more rounds narrow the spread; the same seed gives the same result', () => {
+    const few = bootstrapOverheads(synthetic(6, 11), base, { stat: med, resamples: 150, seed: 2 });
+    const many = bootstrapOverheads(synthetic(60, 11), base, { stat: med, resamples: 150, seed: 2 });
+    expect(many.w2.se).toBeLessThan(few.w2.se);
+    expect(bootstrapOverheads(synthetic(6, 11), base, { stat: med, resamples: 150, seed: 2 })).toEqual(few);
+  });
+
+  it('needs the same number of rounds at every E', () => {
+    expect(() => bootstrapOverheads([{ E: 1, times: [1, 2] }, { E: 2, times: [1] }], base, { stat: med })).toThrow(/same number/);
   });
 });

@@ -9,6 +9,7 @@ import { showType, type IRGraph, type TensorType } from '../../compiler/ir.ts';
 import { checkRoles, outputType } from './roles.ts';
 import { checkPipelineSize } from './budget.ts';
 import { packagePath } from '../../compiler/package-root.ts';
+import { hostEnvDefinition } from '../host-env/host-env.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -16,7 +17,8 @@ export interface PipelineConfig {
   algorithm: 'ppo' | 'grpo' | 'hybrid-grpo';
   /** GRPO / Hybrid GRPO: actions sampled per visited state, each branch stepped from a copy of the env state. */
   group: { size: number; horizon: number; select: 'uniform' | 'argmax'; hp: Record<string, number> } | null;
-  env: { name: string; step: string; reset: string; num_envs: number };
+  /** `host`: a registered host env, stepped from the host instead of the step/reset graphs (which are then ""). */
+  env: { name: string; step: string; reset: string; num_envs: number; host?: string };
   policy: { act: string };
   loss: string;
   optimizer: {
@@ -60,8 +62,9 @@ export type AdvantageTransform = AmppoTransform;
 export const AMPPO_HP = ['tau', 'p_star', 'kappa', 'eta', 'rho', 'rho_sat', 'eps', 'v_shift'] as const;
 
 export interface PipelineGraphs {
-  step: IRGraph;
-  reset: IRGraph;
+  /** Absent for a host env (env.host). */
+  step?: IRGraph;
+  reset?: IRGraph;
   act: IRGraph;
   loss: IRGraph;
   optimizer: IRGraph;
@@ -161,6 +164,14 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
   const j = json as Json;
   const base = dirname(resolve(file));
   const env = obj(j.env);
+  const [given, absent] = [['step', 'reset'].filter((k) => env[k] !== undefined), ['step', 'reset'].filter((k) => env[k] === undefined)];
+  if (typeof env.host === 'string' ? given.length > 0 : absent.length > 0)
+    throw new LoomError({
+      code: 'E_SCHEMA',
+      message: typeof env.host === 'string' ? 'env.host names a host env and env.step/env.reset name graphs: give one or the other' : 'env needs step and reset (graph files), or host (a host env)',
+      file: resolve(file),
+      pointer: `/env/${typeof env.host === 'string' ? given[0] : absent[0]}`,
+    });
   const opt = obj(j.optimizer);
   const upd = obj(j.update);
   const adv = obj(j.advantage);
@@ -194,7 +205,10 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
                 ? { gamma: ((adv.gamma as number) ?? 0.99) ** ((grp.horizon as number) ?? 1), ...((grp.hp as Record<string, number>) ?? {}) }
                 : ((grp.hp as Record<string, number>) ?? {}),
           },
-    env: { name: (env.name as string) ?? (j.pipeline as string), step: resolve(base, env.step as string), reset: resolve(base, env.reset as string), num_envs: env.num_envs as number },
+    env:
+      typeof env.host === 'string'
+        ? { name: (env.name as string) ?? env.host, step: '', reset: '', num_envs: env.num_envs as number, host: env.host }
+        : { name: (env.name as string) ?? (j.pipeline as string), step: resolve(base, env.step as string), reset: resolve(base, env.reset as string), num_envs: env.num_envs as number },
     policy: { act: resolve(base, obj(j.policy).act as string) },
     loss: resolve(base, j.loss as string),
     optimizer: {
@@ -231,15 +245,20 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
     eval: { episodes: (obj(j.eval).episodes as number) ?? 10, every: (obj(j.eval).every as number) ?? 0, deterministic: (obj(j.eval).deterministic as boolean) ?? true },
     roots,
   };
+  const fail = (message: string, pointer: string): never => {
+    throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer });
+  };
+  if (cfg.env.host !== undefined) {
+    hostEnvDefinition(cfg.env.host, cfg.file);
+    if (cfg.group) fail(`${cfg.algorithm} steps copies of the env state, which a host env does not give; use a graph env`, '/env/host');
+  }
   // Inherited paths are absolute by now; they are checked here, at the pointer that set them in this file's view.
   for (const path of PATH_FIELDS) {
+    if (cfg.env.host !== undefined && path[0] === 'env') continue;
     const written = path.reduce<unknown>((v, k) => obj(v)[k], j) as string;
     const target = path.reduce<unknown>((v, k) => obj(v)[k], cfg) as string;
     assertAllowed(target, roots, { what: 'graph path', written, file: cfg.file, pointer: `/${path.join('/')}` });
   }
-  const fail = (message: string, pointer: string): never => {
-    throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer });
-  };
   if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
   if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
   if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
@@ -417,8 +436,7 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
           },
         }
       : {}),
-    step: load(cfg.env.step, '/env/step'),
-    reset: load(cfg.env.reset, '/env/reset'),
+    ...(cfg.env.host === undefined ? { step: load(cfg.env.step, '/env/step'), reset: load(cfg.env.reset, '/env/reset') } : {}),
     act: load(cfg.policy.act, '/policy/act'),
     loss: load(cfg.loss, '/loss'),
     optimizer: patched(join(GRAPHS_DIR, 'optimizers', `${cfg.optimizer.name}.graph.json`), cfg.optimizer.hp, '/optimizer/name', true),

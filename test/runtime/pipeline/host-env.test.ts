@@ -1,0 +1,154 @@
+/**
+ * Host envs in the driver: the rollout's rewards and episodes are the env's own (recorded by the
+ * env and summed here), evaluation has its own envs, checkpoints resume host envs that save their
+ * state exactly, pipelines name only registered envs, and the MuJoCo pipelines train.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { main, PIPELINE, PointMass, registerPointMass } from '../../../examples/custom-env.ts';
+import { registerHostEnv, unregisterHostEnv, type HostEnv, type HostStep } from '../../../runtime/host-env/host-env.ts';
+import { loadPipeline, parseOverride, parsePipeline } from '../../../runtime/pipeline/config.ts';
+import { train } from '../../../runtime/pipeline/driver.ts';
+import type { IterationMetrics } from '../../../runtime/pipeline/metrics.ts';
+import { G, tinyPipelineJson } from '../../helpers/tiny-pipeline.ts';
+import { loomErr } from '../../helpers/loom-error.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'loom-host-env-'));
+const strip = (ms: readonly IterationMetrics[]) => ms.map(({ steps_per_sec: _s, ...r }) => r);
+const pointMass = (over: string[] = []) => loadPipeline(PIPELINE, { overrides: over.map(parseOverride) });
+
+/** PointMass envs that record every step they take; `saves` false hides getState/setState. */
+function recording(log: { steps: HostStep[]; resets: number }[], saves = true) {
+  return {
+    observationShape: [2] as [number],
+    action: { kind: 'box' as const, low: [-1], high: [1] },
+    create: ({ numEnvs }: { numEnvs: number }): HostEnv => {
+      const env = new PointMass(numEnvs);
+      const rec = { steps: [] as HostStep[], resets: 0 };
+      log.push(rec);
+      return {
+        reset: (seed) => (rec.resets++, env.reset(seed)),
+        step: (a) => {
+          const r = env.step(a);
+          rec.steps.push(r);
+          return r;
+        },
+        ...(saves ? { getState: () => env.getState(), setState: (s) => env.setState(s) } : {}),
+      };
+    },
+  };
+}
+
+afterEach(() => {
+  unregisterHostEnv('Recorded');
+});
+
+describe('host envs in the driver', () => {
+  it('the example registers PointMass and trains it through the public API', async () => {
+    const r = await main(tmp());
+    expect([r.iterations, r.globalStep]).toEqual([4, 2048]);
+    expect(r.eval?.episodes).toBe(4);
+    for (const m of r.metrics) expect(Number.isFinite(m.loss)).toBe(true);
+  });
+
+  it("an iteration's episodes and returns are those of the env's own steps; evaluation steps other envs", async () => {
+    const log: { steps: HostStep[]; resets: number }[] = [];
+    registerHostEnv('Recorded', recording(log));
+    const cfg = pointMass(['env.host=Recorded', 'eval.episodes=2']);
+    const r = await train(cfg, { outDir: tmp() });
+    tf.dispose(Object.values(r.params));
+    const [rollout, evalEnvs] = log;
+    expect(log).toHaveLength(2);
+    // 4 envs x 128 steps per iteration, all on the rollout's envs.
+    expect(rollout!.steps).toHaveLength(4 * 128);
+    expect(evalEnvs!.steps.length).toBeGreaterThan(0);
+    const N = 4;
+    const ret = new Array<number>(N).fill(0);
+    for (const [it, m] of r.metrics.entries()) {
+      const finished: number[] = [];
+      for (const s of rollout!.steps.slice(it * 128, (it + 1) * 128))
+        for (let i = 0; i < N; i++) {
+          ret[i]! += Math.fround(s.reward[i]!);
+          if (s.terminated[i] || s.truncated[i]) {
+            finished.push(ret[i]!);
+            ret[i] = 0;
+          }
+        }
+      expect(m.episodes).toBe(finished.length);
+      expect(m.episodic_return).toBeCloseTo(finished.reduce((a, b) => a + b, 0) / finished.length, 9);
+    }
+  });
+
+  it('a resumed run continues the saved episodes: its metrics equal an uninterrupted run', async () => {
+    const a = await train(pointMass(), { outDir: tmp() });
+    const dir = tmp();
+    tf.dispose(Object.values((await train(pointMass(), { outDir: dir, maxIterations: 2 })).params));
+    const body = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')).body;
+    expect(Object.keys(body.host.hostEnv)).toEqual(['x', 'v', 't', 'rng']);
+    const b = await train(pointMass(), { outDir: dir, resume: true });
+    expect(strip(b.metrics)).toEqual(strip(a.metrics));
+    tf.dispose([...Object.values(a.params), ...Object.values(b.params)]);
+  });
+
+  it('a host env that cannot save its state starts new episodes on resume', async () => {
+    const log: { steps: HostStep[]; resets: number }[] = [];
+    registerHostEnv('Recorded', recording(log, false));
+    const dir = tmp();
+    const cfg = pointMass(['env.host=Recorded', 'eval.episodes=0']);
+    tf.dispose(Object.values((await train(cfg, { outDir: dir, maxIterations: 1 })).params));
+    const body = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')).body;
+    expect(body.host.hostEnv).toBeUndefined();
+    const b = await train(cfg, { outDir: dir, resume: true });
+    tf.dispose(Object.values(b.params));
+    expect(log.map((l) => l.resets)).toEqual([1, 1]);
+    expect(b.metrics.map((m) => m.iteration)).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe('naming a host env', () => {
+  const pm = (env: Record<string, unknown>, over: Record<string, unknown> = {}) =>
+    parsePipeline(tinyPipelineJson({ env, policy: { act: G('algorithms/ppo-mountaincar_continuous.act.graph.json') }, loss: G('algorithms/ppo-mountaincar_continuous.loss.graph.json'), ...over }), '/virtual/p.json');
+
+  it('an unknown name is an error at /env/host that lists the known envs and suggests the nearest', () => {
+    const e = loomErr(() => pm({ host: 'HalfCheetah-v3', num_envs: 1 }));
+    expect(e.info).toMatchObject({ code: 'E_INPUT', pointer: '/env/host', found: 'HalfCheetah-v3', hint: 'did you mean "HalfCheetah-v4"?' });
+    expect(e.info.expected).toContain('Hopper-v4');
+  });
+
+  it('host and step/reset together, or neither, are errors', () => {
+    registerPointMass();
+    expect(loomErr(() => pm({ host: 'PointMass', step: G('envs/cartpole.step.graph.json'), num_envs: 1 })).info).toMatchObject({ code: 'E_SCHEMA', pointer: '/env/step' });
+    expect(loomErr(() => pm({ num_envs: 1 })).info).toMatchObject({ code: 'E_SCHEMA', pointer: '/env/step' });
+  });
+
+  it('group algorithms refuse host envs: they copy env states', () => {
+    registerPointMass();
+    const e = loomErr(() => pm({ host: 'PointMass', num_envs: 2 }, { algorithm: 'grpo' }));
+    expect(e.info).toMatchObject({ code: 'E_SCHEMA', pointer: '/env/host' });
+    expect(e.info.message).toMatch(/copies of the env state/);
+  });
+
+  it("the agent must fit the host env's spaces, checked when the graphs load", async () => {
+    registerPointMass();
+    const { loadPipelineGraphs } = await import('../../../runtime/pipeline/config.ts');
+    const cfg = parsePipeline(tinyPipelineJson({ env: { host: 'PointMass', num_envs: 2 } }), '/virtual/p.json');
+    const e = loomErr(() => loadPipelineGraphs(cfg));
+    expect(e.info.pointer).toBe('/policy/act');
+    expect(e.info.hint ?? e.info.message).toMatch(/host env PointMass/);
+  });
+
+  it('registerHostEnv refuses built-in names and malformed spaces', () => {
+    const def = recording([]);
+    expect(loomErr(() => registerHostEnv('Hopper-v4', def)).info.code).toBe('E_USAGE');
+    expect(loomErr(() => registerHostEnv('../x', def)).info.code).toBe('E_USAGE');
+    expect(loomErr(() => registerHostEnv('Bad', { ...def, action: { kind: 'box', low: [1], high: [-1] } })).info.code).toBe('E_USAGE');
+    expect(loomErr(() => registerHostEnv('Bad', { ...def, observationShape: [0] })).info.code).toBe('E_USAGE');
+  });
+});

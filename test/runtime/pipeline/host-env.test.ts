@@ -152,3 +152,17 @@ describe('naming a host env', () => {
     expect(loomErr(() => registerHostEnv('Bad', { ...def, observationShape: [0] })).info.code).toBe('E_USAGE');
   });
 });
+
+describe('MuJoCo pipelines', () => {
+  it.each(['ppo-halfcheetah', 'ppo-hopper', 'amppo-hopper'])('%s trains 2 iterations', async (name) => {
+    const cfg = loadPipeline(G(`pipelines/${name}.json`), { overrides: ['rollout.steps=256', 'total_steps=512', 'update.epochs=2', 'eval.episodes=0'].map(parseOverride) });
+    const dir = tmp();
+    const r = await train(cfg, { outDir: dir });
+    tf.dispose(Object.values(r.params));
+    expect([r.iterations, r.globalStep]).toEqual([2, 512]);
+    for (const m of r.metrics) for (const k of ['loss', 'v_loss', 'approx_kl', 'grad_norm'] as const) expect(Number.isFinite(m[k])).toBe(true);
+    const rows = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')).body.host.hostEnv as { elapsed: number }[];
+    // One env, 512 steps: HalfCheetah never terminates, so its episode is 512 steps old.
+    if (name === 'ppo-halfcheetah') expect(rows.map((x) => x.elapsed)).toEqual([512]);
+  });
+});

@@ -107,6 +107,11 @@ export function hostEnvDefinition(name: string, file?: string): HostEnvDefinitio
   });
 }
 
+/** Loads what a host env needs before `create` (MuJoCo's wasm module); `train` and `loom eval` call it. */
+export async function loadHostEnv(name: string, file?: string): Promise<void> {
+  await hostEnvDefinition(name, file).load?.();
+}
+
 /** Obs width and action dims of one env, as the role contracts see them. */
 export function hostEnvIo(def: HostEnvDefinition): { obs: number; action: { dtype: 'int32' | 'float32'; dims: number[] } } {
   return { obs: def.observationShape[0], action: def.action.kind === 'discrete' ? { dtype: 'int32', dims: [] } : { dtype: 'float32', dims: [def.action.low.length] } };

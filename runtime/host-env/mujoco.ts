@@ -107,7 +107,7 @@ export async function loadMujoco(): Promise<MainModule> {
 
 function mujoco(id: string): MainModule {
   if (module) return module;
-  throw new LoomError({ code: 'E_USAGE', message: `host env ${id} needs the MuJoCo module loaded first`, hint: `await its definition's load() (train does) before create()` });
+  throw new LoomError({ code: 'E_USAGE', message: `host env ${id} needs the MuJoCo module loaded first`, hint: `await loadHostEnv('${id}') before creating it (train and loom eval do)` });
 }
 
 function modelOf(mj: MainModule, task: MujocoTask): MjModel {

@@ -23,7 +23,7 @@ import { defaultExecutor, makeProgram, type Executor, type Program } from './pro
 import type { ProgressInfo } from './progress.ts';
 import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from './run-record.ts';
 import { gradOutput } from './roles.ts';
-import { hostEnvDefinition, type HostEnv, type HostEnvDefinition } from '../host-env/host-env.ts';
+import { hostEnvDefinition, loadHostEnv, type HostEnv, type HostEnvDefinition } from '../host-env/host-env.ts';
 import { hostEnvPrograms } from '../host-env/programs.ts';
 
 export { gradOutput };
@@ -969,7 +969,7 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
   const graphs = loadPipelineGraphs(cfg);
   opts.onStage?.(`compiling ${graphCount(graphs)} graphs`);
   // Host envs may load asynchronously (MuJoCo's wasm module); Trainer builds them synchronously.
-  if (cfg.env.host !== undefined) await hostEnvDefinition(cfg.env.host, cfg.file).load?.();
+  if (cfg.env.host !== undefined) await loadHostEnv(cfg.env.host, cfg.file);
   const trainer = new Trainer(cfg, graphs);
   const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();

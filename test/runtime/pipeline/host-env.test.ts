@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { main, PIPELINE, PointMass, registerPointMass } from '../../../examples/custom-env.ts';
 import { registerHostEnv, unregisterHostEnv, type HostEnv, type HostStep } from '../../../runtime/host-env/host-env.ts';
+import { evaluate } from '../../../index.ts';
+import { loadHostEnv } from '../../../runtime/host-env/host-env.ts';
 import { loadPipeline, parseOverride, parsePipeline } from '../../../runtime/pipeline/config.ts';
 import { train } from '../../../runtime/pipeline/driver.ts';
 import type { IterationMetrics } from '../../../runtime/pipeline/metrics.ts';
@@ -86,6 +88,12 @@ describe('host envs in the driver', () => {
     }
   });
 
+  it('evaluate (loom eval) on the run replays its final evaluation with new envs', async () => {
+    const dir = tmp();
+    const r = await main(dir);
+    expect(evaluate(dir)).toEqual(r.eval!.returns);
+  });
+
   it('a resumed run continues the saved episodes: its metrics equal an uninterrupted run', async () => {
     const a = await train(pointMass(), { outDir: tmp() });
     const dir = tmp();
@@ -155,7 +163,8 @@ describe('naming a host env', () => {
 
 describe('MuJoCo pipelines', () => {
   it.each(['ppo-halfcheetah', 'ppo-hopper', 'amppo-hopper'])('%s trains 2 iterations', async (name) => {
-    const cfg = loadPipeline(G(`pipelines/${name}.json`), { overrides: ['rollout.steps=256', 'total_steps=512', 'update.epochs=2', 'eval.episodes=0'].map(parseOverride) });
+    const episodes = name === 'ppo-hopper' ? 2 : 0;
+    const cfg = loadPipeline(G(`pipelines/${name}.json`), { overrides: ['rollout.steps=256', 'total_steps=512', 'update.epochs=2', `eval.episodes=${episodes}`].map(parseOverride) });
     const dir = tmp();
     const r = await train(cfg, { outDir: dir });
     tf.dispose(Object.values(r.params));
@@ -164,5 +173,10 @@ describe('MuJoCo pipelines', () => {
     const rows = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')).body.host.hostEnv as { elapsed: number }[];
     // One env, 512 steps: HalfCheetah never terminates, so its episode is 512 steps old.
     if (name === 'ppo-halfcheetah') expect(rows.map((x) => x.elapsed)).toEqual([512]);
+    // loom eval on the run (a fresh process would load MuJoCo through loadHostEnv, as it does) replays the final evaluation.
+    if (episodes) {
+      await loadHostEnv('Hopper-v4');
+      expect(evaluate(dir, { episodes })).toEqual(r.eval!.returns);
+    }
   });
 });

@@ -11,7 +11,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { registerHostEnv, train, type HostEnv, type HostStep, type JsonValue } from '../index.ts';
+import { initBackend, registerHostEnv, train, type HostEnv, type HostStep, type JsonValue } from '../index.ts';
 
 export const MAX_STEPS = 100;
 
@@ -109,6 +109,7 @@ export async function main(outDir: string) {
 
 if (process.argv[1] === import.meta.filename) {
   const out = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'point-mass-'));
+  await initBackend('wasm', () => {});
   const r = await main(out);
   for (const m of r.metrics) console.log(`iteration ${m.iteration}: ${m.global_step} steps, mean episode return ${m.episodic_return?.toFixed(2) ?? '-'}`);
   console.log(`evaluation: ${r.eval?.meanReturn?.toFixed(2)} over ${r.eval?.episodes} episodes; run folder ${out}`);

@@ -9,7 +9,7 @@ import { showType, type IRGraph, type TensorType } from '../../compiler/ir.ts';
 import { checkRoles, outputType } from './roles.ts';
 import { checkPipelineSize } from './budget.ts';
 import { packagePath } from '../../compiler/package-root.ts';
-import { hostEnvDefinition } from '../host-env/host-env.ts';
+import { hostEnvDefinition, hostEnvIo, type HostEnvDefinition } from '../host-env/host-env.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -515,6 +515,12 @@ export const GYM_ENVS: Readonly<Record<string, string>> = {
   'MountainCarContinuous-v0': 'mountaincar_continuous',
 };
 
+/** The built-in host envs (env.host) by their Gymnasium ids, with the name of their shipped agent. */
+export const HOST_GYM_ENVS: Readonly<Record<string, string>> = {
+  'HalfCheetah-v4': 'halfcheetah',
+  'Hopper-v4': 'hopper',
+};
+
 /** The shipped PPO agent (act and loss graphs) for a shipped env. */
 const shippedAgent = (env: string) => ({
   act: join(GRAPHS_DIR, 'algorithms', `ppo-${env}.act.graph.json`),
@@ -529,6 +535,11 @@ interface AgentIo {
 
 function envIo(step: IRGraph, reset: IRGraph): AgentIo {
   return { obs: outputType(reset, 'obs').shape[1] ?? '?', action: step.inputs.find((i) => i.name === 'action')?.type ?? { dtype: 'float32', shape: [] } };
+}
+
+function hostIo(def: HostEnvDefinition): AgentIo {
+  const io = hostEnvIo(def);
+  return { obs: io.obs, action: { dtype: io.action.dtype, shape: ['N', ...io.action.dims] } };
 }
 
 function actIo(act: IRGraph): AgentIo | null {
@@ -547,31 +558,35 @@ function fits(agent: AgentIo, env: AgentIo): boolean {
 const describeIo = (io: AgentIo) => `obs of width ${io.obs}, actions ${showType({ ...io.action, shape: ['N', ...io.action.shape.slice(1)] })}`;
 
 /**
- * The pipeline with its env swapped for a shipped env, named by its Gymnasium id (`CartPole-v1`)
- * or its file name (`cartpole`), as `loom train --env` and `loom compare --env` do. When the
+ * The pipeline with its env swapped for a shipped env, named by its Gymnasium id (`CartPole-v1`,
+ * `HalfCheetah-v4`) or its file name (`cartpole`, `halfcheetah`), as `loom train --env` and
+ * `loom compare --env` do. When the
  * pipeline's act graph does not fit the env's obs width or action type, a shipped agent
  * (`ppo-<env>.act/.loss`) is swapped for the shipped agent of the new env, with a line to `log`;
  * an agent of the pipeline's own is an error that says which fields to set. An unknown env is a
  * usage error.
  */
 export function withEnv(cfg: PipelineConfig, name: string, log?: (line: string) => void): PipelineConfig {
-  const byFile = Object.entries(GYM_ENVS).find(([, f]) => f === name);
-  const id = name in GYM_ENVS ? name : byFile?.[0];
+  const envs = { ...GYM_ENVS, ...HOST_GYM_ENVS };
+  const byFile = Object.entries(envs).find(([, f]) => f === name);
+  const id = name in envs ? name : byFile?.[0];
   if (id === undefined) {
-    const names = [...Object.keys(GYM_ENVS), ...Object.values(GYM_ENVS)];
+    const names = [...Object.keys(envs), ...Object.values(envs)];
     const near = suggest(name, names);
-    throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: `one of ${Object.keys(GYM_ENVS).join(', ')} (or ${Object.values(GYM_ENVS).join(', ')})`, found: name, ...(near ? { hint: `did you mean "${near}"?` } : {}) });
+    throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: `one of ${Object.keys(envs).join(', ')} (or ${Object.values(envs).join(', ')})`, found: name, ...(near ? { hint: `did you mean "${near}"?` } : {}) });
   }
-  const envName = GYM_ENVS[id]!;
-  const step = join(GRAPHS_DIR, 'envs', `${envName}.step.graph.json`);
-  const reset = join(GRAPHS_DIR, 'envs', `${envName}.reset.graph.json`);
-  const out: PipelineConfig = { ...cfg, env: { ...cfg.env, name: id, step, reset }, policy: { ...cfg.policy } };
-  const env = envIo(loadGraph(step), loadGraph(reset));
+  const envName = envs[id]!;
+  const host = id in HOST_GYM_ENVS;
+  if (host && cfg.group) throw new LoomError({ code: 'E_USAGE', message: `--env ${id}: ${cfg.algorithm} steps copies of the env state, which a host env does not give`, file: cfg.file, pointer: '/algorithm', hint: 'use a graph env, or a ppo pipeline' });
+  const step = host ? '' : join(GRAPHS_DIR, 'envs', `${envName}.step.graph.json`);
+  const reset = host ? '' : join(GRAPHS_DIR, 'envs', `${envName}.reset.graph.json`);
+  const out: PipelineConfig = { ...cfg, env: { name: id, step, reset, num_envs: cfg.env.num_envs, ...(host ? { host: id } : {}) }, policy: { ...cfg.policy } };
+  const env = host ? hostIo(hostEnvDefinition(id)) : envIo(loadGraph(step), loadGraph(reset));
   const agent = existsSync(cfg.policy.act) ? actIo(loadGraph(cfg.policy.act, { roots: cfg.roots ?? pipelineRoots(cfg.file) })) : null;
   // No act graph to read (missing, or not an act graph): the role checks at load say what is wrong.
   if (!agent || fits(agent, env)) return out;
   const wanted = shippedAgent(envName);
-  const shipped = Object.values(GYM_ENVS).map(shippedAgent);
+  const shipped = Object.values(envs).map(shippedAgent);
   const ownAct = !shipped.some((a) => a.act === cfg.policy.act);
   const ownLoss = !shipped.some((a) => a.loss === cfg.loss);
   if (ownAct || ownLoss)

@@ -12,7 +12,7 @@ import { main, PIPELINE, PointMass, registerPointMass } from '../../../examples/
 import { registerHostEnv, unregisterHostEnv, type HostEnv, type HostStep } from '../../../runtime/host-env/host-env.ts';
 import { evaluate } from '../../../index.ts';
 import { loadHostEnv } from '../../../runtime/host-env/host-env.ts';
-import { loadPipeline, parseOverride, parsePipeline } from '../../../runtime/pipeline/config.ts';
+import { loadPipeline, loadPipelineGraphs, parseOverride, parsePipeline, withEnv } from '../../../runtime/pipeline/config.ts';
 import { train } from '../../../runtime/pipeline/driver.ts';
 import type { IterationMetrics } from '../../../runtime/pipeline/metrics.ts';
 import { G, tinyPipelineJson } from '../../helpers/tiny-pipeline.ts';
@@ -143,9 +143,8 @@ describe('naming a host env', () => {
     expect(e.info.message).toMatch(/copies of the env state/);
   });
 
-  it("the agent must fit the host env's spaces, checked when the graphs load", async () => {
+  it("the agent must fit the host env's spaces, checked when the graphs load", () => {
     registerPointMass();
-    const { loadPipelineGraphs } = await import('../../../runtime/pipeline/config.ts');
     const cfg = parsePipeline(tinyPipelineJson({ env: { host: 'PointMass', num_envs: 2 } }), '/virtual/p.json');
     const e = loomErr(() => loadPipelineGraphs(cfg));
     expect(e.info.pointer).toBe('/policy/act');
@@ -158,6 +157,25 @@ describe('naming a host env', () => {
     expect(loomErr(() => registerHostEnv('../x', def)).info.code).toBe('E_USAGE');
     expect(loomErr(() => registerHostEnv('Bad', { ...def, action: { kind: 'box', low: [1], high: [-1] } })).info.code).toBe('E_USAGE');
     expect(loomErr(() => registerHostEnv('Bad', { ...def, observationShape: [0] })).info.code).toBe('E_USAGE');
+  });
+});
+
+describe('--env with host envs', () => {
+  it('swaps a host env for a graph env and back, with the shipped agent of each', () => {
+    const lines: string[] = [];
+    const cp = withEnv(loadPipeline(G('pipelines/ppo-halfcheetah.json')), 'CartPole-v1', (l) => lines.push(l));
+    expect(cp.env).toEqual({ name: 'CartPole-v1', step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 1 });
+    expect(cp.policy.act).toBe(G('algorithms/ppo-cartpole.act.graph.json'));
+    const hc = withEnv(loadPipeline(G('pipelines/ppo-pendulum.json')), 'HalfCheetah-v4', (l) => lines.push(l));
+    expect(hc.env).toEqual({ name: 'HalfCheetah-v4', step: '', reset: '', num_envs: 8, host: 'HalfCheetah-v4' });
+    expect([hc.policy.act, hc.loss]).toEqual([G('algorithms/ppo-halfcheetah.act.graph.json'), G('algorithms/ppo-halfcheetah.loss.graph.json')]);
+    expect(lines[1]).toMatch(/^--env HalfCheetah-v4: the act graph takes obs of width 3, actions float32\[N, 1\], HalfCheetah-v4 gives obs of width 17, actions float32\[N, 6\]; using the shipped agent/);
+    // The role contracts, checked independently when the graphs load, agree that both fit.
+    for (const c of [cp, hc, withEnv(loadPipeline(G('pipelines/ppo-halfcheetah.json')), 'hopper')]) expect(() => loadPipelineGraphs(c)).not.toThrow();
+  });
+
+  it('refuses a host env for a group algorithm', () => {
+    expect(loomErr(() => withEnv(loadPipeline(G('pipelines/grpo-pendulum.json')), 'Hopper-v4')).info).toMatchObject({ code: 'E_USAGE', pointer: '/algorithm' });
   });
 });
 

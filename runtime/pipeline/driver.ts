@@ -233,7 +233,7 @@ export class Trainer {
   private envPrograms(): { step: Program; reset: Program; env: HostEnv | null } {
     const { cfg, graphs } = this;
     if (cfg.env.host === undefined) return { step: this.program(graphs.step!), reset: this.program(graphs.reset!), env: null };
-    return hostEnvPrograms(hostEnvDefinition(cfg.env.host, cfg.file), cfg.env.num_envs);
+    return hostEnvPrograms(cfg.env.host, hostEnvDefinition(cfg.env.host, cfg.file), cfg.env.num_envs);
   }
 
   /** Env steps simulated per iteration: every sampled branch counts (group algorithms step each one). */

@@ -16,7 +16,7 @@ import { loadPipeline, loadPipelineGraphs, parseOverride, parsePipeline, withEnv
 import { train } from '../../../runtime/pipeline/driver.ts';
 import type { IterationMetrics } from '../../../runtime/pipeline/metrics.ts';
 import { G, tinyPipelineJson } from '../../helpers/tiny-pipeline.ts';
-import { loomErr } from '../../helpers/loom-error.ts';
+import { loomErr, loomErrAsync } from '../../helpers/loom-error.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -92,6 +92,19 @@ describe('host envs in the driver', () => {
     const dir = tmp();
     const r = await main(dir);
     expect(evaluate(dir)).toEqual(r.eval!.returns);
+  });
+
+  it('an env whose arrays do not fit its spaces is a clear error, not a tensor-shape failure', async () => {
+    const def = recording([]);
+    registerHostEnv('Recorded', {
+      ...def,
+      create: (o) => {
+        const env = def.create(o);
+        return { ...env, step: (a) => ({ ...env.step(a), final_obs: new Float32Array(3) }) };
+      },
+    });
+    const e = await loomErrAsync(() => train(pointMass(['env.host=Recorded']), { outDir: tmp() }));
+    expect(e.info).toMatchObject({ code: 'E_INPUT', message: 'host env Recorded: step() final_obs has 3 values', expected: '8 (4 envs x obs width 2)' });
   });
 
   it('a resumed run continues the saved episodes: its metrics equal an uninterrupted run', async () => {

@@ -28,6 +28,8 @@ export { optimalExperts, type MoeParams, type ExpertsResult, type Reduction, typ
 export { simulate, type SimResult, type SimOptions, type KernelCost } from './compiler/cost/simulate.ts';
 export { loadProfile, shippedProfiles, type Profile } from './compiler/cost/profile.ts';
 export { compileGraph, type CompileOptions, type StageReport } from './compiler/compile.ts';
+/** Host envs: simulators written in TypeScript (or wasm), stepped from the host; see docs/environments.md. */
+export { registerHostEnv, unregisterHostEnv, hostEnvNames, loadHostEnv, type HostEnv, type HostEnvDefinition, type HostStep, type ActionSpace, type JsonValue } from './runtime/host-env/host-env.ts';
 
 /** What `check` found valid: a graph with its inferred signature, or a pipeline with its graphs. */
 export type CheckResult = { kind: 'graph'; graph: IRGraph; signature: string } | { kind: 'pipeline'; pipeline: PipelineConfig; graphs: number };
@@ -123,6 +125,7 @@ export interface EvaluateOptions {
 /**
  * Plays episodes with a trained policy, `target` being a run folder (its checkpoint.json, or
  * `RUN/best`) or a checkpoint file, as `loom eval` does, and returns each episode's return.
+ * For a MuJoCo run, `await loadHostEnv(name)` first.
  */
 export function evaluate(target: string, opts: EvaluateOptions = {}): number[] {
   const policy = openPolicy(target, { pipeline: opts.pipeline, allow: opts.allow });

@@ -31,6 +31,7 @@ export const evalCommand: Command = {
     const seed = seedFlag ?? policy.cfg.seed;
     const deterministic = args.values.stochastic ? false : args.values.deterministic ? true : policy.cfg.eval.deterministic;
     await initBackend(args.values.backend as string | undefined);
+    if (policy.cfg.env.host !== undefined) await (await import('../../runtime/host-env/host-env.ts')).loadHostEnv(policy.cfg.env.host, policy.cfg.file);
     const returns = evaluatePolicy(policy, { episodes, seed, deterministic });
     const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
     const std = Math.sqrt(returns.reduce((a, b) => a + (b - mean) ** 2, 0) / returns.length);

@@ -9,7 +9,7 @@ export const train: Command = {
   usage: 'loom train PIPELINE.json [--set PATH=VALUE]... [--env E] [--seed N] [--steps N] [--out DIR] [--backend B] [--resume] [--force]',
   options: {
     set: SET_OPTION,
-    env: { type: 'string', description: "override the env: a Gymnasium id (CartPole-v1, Acrobot-v1, Pendulum-v1, MountainCarContinuous-v0) or a name under graphs/envs; a shipped agent that does not fit it is swapped for the env's", valueName: 'E' },
+    env: { type: 'string', description: "override the env: a Gymnasium id (CartPole-v1, Acrobot-v1, Pendulum-v1, MountainCarContinuous-v0, HalfCheetah-v4, Hopper-v4) or a name under graphs/envs; a shipped agent that does not fit it is swapped for the env's", valueName: 'E' },
     seed: { type: 'string', description: 'override the pipeline seed', valueName: 'N' },
     steps: { type: 'string', description: 'override total_steps (env steps over all envs)', valueName: 'N' },
     out: { type: 'string', description: 'output folder for metrics.jsonl, metrics.csv, TensorBoard event files, learning-curve.svg, checkpoint.json (default runs/<pipeline>-s<seed>)', valueName: 'DIR' },

@@ -39,7 +39,7 @@ function widthsOf(graphs: PipelineGraphs | undefined): Widths {
   const out = graphs.act.nodes.find((n) => n.id === graphs.act.outputs.action);
   const params = graphs.act.params.reduce((s, p) => s + (p.type.shape.every(isStatic) ? minElements(p.type.shape) : 0), 0);
   const optState = graphs.optimizer.inputs.filter((i) => i.type.shape.length === 1 && i.name in graphs.optimizer.outputs).length;
-  return { obs: rowWidth(input(graphs.act, 'obs')), action: rowWidth(out?.type?.shape), state: rowWidth(input(graphs.step, 'state')), params, paramCopies: 3 + optState };
+  return { obs: rowWidth(input(graphs.act, 'obs')), action: rowWidth(out?.type?.shape), state: graphs.step ? rowWidth(input(graphs.step, 'state')) : 0, params, paramCopies: 3 + optState };
 }
 
 const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 3 : 1)} GiB`;

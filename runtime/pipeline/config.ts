@@ -9,6 +9,7 @@ import { showType, type IRGraph, type TensorType } from '../../compiler/ir.ts';
 import { checkRoles, outputType } from './roles.ts';
 import { checkPipelineSize } from './budget.ts';
 import { packagePath } from '../../compiler/package-root.ts';
+import { hostEnvDefinition, hostEnvIo, type HostEnvDefinition } from '../host-env/host-env.ts';
 
 export interface PipelineConfig {
   file: string;
@@ -16,7 +17,8 @@ export interface PipelineConfig {
   algorithm: 'ppo' | 'grpo' | 'hybrid-grpo';
   /** GRPO / Hybrid GRPO: actions sampled per visited state, each branch stepped from a copy of the env state. */
   group: { size: number; horizon: number; select: 'uniform' | 'argmax'; hp: Record<string, number> } | null;
-  env: { name: string; step: string; reset: string; num_envs: number };
+  /** `host`: a registered host env, stepped from the host instead of the step/reset graphs (which are then ""). */
+  env: { name: string; step: string; reset: string; num_envs: number; host?: string };
   policy: { act: string };
   loss: string;
   optimizer: {
@@ -63,8 +65,9 @@ export type AdvantageTransform = AmppoTransform;
 export const AMPPO_HP = ['tau', 'p_star', 'kappa', 'eta', 'rho', 'rho_sat', 'eps', 'v_shift'] as const;
 
 export interface PipelineGraphs {
-  step: IRGraph;
-  reset: IRGraph;
+  /** Absent for a host env (env.host). */
+  step?: IRGraph;
+  reset?: IRGraph;
   act: IRGraph;
   loss: IRGraph;
   optimizer: IRGraph;
@@ -164,6 +167,14 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
   const j = json as Json;
   const base = dirname(resolve(file));
   const env = obj(j.env);
+  const [given, absent] = [['step', 'reset'].filter((k) => env[k] !== undefined), ['step', 'reset'].filter((k) => env[k] === undefined)];
+  if (typeof env.host === 'string' ? given.length > 0 : absent.length > 0)
+    throw new LoomError({
+      code: 'E_SCHEMA',
+      message: typeof env.host === 'string' ? 'env.host names a host env and env.step/env.reset name graphs: give one or the other' : 'env needs step and reset (graph files), or host (a host env)',
+      file: resolve(file),
+      pointer: `/env/${typeof env.host === 'string' ? given[0] : absent[0]}`,
+    });
   const opt = obj(j.optimizer);
   const upd = obj(j.update);
   const adv = obj(j.advantage);
@@ -198,7 +209,10 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
                 ? { gamma: ((adv.gamma as number) ?? 0.99) ** ((grp.horizon as number) ?? 1), ...((grp.hp as Record<string, number>) ?? {}) }
                 : ((grp.hp as Record<string, number>) ?? {}),
           },
-    env: { name: (env.name as string) ?? (j.pipeline as string), step: resolve(base, env.step as string), reset: resolve(base, env.reset as string), num_envs: env.num_envs as number },
+    env:
+      typeof env.host === 'string'
+        ? { name: (env.name as string) ?? env.host, step: '', reset: '', num_envs: env.num_envs as number, host: env.host }
+        : { name: (env.name as string) ?? (j.pipeline as string), step: resolve(base, env.step as string), reset: resolve(base, env.reset as string), num_envs: env.num_envs as number },
     policy: { act: resolve(base, obj(j.policy).act as string) },
     loss: resolve(base, j.loss as string),
     optimizer: {
@@ -236,15 +250,20 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
     eval: { episodes: (obj(j.eval).episodes as number) ?? 10, every: (obj(j.eval).every as number) ?? 0, deterministic: (obj(j.eval).deterministic as boolean) ?? true },
     roots,
   };
+  const fail = (message: string, pointer: string): never => {
+    throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer });
+  };
+  if (cfg.env.host !== undefined) {
+    hostEnvDefinition(cfg.env.host, cfg.file);
+    if (cfg.group) fail(`${cfg.algorithm} steps copies of the env state, which a host env does not give; use a graph env`, '/env/host');
+  }
   // Inherited paths are absolute by now; they are checked here, at the pointer that set them in this file's view.
   for (const path of PATH_FIELDS) {
+    if (cfg.env.host !== undefined && path[0] === 'env') continue;
     const written = path.reduce<unknown>((v, k) => obj(v)[k], j) as string;
     const target = path.reduce<unknown>((v, k) => obj(v)[k], cfg) as string;
     assertAllowed(target, roots, { what: 'graph path', written, file: cfg.file, pointer: `/${path.join('/')}` });
   }
-  const fail = (message: string, pointer: string): never => {
-    throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer });
-  };
   if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
   if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
   if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
@@ -424,8 +443,7 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
           },
         }
       : {}),
-    step: load(cfg.env.step, '/env/step'),
-    reset: load(cfg.env.reset, '/env/reset'),
+    ...(cfg.env.host === undefined ? { step: load(cfg.env.step, '/env/step'), reset: load(cfg.env.reset, '/env/reset') } : {}),
     act: load(cfg.policy.act, '/policy/act'),
     loss: load(cfg.loss, '/loss'),
     optimizer: patched(join(GRAPHS_DIR, 'optimizers', `${cfg.optimizer.name}.graph.json`), cfg.optimizer.hp, '/optimizer/name', true),
@@ -514,6 +532,12 @@ export const GYM_ENVS: Readonly<Record<string, string>> = {
   'MountainCarContinuous-v0': 'mountaincar_continuous',
 };
 
+/** The built-in host envs (env.host) by their Gymnasium ids, with the name of their shipped agent. */
+export const HOST_GYM_ENVS: Readonly<Record<string, string>> = {
+  'HalfCheetah-v4': 'halfcheetah',
+  'Hopper-v4': 'hopper',
+};
+
 /** The shipped PPO agent (act and loss graphs) for a shipped env. */
 const shippedAgent = (env: string) => ({
   act: join(GRAPHS_DIR, 'algorithms', `ppo-${env}.act.graph.json`),
@@ -528,6 +552,11 @@ interface AgentIo {
 
 function envIo(step: IRGraph, reset: IRGraph): AgentIo {
   return { obs: outputType(reset, 'obs').shape[1] ?? '?', action: step.inputs.find((i) => i.name === 'action')?.type ?? { dtype: 'float32', shape: [] } };
+}
+
+function hostIo(def: HostEnvDefinition): AgentIo {
+  const io = hostEnvIo(def);
+  return { obs: io.obs, action: { dtype: io.action.dtype, shape: ['N', ...io.action.dims] } };
 }
 
 function actIo(act: IRGraph): AgentIo | null {
@@ -546,31 +575,35 @@ function fits(agent: AgentIo, env: AgentIo): boolean {
 const describeIo = (io: AgentIo) => `obs of width ${io.obs}, actions ${showType({ ...io.action, shape: ['N', ...io.action.shape.slice(1)] })}`;
 
 /**
- * The pipeline with its env swapped for a shipped env, named by its Gymnasium id (`CartPole-v1`)
- * or its file name (`cartpole`), as `loom train --env` and `loom compare --env` do. When the
+ * The pipeline with its env swapped for a shipped env, named by its Gymnasium id (`CartPole-v1`,
+ * `HalfCheetah-v4`) or its file name (`cartpole`, `halfcheetah`), as `loom train --env` and
+ * `loom compare --env` do. When the
  * pipeline's act graph does not fit the env's obs width or action type, a shipped agent
  * (`ppo-<env>.act/.loss`) is swapped for the shipped agent of the new env, with a line to `log`;
  * an agent of the pipeline's own is an error that says which fields to set. An unknown env is a
  * usage error.
  */
 export function withEnv(cfg: PipelineConfig, name: string, log?: (line: string) => void): PipelineConfig {
-  const byFile = Object.entries(GYM_ENVS).find(([, f]) => f === name);
-  const id = name in GYM_ENVS ? name : byFile?.[0];
+  const envs = { ...GYM_ENVS, ...HOST_GYM_ENVS };
+  const byFile = Object.entries(envs).find(([, f]) => f === name);
+  const id = name in envs ? name : byFile?.[0];
   if (id === undefined) {
-    const names = [...Object.keys(GYM_ENVS), ...Object.values(GYM_ENVS)];
+    const names = [...Object.keys(envs), ...Object.values(envs)];
     const near = suggest(name, names);
-    throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: `one of ${Object.keys(GYM_ENVS).join(', ')} (or ${Object.values(GYM_ENVS).join(', ')})`, found: name, ...(near ? { hint: `did you mean "${near}"?` } : {}) });
+    throw new LoomError({ code: 'E_USAGE', message: `unknown env "${name}"`, expected: `one of ${Object.keys(envs).join(', ')} (or ${Object.values(envs).join(', ')})`, found: name, ...(near ? { hint: `did you mean "${near}"?` } : {}) });
   }
-  const envName = GYM_ENVS[id]!;
-  const step = join(GRAPHS_DIR, 'envs', `${envName}.step.graph.json`);
-  const reset = join(GRAPHS_DIR, 'envs', `${envName}.reset.graph.json`);
-  const out: PipelineConfig = { ...cfg, env: { ...cfg.env, name: id, step, reset }, policy: { ...cfg.policy } };
-  const env = envIo(loadGraph(step), loadGraph(reset));
+  const envName = envs[id]!;
+  const host = id in HOST_GYM_ENVS;
+  if (host && cfg.group) throw new LoomError({ code: 'E_USAGE', message: `--env ${id}: ${cfg.algorithm} steps copies of the env state, which a host env does not give`, file: cfg.file, pointer: '/algorithm', hint: 'use a graph env, or a ppo pipeline' });
+  const step = host ? '' : join(GRAPHS_DIR, 'envs', `${envName}.step.graph.json`);
+  const reset = host ? '' : join(GRAPHS_DIR, 'envs', `${envName}.reset.graph.json`);
+  const out: PipelineConfig = { ...cfg, env: { name: id, step, reset, num_envs: cfg.env.num_envs, ...(host ? { host: id } : {}) }, policy: { ...cfg.policy } };
+  const env = host ? hostIo(hostEnvDefinition(id)) : envIo(loadGraph(step), loadGraph(reset));
   const agent = existsSync(cfg.policy.act) ? actIo(loadGraph(cfg.policy.act, { roots: cfg.roots ?? pipelineRoots(cfg.file) })) : null;
   // No act graph to read (missing, or not an act graph): the role checks at load say what is wrong.
   if (!agent || fits(agent, env)) return out;
   const wanted = shippedAgent(envName);
-  const shipped = Object.values(GYM_ENVS).map(shippedAgent);
+  const shipped = Object.values(envs).map(shippedAgent);
   const ownAct = !shipped.some((a) => a.act === cfg.policy.act);
   const ownLoss = !shipped.some((a) => a.loss === cfg.loss);
   if (ownAct || ownLoss)

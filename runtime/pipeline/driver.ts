@@ -23,6 +23,8 @@ import { defaultExecutor, makeProgram, type Executor, type Program } from './pro
 import type { ProgressInfo } from './progress.ts';
 import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from './run-record.ts';
 import { gradOutput } from './roles.ts';
+import { hostEnvDefinition, loadHostEnv, type HostEnv, type HostEnvDefinition } from '../host-env/host-env.ts';
+import { hostEnvPrograms } from '../host-env/programs.ts';
 
 export { gradOutput };
 
@@ -169,6 +171,10 @@ export class Trainer {
   private readonly program: (g: IRGraph) => Program;
   private step: Program;
   private reset: Program;
+  /** The host envs the rollout steps (env.host), or null for a graph env. */
+  private hostEnv: HostEnv | null;
+  /** Evaluation's own host envs, so that it leaves the rollout's episodes as they are. */
+  private evalEnv: { step: Program; reset: Program; env: HostEnv | null } | null = null;
   private loss: Program;
   private opt: Program;
   private gae: Program;
@@ -202,13 +208,14 @@ export class Trainer {
     const program = (g: IRGraph) => makeProgram(g, executor, programOptions);
     this.program = program;
     // The rollout never reads action_mode: leaving it out keeps its nodes out of the compiled program.
-    [this.act, this.step, this.reset, this.loss, this.opt, this.gae, this.clip] = [withOutputs(graphs.act, (k) => k !== ACTION_MODE), graphs.step, graphs.reset, graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map(program);
+    [this.act, this.loss, this.opt, this.gae, this.clip] = [withOutputs(graphs.act, (k) => k !== ACTION_MODE), graphs.loss, graphs.optimizer, graphs.gae, graphs.clip].map(program);
+    ({ step: this.step, reset: this.reset, env: this.hostEnv } = this.envPrograms());
     this.amppoUpdate = graphs.amppo ? program(graphs.amppo.update) : null;
     this.amppoModulate = graphs.amppo ? program(graphs.amppo.modulate) : null;
     this.groupAdv = graphs.groupAdvantage ? program(graphs.groupAdvantage) : null;
     if (cfg.group && !graphs.groupAdvantage) throw new LoomError({ code: 'E_INPUT', message: `${cfg.algorithm} needs its advantage graph`, file: cfg.file, pointer: '/algorithm' });
     if (cfg.advantage.transform && !graphs.amppo) throw new LoomError({ code: 'E_INPUT', message: 'advantage.transform amppo needs the amppo graphs', file: cfg.file, pointer: '/advantage/transform' });
-    const passesKey = [graphs.act, graphs.step].some((g) => Object.values(g.outputs).includes('key'));
+    const passesKey = [graphs.act, graphs.step].some((g) => g && Object.values(g.outputs).includes('key'));
     this.keys = passesKey ? null : { act: new StagedInput([2], 'int32'), step: new StagedInput([2], 'int32') };
     this.paramNames = graphs.act.params.map((p) => p.name);
     if (cfg.eval.deterministic && cfg.eval.episodes > 0) this.requireActionMode('/eval/deterministic');
@@ -220,6 +227,13 @@ export class Trainer {
       const sizes = graphs.act.params.map((p) => (p.type.shape as number[]).reduce((a, b) => a * b, 1));
       this.segment = tf.tensor(Int32Array.from(sizes.flatMap((n, i) => new Array<number>(n).fill(i))), [sizes.reduce((a, b) => a + b, 0)], 'int32');
     }
+  }
+
+  /** The env's step and reset programs: the env graphs compiled, or a new set of host envs. */
+  private envPrograms(): { step: Program; reset: Program; env: HostEnv | null } {
+    const { cfg, graphs } = this;
+    if (cfg.env.host === undefined) return { step: this.program(graphs.step!), reset: this.program(graphs.reset!), env: null };
+    return hostEnvPrograms(cfg.env.host, hostEnvDefinition(cfg.env.host, cfg.file), cfg.env.num_envs);
   }
 
   /** Env steps simulated per iteration: every sampled branch counts (group algorithms step each one). */
@@ -255,10 +269,10 @@ export class Trainer {
     this.globalStep = 0;
   }
 
-  private resetEnvs(k: Key, n: number): TensorMap {
+  private resetEnvs(k: Key, n: number, reset = this.reset): TensorMap {
     const key = keyTensor(k);
     const like = tf.zeros([n], 'int32');
-    const r = this.reset({ key, like }, {});
+    const r = reset({ key, like }, {});
     tf.dispose([key, like]);
     return { state: r.state!, t: r.t!, obs: r.obs! };
   }
@@ -749,6 +763,7 @@ export class Trainer {
         key: h.key, epReturn: h.epReturn, epLength: h.epLength, recentReturns: h.recentReturns, obsStat: h.obsStat?.toJSON() ?? null, retStat: h.retStat?.toJSON() ?? null, retAcc: h.retAcc, amppo: h.amppo, bestEval: h.bestEval,
         // Where the policy came from, so `loom eval` and `loom export` can rebuild it from the checkpoint alone.
         source: { pipeline: this.cfg.file, env: { name: this.cfg.env.name, step: this.cfg.env.step, reset: this.cfg.env.reset }, seed: this.cfg.seed } satisfies CheckpointSource,
+        ...(this.hostEnv?.getState ? { hostEnv: this.hostEnv.getState() } : {}),
       },
     };
   }
@@ -771,6 +786,18 @@ export class Trainer {
       amppo: hj.amppo ?? null,
       bestEval: typeof hj.bestEval === 'number' ? hj.bestEval : null,
     };
+    if (this.hostEnv) {
+      // Host envs that cannot restore their state start new episodes (documented in docs/environments.md).
+      if (this.hostEnv.setState && hj.hostEnv !== undefined) this.hostEnv.setState(hj.hostEnv);
+      else {
+        disposeMap(this.env);
+        const [k] = take(this.host, 1);
+        this.env = this.resetEnvs(k!, this.cfg.env.num_envs);
+        this.host.epReturn.fill(0);
+        this.host.epLength.fill(0);
+        this.host.retAcc.fill(0);
+      }
+    }
     this.iteration = body.iteration;
     this.globalStep = body.global_step;
   }
@@ -803,7 +830,8 @@ export class Trainer {
     const N = this.cfg.env.num_envs;
     const h: HostState = { ...this.host, key: seedKey(seed + 0x5eed) };
     const [k0] = take(h, 1);
-    let env = this.resetEnvs(k0!, N);
+    const envs = this.hostEnv ? (this.evalEnv ??= this.envPrograms()) : { step: this.step, reset: this.reset };
+    let env = this.resetEnvs(k0!, N, envs.reset);
     const ret = new Array<number>(N).fill(0);
     const out: number[] = [];
     for (let guard = 0; out.length < episodes && guard < 100000; guard++) {
@@ -812,7 +840,7 @@ export class Trainer {
       const keyE = keyTensor(ke!);
       const obs = this.policyObs(env.obs!, false, h.obsStat);
       const a = act({ obs, key: keyA }, this.params);
-      const st = this.step({ state: env.state!, t: env.t!, action: actionOf(a), key: keyE }, {});
+      const st = envs.step({ state: env.state!, t: env.t!, action: actionOf(a), key: keyE }, {});
       const r = st.reward!.dataSync();
       const term = st.terminated!.dataSync();
       const trunc = st.truncated!.dataSync();
@@ -840,6 +868,8 @@ export class Trainer {
     disposeMap(this.params);
     disposeMap(this.optState);
     disposeMap(this.env);
+    this.hostEnv?.close?.();
+    this.evalEnv?.env?.close?.();
   }
 }
 
@@ -856,7 +886,6 @@ function optimizerPorts(g: IRGraph): [string, string] {
  * state's sizes. Fresh state is built from it, and a checkpoint is checked against it on resume.
  */
 export function checkpointLayout(cfg: PipelineConfig, graphs: PipelineGraphs): CheckpointLayout {
-  const staticShape = (shape: readonly (number | string)[], env: ReadonlyMap<string, number>): number[] => substShape([...shape], env).map((d) => (typeof d === 'number' ? d : NaN));
   const params = Object.fromEntries(graphs.act.params.map((p) => [p.name, { dtype: p.type.dtype, shape: staticShape(p.type.shape, new Map()) }]));
   const P = Object.values(params).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   const [param] = optimizerPorts(graphs.optimizer);
@@ -865,17 +894,7 @@ export function checkpointLayout(cfg: PipelineConfig, graphs: PipelineGraphs): C
   );
   // The env tensors are the reset graph's outputs with its batch dim (that of `like`) at num_envs.
   const N = cfg.env.num_envs;
-  const batch = graphs.reset.inputs.find((i) => i.name === 'like')?.type.shape[0];
-  const env = new Map(typeof batch === 'string' ? [[batch, N]] : []);
-  const types = new Map(graphs.reset.nodes.filter((n) => n.type).map((n) => [n.id, n.type!] as const));
-  for (const i of graphs.reset.inputs) types.set(i.name, i.type);
-  const nodes = new Map(graphs.reset.nodes.map((n) => [n.id, n]));
-  const envTensors = Object.fromEntries(
-    (['state', 't', 'obs'] as const).map((k) => {
-      const t = refType(types, nodes, graphs.reset.outputs[k]!);
-      return [k, { dtype: t.dtype, shape: staticShape(t.shape, env) }];
-    }),
-  );
+  const envTensors = graphs.reset ? graphEnvTensors(graphs.reset, N) : hostEnvTensors(hostEnvDefinition(cfg.env.host!, cfg.file), N);
   const obsDim = envTensors.obs!.shape[1]!;
   const statEnvs = cfg.normalize.per_env ? N : 1;
   return {
@@ -884,6 +903,27 @@ export function checkpointLayout(cfg: PipelineConfig, graphs: PipelineGraphs): C
     hostPresent: { obsStat: cfg.normalize.obs, retStat: cfg.normalize.reward, amppo: cfg.advantage.transform !== null },
     hostLengths: { epReturn: N, epLength: N, retAcc: N, 'obsStat.mean': statEnvs * obsDim, 'obsStat.var': statEnvs * obsDim, 'retStat.mean': statEnvs, 'retStat.var': statEnvs },
   };
+}
+
+/** A host env's tensors in the driver: no state of its own (it stays in the env), t and obs. */
+function hostEnvTensors(def: HostEnvDefinition, N: number): CheckpointLayout['tensors']['env'] {
+  return { state: { dtype: 'float32', shape: [N, 0] }, t: { dtype: 'int32', shape: [N] }, obs: { dtype: 'float32', shape: [N, def.observationShape[0]] } };
+}
+
+const staticShape = (shape: readonly (number | string)[], env: ReadonlyMap<string, number>): number[] => substShape([...shape], env).map((d) => (typeof d === 'number' ? d : NaN));
+
+function graphEnvTensors(reset: IRGraph, N: number): CheckpointLayout['tensors']['env'] {
+  const batch = reset.inputs.find((i) => i.name === 'like')?.type.shape[0];
+  const env = new Map(typeof batch === 'string' ? [[batch, N]] : []);
+  const types = new Map(reset.nodes.filter((n) => n.type).map((n) => [n.id, n.type!] as const));
+  for (const i of reset.inputs) types.set(i.name, i.type);
+  const nodes = new Map(reset.nodes.map((n) => [n.id, n]));
+  return Object.fromEntries(
+    (['state', 't', 'obs'] as const).map((k) => {
+      const t = refType(types, nodes, reset.outputs[k]!);
+      return [k, { dtype: t.dtype, shape: staticShape(t.shape, env) }];
+    }),
+  );
 }
 
 /** The folder of a run that holds the checkpoint of its best evaluation (eval.every). */
@@ -944,6 +984,8 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
   }
   const graphs = loadPipelineGraphs(cfg);
   opts.onStage?.(`compiling ${graphCount(graphs)} graphs`);
+  // Host envs may load asynchronously (MuJoCo's wasm module); Trainer builds them synchronously.
+  if (cfg.env.host !== undefined) await loadHostEnv(cfg.env.host, cfg.file);
   const trainer = new Trainer(cfg, graphs);
   const ckpt = outputPath(opts.outDir, 'checkpoint.json');
   const backend = opts.backend ?? tf.getBackend();

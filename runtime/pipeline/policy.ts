@@ -9,7 +9,7 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import type { IRNode } from '../../compiler/ir.ts';
 import { standaloneGraph, type ConstValues, type GraphDocument, type Prelude } from '../../compiler/standalone.ts';
 import { readCheckpoint, savedValues, type CheckpointBody, type CheckpointSource } from './checkpoint.ts';
-import { GYM_ENVS, loadPipeline, parseOverride, withEnv, type PipelineConfig } from './config.ts';
+import { GYM_ENVS, HOST_GYM_ENVS, loadPipeline, parseOverride, withEnv, type PipelineConfig } from './config.ts';
 import { BEST_DIR, Trainer } from './driver.ts';
 import { readRunRecord, type RunRecord } from './run-record.ts';
 
@@ -55,7 +55,7 @@ export function openPolicy(target: string, opts: OpenOptions = {}): SavedPolicy 
   const overrides = recorded ? (runRecordOf(file)?.overrides ?? []).map(parseOverride) : [];
   let cfg = loadPipeline(pipeline, { allow: opts.allow, overrides });
   if (src && recorded && src.env.name !== cfg.env.name)
-    cfg = src.env.name in GYM_ENVS ? withEnv(cfg, src.env.name) : { ...cfg, env: { ...cfg.env, ...src.env } };
+    cfg = src.env.name in GYM_ENVS || src.env.name in HOST_GYM_ENVS ? withEnv(cfg, src.env.name) : { ...cfg, env: { ...cfg.env, ...src.env } };
   if (src) cfg = { ...cfg, seed: src.seed };
   return { file, body, cfg };
 }

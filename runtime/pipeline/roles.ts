@@ -17,6 +17,7 @@ import { refType } from '../../compiler/frontend/infer.ts';
 import { displayPath } from '../../compiler/frontend/load.ts';
 import { DTYPES, showType, type DType, type IRGraph, type TensorType } from '../../compiler/ir.ts';
 import type { PipelineConfig, PipelineGraphs } from './config.ts';
+import { hostEnvDefinition, hostEnvIo } from '../host-env/host-env.ts';
 
 export interface RoleContract {
   /** The pipeline field that names the graph. */
@@ -143,8 +144,17 @@ export function checkRoles(cfg: PipelineConfig, graphs: PipelineGraphs): void {
   const dtypes = new Map<string, Binding<DType>>();
   const dims = new Map<string, Binding<number>>();
   const rests = new Map<string, Binding<Dim[]>>();
+  if (cfg.env.host !== undefined) {
+    // A host env has no step/reset graphs: its spaces bind what the env roles would.
+    const io = hostEnvIo(hostEnvDefinition(cfg.env.host, cfg.file));
+    const by = `host env ${cfg.env.host}`;
+    dtypes.set('action', { value: io.action.dtype, by });
+    dims.set('O', { value: io.obs, by });
+    rests.set('action', { value: io.action.dims, by });
+  }
   for (const [role, c] of Object.entries(ROLES)) {
     const g = graphs[c.graph];
+    if (!g) continue;
     const file = displayPath(g.file);
     const fail = (code: ErrorCode, message: string, extra: { expected?: string; found?: string; hint?: string } = {}): never => {
       throw new LoomError({ code, message: `role ${role} ${message}`, file: cfg.file, pointer: c.pointer, ...extra });
@@ -218,7 +228,7 @@ export function checkRoles(cfg: PipelineConfig, graphs: PipelineGraphs): void {
     }
     for (const [name, pattern] of Object.entries(c.optionalOutputs ?? {})) if (Object.hasOwn(g.outputs, name)) match(`output "${name}"`, pattern, outputType(g, name));
     if (c.gradsOf !== undefined) {
-      const owner = graphs[ROLES[c.gradsOf]!.graph];
+      const owner = graphs[ROLES[c.gradsOf]!.graph]!;
       for (const p of owner.params) {
         const mine = g.params.find((q) => q.name === p.name);
         if (!mine || showType(mine.type) !== showType(p.type))

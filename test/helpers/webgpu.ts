@@ -1,7 +1,8 @@
 /**
  * A Dawn WebGPU device for tests (npm `webgpu`), with a runner for the WGSL target's shaders:
  * storage buffers in, one dispatch, the output mapped back. `webgpuDevice()` gives the device or
- * a one-line reason there is none, for `describe.skipIf` and a visible message.
+ * a one-line reason there is none, for `describe.skipIf` and a visible message; `webgpuTfjs()`
+ * does the same for tfjs's 'webgpu' backend.
  */
 import type { WgslShader } from '../../compiler/codegen/wgsl.ts';
 
@@ -23,15 +24,59 @@ export function webgpuDevice(): Promise<{ gpu: TestGpu; reason?: undefined } | {
   return cached;
 }
 
+/** Dawn's GPU object, created once and kept (with WebGPU's globals installed). */
+async function dawn(): Promise<GPU> {
+  if (!instance) {
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    instance = create([]);
+  }
+  return instance;
+}
+
+/** Limits asked at the adapter's own values: a fused group may read more buffers than WebGPU's default 8. */
+const DEVICE_LIMITS = [
+  'maxStorageBuffersPerShaderStage',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupsPerDimension',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeInvocationsPerWorkgroup',
+] as const;
+
+const NO_ADAPTER = 'no WebGPU adapter (Dawn found no Vulkan/Metal/D3D device; a software one is Mesa lavapipe >= 25)';
+
+let tfjsCached: Promise<{ ok: true; adapter: string } | { ok: false; reason: string }> | undefined;
+
+/**
+ * Makes tfjs's 'webgpu' backend (tfjs-backend-webgpu on Dawn) available and active, or gives a
+ * one-line reason it cannot be. navigator.gpu must exist before the backend module is imported:
+ * it registers 'webgpu' only if WebGPU is there at import time.
+ */
+export function webgpuTfjs(): Promise<{ ok: true; adapter: string } | { ok: false; reason: string }> {
+  tfjsCached ??= (async (): Promise<{ ok: true; adapter: string } | { ok: false; reason: string }> => {
+    const gpu = await dawn();
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return { ok: false, reason: NO_ADAPTER };
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+    const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+    const tf = await import('@tensorflow/tfjs');
+    // As the package registers it, but with the adapter's storage-buffer limit: fused groups may read more than 8 buffers.
+    const device = await adapter.requestDevice({ requiredLimits: Object.fromEntries(DEVICE_LIMITS.map((k) => [k, adapter.limits[k]])) });
+    tf.removeBackend('webgpu');
+    tf.registerBackend('webgpu', () => new WebGPUBackend(device, adapter.info), 3);
+    if (!(await tf.setBackend('webgpu'))) return { ok: false, reason: "tfjs's webgpu backend failed to start" };
+    await tf.ready();
+    return { ok: true, adapter: adapter.info.description || adapter.info.device || 'unnamed adapter' };
+  })().catch((e: unknown) => ({ ok: false, reason: `tfjs webgpu unavailable: ${String((e as Error).message ?? e).split('\n')[0]}` }));
+  return tfjsCached;
+}
+
 async function open(): Promise<{ gpu: TestGpu } | { gpu: null; reason: string }> {
-  const { create, globals } = await import('webgpu');
-  Object.assign(globalThis, globals);
-  instance = create([]);
-  const adapter = await instance.requestAdapter();
-  if (!adapter) return { gpu: null, reason: 'no WebGPU adapter (Dawn found no Vulkan/Metal/D3D device; a software one is Mesa lavapipe >= 25)' };
-  // The adapter's own limits: a fused group may read more buffers than WebGPU's default 8.
-  const limits = ['maxStorageBuffersPerShaderStage', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension'] as const;
-  const device = await adapter.requestDevice({ requiredLimits: Object.fromEntries(limits.map((k) => [k, adapter.limits[k]])) });
+  const adapter = await (await dawn()).requestAdapter();
+  if (!adapter) return { gpu: null, reason: NO_ADAPTER };
+  const device = await adapter.requestDevice({ requiredLimits: Object.fromEntries(DEVICE_LIMITS.map((k) => [k, adapter.limits[k]])) });
   const name = adapter.info.description || adapter.info.device || adapter.info.vendor || 'unnamed adapter';
   const pipelines = new Map<string, Promise<GPUComputePipeline>>();
 

@@ -81,7 +81,7 @@ function literal(v: number, dtype: DType, used: Set<string>): string {
   return f < 0 || Object.is(f, -0) ? `(-${text})` : text;
 }
 
-const F32_UNARY: Record<UnaryOp, (x: string, used: Set<string>) => string> = {
+const UNARY: Record<UnaryOp, (x: string, used: Set<string>) => string> = {
   neg: (x) => `(-${x})`,
   abs: (x) => `abs(${x})`,
   sign: (x) => `sign(${x})`,
@@ -110,7 +110,7 @@ export function wgslExpr(e: Expr, name: (ref: number) => string, used: Set<strin
       return name(e.ref);
     case 'unary':
       // Integer neg/abs/sign share the float spelling; the other unary ops are float only.
-      return F32_UNARY[e.op](r(e.x), used);
+      return UNARY[e.op](r(e.x), used);
     case 'binary': {
       const [x, y] = [r(e.x), r(e.y)];
       if (isCompare(e.op)) return `i32(${x} ${CMP[e.op]} ${y})`;

@@ -2,22 +2,22 @@ import { compileGraph, passNames, REQUIRED_PASSES } from '../../compiler/compile
 import { LoomError } from '../../compiler/errors.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, dimFlags, type Command } from '../command.ts';
 
-const EMITS = ['ir', 'opt', 'fused', 'ts'] as const;
+const EMITS = ['ir', 'opt', 'fused', 'ts', 'wgsl'] as const;
 type Emit = (typeof EMITS)[number];
 
 export const compile: Command = {
   name: 'compile',
-  summary: 'compile a graph and print a stage: ir (as written), opt (after passes), fused, ts (generated code)',
-  usage: 'loom compile FILE [--emit ir|opt|fused|ts] [--disable-pass NAME]... [--dim NAME=N]... [--product-epilogue]',
+  summary: 'compile a graph and print a stage: ir (as written), opt (after passes), fused, ts or wgsl (generated code)',
+  usage: 'loom compile FILE [--emit ir|opt|fused|ts|wgsl] [--disable-pass NAME]... [--dim NAME=N]... [--product-epilogue]',
   options: {
     emit: { type: 'string', description: 'stage to print (default opt)', valueName: 'STAGE' },
     'disable-pass': { type: 'string', multiple: true, description: `switch a pass off (${passNames().join(', ')})`, valueName: 'NAME' },
-    dim: { type: 'string', multiple: true, description: 'bind a symbolic dim for --emit ts (default 8 for unbound dims)', valueName: 'NAME=N' },
-    'product-epilogue': { type: 'boolean', description: 'for --emit ts: lower as on wasm, where the product applies a following bias add and tanh' },
+    dim: { type: 'string', multiple: true, description: 'bind a symbolic dim for --emit ts/wgsl (default 8 for unbound dims)', valueName: 'NAME=N' },
+    'product-epilogue': { type: 'boolean', description: 'for --emit ts/wgsl: lower as on wasm, where the product applies a following bias add and tanh' },
     'allow-path': ALLOW_PATH_OPTION,
   },
   details:
-    'Stages: ir = the graph as loaded; opt = after every pass but fusion; fused = after fusion and liveness, with the\nbody of each fused kernel; ts = the generated TypeScript of each fused kernel at concrete sizes.\n\nExamples:\n  loom compile graphs/examples/mlp-loss-grad.graph.json --emit fused\n  loom compile graphs/algorithms/ppo-cartpole.loss.graph.json --emit ts --dim B=128\n  loom compile graphs/nets/mlp.graph.json --emit ts --product-epilogue\n  loom compile graphs/nets/mlp.graph.json --emit opt --disable-pass cse',
+    'Stages: ir = the graph as loaded; opt = after every pass but fusion; fused = after fusion and liveness, with the\nbody of each fused kernel; ts = the generated TypeScript of each fused kernel at concrete sizes; wgsl = the WGSL\ncompute shaders of each fused kernel (one per output) at concrete sizes.\n\nExamples:\n  loom compile graphs/examples/mlp-loss-grad.graph.json --emit fused\n  loom compile graphs/algorithms/ppo-cartpole.loss.graph.json --emit ts --dim B=128\n  loom compile graphs/algorithms/ppo-cartpole.loss.graph.json --emit wgsl --dim B=128\n  loom compile graphs/nets/mlp.graph.json --emit ts --product-epilogue\n  loom compile graphs/nets/mlp.graph.json --emit opt --disable-pass cse',
   async run(args, io) {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom compile takes exactly one FILE', hint: 'run `loom compile --help`' });
@@ -39,12 +39,13 @@ export const compile: Command = {
     }
     const passes = emit === 'opt' ? new Set([...disabled, 'fusion', 'liveness']) : disabled;
     const { graph, stages } = compileGraph(g, { disabled: passes });
-    if (emit === 'ts') {
+    if (emit === 'ts' || emit === 'wgsl') {
       const env = dimFlags(args, 'dim');
       const unbound = [...new Set(g.inputs.flatMap((i) => i.type.shape.flatMap(symbolsOf)))].filter((s) => !env.has(s));
       for (const s of unbound) env.set(s, 8);
       const header = unbound.length ? `// unbound dims set to 8: ${unbound.join(', ')} (use --dim NAME=N)\n` : '';
-      io.out(header + kernelsText(graph, env, undefined, { productEpilogue: args.values['product-epilogue'] === true }));
+      const target = emit === 'wgsl' ? (await import('../../compiler/codegen/wgsl.ts')).wgslTarget : undefined;
+      io.out(header + kernelsText(graph, env, target, { productEpilogue: args.values['product-epilogue'] === true }));
       return 0;
     }
     io.out(stagesText(stages) + '\n' + irText(graph));

@@ -12,6 +12,7 @@
 import { CodeBlockWriter, Project, ts } from 'ts-morph';
 import type { DType } from '../ir.ts';
 import { rowStrides } from '../ops/registry.ts';
+import { type BinaryOp, type Expr, type UnaryOp, isDiscontinuous } from './kir.ts';
 import type { KernelSpec, SpecValue } from './spec.ts';
 import { hashText, type CodegenTarget, type GeneratedKernel } from './target.ts';
 import { TANH32 } from './tanh32.ts';
@@ -62,26 +63,98 @@ function horner(x: string, acc: string, coefs: readonly number[]): string[] {
 }
 
 /**
- * Float32-accurate replacements of costly Math functions (fast math): Math.tanh is an fdlibm
- * port in V8, several times slower than TANH32's rational approximation.
+ * Float32-accurate replacement of Math.tanh (fast math): Math.tanh is an fdlibm port in V8,
+ * several times slower than TANH32's rational approximation.
  */
-const FAST_MATH: Record<string, { name: string; source: string }> = {
-  'Math.tanh': {
-    name: 'loom_tanh32',
-    source: [
-      'function loom_tanh32(x: number): number {',
-      `  const c = x > ${TANH32.clamp} ? ${TANH32.clamp} : x < -${TANH32.clamp} ? -${TANH32.clamp} : x;`,
-      '  const x2 = c * c;',
-      ...horner('x2', 'p', TANH32.p).map((l) => `  ${l}`),
-      ...horner('x2', 'q', TANH32.q).map((l) => `  ${l}`),
-      `  return Math.abs(x) < ${TANH32.small} ? x : (c * p) / q;`,
-      '}',
-    ].join('\n'),
-  },
+const TANH_FAST = {
+  name: 'loom_tanh32',
+  source: [
+    'function loom_tanh32(x: number): number {',
+    `  const c = x > ${TANH32.clamp} ? ${TANH32.clamp} : x < -${TANH32.clamp} ? -${TANH32.clamp} : x;`,
+    '  const x2 = c * c;',
+    ...horner('x2', 'p', TANH32.p).map((l) => `  ${l}`),
+    ...horner('x2', 'q', TANH32.q).map((l) => `  ${l}`),
+    `  return Math.abs(x) < ${TANH32.small} ? x : (c * p) / q;`,
+    '}',
+  ].join('\n'),
 };
 
+const JS_UNARY: Record<UnaryOp, (x: string) => string> = {
+  neg: (x) => `(-${x})`,
+  abs: (x) => `Math.abs(${x})`,
+  sign: (x) => `Math.sign(${x})`,
+  exp: (x) => `Math.exp(${x})`,
+  log: (x) => `Math.log(${x})`,
+  log1p: (x) => `Math.log1p(${x})`,
+  sqrt: (x) => `Math.sqrt(${x})`,
+  tanh: (x) => `Math.tanh(${x})`,
+  sin: (x) => `Math.sin(${x})`,
+  cos: (x) => `Math.cos(${x})`,
+  floor: (x) => `Math.floor(${x})`,
+  ceil: (x) => `Math.ceil(${x})`,
+  trunc: (x) => `Math.trunc(${x})`,
+  not: (x) => `(${x} ? 0 : 1)`,
+};
+const infix = (op: string) => (x: string, y: string) => `(${x} ${op} ${y})`;
+const test = (op: string) => (x: string, y: string) => `(${x} ${op} ${y} ? 1 : 0)`;
+const JS_BINARY: Record<BinaryOp, (x: string, y: string) => string> = {
+  add: infix('+'),
+  sub: infix('-'),
+  mul: infix('*'),
+  div: infix('/'),
+  rem: infix('%'),
+  pow: (x, y) => `Math.pow(${x}, ${y})`,
+  max: (x, y) => `Math.max(${x}, ${y})`,
+  min: (x, y) => `Math.min(${x}, ${y})`,
+  and: test('&&'),
+  or: test('||'),
+  eq: test('==='),
+  ne: test('!=='),
+  lt: test('<'),
+  le: test('<='),
+  gt: test('>'),
+  ge: test('>='),
+};
+
+/** `src` without one pair of parentheses around all of it (for the right side of an assignment). */
+function bare(src: string): string {
+  if (!src.startsWith('(') || !src.endsWith(')')) return src;
+  let depth = 0;
+  for (let i = 0; i < src.length - 1; i++) {
+    if (src[i] === '(') depth++;
+    else if (src[i] === ')' && --depth === 0) return src;
+  }
+  return src.slice(1, -1);
+}
+
+/**
+ * JS source of a kernel IR expression, computed in float64 (bool as 0/1); `name` names loads.
+ * With `fast`, float32 tanh calls TANH_FAST, whose source is added to `support`.
+ */
+export function jsExpr(e: Expr, name: (ref: number) => string, fast = false, support?: Set<string>): string {
+  const r = (x: Expr) => jsExpr(x, name, fast, support);
+  switch (e.k) {
+    case 'const':
+      return lit(e.value);
+    case 'load':
+      return name(e.ref);
+    case 'unary':
+      if (e.op === 'tanh' && fast && e.dtype === 'float32') {
+        support?.add(TANH_FAST.source);
+        return `${TANH_FAST.name}(${r(e.x)})`;
+      }
+      return JS_UNARY[e.op](r(e.x));
+    case 'binary':
+      return JS_BINARY[e.op](r(e.x), r(e.y));
+    case 'select':
+      return `(${r(e.c)} ? ${r(e.x)} : ${r(e.y)})`;
+    case 'cast':
+      return e.dtype === 'int32' ? `Math.trunc(${r(e.x)})` : e.dtype === 'bool' ? `(${r(e.x)} !== 0 ? 1 : 0)` : `(+${r(e.x)})`;
+  }
+}
+
 export interface JsTargetOptions {
-  /** Use the float32-accurate fast replacements of FAST_MATH (default true). */
+  /** Use the float32-accurate fast tanh (TANH_FAST) (default true). */
   fastMath?: boolean;
   /**
    * Round every float32 intermediate to float32 (Math.fround), exactly as a chain of library
@@ -105,16 +178,7 @@ function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
   const roundAll = opts.roundIntermediates ?? false;
   const fast = opts.fastMath ?? true;
   const support = new Set<string>();
-  const mathOf = (expr: string, dtype: DType): string => {
-    if (!fast || dtype !== 'float32') return expr;
-    let out = expr;
-    for (const [fn, rep] of Object.entries(FAST_MATH)) {
-      if (!out.includes(`${fn}(`)) continue;
-      out = out.split(`${fn}(`).join(`${rep.name}(`);
-      support.add(rep.source);
-    }
-    return out;
-  };
+  const v = (ref: number) => `v${ref}`;
   const params: { name: string; type: string }[] = [];
   spec.inputs.forEach((inp, k) => params.push({ name: `in${k}`, type: ARRAY_OF[inp.dtype] }));
   if (spec.matmul) params.push({ name: 'mm', type: 'Float32Array' });
@@ -200,19 +264,19 @@ function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
   const lines: string[] = [];
   const ind = (L: number) => '  '.repeat(L);
   // Float32 values a discontinuous expression reads are rounded even when intermediates are not.
-  const DISCONTINUOUS = /Math\.(floor|ceil|trunc|sign|round)\(|[<>]|[=!]==?|%/;
   const readByStep = new Set<number>();
-  for (const v of values) if (v.kind === 'expr' && DISCONTINUOUS.test(v.expr)) for (const a of v.args) readByStep.add(a);
-  const valueExpr = (v: SpecValue & { kind: 'expr' }, i: number): string => {
+  for (const x of values) if (x.kind === 'expr' && isDiscontinuous(x.expr)) for (const a of x.args) readByStep.add(a);
+  const valueExpr = (x: SpecValue & { kind: 'expr' }, i: number): string => {
     const round = roundAll || readByStep.has(i);
-    if (v.dtype === 'float32') return round ? `Math.fround(${mathOf(v.expr, v.dtype)})` : mathOf(v.expr, v.dtype);
-    if (v.dtype === 'int32') return `(${v.expr}) | 0`;
-    return v.expr;
+    const src = jsExpr(x.expr, v, fast, support);
+    if (x.dtype === 'float32') return round ? `Math.fround(${src})` : src;
+    if (x.dtype === 'int32') return `(${src}) | 0`;
+    return src;
   };
   const reduceOf = (i: number) => values[i] as SpecValue & { kind: 'reduce' };
   const finish = (i: number, acc: string): string => {
     const r = reduceOf(i);
-    return r.reducer.finish ? r.reducer.finish(acc, lit(r.count)) : acc;
+    return r.reducer.finish ? bare(jsExpr(r.reducer.finish, () => acc)) : acc;
   };
   const outsOf = (value: number) => reduceOutputs.filter((o) => o.value === value);
 
@@ -220,7 +284,7 @@ function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
   for (const r of reduces) {
     if (localAt.has(r.i)) continue;
     lines.push(`const s${r.i} = new Float64Array(${r.v.outSize});`);
-    if (r.v.reducer.init !== '0') lines.push(`s${r.i}.fill(${r.v.reducer.init});`);
+    if (r.v.reducer.identity !== 0) lines.push(`s${r.i}.fill(${lit(r.v.reducer.identity)});`);
   }
 
   const emitLevel = (L: number): void => {
@@ -233,7 +297,7 @@ function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
       } else if (v.kind === 'const') lines.push(`${pad}const v${i} = ${lit(v.value)};`);
       else if (v.kind === 'expr') lines.push(`${pad}const v${i} = ${valueExpr(v, i)};`);
     });
-    for (const r of reduces) if (localAt.get(r.i) === L) lines.push(`${pad}let a${r.i} = ${r.v.reducer.init};`);
+    for (const r of reduces) if (localAt.get(r.i) === L) lines.push(`${pad}let a${r.i} = ${lit(r.v.reducer.identity)};`);
     if (L < rank) {
       lines.push(`${pad}for (let i${L} = 0; i${L} < ${dims[L]}; i${L}++) {`);
       vecs.forEach((s, j) => {
@@ -247,7 +311,7 @@ function emitBody(spec: KernelSpec, opts: JsTargetOptions): Emitted {
     } else {
       for (const r of reduces) {
         const acc = localAt.has(r.i) ? `a${r.i}` : `s${r.i}[${off(valueVec.get(r.i)!, L)}]`;
-        lines.push(`${pad}${acc} = ${r.v.reducer.step(acc, `v${r.v.arg}`)};`);
+        lines.push(`${pad}${acc} = ${bare(jsExpr(r.v.reducer.combine, (ref) => (ref === 0 ? acc : `v${r.v.arg}`)))};`);
       }
       for (const o of loopOutputs) lines.push(`${pad}out${o.k}[${off(rowVec, L)}] = v${o.value};`);
     }

@@ -1,10 +1,11 @@
 /**
  * What the fusion pass and the code generators need to know about an op, all read from the op
- * registry: its role in a fused kernel, the per-element JS expression of elementwise ops, and
+ * registry: its role in a fused kernel, the per-element kernel IR of elementwise ops, and
  * how a reduction combines elements.
  */
 import { type Attrs } from '../ir.ts';
 import { getOp, type Reducer } from '../ops/registry.ts';
+import type { Expr } from './kir.ts';
 
 export type { Reducer };
 
@@ -14,8 +15,8 @@ export function reducerOf(op: string): Reducer | undefined {
   return getOp(op)?.reducer;
 }
 
-/** The JS expression of one element of an elementwise op, or undefined if the op is not one. */
-export function scalarOf(op: string): ((args: string[], attrs: Attrs) => string) | undefined {
+/** One element of an elementwise op as kernel IR over its operands, or undefined if the op is not one. */
+export function scalarOf(op: string): ((args: Expr[], attrs: Attrs) => Expr) | undefined {
   const def = getOp(op);
   return def?.fusion === 'elementwise' ? def.scalar : undefined;
 }
@@ -34,16 +35,4 @@ export function roleOf(op: string): Role {
 /** Matmul operands' transposition flags. */
 export function matmulFlags(attrs: Attrs): { transposeA: boolean; transposeB: boolean } {
   return { transposeA: attrs.transpose_a === true, transposeB: attrs.transpose_b === true };
-}
-
-/**
- * Which arguments an elementwise op's expression reads: an input whose placeholder does not
- * appear (zeros_like, ones_like) only gives the shape.
- */
-export function readsArgs(op: string, attrs: Attrs, arity: number): boolean[] {
-  const f = scalarOf(op);
-  if (!f) return Array.from({ length: arity }, () => true);
-  const names = Array.from({ length: arity }, (_v, k) => `__arg${k}__`);
-  const expr = f(names, attrs);
-  return names.map((n) => expr.includes(n));
 }

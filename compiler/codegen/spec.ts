@@ -1,12 +1,14 @@
 /**
  * Lowering of a `fused` node, at concrete shapes, to a KernelSpec: a target-independent
- * description of one loop nest over the group's domain. The spec names values `v<k>` and
- * carries each elementwise op's per-element expression (from the registry) over those names.
+ * description of one loop nest over the group's domain. The spec numbers its values and
+ * carries each elementwise op's per-element kernel IR (from the registry), whose loads are
+ * those numbers.
  */
 import { substShape } from '../dims.ts';
 import type { DType, IRNode, TensorType } from '../ir.ts';
 import { broadcastStrides, rowStrides } from '../ops/registry.ts';
-import { type Reducer, matmulFlags, reducerOf, readsArgs, roleOf, scalarOf } from './semantics.ts';
+import { type Expr, type Reduction, instantiate, kir, loadsOf, mapLoads } from './kir.ts';
+import { matmulFlags, reducerOf, roleOf, scalarOf } from './semantics.ts';
 
 /** Where a load reads: a kernel input, or the result of the kernel's matmul prologue. */
 export type BufferRef = { input: number } | { matmul: true };
@@ -16,10 +18,10 @@ export type SpecValue =
   | { kind: 'load'; buffer: BufferRef; strides: number[]; dtype: DType }
   /** A scalar baked into the kernel. */
   | { kind: 'const'; value: number; dtype: DType }
-  /** One elementwise op; `expr` reads the earlier values `args` as v<k>. */
-  | { kind: 'expr'; expr: string; args: number[]; dtype: DType }
+  /** One elementwise op; `expr` loads the earlier values `args`. */
+  | { kind: 'expr'; expr: Expr; args: number[]; dtype: DType }
   /** A reduction of value `arg`; `outStrides` per domain axis (0 on reduced axes). */
-  | { kind: 'reduce'; arg: number; reducer: Pick<Reducer, 'init' | 'step' | 'finish'>; outStrides: number[]; outSize: number; count: number; dtype: DType };
+  | { kind: 'reduce'; arg: number; reducer: Reduction; outStrides: number[]; outSize: number; count: number; dtype: DType };
 
 export interface SpecInput {
   dtype: DType;
@@ -203,10 +205,11 @@ export function lowerFused(
       operands.set(last, { buffer: { matmul: true }, shape: out, dtype: 'float32' });
       operands.set(last, { loop: read(last, out) });
     } else if (role === 'elementwise') {
-      const reads = readsArgs(b.op, b.attrs, b.inputs.length);
-      const args = b.inputs.map((r, k) => (reads[k] ? read(r, out) : -1));
-      const expr = scalarOf(b.op)!(args.map((a) => (a >= 0 ? `v${a}` : '0')), b.attrs);
-      operands.set(b.id, { loop: push({ kind: 'expr', expr, args: args.filter((a) => a >= 0), dtype: b.type!.dtype }) });
+      // The body over the operands; an operand it does not load (zeros_like's) only gives the shape.
+      const elem = scalarOf(b.op)!(b.inputs.map((r, k) => kir.load(k, typeOf.get(r)!.dtype)), b.attrs);
+      const ids = new Map(loadsOf(elem).sort((x, y) => x - y).map((k) => [k, read(b.inputs[k]!, out)]));
+      const expr = mapLoads(elem, (k, dtype) => kir.load(ids.get(k)!, dtype));
+      operands.set(b.id, { loop: push({ kind: 'expr', expr, args: [...new Set(ids.values())], dtype: b.type!.dtype }) });
     } else if (role === 'reduction') {
       const red = reducerOf(b.op)!;
       const x = b.inputs[red.dataInputs[0]!]!;
@@ -226,7 +229,7 @@ export function lowerFused(
         } else outStrides.push(ks[k]!);
       });
       const outSize = out.reduce((p, d) => p * d, 1);
-      operands.set(b.id, { loop: push({ kind: 'reduce', arg, reducer: red, outStrides, outSize, count, dtype: b.type!.dtype }) });
+      operands.set(b.id, { loop: push({ kind: 'reduce', arg, reducer: instantiate(red, b.type!.dtype, count), outStrides, outSize, count, dtype: b.type!.dtype }) });
     } else throw new Error(`internal: op ${b.op} cannot be part of fused node ${node.id}`);
   }
 

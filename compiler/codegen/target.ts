@@ -1,8 +1,8 @@
 /**
  * The code-generation seam: a target turns a KernelSpec (one fused loop nest at concrete
- * shapes) into source code the runtime can load. The CPU/WASM-host target emits TypeScript
- * over typed arrays (./js.ts); a GPU target (WGSL, or library ops of tfjs-node-gpu) implements
- * the same interface.
+ * shapes, its per-element work as kernel IR) into source code the runtime can load. The
+ * CPU/WASM-host target emits TypeScript over typed arrays (./js.ts); the WGSL target emits
+ * compute shaders (./wgsl.ts).
  */
 import type { KernelSpec } from './spec.ts';
 

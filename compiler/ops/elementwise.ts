@@ -1,9 +1,10 @@
 /**
  * Elementwise ops: unary math, binary arithmetic with NumPy broadcasting, comparisons,
- * logical ops, where, clip and cast. All are fusable: `scalar` gives the per-element JS
- * expression that generated kernels inline.
+ * logical ops, where, clip and cast. All are fusable: `scalar` gives one element as kernel IR,
+ * which generated kernels inline and constant folding evaluates.
  */
 import type { Attrs, DType, TensorType } from '../ir.ts';
+import { kir, type CompareOp, type Expr } from '../codegen/kir.ts';
 import { defineOp, streamingCost, type GradArgs, type GradBuilder, type Tensor } from './registry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
@@ -36,7 +37,7 @@ function broadcastFirst(tf: TF, f: (x: Tensor, y: Tensor) => Tensor, x: Tensor, 
 interface UnarySpec {
   doc: string;
   kernel: (tf: TF, x: Tensor) => Tensor;
-  scalar: (x: string) => string;
+  scalar: (x: Expr) => Expr;
   /** dx given x, y = f(x) and dy. */
   grad?: (b: GradBuilder, x: string, y: string, dy: string) => string | null;
   flops?: number;
@@ -63,56 +64,56 @@ function unary(name: string, s: UnarySpec): void {
 unary('neg', {
   doc: '-x',
   kernel: (tf, x) => tf.neg(x),
-  scalar: (x) => `(-${x})`,
+  scalar: (x) => kir.neg(x),
   grad: (b, _x, _y, dy) => b.op('neg', [dy]),
   dtypes: NUMERIC,
 });
 unary('abs', {
   doc: '|x|',
   kernel: (tf, x) => tf.abs(x),
-  scalar: (x) => `Math.abs(${x})`,
+  scalar: (x) => kir.abs(x),
   grad: (b, x, _y, dy) => b.op('mul', [dy, b.op('sign', [x])]),
   dtypes: NUMERIC,
 });
 unary('sign', {
   doc: 'sign of x: -1, 0 or 1',
   kernel: (tf, x) => tf.sign(x),
-  scalar: (x) => `Math.sign(${x})`,
+  scalar: (x) => kir.sign(x),
   grad: (b, x) => b.op('zeros_like', [x]),
   dtypes: NUMERIC,
 });
 unary('exp', {
   doc: 'e^x',
   kernel: (tf, x) => tf.exp(x),
-  scalar: (x) => `Math.exp(${x})`,
+  scalar: (x) => kir.exp(x),
   grad: (b, _x, y, dy) => b.op('mul', [dy, y]),
   flops: 8,
 });
 unary('log', {
   doc: 'natural logarithm',
   kernel: (tf, x) => tf.log(x),
-  scalar: (x) => `Math.log(${x})`,
+  scalar: (x) => kir.log(x),
   grad: (b, x, _y, dy) => b.op('div', [dy, x]),
   flops: 8,
 });
 unary('log1p', {
   doc: 'log(1 + x)',
   kernel: (tf, x) => tf.log1p(x),
-  scalar: (x) => `Math.log1p(${x})`,
+  scalar: (x) => kir.log1p(x),
   grad: (b, x, _y, dy) => b.op('div', [dy, b.op('add', [x, b.constant(1)])]),
   flops: 8,
 });
 unary('sqrt', {
   doc: 'square root',
   kernel: (tf, x) => tf.sqrt(x),
-  scalar: (x) => `Math.sqrt(${x})`,
+  scalar: (x) => kir.sqrt(x),
   grad: (b, _x, y, dy) => b.op('div', [dy, b.op('mul', [y, b.constant(2)])]),
   flops: 4,
 });
 unary('rsqrt', {
   doc: '1 / sqrt(x)',
   kernel: (tf, x) => tf.rsqrt(x),
-  scalar: (x) => `(1 / Math.sqrt(${x}))`,
+  scalar: (x) => kir.div(kir.c(1), kir.sqrt(x)),
   // d/dx x^-1/2 = -1/2 x^-3/2 = -0.5 * y^3
   grad: (b, _x, y, dy) => b.op('mul', [dy, b.op('mul', [b.constant(-0.5), b.op('mul', [y, b.op('square', [y])])])]),
   flops: 5,
@@ -120,68 +121,68 @@ unary('rsqrt', {
 unary('square', {
   doc: 'x * x',
   kernel: (tf, x) => tf.square(x),
-  scalar: (x) => `(${x} * ${x})`,
+  scalar: (x) => kir.mul(x, x),
   grad: (b, x, _y, dy) => b.op('mul', [dy, b.op('mul', [x, b.constant(2)])]),
   dtypes: NUMERIC,
 });
 unary('reciprocal', {
   doc: '1 / x',
   kernel: (tf, x) => tf.reciprocal(x),
-  scalar: (x) => `(1 / ${x})`,
+  scalar: (x) => kir.div(kir.c(1), x),
   grad: (b, _x, y, dy) => b.op('neg', [b.op('mul', [dy, b.op('square', [y])])]),
 });
 unary('tanh', {
   doc: 'hyperbolic tangent',
   kernel: (tf, x) => tf.tanh(x),
-  scalar: (x) => `Math.tanh(${x})`,
+  scalar: (x) => kir.tanh(x),
   grad: (b, _x, y, dy) => b.op('mul', [dy, b.op('sub', [b.constant(1), b.op('square', [y])])]),
   flops: 10,
 });
 unary('sigmoid', {
   doc: '1 / (1 + e^-x)',
   kernel: (tf, x) => tf.sigmoid(x),
-  scalar: (x) => `(1 / (1 + Math.exp(-${x})))`,
+  scalar: (x) => kir.div(kir.c(1), kir.add(kir.c(1), kir.exp(kir.neg(x)))),
   grad: (b, _x, y, dy) => b.op('mul', [dy, b.op('mul', [y, b.op('sub', [b.constant(1), y])])]),
   flops: 10,
 });
 unary('softplus', {
   doc: 'log(1 + e^x), computed stably',
   kernel: (tf, x) => tf.softplus(x),
-  scalar: (x) => `(Math.max(${x}, 0) + Math.log1p(Math.exp(-Math.abs(${x}))))`,
+  scalar: (x) => kir.add(kir.max(x, kir.c(0)), kir.log1p(kir.exp(kir.neg(kir.abs(x))))),
   grad: (b, x, _y, dy) => b.op('mul', [dy, b.op('sigmoid', [x])]),
   flops: 12,
 });
 unary('relu', {
   doc: 'max(x, 0)',
   kernel: (tf, x) => tf.relu(x),
-  scalar: (x) => `Math.max(${x}, 0)`,
+  scalar: (x) => kir.max(x, kir.c(0)),
   grad: (b, x, _y, dy) => b.op('mul', [dy, b.op('cast', [b.op('greater', [x, b.constant(0)])], { dtype: 'float32' })]),
   dtypes: NUMERIC,
 });
 unary('sin', {
   doc: 'sine',
   kernel: (tf, x) => tf.sin(x),
-  scalar: (x) => `Math.sin(${x})`,
+  scalar: (x) => kir.sin(x),
   grad: (b, x, _y, dy) => b.op('mul', [dy, b.op('cos', [x])]),
   flops: 8,
 });
 unary('cos', {
   doc: 'cosine',
   kernel: (tf, x) => tf.cos(x),
-  scalar: (x) => `Math.cos(${x})`,
+  scalar: (x) => kir.cos(x),
   grad: (b, x, _y, dy) => b.op('neg', [b.op('mul', [dy, b.op('sin', [x])])]),
   flops: 8,
 });
 unary('floor', {
   doc: 'round toward -inf (gradient 0)',
   kernel: (tf, x) => tf.floor(x),
-  scalar: (x) => `Math.floor(${x})`,
+  scalar: (x) => kir.floor(x),
   grad: (b, x) => b.op('zeros_like', [x]),
 });
 unary('ceil', {
   doc: 'round toward +inf (gradient 0)',
   kernel: (tf, x) => tf.ceil(x),
-  scalar: (x) => `Math.ceil(${x})`,
+  scalar: (x) => kir.ceil(x),
   grad: (b, x) => b.op('zeros_like', [x]),
 });
 unary('stop_gradient', {
@@ -208,7 +209,7 @@ unary('identity', {
 unary('zeros_like', {
   doc: 'zeros with the shape and dtype of x',
   kernel: (tf, x) => tf.zerosLike(x),
-  scalar: () => '0',
+  scalar: (x) => kir.c(0, x.dtype),
   grad: () => null,
   flops: 0,
   dtypes: ['float32', 'int32', 'bool'],
@@ -216,7 +217,7 @@ unary('zeros_like', {
 unary('ones_like', {
   doc: 'ones with the shape and dtype of x',
   kernel: (tf, x) => tf.onesLike(x),
-  scalar: () => '1',
+  scalar: (x) => kir.c(1, x.dtype),
   grad: () => null,
   flops: 0,
   dtypes: ['float32', 'int32', 'bool'],
@@ -224,7 +225,7 @@ unary('ones_like', {
 unary('logical_not', {
   doc: 'boolean not',
   kernel: (tf, x) => untaped(tf, (v) => tf.logicalNot(v), [x]),
-  scalar: (x) => `(${x} ? 0 : 1)`,
+  scalar: (x) => kir.not(x),
   dtypes: ['bool'],
 });
 
@@ -238,7 +239,7 @@ function unbroadcast(b: GradBuilder, g: string, like: string): string {
 interface BinarySpec {
   doc: string;
   kernel: (tf: TF, x: Tensor, y: Tensor) => Tensor;
-  scalar: (x: string, y: string) => string;
+  scalar: (x: Expr, y: Expr) => Expr;
   /** Gradients before unbroadcasting: (dx, dy) at the broadcast shape. */
   grad?: (b: GradBuilder, x: string, y: string, out: string, dy: string) => [string | null, string | null];
   dtypes?: readonly DType[];
@@ -276,25 +277,25 @@ function binary(name: string, s: BinarySpec): void {
 binary('add', {
   doc: 'x + y',
   kernel: (tf, x, y) => tf.add(x, y),
-  scalar: (x, y) => `(${x} + ${y})`,
+  scalar: (x, y) => kir.add(x, y),
   grad: (_b, _x, _y, _o, dy) => [dy, dy],
 });
 binary('sub', {
   doc: 'x - y',
   kernel: (tf, x, y) => tf.sub(x, y),
-  scalar: (x, y) => `(${x} - ${y})`,
+  scalar: (x, y) => kir.sub(x, y),
   grad: (b, _x, _y, _o, dy) => [dy, b.op('neg', [dy])],
 });
 binary('mul', {
   doc: 'x * y',
   kernel: (tf, x, y) => tf.mul(x, y),
-  scalar: (x, y) => `(${x} * ${y})`,
+  scalar: (x, y) => kir.mul(x, y),
   grad: (b, x, y, _o, dy) => [b.op('mul', [dy, y]), b.op('mul', [dy, x])],
 });
 binary('div', {
   doc: 'x / y (true division)',
   kernel: (tf, x, y) => tf.div(x, y),
-  scalar: (x, y) => `(${x} / ${y})`,
+  scalar: (x, y) => kir.div(x, y),
   grad: (b, _x, y, out, dy) => {
     const gx = b.op('div', [dy, y]);
     return [gx, b.op('neg', [b.op('mul', [gx, out])])];
@@ -304,7 +305,7 @@ binary('div', {
 binary('pow', {
   doc: 'x ^ y',
   kernel: (tf, x, y) => tf.pow(x, y),
-  scalar: (x, y) => `Math.pow(${x}, ${y})`,
+  scalar: (x, y) => kir.pow(x, y),
   grad: (b, x, y, out, dy) => {
     // d/dx = y * x^(y-1); d/dy = out * log(x), taken as 0 where x <= 0.
     const gx = b.op('mul', [dy, b.op('mul', [y, b.op('pow', [x, b.op('sub', [y, b.constant(1)])])])]);
@@ -319,7 +320,7 @@ binary('pow', {
 binary('maximum', {
   doc: 'max(x, y); ties send the gradient to x',
   kernel: (tf, x, y) => broadcastFirst(tf, (a, b) => tf.maximum(a, b), x, y),
-  scalar: (x, y) => `Math.max(${x}, ${y})`,
+  scalar: (x, y) => kir.max(x, y),
   grad: (b, x, y, _o, dy) => {
     const m = b.op('greater_equal', [x, y]);
     const z = b.op('zeros_like', [dy]);
@@ -329,7 +330,7 @@ binary('maximum', {
 binary('minimum', {
   doc: 'min(x, y); ties send the gradient to x',
   kernel: (tf, x, y) => broadcastFirst(tf, (a, b) => tf.minimum(a, b), x, y),
-  scalar: (x, y) => `Math.min(${x}, ${y})`,
+  scalar: (x, y) => kir.min(x, y),
   grad: (b, x, y, _o, dy) => {
     const m = b.op('less_equal', [x, y]);
     const z = b.op('zeros_like', [dy]);
@@ -339,25 +340,25 @@ binary('minimum', {
 binary('mod', {
   doc: 'x mod y, with the sign of y (floored, like Python)',
   kernel: (tf, x, y) => tf.mod(x, y),
-  scalar: (x, y) => `(((${x} % ${y}) + ${y}) % ${y})`,
+  scalar: (x, y) => kir.rem(kir.add(kir.rem(x, y), y), y),
   grad: (b, x, y, _o, dy) => [dy, b.op('neg', [b.op('mul', [dy, b.op('floor', [b.op('div', [x, y])])])])],
   dtypes: FLOAT,
   flops: 3,
 });
 
-const COMPARE: [string, string, (tf: TF, x: Tensor, y: Tensor) => Tensor, string][] = [
-  ['equal', '==', (tf, x, y) => tf.equal(x, y), '==='],
-  ['not_equal', '!=', (tf, x, y) => tf.notEqual(x, y), '!=='],
-  ['less', '<', (tf, x, y) => tf.less(x, y), '<'],
-  ['less_equal', '<=', (tf, x, y) => tf.lessEqual(x, y), '<='],
-  ['greater', '>', (tf, x, y) => tf.greater(x, y), '>'],
-  ['greater_equal', '>=', (tf, x, y) => tf.greaterEqual(x, y), '>='],
+const COMPARE: [string, string, (tf: TF, x: Tensor, y: Tensor) => Tensor, CompareOp][] = [
+  ['equal', '==', (tf, x, y) => tf.equal(x, y), 'eq'],
+  ['not_equal', '!=', (tf, x, y) => tf.notEqual(x, y), 'ne'],
+  ['less', '<', (tf, x, y) => tf.less(x, y), 'lt'],
+  ['less_equal', '<=', (tf, x, y) => tf.lessEqual(x, y), 'le'],
+  ['greater', '>', (tf, x, y) => tf.greater(x, y), 'gt'],
+  ['greater_equal', '>=', (tf, x, y) => tf.greaterEqual(x, y), 'ge'],
 ];
-for (const [name, sym, kernel, js] of COMPARE) {
+for (const [name, sym, kernel, cmp] of COMPARE) {
   binary(name, {
     doc: `x ${sym} y, as bool`,
     kernel: (tf, x, y) => untaped(tf, (a, b) => kernel(tf, a, b), [x, y]),
-    scalar: (x, y) => `(${x} ${js} ${y} ? 1 : 0)`,
+    scalar: (x, y) => kir[cmp](x, y),
     dtypes: ['float32', 'int32', 'bool'],
     out: 'bool',
   });
@@ -365,13 +366,13 @@ for (const [name, sym, kernel, js] of COMPARE) {
 binary('logical_and', {
   doc: 'boolean and',
   kernel: (tf, x, y) => untaped(tf, (a, b) => tf.logicalAnd(a, b), [x, y]),
-  scalar: (x, y) => `(${x} && ${y} ? 1 : 0)`,
+  scalar: (x, y) => kir.and(x, y),
   dtypes: ['bool'],
 });
 binary('logical_or', {
   doc: 'boolean or',
   kernel: (tf, x, y) => untaped(tf, (a, b) => tf.logicalOr(a, b), [x, y]),
-  scalar: (x, y) => `(${x} || ${y} ? 1 : 0)`,
+  scalar: (x, y) => kir.or(x, y),
   dtypes: ['bool'],
 });
 
@@ -398,7 +399,7 @@ defineOp({
     return [null, b.op('sum_to', [b.op('where', [c, a.dy, z]), x]), b.op('sum_to', [b.op('where', [c, z, a.dy]), y])];
   },
   fusion: 'elementwise',
-  scalar: ([c, x, y]) => `(${c} ? ${x} : ${y})`,
+  scalar: ([c, x, y]) => kir.select(c!, x!, y!),
   cost: streamingCost(1),
 });
 
@@ -422,7 +423,7 @@ defineOp({
     return [b.op('where', [inside, a.dy, b.op('zeros_like', [a.dy])])];
   },
   fusion: 'elementwise',
-  scalar: ([x], a) => `Math.min(Math.max(${x}, ${num(a.min as number)}), ${num(a.max as number)})`,
+  scalar: ([x], a) => kir.min(kir.max(x!, kir.c(a.min as number)), kir.c(a.max as number)),
   cost: streamingCost(2),
 });
 
@@ -441,16 +442,8 @@ defineOp({
     return [b.type(x).dtype === 'float32' && a.attrs.dtype === 'float32' ? a.dy : null];
   },
   fusion: 'elementwise',
-  scalar: ([x], a) => (a.dtype === 'int32' ? `Math.trunc(${x})` : a.dtype === 'bool' ? `(${x} !== 0 ? 1 : 0)` : `(+${x})`),
+  scalar: ([x], a) => kir.cast(x!, a.dtype as DType),
   cost: streamingCost(0),
 });
-
-/** A JS number literal that survives codegen (handles -0, Infinity). */
-export function num(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (v === Infinity) return 'Infinity';
-  if (v === -Infinity) return '-Infinity';
-  return Object.is(v, -0) ? '-0' : `(${String(v)})`;
-}
 
 export type { Attrs };

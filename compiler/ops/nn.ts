@@ -17,7 +17,7 @@ import {
   type ShapeCtx,
   type Tensor,
 } from './registry.ts';
-import { num } from './elementwise.ts';
+import { kir } from '../codegen/kir.ts';
 import { axisLines, hostExtremum } from './reduce.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
@@ -312,6 +312,9 @@ defineOp({
     return [b.op('sum_to', [b.op('neg', [gm]), x]), b.op('sum_to', [gm, m]), b.op('sum_to', [gs, s])];
   },
   fusion: 'elementwise',
-  scalar: ([x, m, s]) => `(-((${x} - ${m}) * (${x} - ${m})) / (2 * Math.exp(2 * ${s})) - ${s} - ${num(HALF_LOG_2PI)})`,
+  scalar: ([x, m, s]) => {
+    const d = kir.sub(x!, m!);
+    return kir.sub(kir.sub(kir.div(kir.neg(kir.mul(d, d)), kir.mul(kir.c(2), kir.exp(kir.mul(kir.c(2), s!)))), s!), kir.c(HALF_LOG_2PI));
+  },
   cost: streamingCost(12),
 });

@@ -5,6 +5,7 @@
  */
 import type { Attrs, DType, TensorType } from '../ir.ts';
 import type { Dim } from '../dims.ts';
+import { kir } from '../codegen/kir.ts';
 import {
   bytesOf,
   defineOp,
@@ -182,7 +183,7 @@ interface ReduceSpec {
   host: HostCombine;
 }
 
-const SUM: Omit<Reducer, 'axes' | 'dataInputs'> = { init: '0', step: (a, x) => `${a} + ${x}` };
+const SUM: Omit<Reducer, 'axes' | 'dataInputs'> = { op: 'sum', identity: 0, combine: (a, x) => kir.add(a, x) };
 
 function reduction(name: string, s: ReduceSpec): void {
   defineOp({
@@ -236,7 +237,7 @@ reduction('sum', {
 
 reduction('mean', {
   doc: 'arithmetic mean',
-  combine: { ...SUM, finish: (a, n) => `${a} / ${n}` },
+  combine: { ...SUM, op: 'mean', finish: (a, n) => kir.div(a, n) },
   dtypes: FLOAT,
   kernel: (tf, x, axes, keep) => tf.mean(x, axes, keep),
   host: hostMean,
@@ -253,7 +254,7 @@ function extremumGrad(b: GradBuilder, x: string, yk: string, dyk: string, axes: 
 reduction('max', {
   doc: 'maximum (gradient shared evenly among tied maxima)',
   dtypes: NUMERIC,
-  combine: { init: '-Infinity', step: (a, x) => `Math.max(${a}, ${x})` },
+  combine: { op: 'max', identity: -Infinity, combine: (a, x) => kir.max(a, x) },
   kernel: (tf, x, axes, keep) => tf.max(x, axes, keep),
   host: (x, base, offs) => hostExtremum(true, x, base, offs, offs.length),
   grad: extremumGrad,
@@ -262,7 +263,7 @@ reduction('max', {
 reduction('min', {
   doc: 'minimum (gradient shared evenly among tied minima)',
   dtypes: NUMERIC,
-  combine: { init: 'Infinity', step: (a, x) => `Math.min(${a}, ${x})` },
+  combine: { op: 'min', identity: Infinity, combine: (a, x) => kir.min(a, x) },
   kernel: (tf, x, axes, keep) => tf.min(x, axes, keep),
   host: (x, base, offs) => hostExtremum(false, x, base, offs, offs.length),
   grad: extremumGrad,
@@ -271,7 +272,7 @@ reduction('min', {
 reduction('prod', {
   doc: 'product',
   dtypes: NUMERIC,
-  combine: { init: '1', step: (a, x) => `${a} * ${x}` },
+  combine: { op: 'prod', identity: 1, combine: (a, x) => kir.mul(a, x) },
   kernel: (tf, x, axes, keep) => tf.prod(x, axes, keep),
   host: (x, base, offs) => {
     // Same order of double products as tfjs, so int32 results that overflow wrap identically.

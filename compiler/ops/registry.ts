@@ -7,6 +7,7 @@
 import type * as tfType from '@tensorflow/tfjs';
 import type { Dim, Shape } from '../dims.ts';
 import type { Attrs, DType, TensorType } from '../ir.ts';
+import type { Expr, ReducerBody } from '../codegen/kir.ts';
 
 export type Tensor = tfType.Tensor;
 
@@ -97,8 +98,8 @@ export interface OpDef {
    */
   host?(ins: readonly HostTensor[], out: HostTensor, attrs: Attrs): void;
   fusion: FusionClass;
-  /** For 'elementwise' ops: a JS expression over scalar operands, used by generated kernels. */
-  scalar?(args: string[], attrs: Attrs): string;
+  /** For 'elementwise' ops: one element of the result as kernel IR over the operands (loads), built with `kir`. */
+  scalar?(args: Expr[], attrs: Attrs): Expr;
   /** For 'reduction' ops that generated kernels can compute: how elements combine. */
   reducer?: Reducer;
   cost(inputs: ConcreteType[], out: ConcreteType, attrs: Attrs): Cost;
@@ -106,14 +107,8 @@ export interface OpDef {
   pure?: boolean;
 }
 
-/** How a reduction combines the elements of its reduced axes, for generated kernels (JS expressions over doubles). */
-export interface Reducer {
-  /** Initial accumulator value. */
-  init: string;
-  /** New accumulator from the accumulator and one element. */
-  step(acc: string, x: string): string;
-  /** Result from the accumulator and the number of combined elements (default: the accumulator). */
-  finish?(acc: string, count: string): string;
+/** How a reduction combines the elements of its reduced axes, for generated kernels (kernel IR). */
+export interface Reducer extends ReducerBody {
   /** Reduced axes of the data input, from concrete shapes. */
   axes(inShape: readonly number[], outShape: readonly number[], attrs: Attrs): number[];
   /** Indices of the inputs whose values are read (the others only give a shape). */

@@ -36,6 +36,7 @@ import {
   type Tensor,
 } from './registry.ts';
 import { hostSum, reduceLayout } from './reduce.ts';
+import { kir } from '../codegen/kir.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 // ---------------------------------------------------------------------------- helpers
@@ -878,8 +879,9 @@ defineOp({
   grad: (b, a) => [b.op('broadcast_like', [a.dy, a.inputs[0]!]), null],
   fusion: 'reduction',
   reducer: {
-    init: '0',
-    step: (a, x) => `${a} + ${x}`,
+    op: 'sum',
+    identity: 0,
+    combine: (a, x) => kir.add(a, x),
     axes: (inShape, out) => sumToAxes(inShape, out),
     dataInputs: [0],
   },

@@ -1,8 +1,9 @@
 /**
  * Constant folding: an elementwise op whose inputs are all constants becomes a constant,
- * evaluated with the op's own scalar expression (the same one generated kernels use), rounded
+ * evaluated from the op's own kernel IR (the same body generated kernels use) in float64, rounded
  * to float32. Limited to small tensors without broadcasting, where it pays and stays exact.
  */
+import { evalExpr, kir } from '../codegen/kir.ts';
 import { flattenLiteral, literalShape } from '../ops/const.ts';
 import { getOp } from '../ops/registry.ts';
 import type { AttrValue, IRGraph, IRNode } from '../ir.ts';
@@ -28,17 +29,6 @@ function nest(values: number[], shape: number[]): AttrValue {
   return Array.from({ length: d! }, (_, i) => nest(values.slice(i * step, (i + 1) * step), rest));
 }
 
-const compiled = new Map<string, (...a: number[]) => number>();
-function scalarFn(expr: string, arity: number): (...a: number[]) => number {
-  const key = `${arity}:${expr}`;
-  let f = compiled.get(key);
-  if (!f) {
-    f = new Function(...Array.from({ length: arity }, (_, i) => `a${i}`), `return ${expr};`) as (...a: number[]) => number;
-    compiled.set(key, f);
-  }
-  return f;
-}
-
 export const constantFolding: Pass = {
   name: 'constant-folding',
   doc: 'evaluate elementwise ops on constant inputs at compile time',
@@ -53,10 +43,10 @@ export const constantFolding: Pass = {
         const shape = n.type.shape;
         const size = shape.every((d) => typeof d === 'number') ? (shape as number[]).reduce((a, b) => a * b, 1) : Infinity;
         if (ins.every((c) => c && (c.values.length === 1 || c.values.length === size)) && size <= MAX_FOLD_ELEMENTS) {
-          const f = scalarFn(def.scalar(n.inputs.map((_, i) => `a${i}`), n.attrs), n.inputs.length);
+          const body = def.scalar(n.inputs.map((r, i) => kir.load(i, byId.get(r)!.type?.dtype ?? 'float32')), n.attrs);
           const values: number[] = [];
           for (let i = 0; i < size; i++) {
-            const v = f(...ins.map((c) => (c!.values.length === 1 ? c!.values[0]! : c!.values[i]!)));
+            const v = evalExpr(body, ins.map((c) => (c!.values.length === 1 ? c!.values[0]! : c!.values[i]!)));
             values.push(n.type.dtype === 'float32' ? Math.fround(v) : n.type.dtype === 'int32' ? Math.trunc(v) | 0 : v ? 1 : 0);
           }
           const value = nest(n.type.dtype === 'bool' ? values.map((v) => (v ? 1 : 0)) : values, shape as number[]);

@@ -53,6 +53,17 @@ describe('loom compile --emit', () => {
     expect(r.out).not.toMatch(/= loom_tanh32\(/);
   });
 
+  it('wgsl prints one compute shader per output of each fused kernel, at the given sizes', async () => {
+    const r = await compile('graphs/nets/mlp.graph.json', '--emit', 'wgsl', '--dim', 'B=100');
+    expect(r.code).toBe(0);
+    // 100 x 64 outputs in workgroups of 64: 100 groups; the product is a buffer the shader reads.
+    expect(r.out).toMatch(/\/\/ output 0 \(float32\[100, 64\]\): shader \w+, 6400 invocations, dispatch 100x1x1, bindings 0: result, 1: x0 = input \d, 2: x1 = the product/);
+    expect(r.out).toMatch(/fn loom_value\(index: i32\) -> f32 \{/);
+    expect(r.out).toMatch(/@compute @workgroup_size\(64\)/);
+    expect(r.out).toMatch(/loom_tanh\(/);
+    expect(r.out).toMatch(/fused#1: matmul -> add -> tanh: the same kernel as fused#0/);
+  });
+
   it('--disable-pass switches a pass off, and rejects unknown or required passes', async () => {
     const r = await compile('graphs/examples/mlp-loss-grad.graph.json', '--emit', 'fused', '--disable-pass', 'cse');
     expect(r.out).toMatch(/^cse +disabled/m);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import '../../../compiler/ops/index.ts';
 import { JsTarget, jsTarget } from '../../../compiler/codegen/js.ts';
+import { kir } from '../../../compiler/codegen/kir.ts';
 import { lowerFused, type KernelSpec } from '../../../compiler/codegen/spec.ts';
 import { loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
 import type { IRGraph, IRNode } from '../../../compiler/ir.ts';
@@ -171,12 +172,15 @@ describe('js codegen target', () => {
       inputs: [{ dtype: 'float32', size: 2 }],
       values: [
         { kind: 'load', buffer: { input: 0 }, strides: [1], dtype: 'float32' },
-        { kind: 'expr', expr: 'Math.frobnicate(v0)', args: [0], dtype: 'float32' },
+        { kind: 'expr', expr: kir.exp(kir.load(0, 'float32')), args: [0], dtype: 'float32' },
       ],
       outputs: [{ value: 1, dtype: 'float32', shape: [2] }],
       label: 'bad',
     };
-    const k = jsTarget.emit(spec);
+    // Kernel IR renders only well-typed code: tamper with the source to see the checker object.
+    const good = jsTarget.emit(spec);
+    const k = { ...good, name: `${good.name}_bad`, source: good.source.replace('Math.exp(', 'Math.frobnicate(') };
+    expect(k.source).toContain('Math.frobnicate(v0)');
     expect(() => jsTarget.check([k])).toThrow(/frobnicate/);
   });
 

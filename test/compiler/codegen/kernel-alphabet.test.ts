@@ -2,8 +2,8 @@
  * Generated code never carries text from a graph file. Every kernel the js target generates for
  * the shipped graphs, and for graphs whose names, ids and paths are hostile, is made only of
  * identifiers, numbers, operators, punctuation, whitespace and the target's own fixed comment:
- * no strings, template literals or comments with user text. The wasm product's module is
- * checked the same way. A file can choose which kernels are generated, never their text.
+ * no strings, template literals or comments with user text. The WGSL target's shaders and the
+ * wasm product's module are checked the same way. A file can choose which kernels are generated, never their text.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -12,6 +12,7 @@ import { compileGraph } from '../../../compiler/compile.ts';
 import { symbolsOf } from '../../../compiler/dims.ts';
 import { loadGraph, loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
 import { generatedKernels } from '../../../compiler/inspect.ts';
+import { wgslTarget, type WgslKernel } from '../../../compiler/codegen/wgsl.ts';
 import type { IRGraph } from '../../../compiler/ir.ts';
 import { gemmModuleText } from '../../../runtime/wasm-gemm.ts';
 import { HOSTILE } from '../../helpers/hostile.ts';
@@ -61,11 +62,24 @@ function sources(g: IRGraph): string[] {
   return [false, true].flatMap((productEpilogue) => generatedKernels(graph, env, undefined, { productEpilogue }).flatMap(({ kernel }) => [kernel.source, ...kernel.support]));
 }
 
+/** The tokens of a WGSL shader: no comments or strings at all. */
+const WGSL_TOKEN = /\s+|[A-Za-z_][A-Za-z0-9_]*|0x[0-9a-f]+u|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?[fiu]?|&&|\|\||->|[=!<>]=|[-+*%&|^<>=!]|\/(?![/*])|[()[\]{};,.:@]/y;
+
+/** Every shader of every fused kernel of a graph, as the WGSL target renders it. */
+function shaders(g: IRGraph): string[] {
+  const env = new Map<string, number>();
+  for (const i of g.inputs) for (const d of i.type.shape) for (const s of symbolsOf(d)) env.set(s, 8);
+  const { graph } = compileGraph(g);
+  return generatedKernels(graph, env, wgslTarget).flatMap(({ kernel }) => (kernel as WgslKernel).shaders.map((s) => s.source));
+}
+
 describe('the alphabet check itself', () => {
   it('accepts a kernel and rejects strings, template literals and comments with names', () => {
     expect(outsideAlphabet('function loom_1(in0: Float32Array): void {\n  for (let i = 0; i < 8; i++) in0[i] = Math.tanh(in0[i]) * (-1.5e-7);\n}', JS_TOKEN)).toBeUndefined();
     for (const bad of ['x = "h";', 'x = `h`;', "x = 'h';", '// node h', 'x = 1 // h', '// zqUser', '/* h */', 'x = $h;', 'x = \\u0041;', `x = 1; // ${HOSTILE}`])
       expect(outsideAlphabet(bad, JS_TOKEN), bad).toBeDefined();
+    expect(outsideAlphabet('@group(0) @binding(1) var<storage, read> x0: array<f32>;\nlet v = bitcast<f32>(0x7f800000u) * 1.5e-7f + i32(-3);', WGSL_TOKEN)).toBeUndefined();
+    for (const bad of ['// node h', 'let x = 1; /* h */', 'x = "h";', `// ${HOSTILE}`]) expect(outsideAlphabet(bad, WGSL_TOKEN), bad).toBeDefined();
   });
 });
 
@@ -75,7 +89,9 @@ describe('generated kernels contain no text from files', () => {
 
   for (const file of files)
     it(relative(GRAPHS, file), () => {
-      for (const src of sources(loadGraph(file))) expect(outsideAlphabet(src, JS_TOKEN), src).toBeUndefined();
+      const g = loadGraph(file);
+      for (const src of sources(g)) expect(outsideAlphabet(src, JS_TOKEN), src).toBeUndefined();
+      for (const src of shaders(g)) expect(outsideAlphabet(src, WGSL_TOKEN), src).toBeUndefined();
     });
 
   it('graphs whose names, ids, params, outputs and paths are hostile or distinctive', () => {
@@ -113,6 +129,12 @@ describe('generated kernels contain no text from files', () => {
     expect(srcs.length).toBeGreaterThan(0);
     for (const src of srcs) {
       expect(outsideAlphabet(src, JS_TOKEN), src).toBeUndefined();
+      expect(src).not.toMatch(/zqUser|evil/);
+    }
+    const wgsl = shaders(g);
+    expect(wgsl.length).toBeGreaterThan(0);
+    for (const src of wgsl) {
+      expect(outsideAlphabet(src, WGSL_TOKEN), src).toBeUndefined();
       expect(src).not.toMatch(/zqUser|evil/);
     }
   });

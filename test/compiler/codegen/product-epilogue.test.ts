@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, describe, expect, it } from 'vitest';
 import '../../../compiler/ops/index.ts';
+import { exprText } from '../../../compiler/codegen/kir.ts';
 import { lowerFused } from '../../../compiler/codegen/spec.ts';
 import type { IRGraph } from '../../../compiler/ir.ts';
 import { fusion } from '../../../compiler/passes/fusion.ts';
@@ -37,7 +38,7 @@ function lowered(g: IRGraph, productEpilogue: boolean) {
   if (!node) throw new Error('no fused matmul');
   const types = valueTypes(f);
   const { spec } = lowerFused(node, new Map([['B', 4]]), node.inputs.map((r) => types.get(r)!), new Map(), { productEpilogue });
-  const exprs = spec.values.flatMap((v) => (v.kind === 'expr' ? [v.expr] : []));
+  const exprs = spec.values.flatMap((v) => (v.kind === 'expr' ? [exprText(v.expr)] : []));
   return { spec, exprs, inputOf: (id: string) => node.inputs.indexOf(id) };
 }
 

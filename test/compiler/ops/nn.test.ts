@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { infer, run, t, tf } from '../../helpers/ops.ts';
 import { getOp } from '../../../compiler/ops/registry.ts';
+import { evalExpr, kir } from '../../../compiler/codegen/kir.ts';
 import { analytic, close, gradCheck, loomErr } from '../../helpers/eager-grad.ts';
 
 /** Plain-JS softmax of one row: the independent reference. */
@@ -134,8 +135,8 @@ describe('nn: normal_log_prob', () => {
     expect(e.info.message).toMatch(/broadcast/);
   });
   it('its scalar expression agrees with the kernel', () => {
-    const expr = getOp('normal_log_prob')!.scalar!(['x', 'm', 's'], {});
-    const f = new Function('x', 'm', 's', `return ${expr};`) as (x: number, m: number, s: number) => number;
+    const expr = getOp('normal_log_prob')!.scalar!([0, 1, 2].map((k) => kir.load(k, 'float32')), {});
+    const f = (x: number, m: number, s: number) => evalExpr(expr, [x, m, s]);
     const cases: [number, number, number][] = [[1, 0, 0], [2, 1, Math.log(2)], [-0.3, 0.7, -1.1]];
     for (const [x, m, s] of cases) close([f(x, m, s)], run('normal_log_prob', [tf.scalar(x), tf.scalar(m), tf.scalar(s)]).values);
     expect(getOp('normal_log_prob')!.fusion).toBe('elementwise');

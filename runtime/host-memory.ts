@@ -13,6 +13,14 @@ export type { HostArray, HostTensor };
 /** Backends whose tensor memory the host reads and writes in place. */
 export const HOST_ADDRESSABLE: ReadonlySet<string> = new Set(['cpu', 'wasm']);
 
+/** Backends whose tensors cannot be read synchronously in Node (`dataSync` throws on webgpu). */
+const ASYNC_READS: ReadonlySet<string> = new Set(['webgpu']);
+
+/** Whether `dataSync` works on this backend's tensors; where not, read them with `await data()`. */
+export function syncReadable(backendName: string): boolean {
+  return !ASYNC_READS.has(backendName);
+}
+
 /** Host access to a backend's tensor memory. */
 export interface HostIO {
   alloc(shape: number[], dtype: DType): tf.TensorInfo;

@@ -170,6 +170,9 @@ export class StagedInput {
 
 /** A copy of a tensor with memory of its own (tf.clone shares the memory on cpu). */
 export function hostCopy(t: tf.Tensor): tf.Tensor {
+  // Where memory is not host-addressable nothing writes into a tensor in place, so a clone is a copy
+  // (and it needs no synchronous read, which webgpu lacks).
+  if (!activeIO()) return tf.clone(t);
   // The source view is taken inside fill, after the copy's allocation (which may move wasm memory).
   return hostTensor([...t.shape], t.dtype as DType, (out) => out.set(hostValues(t)));
 }

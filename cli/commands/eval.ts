@@ -24,14 +24,14 @@ export const evalCommand: Command = {
     const episodesFlag = numberFlag(args, 'episodes', { integer: true, min: 1, max: 100000 });
     const seedFlag = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
     // tfjs and the driver take seconds to load: only once the flags are known to be good.
-    const [{ initBackend }, { evaluatePolicy, openPolicy }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/pipeline/policy.ts')]);
+    const [{ initBackend }, { evaluatePolicyAsync, openPolicy }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/pipeline/policy.ts')]);
     const allow = allowedRoots(args);
     const policy = openPolicy(target, { pipeline: args.values.pipeline as string | undefined, allow });
     const episodes = episodesFlag ?? (policy.cfg.eval.episodes || 10);
     const seed = seedFlag ?? policy.cfg.seed;
     const deterministic = args.values.stochastic ? false : args.values.deterministic ? true : policy.cfg.eval.deterministic;
     await initBackend(args.values.backend as string | undefined);
-    const returns = evaluatePolicy(policy, { episodes, seed, deterministic });
+    const returns = await evaluatePolicyAsync(policy, { episodes, seed, deterministic });
     const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
     const std = Math.sqrt(returns.reduce((a, b) => a + (b - mean) ** 2, 0) / returns.length);
     const b = policy.body;

@@ -10,9 +10,10 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { loadPipeline, parseOverride, type PipelineConfig } from '../../runtime/pipeline/config.ts';
 import { Trainer, trainAsync } from '../../runtime/pipeline/driver.ts';
+import { evaluatePolicy, evaluatePolicyAsync, openPolicy } from '../../runtime/pipeline/policy.ts';
 import type { IterationMetrics } from '../../runtime/pipeline/metrics.ts';
 import { loomErr } from '../helpers/loom-error.ts';
-import { tinyPipeline } from '../helpers/tiny-pipeline.ts';
+import { tinyPipeline, writeTinyPipeline } from '../helpers/tiny-pipeline.ts';
 import { startWebgpu } from '../helpers/webgpu.ts';
 
 const choice = await startWebgpu('webgpu training');
@@ -58,7 +59,9 @@ describe.skipIf(!choice)('training on webgpu matches training on cpu', () => {
   it('PPO (tiny CartPole pipeline): the metrics rows of 4 iterations with evaluations, and the checkpoints written', async () => {
     // An evaluation runs the params through kernels just before best/ saves them (sampled actions:
     // short episodes with a fresh policy).
-    const cfg = tinyPipeline({ checkpoint: { every: 2 }, eval: { every: 2, episodes: 2, deterministic: false } });
+    // (In a file: loom eval finds the pipeline through the checkpoint.)
+    const file = writeTinyPipeline(mkdtempSync(join(tmpdir(), 'loom-pipeline-')), { checkpoint: { every: 2 }, eval: { every: 2, episodes: 2, deterministic: false } });
+    const cfg = loadPipeline(file);
     const cpu = await rows(cfg, 'cpu');
     const dir = mkdtempSync(join(tmpdir(), 'loom-webgpu-'));
     const r = await trainAsync(cfg, { outDir: dir, backend: 'webgpu' });
@@ -68,6 +71,14 @@ describe.skipIf(!choice)('training on webgpu matches training on cpu', () => {
     expect(ck.body).toMatchObject({ backend: 'webgpu', iteration: 4 });
     expect(r.metrics.filter((m) => m.eval_return !== undefined)).toHaveLength(2);
     expect(existsSync(join(dir, 'best', 'checkpoint.json'))).toBe(true);
+    // loom eval's evaluation of that checkpoint: the same returns on webgpu as on cpu.
+    const policy = openPolicy(dir);
+    const o = { episodes: 3, seed: 5, deterministic: false };
+    const onGpu = await evaluatePolicyAsync(policy, o);
+    await tf.setBackend('cpu');
+    const onCpu = evaluatePolicy(policy, o);
+    await tf.setBackend('webgpu');
+    expect(onGpu).toEqual(onCpu);
   });
 
   it('AM-PPO, with its controller and modulated minibatches', async () => {

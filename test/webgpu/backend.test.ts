@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startWebgpu } from '../helpers/webgpu.ts';
+import { loomErr } from '../helpers/loom-error.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const AFFINE = ['run', 'graphs/examples/mlp-loss-grad.graph.json', '--inputs', 'graphs/examples/mlp-loss-grad.inputs.json', '--seed', '1'];
@@ -65,5 +66,15 @@ describe.skipIf(!choice)('webgpu backend on an adapter', () => {
       expect(x.length).toBe(y.length);
       x.forEach((v, i) => expect(Math.abs(v - y[i]!), `${k}[${i}]`).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(y[i]!)));
     }
+  });
+});
+
+describe.skipIf(!choice)('the synchronous API on webgpu', () => {
+  it('runGraph refuses webgpu with an E_BACKEND error and a hint', async () => {
+    const { runGraph, GRAPHS_DIR } = await import('../../index.ts');
+    const e = loomErr(() => runGraph(join(GRAPHS_DIR, 'examples/affine.graph.json'), { inputs: { x: [[1, 2, 3]] } }));
+    expect(e.code).toBe('E_BACKEND');
+    expect(e.message).toMatch(/runGraph returns its outputs synchronously, which the webgpu backend cannot read/);
+    expect(e.info.hint).toMatch(/loom run --backend webgpu/);
   });
 });

@@ -99,7 +99,8 @@ async function findAdapter(): Promise<string | undefined> {
     return `Dawn's Node module (the webgpu package) failed to load on ${process.platform}-${process.arch}: ${(e as Error).message.split('\n')[0]}`;
   }
   Object.assign(globalThis, mod.globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
-  const only = process.env.LOOM_WEBGPU_ROUTE;
+  const only = process.env.LOOM_WEBGPU_ROUTE || undefined;
+  if (only !== undefined && only !== 'core' && only !== 'gles') return `LOOM_WEBGPU_ROUTE is "${only}"; it must be core or gles (or unset: both)`;
   const routes: { route: AdapterSummary['route']; options: string[]; request: GPURequestAdapterOptions }[] = [];
   if (only !== 'gles') routes.push({ route: 'core', options: [], request: {} });
   if (only !== 'core') routes.push({ route: 'gles', options: ['backend=opengles'], request: { featureLevel: 'compatibility' } });
@@ -126,7 +127,10 @@ async function findAdapter(): Promise<string | undefined> {
       gpu.requestAdapter = (o?: GPURequestAdapterOptions) => request({ ...o, ...r.request });
     }
     dawn = { gpu, adapter: summarise(adapter.info, r.route) };
-    Object.defineProperty(globalThis, 'navigator', { value: { ...(globalThis as { navigator?: object }).navigator, gpu }, configurable: true, writable: true });
+    // Node 21+ has a navigator of its own: gpu is added to it; Node 20 has none.
+    const nav = (globalThis as { navigator?: object }).navigator;
+    if (nav) Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+    else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
     return undefined;
   }
   return `no WebGPU adapter (${tried.join('; ')})`;

@@ -6,8 +6,10 @@
 import { loadGraph } from './compiler/frontend/load.ts';
 import { signature } from './compiler/inspect.ts';
 import type { IRGraph } from './compiler/ir.ts';
+import { LoomError } from './compiler/errors.ts';
 import { tf } from './runtime/backend.ts';
 import { compileProgram } from './runtime/exec.ts';
+import { syncReadable } from './runtime/host-memory.ts';
 import { initParams, interpret } from './runtime/interpreter.ts';
 import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole, type PipelineConfig } from './runtime/pipeline/config.ts';
 import { trainAsync, type TrainOptions, type TrainResult } from './runtime/pipeline/driver.ts';
@@ -65,6 +67,8 @@ export interface RunGraphOptions {
  * Every tensor it makes is released before it returns.
  */
 export function runGraph(graph: IRGraph | string, opts: RunGraphOptions = {}): Record<string, NestedArray> {
+  if (!syncReadable(tf.getBackend()))
+    throw new LoomError({ code: 'E_BACKEND', message: `runGraph returns its outputs synchronously, which the ${tf.getBackend()} backend cannot read`, hint: 'run the graph with `loom run --backend webgpu`, or choose another backend' });
   const g = typeof graph === 'string' ? loadGraph(graph) : graph;
   const seed = opts.seed ?? 0;
   const inputs = inputsFromJson(g, opts.inputs ?? {}, '(runGraph inputs)', seed);

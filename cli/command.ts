@@ -15,7 +15,7 @@ import type { ProgressStream } from '../runtime/pipeline/progress.ts';
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; valueName?: string };
 
 /** `--backend B`, shared by the commands that run graphs. */
-export const BACKEND_OPTION: OptionSpec = { type: 'string', description: 'tensorflow | wasm | cpu (default: best available; also LOOM_BACKEND)', valueName: 'B' };
+export const BACKEND_OPTION: OptionSpec = { type: 'string', description: 'tensorflow | webgpu | wasm | cpu (default: best available, never webgpu; also LOOM_BACKEND)', valueName: 'B' };
 
 /** `--allow-path DIR`, shared by the commands that load graphs and pipelines. */
 export const ALLOW_PATH_OPTION: OptionSpec = {

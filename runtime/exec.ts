@@ -17,7 +17,7 @@ import { LoomError } from '../compiler/errors.ts';
 import { printable } from '../compiler/text.ts';
 import type { IRGraph, IRNode, TensorType } from '../compiler/ir.ts';
 import { getOp } from '../compiler/ops/index.ts';
-import { HOST_ADDRESSABLE, hostCopy, hostOpRunner } from './host-memory.ts';
+import { HOST_ADDRESSABLE, hostCopy, hostOpRunner, syncReadable } from './host-memory.ts';
 import { bindInputs, concreteType, type TensorMap } from './interpreter.ts';
 import {
   compileGraph,
@@ -90,6 +90,11 @@ export interface Program {
   readonly stats: { runs: number; hits: number; misses: number };
   readonly events: readonly CompileEvent[];
   run(inputs: TensorMap, params: TensorMap): TensorMap;
+  /**
+   * `run` that awaits the reads of the inputs of ops that read values on the host (sampling,
+   * scans), where the backend's tensors cannot be read synchronously (webgpu); elsewhere it is run.
+   */
+  runAsync(inputs: TensorMap, params: TensorMap): Promise<TensorMap>;
   /** The generated kernels of the plan for these inputs on the active backend (built if needed). */
   kernels(inputs: TensorMap): GeneratedKernel[];
   /** How many intermediates of that plan are buffers it owns and overwrites on every run. */
@@ -107,6 +112,8 @@ interface Step {
   exec: Exec;
   /** The plan's buffers for this step's outputs (undefined: a fresh tensor per run). */
   into?: (tf.Tensor | undefined)[];
+  /** Its inputs must be read (awaited) before it runs: an op reading values on the host, on webgpu. */
+  awaits?: boolean;
 }
 
 interface Plan {
@@ -118,6 +125,8 @@ interface Plan {
   /** Buffers the plan owns and its kernels overwrite on every run (intermediates only). */
   buffers: tf.Tensor[];
   inputSlots: number[];
+  /** The first node whose inputs must be read before it runs (see Step.awaits): run refuses such a plan. */
+  awaits: IRNode | undefined;
   paramSlots: number[];
   steps: Step[];
   outputs: [string, number][];
@@ -265,6 +274,41 @@ class CompiledProgram implements Program {
   }
 
   run(inputs: TensorMap, params: TensorMap): TensorMap {
+    const { plan, vals } = this.begin(inputs, params);
+    const waits = plan.awaits;
+    if (waits)
+      throw new LoomError({
+        code: 'E_BACKEND',
+        message: `program ${printable(this.compiled.graph.name)} reads values on the host at node ${printable(waits.id)} (${waits.op}), which the ${plan.backend} backend allows only asynchronously`,
+        node: waits.id,
+        hint: 'run it with runAsync',
+      });
+    try {
+      for (const s of plan.steps) runStep(s, vals);
+      return outputsOf(plan, vals);
+    } catch (e) {
+      releaseRun(plan, vals);
+      throw e;
+    }
+  }
+
+  async runAsync(inputs: TensorMap, params: TensorMap): Promise<TensorMap> {
+    const { plan, vals } = this.begin(inputs, params);
+    try {
+      for (const s of plan.steps) {
+        // A read caches the values on the host, so the kernel's synchronous reads then succeed.
+        if (s.awaits) await Promise.all(s.ins.map((k) => vals[k]!.data()));
+        runStep(s, vals);
+      }
+      return outputsOf(plan, vals);
+    } catch (e) {
+      releaseRun(plan, vals);
+      throw e;
+    }
+  }
+
+  /** The plan for these inputs and its value slots, with the inputs and params bound. */
+  private begin(inputs: TensorMap, params: TensorMap): { plan: Plan; vals: (tf.Tensor | undefined)[] } {
     const g = this.compiled.graph;
     if (Object.keys(inputs).length !== g.inputs.length) bindInputs(g, inputs); // throws the precise error
     const plan = this.planFor(inputs);
@@ -276,30 +320,34 @@ class CompiledProgram implements Program {
       if (!t) throw new LoomError({ code: 'E_INPUT', message: `missing param "${p.name}"`, file: p.source?.file, pointer: p.source?.pointer });
       vals[plan.paramSlots[k]!] = t;
     });
-    const borrowed = plan.borrowed;
-    try {
-      for (const s of plan.steps) {
-        const ins = s.ins.map((k) => vals[k]!);
-        const outs = s.exec(ins, s.into);
-        for (let k = 0; k < s.outs.length; k++) vals[s.outs[k]!] = outs[k];
-        for (const f of s.free) {
-          vals[f]!.dispose();
-          vals[f] = undefined;
-        }
-      }
-      const out: TensorMap = {};
-      const handed = new Set<number>();
-      for (const [name, slot] of plan.outputs) {
-        const t = vals[slot]!;
-        out[name] = borrowed[slot] || handed.has(slot) ? hostCopy(t) : t;
-        handed.add(slot);
-      }
-      return out;
-    } catch (e) {
-      for (let k = 0; k < vals.length; k++) if (!borrowed[k]) vals[k]?.dispose();
-      throw e;
-    }
+    return { plan, vals };
   }
+}
+
+function runStep(s: Step, vals: (tf.Tensor | undefined)[]): void {
+  const ins = s.ins.map((k) => vals[k]!);
+  const outs = s.exec(ins, s.into);
+  for (let k = 0; k < s.outs.length; k++) vals[s.outs[k]!] = outs[k];
+  for (const f of s.free) {
+    vals[f]!.dispose();
+    vals[f] = undefined;
+  }
+}
+
+function outputsOf(plan: Plan, vals: (tf.Tensor | undefined)[]): TensorMap {
+  const out: TensorMap = {};
+  const handed = new Set<number>();
+  for (const [name, slot] of plan.outputs) {
+    const t = vals[slot]!;
+    out[name] = plan.borrowed[slot] || handed.has(slot) ? hostCopy(t) : t;
+    handed.add(slot);
+  }
+  return out;
+}
+
+/** Frees what a failed run made (never its inputs, params, constants or buffers). */
+function releaseRun(plan: Plan, vals: (tf.Tensor | undefined)[]): void {
+  for (let k = 0; k < vals.length; k++) if (!plan.borrowed[k]) vals[k]?.dispose();
 }
 
 /** Evaluates a fused node's body op by op with reference kernels (codegen off). */
@@ -506,7 +554,9 @@ function buildPlan(
   const steps: Step[] = [];
   const kernels: GeneratedKernel[] = [];
   const target = opts.target ?? jsTarget;
-  const codegen = opts.codegen !== false;
+  // Generated kernels run on the host; where the backend's tensors cannot be read synchronously
+  // (webgpu), fused bodies run op by op through the backend's own kernels instead.
+  const codegen = opts.codegen !== false && syncReadable(backend);
   const hostMax = opts.hostMaxElements ?? HOST_MAX_ELEMENTS;
   const ownProducts = opts.wasmProduct !== false && ownsProducts(backend);
   /** Slots written by a kernel that can write into a given buffer. */
@@ -589,7 +639,8 @@ function buildPlan(
       });
       continue;
     }
-    steps.push({ node: n, ins, outs, free: [], exec });
+    const readsHost = (n.body ?? [n]).some((b) => getOp(b.op)?.readsHost);
+    steps.push({ node: n, ins, outs, free: [], exec, ...(readsHost && !syncReadable(backend) ? { awaits: true } : {}) });
     if (writesInto) for (const s of outs) ownable.add(s);
   }
 
@@ -637,7 +688,7 @@ function buildPlan(
   const newKernels = uniq.filter((k) => !isLoaded(k.name) || loadedEarly.has(k.name)).length;
   target.check(uniq);
   loadKernels(uniq);
-  return { plan: { key, backend, shapes, fixed, buffers, inputSlots, paramSlots, steps, outputs, borrowed, inputTypes, kernels: uniq }, newKernels };
+  return { plan: { key, backend, shapes, fixed, buffers, inputSlots, awaits: steps.find((s) => s.awaits)?.node, paramSlots, steps, outputs, borrowed, inputTypes, kernels: uniq }, newKernels };
 }
 
 function uniqueKernels(kernels: GeneratedKernel[]): GeneratedKernel[] {

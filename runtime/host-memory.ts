@@ -13,6 +13,14 @@ export type { HostArray, HostTensor };
 /** Backends whose tensor memory the host reads and writes in place. */
 export const HOST_ADDRESSABLE: ReadonlySet<string> = new Set(['cpu', 'wasm']);
 
+/** Backends whose tensors cannot be read synchronously in Node (`dataSync` throws on webgpu). */
+const ASYNC_READS: ReadonlySet<string> = new Set(['webgpu']);
+
+/** Whether `dataSync` works on this backend's tensors; where not, read them with `await data()`. */
+export function syncReadable(backendName: string): boolean {
+  return !ASYNC_READS.has(backendName);
+}
+
 /** Host access to a backend's tensor memory. */
 export interface HostIO {
   alloc(shape: number[], dtype: DType): tf.TensorInfo;
@@ -162,6 +170,9 @@ export class StagedInput {
 
 /** A copy of a tensor with memory of its own (tf.clone shares the memory on cpu). */
 export function hostCopy(t: tf.Tensor): tf.Tensor {
+  // Where memory is not host-addressable nothing writes into a tensor in place, so a clone is a copy
+  // (and it needs no synchronous read, which webgpu lacks).
+  if (!activeIO()) return tf.clone(t);
   // The source view is taken inside fill, after the copy's allocation (which may move wasm memory).
   return hostTensor([...t.shape], t.dtype as DType, (out) => out.set(hostValues(t)));
 }

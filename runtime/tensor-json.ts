@@ -88,9 +88,12 @@ function checkedValue(v: unknown, dtype: DType, name: string, file: string, poin
   return root.v as AttrValue;
 }
 
-/** A tensor as nested arrays; NaN and the infinities become the strings of NON_FINITE. */
-export function tensorToJson(t: tf.Tensor): unknown {
-  const v = t.arraySync();
+/**
+ * A tensor as nested arrays; NaN and the infinities become the strings of NON_FINITE. `values`:
+ * the tensor's `await t.array()`, where it cannot be read synchronously (webgpu).
+ */
+export function tensorToJson(t: tf.Tensor, values?: unknown): unknown {
+  const v = values ?? t.arraySync();
   if (t.dtype === 'bool') return mapNested(v, (x) => x !== 0);
   return t.dtype === 'float32' ? mapNested(v, (x) => (Number.isFinite(x) ? x : String(x))) : v;
 }

@@ -24,7 +24,7 @@ export const evalCommand: Command = {
     const episodesFlag = numberFlag(args, 'episodes', { integer: true, min: 1, max: 100000 });
     const seedFlag = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
     // tfjs and the driver take seconds to load: only once the flags are known to be good.
-    const [{ initBackend }, { evaluatePolicy, openPolicy }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/pipeline/policy.ts')]);
+    const [{ initBackend }, { evaluatePolicyAsync, openPolicy }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/pipeline/policy.ts')]);
     const allow = allowedRoots(args);
     const policy = openPolicy(target, { pipeline: args.values.pipeline as string | undefined, allow });
     const episodes = episodesFlag ?? (policy.cfg.eval.episodes || 10);
@@ -32,7 +32,7 @@ export const evalCommand: Command = {
     const deterministic = args.values.stochastic ? false : args.values.deterministic ? true : policy.cfg.eval.deterministic;
     await initBackend(args.values.backend as string | undefined);
     if (policy.cfg.env.host !== undefined) await (await import('../../runtime/host-env/host-env.ts')).loadHostEnv(policy.cfg.env.host, policy.cfg.file);
-    const returns = evaluatePolicy(policy, { episodes, seed, deterministic });
+    const returns = await evaluatePolicyAsync(policy, { episodes, seed, deterministic });
     const mean = returns.reduce((a, b) => a + b, 0) / returns.length;
     const std = Math.sqrt(returns.reduce((a, b) => a + (b - mean) ** 2, 0) / returns.length);
     const b = policy.body;

@@ -51,7 +51,7 @@ export async function runOnce(g: IRGraph, inputsJson: unknown, inputsFile: strin
     const outs = interpret(g, inputs, params);
     const json: Record<string, unknown> = {};
     for (const [k, t] of Object.entries(outs)) {
-      json[k] = tensorToJson(t);
+      json[k] = tensorToJson(t, await t.array());
       t.dispose();
     }
     return json;

@@ -142,6 +142,7 @@ function keyTensor(tf: TF, words: ArrayLike<number>, shape: number[] = [2]): Ten
 
 defineOp({
   name: 'random_split',
+  readsHost: true,
   family: 'random',
   doc: '`num` independent child keys [num, 2] (like jax.random.split)',
   inputs: ['key'],
@@ -161,6 +162,7 @@ defineOp({
 
 defineOp({
   name: 'random_fold_in',
+  readsHost: true,
   family: 'random',
   doc: 'a new key mixing an int32 scalar (e.g. an iteration counter) into a key (like jax.random.fold_in)',
   inputs: ['key', 'data'],
@@ -182,6 +184,7 @@ const SHAPE_ATTR = { type: 'array', items: { anyOf: [{ type: 'integer', minimum:
 
 defineOp({
   name: 'random_uniform',
+  readsHost: true,
   family: 'random',
   doc: 'float32 uniform numbers in [min, max) (default [0, 1)) of `shape` (entries may be dims like "B"), 24 random bits each',
   inputs: ['key'],
@@ -200,6 +203,7 @@ defineOp({
 
 defineOp({
   name: 'random_uniform_like',
+  readsHost: true,
   family: 'random',
   doc: 'float32 uniform numbers in [min, max) (default [0, 1)) with the shape of `like` (any dtype)',
   inputs: ['key', 'like'],
@@ -218,6 +222,7 @@ defineOp({
 
 defineOp({
   name: 'random_normal',
+  readsHost: true,
   family: 'random',
   doc: 'float32 normal numbers with `mean` (default 0) and `std` (default 1) of `shape` (entries may be dims like "B"), by Box-Muller',
   inputs: ['key'],
@@ -237,6 +242,7 @@ defineOp({
 
 defineOp({
   name: 'random_categorical',
+  readsHost: true,
   family: 'random',
   doc: 'int32 samples [...] from softmax(logits [..., K]) over the last axis, by Gumbel-max (-inf logits are never drawn)',
   inputs: ['key', 'logits'],

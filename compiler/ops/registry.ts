@@ -105,6 +105,11 @@ export interface OpDef {
   cost(inputs: ConcreteType[], out: ConcreteType, attrs: Attrs): Cost;
   /** Ops with hidden state or randomness are never folded or CSE'd. */
   pure?: boolean;
+  /**
+   * The reference kernel reads its inputs' values on the host (dataSync). Where a backend's
+   * tensors cannot be read synchronously (webgpu), programs await those reads before it runs.
+   */
+  readsHost?: boolean;
 }
 
 /** How a reduction combines the elements of its reduced axes, for generated kernels (kernel IR). */

@@ -61,6 +61,7 @@ function edgeRow(b: GradBuilder, v: string, zeros: string, offset: 1 | -1): stri
 
 defineOp({
   name: 'reverse_linear_scan',
+  readsHost: true,
   family: 'scan',
   doc: 'x_t = a_t + c_t * x_{t+1} backwards over the leading axis, with x_T = init (a, c: [T, ...], init: [...]); GAE is a = delta, c = gamma*lambda*(1 - done)',
   inputs: ['a', 'c', 'init'],
@@ -81,6 +82,7 @@ defineOp({
 
 defineOp({
   name: 'linear_scan',
+  readsHost: true,
   family: 'scan',
   doc: 'x_t = a_t + c_t * x_{t-1} forwards over the leading axis, with x_{-1} = init (a, c: [T, ...], init: [...]); the adjoint of reverse_linear_scan',
   inputs: ['a', 'c', 'init'],

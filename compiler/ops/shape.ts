@@ -681,6 +681,7 @@ defineOp({
 
 defineOp({
   name: 'scatter_add',
+  readsHost: true,
   family: 'shape',
   doc: "sums `updates` into zeros shaped like `like` at int32 `indices` along `axis` (repeated indices accumulate; values of `like` unused); the adjoint of gather",
   inputs: ['updates', 'indices', 'like'],

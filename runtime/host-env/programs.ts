@@ -8,7 +8,7 @@ import type { Key } from '../../compiler/ops/threefry.ts';
 import { randomBits } from '../../compiler/ops/threefry.ts';
 import { LoomError } from '../../compiler/errors.ts';
 import { hostValues } from '../host-memory.ts';
-import type { Program } from '../pipeline/program.ts';
+import { syncProgram, type Program } from '../pipeline/program.ts';
 import type { HostEnv, HostEnvDefinition } from './host-env.ts';
 
 export interface HostEnvPrograms {
@@ -29,13 +29,13 @@ export function hostEnvPrograms(name: string, def: HostEnvDefinition, numEnvs: n
   const O = def.observationShape[0];
   const perObs = `${N} envs x obs width ${O}`;
   const state = () => tf.zeros([N, 0], 'float32');
-  const reset: Program = ({ key }) => {
+  const reset = syncProgram(({ key }) => {
     // The env's seed: a word drawn from the key, so a key gives the same episodes every time.
     const k = hostValues(key!);
     const seed = randomBits([k[0]! >>> 0, k[1]! >>> 0] as Key, 1)[0]!;
     return { state: state(), t: tf.zeros([N], 'int32'), obs: tf.tensor(checked(name, 'reset() obs', env.reset(seed), N * O, perObs), [N, O], 'float32') };
-  };
-  const step: Program = ({ t, action }) => {
+  });
+  const step = syncProgram(({ t, action }) => {
     const a = hostValues(action!);
     const r = env.step(a instanceof Int32Array ? Int32Array.from(a) : Float32Array.from(a));
     const t0 = hostValues(t!);
@@ -50,6 +50,6 @@ export function hostEnvPrograms(name: string, def: HostEnvDefinition, numEnvs: n
       truncated: tf.tensor(r.truncated, [N], 'bool'),
       final_obs: tf.tensor(checked(name, 'step() final_obs', r.final_obs, N * O, perObs), [N, O], 'float32'),
     };
-  };
+  });
   return { env, reset, step };
 }

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
 import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
 import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
-import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostArray } from '../host-memory.ts';
+import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, syncReadable, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, matchCheckpoint, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody, type CheckpointLayout, type CheckpointSource } from './checkpoint.ts';
 import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
@@ -19,7 +19,7 @@ import type { DType, IRGraph } from '../../compiler/ir.ts';
 import { substShape } from '../../compiler/dims.ts';
 import { refType } from '../../compiler/frontend/infer.ts';
 import type { ProgramOptions } from '../exec.ts';
-import { defaultExecutor, makeProgram, type Executor, type Program } from './program.ts';
+import { defaultExecutor, makeProgram, runReadable, type Executor, type Program } from './program.ts';
 import type { ProgressInfo } from './progress.ts';
 import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from './run-record.ts';
 import { gradOutput } from './roles.ts';
@@ -162,6 +162,33 @@ function mean(xs: number[]): number | null {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
 }
 
+/**
+ * Driver work that may wait for reads. Where the backend's tensors cannot be read synchronously
+ * (webgpu), each program runs asynchronously and its outputs are read once (tfjs then keeps their
+ * values on the host, so the driver's synchronous reads of them succeed): the work yields the
+ * promise of that. Elsewhere it yields nothing, and `runSync` drives it without a single await.
+ */
+type Work<T> = Generator<Promise<void>, T, void>;
+
+function runSync<T>(w: Work<T>): T {
+  const r = w.next();
+  if (r.done) return r.value;
+  r.value.catch(() => {});
+  throw new LoomError({
+    code: 'E_BACKEND',
+    message: `the ${tf.getBackend()} backend reads tensors only asynchronously, and this call is synchronous`,
+    hint: 'use trainAsync, or the Trainer methods initAsync, iterateAsync and evaluateAsync',
+  });
+}
+
+async function runAsync<T>(w: Work<T>): Promise<T> {
+  for (;;) {
+    const r = w.next();
+    if (r.done) return r.value;
+    await r.value;
+  }
+}
+
 export class Trainer {
   readonly cfg: PipelineConfig;
   readonly graphs: PipelineGraphs;
@@ -199,6 +226,8 @@ export class Trainer {
   readonly iterations: number;
   private optParam: string;
   private optGrad: string;
+  /** Whether the backend reads tensors synchronously (all but webgpu): then no work ever waits. */
+  private readonly syncReads = syncReadable(tf.getBackend());
 
   constructor(cfg: PipelineConfig, graphs: PipelineGraphs = loadPipelineGraphs(cfg), executor: Executor = defaultExecutor(), programOptions: ProgramOptions = {}) {
     // Before any program or tensor: the config may have changed since the graphs were loaded (--env, --steps).
@@ -244,6 +273,35 @@ export class Trainer {
 
   /** Fresh state from the seed. */
   init(): void {
+    runSync(this.initWork());
+  }
+
+  async initAsync(): Promise<void> {
+    await runAsync(this.initWork());
+  }
+
+  /** Runs a program; where reads are asynchronous, yields until its outputs are on the host. */
+  private *call(p: Program, inputs: TensorMap, params: TensorMap): Work<TensorMap> {
+    if (this.syncReads) return p(inputs, params);
+    let out: TensorMap = {};
+    yield runReadable(p, inputs, params).then((o) => void (out = o));
+    return out;
+  }
+
+  /** Brings tensors the driver computed with tfjs ops to the host, where reads are asynchronous. */
+  private *readAll(ts: readonly tf.Tensor[]): Work<void> {
+    if (!this.syncReads) yield Promise.all(ts.map((t) => t.data())).then(() => {});
+  }
+
+  /**
+   * Brings the state tensors (params, optimizer state, env) to the host before a checkpoint reads
+   * them: webgpu drops its host copy of a tensor's values once a kernel has used it.
+   */
+  toHost(): Promise<void> {
+    return runAsync(this.readAll([...Object.values(this.params), ...Object.values(this.optState), ...Object.values(this.env)]));
+  }
+
+  private *initWork(): Work<void> {
     const c = this.cfg;
     this.params = initParams(this.graphs.act, c.seed);
     this.optState = {};
@@ -264,15 +322,15 @@ export class Trainer {
       bestEval: null,
     };
     const [k] = take(this.host, 1);
-    this.env = this.resetEnvs(k!, N);
+    this.env = yield* this.resetEnvs(k!, N);
     this.iteration = 0;
     this.globalStep = 0;
   }
 
-  private resetEnvs(k: Key, n: number, reset = this.reset): TensorMap {
+  private *resetEnvs(k: Key, n: number, reset = this.reset): Work<TensorMap> {
     const key = keyTensor(k);
     const like = tf.zeros([n], 'int32');
-    const r = reset({ key, like }, {});
+    const r = yield* this.call(reset, { key, like }, {});
     tf.dispose([key, like]);
     return { state: r.state!, t: r.t!, obs: r.obs! };
   }
@@ -307,6 +365,14 @@ export class Trainer {
 
   /** One iteration: rollout, GAE, update. Returns the metrics row. */
   iterate(): IterationMetrics {
+    return runSync(this.iterateWork());
+  }
+
+  iterateAsync(): Promise<IterationMetrics> {
+    return runAsync(this.iterateWork());
+  }
+
+  private *iterateWork(): Work<IterationMetrics> {
     const c = this.cfg;
     const T = c.rollout.steps;
     const N = c.env.num_envs;
@@ -314,7 +380,7 @@ export class Trainer {
     const h = this.host;
     this.iteration++;
     const lr = c.optimizer.anneal_lr ? (1 - (this.iteration - 1) / this.iterations) * c.optimizer.lr : c.optimizer.lr;
-    if (this.groupAdv) return this.finishIteration(t0, lr, ...this.groupRollout());
+    if (this.groupAdv) return yield* this.finishIteration(t0, lr, ...(yield* this.groupRollout()));
     const finished: { ret: number; len: number }[] = [];
     // The batch is gathered on the host as it is produced and becomes tensors once, at the end:
     // per-step tensors (and the stack of 128 of them) cost more in dispatch than the copies.
@@ -335,9 +401,9 @@ export class Trainer {
       obsBuf.set(cur.values, s * N * obsDim);
       const [ka, ke] = take(h, 2);
       const keyA = this.keys ? this.keys.act.set(toInt32(ka!)) : keyTensor(ka!);
-      const a = this.act({ obs: cur.tensor, key: keyA }, this.params);
+      const a = yield* this.call(this.act, { obs: cur.tensor, key: keyA }, this.params);
       const keyE = this.keys ? this.keys.step.set(toInt32(ke!)) : keyTensor(ke!);
-      const st = this.step({ state: this.env.state!, t: this.env.t!, action: a.action!, key: keyE }, {});
+      const st = yield* this.call(this.step, { state: this.env.state!, t: this.env.t!, action: a.action!, key: keyE }, {});
       // Host views of the outputs (copies where the backend's memory is not host-addressable),
       // each copied into the batch before anything else is allocated.
       const act = hostValues(a.action!);
@@ -389,7 +455,7 @@ export class Trainer {
     // Bootstrap value of the observation after the last step (the action sampled here is unused).
     const [kb] = take(h, 1);
     const keyB = keyTensor(kb!);
-    const boot = this.act({ obs: cur.tensor, key: keyB }, this.params);
+    const boot = yield* this.call(this.act, { obs: cur.tensor, key: keyB }, this.params);
     if (cur.owned) cur.tensor.dispose();
     tf.dispose([keyB, boot.action!, boot.logp!]);
 
@@ -398,7 +464,7 @@ export class Trainer {
     const dones = tf.tensor(doneBuf, [T, N], 'float32');
     const gamma = tf.scalar(c.advantage.gamma);
     const lambda = tf.scalar(c.advantage.lambda);
-    const g = this.gae({ rewards, values, next_value: boot.value!, dones, gamma, lambda }, {});
+    const g = yield* this.call(this.gae, { rewards, values, next_value: boot.value!, dones, gamma, lambda }, {});
     tf.dispose([gamma, lambda, boot.value!, rewards, dones, values]);
     const data: TensorMap = {
       obs: tf.tensor(obsBuf, [B, obsDim], 'float32'),
@@ -416,7 +482,7 @@ export class Trainer {
       const st = this.host.amppo!;
       const alpha = tf.scalar(st.alpha_ema);
       const sEma = tf.scalar(st.s_ema);
-      const u = this.amppoUpdate({ A: data.advantages!, alpha_ema: alpha, s_ema: sEma }, {});
+      const u = yield* this.call(this.amppoUpdate, { A: data.advantages!, alpha_ema: alpha, s_ema: sEma }, {});
       tf.dispose([alpha, sEma]);
       const num = (k: string) => u[k]!.dataSync()[0]!;
       st.alpha_ema = num('alpha_ema');
@@ -430,14 +496,14 @@ export class Trainer {
       disposeMap(u);
     } else ev = explainedVariance(data.values_old!.dataSync(), data.returns!.dataSync());
 
-    return this.finishIteration(t0, lr, data, finished, ev, am);
+    return yield* this.finishIteration(t0, lr, data, finished, ev, am);
   }
 
   /** Update on the rollout data, then the metrics row (and the numeric check). Disposes `data`. */
-  private finishIteration(t0: number, lr: number, data: TensorMap, finished: { ret: number; len: number }[], ev: number, am: Partial<IterationMetrics> = {}): IterationMetrics {
+  private *finishIteration(t0: number, lr: number, data: TensorMap, finished: { ret: number; len: number }[], ev: number, am: Partial<IterationMetrics> = {}): Work<IterationMetrics> {
     const h = this.host;
     const B = this.stepsPerIteration();
-    const stats = this.update(data, lr);
+    const stats = yield* this.update(data, lr);
     disposeMap(data);
     const dt = (performance.now() - t0) / 1000;
     for (const f of finished) h.recentReturns.push(f.ret);
@@ -464,7 +530,7 @@ export class Trainer {
    * row is tiled G times, G actions are sampled and every branch is stepped; the group advantage
    * graph scores the branches and one branch per env is executed (uniform or argmax q).
    */
-  private groupRollout(): [TensorMap, { ret: number; len: number }[], number] {
+  private *groupRollout(): Work<[TensorMap, { ret: number; len: number }[], number]> {
     const c = this.cfg;
     const T = c.rollout.steps;
     const N = c.env.num_envs;
@@ -481,9 +547,9 @@ export class Trainer {
       obs.dispose();
       const keyA = keyTensor(ka!);
       const keyE = keyTensor(ke!);
-      const a = this.act({ obs: obsT!, key: keyA }, this.params);
-      const st = this.step({ state: stateT!, t: tT!, action: a.action!, key: keyE }, {});
-      const branch = this.rollBranches(st, c.group!.horizon);
+      const a = yield* this.call(this.act, { obs: obsT!, key: keyA }, this.params);
+      const st = yield* this.call(this.step, { state: stateT!, t: tT!, action: a.action!, key: keyE }, {});
+      const branch = yield* this.rollBranches(st, c.group!.horizon);
       // Reward normalisation scales every branch by the running std of the executed trajectory's discounted return.
       const sd = h.retStat ? Math.sqrt(h.retStat.var_[0]! + 1e-8) : 1;
       const clip = c.normalize.clip;
@@ -494,16 +560,16 @@ export class Trainer {
         // V of each branch's last state, from the observation before any auto-reset; (1 - done) drops finished ones.
         const keyB = keyTensor(kb!);
         const fin = this.policyObs(branch.lastObs, false, h.obsStat);
-        const nx = this.act({ obs: fin, key: keyB }, this.params);
+        const nx = yield* this.call(this.act, { obs: fin, key: keyB }, this.params);
         const vS = tf.tidy(() => a.value!.reshape([N, Gs]).slice([0, 0], [N, 1]).reshape([N]));
         const vNext = nx.value!.reshape([N, Gs]);
-        adv = this.groupAdv!({ R, V_s: vS, V_next: vNext, done }, {});
+        adv = yield* this.call(this.groupAdv!, { R, V_s: vS, V_next: vNext, done }, {});
         buf.returns.push(tf.tidy(() => tf.gather(adv.y!, tile)));
         buf.values.push(a.value!);
         tf.dispose([keyB, fin, vS, vNext]);
         disposeMap(nx);
       } else {
-        adv = this.groupAdv!({ rewards: R }, {});
+        adv = yield* this.call(this.groupAdv!, { rewards: R }, {});
         // No value function in GRPO: the value loss sees zeros (and vf_coef is 0 in the update).
         buf.returns.push(tf.zeros([N * Gs]));
         buf.values.push(tf.zeros([N * Gs]));
@@ -542,6 +608,8 @@ export class Trainer {
       disposeMap(adv);
       disposeMap(this.env);
       this.env = next;
+      // The next step's observation statistics and a checkpoint read the gathered env tensors.
+      yield* this.readAll(Object.values(next));
     }
     tile.dispose();
     this.globalStep += this.stepsPerIteration();
@@ -554,6 +622,7 @@ export class Trainer {
       values_old: tf.concat(buf.values),
     }));
     Object.values(buf).forEach((xs) => tf.dispose(xs));
+    yield* this.readAll(Object.values(data));
     const ev = hybrid ? explainedVariance(data.values_old.dataSync(), data.returns.dataSync()) : NaN;
     return [data, finished, ev];
   }
@@ -564,7 +633,7 @@ export class Trainer {
    * branches that ended, and lastObs is each branch's last observation before any auto-reset (for
    * bootstrapping). With horizon 1 this is the first step alone.
    */
-  private rollBranches(first: TensorMap, horizon: number): { R: Float32Array; done: Float32Array; lastObs: tf.Tensor } {
+  private *rollBranches(first: TensorMap, horizon: number): Work<{ R: Float32Array; done: Float32Array; lastObs: tf.Tensor }> {
     const gamma = this.cfg.advantage.gamma;
     const R = Float32Array.from(first.reward!.dataSync());
     const term = first.terminated!.dataSync();
@@ -578,10 +647,10 @@ export class Trainer {
       const [ka, ke] = take(this.host, 2);
       const keyA = keyTensor(ka!);
       const keyE = keyTensor(ke!);
-      const from = cur ?? first;
+      const from: TensorMap = cur ?? first;
       const obs = this.policyObs(from.obs!, false, this.host.obsStat);
-      const a = this.act({ obs, key: keyA }, this.params);
-      const st = this.step({ state: from.state!, t: from.t!, action: a.action!, key: keyE }, {});
+      const a = yield* this.call(this.act, { obs, key: keyA }, this.params);
+      const st: TensorMap = yield* this.call(this.step, { state: from.state!, t: from.t!, action: a.action!, key: keyE }, {});
       const r = st.reward!.dataSync();
       const tm = st.terminated!.dataSync();
       const tr = st.truncated!.dataSync();
@@ -601,10 +670,11 @@ export class Trainer {
       cur = { state: st.state!, t: st.t!, obs: st.obs! };
     }
     if (cur) disposeMap(cur);
+    yield* this.readAll([lastObs]);
     return { R, done, lastObs };
   }
 
-  private update(data: TensorMap, lr: number): Pick<IterationMetrics, 'loss' | 'pg_loss' | 'v_loss' | 'entropy' | 'approx_kl' | 'clipfrac' | 'grad_norm' | 'grad_clip_frac' | 'sat_mb'> {
+  private *update(data: TensorMap, lr: number): Work<Pick<IterationMetrics, 'loss' | 'pg_loss' | 'v_loss' | 'entropy' | 'approx_kl' | 'clipfrac' | 'grad_norm' | 'grad_clip_frac' | 'sat_mb'>> {
     const c = this.cfg;
     const u = c.update;
     const B = data.obs!.shape[0]!;
@@ -633,6 +703,7 @@ export class Trainer {
     // The KL penalty's reference policy is the one that sampled this rollout (pi_ref <- pi_theta after every
     // iteration, spec sectional-moe-and-grpo B.2/B.5): its log-probs are logp_old.
     if (lossTakes('logp_ref')) cols.push({ ...cols.find((col) => col.k === 'logp_old')!, k: 'logp_ref' });
+    yield* this.readAll(Object.values(this.params)); // (used by the rollout's kernels since their last read)
     let flatParams = this.flattenParams();
     for (let epoch = 0; epoch < u.epochs; epoch++) {
       const [kp] = take(this.host, 1);
@@ -645,11 +716,12 @@ export class Trainer {
         if (this.amppoModulate) {
           // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target
           // A_mod + V_old, or with value_target "gae" the policy loss only (the GAE return stays the target).
-          const mo = this.amppoModulate({ A: batch.advantages!, alpha_ema: alphaFrozen! }, {});
+          // Read before the program uses it: webgpu drops the host copy of what its kernels used.
+          const raw = batch.advantages!.dataSync();
+          const mo = yield* this.call(this.amppoModulate, { A: batch.advantages!, alpha_ema: alphaFrozen! }, {});
           const eps = tr!.hp.eps ?? 1e-5;
           const tau = tr!.hp.tau ?? 1.25;
           const nMb = mo.norm!.dataSync()[0]!;
-          const raw = batch.advantages!.dataSync();
           let ns = 0;
           for (let i = 0; i < raw.length; i++) if (Math.abs((this.host.amppo!.alpha_ema * raw[i]!) / (nMb + eps)) > tau) ns++;
           sat += ns / raw.length;
@@ -660,14 +732,14 @@ export class Trainer {
             batch.returns = tf.add(mo.A_mod!, batch.values_old!);
           }
         }
-        const out = this.loss({ ...batch, ...scalars }, this.params);
+        const out = yield* this.call(this.loss, { ...batch, ...scalars }, this.params);
         disposeMap(batch);
         const flatGrad = this.flatten((p) => out[gradOutput(p)]!);
-        const clipped = this.clip({ grads: flatGrad, max_norm: maxNorm }, {});
+        const clipped = yield* this.call(this.clip, { grads: flatGrad, max_norm: maxNorm }, {});
         // Without clip_grad the clip graph still gives the logged norm; the step uses the raw gradient.
         const stepGrad = c.optimizer.clip_grad ? clipped.grads! : flatGrad;
         const seg: TensorMap = this.segment ? { segment: this.segment } : {};
-        const o = this.opt({ ...optScalars, ...this.optState, ...seg, [this.optParam]: flatParams, [this.optGrad]: stepGrad }, {});
+        const o = yield* this.call(this.opt, { ...optScalars, ...this.optState, ...seg, [this.optParam]: flatParams, [this.optGrad]: stepGrad }, {});
         tf.dispose([flatParams, clipped.grads!, flatGrad]);
         flatParams = o[this.optParam]!;
         const newParams = this.unflatten(flatParams);
@@ -736,10 +808,8 @@ export class Trainer {
 
   private checkFinite(row: IterationMetrics): void {
     const bad = (['loss', 'pg_loss', 'v_loss', 'entropy', 'approx_kl'] as const).find((k) => !Number.isFinite(row[k]));
-    const paramsOk = tf.tidy(() => {
-      const sums = this.paramNames.map((p) => tf.sum(tf.abs(this.params[p]!)));
-      return Number.isFinite(tf.addN(sums).dataSync()[0]!);
-    });
+    // On the host: the params are there already on every backend (the optimizer's output is split there).
+    const paramsOk = this.paramNames.every((p) => hostValues(this.params[p]!).every((v) => Number.isFinite(v)));
     if (bad === undefined && paramsOk) return;
     throw new LoomError({
       code: 'E_NUMERIC',
@@ -792,7 +862,7 @@ export class Trainer {
       else {
         disposeMap(this.env);
         const [k] = take(this.host, 1);
-        this.env = this.resetEnvs(k!, this.cfg.env.num_envs);
+        this.env = runSync(this.resetEnvs(k!, this.cfg.env.num_envs));
         this.host.epReturn.fill(0);
         this.host.epLength.fill(0);
         this.host.retAcc.fill(0);
@@ -820,6 +890,14 @@ export class Trainer {
    * when `deterministic` (the default, as in Stable-Baselines3), sampled actions otherwise.
    */
   evaluate(episodes: number, seed: number, deterministic = true): number[] {
+    return runSync(this.evaluateWork(episodes, seed, deterministic));
+  }
+
+  evaluateAsync(episodes: number, seed: number, deterministic = true): Promise<number[]> {
+    return runAsync(this.evaluateWork(episodes, seed, deterministic));
+  }
+
+  private *evaluateWork(episodes: number, seed: number, deterministic: boolean): Work<number[]> {
     if (episodes <= 0) return [];
     if (deterministic && !this.actMode) {
       this.requireActionMode('--stochastic');
@@ -831,7 +909,7 @@ export class Trainer {
     const h: HostState = { ...this.host, key: seedKey(seed + 0x5eed) };
     const [k0] = take(h, 1);
     const envs = this.hostEnv ? (this.evalEnv ??= this.envPrograms()) : { step: this.step, reset: this.reset };
-    let env = this.resetEnvs(k0!, N, envs.reset);
+    let env = yield* this.resetEnvs(k0!, N, envs.reset);
     const ret = new Array<number>(N).fill(0);
     const out: number[] = [];
     for (let guard = 0; out.length < episodes && guard < 100000; guard++) {
@@ -839,8 +917,8 @@ export class Trainer {
       const keyA = keyTensor(ka!);
       const keyE = keyTensor(ke!);
       const obs = this.policyObs(env.obs!, false, h.obsStat);
-      const a = act({ obs, key: keyA }, this.params);
-      const st = envs.step({ state: env.state!, t: env.t!, action: actionOf(a), key: keyE }, {});
+      const a = yield* this.call(act, { obs, key: keyA }, this.params);
+      const st = yield* this.call(envs.step, { state: env.state!, t: env.t!, action: actionOf(a), key: keyE }, {});
       const r = st.reward!.dataSync();
       const term = st.terminated!.dataSync();
       const trunc = st.truncated!.dataSync();
@@ -995,12 +1073,13 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
     trainer.lastCheckpoint = ckpt;
   } else {
     removeCheckpoint(opts.outDir);
-    trainer.init();
+    await trainer.initAsync();
   }
   const columns = [...METRIC_COLUMNS, ...(cfg.advantage.transform ? AMPPO_COLUMNS : []), ...(cfg.eval.every > 0 ? EVAL_COLUMNS : [])];
   const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, columns, cfg.logging.tensorboard);
   if (log.dropped) opts.log?.(log.dropped + '\n');
-  const save = () => {
+  const save = async () => {
+    await trainer.toHost();
     writeCheckpoint(ckpt, trainer.checkpointBody(backend));
     trainer.lastCheckpoint = ckpt;
   };
@@ -1020,14 +1099,15 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
         stopped = true;
         break;
       }
-      const row = trainer.iterate();
+      const row = await trainer.iterateAsync();
       done++;
       if (cfg.eval.every > 0 && row.iteration % cfg.eval.every === 0) {
         // As SB3's EvalCallback: the same seeded episodes each time, and best/ holds the best policy so far.
-        const score = mean(trainer.evaluate(cfg.eval.episodes, cfg.seed, cfg.eval.deterministic));
+        const score = mean(await trainer.evaluateAsync(cfg.eval.episodes, cfg.seed, cfg.eval.deterministic));
         row.eval_return = score;
         if (score !== null && (trainer.host.bestEval === null || score > trainer.host.bestEval)) {
           trainer.host.bestEval = score;
+          await trainer.toHost();
           writeCheckpoint(outputPath(bestDir, 'checkpoint.json'), {
             ...trainer.checkpointBody(backend),
             eval: { iteration: row.iteration, episodes: cfg.eval.episodes, mean_return: score, deterministic: cfg.eval.deterministic },
@@ -1036,7 +1116,7 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
       }
       opts.onMetrics?.(row);
       if (row.iteration % cfg.logging.every === 0 || row.iteration === trainer.iterations || row.eval_return !== undefined) log.add(row);
-      if (cfg.checkpoint.every > 0 && row.iteration % cfg.checkpoint.every === 0) save();
+      if (cfg.checkpoint.every > 0 && row.iteration % cfg.checkpoint.every === 0) await save();
       opts.onProgress?.({
         iteration: row.iteration,
         iterations: trainer.iterations,
@@ -1046,11 +1126,11 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
       });
       yield;
     }
-    save();
+    await save();
     // Once, at the end: rendering takes tens of milliseconds.
     await log.plot();
     const finished = trainer.iteration >= trainer.iterations;
-    const evalReturns = finished ? trainer.evaluate(cfg.eval.episodes, cfg.seed, cfg.eval.deterministic) : [];
+    const evalReturns = finished ? await trainer.evaluateAsync(cfg.eval.episodes, cfg.seed, cfg.eval.deterministic) : [];
     writeRunRecord(opts.outDir, endRecord(record, finished ? 'finished' : 'stopped', progress()));
     const params = trainer.params;
     trainer.params = {};

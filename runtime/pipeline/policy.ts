@@ -74,14 +74,34 @@ export interface EvalOptions {
 
 /** Plays episodes with the saved policy, as the evaluation at the end of `loom train` does. */
 export function evaluatePolicy(p: SavedPolicy, o: EvalOptions): number[] {
-  // The trainer's own eval settings are not used here (its check of them would point at the pipeline).
-  const trainer = new Trainer({ ...p.cfg, eval: { ...p.cfg.eval, episodes: 0 } });
+  const trainer = policyTrainer(p);
   try {
-    trainer.restore(p.body, p.file);
     return trainer.evaluate(o.episodes, o.seed, o.deterministic);
   } finally {
     trainer.dispose();
   }
+}
+
+/** `evaluatePolicy` on any backend, webgpu included (whose reads are asynchronous). */
+export async function evaluatePolicyAsync(p: SavedPolicy, o: EvalOptions): Promise<number[]> {
+  const trainer = policyTrainer(p);
+  try {
+    return await trainer.evaluateAsync(o.episodes, o.seed, o.deterministic);
+  } finally {
+    trainer.dispose();
+  }
+}
+
+function policyTrainer(p: SavedPolicy): Trainer {
+  // The trainer's own eval settings are not used here (its check of them would point at the pipeline).
+  const trainer = new Trainer({ ...p.cfg, eval: { ...p.cfg.eval, episodes: 0 } });
+  try {
+    trainer.restore(p.body, p.file);
+  } catch (e) {
+    trainer.dispose();
+    throw e;
+  }
+  return trainer;
 }
 
 /** The observation statistics of a checkpoint, checked against the observation size. */

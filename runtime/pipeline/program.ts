@@ -9,7 +9,11 @@ import { compileProgram, type ProgramOptions } from '../exec.ts';
 import { interpret, type TensorMap } from '../interpreter.ts';
 
 /** Runs a graph; returns fresh tensors owned by the caller and never disposes its arguments. */
-export type Program = (inputs: TensorMap, params: TensorMap) => TensorMap;
+export interface Program {
+  (inputs: TensorMap, params: TensorMap): TensorMap;
+  /** The same, awaiting the reads its ops make on the host where tensors cannot be read synchronously (webgpu). */
+  runAsync(inputs: TensorMap, params: TensorMap): Promise<TensorMap>;
+}
 
 export type Executor = 'compiled' | 'interpret';
 
@@ -20,9 +24,26 @@ export function defaultExecutor(): Executor {
   throw new LoomError({ code: 'E_USAGE', message: `unknown LOOM_EXECUTOR "${v}"`, expected: 'compiled | interpret', found: v });
 }
 
+/** A program from a synchronous function whose tensors are always readable (host code, the interpreter). */
+export function syncProgram(run: (inputs: TensorMap, params: TensorMap) => TensorMap): Program {
+  return Object.assign(run, { runAsync: async (inputs: TensorMap, params: TensorMap) => run(inputs, params) });
+}
+
 /** `options` tune the compiled executor (the interpreter takes none). */
 export function makeProgram(g: IRGraph, executor: Executor = defaultExecutor(), options: ProgramOptions = {}): Program {
-  if (executor === 'interpret') return (inputs, params) => interpret(g, inputs, params);
+  if (executor === 'interpret') {
+    return syncProgram((inputs, params) => interpret(g, inputs, params));
+  }
   const prog = compileProgram(g, options);
-  return (inputs, params) => prog.run(inputs, params);
+  return Object.assign((inputs: TensorMap, params: TensorMap) => prog.run(inputs, params), { runAsync: (inputs: TensorMap, params: TensorMap) => prog.runAsync(inputs, params) });
+}
+
+/**
+ * Runs a program where tensors cannot be read synchronously, then reads each output once: tfjs
+ * keeps the values on the host, so later synchronous reads of those outputs succeed.
+ */
+export async function runReadable(p: Program, inputs: TensorMap, params: TensorMap): Promise<TensorMap> {
+  const out = await p.runAsync(inputs, params);
+  await Promise.all(Object.values(out).map((t) => t.data()));
+  return out;
 }

@@ -2,9 +2,14 @@
  * A Dawn WebGPU device for tests (npm `webgpu`), with a runner for the WGSL target's shaders:
  * storage buffers in, one dispatch, the output mapped back. `webgpuDevice()` gives the device or
  * a one-line reason there is none, for `describe.skipIf` and a visible message; `webgpuTfjs()`
- * does the same for tfjs's 'webgpu' backend.
+ * does the same for tfjs's 'webgpu' backend. `startWebgpu()` starts the webgpu test group: it
+ * selects loom's webgpu backend for the test file (vitest runs each file in its own process, so
+ * no other file sees it) or says on the console why the group is skipped; only a missing adapter
+ * skips, any other failure is an error.
  */
 import type { WgslShader } from '../../compiler/codegen/wgsl.ts';
+import { isLoomError } from '../../compiler/errors.ts';
+import { initBackend, type BackendChoice } from '../../runtime/backend.ts';
 
 export type GpuArray = Float32Array | Int32Array;
 
@@ -129,4 +134,14 @@ async function open(): Promise<{ gpu: TestGpu } | { gpu: null; reason: string }>
   };
 
   return { gpu: { adapter: name, run } };
+}
+
+export async function startWebgpu(group: string): Promise<BackendChoice | undefined> {
+  try {
+    return await initBackend('webgpu', () => {});
+  } catch (e) {
+    if (!isLoomError(e) || e.code !== 'E_BACKEND') throw e;
+    console.log(`SKIPPED ${group}: no WebGPU adapter on this machine (${e.info.message}); .ci/install-gpu-adapter.sh installs a software one`);
+    return undefined;
+  }
 }

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { TensorMap } from '../../../runtime/interpreter.ts';
 import { parsePipeline } from '../../../runtime/pipeline/config.ts';
 import { Trainer } from '../../../runtime/pipeline/driver.ts';
-import type { Program } from '../../../runtime/pipeline/program.ts';
+import { syncProgram, type Program } from '../../../runtime/pipeline/program.ts';
 import { G, tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
 
 beforeAll(async () => {
@@ -19,11 +19,11 @@ function spy(t: Trainer, field: string): { inputs: Values; outputs: Values }[] {
   const slot = t as unknown as Record<string, Program>;
   const inner = slot[field]!;
   const copy = (m: TensorMap) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
-  slot[field] = (inputs, params) => {
+  slot[field] = syncProgram((inputs, params) => {
     const out = inner(inputs, params);
     calls.push({ inputs: copy(inputs), outputs: copy(out) });
     return out;
-  };
+  });
   return calls;
 }
 

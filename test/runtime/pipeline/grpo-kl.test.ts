@@ -12,7 +12,7 @@ import { loadGraph } from '../../../compiler/frontend/load.ts';
 import type { TensorMap } from '../../../runtime/interpreter.ts';
 import { loadPipeline, loadPipelineGraphs } from '../../../runtime/pipeline/config.ts';
 import { Trainer } from '../../../runtime/pipeline/driver.ts';
-import { makeProgram, type Program } from '../../../runtime/pipeline/program.ts';
+import { makeProgram, syncProgram, type Program } from '../../../runtime/pipeline/program.ts';
 import { loom } from '../../helpers/cli.ts';
 import { loomErr } from '../../helpers/loom-error.ts';
 import { G, tinyPipeline as tiny } from '../../helpers/tiny-pipeline.ts';
@@ -90,10 +90,10 @@ describe('update.kl_coef in the driver', () => {
     const calls: Record<string, Float32Array>[] = [];
     const slot = t as unknown as Record<string, Program>;
     const inner = slot.loss!;
-    slot.loss = (inputs, p) => {
+    slot.loss = syncProgram((inputs, p) => {
       calls.push(Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, Float32Array.from(v.dataSync())])));
       return inner(inputs, p);
-    };
+    });
     t.iterate();
     expect(calls).toHaveLength(4);
     for (const c of calls) {

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TensorMap } from '../../../runtime/interpreter.ts';
 import { Trainer, train } from '../../../runtime/pipeline/driver.ts';
-import type { Program } from '../../../runtime/pipeline/program.ts';
+import { syncProgram, type Program } from '../../../runtime/pipeline/program.ts';
 import { tinyPipeline as tiny, writeTinyPipeline } from '../../helpers/tiny-pipeline.ts';
 import { loomErr } from '../../helpers/loom-error.ts';
 import { loom } from '../../helpers/cli.ts';
@@ -24,11 +24,11 @@ function spyOutputs(t: Trainer, field: string): Record<string, Float32Array | In
   const calls: Record<string, Float32Array | Int32Array | Uint8Array>[] = [];
   const slot = t as unknown as Record<string, Program>;
   const inner = slot[field]!;
-  slot[field] = (inputs: TensorMap, params: TensorMap) => {
+  slot[field] = syncProgram((inputs: TensorMap, params: TensorMap) => {
     const out = inner(inputs, params);
     calls.push(Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.dataSync().slice()])) as Record<string, Float32Array>);
     return out;
-  };
+  });
   return calls;
 }
 
@@ -58,10 +58,10 @@ function run(perEnv: boolean) {
   const gaes: Float32Array[] = [];
   const slot = t as unknown as Record<string, Program>;
   const gae = slot.gae!;
-  slot.gae = (inputs, params) => {
+  slot.gae = syncProgram((inputs, params) => {
     gaes.push(inputs.rewards!.dataSync().slice() as Float32Array);
     return gae(inputs, params);
-  };
+  });
   t.init();
   for (let k = 0; k < ITER; k++) t.iterate();
   const stats = { obs: t.host.obsStat!.toJSON(), ret: t.host.retStat!.toJSON() };

@@ -26,11 +26,12 @@ function spy(t: Trainer, field: string): Captured[] {
   const slot = t as unknown as Record<string, Program>;
   const inner = slot[field]!;
   const copy = (m: TensorMap) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.dataSync().slice()])) as Captured['inputs'];
-  slot[field] = (inputs, params) => {
+  const run = (inputs: TensorMap, params: TensorMap) => {
     const out = inner(inputs, params);
     calls.push({ inputs: copy(inputs), outputs: copy(out) });
     return out;
   };
+  slot[field] = Object.assign(run, { runAsync: async (inputs: TensorMap, params: TensorMap) => run(inputs, params) });
   return calls;
 }
 

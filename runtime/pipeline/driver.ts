@@ -12,7 +12,7 @@ import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, matchCheckpoint, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody, type CheckpointLayout, type CheckpointSource } from './checkpoint.ts';
-import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
+import { loadPipelineGraphs, stepsPerVisitedState, type PipelineConfig, type PipelineGraphs } from './config.ts';
 import { checkPipelineSize } from './budget.ts';
 import { AMPPO_COLUMNS, EVAL_COLUMNS, GROUP_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
 import type { DType, IRGraph } from '../../compiler/ir.ts';
@@ -224,8 +224,7 @@ export class Trainer {
 
   /** Env steps simulated per iteration: every sampled branch counts (group algorithms step each one). */
   stepsPerIteration(): number {
-    const g = this.cfg.group;
-    return this.cfg.env.num_envs * this.cfg.rollout.steps * (g ? g.size * g.horizon : 1);
+    return this.cfg.env.num_envs * this.cfg.rollout.steps * stepsPerVisitedState(this.cfg);
   }
 
   /** Fresh state from the seed. */

@@ -6,7 +6,7 @@
  */
 import { basename } from 'node:path';
 import { printable } from '../../compiler/text.ts';
-import { curve, curvesSvg, finalReturn, markdownCell, markdownTable, meanCI, stepsToThreshold, summarise, type MeanCI, type PipelineSummary } from '../compare.ts';
+import { areaUnderCurve, curvesSvg, finalReturn, markdownCell, markdownTable, meanCI, stepsToThreshold, summarise, type MeanCI, type PipelineSummary } from '../compare.ts';
 import { csvLine } from '../csv.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from '../fs.ts';
 import type { IterationMetrics } from '../pipeline/metrics.ts';
@@ -31,10 +31,7 @@ const higherIsBetter = (m: SweepMetric) => m !== 'steps_to_threshold';
  */
 export function metricValue(metrics: readonly IterationMetrics[], metric: SweepMetric, threshold: number | null): number | null {
   if (metric === 'final_return') return finalReturn(metrics);
-  if (metric === 'auc') {
-    const rets = curve(metrics).flatMap((p) => (p.ret === null ? [] : [p.ret]));
-    return rets.length ? rets.reduce((a, b) => a + b, 0) / rets.length : null;
-  }
+  if (metric === 'auc') return areaUnderCurve(metrics);
   if (threshold === null) return null;
   return stepsToThreshold(metrics, threshold) ?? metrics.at(-1)?.global_step ?? null;
 }

@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 import { printable } from '../../compiler/text.ts';
 import { areaUnderCurve, curvesSvg, finalReturn, markdownCell, markdownTable, meanCI, stepsToThreshold, summarise, type MeanCI, type PipelineSummary } from '../compare.ts';
 import { csvLine } from '../csv.ts';
+import { BOOTSTRAP_REPS } from '../stats.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from '../fs.ts';
 import type { IterationMetrics } from '../pipeline/metrics.ts';
 import { renderSvg, sensitivitySpec, type SensitivityPanel } from '../plot.ts';
@@ -148,7 +149,7 @@ export async function writeReport(plan: SweepPlan, results: readonly JobResult[]
   const ranked = rankConfigs(plan, results);
   const title = sweepTitle(plan);
   const summaries = ranked.map((r) => r.summary);
-  const how = `Ranked by ${METRIC_TITLES[plan.metric]}${plan.metric === 'steps_to_threshold' ? ` (threshold ${plan.threshold}; a run that never reaches it counts its whole budget; fewer is better)` : ''}: mean over seeds, 95% CI with Student t. Final return: mean of the learning curve over the last 10% of iterations.`;
+  const how = `Ranked by ${METRIC_TITLES[plan.metric]}${plan.metric === 'steps_to_threshold' ? ` (threshold ${plan.threshold}; a run that never reaches it counts its whole budget; fewer is better)` : ''}: mean over seeds, 95% CI with Student t. Final return: mean of the learning curve over the last 10% of iterations. Per configuration, as in loom compare: the final return's IQM (25% trimmed mean) and mean with stratified bootstrap 95% CIs (${BOOTSTRAP_REPS} replicates, fixed seed) and its mean ± Student t CI; AUC: mean of the learning curve over all iterations.`;
   writeFileAtomic(markdown, `# ${printable(title)}\n\nBase pipeline: ${printable(basename(plan.pipeline))}. ${how}\n\n${rankingTable(plan, ranked)}\n## Per configuration\n\n${markdownTable(summaries, plan.threshold)}`);
   writeFileAtomic(csv, rankingCsv(plan, ranked));
   const doc = {

@@ -531,10 +531,10 @@ export function compareMarkdown(title: string, rows: readonly PipelineSummary[],
     'Final return: the mean of a run\'s learning curve over its last 10% of iterations. AUC: the mean of its learning curve over all its iterations (normalised area under the curve).',
     `IQM: interquartile mean over seeds (the 25% trimmed mean, as rliable); IQM and mean with stratified bootstrap 95% percentile CIs (${o.reps} replicates, seed ${BOOTSTRAP_SEED}); mean ± 95% CI (t): Student t over seeds.`,
     ...(rows.some((r) => r.evalReturn.n > 0) ? ['Eval return: the final deterministic evaluation of each run (the pipeline\'s `eval` settings).'] : []),
-    `P(> ${printable(o.baseline)}): probability that a run of the pipeline has a higher final return than a run of the baseline (ties count 1/2), with its bootstrap CI. p: two-sided Mann–Whitney U test of the final returns against the baseline, Holm–Bonferroni adjusted over the table's ${n(o.comparisons, 'comparison')}.`,
+    ...(rows.length < 2 ? [] : [`P(> ${printable(o.baseline)}): probability that a run of the pipeline has a higher final return than a run of the baseline (ties count 1/2), with its bootstrap CI. p: two-sided Mann–Whitney U test of the final returns against the baseline, Holm–Bonferroni adjusted over the table's ${n(o.comparisons, 'comparison')}.`]),
   ];
   const visited = visitedTable(rows);
   const missing = o.missing?.length ? `\nNot finished in this folder, left out: ${o.missing.map((m) => printable(m)).join(', ')}.\n` : '';
-  const atVisited = visited ? `\n## At equal visited states\n\nGroup pipelines simulate several env steps per visited state; here every run is cut at the fewest visited states any run reached, and its final return is taken up to there.\n\n${visited}` : '';
+  const atVisited = visited ? `\n## At equal visited states\n\nGroup pipelines simulate several env steps per visited state; here every run is cut at the fewest visited states any run reached, and its final return is taken up to there (- where a pipeline's first iteration already visits more).\n\n${visited}` : '';
   return `# ${printable(title)}\n\n${how.join('\n')}\n${missing}\n${markdownTable(rows, threshold)}${atVisited}`;
 }

@@ -1,6 +1,6 @@
 /**
  * Figures as Vega-Lite specs, rendered headless to SVG by vega: the learning curve of a run, the
- * banded mean curves of `loom compare`, and the expert-count cost curve. The specs are data, so
+ * banded mean curves and performance profiles of `loom compare`, and the expert-count cost curve. The specs are data, so
  * each figure is one function of its inputs, and one renderer turns any of them into an SVG.
  */
 import * as vega from 'vega';
@@ -128,6 +128,35 @@ export function bandedCurvesSpec(c: BandedCurves): TopLevelSpec {
       { mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: c.yTitle, scale: { zero: false } }, y2: { field: 'hi' }, color } },
       { mark: { type: 'line', opacity: 0.35, strokeWidth: 1 }, encoding: { x, y: { field: 'raw', type: 'quantitative' }, color } },
       { mark: { type: 'line', strokeWidth: 2.5 }, encoding: { x, y: { field: 'mean', type: 'quantitative' }, color } },
+    ],
+  };
+}
+
+export interface ProfileSeries {
+  name: string;
+  /** At each threshold τ: the fraction of runs scoring above it, with its 95% CI [lo, hi]. */
+  points: readonly { tau: number; frac: number; lo: number; hi: number }[];
+}
+
+export interface Profiles {
+  title: string;
+  subtitle: string[];
+  xTitle: string;
+  series: readonly ProfileSeries[];
+}
+
+/** Performance profiles (rliable): per series a step line of the fraction of runs above τ, over its shaded CI band. */
+export function profilesSpec(c: Profiles): TopLevelSpec {
+  const names = c.series.map((s) => printable(s.name));
+  const values = c.series.flatMap((s, i) => s.points.filter((p) => finite(p.tau, p.frac, p.lo, p.hi)).map((p) => ({ ...p, name: names[i]! })));
+  const x = { field: 'tau', type: 'quantitative', title: c.xTitle, scale: { zero: false } } as const;
+  const color = { field: 'name', type: 'nominal', title: null, scale: { domain: names, range: names.map((_, i) => SERIES_COLORS[i % SERIES_COLORS.length]!) }, legend: { symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 } } as const;
+  return {
+    ...base(c.title, c.subtitle),
+    data: { values },
+    layer: [
+      { mark: { type: 'area', opacity: 0.2, interpolate: 'step-after' }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'fraction of runs with score > τ', scale: { domain: [0, 1] } }, y2: { field: 'hi' }, color } },
+      { mark: { type: 'line', strokeWidth: 2.5, interpolate: 'step-after' }, encoding: { x, y: { field: 'frac', type: 'quantitative' }, color } },
     ],
   };
 }

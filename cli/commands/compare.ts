@@ -1,25 +1,29 @@
+import { availableParallelism } from 'node:os';
 import { LoomError } from '../../compiler/errors.ts';
 import { printable } from '../../compiler/text.ts';
-import { makeProgress, type Progress } from '../../runtime/pipeline/progress.ts';
+import { makeProgress } from '../../runtime/pipeline/progress.ts';
 import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, interruptible, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
 
 export const compare: Command = {
   name: 'compare',
-  summary: 'train several pipelines over K seeds each and tabulate final return (mean ± 95% CI), steps to a threshold, wall time and env steps/s, with a plot of mean learning curves',
-  usage: 'loom compare PIPELINE... --seeds K --steps N [--set PATH=VALUE]... [--env E] [--out DIR] [--threshold R] [--backend B] [--force]',
+  summary: 'train several pipelines over K seeds each on a pool of local worker processes and tabulate final return (IQM and mean with bootstrap CIs), AUC, evaluation return, probability of improvement over a baseline with Holm-adjusted p-values, steps to a threshold, wall time and env steps/s, with learning curves and performance profiles',
+  usage: 'loom compare PIPELINE... --seeds K --steps N [--set PATH=VALUE]... [--env E] [--out DIR] [--threshold R] [--baseline NAME] [--reps N] [--workers N] [--report-only] [--backend B]',
   options: {
     set: { ...SET_OPTION, description: 'override a field of every pipeline, e.g. --set update.epochs=10 (repeatable)' },
     env: { type: 'string', description: "override every pipeline's env: a Gymnasium id (e.g. CartPole-v1) or a name under graphs/envs", valueName: 'E' },
     seeds: { type: 'string', description: 'number of seeds per pipeline (seeds 1..K, the same for every pipeline)', valueName: 'K' },
     steps: { type: 'string', description: 'total env steps per run', valueName: 'N' },
-    out: { type: 'string', description: 'output folder (default runs/compare): compare.md, compare.csv, compare.json, compare.svg and one run folder per pipeline and seed', valueName: 'DIR' },
+    out: { type: 'string', description: 'output folder (default runs/compare): compare.md, compare.csv, compare.json, compare.svg, profiles.svg and one run folder per pipeline and seed, DIR/<pipeline>/s<seed>', valueName: 'DIR' },
     threshold: { type: 'string', description: 'return threshold for the steps-to-threshold column', valueName: 'R' },
+    baseline: { type: 'string', description: 'the pipeline (its "pipeline" name) the others are compared with: probability of improvement and p-values (default: the first)', valueName: 'NAME' },
+    reps: { type: 'string', description: 'bootstrap replicates of the confidence intervals (default 2000)', valueName: 'N' },
+    workers: { type: 'string', description: 'worker processes that run the pipelines x seeds (default: one per core)', valueName: 'N' },
+    'report-only': { type: 'boolean', description: 'run nothing: write the tables and figures from the finished runs in DIR' },
     backend: BACKEND_OPTION,
     'allow-path': ALLOW_PATH_OPTION,
-    force: { type: 'boolean', description: 'start over in run folders that hold finished runs or checkpoints' },
   },
   details:
-    'Runs are sequential. The final return of a run is the mean of its learning curve over the last 10% of\niterations; the CI uses the t distribution over seeds.\n\nExample:\n  loom compare graphs/pipelines/ppo-cartpole.json graphs/pipelines/amppo-cartpole.json --env cartpole --seeds 3 --steps 50000 --threshold 195',
+    "Each run is configured exactly as `loom train PIPELINE --seed S --steps N` configures it (the pipeline's\nevaluation included) and runs in DIR/<pipeline>/s<seed>. Running the same command again skips finished runs\n(those of `loom train ... --out DIR/<pipeline>/s<seed>` too) and resumes stopped ones from their checkpoints;\nCtrl-C stops every running run after its iteration, with a checkpoint. The final return of a run is the mean\nof its learning curve over the last 10% of iterations. The statistics are in docs/results.md.\n\nExample:\n  loom compare graphs/pipelines/ppo-cartpole.json graphs/pipelines/amppo-cartpole.json --env cartpole --seeds 3 --steps 50000 --threshold 195 --workers 2",
   async run(args, io) {
     const files = args.positionals;
     if (!files.length) throw new LoomError({ code: 'E_USAGE', message: 'loom compare needs at least one PIPELINE file', hint: 'run `loom compare --help`' });
@@ -27,6 +31,9 @@ export const compare: Command = {
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
     if (seeds === undefined || steps === undefined) throw new LoomError({ code: 'E_USAGE', message: 'loom compare needs --seeds K and --steps N', hint: 'run `loom compare --help`' });
     const threshold = numberFlag(args, 'threshold') ?? null;
+    const reps = numberFlag(args, 'reps', { integer: true, min: 1, max: 1_000_000 });
+    const workers = numberFlag(args, 'workers', { integer: true, min: 1, max: 1024 });
+    const reportOnly = Boolean(args.values['report-only']);
     const env = args.values.env as string | undefined;
     const allow = allowedRoots(args);
     makeProgress(progressStream(io)).stage(`loading ${files.length} pipeline${files.length === 1 ? '' : 's'}`);
@@ -42,14 +49,9 @@ export const compare: Command = {
     // tfjs and the driver take seconds to load, so they are loaded after the first line is out.
     const [{ initBackend }, { compare: runCompare, markdownTable }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/compare.ts')]);
     const backend = await initBackend(args.values.backend as string | undefined);
-    // One meter per run, ended by compare's own line at the end of the run: on a terminal, each
-    // finished run leaves its last bar as a line.
-    let meter: Progress | null = null;
-    const endRun = () => {
-      meter?.done();
-      meter = null;
-    };
-    const runMeter = (label: string): Progress => (meter ??= makeProgress(progressStream(io), { label }));
+    const runs = cfgs.length * seeds;
+    const n = Math.min(workers ?? availableParallelism(), runs);
+    if (!reportOnly) io.err(`loom compare: ${runs} runs (${cfgs.length} pipeline${cfgs.length === 1 ? '' : 's'} x ${seeds} seed${seeds === 1 ? '' : 's'}) on ${n} worker process${n === 1 ? '' : 'es'}\n`);
     const sigint = interruptible(io);
     try {
       const r = await runCompare(cfgs, {
@@ -57,26 +59,27 @@ export const compare: Command = {
         seeds: Array.from({ length: seeds }, (_, i) => i + 1),
         threshold,
         backend: backend.name,
-        force: Boolean(args.values.force),
         overrides: overrides.map((o) => o.text),
+        ...(env !== undefined ? { env } : {}),
+        allow,
         invocation: invocation('compare', args),
-        log: (line) => {
-          endRun();
-          io.err(line);
-        },
-        onStage: (label, text) => runMeter(label).stage(text),
-        onProgress: (label, p) => runMeter(label).update(p),
+        workers: n,
+        reportOnly,
+        ...(args.values.baseline !== undefined ? { baseline: args.values.baseline as string } : {}),
+        ...(reps !== undefined ? { reps } : {}),
+        log: (line) => io.err(line),
         shouldStop: sigint.interrupted,
       });
       if (r.stopped) {
-        endRun();
-        io.err(`${r.stopped.label}: stopped at iteration ${r.stopped.iteration} (checkpoint in ${printable(r.stopped.dir)}); no tables written: run loom compare again with --force to start over\n`);
+        for (const s of r.stopped) io.err(`${s.label}: stopped at iteration ${s.iteration} (checkpoint in ${printable(s.dir)})\n`);
+        io.err('loom compare: no tables written: run the same command again to resume\n');
         return 130;
       }
+      if (r.missing?.length) io.err(`loom compare: not finished in ${printable(outDir)}, left out of the tables: ${r.missing.map((m) => printable(m)).join(', ')}\n`);
       io.out(markdownTable(r.rows, threshold));
-      io.out(`wrote ${r.files.markdown}, ${r.files.csv}, ${r.files.json}, ${r.files.svg}\n`);
+      io.out(`${r.comparisons} comparison${r.comparisons === 1 ? '' : 's'} against the baseline, p-values Holm–Bonferroni adjusted\n`);
+      io.out(`wrote ${r.files.markdown}, ${r.files.csv}, ${r.files.json}, ${r.files.svg}, ${r.files.profiles}\n`);
     } finally {
-      endRun();
       sigint.release();
     }
     return 0;

@@ -574,6 +574,11 @@ function fits(agent: AgentIo, env: AgentIo): boolean {
 
 const describeIo = (io: AgentIo) => `obs of width ${io.obs}, actions ${showType({ ...io.action, shape: ['N', ...io.action.shape.slice(1)] })}`;
 
+/** Env steps simulated per visited state: a group pipeline steps every branch (G · horizon), others 1. */
+export function stepsPerVisitedState(cfg: Pick<PipelineConfig, 'group'>): number {
+  return cfg.group ? cfg.group.size * cfg.group.horizon : 1;
+}
+
 /**
  * The pipeline with its env swapped for a shipped env, named by its Gymnasium id (`CartPole-v1`,
  * `HalfCheetah-v4`) or its file name (`cartpole`, `halfcheetah`), as `loom train --env` and

@@ -12,9 +12,9 @@ import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, syncReadable, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, matchCheckpoint, readCheckpoint, saveGroup, writeCheckpoint, type CheckpointBody, type CheckpointLayout, type CheckpointSource } from './checkpoint.ts';
-import { loadPipelineGraphs, type PipelineConfig, type PipelineGraphs } from './config.ts';
+import { loadPipelineGraphs, stepsPerVisitedState, type PipelineConfig, type PipelineGraphs } from './config.ts';
 import { checkPipelineSize } from './budget.ts';
-import { AMPPO_COLUMNS, EVAL_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
+import { AMPPO_COLUMNS, EVAL_COLUMNS, GROUP_COLUMNS, METRIC_COLUMNS, METRICS_FILES, MetricsLog, type IterationMetrics } from './metrics.ts';
 import type { DType, IRGraph } from '../../compiler/ir.ts';
 import { substShape } from '../../compiler/dims.ts';
 import { refType } from '../../compiler/frontend/infer.ts';
@@ -267,8 +267,7 @@ export class Trainer {
 
   /** Env steps simulated per iteration: every sampled branch counts (group algorithms step each one). */
   stepsPerIteration(): number {
-    const g = this.cfg.group;
-    return this.cfg.env.num_envs * this.cfg.rollout.steps * (g ? g.size * g.horizon : 1);
+    return this.cfg.env.num_envs * this.cfg.rollout.steps * stepsPerVisitedState(this.cfg);
   }
 
   /** Fresh state from the seed. */
@@ -511,6 +510,8 @@ export class Trainer {
     const row: IterationMetrics = {
       iteration: this.iteration,
       global_step: this.globalStep,
+      // One executed step per env and rollout step; the branches are not visited states.
+      ...(this.cfg.group ? { visited_states: this.iteration * this.cfg.env.num_envs * this.cfg.rollout.steps } : {}),
       lr,
       episodic_return: mean(finished.map((f) => f.ret)),
       episodic_length: mean(finished.map((f) => f.len)),
@@ -1075,7 +1076,7 @@ async function* trainLoop(cfg: PipelineConfig, opts: TrainOptions): AsyncGenerat
     removeCheckpoint(opts.outDir);
     await trainer.initAsync();
   }
-  const columns = [...METRIC_COLUMNS, ...(cfg.advantage.transform ? AMPPO_COLUMNS : []), ...(cfg.eval.every > 0 ? EVAL_COLUMNS : [])];
+  const columns = [...METRIC_COLUMNS, ...(cfg.group ? GROUP_COLUMNS : []), ...(cfg.advantage.transform ? AMPPO_COLUMNS : []), ...(cfg.eval.every > 0 ? EVAL_COLUMNS : [])];
   const log = new MetricsLog(opts.outDir, opts.resume ? trainer.iteration : null, `${cfg.pipeline} (${cfg.env.name}, seed ${cfg.seed})`, columns, cfg.logging.tensorboard);
   if (log.dropped) opts.log?.(log.dropped + '\n');
   const save = async () => {

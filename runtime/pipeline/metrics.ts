@@ -8,6 +8,11 @@ import { EventFileWriter, removeEventFiles } from '../tensorboard/event-file.ts'
 export interface IterationMetrics {
   iteration: number;
   global_step: number;
+  /**
+   * States the executed trajectory visited, over all envs (group pipelines only: there
+   * global_step also counts every branch step, G · horizon per visited state).
+   */
+  visited_states?: number;
   lr: number;
   /** Mean return / length of the episodes that finished in this iteration (null if none). */
   episodic_return: number | null;
@@ -49,6 +54,8 @@ export const METRIC_COLUMNS: (keyof IterationMetrics)[] = [
 
 export const AMPPO_COLUMNS: (keyof IterationMetrics)[] = ['alpha_ema', 's_ema', 'alpha_hat', 's_obs', 'adv_norm', 'adv_sigma', 'adv_raw_abs', 'adv_mod_abs', 'sat_mb'];
 
+export const GROUP_COLUMNS: (keyof IterationMetrics)[] = ['visited_states'];
+
 export const EVAL_COLUMNS: (keyof IterationMetrics)[] = ['eval_return'];
 
 /**
@@ -68,13 +75,13 @@ export const TENSORBOARD_TAGS: Partial<Record<keyof IterationMetrics, string>> =
   explained_variance: 'losses/explained_variance',
 };
 
-/** The scalars of a row for TensorBoard: every column but the step axes, where it has a number. */
+/** The scalars of a row for TensorBoard: every column but the step axes (iteration, env steps, visited states), where it has a number. */
 export function tensorboardScalars(m: IterationMetrics, columns: readonly (keyof IterationMetrics)[]): [string, number][] {
   const out: [string, number][] = [];
   for (const k of columns) {
     const v = m[k];
     // null (no episode finished) and non-finite values are null in metrics.jsonl too.
-    if (k === 'iteration' || k === 'global_step' || typeof v !== 'number' || !Number.isFinite(v)) continue;
+    if (k === 'iteration' || k === 'global_step' || k === 'visited_states' || typeof v !== 'number' || !Number.isFinite(v)) continue;
     out.push([TENSORBOARD_TAGS[k] ?? `loom/${k}`, v]);
   }
   return out;

@@ -6,8 +6,9 @@
  */
 import { basename } from 'node:path';
 import { printable } from '../../compiler/text.ts';
-import { curve, curvesSvg, finalReturn, markdownCell, markdownTable, meanCI, stepsToThreshold, summarise, type MeanCI, type PipelineSummary } from '../compare.ts';
+import { areaUnderCurve, curvesSvg, finalReturn, markdownCell, markdownTable, meanCI, stepsToThreshold, summarise, type MeanCI, type PipelineSummary } from '../compare.ts';
 import { csvLine } from '../csv.ts';
+import { BOOTSTRAP_REPS } from '../stats.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from '../fs.ts';
 import type { IterationMetrics } from '../pipeline/metrics.ts';
 import { renderSvg, sensitivitySpec, type SensitivityPanel } from '../plot.ts';
@@ -31,10 +32,7 @@ const higherIsBetter = (m: SweepMetric) => m !== 'steps_to_threshold';
  */
 export function metricValue(metrics: readonly IterationMetrics[], metric: SweepMetric, threshold: number | null): number | null {
   if (metric === 'final_return') return finalReturn(metrics);
-  if (metric === 'auc') {
-    const rets = curve(metrics).flatMap((p) => (p.ret === null ? [] : [p.ret]));
-    return rets.length ? rets.reduce((a, b) => a + b, 0) / rets.length : null;
-  }
+  if (metric === 'auc') return areaUnderCurve(metrics);
   if (threshold === null) return null;
   return stepsToThreshold(metrics, threshold) ?? metrics.at(-1)?.global_step ?? null;
 }
@@ -151,7 +149,7 @@ export async function writeReport(plan: SweepPlan, results: readonly JobResult[]
   const ranked = rankConfigs(plan, results);
   const title = sweepTitle(plan);
   const summaries = ranked.map((r) => r.summary);
-  const how = `Ranked by ${METRIC_TITLES[plan.metric]}${plan.metric === 'steps_to_threshold' ? ` (threshold ${plan.threshold}; a run that never reaches it counts its whole budget; fewer is better)` : ''}: mean over seeds, 95% CI with Student t. Final return: mean of the learning curve over the last 10% of iterations.`;
+  const how = `Ranked by ${METRIC_TITLES[plan.metric]}${plan.metric === 'steps_to_threshold' ? ` (threshold ${plan.threshold}; a run that never reaches it counts its whole budget; fewer is better)` : ''}: mean over seeds, 95% CI with Student t. Final return: mean of the learning curve over the last 10% of iterations. Per configuration, as in loom compare: the final return's IQM (25% trimmed mean) and mean with stratified bootstrap 95% CIs (${BOOTSTRAP_REPS} replicates, fixed seed) and its mean ± Student t CI; AUC: mean of the learning curve over all iterations.`;
   writeFileAtomic(markdown, `# ${printable(title)}\n\nBase pipeline: ${printable(basename(plan.pipeline))}. ${how}\n\n${rankingTable(plan, ranked)}\n## Per configuration\n\n${markdownTable(summaries, plan.threshold)}`);
   writeFileAtomic(csv, rankingCsv(plan, ranked));
   const doc = {

@@ -29,18 +29,17 @@ describe('progress output', () => {
     expect(r.err).not.toContain('\r');
   });
 
-  it('loom compare prints each run with its label, from its compilation to its last iteration', async () => {
+  it('loom compare prints each run with its label when it starts and when it ends', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loom-progress-'));
-    const r = await loom('compare', pipelineFile(dir), '--seeds', '2', '--steps', '32', '--backend', 'cpu', '--out', join(dir, 'out'));
+    const r = await loom('compare', pipelineFile(dir), '--seeds', '2', '--steps', '32', '--backend', 'cpu', '--out', join(dir, 'out'), '--workers', '1');
     expect(r.code, r.err).toBe(0);
     const lines = r.err.split('\n');
     expect(lines[0]).toBe('loading 1 pipeline…');
+    expect(lines).toContain('loom compare: 2 runs (1 pipeline x 2 seeds) on 1 worker process');
     for (const seed of [1, 2]) {
       const start = lines.indexOf(`tiny seed ${seed}: start`);
-      const compiling = lines.indexOf(`tiny seed ${seed}: compiling 7 graphs…`);
-      const last = lines.findIndex((l) => l.startsWith(`tiny seed ${seed}: iter 2/2  steps 32/32  `));
       const done = lines.findIndex((l) => l.startsWith(`tiny seed ${seed}: done in `));
-      expect([start >= 0, start < compiling, compiling < last, last < done]).toEqual([true, true, true, true]);
+      expect([start >= 0, start < done]).toEqual([true, true]);
     }
     expect(r.err).not.toContain('\r');
   });

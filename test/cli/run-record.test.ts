@@ -90,17 +90,20 @@ describe('loom train', () => {
 });
 
 describe('loom compare and loom check', () => {
-  it('compare records --set in every run folder, and refuses to run again before its first run', async () => {
+  it('compare records --set in every run folder, reuses its finished runs, and refuses a folder whose run has other settings', async () => {
     const out = join(tmp(), 'cmp');
-    const args = ['compare', tinyFile(), '--seeds', '2', '--steps', '32', '--set', 'update.epochs=1', '--out', out, '--backend', 'cpu'];
+    const args = ['compare', tinyFile(), '--seeds', '2', '--steps', '32', '--set', 'update.epochs=1', '--out', out, '--backend', 'cpu', '--workers', '1'];
     const a = await loom(...args);
     expect(a.code, a.err).toBe(0);
     for (const s of ['s1', 's2']) expect(record(join(out, 'tiny', s))).toMatchObject({ status: 'finished', seed: Number(s[1]), overrides: ['update.epochs=1'], config: { update: { epochs: 1 } }, invocation: { command: 'compare' } });
     const b = await loom(...args);
-    expect(b.code).toBe(2);
-    expect(b.err).toMatch(/tiny\/s1 holds a finished run of tiny/);
+    expect(b.code, b.err).toBe(0);
+    expect(b.err).toMatch(/tiny seed 1: already finished/);
     expect(b.err).not.toMatch(/seed 1: start/);
-    expect((await loom(...args, '--force')).code).toBe(0);
+    const c = await loom(...args.filter((x) => x !== 'update.epochs=1' && x !== '--set'));
+    expect(c.code).toBe(2);
+    expect(c.err).toMatch(/run tiny\/s1 of loom compare: the configuration differs/);
+    expect(c.err).toMatch(/update\.epochs: 1 -> 2/);
   });
 
   it('check applies --set to the pipelines it checks', async () => {

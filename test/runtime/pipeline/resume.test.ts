@@ -84,7 +84,7 @@ describe('stale temp files', () => {
     writeFileSync(join(dir, 'compare.md.tmp-1-2'), '');
     writeFileSync(join(dir, 'tiny', 's1', 'checkpoint.json.tmp-1-2'), '');
     await compare([tiny()], { outDir: dir, seeds: [1] });
-    expect(readdirSync(dir).sort()).toEqual(['compare.csv', 'compare.json', 'compare.md', 'compare.svg', 'tiny']);
+    expect(readdirSync(dir).sort()).toEqual(['compare.csv', 'compare.json', 'compare.md', 'compare.svg', 'profiles.svg', 'tiny']);
     expect(readdirSync(join(dir, 'tiny', 's1')).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 });

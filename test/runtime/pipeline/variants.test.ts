@@ -323,8 +323,10 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     t.init();
     const steps = spy(t, 'step');
     const advs = spy(t, 'groupAdv');
-    t.iterate();
+    const row = t.iterate();
     expect(t.globalStep).toBe(N * 32 * K * H);
+    // One executed state per env at every group step (each has one call of the advantage graph).
+    expect(row.visited_states).toBe(advs.length * N);
     // Calls come in runs: the group step, then up to H - 1 continuation steps of the same N * K branches.
     let c = 0;
     for (const a of advs) {
@@ -389,6 +391,9 @@ describe('GRPO and Hybrid GRPO rollouts', () => {
     const dir = tmp();
     tf.dispose(Object.values((await train(cfg(), { outDir: dir, maxIterations: 1 })).params));
     const b = await train(cfg(), { outDir: dir, resume: true });
+    // Visited states continue across the resume: N = 2 envs x 4 steps per iteration.
+    expect(b.metrics.map((m) => m.visited_states)).toEqual(b.metrics.map((m) => m.iteration * 2 * 4));
+    expect(readFileSync(join(dir, 'metrics.csv'), 'utf8').split('\n')[0]!.split(',')).toContain('visited_states');
     for (const k of Object.keys(a.params)) expect(Array.from(b.params[k]!.dataSync())).toEqual(Array.from(a.params[k]!.dataSync()));
     tf.dispose([...Object.values(a.params), ...Object.values(b.params)]);
     for (const f of ['grpo-cartpole.json', 'hybrid-grpo-cartpole.json']) expect(() => parsePipeline(JSON.parse(readFileSync(G('pipelines/' + f), 'utf8')), G('pipelines/' + f))).not.toThrow();

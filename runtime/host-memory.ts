@@ -170,6 +170,9 @@ export class StagedInput {
 
 /** A copy of a tensor with memory of its own (tf.clone shares the memory on cpu). */
 export function hostCopy(t: tf.Tensor): tf.Tensor {
+  // Elsewhere (webgpu) the host cannot read synchronously, and no plan buffer is overwritten in
+  // place (those exist only on host-addressable backends), so a clone's shared memory is safe.
+  if (!activeIO()) return tf.clone(t);
   // The source view is taken inside fill, after the copy's allocation (which may move wasm memory).
   return hostTensor([...t.shape], t.dtype as DType, (out) => out.set(hostValues(t)));
 }

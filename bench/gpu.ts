@@ -26,7 +26,7 @@
  * --allow-software, because its figures are a CPU's. --quick: small sizes, one block, for a
  * check that the whole path runs.
  *
- *   npm run bench:gpu -- [--allow-software] [--quick] [--reps N] [--moe-l L]
+ *   npm run bench:gpu -- [--allow-software] [--quick] [--reps N] [--moe-l L] [--sections 1,2,3,4]
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadGraph, loadGraphJson, memoryFiles } from '../compiler/frontend/load.ts';
@@ -40,12 +40,14 @@ import type { TensorMap } from '../runtime/interpreter.ts';
 import { benchArgs } from './args.ts';
 import { chainJson, loadJson } from './graphs.ts';
 
-const USAGE = 'usage: npm run bench:gpu -- [--allow-software] [--quick (small sizes, one block)] [--reps N (timed blocks per figure, default 5)] [--moe-l L (MoE sequence length, default 256)]';
+const USAGE =
+  'usage: npm run bench:gpu -- [--allow-software] [--quick (small sizes, one block)] [--reps N (timed blocks per figure, default 5)] [--moe-l L (MoE sequence length, default 256)] [--sections 1,2,3,4 (which to run, default all)]';
 const values = benchArgs(USAGE, {
   'allow-software': { type: 'boolean' },
   quick: { type: 'boolean' },
   reps: { type: 'string', default: '5' },
   'moe-l': { type: 'string', default: '256' },
+  sections: { type: 'string', default: '1,2,3,4' },
 });
 const QUICK = values.quick === true;
 const REPS = QUICK ? 1 : Number(values.reps);
@@ -56,6 +58,11 @@ for (const [flag, v] of [['--reps', REPS], ['--moe-l', MOE_L]] as const)
     process.stderr.write(`${flag} must be a positive integer${flag === '--moe-l' ? ' divisible by 4' : ''}, found ${flag === '--reps' ? values.reps : values['moe-l']}\n${USAGE}\n`);
     process.exit(2);
   }
+const SECTIONS = new Set(values.sections!.split(','));
+if (![...SECTIONS].every((k) => ['1', '2', '3', '4'].includes(k))) {
+  process.stderr.write(`--sections takes numbers among 1,2,3,4 separated by commas, found ${values.sections}\n${USAGE}\n`);
+  process.exit(2);
+}
 const out = (s = '') => process.stdout.write(s + '\n');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -322,6 +329,7 @@ const sections: [string, (() => Case)[]][] = [
 ];
 out(`  ${'case'.padEnd(40)} ${'speed-up'.padStart(8)}   (webgpu over wasm: wasm time / webgpu time; then the time per call of each)`);
 for (const [title, cases] of sections) {
+  if (!SECTIONS.has(title.split('.')[0]!)) continue;
   out(title);
   for (const c of cases) await runCase(c());
 }

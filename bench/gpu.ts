@@ -33,7 +33,7 @@ import { loadGraph, loadGraphJson, memoryFiles } from '../compiler/frontend/load
 import { generateMoeStep } from '../compiler/cost/moe-graph.ts';
 import { isLoomError } from '../compiler/errors.ts';
 import type { IRGraph } from '../compiler/ir.ts';
-import { initBackend } from '../runtime/backend.ts';
+import { initBackend, type BackendChoice } from '../runtime/backend.ts';
 import { compileProgram, type Program, type ProgramOptions } from '../runtime/exec.ts';
 import { initialValues } from '../runtime/init.ts';
 import type { TensorMap } from '../runtime/interpreter.ts';
@@ -70,7 +70,7 @@ const BACKENDS = ['wasm', 'webgpu'] as const;
 type Backend = (typeof BACKENDS)[number];
 const OPTIONS: Record<Backend, ProgramOptions> = { wasm: { backend: 'wasm' }, webgpu: { backend: 'webgpu', codegen: false } };
 
-let choice;
+let choice: BackendChoice;
 try {
   choice = await initBackend('webgpu', () => {});
 } catch (e) {
@@ -88,7 +88,7 @@ await initBackend('wasm', () => {});
 
 out(`tensorloom GPU benchmark (node ${process.version}; wasm and webgpu alternating in one process; medians of ${REPS} timed block${REPS > 1 ? 's' : ''} after ${WARM} warm-up${QUICK ? '; --quick: small sizes' : ''})`);
 out(`adapter: ${adapterLine}`);
-if (a.software) out('NOTE: software adapter (--allow-software): the webgpu column below is Mesa running on the CPU, not GPU figures.');
+if (a.software) out('NOTE: software adapter (--allow-software): the webgpu column below is WebGPU emulated on the CPU, not GPU figures.');
 out('executors: wasm = compiled (generated kernels, own wasm product); webgpu = compiled, fused bodies op by op on tfjs-backend-webgpu kernels');
 out();
 

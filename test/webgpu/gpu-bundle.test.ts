@@ -6,13 +6,14 @@
  * driver the benchmark says so in one line. Needs a WebGPU adapter (a software one here).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWebgpu } from '../helpers/webgpu.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+const DOC = readFileSync(join(ROOT, 'docs', 'gpu-bench.md'), 'utf8');
 
 /** Runs a command to its end without blocking the test worker. */
 function sh(cmd: string, args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -88,6 +89,8 @@ describe.skipIf(!choice)('the GPU benchmark bundle', () => {
     expect(lines[0]).toMatch(/^bench:gpu: refusing the software WebGPU adapter found \(vendor .*description .*\); .* Pass --allow-software/);
     expect(lines[0]).toContain(choice!.adapter!.description);
     expect(r.stderr).not.toMatch(STACK);
+    // docs/gpu-bench.md quotes it (with the adapter of the machine it was written on).
+    expect(DOC).toContain(lines[0]!.slice(lines[0]!.indexOf('); its figures')));
     expect(r.stdout).not.toMatch(/max rel diff/);
   }, 60_000);
 
@@ -99,5 +102,6 @@ describe.skipIf(!choice)('the GPU benchmark bundle', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^bench:gpu: the webgpu backend cannot start: no WebGPU adapter \(core: no adapter\); hint: install the GPU's Vulkan driver/);
     expect(r.stderr).not.toMatch(STACK);
+    expect(DOC).toContain('```\n' + lines[0] + '\n```');
   }, 60_000);
 });

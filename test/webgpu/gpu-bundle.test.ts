@@ -46,7 +46,7 @@ describe.skipIf(!choice)('the GPU benchmark bundle', () => {
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'loom-gpu-bundle-'));
     bundle = join(tmp, 'dist-gpu');
-    const r = await sh(process.execPath, ['bin/run-ts.js', 'bench/bundle-gpu.ts', '--out', bundle], { cwd: ROOT });
+    const r = await sh(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', 'bundle:gpu', '--', '--out', bundle], { cwd: ROOT });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^wrote .*dist-gpu: [\d.]+ MiB/);
   }, 120_000);

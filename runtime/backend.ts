@@ -148,7 +148,8 @@ async function loadWebgpu(): Promise<string | undefined> {
 }
 
 async function activate(name: BackendName): Promise<boolean> {
-  if (name === 'wasm' && !(await tryImport('@tensorflow/tfjs-backend-wasm'))) return false;
+  // A literal import (not tryImport's variable), so that a bundler includes the backend (npm run bundle:gpu).
+  if (name === 'wasm' && !(await import('@tensorflow/tfjs-backend-wasm').then(() => true, () => false))) return false;
   try {
     return (await tf.setBackend(name)) && tf.getBackend() === name;
   } catch {

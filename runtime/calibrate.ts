@@ -6,11 +6,14 @@
  * figures (profile `rates`): batched matmuls (per-matrix cost and throughput of stacked m x s by
  * s x s products at a few s, as the sectional-MoE experts use), the extra cost of a 2-D product whose right
  * operand is new to the backend, and transpose, broadcast and reduction copies. Every figure is the median of repeated timed batches after a
- * warm-up; each batch ends by reading the result back, so asynchronous backends are timed too.
+ * warm-up; each batch ends by awaiting a read of its last result (`await data()`, never `dataSync`,
+ * which throws on webgpu in Node): on webgpu the calls only queue GPU work, and the read returns
+ * once the queue has run, so the batch's time includes the GPU's.
  */
 import { hostname, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { deriveMoeOverhead, validateProfile, type BatchedMatmulPoint, type Profile } from '../compiler/cost/profile.ts';
+import { activeAdapter, describeAdapter } from './backend.ts';
 import { ownsProducts } from './jit.ts';
 
 export interface CalibrateOptions {
@@ -36,23 +39,23 @@ export function median(xs: number[]): number {
 }
 
 /** Seconds per call of `op` over one batch of `inner` calls that syncs once, at the end. */
-function timeBatch(op: () => tf.Tensor, inner: number): number {
+async function timeBatch(op: () => tf.Tensor, inner: number): Promise<number> {
   const t0 = process.hrtime.bigint();
   let last: tf.Tensor | undefined;
   for (let i = 0; i < inner; i++) {
     last?.dispose();
     last = op();
   }
-  last!.dataSync();
+  await last!.data();
   last!.dispose();
   return Number(process.hrtime.bigint() - t0) / 1e9 / inner;
 }
 
 /** Median over `repeats` batches of the seconds per call of `op` (a batch runs it `inner` times and syncs once). */
-export function timeOp(op: () => tf.Tensor, inner: number, repeats: number, warmup = 2): number {
-  for (let i = 0; i < warmup; i++) timeBatch(op, inner);
+export async function timeOp(op: () => tf.Tensor, inner: number, repeats: number, warmup = 2): Promise<number> {
+  for (let i = 0; i < warmup; i++) await timeBatch(op, inner);
   const times: number[] = [];
-  for (let i = 0; i < repeats; i++) times.push(timeBatch(op, inner));
+  for (let i = 0; i < repeats; i++) times.push(await timeBatch(op, inner));
   return median(times);
 }
 
@@ -67,7 +70,7 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
   // Dispatch overhead: a one-element add does no work, so its time is the fixed cost of a kernel.
   const a1 = tf.tensor1d([1]);
   const b1 = tf.tensor1d([2]);
-  const overhead = timeOp(() => tf.add(a1, b1), opts.quick ? 200 : 2000, repeats);
+  const overhead = await timeOp(() => tf.add(a1, b1), opts.quick ? 200 : 2000, repeats);
   a1.dispose();
   b1.dispose();
   measured.push({ what: 'dispatch', size: 1, seconds: overhead });
@@ -79,7 +82,7 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
     const a = tf.randomNormal([n, n], 0, 1, 'float32', 1);
     const b = tf.randomNormal([n, n], 0, 1, 'float32', 2);
     const inner = Math.max(1, Math.round((opts.quick ? 2e7 : 2e8) / (2 * n ** 3)));
-    const s = timeOp(() => tf.matMul(a, b), inner, repeats);
+    const s = await timeOp(() => tf.matMul(a, b), inner, repeats);
     const rate = (2 * n ** 3) / Math.max(s - overhead, s / 100);
     measured.push({ what: 'matmul', size: n, seconds: s, rate });
     peak = Math.max(peak, rate);
@@ -94,7 +97,7 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
     const x = tf.randomNormal([n], 0, 1, 'float32', 3);
     const y = tf.randomNormal([n], 0, 1, 'float32', 4);
     const inner = Math.max(1, Math.round((opts.quick ? 4e6 : 4e7) / n));
-    const s = timeOp(() => tf.add(x, y), inner, repeats);
+    const s = await timeOp(() => tf.add(x, y), inner, repeats);
     const rate = (12 * n) / Math.max(s - overhead, s / 100);
     measured.push({ what: 'elementwise-add', size: n, seconds: s, rate });
     bw = Math.max(bw, rate);
@@ -113,7 +116,7 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
   // The time per added matrix at m = mLo and mHi rows. The four shapes are timed round-robin and
   // each slope is the median over rounds of that round's difference, so a slow spell of a shared
   // machine (which only adds time) hits both ends of a difference alike instead of skewing it.
-  const slopesAt = (sz: number): [number, number] => {
+  const slopesAt = async (sz: number): Promise<[number, number]> => {
     const shapes = [mLo, mHi].map((m) => {
       const per = 2 * m * sz * sz;
       const n2 = Math.max(8, Math.min(512, Math.round(work / per)));
@@ -128,11 +131,12 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
     });
     for (let round = 0; round < repeats + 2; round++)
       for (const sh of shapes) {
-        const [t1, t2] = sh.ops.map((o) => timeBatch(o.op, sh.inner));
+        const t1 = await timeBatch(sh.ops[0]!.op, sh.inner);
+        const t2 = await timeBatch(sh.ops[1]!.op, sh.inner);
         if (round < 2) continue;
-        sh.ops[0]!.times.push(t1!);
-        sh.ops[1]!.times.push(t2!);
-        sh.slopes.push((t2! - t1!) / (sh.n2 - sh.n1));
+        sh.ops[0]!.times.push(t1);
+        sh.ops[1]!.times.push(t2);
+        sh.slopes.push((t2 - t1) / (sh.n2 - sh.n1));
       }
     return shapes.map((sh) => {
       for (const o of sh.ops) {
@@ -145,7 +149,7 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
     }) as [number, number];
   };
   for (const sz of opts.quick ? [16, 64] : [8, 16, 32, 64, 128, 256]) {
-    const [lo, hi] = slopesAt(sz);
+    const [lo, hi] = await slopesAt(sz);
     // slope(m) = perMatrix + m * 2 s^2 / rate, a line in m through the two points.
     let g = (hi - lo) / (mHi - mLo);
     let perMatrix = lo - mLo * g;
@@ -183,8 +187,8 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
   const packInner = opts.quick ? 2 : 10;
   const extra: number[] = [];
   for (let round = 0; round < repeats + 2; round++) {
-    const [reused, add, fresh] = packOps.map((op) => timeBatch(op, packInner));
-    if (round >= 2) extra.push((fresh! - add! - reused!) / (pk * pn));
+    const [reused, add, fresh] = [await timeBatch(packOps[0]!, packInner), await timeBatch(packOps[1]!, packInner), await timeBatch(packOps[2]!, packInner)];
+    if (round >= 2) extra.push((fresh - add - reused) / (pk * pn));
   }
   tf.dispose([pa, pb, zero]);
   const freshOperand = Math.max(0, median(extra));
@@ -194,8 +198,8 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
   // Copies, in bytes read + written per second, over a [8, 128, 128] tensor (2 MiB, about the size
   // of the stacked expert weights): transposing the last two axes, broadcasting [1, 128, 128] up
   // to it, and summing it down over the first axis.
-  const copyRate = (what: string, op: () => tf.Tensor, nbytes: number): number => {
-    const s = timeOp(op, opts.quick ? 2 : 5, repeats);
+  const copyRate = async (what: string, op: () => tf.Tensor, nbytes: number): Promise<number> => {
+    const s = await timeOp(op, opts.quick ? 2 : 5, repeats);
     const rate = nbytes / Math.max(s - overhead, s / 100);
     measured.push({ what, size: 8 * 128 * 128, seconds: s, rate });
     log(`${what} [8,128,128]: ${(s * 1e3).toFixed(3)} ms, ${(rate / 1e9).toFixed(3)} GB/s`);
@@ -204,15 +208,17 @@ export async function calibrate(opts: CalibrateOptions = {}): Promise<Profile> {
   const big = tf.randomNormal([8, 128, 128], 0, 1, 'float32', 7);
   const one = tf.randomNormal([1, 128, 128], 0, 1, 'float32', 8);
   const nBig = 8 * 128 * 128 * 4;
-  const transposeRate = copyRate('transpose', () => tf.transpose(big, [0, 2, 1]), 2 * nBig);
-  const broadcastRate = copyRate('broadcast', () => tf.broadcastTo(one, [8, 128, 128]), nBig + nBig / 8);
-  const reductionRate = copyRate('reduction', () => tf.sum(big, 0), nBig + nBig / 8);
+  const transposeRate = await copyRate('transpose', () => tf.transpose(big, [0, 2, 1]), 2 * nBig);
+  const broadcastRate = await copyRate('broadcast', () => tf.broadcastTo(one, [8, 128, 128]), nBig + nBig / 8);
+  const reductionRate = await copyRate('reduction', () => tf.sum(big, 0), nBig + nBig / 8);
   big.dispose();
   one.dispose();
 
+  // On webgpu the machine that matters is the adapter (a software one is a CPU, not a GPU).
+  const adapter = backend === 'webgpu' ? activeAdapter() : undefined;
   const profile: Profile = {
     name: `calibrated-${backend}`,
-    description: `Measured by \`loom calibrate\` on ${hostname()} with the tfjs ${backend} backend (float32 only).`,
+    description: `Measured by \`loom calibrate\` on ${hostname()} with the tfjs ${backend} backend${adapter ? ` (${describeAdapter(adapter)})` : ''} (float32 only).`,
     source: `loom calibrate, ${new Date().toISOString()}, backend ${backend}, medians of ${repeats} timed batches after warm-up`,
     peakFlops: { float32: peak },
     memoryBandwidth: bw,

@@ -10,7 +10,7 @@ import type { Command } from '../command.ts';
 export const calibrate: Command = {
   name: 'calibrate',
   summary: 'Measure this machine (matmul throughput, bandwidth, dispatch overhead) and write a hardware profile.',
-  usage: 'loom calibrate [--out FILE] [--backend tensorflow|wasm|cpu] [--quick]',
+  usage: 'loom calibrate [--out FILE] [--backend tensorflow|webgpu|wasm|cpu] [--quick]',
   options: {
     out: { type: 'string', valueName: 'FILE', description: 'write the profile to FILE (default: print it)' },
     backend: { type: 'string', valueName: 'B', description: 'tfjs backend to measure (default: the usual resolution order)' },

@@ -24,7 +24,8 @@ const runs = [1, 2].map((seed) => ({ seed, metrics: [row(1, -5), row(2, 10)], wa
 function cells(line: string): string[] {
   const out: string[] = [];
   const re = /("(?:[^"]|"")*"|[^,]*)(,|$)/g;
-  for (let m = re.exec(line); m && m.index < line.length; m = re.exec(line)) {
+  // Every match ends at a comma or at the end, so a trailing empty cell (after the last comma) counts too.
+  for (let m = re.exec(line); m; m = re.exec(line)) {
     const c = m[1]!;
     out.push(c.startsWith('"') ? c.slice(1, -1).replace(/""/g, '"') : c);
     if (m[2] === '') break;

@@ -264,6 +264,19 @@ export function wgslShader(spec: KernelSpec, k: number): WgslShader {
   return { output: k, dtype: out.dtype, size, reads, workgroupSize: [WORKGROUP_SIZE, 1, 1], dispatch, body, source, hash: hashText(source) };
 }
 
+/**
+ * Why the WGSL target cannot render `spec`, or undefined: a shader runs a reduction only as its
+ * output, so no value of the kernel may read one.
+ */
+export function wgslUnsupported(spec: KernelSpec): string | undefined {
+  for (const [i, v] of spec.values.entries()) {
+    const args = v.kind === 'expr' ? v.args : v.kind === 'reduce' ? [v.arg] : [];
+    const r = args.find((a) => spec.values[a]!.kind === 'reduce');
+    if (r !== undefined) return `value ${i} reads the reduction v${r} inside the kernel; the WGSL target computes a reduction only as an output`;
+  }
+  return undefined;
+}
+
 /** A fused kernel as WGSL: `source` lists every output's shader; `shaders` gives them one by one. */
 export interface WgslKernel extends GeneratedKernel {
   shaders: WgslShader[];

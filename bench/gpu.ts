@@ -95,7 +95,7 @@ out();
 /** One case on one backend: its state lives in tensors of that backend. */
 interface Runner {
   /** One unit of work (a train step, a chain evaluation, an env step). */
-  call(): void;
+  call(): void | Promise<void>;
   /** Awaits a read of the latest result (the queued work has then run); returns what is compared across backends. */
   read(): Promise<Float32Array[]>;
   dispose(): void;
@@ -106,7 +106,7 @@ interface Case {
   calls: number;
   /** What a call does, for a rate column: e.g. [4096, 'env steps']. */
   per?: [number, string];
-  make(): Runner;
+  make(): Runner | Promise<Runner>;
 }
 
 /** Tensors on the active backend from host arrays (made once, on the host, so both backends start alike). */
@@ -133,8 +133,8 @@ async function runCase(c: Case): Promise<void> {
   const first = {} as Record<Backend, Float32Array[]>;
   for (const b of BACKENDS) {
     await tf.setBackend(b);
-    runners[b] = c.make();
-    runners[b].call();
+    runners[b] = await c.make();
+    await runners[b].call();
     first[b] = await runners[b].read();
   }
   // Largest difference over the compared outputs, relative to the largest wasm magnitude of each.
@@ -155,7 +155,7 @@ async function runCase(c: Case): Promise<void> {
       await tf.setBackend(b);
       const r = runners[b];
       const t0 = performance.now();
-      for (let i = 0; i < c.calls; i++) r.call();
+      for (let i = 0; i < c.calls; i++) await r.call();
       await r.read();
       if (rep >= WARM) times[b].push((performance.now() - t0) / c.calls);
     }
@@ -294,20 +294,21 @@ function envStep(n: number): Case {
     label: `CartPole-v1 step, N = ${n}`,
     calls: QUICK ? 5 : 50,
     per: [n, 'env steps'],
-    make() {
+    // The graphs sample (reset, auto-reset): on webgpu they run with runAsync, which awaits the key's read.
+    async make() {
       const opts = { ...OPTIONS[tf.getBackend() as Backend], log: () => {} };
       const [stepProg, resetProg] = [step, reset].map((gr) => compileProgram(gr, opts)) as [Program, Program];
       const key = tf.tensor1d([0, 1], 'int32');
       const like = tf.zeros([n], 'int32');
-      const start = resetProg.run({ key, like }, {});
+      const start = await resetProg.runAsync({ key, like }, {});
       const action = tf.tensor1d(Int32Array.from(uniform(n, 0, 2, 9), Math.floor), 'int32');
       let state = start.state!;
       let t = start.t!;
       start.obs!.dispose();
       like.dispose();
       return {
-        call() {
-          const o = stepProg.run({ state, t, action, key }, {});
+        async call() {
+          const o = await stepProg.runAsync({ state, t, action, key }, {});
           tf.dispose([state, t]);
           state = o.state!;
           t = o.t!;

@@ -19,14 +19,15 @@
  * it has run; `dataSync` would throw there in Node.
  *
  * Executors: wasm runs the compiled executor as `loom train` does (generated kernels, own wasm
- * product). Generated kernels run on host memory, which webgpu tensors are not, so webgpu runs
- * the compiled program with fused bodies op by op through tfjs-backend-webgpu's kernels.
+ * product); webgpu runs it as `loom train --backend webgpu` does, fused nodes as WGSL kernels
+ * (--webgpu-fused ops: their bodies op by op through tfjs-backend-webgpu's kernels instead, the
+ * executor before the WGSL kernels, for comparison).
  *
  * The adapter is printed first; a software one (lavapipe, llvmpipe) is refused unless
  * --allow-software, because its figures are a CPU's. --quick: small sizes, one block, for a
  * check that the whole path runs.
  *
- *   npm run bench:gpu -- [--allow-software] [--quick] [--reps N] [--moe-l L] [--sections 1,2,3,4]
+ *   npm run bench:gpu -- [--allow-software] [--quick] [--reps N] [--moe-l L] [--sections 1,2,3,4] [--webgpu-fused wgsl|ops]
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadGraph, loadGraphJson, memoryFiles } from '../compiler/frontend/load.ts';
@@ -41,13 +42,14 @@ import { benchArgs } from './args.ts';
 import { chainJson, loadJson } from './graphs.ts';
 
 const USAGE =
-  'usage: npm run bench:gpu -- [--allow-software] [--quick (small sizes, one block)] [--reps N (timed blocks per figure, default 5)] [--moe-l L (MoE sequence length, default 256)] [--sections 1,2,3,4 (which to run, default all)]';
+  'usage: npm run bench:gpu -- [--allow-software] [--quick (small sizes, one block)] [--reps N (timed blocks per figure, default 5)] [--moe-l L (MoE sequence length, default 256)] [--sections 1,2,3,4 (which to run, default all)] [--webgpu-fused wgsl|ops (fused nodes on webgpu: WGSL kernels, default, or op by op)]';
 const values = benchArgs(USAGE, {
   'allow-software': { type: 'boolean' },
   quick: { type: 'boolean' },
   reps: { type: 'string', default: '5' },
   'moe-l': { type: 'string', default: '256' },
   sections: { type: 'string', default: '1,2,3,4' },
+  'webgpu-fused': { type: 'string', default: 'wgsl' },
 });
 const QUICK = values.quick === true;
 const REPS = QUICK ? 1 : Number(values.reps);
@@ -68,7 +70,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const BACKENDS = ['wasm', 'webgpu'] as const;
 type Backend = (typeof BACKENDS)[number];
-const OPTIONS: Record<Backend, ProgramOptions> = { wasm: { backend: 'wasm' }, webgpu: { backend: 'webgpu', codegen: false } };
+const FUSED = values['webgpu-fused'];
+if (FUSED !== 'wgsl' && FUSED !== 'ops') {
+  process.stderr.write(`--webgpu-fused is wgsl or ops, found ${FUSED}\n${USAGE}\n`);
+  process.exit(2);
+}
+const OPTIONS: Record<Backend, ProgramOptions> = { wasm: { backend: 'wasm' }, webgpu: { backend: 'webgpu', codegen: FUSED === 'wgsl' } };
 
 let choice: BackendChoice;
 try {
@@ -89,12 +96,14 @@ await initBackend('wasm', () => {});
 out(`tensorloom GPU benchmark (node ${process.version}; wasm and webgpu alternating in one process; medians of ${REPS} timed block${REPS > 1 ? 's' : ''} after ${WARM} warm-up${QUICK ? '; --quick: small sizes' : ''})`);
 out(`adapter: ${adapterLine}`);
 if (a.software) out('NOTE: software adapter (--allow-software): the webgpu column below is WebGPU emulated on the CPU, not GPU figures.');
-out('executors: wasm = compiled (generated kernels, own wasm product); webgpu = compiled, fused bodies op by op on tfjs-backend-webgpu kernels');
+out(
+  `executors: wasm = compiled (generated kernels, own wasm product); webgpu = compiled, ${FUSED === 'wgsl' ? 'fused nodes as WGSL kernels' : 'fused bodies op by op on tfjs-backend-webgpu kernels (--webgpu-fused ops)'}`,
+);
 out();
 
 /** One case on one backend: its state lives in tensors of that backend. */
 interface Runner {
-  /** One unit of work (a train step, a chain evaluation, an env step); programs whose ops read the host (random draws) return a promise. */
+  /** One unit of work (a train step, a chain evaluation, an env step). */
   call(): void | Promise<void>;
   /** Awaits a read of the latest result (the queued work has then run); returns what is compared across backends. */
   read(): Promise<Float32Array[]>;
@@ -294,8 +303,7 @@ function envStep(n: number): Case {
     label: `CartPole-v1 step, N = ${n}`,
     calls: QUICK ? 5 : 50,
     per: [n, 'env steps'],
-    // The env graphs draw random numbers on the host (auto-reset), which webgpu allows only through runAsync;
-    // both backends run them that way, so the ratio compares like with like.
+    // The graphs sample (reset, auto-reset): on webgpu they run with runAsync, which awaits the key's read.
     async make() {
       const opts = { ...OPTIONS[tf.getBackend() as Backend], log: () => {} };
       const [stepProg, resetProg] = [step, reset].map((gr) => compileProgram(gr, opts)) as [Program, Program];

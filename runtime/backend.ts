@@ -19,7 +19,8 @@
  * LOOM_WEBGPU_ROUTE=core|gles tries only one of them. `navigator.gpu` is set before
  * @tensorflow/tfjs-backend-webgpu is imported (it registers itself only if it sees one), and the
  * Dawn instance stays referenced from this module for the life of the process: dropping it
- * makes later GPU calls hang or crash.
+ * makes later GPU calls hang or crash. The device is requested with the adapter's own limits
+ * (storage buffers per stage, buffer sizes, workgroups), not WebGPU's defaults.
  */
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../compiler/errors.ts';
@@ -136,14 +137,50 @@ async function findAdapter(): Promise<string | undefined> {
   return `no WebGPU adapter (${tried.join('; ')})`;
 }
 
+/**
+ * Device limits requested at the adapter's own values: those tfjs-backend-webgpu asks for, and
+ * the storage buffers per shader stage, since a fused group's WGSL kernel binds one per buffer it
+ * reads plus its output, and WebGPU's default of 8 is too few for real groups (10 to 15).
+ */
+const DEVICE_LIMITS = [
+  'maxStorageBuffersPerShaderStage',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupsPerDimension',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeInvocationsPerWorkgroup',
+] as const;
+
+let limitsRequested = false;
+
 async function loadWebgpu(): Promise<string | undefined> {
   const why = await findAdapter();
   if (why) return why;
+  let mod: typeof import('@tensorflow/tfjs-backend-webgpu');
   try {
-    await import('@tensorflow/tfjs-backend-webgpu');
+    mod = await import('@tensorflow/tfjs-backend-webgpu');
   } catch (e) {
     return `@tensorflow/tfjs-backend-webgpu failed to load: ${(e as Error).message.split('\n')[0]}`;
   }
+  if (limitsRequested) return undefined;
+  // Registered again as the package does it (same features), but with DEVICE_LIMITS; once, since
+  // removing a started backend would drop its tensors.
+  const gpu = dawn!.gpu;
+  tf.removeBackend('webgpu');
+  limitsRequested = true;
+  tf.registerBackend(
+    'webgpu',
+    async () => {
+      const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+      if (!adapter) throw new Error('the WebGPU adapter went away');
+      const requiredFeatures = (['timestamp-query', 'bgra8unorm-storage'] as const).filter((f) => adapter.features.has(f));
+      const requiredLimits = Object.fromEntries(DEVICE_LIMITS.map((k) => [k, adapter.limits[k]]));
+      const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+      return new mod.WebGPUBackend(device, adapter.info);
+    },
+    3,
+  );
   return undefined;
 }
 

@@ -17,7 +17,7 @@ import { LoomError } from '../compiler/errors.ts';
 import { printable } from '../compiler/text.ts';
 import type { IRGraph, IRNode, TensorType } from '../compiler/ir.ts';
 import { getOp } from '../compiler/ops/index.ts';
-import { HOST_ADDRESSABLE, hostCopy, hostOpRunner, syncReadable } from './host-memory.ts';
+import { HOST_ADDRESSABLE, hostCopy, hostOpRunner, hostScalar, syncReadable } from './host-memory.ts';
 import { bindInputs, concreteType, type TensorMap } from './interpreter.ts';
 import {
   compileGraph,
@@ -36,14 +36,21 @@ import {
   type CompileOptions,
   type GeneratedKernel,
   type StageReport,
+  wgslTarget,
+  wgslUnsupported,
+  type WgslKernel,
 } from './jit.ts';
+import { runsWgsl, wgslRunner, wgslUnfit } from './webgpu-kernels.ts';
 
 export interface ProgramOptions {
   /** The backend the program must run on; a run on another active backend is an error. */
   backend?: string;
   /** Passes to switch off (by name). */
   disabled?: ReadonlySet<string>;
-  /** Generate code for fused nodes (default). Off, their bodies run op by op through reference kernels. */
+  /**
+   * Generate code for fused nodes (default): host kernels (the JS target) on cpu, wasm and
+   * tensorflow, WGSL shaders on webgpu. Off, their bodies run op by op through reference kernels.
+   */
   codegen?: boolean;
   target?: CodegenTarget;
   /**
@@ -81,6 +88,20 @@ export interface CompileEvent {
   newKernels: number;
 }
 
+/** How a fused node of a plan runs. */
+export interface FusedRun {
+  /** The fused node's id. */
+  node: string;
+  /** Its ops, in order. */
+  ops: string[];
+  /** A generated host kernel (the JS target), WGSL shaders, or its ops one by one on the backend's kernels. */
+  as: 'js' | 'wgsl' | 'ops';
+  /** The generated kernel's name. */
+  kernel?: string;
+  /** Why it runs op by op where a kernel was wanted (a WGSL target limit, the device's storage buffers). */
+  why?: string;
+}
+
 export interface Program {
   /** The compiled IR (fused nodes, liveness marks). */
   readonly graph: IRGraph;
@@ -95,8 +116,10 @@ export interface Program {
    * scans), where the backend's tensors cannot be read synchronously (webgpu); elsewhere it is run.
    */
   runAsync(inputs: TensorMap, params: TensorMap): Promise<TensorMap>;
-  /** The generated kernels of the plan for these inputs on the active backend (built if needed). */
+  /** The generated kernels of the plan for these inputs on the active backend (built if needed): host kernels, then WGSL kernels. */
   kernels(inputs: TensorMap): GeneratedKernel[];
+  /** How each fused node runs in the plan for these inputs on the active backend (built if needed). */
+  fused(inputs: TensorMap): readonly FusedRun[];
   /** How many intermediates of that plan are buffers it owns and overwrites on every run. */
   buffers(inputs: TensorMap): number;
 }
@@ -134,7 +157,9 @@ interface Plan {
   borrowed: boolean[];
   /** The input dtypes and shapes the plan was built for, in graph input order. */
   inputTypes: { dtype: string; shape: number[] }[];
+  /** Host kernels (loaded), then WGSL kernels. */
   kernels: GeneratedKernel[];
+  fused: FusedRun[];
 }
 
 interface CompiledGraph {
@@ -257,7 +282,11 @@ class CompiledProgram implements Program {
       const ev: CompileEvent = { graph: g.name, key, reason, recompile: !!prev, ms: performance.now() - t0, kernels: plan.kernels.length, newKernels: built.newKernels };
       this.events.push(ev);
       compileLog.push(ev);
-      if (prev) (this.opts.log ?? ((m: string) => process.stderr.write(m + '\n')))(`loom: recompiled ${printable(g.name)}: ${reason} (${ev.ms.toFixed(1)} ms)`);
+      const log = this.opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
+      if (prev) log(`loom: recompiled ${printable(g.name)}: ${reason} (${ev.ms.toFixed(1)} ms)`);
+      const fallbacks = plan.fused.filter((f) => f.why);
+      if (fallbacks.length)
+        log(`loom: ${printable(g.name)} on ${backend}: ${fallbacks.length} of ${plan.fused.length} fused nodes run op by op: ${fallbacks.map((f) => `${printable(f.node)} (${f.why})`).join('; ')}`);
       planCache.set(key, plan);
       lastPlan.set(this.compiled.hash, plan);
     }
@@ -267,6 +296,10 @@ class CompiledProgram implements Program {
 
   kernels(inputs: TensorMap): GeneratedKernel[] {
     return this.planFor(inputs).kernels;
+  }
+
+  fused(inputs: TensorMap): readonly FusedRun[] {
+    return this.planFor(inputs).fused;
   }
 
   buffers(inputs: TensorMap): number {
@@ -554,9 +587,12 @@ function buildPlan(
   const steps: Step[] = [];
   const kernels: GeneratedKernel[] = [];
   const target = opts.target ?? jsTarget;
-  // Generated kernels run on the host; where the backend's tensors cannot be read synchronously
-  // (webgpu), fused bodies run op by op through the backend's own kernels instead.
+  // Generated kernels run on the host where the backend's tensors can be read synchronously;
+  // on webgpu, fused nodes run as WGSL shaders instead (op by op where those cannot serve).
   const codegen = opts.codegen !== false && syncReadable(backend);
+  const wgsl = opts.codegen !== false && runsWgsl(backend);
+  const fused: FusedRun[] = [];
+  const wgslKernels: WgslKernel[] = [];
   const hostMax = opts.hostMaxElements ?? HOST_MAX_ELEMENTS;
   const ownProducts = opts.wasmProduct !== false && ownsProducts(backend);
   /** Slots written by a kernel that can write into a given buffer. */
@@ -592,6 +628,7 @@ function buildPlan(
       const lowered = lowerFused(kernelNode, env, n.inputs.map((r) => types.get(r)!), constants, { productEpilogue: ownProducts });
       const gk = target.emit(lowered.spec);
       kernels.push(gk);
+      if (!lone) fused.push({ node: n.id, ops: n.body!.map((b) => b.op), as: 'js', kernel: gk.name });
       const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));
       const run = directRunner(gk.name, ownProducts);
       exec = (xs, into) => run(tensorArgs.map((k) => xs[k]!), into);
@@ -601,7 +638,20 @@ function buildPlan(
       if (mm && !ownProducts) pinned.add(ins[tensorArgs[mm.b]!]!);
     } else if (n.op === 'fused') {
       pure = n.body!.every((b) => getOp(b.op)?.pure !== false);
-      exec = referenceFused(n, env);
+      const shaders = wgsl ? wgslKernel(n, env, ins, n.inputs.map((r) => types.get(r)!), fixed, hoisted, backend) : undefined;
+      const run: FusedRun = { node: n.id, ops: n.body!.map((b) => b.op), as: 'ops' };
+      if (shaders && 'kernel' in shaders) {
+        const { kernel, tensorArgs } = shaders;
+        const launch = wgslRunner(kernel);
+        exec = (xs) => launch(tensorArgs.map((k) => xs[k]!));
+        wgslKernels.push(kernel);
+        run.as = 'wgsl';
+        run.kernel = kernel.name;
+      } else {
+        exec = referenceFused(n, env);
+        if (shaders) run.why = shaders.why;
+      }
+      fused.push(run);
       ins.forEach((s) => pinned.add(s));
     } else {
       const def = getOp(n.op);
@@ -688,7 +738,42 @@ function buildPlan(
   const newKernels = uniq.filter((k) => !isLoaded(k.name) || loadedEarly.has(k.name)).length;
   target.check(uniq);
   loadKernels(uniq);
-  return { plan: { key, backend, shapes, fixed, buffers, inputSlots, awaits: steps.find((s) => s.awaits)?.node, paramSlots, steps, outputs, borrowed, inputTypes, kernels: uniq }, newKernels };
+  const shaders = uniqueKernels(wgslKernels);
+  const plan: Plan = { key, backend, shapes, fixed, buffers, inputSlots, awaits: steps.find((s) => s.awaits)?.node, paramSlots, steps, outputs, borrowed, inputTypes, kernels: [...uniq, ...shaders], fused };
+  return { plan, newKernels: newKernels + shaders.filter((k) => !wgslSeen.has(k.name) && wgslSeen.add(k.name)).length };
+}
+
+/** Names of the WGSL kernels any plan of this process has generated (for CompileEvent.newKernels). */
+const wgslSeen = new Set<string>();
+
+/**
+ * A fused node lowered and rendered as WGSL for the webgpu backend, with the positions of its
+ * tensor arguments among the node's inputs; or why it cannot run so. Known scalars are baked in
+ * where the host holds their values (no GPU reads at plan time).
+ */
+function wgslKernel(
+  n: IRNode,
+  env: ReadonlyMap<string, number>,
+  ins: readonly number[],
+  inputTypes: readonly TensorType[],
+  fixed: readonly (tf.Tensor | undefined)[],
+  hoisted: ReadonlySet<number>,
+  backend: string,
+): { kernel: WgslKernel; tensorArgs: number[] } | { why: string } {
+  const constants = new Map<string, number>();
+  n.inputs.forEach((r, k) => {
+    const t = fixed[ins[k]!];
+    const v = hoisted.has(ins[k]!) && t ? hostScalar(t, backend) : undefined;
+    if (v !== undefined) constants.set(r, v);
+  });
+  // The bias add and activation after a product run in the shader, not as library kernels.
+  const lowered = lowerFused(n, env, inputTypes, constants);
+  const unsupported = wgslUnsupported(lowered.spec);
+  if (unsupported) return { why: unsupported };
+  const kernel = wgslTarget.emit(lowered.spec);
+  const unfit = wgslUnfit(kernel);
+  if (unfit) return { why: unfit };
+  return { kernel, tensorArgs: lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : [])) };
 }
 
 function uniqueKernels(kernels: GeneratedKernel[]): GeneratedKernel[] {

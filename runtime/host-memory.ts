@@ -21,6 +21,22 @@ export function syncReadable(backendName: string): boolean {
   return !ASYNC_READS.has(backendName);
 }
 
+interface WebGpuBackendLike {
+  tensorMap: { get(id: object): { values?: ArrayLike<number> | null } | undefined };
+}
+
+/**
+ * The value of a one-element tensor if the host can read it now: always where `syncReadable`;
+ * on webgpu only while tfjs still holds its values on the host (a constant made there, or
+ * computed by one of tfjs's small-tensor CPU kernels), since a GPU read would have to be awaited.
+ */
+export function hostScalar(t: tf.Tensor, backendName: string): number | undefined {
+  if (t.size !== 1) return undefined;
+  if (syncReadable(backendName)) return t.dataSync()[0];
+  const values = (tf.engine().backend as unknown as Partial<WebGpuBackendLike>).tensorMap?.get(t.dataId)?.values;
+  return values ? values[0] : undefined;
+}
+
 /** Host access to a backend's tensor memory. */
 export interface HostIO {
   alloc(shape: number[], dtype: DType): tf.TensorInfo;

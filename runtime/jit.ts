@@ -17,6 +17,7 @@ import type { GeneratedKernel } from '../compiler/codegen/target.ts';
 // code generator only through these re-exports.
 export { compileGraph, type CompileOptions, type StageReport } from '../compiler/compile.ts';
 export { jsTarget } from '../compiler/codegen/js.ts';
+export { wgslTarget, wgslUnsupported, type WgslKernel } from '../compiler/codegen/wgsl.ts';
 export { lowerFused } from '../compiler/codegen/spec.ts';
 export { roleOf } from '../compiler/codegen/semantics.ts';
 export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/codegen/target.ts';

@@ -193,7 +193,10 @@ export function wgslShader(spec: KernelSpec, k: number): WgslShader {
       const v = values[i] as SpecValue;
       if (v.kind === 'load') {
         const terms = v.strides.flatMap((st, a) => (st === 0 ? [] : [st === 1 ? `i${a}` : `i${a} * ${st}`]));
-        return [`${pad}let ${name(i)} = ${bufferOf(v.buffer)}[${terms.length ? terms.join(' + ') : '0'}];`];
+        const at = `${bufferOf(v.buffer)}[${terms.length ? terms.join(' + ') : '0'}]`;
+        // tfjs-backend-webgpu may keep a float32 tensor in an int32 buffer (a cast from int32 or
+        // bool keeps the data) and declares the binding by the buffer's type: float loads convert.
+        return [`${pad}let ${name(i)} = ${v.dtype === 'float32' ? `f32(${at})` : at};`];
       }
       if (v.kind === 'const') return [`${pad}let ${name(i)} = ${literal(v.value, v.dtype, used)};`];
       if (v.kind === 'expr') return [`${pad}let ${name(i)}: ${TYPE[v.dtype]} = ${wgslExpr(v.expr, name, used)};`];
@@ -259,6 +262,19 @@ export function wgslShader(spec: KernelSpec, k: number): WgslShader {
     '',
   ].join('\n');
   return { output: k, dtype: out.dtype, size, reads, workgroupSize: [WORKGROUP_SIZE, 1, 1], dispatch, body, source, hash: hashText(source) };
+}
+
+/**
+ * Why the WGSL target cannot render `spec`, or undefined: a shader runs a reduction only as its
+ * output, so no value of the kernel may read one.
+ */
+export function wgslUnsupported(spec: KernelSpec): string | undefined {
+  for (const [i, v] of spec.values.entries()) {
+    const args = v.kind === 'expr' ? v.args : v.kind === 'reduce' ? [v.arg] : [];
+    const r = args.find((a) => spec.values[a]!.kind === 'reduce');
+    if (r !== undefined) return `value ${i} reads the reduction v${r} inside the kernel; the WGSL target computes a reduction only as an output`;
+  }
+  return undefined;
 }
 
 /** A fused kernel as WGSL: `source` lists every output's shader; `shaders` gives them one by one. */

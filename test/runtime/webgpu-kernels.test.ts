@@ -49,6 +49,18 @@ describe.skipIf(!setup.ok)("WGSL kernels on tfjs's webgpu backend vs the referen
     expect(shaders).toBeGreaterThan(10);
   });
 
+  it('reads a float32 input that tfjs keeps in an int32 buffer (a cast from int32 keeps the data)', async () => {
+    await tf.setBackend('cpu');
+    const json = { graph: 'cast-input', inputs: { x: { shape: ['N'] }, y: { shape: ['N'] } }, nodes: [{ id: 'a', op: 'add', in: ['x', 'x'] }, { id: 'b', op: 'sub', in: ['a', 'y'] }], outputs: { o: 'b' } };
+    const [c] = groupCases(loadGraphJson(json, 'cast-input.graph.json'), new Map([['N', 4]]), 1, 'cast input');
+    await tf.setBackend('webgpu');
+    const x = tf.cast(tf.tensor1d([1, -2, 3, 40], 'int32'), 'float32');
+    const y = tf.tensor1d([0.5, 0.25, -1, 3]);
+    const [out] = runWgslKernel(wgslTarget.emit(c!.spec), [x, y]);
+    expect(Array.from(await out!.data())).toEqual([1.5, -4.25, 7, 77]);
+    tf.dispose([x, y, out!]);
+  });
+
   it("keys tfjs's pipeline cache by the shader's hash", async () => {
     await tf.setBackend('cpu');
     const [c] = groupCases(loadGraph('graphs/nets/mlp.graph.json'), new Map([['B', 4]]), 3, 'mlp');

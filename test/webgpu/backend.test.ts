@@ -52,6 +52,16 @@ describe.skipIf(!choice)('webgpu backend on an adapter', () => {
     expect(a.software).toBe(/lavapipe|llvmpipe|swiftshader/i.test(a.description) || a.architecture === 'software');
   });
 
+  it("requests the device with the adapter's own limits, not WebGPU's defaults (8 storage buffers per stage)", async () => {
+    const tf = await import('@tensorflow/tfjs');
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    const adapter = (await (globalThis as unknown as { navigator: { gpu: GPU } }).navigator.gpu.requestAdapter())!;
+    for (const k of ['maxStorageBuffersPerShaderStage', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension'] as const)
+      expect(device.limits[k], k).toBe(adapter.limits[k]);
+    // Fused groups of the shipped graphs bind up to 15 (the CartPole step).
+    if (adapter.limits.maxStorageBuffersPerShaderStage >= 16) expect(device.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(16);
+  });
+
   it('loom run --backend webgpu gives the outputs loom run --backend cpu gives, within float32 tolerance', () => {
     const gpu = loomProcess([...AFFINE, '--backend', 'webgpu']);
     const cpu = loomProcess([...AFFINE, '--backend', 'cpu']);

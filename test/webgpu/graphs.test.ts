@@ -11,10 +11,13 @@ import { describe, expect, it } from 'vitest';
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
 import { compileProgram } from '../../runtime/exec.ts';
+import { wgslStats } from '../../runtime/webgpu-kernels.ts';
+import type { WgslKernel } from '../../compiler/codegen/wgsl.ts';
 import { initParams, interpret, type TensorMap } from '../../runtime/interpreter.ts';
 import { graphFiles, GRAPHS_ROOT, inputsFor } from '../helpers/library-graphs.ts';
 import { buildGraph, instrArb, randomInputs } from '../helpers/random-graph.ts';
 import { inlineGraph } from '../helpers/inline-graph.ts';
+import { loadGraphJson } from '../../compiler/frontend/load.ts';
 import { startWebgpu } from '../helpers/webgpu.ts';
 import { loomErr } from '../helpers/loom-error.ts';
 
@@ -110,6 +113,68 @@ describe.skipIf(!choice)('webgpu: every graph in graphs/, compiled on webgpu == 
     // A gradient that is zero everywhere would match trivially: these are not.
     for (const k of grads) expect(ref.want[k]!.values.some((v) => v !== 0), k).toBe(true);
     expect(worst(got, ref.want).err).toBeLessThanOrEqual(1e-4);
+  });
+});
+
+describe.skipIf(!choice)('webgpu: fused nodes run as WGSL kernels', () => {
+  for (const [file, least] of [
+    ['algorithms/ppo-cartpole.loss.graph.json', 8],
+    ['envs/cartpole.step.graph.json', 1],
+  ] as const) {
+    it(`${file}: every fused node runs as WGSL shaders, with no fallback to op by op, and matches the interpreter`, async () => {
+      const g = loadGraph(`${GRAPHS_ROOT}/${file}`);
+      const ref = await referenceOnCpu(g, () => ({ inputs: inputsFor(g), params: initParams(g, 3) }));
+      const ins = upload(ref.inputs);
+      const ps = upload(ref.params);
+      const logs: string[] = [];
+      const prog = compileProgram(g, { log: (m) => logs.push(m) });
+      const runs = prog.fused(ins);
+      expect(runs.length).toBeGreaterThanOrEqual(least);
+      for (const r of runs) expect(r, `${r.node} (${r.ops.join(' ')})`).toMatchObject({ as: 'wgsl', kernel: expect.stringMatching(/^loom_/) });
+      expect(logs).toEqual([]);
+      // Every fused node dispatches at least one shader per run (none is a constant evaluated at plan time here).
+      const before = wgslStats.launches;
+      const out = await prog.runAsync(ins, ps);
+      expect(wgslStats.launches - before).toBeGreaterThanOrEqual(runs.length);
+      const got = await read(out);
+      expect(worst(got, ref.want).err).toBeLessThanOrEqual(1e-4);
+      tf.dispose([...Object.values(ins), ...Object.values(ps), ...Object.values(out)]);
+    });
+  }
+
+  it('bakes known scalars into the shader without reading the GPU', async () => {
+    const g = loadGraphJson({ graph: 'affine-scalar', inputs: { x: { shape: [3] } }, nodes: [{ id: 'h', op: 'mul', in: ['x', 0.5] }, { id: 'y', op: 'add', in: ['h', 2] }], outputs: { y: 'y' } }, 'affine-scalar.graph.json');
+    const x = tf.tensor1d([1, -4, 6]);
+    const prog = compileProgram(g, { log: () => {} });
+    const [kernel] = prog.kernels({ x }) as WgslKernel[];
+    // x is the kernel's one buffer; 0.5 and 2 are literals of its shader.
+    expect(kernel!.spec.inputs).toHaveLength(1);
+    expect(kernel!.shaders[0]!.source).toMatch(/0\.5f[\s\S]*2\.0f/);
+    const out = await prog.runAsync({ x }, {});
+    expect(Array.from(await out.y!.data())).toEqual([2.5, 0, 5]);
+    tf.dispose([x, ...Object.values(out)]);
+  });
+
+  it('runs op by op, saying why, a group that binds more storage buffers than the device allows', async () => {
+    const limit = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxStorageBuffersPerShaderStage;
+    // One elementwise chain over `limit` inputs: its shader binds them and its output.
+    const names = Array.from({ length: limit }, (_v, k) => `x${k}`);
+    const nodes = names.slice(1).map((x, k) => ({ id: `s${k + 1}`, op: 'add', in: [k === 0 ? 'x0' : `s${k}`, x] }));
+    const g = loadGraphJson({ graph: 'wide-sum', inputs: Object.fromEntries(names.map((x) => [x, { shape: [3] }])), nodes, outputs: { y: nodes.at(-1)!.id } }, 'wide-sum.graph.json');
+    const ins = Object.fromEntries(names.map((x, k) => [x, tf.tensor1d([k, 2 * k, -k])]));
+    const logs: string[] = [];
+    const prog = compileProgram(g, { log: (m) => logs.push(m) });
+    const [run, ...rest] = prog.fused(ins);
+    expect(rest).toEqual([]);
+    expect(run).toMatchObject({ as: 'ops', why: `its shaders bind up to ${limit + 1} storage buffers, the device allows ${limit} (maxStorageBuffersPerShaderStage)` });
+    expect(logs).toEqual([`loom: wide-sum on webgpu: 1 of 1 fused nodes run op by op: ${run!.node} (${run!.why})`]);
+    const before = wgslStats.launches;
+    const out = await prog.runAsync(ins, {});
+    expect(wgslStats.launches).toBe(before);
+    // sum over k of (k, 2k, -k), k < limit.
+    const s = (limit * (limit - 1)) / 2;
+    expect(Array.from(await out.y!.data())).toEqual([s, 2 * s, -s]);
+    tf.dispose([...Object.values(ins), ...Object.values(out)]);
   });
 });
 

@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import '../../../compiler/ops/index.ts';
 import { lowerFused } from '../../../compiler/codegen/spec.ts';
-import { WgslTarget, wgslTarget } from '../../../compiler/codegen/wgsl.ts';
+import { WgslTarget, wgslTarget, wgslUnsupported } from '../../../compiler/codegen/wgsl.ts';
+import { kir } from '../../../compiler/codegen/kir.ts';
 import { compileGraph } from '../../../compiler/compile.ts';
 import { symbolsOf } from '../../../compiler/dims.ts';
 import { loadGraph, loadGraphJson } from '../../../compiler/frontend/load.ts';
@@ -74,6 +75,19 @@ describe('the WGSL target: sources', () => {
         expect(s.source).toContain(s.body);
         expect(s.dispatch[0] * s.dispatch[1] * s.workgroupSize[0]).toBeGreaterThanOrEqual(s.size);
       }
+  });
+
+  it('says which kernels it cannot render: a value that reads a reduction inside the kernel', () => {
+    const g = loadGraphJson({ graph: 'total', inputs: { x: { shape: [4] } }, nodes: [{ id: 'e', op: 'exp', in: ['x'] }, { id: 't', op: 'sum', in: ['e'] }], outputs: { t: 't' } }, 'total.graph.json');
+    const [{ node, inputTypes }] = fusedNodes(compileGraph(g).graph);
+    const spec = lowerFused(node!, new Map(), inputTypes!).spec;
+    expect(wgslUnsupported(spec)).toBeUndefined();
+    // As softmax would: the sum read again by a division, inside the same kernel.
+    const r = spec.values.findIndex((v) => v.kind === 'reduce');
+    const div = { kind: 'expr' as const, expr: kir.div(kir.load(0, 'float32'), kir.load(1, 'float32')), args: [0, r], dtype: 'float32' as const };
+    const bad = { ...spec, values: [...spec.values, div], outputs: [{ value: spec.values.length, dtype: 'float32' as const, shape: [4] }] };
+    expect(wgslUnsupported(bad)).toBe(`value ${spec.values.length} reads the reduction v${r} inside the kernel; the WGSL target computes a reduction only as an output`);
+    expect(() => wgslTarget.emit(bad)).toThrow(/cannot read a reduction inside a kernel/);
   });
 });
 

@@ -4,7 +4,7 @@
 #      bookworm (from its own suite on later releases), with the Vulkan loader;
 #   2. else OpenGL ES: stock Mesa's EGL (llvmpipe), which Dawn reaches at the compatibility level.
 # The backports entry is derived from the machine's own Debian sources (the suite renamed), so no
-# repository host is named here. Idempotent (does nothing when loom already finds an adapter) and
+# repository host is named here. Idempotent (does nothing when loom already finds a Vulkan adapter) and
 # quiet; uses `sudo -n` when not root. Exits 0 whether or not an adapter could be had: the webgpu
 # tests then skip, saying why.
 #
@@ -68,8 +68,10 @@ has_adapter() {
     --inputs graphs/examples/affine.inputs.json --backend webgpu >/dev/null 2>&1
 }
 
-if has_adapter; then
-  say "a WebGPU adapter is already available"
+# The Vulkan route first: Dawn's OpenGL ES route gives only a compatibility-level adapter, on which the
+# raw-WebGPU tests skip, so an existing GLES adapter is no reason to stop.
+if has_adapter core; then
+  say "a Vulkan WebGPU adapter is already available"
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1 || [ -z "$codename" ]; then

@@ -497,6 +497,17 @@ export function isPipelineFile(file: string): boolean {
   }
 }
 
+/**
+ * Settings that resolved configurations gained after runs were recorded, each with the value that
+ * gives the behaviour from before it existed. A record without one of them ran with that value, so
+ * `--resume` and `loom compare`'s reuse of finished runs do not count it as a difference.
+ */
+export const SETTINGS_ADDED_LATER: Readonly<Record<string, unknown>> = {
+  'normalize.per_env': false,
+  'update.kl_coef': 0,
+  'advantage.transform.value_target': 'modulated',
+};
+
 /** The settings of B that differ from A, as `path: A -> B` lines (the file path and graph paths excluded). */
 export function configDiff(a: PipelineConfig, b: PipelineConfig): string[] {
   const flat = (v: unknown, path: string, out: Map<string, string>): Map<string, string> => {
@@ -507,6 +518,12 @@ export function configDiff(a: PipelineConfig, b: PipelineConfig): string[] {
   const skip = new Set(['file', 'roots', 'env.step', 'env.reset', 'policy.act', 'loss']);
   const fa = flat(a, '', new Map());
   const fb = flat(b, '', new Map());
+  for (const [k, v] of Object.entries(SETTINGS_ADDED_LATER)) {
+    // Only within a section both sides have (an AM-PPO setting means nothing to a PPO record).
+    const parent = k.slice(0, k.lastIndexOf('.'));
+    const has = (m: Map<string, string>) => [...m.keys()].some((x) => x.startsWith(`${parent}.`));
+    if (has(fa) && has(fb)) for (const m of [fa, fb]) if (!m.has(k)) m.set(k, JSON.stringify(v));
+  }
   // A section absent on one side (null) is reported through its fields, not as a line of its own.
   const section = (k: string, other: Map<string, string>) => [...other.keys()].some((x) => x.startsWith(`${k}.`));
   const keys = [...new Set([...fa.keys(), ...fb.keys()])].filter((k) => !skip.has(k) && !section(k, fa) && !section(k, fb)).sort();

@@ -152,6 +152,11 @@ const DEVICE_LIMITS = [
   'maxComputeInvocationsPerWorkgroup',
 ] as const;
 
+/** The `requiredLimits` of a device that may use all the adapter offers (see DEVICE_LIMITS). */
+export function adapterLimits(adapter: GPUAdapter): Record<string, number> {
+  return Object.fromEntries(DEVICE_LIMITS.map((k) => [k, adapter.limits[k]]));
+}
+
 let limitsRequested = false;
 
 async function loadWebgpu(): Promise<string | undefined> {
@@ -175,8 +180,7 @@ async function loadWebgpu(): Promise<string | undefined> {
       const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
       if (!adapter) throw new Error('the WebGPU adapter went away');
       const requiredFeatures = (['timestamp-query', 'bgra8unorm-storage'] as const).filter((f) => adapter.features.has(f));
-      const requiredLimits = Object.fromEntries(DEVICE_LIMITS.map((k) => [k, adapter.limits[k]]));
-      const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+      const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: adapterLimits(adapter) });
       return new mod.WebGPUBackend(device, adapter.info);
     },
     3,

@@ -9,7 +9,7 @@
  */
 import type { WgslShader } from '../../compiler/codegen/wgsl.ts';
 import { isLoomError } from '../../compiler/errors.ts';
-import { initBackend, type BackendChoice } from '../../runtime/backend.ts';
+import { adapterLimits, initBackend, type BackendChoice } from '../../runtime/backend.ts';
 
 export type GpuArray = Float32Array | Int32Array;
 
@@ -39,17 +39,6 @@ async function dawn(): Promise<GPU> {
   return instance;
 }
 
-/** Limits asked at the adapter's own values: a fused group may read more buffers than WebGPU's default 8. */
-const DEVICE_LIMITS = [
-  'maxStorageBuffersPerShaderStage',
-  'maxStorageBufferBindingSize',
-  'maxBufferSize',
-  'maxComputeWorkgroupsPerDimension',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeInvocationsPerWorkgroup',
-] as const;
-
 const NO_ADAPTER = 'no WebGPU adapter (Dawn found no Vulkan/Metal/D3D device; a software one is Mesa lavapipe >= 25)';
 
 let tfjsCached: Promise<{ ok: true; adapter: string } | { ok: false; reason: string }> | undefined;
@@ -68,7 +57,7 @@ export function webgpuTfjs(): Promise<{ ok: true; adapter: string } | { ok: fals
     const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
     const tf = await import('@tensorflow/tfjs');
     // As the package registers it, but with the adapter's storage-buffer limit: fused groups may read more than 8 buffers.
-    const device = await adapter.requestDevice({ requiredLimits: Object.fromEntries(DEVICE_LIMITS.map((k) => [k, adapter.limits[k]])) });
+    const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter) });
     tf.removeBackend('webgpu');
     tf.registerBackend('webgpu', () => new WebGPUBackend(device, adapter.info), 3);
     if (!(await tf.setBackend('webgpu'))) return { ok: false, reason: "tfjs's webgpu backend failed to start" };
@@ -81,7 +70,7 @@ export function webgpuTfjs(): Promise<{ ok: true; adapter: string } | { ok: fals
 async function open(): Promise<{ gpu: TestGpu } | { gpu: null; reason: string }> {
   const adapter = await (await dawn()).requestAdapter();
   if (!adapter) return { gpu: null, reason: NO_ADAPTER };
-  const device = await adapter.requestDevice({ requiredLimits: Object.fromEntries(DEVICE_LIMITS.map((k) => [k, adapter.limits[k]])) });
+  const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter) });
   const name = adapter.info.description || adapter.info.device || adapter.info.vendor || 'unnamed adapter';
   const pipelines = new Map<string, Promise<GPUComputePipeline>>();
 

@@ -322,3 +322,29 @@ describe('scan: errors name the file, the JSON pointer and the node', () => {
     expect(e.info.message).toMatch(/through the scan "loop"/);
   });
 });
+
+describe('scan: the shipped example graphs/examples/fit-line.graph.json', () => {
+  it('is 50 steps of gradient descent, step for step what a hand-written loop computes', () => {
+    const g = loadGraph('graphs/examples/fit-line.graph.json');
+    const x = [0, 1, 2, 3];
+    const y = [1, 3, 5, 7];
+    let w = 0;
+    let b = 0;
+    const losses: number[] = [];
+    for (let t = 0; t < 50; t++) {
+      const err = x.map((xi, i) => w * xi + b - y[i]!);
+      losses.push(err.reduce((a, e) => a + e * e, 0) / 4);
+      const dw = err.reduce((a, e, i) => a + (2 * e * x[i]!) / 4, 0);
+      const db = err.reduce((a, e) => a + (2 * e) / 4, 0);
+      w -= 0.1 * dw;
+      b -= 0.1 * db;
+    }
+    const inputs = { x: tf.tensor(x), y: tf.tensor(y), lr: tf.scalar(0.1) };
+    for (const out of [interpret(g, inputs, {}), compileProgram(g).run(inputs, {})]) {
+      expect(out.w!.dataSync()[0]).toBeCloseTo(w, 4);
+      expect(out.b!.dataSync()[0]).toBeCloseTo(b, 4);
+      Array.from(out.losses!.dataSync()).forEach((l, t) => expect(l).toBeCloseTo(losses[t]!, 4));
+    }
+    expect(w).toBeCloseTo(2, 2);
+  });
+});

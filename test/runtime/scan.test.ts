@@ -348,3 +348,28 @@ describe('scan: the shipped example graphs/examples/fit-line.graph.json', () => 
     expect(w).toBeCloseTo(2, 2);
   });
 });
+
+describe('scan: the stages a graph is composed of', () => {
+  it('lists every called and scanned graph by the path of nodes that reaches it', async () => {
+    const { stageGraphs } = await import('../../compiler/inspect.ts');
+    const inner = { graph: 'inner', inputs: { acc: { shape: [] }, x: { shape: [] } }, nodes: [{ id: 's', op: 'add', in: ['acc', 'x'] }], outputs: { acc: 's' } };
+    const outer = {
+      graph: 'outer-step',
+      inputs: { total: { shape: [] }, row: { shape: [2] } },
+      nodes: [
+        { id: 'rowsum', op: 'scan', graph: 'inner.graph.json', in: { acc: 0, x: 'row' }, attrs: { xs: ['x'] } },
+        { id: 't', op: 'add', in: ['total', 'rowsum.acc'] },
+      ],
+      outputs: { total: 't' },
+    };
+    const main = {
+      graph: 'main',
+      inputs: { m: { shape: [3, 2] } },
+      nodes: [{ id: 'rows', op: 'scan', graph: 'outer-step.graph.json', in: { total: 0, row: 'm' }, attrs: { xs: ['row'] } }],
+      outputs: { total: 'rows.total' },
+    };
+    const g = load({ 'main.graph.json': main, 'outer-step.graph.json': outer, 'inner.graph.json': inner });
+    const stages = stageGraphs(g, 'iteration');
+    expect([...stages].map(([k, v]) => `${k}: ${v.name}`)).toEqual(['iteration: main', 'rows: outer-step', 'rows > rowsum: inner']);
+  });
+});

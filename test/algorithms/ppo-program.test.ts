@@ -1,0 +1,167 @@
+/**
+ * The PPO CartPole program's stage graphs (graphs/programs/ppo-cartpole/): each body, run once or a
+ * few times by the interpreter and the compiled executor, against the same work done step by step
+ * here with the library graphs it composes, and against the classic Trainer where it can be driven.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { loadGraph } from '../../compiler/frontend/load.ts';
+import type { IRGraph } from '../../compiler/ir.ts';
+import { permutation, splitKey } from '../../compiler/ops/threefry.ts';
+import { compileProgram } from '../../runtime/exec.ts';
+import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { Trainer } from '../../runtime/pipeline/driver.ts';
+import { expectClose } from '../helpers/grad.ts';
+import { tinyPipeline } from '../helpers/tiny-pipeline.ts';
+
+await tf.setBackend('cpu');
+
+const G = (p: string) => resolve('graphs', p);
+const UPDATE = loadGraph(G('programs/ppo-cartpole/update-step.graph.json'));
+const LOSS = loadGraph(G('algorithms/ppo-cartpole.loss.graph.json'));
+const CLIP = loadGraph(G('optimizers/clip-grad-norm.graph.json'));
+const ADAM = loadGraph(G('optimizers/adam.graph.json'));
+const ACT = loadGraph(G('algorithms/ppo-cartpole.act.graph.json'));
+
+/** The agent's params in the order of its graph file: the flat vector's layout. */
+const AGENT = JSON.parse(readFileSync(G('algorithms/agents/cartpole.agent.graph.json'), 'utf8')) as { params: Record<string, { shape: number[] }> };
+const PARAM_NAMES = Object.keys(AGENT.params).map((p) => `agent/${p}`);
+
+/** Seeded uniform floats in [lo, hi) (mulberry32), as plain numbers. */
+function uniform(n: number, lo: number, hi: number, seed: number): number[] {
+  let st = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    st = (st + 0x6d2b79f5) >>> 0;
+    let t = st;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return lo + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo);
+  });
+}
+
+const values = (t: tf.Tensor) => Array.from(t.dataSync());
+const dispose = (...ms: TensorMap[]) => ms.forEach((m) => tf.dispose(Object.values(m)));
+
+/** The test's own flatten: the named tensors' values concatenated in PARAM_NAMES order. */
+function flatten(of: (p: string) => tf.Tensor): number[] {
+  return PARAM_NAMES.flatMap((p) => values(of(p)));
+}
+
+/** The test's own gather: rows of a row-major array. */
+function gatherRows(t: tf.Tensor, rows: number[]): tf.Tensor {
+  const row = t.size / t.shape[0]!;
+  const v = t.dataSync();
+  const out = rows.flatMap((r) => Array.from(v.subarray(r * row, (r + 1) * row)));
+  return tf.tensor(out, [rows.length, ...t.shape.slice(1)], t.dtype);
+}
+
+const HYPER = { lr: 0.01, clip_coef: 0.2, ent_coef: 0.01, vf_coef: 0.5, norm_adv: 1, clip_vloss: 1, max_grad_norm: 0.5, beta1: 0.9, beta2: 0.999, eps: 1e-5 };
+const scalars = (h: Record<string, number>): TensorMap => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, tf.scalar(v)]));
+
+/** A batch of B rows as the rollout would leave it, under the body's input names. */
+function batch(B: number, seed: number): TensorMap {
+  return {
+    obs: tf.tensor(uniform(4 * B, -1, 1, seed), [B, 4]),
+    actions: tf.tensor(uniform(B, 0, 2, seed + 1).map(Math.floor), [B], 'int32'),
+    logp: tf.tensor(uniform(B, -1.2, -0.3, seed + 2), [B]),
+    advantages: tf.tensor(uniform(B, -2, 2, seed + 3), [B]),
+    returns: tf.tensor(uniform(B, -1, 3, seed + 4), [B]),
+    values: tf.tensor(uniform(B, -0.5, 0.5, seed + 5), [B]),
+  };
+}
+
+type Run = (g: IRGraph, inputs: TensorMap) => TensorMap;
+const EXECUTORS: [string, Run][] = [
+  ['interpreter', (g, inputs) => interpret(g, inputs, {})],
+  ['compiled executor', (g, inputs) => compileProgram(g).run(inputs, {})],
+];
+
+describe('update-step: one PPO minibatch update (the update scan body)', () => {
+  const P = PARAM_NAMES.reduce((s, p) => s + AGENT.params[p.slice(6)]!.shape.reduce((a, b) => a * b, 1), 0);
+
+  it('the flat params vector holds every agent param, in the agent graph order', () => {
+    expect(UPDATE.inputs.find((i) => i.name === 'params')!.type.shape).toEqual([P]);
+    expect(ACT.params.map((p) => p.name)).toEqual(PARAM_NAMES);
+  });
+
+  for (const [name, run] of EXECUTORS)
+    it(`${name}: equals the loss, clip and adam graphs called one after the other on the gathered rows`, () => {
+      // Not the initial values: their zero biases would hide a mix-up of two bias slices.
+      const params = Object.fromEntries(ACT.params.map((p, k) => [p.name, tf.tensor(uniform(p.type.shape.reduce((a: number, b) => a * (b as number), 1), -0.5, 0.5, 90 + k), p.type.shape as number[])]));
+      const data = batch(16, 40);
+      const rows = [3, 14, 0, 9, 7, 12, 1, 5];
+      const m = uniform(P, -0.01, 0.01, 50);
+      const v = uniform(P, 0, 1e-4, 51);
+      const hyper = scalars(HYPER);
+      const carry: TensorMap = { params: tf.tensor(flatten((p) => params[p]!)), m: tf.tensor(m), v: tf.tensor(v), step: tf.scalar(3, 'int32') };
+      const rowsT = tf.tensor(rows, [rows.length], 'int32');
+      const out = run(UPDATE, { ...carry, ...data, ...hyper, rows: rowsT });
+
+      // The same, step by step.
+      const mb: TensorMap = { obs: gatherRows(data.obs!, rows), actions: gatherRows(data.actions!, rows), logp_old: gatherRows(data.logp!, rows), advantages: gatherRows(data.advantages!, rows), returns: gatherRows(data.returns!, rows), values_old: gatherRows(data.values!, rows) };
+      const lossScalars = scalars({ clip_coef: HYPER.clip_coef, ent_coef: HYPER.ent_coef, vf_coef: HYPER.vf_coef, norm_adv: HYPER.norm_adv, clip_vloss: HYPER.clip_vloss });
+      const loss = interpret(LOSS, { ...mb, ...lossScalars }, params);
+      const grads = tf.tensor(flatten((p) => loss[`grad__${p.replace('/', '__')}`]!));
+      const maxNorm = tf.scalar(HYPER.max_grad_norm);
+      const clip = interpret(CLIP, { grads, max_norm: maxNorm }, {});
+      const adamScalars = scalars({ lr: HYPER.lr, beta1: HYPER.beta1, beta2: HYPER.beta2, eps: HYPER.eps });
+      const adam = interpret(ADAM, { ...carry, grads: clip.grads!, ...adamScalars }, {});
+
+      expect(values(out.step!)).toEqual([4]);
+      for (const k of ['params', 'm', 'v']) expectClose(values(out[k]!), values(adam[k]!), 1e-5, 1e-7, k);
+      // The step moved the params: the comparison is not of two copies of the input.
+      expect(values(out.params!)).not.toEqual(values(carry.params!));
+      for (const k of ['loss', 'pg_loss', 'v_loss', 'entropy', 'approx_kl', 'clipfrac']) expectClose(values(out[k]!), values(loss[k]!), 1e-5, 1e-6, k);
+      expectClose(values(out.grad_norm!), values(clip.norm!), 1e-5, 1e-6, 'grad_norm');
+      expect(values(out.grad_clipped!)).toEqual([values(clip.norm!)[0]! > HYPER.max_grad_norm ? 1 : 0]);
+      dispose(params, data, hyper, carry, out, mb, lossScalars, loss, clip, adamScalars, adam);
+      tf.dispose([rowsT, grads, maxNorm]);
+    });
+
+  it("two steps over a shuffled batch equal the classic Trainer's update (1 epoch x 2 minibatches)", () => {
+    const cfg = tinyPipeline({ update: { epochs: 1, minibatches: 2 } });
+    const trainer = new Trainer(cfg, undefined, 'interpret');
+    trainer.init();
+    const B = 16;
+    const data = batch(B, 70);
+    const u = cfg.update;
+    const o = cfg.optimizer;
+    // The Trainer shuffles with the second key of a 2-way split of its key.
+    const words = splitKey(trainer.host.key, 2);
+    const perm = Array.from(permutation([words[2]!, words[3]!], B));
+    let carry: TensorMap = {
+      params: tf.tensor(flatten((p) => trainer.params[p]!)),
+      m: tf.zeros([P]),
+      v: tf.zeros([P]),
+      step: tf.scalar(0, 'int32'),
+    };
+    const hyper = scalars({ lr: o.lr, clip_coef: u.clip_coef, ent_coef: u.ent_coef, vf_coef: u.vf_coef, norm_adv: u.norm_adv ? 1 : 0, clip_vloss: u.clip_vloss ? 1 : 0, max_grad_norm: u.max_grad_norm, beta1: o.beta1, beta2: o.beta2, eps: o.eps });
+    const ys: Record<string, number[]> = {};
+    for (let mbi = 0; mbi < 2; mbi++) {
+      const rows = tf.tensor(perm.slice(mbi * 8, (mbi + 1) * 8), [8], 'int32');
+      const out = interpret(UPDATE, { ...carry, ...data, ...hyper, rows }, {});
+      rows.dispose();
+      dispose(carry);
+      carry = { params: out.params!, m: out.m!, v: out.v!, step: out.step! };
+      for (const k of ['loss', 'pg_loss', 'v_loss', 'entropy', 'approx_kl', 'clipfrac', 'grad_norm', 'grad_clipped']) {
+        (ys[k] ??= []).push(values(out[k]!)[0]!);
+        out[k]!.dispose();
+      }
+    }
+    // The Trainer's update generator, driven to its end (cpu reads synchronously: it never yields).
+    const classicData: TensorMap = { obs: data.obs!, actions: data.actions!, logp_old: data.logp!, advantages: data.advantages!, returns: data.returns!, values_old: data.values! };
+    const work = trainer['update'](classicData, o.lr);
+    const r = work.next();
+    expect(r.done).toBe(true);
+    const stats = r.value as Record<string, number>;
+    expectClose(values(carry.params!), flatten((p) => trainer.params[p]!), 1e-5, 1e-7, 'params');
+    expectClose(values(carry.m!), values(trainer.optState.m!), 1e-5, 1e-8, 'm');
+    expect(values(carry.step!)).toEqual(values(trainer.optState.step!));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    for (const k of ['loss', 'pg_loss', 'v_loss', 'entropy', 'approx_kl', 'clipfrac', 'grad_norm']) expectClose([stats[k]!], [mean(ys[k]!)], 1e-5, 1e-6, k);
+    expect(stats.grad_clip_frac).toBe(mean(ys.grad_clipped!));
+    dispose(carry, data, hyper, trainer.params, trainer.optState, trainer.env);
+  });
+});

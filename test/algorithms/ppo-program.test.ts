@@ -11,7 +11,7 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import type { IRGraph } from '../../compiler/ir.ts';
 import { permutation, splitKey } from '../../compiler/ops/threefry.ts';
 import { compileProgram } from '../../runtime/exec.ts';
-import { interpret, type TensorMap } from '../../runtime/interpreter.ts';
+import { initParams, interpret, type TensorMap } from '../../runtime/interpreter.ts';
 import { Trainer } from '../../runtime/pipeline/driver.ts';
 import { expectClose } from '../helpers/grad.ts';
 import { tinyPipeline } from '../helpers/tiny-pipeline.ts';
@@ -164,4 +164,78 @@ describe('update-step: one PPO minibatch update (the update scan body)', () => {
     expect(stats.grad_clip_frac).toBe(mean(ys.grad_clipped!));
     dispose(carry, data, hyper, trainer.params, trainer.optState, trainer.env);
   });
+});
+
+describe('rollout-step: one step of N envs (the rollout scan body)', () => {
+  const ROLLOUT = loadGraph(G('programs/ppo-cartpole/rollout-step.graph.json'));
+  const STEP = loadGraph(G('envs/cartpole.step.graph.json'));
+  const N = 4;
+  const STEPS = 6;
+  /** Env 0 is falling over, env 1 is one step from the 500-step limit, env 2 is leaving the track. */
+  const START = { state: [0, 0, 0.2, 2, 0.01, 0, 0, 0, 2.39, 3, 0, 0, 0.02, -0.01, 0.03, 0], t: [0, 498, 7, 0] };
+  const CARRIES = ['env_state', 'env_t', 'obs', 'key', 'ep_return', 'ep_length', 'return_sum', 'length_sum', 'episodes'];
+  const YS = ['step_obs', 'action', 'logp', 'value', 'reward', 'done'];
+
+  for (const [name, run] of EXECUTORS)
+    it(`${name}: ${STEPS} steps equal the act and env step graphs called one by one with the classic driver's key splits`, () => {
+      const params = initParams(ACT, 8);
+      const invariants: TensorMap = Object.fromEntries(PARAM_NAMES.map((p) => [p.slice('agent/'.length), params[p]!]));
+      let carry: TensorMap = {
+        env_state: tf.tensor(START.state, [N, 4]),
+        env_t: tf.tensor(START.t, [N], 'int32'),
+        obs: tf.tensor(START.state, [N, 4]),
+        key: tf.tensor([0, 11], [2], 'int32'),
+        ep_return: tf.tensor([3, 0, 10, 1]),
+        ep_length: tf.tensor([3, 498, 10, 1]),
+        return_sum: tf.scalar(0),
+        length_sum: tf.scalar(0),
+        episodes: tf.scalar(0),
+      };
+      // The reference state, on the host.
+      let key: [number, number] = [0, 11];
+      let env: TensorMap = { state: tf.tensor(START.state, [N, 4]), t: tf.tensor(START.t, [N], 'int32'), obs: tf.tensor(START.state, [N, 4]) };
+      const epReturn = [3, 0, 10, 1];
+      const epLength = [3, 498, 10, 1];
+      const finished: { ret: number; len: number }[] = [];
+      for (let s = 0; s < STEPS; s++) {
+        const out = run(ROLLOUT, { ...carry, ...invariants });
+        const w = splitKey(key, 3);
+        key = [w[0]!, w[1]!];
+        const ka = tf.tensor(Int32Array.from([w[2]!, w[3]!]), [2], 'int32');
+        const ke = tf.tensor(Int32Array.from([w[4]!, w[5]!]), [2], 'int32');
+        const a = interpret(ACT, { obs: env.obs!, key: ka }, params);
+        const st = interpret(STEP, { state: env.state!, t: env.t!, action: a.action!, key: ke }, {});
+        const r = values(st.reward!);
+        const done = values(st.terminated!).map((x, i) => (x || values(st.truncated!)[i] ? 1 : 0));
+        for (let i = 0; i < N; i++) {
+          epReturn[i]! += r[i]!;
+          epLength[i]! += 1;
+          if (done[i]) {
+            finished.push({ ret: epReturn[i]!, len: epLength[i]! });
+            epReturn[i] = 0;
+            epLength[i] = 0;
+          }
+        }
+        const want: Record<string, number[]> = { step_obs: values(env.obs!), action: values(a.action!), logp: values(a.logp!), value: values(a.value!), reward: r, done };
+        for (const k of YS) expectClose(values(out[k]!), want[k]!, 1e-5, 1e-6, `step ${s}: ${k}`);
+        expect(values(out.key!), `step ${s}: key`).toEqual(Array.from(Int32Array.from(key)));
+        expect(values(out.env_t!)).toEqual(values(st.t!));
+        expectClose(values(out.env_state!), values(st.state!), 1e-5, 1e-6, `step ${s}: env_state`);
+        expectClose(values(out.obs!), values(st.obs!), 1e-5, 1e-6, `step ${s}: obs`);
+        expect(values(out.ep_return!), `step ${s}: ep_return`).toEqual(epReturn);
+        expect(values(out.ep_length!), `step ${s}: ep_length`).toEqual(epLength);
+        expect(values(out.episodes!)).toEqual([finished.length]);
+        expect(values(out.return_sum!)).toEqual([finished.reduce((acc, f) => acc + f.ret, 0)]);
+        expect(values(out.length_sum!)).toEqual([finished.reduce((acc, f) => acc + f.len, 0)]);
+        dispose(carry, a, env);
+        for (const k of YS) out[k]!.dispose();
+        carry = Object.fromEntries(CARRIES.map((k) => [k, out[k]!]));
+        env = { state: st.state!, t: st.t!, obs: st.obs! };
+        tf.dispose([ka, ke, st.reward!, st.terminated!, st.truncated!, st.final_obs!]);
+      }
+      // All three ways an episode ends happened: falling, leaving the track, the time limit.
+      expect(finished.length).toBeGreaterThanOrEqual(3);
+      expect(finished.some((f) => f.len === 500)).toBe(true);
+      dispose(carry, env, params);
+    });
 });

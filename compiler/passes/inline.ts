@@ -77,7 +77,13 @@ function inlineGraph(g: IRGraph): IRGraph {
     };
     for (const cn of callee.nodes) {
       const type = cn.type && { ...cn.type, shape: cn.type.shape.map((d) => substDimSym(d, env)) };
-      const attrs = cn.op === 'grad' ? { ...cn.attrs, wrt: (cn.attrs.wrt as string[]).map(ref) } : renameDimsInAttrs(cn.attrs, env);
+      // A scan's only dim-valued attribute is its length (its xs are body input names, not dims).
+      const attrs =
+        cn.op === 'grad'
+          ? { ...cn.attrs, wrt: (cn.attrs.wrt as string[]).map(ref) }
+          : cn.op === 'scan'
+            ? { ...cn.attrs, ...(cn.attrs.length === undefined ? {} : renameDimsInAttrs({ length: cn.attrs.length }, env)) }
+            : renameDimsInAttrs(cn.attrs, env);
       const outputTypes = cn.outputTypes && cn.op === 'grad' ? Object.fromEntries(Object.entries(cn.outputTypes).map(([w, t]) => [ref(w), t])) : cn.outputTypes;
       out.push({ ...cn, id: prefix + cn.id, inputs: cn.inputs.map(ref), attrs, type, outputTypes });
       if (type) types.set(prefix + cn.id, type.shape);

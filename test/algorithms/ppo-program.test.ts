@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadGraph } from '../../compiler/frontend/load.ts';
-import type { IRGraph } from '../../compiler/ir.ts';
+import { refType } from '../../compiler/frontend/infer.ts';
+import { showType, type IRGraph, type TensorType } from '../../compiler/ir.ts';
 import { permutation, splitKey } from '../../compiler/ops/threefry.ts';
 import { compileProgram } from '../../runtime/exec.ts';
 import { initParams, interpret, type TensorMap } from '../../runtime/interpreter.ts';
@@ -237,5 +238,72 @@ describe('rollout-step: one step of N envs (the rollout scan body)', () => {
       expect(finished.length).toBeGreaterThanOrEqual(3);
       expect(finished.some((f) => f.len === 500)).toBe(true);
       dispose(carry, env, params);
+    });
+});
+
+describe('init and iteration: one whole PPO iteration as a graph', () => {
+  const INIT = loadGraph(G('programs/ppo-cartpole/init.graph.json'));
+  const ITERATION = loadGraph(G('programs/ppo-cartpole/iteration.graph.json'));
+  const STATE = INIT.outputs;
+  const METRICS = ['loss', 'pg_loss', 'v_loss', 'entropy', 'approx_kl', 'clipfrac', 'grad_norm', 'grad_clip_frac', 'episodic_return', 'episodic_length', 'episodes', 'explained_variance', 'env_steps', 'lr'];
+
+  it('the iteration takes every state tensor init makes, with the same type, and gives it back; its other outputs are the metrics', () => {
+    const typesOf = (g: IRGraph) => new Map<string, TensorType>([...g.inputs.map((v) => [v.name, v.type] as const), ...g.params.map((v) => [v.name, v.type] as const), ...g.nodes.flatMap((n) => (n.type ? [[n.id, n.type] as const] : []))]);
+    const nodesOf = (g: IRGraph) => new Map(g.nodes.map((n) => [n.id, n]));
+    const initType = (name: string) => refType(typesOf(INIT), nodesOf(INIT), STATE[name]!);
+    const iterOut = (name: string) => refType(typesOf(ITERATION), nodesOf(ITERATION), ITERATION.outputs[name]!);
+    // N is 4 in init and symbolic in the iteration.
+    const concrete = (t: TensorType) => `${t.dtype}[${t.shape.map((d) => (d === 'N' ? 4 : d)).join(',')}]`;
+    for (const name of Object.keys(STATE)) {
+      const input = ITERATION.inputs.find((i) => i.name === name);
+      expect(input, name).toBeDefined();
+      expect(concrete(input!.type), name).toBe(concrete(initType(name)));
+      expect(concrete(iterOut(name)), name).toBe(concrete(input!.type));
+    }
+    expect(Object.keys(ITERATION.outputs).filter((k) => !(k in STATE)).sort()).toEqual([...METRICS].sort());
+    for (const k of METRICS) expect(showType(iterOut(k)), k).toBe('float32[]');
+  });
+
+  for (const [name, executor, iterations] of [['interpreter', 'interpret', 1], ['compiled executor', 'compiled', 2]] as const)
+    it(`${name}: init + ${iterations} iteration(s) equal the classic Trainer's init + iterate on ppo-cartpole (4 envs x 128 steps, 4 x 4 minibatches)`, () => {
+      const seed = 3;
+      const cfg = tinyPipeline({ env: { step: G('envs/cartpole.step.graph.json'), reset: G('envs/cartpole.reset.graph.json'), num_envs: 4 }, rollout: { steps: 128 }, update: { epochs: 4, minibatches: 4 }, optimizer: { name: 'adam', lr: 2.5e-4, eps: 1e-5 }, total_steps: 500000, seed });
+      const trainer = new Trainer(cfg, undefined, executor);
+      trainer.init();
+      const run = (g: IRGraph, inputs: TensorMap, params: TensorMap = {}): TensorMap => (executor === 'interpret' ? interpret(g, inputs, params) : compileProgram(g).run(inputs, params));
+      // The driver's part: the init graph's params from the seed, then key = [0, seed].
+      const initParamValues = initParams(INIT, seed);
+      const key = tf.tensor([0, seed], [2], 'int32');
+      let state = run(INIT, { key }, initParamValues);
+      const u = cfg.update;
+      const o = cfg.optimizer;
+      const hyper = scalars({ lr: o.lr, anneal_lr: 1, gamma: cfg.advantage.gamma, gae_lambda: cfg.advantage.lambda, clip_coef: u.clip_coef, ent_coef: u.ent_coef, vf_coef: u.vf_coef, norm_adv: 1, clip_vloss: 1, max_grad_norm: u.max_grad_norm, beta1: o.beta1, beta2: o.beta2, eps: o.eps, total_steps: cfg.total_steps });
+      for (let it = 1; it <= iterations; it++) {
+        const row = trainer.iterate() as unknown as Record<string, number | null>;
+        const out = run(ITERATION, { ...state, ...hyper });
+        for (const p of PARAM_NAMES) expectClose(values(out[p.slice('agent/'.length)]!), values(trainer.params[p]!), 1e-4, 1e-6, `iteration ${it}: ${p}`);
+        expectClose(values(out.opt_m!), values(trainer.optState.m!), 1e-3, 1e-7, 'opt_m');
+        expect(values(out.opt_step!)).toEqual(values(trainer.optState.step!));
+        expectClose(values(out.env_state!), values(trainer.env.state!), 1e-5, 1e-6, 'env_state');
+        expect(values(out.env_t!)).toEqual(values(trainer.env.t!));
+        expect(values(out.key!)).toEqual(Array.from(Int32Array.from(trainer.host.key)));
+        expect(values(out.ep_return!)).toEqual(trainer.host.epReturn);
+        expect(values(out.ep_length!)).toEqual(trainer.host.epLength);
+        expect(values(out.iteration!)).toEqual([it]);
+        for (const k of METRICS) {
+          const want = k === 'env_steps' ? cfg.env.num_envs * cfg.rollout.steps : row[k];
+          const got = values(out[k]!)[0]!;
+          if (want === null) expect(got, k).toBeNaN();
+          // lr to float32 precision: annealing moves it by 1 part in 976 per iteration.
+          else if (k === 'lr') expect(Math.abs(got - want!) / want!, k).toBeLessThan(1e-6);
+          else expectClose([got], [want!], 1e-4, 1e-6, `iteration ${it}: ${k}`);
+        }
+        expect(row.episodes).toBeGreaterThan(0);
+        dispose(state);
+        state = Object.fromEntries(Object.keys(INIT.outputs).map((k) => [k, out[k]!]));
+        tf.dispose(METRICS.map((k) => out[k]!));
+      }
+      dispose(state, hyper, initParamValues, trainer.params, trainer.optState, trainer.env);
+      key.dispose();
     });
 });

@@ -289,7 +289,7 @@ describe('init and iteration: one whole PPO iteration as a graph', () => {
         expect(values(out.key!)).toEqual(Array.from(Int32Array.from(trainer.host.key)));
         expect(values(out.ep_return!)).toEqual(trainer.host.epReturn);
         expect(values(out.ep_length!)).toEqual(trainer.host.epLength);
-        expect(values(out.iteration!)).toEqual([it]);
+        expect(values(out.iterations_done!)).toEqual([it]);
         for (const k of METRICS) {
           const want = k === 'env_steps' ? cfg.env.num_envs * cfg.rollout.steps : row[k];
           const got = values(out[k]!)[0]!;

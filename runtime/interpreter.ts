@@ -210,7 +210,9 @@ export function scanLength(n: IRNode, env: ReadonlyMap<string, number>): number 
 
 function runGrad(g: IRGraph, n: IRNode, env: ReadonlyMap<string, number>, leaves: TensorMap, overrides: TensorMap | undefined): TensorMap {
   const wrt = n.attrs.wrt as string[];
-  const base = wrt.map((w) => overrides?.[w] ?? leaves[w]!);
+  // One tensor bound to two differentiated names (a call binding one value to an input and a
+  // param) is cloned: tfjs would sum the two gradients into both.
+  const base = wrt.map((w) => overrides?.[w] ?? leaves[w]!).map((t, k, all) => (all.indexOf(t) < k ? tf.clone(t) : t));
   const f = (...xs: tf.Tensor[]): tf.Scalar => {
     const o: TensorMap = { ...overrides };
     wrt.forEach((w, k) => (o[w] = xs[k]!));

@@ -195,6 +195,7 @@ function inferCall(n: IRNode, argTypes: TensorType[]): void {
   callee.params.forEach((p, k) => {
     const at = argTypes[callee.inputs.length + k]!;
     if (n.source) pointer = joinPointer(n.source.pointer, 'params', p.name);
+    if (at.dtype !== p.type.dtype) fail('E_DTYPE', `param "${p.name}" of ${callee.name} is bound to a value that is not ${p.type.dtype}`, showType(p.type), showType(at));
     if (at.shape.length !== p.type.shape.length || !at.shape.every((d, i) => dimEq(d, p.type.shape[i]!)))
       fail('E_SHAPE', `param "${p.name}" of ${callee.name} is bound to a value of another shape`, showType(p.type), showType(at));
   });

@@ -8,7 +8,7 @@
 import { canonDim, dimEq, isSymbolName, symbolsOf, type Dim } from '../dims.ts';
 import { showType, type AttrValue, type Attrs, type TensorType } from '../ir.ts';
 import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradArgs, type GradBuilder, type HostArray, type ShapeCtx, type Tensor } from './registry.ts';
-import { foldIn, keyFromInt32, randomBits, seedKey, splitKey, toInt32, uniform24, uniformOpen, type Key } from './threefry.ts';
+import { foldIn, keyFromInt32, permutation, randomBits, seedKey, splitKey, toInt32, uniform24, uniformOpen, type Key } from './threefry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 type TF = typeof tfType;
@@ -26,18 +26,21 @@ function readKey(key: Tensor): Key {
 /** Validates a `shape` attribute whose entries are sizes or dim expressions over bound symbols. */
 function shapeAttr(a: Attrs, ctx: ShapeCtx): Dim[] {
   const raw = a.shape as AttrValue[];
-  return raw.map((d, i) => {
-    if (typeof d === 'number') {
-      if (!Number.isInteger(d) || d < 0) ctx.fail('E_ATTR', `shape entry ${i} must be a non-negative integer or a dim name`, 'an integer >= 0 or a dim like "B"', String(d));
-      return d;
-    }
-    if (typeof d !== 'string' || d.split('*').some((p) => !/^\s*\d+\s*$/.test(p) && !isSymbolName(p.trim())))
-      ctx.fail('E_ATTR', `shape entry ${i} is not a dim`, 'an integer >= 0 or a dim like "B" or "B*T"', JSON.stringify(d));
-    const dim = canonDim(d as string);
-    for (const s of symbolsOf(dim))
-      if (!ctx.isBound(s)) ctx.fail('E_UNBOUND_DIM', `shape entry ${i} uses the dim "${s}", which no graph input binds`, 'dims bound by graph inputs', s);
-    return dim;
-  });
+  return raw.map((d, i) => dimAttr(d, `shape entry ${i}`, ctx));
+}
+
+/** Validates one size attribute: an integer >= 0 or a dim expression over bound symbols. */
+function dimAttr(d: AttrValue, what: string, ctx: ShapeCtx): Dim {
+  if (typeof d === 'number') {
+    if (!Number.isInteger(d) || d < 0) ctx.fail('E_ATTR', `${what} must be a non-negative integer or a dim name`, 'an integer >= 0 or a dim like "B"', String(d));
+    return d;
+  }
+  if (typeof d !== 'string' || d.split('*').some((p) => !/^\s*\d+\s*$/.test(p) && !isSymbolName(p.trim())))
+    ctx.fail('E_ATTR', `${what} is not a dim`, 'an integer >= 0 or a dim like "B" or "B*T"', JSON.stringify(d));
+  const dim = canonDim(d as string);
+  for (const s of symbolsOf(dim))
+    if (!ctx.isBound(s)) ctx.fail('E_UNBOUND_DIM', `${what} uses the dim "${s}", which no graph input binds`, 'dims bound by graph inputs', s);
+  return dim;
 }
 
 function rangeAttrs(a: Attrs, ctx: ShapeCtx): void {
@@ -267,4 +270,26 @@ defineOp({
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
+});
+
+defineOp({
+  name: 'random_permutation',
+  readsHost: true,
+  family: 'random',
+  doc: 'a uniformly random permutation of 0..n-1 as int32 [n] (`n` may be a dim like "B"), by Fisher-Yates over Threefry words: the same permutation as the training driver draws from the same key',
+  inputs: ['key'],
+  attrs: { properties: { n: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] } }, required: ['n'] },
+  shape: ([k], a, ctx) => {
+    checkKey(k!, ctx);
+    return { dtype: 'int32', shape: [dimAttr(a.n!, 'n', ctx)] };
+  },
+  kernel: (tf, [k], _a, ctx) => tf.tensor(permutation(readKey(k!), ctx.outType.shape[0]!), ctx.outType.shape, 'int32'),
+  host: ([k], out) => out.data.set(permutation(keyFromInt32(k!.data), out.shape[0]!)),
+  grad: noGrad,
+  fusion: 'opaque',
+  // The words, then one swap (a modulo, two loads and two stores) per element.
+  cost: (inputs, out) => {
+    const c = rngCost(inputs, out);
+    return { ...c, flops: c.flops + 5 * sizeOf(out.shape) };
+  },
 });

@@ -80,6 +80,22 @@ export function foldIn(key: Key, data: number): [number, number] {
   return threefry2x32(key[0], key[1], 0, data >>> 0);
 }
 
+/**
+ * A permutation of 0..n-1 by Fisher-Yates over jax.random.bits(key, n): position i (from n-1
+ * down to 1) swaps with j = word_i mod (i + 1). The modulo bias is below n / 2^32.
+ */
+export function permutation(key: Key, n: number): Int32Array {
+  const bits = randomBits(key, n);
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = bits[i]! % (i + 1);
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
+}
+
 /** Uniform floats in [0, 1) with 24 random bits (the top bits of each word): exact in float32. */
 export function uniform24(bits: Uint32Array): Float64Array {
   const out = new Float64Array(bits.length);

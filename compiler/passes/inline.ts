@@ -49,17 +49,43 @@ function inlineGraph(g: IRGraph): IRGraph {
         if (typeof d === 'string' && symbolsOf(d).length === 1 && d === symbolsOf(d)[0] && !env.has(d) && argShape[i] !== undefined) env.set(d, argShape[i]!);
       });
     });
+    // A callee's grad differentiates with respect to its own inputs and params, which the caller
+    // may bind to any value, one that also reaches the callee by another way included. Each such
+    // value gets its own leaf, an identity node that only the callee reads, so that the gradient
+    // holds everything else fixed as in the callee. "<call>/<name>/wrt" names no callee value.
+    const leaves = new Map<string, string>();
+    for (const cn of callee.nodes)
+      if (cn.op === 'grad')
+        for (const w of cn.attrs.wrt as string[])
+          if (local.has(w) && !leaves.has(w)) {
+            const leaf = `${prefix}${w}/wrt`;
+            const bound = local.get(w)!;
+            const shape = types.get(bound) ?? [];
+            out.push({ id: leaf, op: 'identity', inputs: [bound], attrs: {}, source: cn.source, type: { dtype: 'float32', shape } });
+            types.set(leaf, shape);
+            leaves.set(w, leaf);
+          }
+    for (const [w, leaf] of leaves) local.set(w, leaf);
+    const gradIds = new Set(callee.nodes.filter((cn) => cn.op === 'grad').map((cn) => cn.id));
     const ref = (r: string): string => {
       const dot = r.indexOf('.');
       const base = dot >= 0 ? r.slice(0, dot) : r;
       if (local.has(base) && dot < 0) return local.get(base)!;
+      // "<grad>.<wrt>" follows its wrt to the caller's name for it.
+      if (dot >= 0 && gradIds.has(base)) return `${prefix}${base}.${ref(r.slice(dot + 1))}`;
       return prefix + r;
     };
     for (const cn of callee.nodes) {
       const type = cn.type && { ...cn.type, shape: cn.type.shape.map((d) => substDimSym(d, env)) };
       // A scan's only dim-valued attribute is its length (its xs are body input names, not dims).
-      const attrs = cn.op === 'scan' ? { ...cn.attrs, ...(cn.attrs.length === undefined ? {} : renameDimsInAttrs({ length: cn.attrs.length }, env)) } : renameDimsInAttrs(cn.attrs, env);
-      out.push({ ...cn, id: prefix + cn.id, inputs: cn.inputs.map(ref), attrs, type });
+      const attrs =
+        cn.op === 'grad'
+          ? { ...cn.attrs, wrt: (cn.attrs.wrt as string[]).map(ref) }
+          : cn.op === 'scan'
+            ? { ...cn.attrs, ...(cn.attrs.length === undefined ? {} : renameDimsInAttrs({ length: cn.attrs.length }, env)) }
+            : renameDimsInAttrs(cn.attrs, env);
+      const outputTypes = cn.outputTypes && cn.op === 'grad' ? Object.fromEntries(Object.entries(cn.outputTypes).map(([w, t]) => [ref(w), t])) : cn.outputTypes;
+      out.push({ ...cn, id: prefix + cn.id, inputs: cn.inputs.map(ref), attrs, type, outputTypes });
       if (type) types.set(prefix + cn.id, type.shape);
     }
     for (const [o, r] of Object.entries(callee.outputs)) replace.set(`${n.id}.${o}`, ref(r));

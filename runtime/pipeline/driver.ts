@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
-import { randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
+import { permutation, randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
 import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, syncReadable, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
@@ -26,7 +26,7 @@ import { gradOutput } from './roles.ts';
 import { hostEnvDefinition, loadHostEnv, type HostEnv, type HostEnvDefinition } from '../host-env/host-env.ts';
 import { hostEnvPrograms } from '../host-env/programs.ts';
 
-export { gradOutput };
+export { gradOutput, permutation };
 
 export interface TrainOptions {
   outDir: string;
@@ -133,19 +133,6 @@ function take(h: HostState, n: number): Key[] {
   const w = splitKey(h.key, n + 1);
   h.key = [w[0]!, w[1]!];
   return Array.from({ length: n }, (_, i) => [w[2 * i + 2]!, w[2 * i + 3]!] as Key);
-}
-
-/** Fisher-Yates permutation of 0..n-1 from a key. */
-export function permutation(key: Key, n: number): Int32Array {
-  const bits = randomBits(key, n);
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = bits[i]! % (i + 1);
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
 }
 
 /** Writes rows `rows` of a row-major array with `row` elements per row into `out`, in order. */

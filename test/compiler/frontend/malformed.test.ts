@@ -551,6 +551,14 @@ describe('calls', () => {
     check(errOf(g, { 'lin.graph.json': LIN }), { code: 'E_SHAPE', pointer: '/nodes/0/params/w', node: 'c', message: /param "w" of lin is bound to a value of another shape/, expected: /float32\[3, 2\]/, found: /float32\[2\]/ });
   });
 
+  it('a param bound to a value that is not float32', () => {
+    const g = caller((c, doc) => {
+      doc.inputs!.wi = { dtype: 'int32', shape: [3, 2] };
+      c.params = { w: 'wi' };
+    });
+    check(errOf(g, { 'lin.graph.json': LIN }), { code: 'E_DTYPE', pointer: '/nodes/0/params/w', node: 'c', message: /param "w" of lin is bound to a value that is not float32/, expected: /float32\[3, 2\]/, found: /int32\[3, 2\]/ });
+  });
+
   it('an error inside the callee names the callee file and node', () => {
     const bad = { ...LIN, nodes: [LIN.nodes[0], { id: 'y', op: 'addd', in: ['h', 'b'] }] };
     check(errOf(caller(), { 'lin.graph.json': bad }), { code: 'E_UNKNOWN_OP', file: `${DIR}/lin.graph.json`, pointer: '/nodes/1/op', node: 'y', message: /unknown op "addd"/, hint: /did you mean "add"/ });

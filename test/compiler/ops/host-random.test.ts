@@ -20,6 +20,8 @@ const CASES: [string, () => tf.Tensor[], Attrs][] = [
   ['random_normal', () => [key(5, 7)], { shape: [5], mean: 2, std: 0.5 }],
   ['random_categorical', () => [key(1, 1), tf.tensor([[0, 1, 2], [3, -1, -Infinity], [-Infinity, 0, -Infinity]])], {}],
   ['random_categorical', () => [key(2, 3), tf.tensor([[[0.5, 0.25]], [[-3, 3]]])], {}],
+  ['random_permutation', () => [key(7, -9)], { n: 37 }],
+  ['random_permutation', () => [key(0, 1)], { n: 1 }],
 ];
 
 describe('random host kernels', () => {

@@ -3,6 +3,10 @@ import { infer, run, t, tf } from '../../helpers/ops.ts';
 import { getOp } from '../../../compiler/ops/registry.ts';
 import { makeShapeCtx } from '../../../compiler/frontend/shape-ctx.ts';
 import { threefry2x32 } from '../../../compiler/ops/threefry.ts';
+import { permutation as driverPermutation } from '../../../runtime/pipeline/driver.ts';
+import { inlineGraph } from '../../helpers/inline-graph.ts';
+import { interpret } from '../../../runtime/interpreter.ts';
+import { compileProgram } from '../../../runtime/exec.ts';
 import type { Attrs } from '../../../compiler/ir.ts';
 import { loomErr } from '../../helpers/loom-error.ts';
 
@@ -159,6 +163,99 @@ describe('random: categorical', () => {
   });
 });
 
+describe('random: permutation', () => {
+  const perm = (k: tf.Tensor, n: number | string) => run('random_permutation', [k], { n }).values;
+  /** jax.random.bits(key, n) written out from the block function: word i < h is block i's first output, the rest the second. */
+  function bitsRef(k: [number, number], n: number): number[] {
+    const h = Math.ceil(n / 2);
+    const out: number[] = [];
+    for (let i = 0; i < h; i++) {
+      const [y0, y1] = threefry2x32(k[0], k[1], i, i + h < n ? i + h : 0);
+      out[i] = y0;
+      if (i + h < n) out[i + h] = y1;
+    }
+    return out;
+  }
+  const isPermutation = (p: number[]) => [...p].sort((a, b) => a - b).every((v, i) => v === i);
+
+  it('is a permutation of 0..n-1, int32 [n], also for n = 0 and 1', () => {
+    for (const n of [0, 1, 2, 7, 128, 512]) {
+      const r = run('random_permutation', [key(n + 3)], { n });
+      expect(r).toMatchObject({ shape: [n], dtype: 'int32' });
+      expect(isPermutation(r.values)).toBe(true);
+    }
+  });
+  it('is Fisher-Yates (from the top, j = word_i mod (i + 1)) over the JAX-ordered Threefry words', () => {
+    for (const [seed, n] of [[5, 5], [17, 12], [0, 33]] as const) {
+      const w = bitsRef([0, seed], n);
+      const p = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = w[i]! % (i + 1);
+        [p[i], p[j]] = [p[j]!, p[i]!];
+      }
+      expect(perm(key(seed), n)).toEqual(p);
+    }
+  });
+  it('equals the permutation the training driver shuffles minibatches with', () => {
+    for (const [k, n] of [[[1, 2], 50], [[0, 1], 512], [[-7, 123456], 9]] as const)
+      expect(perm(tf.tensor1d([...k], 'int32'), n)).toEqual(Array.from(driverPermutation([k[0] >>> 0, k[1] >>> 0], n)));
+  });
+  it('the same key gives the same permutation; different keys give different ones', () => {
+    expect(perm(key(1), 64)).toEqual(perm(key(1), 64));
+    const seen = new Set<string>();
+    for (let s = 0; s < 20; s++) seen.add(perm(key(s), 64).join(','));
+    expect(seen.size).toBe(20);
+  });
+  it('all 24 permutations of 4 are about equally likely over 4800 fixed keys (chi-square)', () => {
+    const counts = new Map<string, number>();
+    for (let s = 0; s < 4800; s++) {
+      const p = perm(key(s), 4).join('');
+      counts.set(p, (counts.get(p) ?? 0) + 1);
+    }
+    expect(counts.size).toBe(24);
+    // 23 degrees of freedom: mean 23, sd 6.8; 60 is beyond the 0.9999 quantile (about 55).
+    const chi2 = [...counts.values()].reduce((a, c) => a + (c - 200) ** 2 / 200, 0);
+    expect(chi2).toBeLessThan(60);
+  });
+  it('every value lands in every position about equally often (n = 10, 2000 fixed keys)', () => {
+    const at = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+    for (let s = 0; s < 2000; s++) perm(key(10_000 + s), 10).forEach((v, i) => at[i]![v]!++);
+    // 200 expected per cell (binomial sd 13.4): no cell is 5 sd away.
+    for (const row of at) for (const c of row) expect(Math.abs(c - 200)).toBeLessThan(67);
+  });
+  it('n may be a dim bound by a graph input; interpreter and compiled executor agree', () => {
+    const ctx = makeShapeCtx({ op: 'random_permutation' }, new Set(['B', 'T']));
+    expect(getOp('random_permutation')!.shape([t([2], 'int32')], { n: 'T*B' }, ctx)).toEqual({ dtype: 'int32', shape: ['B*T'] });
+    const g = inlineGraph({
+      graph: 'perm',
+      inputs: { key: { dtype: 'int32', shape: [2] }, rows: { dtype: 'float32', shape: ['B', 3] } },
+      nodes: [
+        { id: 'p', op: 'random_permutation', in: ['key'], attrs: { n: 'B' } },
+        { id: 'shuffled', op: 'gather', in: ['rows', 'p'], attrs: { axis: 0 } },
+      ],
+      outputs: { p: 'p', shuffled: 'shuffled' },
+    });
+    const k = key(21);
+    const rows = tf.tensor2d(Array.from({ length: 30 }, (_, i) => i), [10, 3]);
+    const want = perm(k, 10);
+    const a = interpret(g, { key: k, rows }, {});
+    const prog = compileProgram(g);
+    const b = prog.run({ key: k, rows }, {});
+    for (const o of [a, b]) {
+      expect(Array.from(o.p!.dataSync())).toEqual(want);
+      expect(Array.from(o.shuffled!.dataSync())).toEqual(want.flatMap((r) => [3 * r, 3 * r + 1, 3 * r + 2]));
+    }
+    tf.dispose([rows, ...Object.values(a), ...Object.values(b)]);
+  });
+  it('rejects a bad n and a bad key', () => {
+    expect(loomErr(() => infer('random_permutation', [t([2], 'int32')], { n: -1 })).info.code).toBe('E_ATTR');
+    const u = loomErr(() => infer('random_permutation', [t([2], 'int32')], { n: 'B' }));
+    expect(u.info.code).toBe('E_UNBOUND_DIM');
+    expect(u.info.message).toMatch(/n uses the dim "B"/);
+    expect(loomErr(() => infer('random_permutation', [t([2])], { n: 3 })).info.code).toBe('E_DTYPE');
+  });
+});
+
 describe('random: errors, gradients, hygiene', () => {
   it('rejects keys that are not int32 [2]', () => {
     const d = loomErr(() => infer('random_uniform', [t([2])], { shape: [3] }));
@@ -203,6 +300,7 @@ describe('random: errors, gradients, hygiene', () => {
       ['random_normal', ['k']],
       ['random_categorical', ['k', 'l']],
       ['random_uniform_like', ['k', 'l']],
+      ['random_permutation', ['k']],
     ];
     const b = { op: () => 'x', constant: () => 'c', type: () => t([2], 'int32') };
     for (const [op, inputs] of calls) {
@@ -222,6 +320,7 @@ describe('random: errors, gradients, hygiene', () => {
     run('random_normal', [k], { shape: [3] });
     run('random_categorical', [k, l]);
     run('random_uniform_like', [k, l]);
+    run('random_permutation', [k], { n: 5 });
     expect(tf.memory().numTensors).toBe(before);
     expect(k.isDisposed || l.isDisposed || d.isDisposed).toBe(false);
   });

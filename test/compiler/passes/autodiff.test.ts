@@ -354,6 +354,7 @@ const noFloat: [string, RawNode[], Record<string, Spec>][] = [
   ['random_fold_in', [KEY, { id: 'k2', op: 'random_fold_in', in: ['key', 'step'] }, { id: 'o', op: 'cast', in: ['k2'], attrs: { dtype: 'float32' } }], { step: i32([], [5]) }],
   ['random_uniform', [KEY, { id: 'o', op: 'random_uniform', in: ['key'], attrs: { shape: [2, 3] } }], {}],
   ['random_normal', [KEY, { id: 'o', op: 'random_normal', in: ['key'], attrs: { shape: [2, 3] } }], {}],
+  ['random_permutation', [KEY, { id: 'p', op: 'random_permutation', in: ['key'], attrs: { n: 4 } }, { id: 'o', op: 'cast', in: ['p'], attrs: { dtype: 'float32' } }], {}],
 ];
 for (const [op, nodes, extra] of noFloat)
   add({

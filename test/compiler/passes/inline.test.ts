@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { inline } from '../../../compiler/passes/inline.ts';
 import type { IRGraph } from '../../../compiler/ir.ts';
 import { compileGraph } from '../../../compiler/compile.ts';
-import { compile, expectSameOutputs, f32, load, opCount, uniform, type RawGraph } from '../../helpers/grad.ts';
+import { compile, expectClose, expectSameOutputs, f32, load, opCount, uniform, type RawGraph } from '../../helpers/grad.ts';
 
 /** y = tanh(x · w + b) with a symbolic batch N, and a reshape whose attribute names N. */
 const LAYER: RawGraph = {
@@ -173,6 +173,47 @@ describe('inline', () => {
     expect(out.outputs).toEqual({ n: 'n', raw: 'x' });
     expect(out.nodes.find((n) => n.id === 'n')!.inputs).toEqual(['x']);
     expectSameOutputs(g, out, { x: f32([2], [1, -2]) });
+  });
+
+  /** A callee that differentiates its own loss with respect to its param and its input. */
+  const GRADF: RawGraph = {
+    graph: 'gradf',
+    inputs: { x: { shape: [3] } },
+    params: { w: { shape: [3] } },
+    nodes: [
+      { id: 'xw', op: 'mul', in: ['x', 'w'] },
+      { id: 'th', op: 'tanh', in: ['xw'] },
+      { id: 'l', op: 'sum', in: ['th'] },
+      { id: 'g', op: 'grad', in: ['l'], attrs: { wrt: ['w', 'x'] } },
+    ],
+    outputs: { l: 'l', dw: 'g.w', dx: 'g.x' },
+  };
+
+  it("a grad inside a callee differentiates the callee's own loss, with params hoisted or bound to any caller value", () => {
+    const g = load(
+      {
+        graph: 'outer',
+        inputs: { a: { shape: [3] } },
+        params: { p: { shape: [3] } },
+        nodes: [
+          { id: 'hoisted', op: 'call', graph: 'gradf.graph.json', in: { x: 'a' } },
+          // The same caller value is both the callee's input and its param: the callee's
+          // gradients hold the other one fixed, so dw = a * (1 - tanh^2(a * a)), not twice that.
+          { id: 'twice', op: 'mul', in: ['p', 2] },
+          { id: 'shared', op: 'call', graph: 'gradf.graph.json', in: { x: 'twice' }, params: { w: 'twice' } },
+          { id: 'bound', op: 'call', graph: 'gradf.graph.json', in: { x: 'a' }, params: { w: 'shared.dw' } },
+        ],
+        outputs: { hl: 'hoisted.l', hdw: 'hoisted.dw', hdx: 'hoisted.dx', sdw: 'shared.dw', sdx: 'shared.dx', bdw: 'bound.dw', bl: 'bound.l' },
+      },
+      { 'gradf.graph.json': GRADF },
+    );
+    const ins = { a: f32([3], [0.3, -0.8, 1.1]) };
+    const ps = { p: f32([3], [0.5, -0.2, 0.9]), 'hoisted/w': f32([3], [0.7, 0.1, -0.4]) };
+    const ref = expectSameOutputs(g, compile(g), ins, ps, 1e-5);
+    // Hand-computed for `shared` (x = w = 2p): d/dw sum tanh(x w) = x (1 - tanh^2(x w)).
+    const want = [0.5, -0.2, 0.9].map((v) => 2 * v * (1 - Math.tanh(4 * v * v) ** 2));
+    expectClose(ref.sdw!.values, want, 1e-5, 1e-6, 'shared.dw');
+    expectClose(ref.sdx!.values, want, 1e-5, 1e-6, 'shared.dx');
   });
 
   it('off switch: compileGraph with inline disabled keeps the calls and still computes the same', () => {

@@ -373,3 +373,16 @@ describe('scan: the stages a graph is composed of', () => {
     expect([...stages].map(([k, v]) => `${k}: ${v.name}`)).toEqual(['iteration: main', 'rows: outer-step', 'rows > rowsum: inner']);
   });
 });
+
+describe('profile: where the time of a run goes', () => {
+  it('adds each top-level step under its node id, a scan as one entry, and only when asked', () => {
+    const g = loadGraph('graphs/examples/fit-line.graph.json');
+    const inputs = { x: tf.tensor([0, 1, 2, 3]), y: tf.tensor([1, 3, 5, 7]), lr: tf.scalar(0.1) };
+    const profile = new Map<string, number>();
+    const out = compileProgram(g, { profile }).run(inputs, {});
+    expect([...profile.keys()]).toEqual(['fit']);
+    expect(profile.get('fit')).toBeGreaterThanOrEqual(0);
+    const plain = compileProgram(g).run(inputs, {});
+    expect(values(plain)).toEqual(values(out));
+  });
+});

@@ -6,8 +6,8 @@
  * made with random_split / random_fold_in. No gradients flow through them.
  */
 import { canonDim, dimEq, isSymbolName, symbolsOf, type Dim } from '../dims.ts';
-import { showType, type AttrValue, type Attrs, type TensorType } from '../ir.ts';
-import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradArgs, type GradBuilder, type HostArray, type ShapeCtx, type Tensor } from './registry.ts';
+import { showType, type AttrValue, type Attrs, type DType, type TensorType } from '../ir.ts';
+import { bytesOf, defineOp, sizeOf, type ConcreteType, type HostTensor, type OpDef, type Cost, type GradArgs, type GradBuilder, type HostArray, type ShapeCtx, type Tensor } from './registry.ts';
 import { foldIn, keyFromInt32, randomBits, seedKey, splitKey, toInt32, uniform24, uniformOpen, type Key } from './threefry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
@@ -140,131 +140,195 @@ function keyTensor(tf: TF, words: ArrayLike<number>, shape: number[] = [2]): Ten
   return tf.tensor(toInt32(words), shape, 'int32');
 }
 
-defineOp({
-  name: 'random_split',
-  readsHost: true,
-  family: 'random',
-  doc: '`num` independent child keys [num, 2] (like jax.random.split)',
-  inputs: ['key'],
-  attrs: { properties: { num: { type: 'integer', minimum: 1 } }, required: ['num'] },
-  shape: ([k], a, ctx) => {
-    checkKey(k!, ctx);
-    const n = a.num as number;
-    if (!Number.isInteger(n) || n < 1) ctx.fail('E_ATTR', 'num must be an integer >= 1', 'num >= 1', String(n));
-    return { dtype: 'int32', shape: [n, 2] };
-  },
-  kernel: (tf, [k], a) => keyTensor(tf, splitKey(readKey(k!), a.num as number), [a.num as number, 2]),
-  host: ([k], out, a) => out.data.set(toInt32(splitKey(keyFromInt32(k!.data), a.num as number))),
-  grad: noGrad,
-  fusion: 'opaque',
-  cost: rngCost,
-});
 
-defineOp({
-  name: 'random_fold_in',
-  readsHost: true,
-  family: 'random',
-  doc: 'a new key mixing an int32 scalar (e.g. an iteration counter) into a key (like jax.random.fold_in)',
-  inputs: ['key', 'data'],
-  attrs: { properties: {} },
-  shape: ([k, d], _a, ctx) => {
-    checkKey(k!, ctx);
-    ctx.dtype(d!, ['int32'], 'data');
-    if (d!.shape.length !== 0) ctx.fail('E_SHAPE', 'data must be an int32 scalar', 'int32[]', showType(d!));
-    return KEY_OUT;
-  },
-  kernel: (tf, [k, d]) => keyTensor(tf, foldIn(readKey(k!), d!.dataSync()[0]!)),
-  host: ([k, d], out) => out.data.set(toInt32(foldIn(keyFromInt32(k!.data), d!.data[0]!))),
-  grad: noGrad,
-  fusion: 'opaque',
-  cost: rngCost,
-});
+/**
+ * Adds the `batched_keys` form to a random op, for vmap: the key is [N, 2] and every other input
+ * has a leading N axis too; instance i draws out[i] exactly as the op draws from key i alone (the
+ * same Threefry stream, not a wider one), so K seeds batched give each seed's own numbers.
+ */
+function keyBatched(def: OpDef): OpDef {
+  const { shape, host } = def;
+  if (!host) throw new Error(`internal: random op ${def.name} needs a host kernel to take batched keys`);
+  const one = (t: TensorType): TensorType => ({ ...t, shape: t.shape.slice(1) });
+  /** Instance i of every input and of the output, as views. */
+  const each = (ins: readonly HostTensor[], out: HostTensor, a: Attrs): void => {
+    const n = out.shape[0]!;
+    const view = (t: HostTensor, i: number): HostTensor => {
+      const m = t.data.length / n;
+      return { data: t.data.subarray(i * m, (i + 1) * m), shape: t.shape.slice(1), dtype: t.dtype };
+    };
+    for (let i = 0; i < n; i++) host(ins.map((t) => view(t, i)), view(out, i), a);
+  };
+  return {
+    ...def,
+    attrs: { ...def.attrs, properties: { ...def.attrs.properties, batched_keys: { type: 'boolean' } } },
+    shape: (ins, a, ctx) => {
+      if (a.batched_keys !== true) return shape(ins, a, ctx);
+      const k = ins[0]!;
+      if (k.dtype !== 'int32' || k.shape.length !== 2 || !dimEq(k.shape[1]!, 2))
+        ctx.fail('E_SHAPE', 'with batched_keys, the key must be an int32 [N, 2] tensor (one key per instance)', 'int32[N, 2]', showType(k));
+      const n = k.shape[0]!;
+      ins.slice(1).forEach((t, i) => {
+        if (t.shape.length === 0) ctx.fail('E_RANK', `with batched_keys, input ${i + 1} needs the leading instance axis`, `[${n}, ...]`, showType(t));
+        ctx.unify(n, t.shape[0]!, `the instance axis of the key and of input ${i + 1}`);
+      });
+      const t = shape(ins.map(one), a, ctx);
+      return { ...t, shape: [n, ...t.shape] };
+    },
+    kernel: (tf, ins, a, ctx) => {
+      if (a.batched_keys !== true) return def.kernel(tf, ins, a, ctx);
+      const hostIn = ins.map((t): HostTensor => ({ data: t.dataSync() as HostArray, shape: t.shape, dtype: t.dtype as DType }));
+      const { dtype, shape: outShape } = ctx.outType;
+      const data = dtype === 'float32' ? new Float32Array(sizeOf(outShape)) : new Int32Array(sizeOf(outShape));
+      each(hostIn, { data, shape: outShape, dtype }, a);
+      return tf.tensor(data, outShape, dtype);
+    },
+    host: (ins, out, a) => (a.batched_keys === true ? each(ins, out, a) : host(ins, out, a)),
+    batch: (b, a) => {
+      // Keys batched twice (nested vmap) would need [K, N, 2] keys: one op per instance instead.
+      if (a.attrs.batched_keys === true) return null;
+      return { value: b.op(a.op, a.inputs.map((x, i) => (a.batched[i] ? x : b.materialize(x))), { ...a.attrs, batched_keys: true }), batched: true };
+    },
+  };
+}
+
+defineOp(
+  keyBatched({
+    name: 'random_split',
+    readsHost: true,
+    family: 'random',
+    doc: '`num` independent child keys [num, 2] (like jax.random.split)',
+    inputs: ['key'],
+    attrs: { properties: { num: { type: 'integer', minimum: 1 } }, required: ['num'] },
+    shape: ([k], a, ctx) => {
+      checkKey(k!, ctx);
+      const n = a.num as number;
+      if (!Number.isInteger(n) || n < 1) ctx.fail('E_ATTR', 'num must be an integer >= 1', 'num >= 1', String(n));
+      return { dtype: 'int32', shape: [n, 2] };
+    },
+    kernel: (tf, [k], a) => keyTensor(tf, splitKey(readKey(k!), a.num as number), [a.num as number, 2]),
+    host: ([k], out, a) => out.data.set(toInt32(splitKey(keyFromInt32(k!.data), a.num as number))),
+    grad: noGrad,
+    fusion: 'opaque',
+    cost: rngCost,
+  }),
+);
+
+defineOp(
+  keyBatched({
+    name: 'random_fold_in',
+    readsHost: true,
+    family: 'random',
+    doc: 'a new key mixing an int32 scalar (e.g. an iteration counter) into a key (like jax.random.fold_in)',
+    inputs: ['key', 'data'],
+    attrs: { properties: {} },
+    shape: ([k, d], _a, ctx) => {
+      checkKey(k!, ctx);
+      ctx.dtype(d!, ['int32'], 'data');
+      if (d!.shape.length !== 0) ctx.fail('E_SHAPE', 'data must be an int32 scalar', 'int32[]', showType(d!));
+      return KEY_OUT;
+    },
+    kernel: (tf, [k, d]) => keyTensor(tf, foldIn(readKey(k!), d!.dataSync()[0]!)),
+    host: ([k, d], out) => out.data.set(toInt32(foldIn(keyFromInt32(k!.data), d!.data[0]!))),
+    grad: noGrad,
+    fusion: 'opaque',
+    cost: rngCost,
+  }),
+);
 
 const SHAPE_ATTR = { type: 'array', items: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] } };
 
-defineOp({
-  name: 'random_uniform',
-  readsHost: true,
-  family: 'random',
-  doc: 'float32 uniform numbers in [min, max) (default [0, 1)) of `shape` (entries may be dims like "B"), 24 random bits each',
-  inputs: ['key'],
-  attrs: { properties: { shape: SHAPE_ATTR, min: { type: 'number' }, max: { type: 'number' } }, required: ['shape'] },
-  shape: ([k], a, ctx) => {
-    checkKey(k!, ctx);
-    rangeAttrs(a, ctx);
-    return { dtype: 'float32', shape: shapeAttr(a, ctx) };
-  },
-  kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
-  host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
-  grad: noGrad,
-  fusion: 'opaque',
-  cost: rngCost,
-});
+defineOp(
+  keyBatched({
+    name: 'random_uniform',
+    readsHost: true,
+    family: 'random',
+    doc: 'float32 uniform numbers in [min, max) (default [0, 1)) of `shape` (entries may be dims like "B"), 24 random bits each',
+    inputs: ['key'],
+    attrs: { properties: { shape: SHAPE_ATTR, min: { type: 'number' }, max: { type: 'number' } }, required: ['shape'] },
+    shape: ([k], a, ctx) => {
+      checkKey(k!, ctx);
+      rangeAttrs(a, ctx);
+      return { dtype: 'float32', shape: shapeAttr(a, ctx) };
+    },
+    kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
+    host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
+    grad: noGrad,
+    fusion: 'opaque',
+    cost: rngCost,
+  }),
+);
 
-defineOp({
-  name: 'random_uniform_like',
-  readsHost: true,
-  family: 'random',
-  doc: 'float32 uniform numbers in [min, max) (default [0, 1)) with the shape of `like` (any dtype)',
-  inputs: ['key', 'like'],
-  attrs: { properties: { min: { type: 'number' }, max: { type: 'number' } } },
-  shape: ([k, like], a, ctx) => {
-    checkKey(k!, ctx);
-    rangeAttrs(a, ctx);
-    return { dtype: 'float32', shape: like!.shape };
-  },
-  kernel: (tf, [k, like], a) => filled(tf, like!.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
-  host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
-  grad: noGrad,
-  fusion: 'opaque',
-  cost: rngCost,
-});
+defineOp(
+  keyBatched({
+    name: 'random_uniform_like',
+    readsHost: true,
+    family: 'random',
+    doc: 'float32 uniform numbers in [min, max) (default [0, 1)) with the shape of `like` (any dtype)',
+    inputs: ['key', 'like'],
+    attrs: { properties: { min: { type: 'number' }, max: { type: 'number' } } },
+    shape: ([k, like], a, ctx) => {
+      checkKey(k!, ctx);
+      rangeAttrs(a, ctx);
+      return { dtype: 'float32', shape: like!.shape };
+    },
+    kernel: (tf, [k, like], a) => filled(tf, like!.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
+    host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
+    grad: noGrad,
+    fusion: 'opaque',
+    cost: rngCost,
+  }),
+);
 
-defineOp({
-  name: 'random_normal',
-  readsHost: true,
-  family: 'random',
-  doc: 'float32 normal numbers with `mean` (default 0) and `std` (default 1) of `shape` (entries may be dims like "B"), by Box-Muller',
-  inputs: ['key'],
-  attrs: { properties: { shape: SHAPE_ATTR, mean: { type: 'number' }, std: { type: 'number', minimum: 0 } }, required: ['shape'] },
-  shape: ([k], a, ctx) => {
-    checkKey(k!, ctx);
-    const std = (a.std as number | undefined) ?? 1;
-    if (!(std >= 0) || !Number.isFinite(std)) ctx.fail('E_ATTR', 'std must be finite and >= 0', 'std >= 0', String(std));
-    return { dtype: 'float32', shape: shapeAttr(a, ctx) };
-  },
-  kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillNormal(readKey(k!), out, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1)),
-  host: ([k], out, a) => fillNormal(keyFromInt32(k!.data), out.data, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1),
-  grad: noGrad,
-  fusion: 'opaque',
-  cost: rngCost,
-});
+defineOp(
+  keyBatched({
+    name: 'random_normal',
+    readsHost: true,
+    family: 'random',
+    doc: 'float32 normal numbers with `mean` (default 0) and `std` (default 1) of `shape` (entries may be dims like "B"), by Box-Muller',
+    inputs: ['key'],
+    attrs: { properties: { shape: SHAPE_ATTR, mean: { type: 'number' }, std: { type: 'number', minimum: 0 } }, required: ['shape'] },
+    shape: ([k], a, ctx) => {
+      checkKey(k!, ctx);
+      const std = (a.std as number | undefined) ?? 1;
+      if (!(std >= 0) || !Number.isFinite(std)) ctx.fail('E_ATTR', 'std must be finite and >= 0', 'std >= 0', String(std));
+      return { dtype: 'float32', shape: shapeAttr(a, ctx) };
+    },
+    kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillNormal(readKey(k!), out, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1)),
+    host: ([k], out, a) => fillNormal(keyFromInt32(k!.data), out.data, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1),
+    grad: noGrad,
+    fusion: 'opaque',
+    cost: rngCost,
+  }),
+);
 
-defineOp({
-  name: 'random_categorical',
-  readsHost: true,
-  family: 'random',
-  doc: 'int32 samples [...] from softmax(logits [..., K]) over the last axis, by Gumbel-max (-inf logits are never drawn)',
-  inputs: ['key', 'logits'],
-  attrs: { properties: {} },
-  shape: ([k, l], _a, ctx) => {
-    checkKey(k!, ctx);
-    ctx.dtype(l!, ['float32'], 'logits');
-    const r = l!.shape.length;
-    if (r === 0) ctx.fail('E_RANK', 'logits need a last axis of categories', 'rank >= 1 ([..., K])', 'a scalar');
-    if (l!.shape[r - 1] === 0) ctx.fail('E_SHAPE', 'logits need at least one category', 'K >= 1', showType(l!));
-    return { dtype: 'int32', shape: l!.shape.slice(0, -1) };
-  },
-  // On the host: the key is read there anyway, and one pass over the logits is cheaper than
-  // dispatching add and argMax.
-  kernel: (tf, [k, logits]) => {
-    const K = logits!.shape[logits!.shape.length - 1]!;
-    const out = new Int32Array(logits!.size / K);
-    fillCategorical(readKey(k!), logits!.dataSync(), K, out);
-    return tf.tensor(out, logits!.shape.slice(0, -1), 'int32');
-  },
-  host: ([k, logits], out) => fillCategorical(keyFromInt32(k!.data), logits!.data, logits!.shape[logits!.shape.length - 1]!, out.data),
-  grad: noGrad,
-  fusion: 'opaque',
-  cost: rngCost,
-});
+defineOp(
+  keyBatched({
+    name: 'random_categorical',
+    readsHost: true,
+    family: 'random',
+    doc: 'int32 samples [...] from softmax(logits [..., K]) over the last axis, by Gumbel-max (-inf logits are never drawn)',
+    inputs: ['key', 'logits'],
+    attrs: { properties: {} },
+    shape: ([k, l], _a, ctx) => {
+      checkKey(k!, ctx);
+      ctx.dtype(l!, ['float32'], 'logits');
+      const r = l!.shape.length;
+      if (r === 0) ctx.fail('E_RANK', 'logits need a last axis of categories', 'rank >= 1 ([..., K])', 'a scalar');
+      if (l!.shape[r - 1] === 0) ctx.fail('E_SHAPE', 'logits need at least one category', 'K >= 1', showType(l!));
+      return { dtype: 'int32', shape: l!.shape.slice(0, -1) };
+    },
+    // On the host: the key is read there anyway, and one pass over the logits is cheaper than
+    // dispatching add and argMax.
+    kernel: (tf, [k, logits]) => {
+      const K = logits!.shape[logits!.shape.length - 1]!;
+      const out = new Int32Array(logits!.size / K);
+      fillCategorical(readKey(k!), logits!.dataSync(), K, out);
+      return tf.tensor(out, logits!.shape.slice(0, -1), 'int32');
+    },
+    host: ([k, logits], out) => fillCategorical(keyFromInt32(k!.data), logits!.data, logits!.shape[logits!.shape.length - 1]!, out.data),
+    grad: noGrad,
+    fusion: 'opaque',
+    cost: rngCost,
+  }),
+);

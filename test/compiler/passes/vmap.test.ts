@@ -1,0 +1,238 @@
+/**
+ * The vmap pass, checked against its definition: the batched graph computes, for every instance,
+ * what the reference interpreter computes on that instance alone (the oracle), on the
+ * interpreter and on the compiled executor, over the whole graph library and random graphs.
+ */
+import { relative } from 'node:path';
+import fc from 'fast-check';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadGraph } from '../../../compiler/frontend/load.ts';
+import type { IRGraph } from '../../../compiler/ir.ts';
+import { autodiff } from '../../../compiler/passes/autodiff.ts';
+import { inline } from '../../../compiler/passes/inline.ts';
+import { vmap, vmapWithReport, type VmapSpec } from '../../../compiler/passes/vmap.ts';
+import { compileProgram } from '../../../runtime/exec.ts';
+import { initParams, interpret, type TensorMap } from '../../../runtime/interpreter.ts';
+import { inlineGraph } from '../../helpers/inline-graph.ts';
+import { graphFiles, GRAPHS_ROOT, inputsFor } from '../../helpers/library-graphs.ts';
+import { loomErr } from '../../helpers/loom-error.ts';
+import { buildGraph, instrArb, randomInputs } from '../../helpers/random-graph.ts';
+
+const K = 3;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const prepare = (g: IRGraph): IRGraph => autodiff.run(inline.run(g));
+
+/** Instance k of the deterministic library inputs: floats scaled, keys with their own seed, masks alternating. */
+function instanceInputs(base: TensorMap, k: number): TensorMap {
+  const out: TensorMap = {};
+  for (const [name, t] of Object.entries(base)) {
+    if (t.dtype === 'float32') out[name] = tf.mul(t, 1 + 0.25 * k);
+    else if (t.dtype === 'int32' && t.shape.length === 1 && t.shape[0] === 2) out[name] = tf.tensor1d([1 + k, 7 + 3 * k], 'int32');
+    else if (t.dtype === 'bool') out[name] = k % 2 === 1 ? tf.logicalNot(t) : tf.clone(t);
+    else out[name] = tf.clone(t);
+  }
+  return out;
+}
+
+/** A small deterministic generator, so that the axes each graph gets are reproducible. */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+function hash(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+function expectClose(got: tf.Tensor, want: tf.Tensor, what: string, exact = false): void {
+  expect(got.shape, what).toEqual(want.shape);
+  expect(got.dtype, what).toBe(want.dtype);
+  const a = got.dataSync();
+  const b = want.dataSync();
+  for (let i = 0; i < a.length; i++) {
+    const tol = exact ? 0 : 1e-4 + 1e-4 * Math.abs(b[i]!);
+    if (!(Math.abs(a[i]! - b[i]!) <= tol || (Number.isNaN(a[i]!) && Number.isNaN(b[i]!)))) expect.fail(`${what}[${i}]: batched ${a[i]} vs alone ${b[i]}`);
+  }
+}
+
+/**
+ * Runs g on each instance alone through the interpreter and the vmapped graph on the batch
+ * (interpreter, and the compiled executor when `compiled`), comparing every output.
+ */
+function checkVmap(g: IRGraph, instances: TensorMap[], params: TensorMap, axes: VmapSpec['axes'], o: { compiled?: boolean; exact?: boolean; size?: VmapSpec['size'] } = {}): void {
+  const alone = instances.map((ins) => interpret(g, ins, params));
+  const batchedInputs: TensorMap = {};
+  for (const i of g.inputs)
+    batchedInputs[i.name] = axes[i.name] === 0 ? tf.stack(instances.map((ins) => ins[i.name]!)) : tf.clone(instances[0]![i.name]!);
+  const vg = vmap(g, { size: o.size ?? instances.length, axes });
+  const runs: [string, TensorMap][] = [['interpreter', interpret(vg, batchedInputs, params)]];
+  if (o.compiled) runs.push(['compiled', compileProgram(vg, { log: () => {} }).run(batchedInputs, params)]);
+  for (const [how, got] of runs) {
+    for (const name of Object.keys(g.outputs)) {
+      const want = tf.stack(alone.map((a) => a[name]!));
+      expectClose(got[name]!, want, `${how} ${name}`, o.exact);
+      want.dispose();
+    }
+    tf.dispose(Object.values(got));
+  }
+  tf.dispose([...alone.flatMap((a) => Object.values(a)), ...Object.values(batchedInputs)]);
+}
+
+/** Only these inputs differ between instances, so a shared input must be the same for all. */
+function shareUnbatched(instances: TensorMap[], axes: VmapSpec['axes']): TensorMap[] {
+  return instances.map((ins) => Object.fromEntries(Object.entries(ins).map(([k, v]) => [k, axes[k] === 0 ? v : instances[0]![k]!])));
+}
+
+describe('vmap over the graph library: K instances batched == each instance alone', () => {
+  const files = graphFiles(GRAPHS_ROOT);
+  it('finds the library', () => expect(files.length).toBeGreaterThan(40));
+  for (const file of files) {
+    const name = relative(GRAPHS_ROOT, file);
+    it(name, () => {
+      const g = prepare(loadGraph(file));
+      const base = inputsFor(g);
+      const params = initParams(g, 3);
+      const rnd = lcg(hash(name));
+      // Two settings: every input batched, and a random subset shared.
+      for (const mode of ['all', 'random'] as const) {
+        const axes: VmapSpec['axes'] = Object.fromEntries(g.inputs.map((i) => [i.name, mode === 'all' || rnd() < 0.5 ? 0 : null]));
+        const instances = shareUnbatched(
+          Array.from({ length: K }, (_, k) => instanceInputs(base, k)),
+          axes,
+        );
+        checkVmap(g, instances, params, axes, { compiled: mode === 'all' });
+        tf.dispose(instances.flatMap((ins, k) => Object.entries(ins).filter(([n]) => k === 0 || axes[n] === 0).map(([, v]) => v)));
+      }
+      tf.dispose([...Object.values(base), ...Object.values(params)]);
+    });
+  }
+});
+
+describe('vmap over random graphs', () => {
+  it('agrees with each instance alone for random graphs and random axes', () => {
+    fc.assert(
+      fc.property(fc.array(instrArb, { minLength: 1, maxLength: 12 }), fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }), (instrs, picks) => {
+        const g = prepare(inlineGraph(buildGraph(instrs)));
+        const axes: VmapSpec['axes'] = Object.fromEntries(g.inputs.map((i, k) => [i.name, picks[k] ? 0 : null]));
+        const instances = shareUnbatched(
+          Array.from({ length: K }, (_, k) => randomInputs(2, 11 + k)),
+          axes,
+        );
+        checkVmap(g, instances, {}, axes);
+        tf.dispose(instances.flatMap((ins) => Object.values(ins)));
+      }),
+      { numRuns: 40, seed: 5 },
+    );
+  });
+});
+
+interface In {
+  shape: number[];
+  dtype?: 'float32' | 'int32' | 'bool';
+  /** int32 values in [0, max) (indices, actions); keys are int32 [2]. */
+  max?: number;
+  key?: boolean;
+}
+interface OpCase {
+  name: string;
+  inputs: Record<string, In>;
+  node: { op: string; in: (string | number)[]; attrs?: Record<string, unknown> };
+}
+
+function instanceValue(spec: In, seed: number): tf.Tensor {
+  if (spec.key) return tf.tensor1d([seed, 100 + seed], 'int32');
+  if (spec.dtype === 'int32') return tf.tidy(() => tf.cast(tf.floor(tf.randomUniform(spec.shape, 0, spec.max ?? 3, 'float32', seed)), 'int32'));
+  if (spec.dtype === 'bool') return tf.tidy(() => tf.greater(tf.randomUniform(spec.shape, 0, 1, 'float32', seed), 0.5));
+  return tf.randomUniform(spec.shape, -2, 2, 'float32', seed);
+}
+
+const f = (...shape: number[]): In => ({ shape });
+const int = (max: number, ...shape: number[]): In => ({ shape, dtype: 'int32', max });
+const KEY: In = { shape: [2], dtype: 'int32', key: true };
+
+/** One case per batching rule and the ops it covers, each run with every subset of its inputs batched. */
+const OP_CASES: OpCase[] = [
+  { name: 'add (ranks differ)', inputs: { x: f(3), y: f(2, 3) }, node: { op: 'add', in: ['x', 'y'] } },
+  { name: 'where', inputs: { c: { shape: [2, 3], dtype: 'bool' }, x: f(3), y: f(2, 1) }, node: { op: 'where', in: ['c', 'x', 'y'] } },
+  { name: 'normal_log_prob', inputs: { x: f(2, 3), m: f(3), s: f(3) }, node: { op: 'normal_log_prob', in: ['x', 'm', 's'] } },
+  { name: 'matmul', inputs: { a: f(4, 3), b: f(3, 2) }, node: { op: 'matmul', in: ['a', 'b'] } },
+  { name: 'matmul (batch dims, transposed)', inputs: { a: f(2, 3, 4), b: f(2, 5, 3) }, node: { op: 'matmul', in: ['a', 'b'], attrs: { transpose_a: true, transpose_b: true } } },
+  { name: 'sum over axes', inputs: { x: f(2, 3, 4) }, node: { op: 'sum', in: ['x'], attrs: { axes: [0, -1], keepdims: true } } },
+  { name: 'mean over all', inputs: { x: f(2, 3) }, node: { op: 'mean', in: ['x'] } },
+  { name: 'std', inputs: { x: f(2, 3) }, node: { op: 'std', in: ['x'], attrs: { axes: 1, ddof: 1 } } },
+  { name: 'reduce_count', inputs: { x: f(2, 3) }, node: { op: 'reduce_count', in: ['x'], attrs: { axes: [1] } } },
+  { name: 'argmax', inputs: { x: f(2, 3) }, node: { op: 'argmax', in: ['x'], attrs: { axis: 0 } } },
+  { name: 'softmax', inputs: { x: f(2, 3) }, node: { op: 'softmax', in: ['x'], attrs: { axis: 0 } } },
+  { name: 'log_softmax', inputs: { x: f(2, 3) }, node: { op: 'log_softmax', in: ['x'] } },
+  { name: 'categorical_log_prob', inputs: { l: f(4, 3), a: int(3, 4) }, node: { op: 'categorical_log_prob', in: ['l', 'a'] } },
+  { name: 'categorical_one_hot', inputs: { a: int(3, 4), l: f(4, 3) }, node: { op: 'categorical_one_hot', in: ['a', 'l'] } },
+  { name: 'categorical_entropy', inputs: { l: f(4, 3) }, node: { op: 'categorical_entropy', in: ['l'] } },
+  { name: 'one_hot', inputs: { i: int(4, 2, 3) }, node: { op: 'one_hot', in: ['i'], attrs: { depth: 4 } } },
+  { name: 'reshape', inputs: { x: f(2, 3, 2) }, node: { op: 'reshape', in: ['x'], attrs: { shape: [-1, 2] } } },
+  { name: 'expand_dims', inputs: { x: f(2, 3) }, node: { op: 'expand_dims', in: ['x'], attrs: { axis: 1 } } },
+  { name: 'squeeze (all 1s)', inputs: { x: f(1, 3, 1) }, node: { op: 'squeeze', in: ['x'] } },
+  { name: 'squeeze (axes)', inputs: { x: f(2, 1) }, node: { op: 'squeeze', in: ['x'], attrs: { axes: [-1] } } },
+  { name: 'transpose', inputs: { x: f(2, 3, 4) }, node: { op: 'transpose', in: ['x'], attrs: { perm: [2, 0, 1] } } },
+  { name: 'transpose (default)', inputs: { x: f(2, 3) }, node: { op: 'transpose', in: ['x'] } },
+  { name: 'concat', inputs: { x: f(2, 3), y: f(2, 1) }, node: { op: 'concat', in: ['x', 'y'], attrs: { axis: -1 } } },
+  { name: 'stack', inputs: { x: f(2, 3), y: f(2, 3) }, node: { op: 'stack', in: ['x', 'y'], attrs: { axis: 1 } } },
+  { name: 'split_like', inputs: { x: f(2, 5), a: f(2, 2), b: f(2, 3) }, node: { op: 'split_like', in: ['x', 'a', 'b'], attrs: { axis: 1, index: 1 } } },
+  { name: 'slice', inputs: { x: f(4, 3) }, node: { op: 'slice', in: ['x'], attrs: { begin: [1, 0], size: [2, -1] } } },
+  { name: 'pad_like', inputs: { x: f(2, 2), l: f(4, 3) }, node: { op: 'pad_like', in: ['x', 'l'], attrs: { begin: [1, 1] } } },
+  { name: 'tile', inputs: { x: f(2, 3) }, node: { op: 'tile', in: ['x'], attrs: { reps: [2, 1] } } },
+  { name: 'gather', inputs: { x: f(4, 3), i: int(4, 5) }, node: { op: 'gather', in: ['x', 'i'] } },
+  { name: 'gather (axis 1)', inputs: { x: f(2, 4, 3), i: int(4, 2, 2) }, node: { op: 'gather', in: ['x', 'i'], attrs: { axis: 1 } } },
+  { name: 'gather (axis -1)', inputs: { x: f(2, 3), i: int(3, 4) }, node: { op: 'gather', in: ['x', 'i'], attrs: { axis: -1 } } },
+  { name: 'scatter_add', inputs: { u: f(5, 3), i: int(4, 5), l: f(4, 3) }, node: { op: 'scatter_add', in: ['u', 'i', 'l'] } },
+  { name: 'broadcast_to', inputs: { x: f(3) }, node: { op: 'broadcast_to', in: ['x'], attrs: { shape: [2, 3] } } },
+  { name: 'broadcast_like', inputs: { x: f(3), l: f(2, 3) }, node: { op: 'broadcast_like', in: ['x', 'l'] } },
+  { name: 'sum_to', inputs: { x: f(2, 4, 3), l: f(1, 3) }, node: { op: 'sum_to', in: ['x', 'l'] } },
+  { name: 'ones_like', inputs: { x: f(2, 3) }, node: { op: 'ones_like', in: ['x'] } },
+  { name: 'clip', inputs: { x: f(2, 3) }, node: { op: 'clip', in: ['x'], attrs: { min: -1, max: 0.5 } } },
+  { name: 'cast', inputs: { x: f(2, 3) }, node: { op: 'cast', in: ['x'], attrs: { dtype: 'int32' } } },
+  { name: 'reverse_linear_scan', inputs: { a: f(4, 2), c: f(4, 2), i: f(2) }, node: { op: 'reverse_linear_scan', in: ['a', 'c', 'i'] } },
+  { name: 'linear_scan', inputs: { a: f(4), c: f(4), i: f() }, node: { op: 'linear_scan', in: ['a', 'c', 'i'] } },
+  { name: 'time_shift', inputs: { x: f(4, 2), v: f(2) }, node: { op: 'time_shift', in: ['x', 'v'], attrs: { offset: -1 } } },
+  { name: 'random_uniform', inputs: { k: KEY }, node: { op: 'random_uniform', in: ['k'], attrs: { shape: [2, 3], min: -1, max: 2 } } },
+  { name: 'random_normal', inputs: { k: KEY }, node: { op: 'random_normal', in: ['k'], attrs: { shape: [5] } } },
+  { name: 'random_uniform_like', inputs: { k: KEY, l: f(3, 2) }, node: { op: 'random_uniform_like', in: ['k', 'l'] } },
+  { name: 'random_categorical', inputs: { k: KEY, l: f(4, 3) }, node: { op: 'random_categorical', in: ['k', 'l'] } },
+  { name: 'random_split', inputs: { k: KEY }, node: { op: 'random_split', in: ['k'], attrs: { num: 3 } } },
+  { name: 'random_fold_in', inputs: { k: KEY, d: int(100) }, node: { op: 'random_fold_in', in: ['k', 'd'] } },
+];
+
+describe('vmap rules, op by op: every subset of inputs batched == each instance alone', () => {
+  for (const c of OP_CASES) {
+    it(c.name, () => {
+      const g = prepare(
+        inlineGraph({
+          graph: 'op',
+          inputs: Object.fromEntries(Object.entries(c.inputs).map(([n, s]) => [n, { shape: s.shape, ...(s.dtype ? { dtype: s.dtype } : {}) }])),
+          nodes: [{ id: 'out', ...c.node }],
+          outputs: { out: 'out' },
+        }),
+      );
+      const names = Object.keys(c.inputs);
+      for (let mask = 1; mask < 1 << names.length; mask++) {
+        const axes: VmapSpec['axes'] = Object.fromEntries(names.map((n, j) => [n, mask & (1 << j) ? 0 : null]));
+        const instances = Array.from({ length: K }, (_, k) =>
+          Object.fromEntries(names.map((n, j) => [n, instanceValue(c.inputs[n]!, axes[n] === 0 ? 1 + 10 * j + k : 1 + 10 * j)])),
+        );
+        // Random numbers and integer results must be exactly the instance's own.
+        const exact = c.node.op.startsWith('random_') || ['int32', 'bool'].includes(g.nodes.at(-1)!.type!.dtype);
+        checkVmap(g, instances, {}, axes, { compiled: true, exact });
+        tf.dispose(instances.flatMap((ins) => Object.values(ins)));
+      }
+      expect(vmapWithReport(g, { size: K, axes: Object.fromEntries(names.map((n) => [n, 0])) }).fallbacks.map((x) => x.op)).toEqual(
+        c.node.op === 'scatter_add' ? ['scatter_add'] : [],
+      );
+    });
+  }
+});

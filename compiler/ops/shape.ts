@@ -35,6 +35,7 @@ import {
   type ShapeCtx,
   type Tensor,
 } from './registry.ts';
+import { LoomError } from '../errors.ts';
 import { hostSum, reduceLayout } from './reduce.ts';
 import { allBatched, axisBatch, leadingBatch, shiftAxis } from './batching.ts';
 import { kir } from '../codegen/kir.ts';
@@ -706,8 +707,12 @@ defineOp({
   grad: (b, a) => {
     const [x, idx] = a.inputs as [string, string];
     if (!isFloat(b, x)) return [null, null];
-    // batch_dims gathers come from vmap, which runs after autodiff.
-    if (a.attrs.batch_dims === 1) throw new Error('internal: no gradient rule for gather with batch_dims 1');
+    if (a.attrs.batch_dims === 1)
+      throw new LoomError({
+        code: 'E_UNKNOWN_OP',
+        message: 'cannot differentiate through gather with batch_dims 1: it has no gradient rule',
+        hint: 'batch_dims gathers come from vmap, which runs after autodiff: differentiate the unbatched graph, then vmap it',
+      });
     const r = b.type(x).shape.length;
     const raw = (a.attrs.axis as number | undefined) ?? 0;
     return [b.op('scatter_add', [a.dy, idx, x], { axis: raw < 0 ? raw + r : raw }), null];

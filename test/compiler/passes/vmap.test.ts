@@ -66,8 +66,14 @@ function expectClose(got: tf.Tensor, want: tf.Tensor, what: string, exact = fals
  * Runs g on each instance alone through the interpreter and the vmapped graph on the batch
  * (interpreter, and the compiled executor when `compiled`), comparing every output.
  */
-function checkVmap(g: IRGraph, instances: TensorMap[], params: TensorMap, axes: VmapSpec['axes'], o: { compiled?: boolean; exact?: boolean; size?: VmapSpec['size'] } = {}): void {
-  const alone = instances.map((ins) => interpret(g, ins, params));
+function checkVmap(
+  g: IRGraph,
+  instances: TensorMap[],
+  params: TensorMap,
+  axes: VmapSpec['axes'],
+  o: { compiled?: boolean; exact?: boolean; size?: VmapSpec['size']; reference?: IRGraph } = {},
+): void {
+  const alone = instances.map((ins) => interpret(o.reference ?? g, ins, params));
   const batchedInputs: TensorMap = {};
   for (const i of g.inputs)
     batchedInputs[i.name] = axes[i.name] === 0 ? tf.stack(instances.map((ins) => ins[i.name]!)) : tf.clone(instances[0]![i.name]!);
@@ -96,7 +102,9 @@ describe('vmap over the graph library: K instances batched == each instance alon
   for (const file of files) {
     const name = relative(GRAPHS_ROOT, file);
     it(name, () => {
-      const g = prepare(loadGraph(file));
+      // The oracle runs the graph as written: calls recursively, grads by tfjs's own autodiff.
+      const raw = loadGraph(file);
+      const g = prepare(raw);
       const base = inputsFor(g);
       const params = initParams(g, 3);
       const rnd = lcg(hash(name));
@@ -107,7 +115,7 @@ describe('vmap over the graph library: K instances batched == each instance alon
           Array.from({ length: K }, (_, k) => instanceInputs(base, k)),
           axes,
         );
-        checkVmap(g, instances, params, axes, { compiled: mode === 'all' });
+        checkVmap(g, instances, params, axes, { compiled: mode === 'all', reference: raw });
         tf.dispose(instances.flatMap((ins, k) => Object.entries(ins).filter(([n]) => k === 0 || axes[n] === 0).map(([, v]) => v)));
       }
       tf.dispose([...Object.values(base), ...Object.values(params)]);
@@ -235,4 +243,129 @@ describe('vmap rules, op by op: every subset of inputs batched == each instance 
       );
     });
   }
+});
+
+describe('vmap of training graphs batches without falling back', () => {
+  const cases: [string, string[]][] = [
+    // PPO's loss and gradients: the minibatch per seed, the params per seed too (K seeds).
+    ['algorithms/ppo-cartpole.loss.graph.json', []],
+    ['algorithms/ppo-pendulum.loss.graph.json', []],
+    // The env step: each seed its own envs and key; the step graph's constants shared.
+    ['envs/cartpole.step.graph.json', []],
+    // Adam: params, moments and step per seed; the hyperparameters shared.
+    ['optimizers/adam.graph.json', ['lr', 'beta1', 'beta2', 'eps']],
+  ];
+  for (const [file, shared] of cases) {
+    it(file, () => {
+      const g = prepare(loadGraph(`${GRAPHS_ROOT}/${file}`));
+      const axes = Object.fromEntries(g.inputs.map((i) => [i.name, shared.includes(i.name) ? null : 0] as const));
+      expect(vmapWithReport(g, { size: 8, axes }).fallbacks).toEqual([]);
+    });
+  }
+
+  it('reports the nodes that fall back, and they still compute each instance', () => {
+    // AlphaGrad's segment sums scatter at per-seed indices: no single library call does that.
+    const g = prepare(loadGraph(`${GRAPHS_ROOT}/optimizers/alphagrad.graph.json`));
+    const axes = Object.fromEntries(g.inputs.map((i) => [i.name, 0] as const));
+    expect(vmapWithReport(g, { size: 3, axes }).fallbacks).toEqual([{ node: 'seg_sumsq', op: 'scatter_add' }]);
+  });
+});
+
+describe('vmap with a symbolic batch size', () => {
+  const json = {
+    graph: 'sym',
+    inputs: { x: { shape: ['B', 3] }, w: { shape: [3, 2] }, key: { shape: [2], dtype: 'int32' } },
+    nodes: [
+      { id: 'h', op: 'matmul', in: ['x', 'w'] },
+      { id: 'n', op: 'random_normal', in: ['key'], attrs: { shape: ['B', 2] } },
+      { id: 'y', op: 'add', in: ['h', 'n'] },
+      { id: 'm', op: 'mean', in: ['y'], attrs: { axes: [0] } },
+      { id: 'c', op: 'reduce_count', in: ['y'] },
+    ],
+    outputs: { y: 'y', m: 'm', c: 'c' },
+  };
+
+  it('gives batched inputs the dim and runs for any size it is bound to', () => {
+    const g = prepare(inlineGraph(json));
+    const axes = { x: 0, key: 0, w: null } as const;
+    const vg = vmap(g, { size: 'S', axes });
+    expect(vg.inputs.map((i) => i.type.shape)).toEqual([['S', 'B', 3], [3, 2], ['S', 2]]);
+    expect(Object.values(vg.outputs).map((r) => vg.nodes.find((n) => n.id === r)!.type!.shape)).toEqual([['S', 'B', 2], ['S', 2], ['S']]);
+    for (const size of [1, 4]) {
+      const instances = Array.from({ length: size }, (_, k) => ({
+        x: tf.randomUniform([5, 3], -1, 1, 'float32', 3 + k),
+        w: tf.randomUniform([3, 2], -1, 1, 'float32', 99),
+        key: tf.tensor1d([k, 2 * k + 1], 'int32'),
+      }));
+      checkVmap(g, instances, {}, axes, { compiled: true, size: 'S' });
+      tf.dispose(instances.flatMap((ins) => Object.values(ins)));
+    }
+  });
+
+  it('refuses a fallback, which needs a static size, naming the node', () => {
+    const g = prepare(
+      inlineGraph({
+        graph: 'scatter',
+        inputs: { u: { shape: [4] }, i: { shape: [4], dtype: 'int32' }, l: { shape: [3] } },
+        nodes: [{ id: 's', op: 'scatter_add', in: ['u', 'i', 'l'] }],
+        outputs: { s: 's' },
+      }),
+    );
+    const e = loomErr(() => vmap(g, { size: 'S', axes: { i: 0 } }));
+    expect(e.info.node).toBe('s');
+    expect(e.message).toMatch(/scatter_add.*static batch size/);
+    expect(vmapWithReport(g, { size: 2, axes: { i: 0 } }).fallbacks).toEqual([{ node: 's', op: 'scatter_add' }]);
+  });
+});
+
+describe('vmap errors', () => {
+  const g = () => prepare(inlineGraph({ graph: 'e', inputs: { x: { shape: [3] } }, nodes: [{ id: 'y', op: 'neg', in: ['x'] }], outputs: { y: 'y' } }));
+
+  it('names an input that does not exist, with the ones that do', () => {
+    const e = loomErr(() => vmap(g(), { size: 2, axes: { z: 0 } }));
+    expect(e.message).toMatch(/no input "z"/);
+    expect(e.info.expected).toBe('x');
+  });
+
+  it('refuses a size that is not a count or one dim name, and a dim the graph already uses', () => {
+    expect(loomErr(() => vmap(g(), { size: 0, axes: { x: 0 } })).message).toMatch(/batch size/);
+    expect(loomErr(() => vmap(g(), { size: '2*S', axes: { x: 0 } })).message).toMatch(/batch size/);
+    const sym = prepare(inlineGraph({ graph: 's', inputs: { x: { shape: ['B'] } }, nodes: [{ id: 'y', op: 'neg', in: ['x'] }], outputs: { y: 'y' } }));
+    expect(loomErr(() => vmap(sym, { size: 'B', axes: { x: 0 } })).message).toMatch(/already a dim/);
+  });
+
+  it('needs inlined graphs', () => {
+    const called = inlineGraph({
+      graph: 'c',
+      inputs: { x: { shape: [3] } },
+      nodes: [{ id: 'y', op: 'neg', in: ['x'] }, { id: 'g', op: 'grad', in: ['s'], attrs: { wrt: ['x'] } }, { id: 's', op: 'sum', in: ['y'] }],
+      outputs: { y: 'y' },
+    });
+    expect(loomErr(() => vmap(called, { size: 2, axes: { x: 0 } })).info.hint).toMatch(/inline and autodiff/);
+  });
+
+  it('gather with batch_dims (made by vmap) has no gradient: differentiate first, then batch', () => {
+    const gathered = inline.run(
+      inlineGraph({
+        graph: 'bd',
+        inputs: { x: { shape: [2, 3] }, i: { shape: [2, 4], dtype: 'int32' } },
+        nodes: [
+          { id: 'y', op: 'gather', in: ['x', 'i'], attrs: { axis: 1, batch_dims: 1 } },
+          { id: 's', op: 'sum', in: ['y'] },
+          { id: 'g', op: 'grad', in: ['s'], attrs: { wrt: ['x'] } },
+        ],
+        outputs: { g: 'g.x' },
+      }),
+    );
+    expect(loomErr(() => autodiff.run(gathered)).info.hint).toMatch(/then vmap/);
+  });
+
+  it('broadcasts outputs that no batched input reaches, and keeps shared inputs as they were', () => {
+    const vg = vmap(g(), { size: 2, axes: {} });
+    expect(vg.inputs[0]!.type.shape).toEqual([3]);
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = interpret(vg, { x }, {}).y!;
+    expect(y.arraySync()).toEqual([[-1, -2, -3], [-1, -2, -3]]);
+    tf.dispose([x, y]);
+  });
 });

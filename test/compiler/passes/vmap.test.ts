@@ -6,7 +6,8 @@
 import { relative } from 'node:path';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadGraph } from '../../../compiler/frontend/load.ts';
 import type { IRGraph } from '../../../compiler/ir.ts';
 import { autodiff } from '../../../compiler/passes/autodiff.ts';
@@ -367,5 +368,27 @@ describe('vmap errors', () => {
     const y = interpret(vg, { x }, {}).y!;
     expect(y.arraySync()).toEqual([[-1, -2, -3], [-1, -2, -3]]);
     tf.dispose([x, y]);
+  });
+});
+
+describe('vmap of K seeds on wasm, params per seed', () => {
+  beforeAll(async () => {
+    await tf.setBackend('wasm');
+  });
+  afterAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('the PPO loss and gradients compiled (stacks of weights in the own product) equal each seed alone', () => {
+    const raw = loadGraph(`${GRAPHS_ROOT}/algorithms/ppo-cartpole.loss.graph.json`);
+    const prepared = prepare(raw);
+    // The params become inputs, as state tensors of a training program are, so that each seed has its own.
+    const g: IRGraph = { ...prepared, inputs: [...prepared.inputs, ...prepared.params.map((p) => ({ name: p.name, type: p.type }))], params: [] };
+    const shared = ['clip_coef', 'ent_coef', 'vf_coef', 'norm_adv', 'clip_vloss'];
+    const axes = Object.fromEntries(g.inputs.map((i) => [i.name, shared.includes(i.name) ? null : 0] as const));
+    const base = inputsFor(raw);
+    const instances = Array.from({ length: K }, (_, k) => ({ ...instanceInputs(base, k), ...initParams(raw, 20 + k) }));
+    checkVmap(g, shareUnbatched(instances, axes), {}, axes, { compiled: true });
+    tf.dispose([...Object.values(base), ...instances.flatMap((ins) => Object.values(ins))]);
   });
 });

@@ -19,6 +19,7 @@ import { inlineGraph } from '../../helpers/inline-graph.ts';
 import { graphFiles, GRAPHS_ROOT, inputsFor } from '../../helpers/library-graphs.ts';
 import { loomErr } from '../../helpers/loom-error.ts';
 import { buildGraph, instrArb, randomInputs } from '../../helpers/random-graph.ts';
+import { main as vmapExample } from '../../../examples/vmap-seeds.ts';
 
 const K = 3;
 
@@ -316,6 +317,19 @@ describe('vmap with a symbolic batch size', () => {
     expect(e.info.node).toBe('s');
     expect(e.message).toMatch(/scatter_add.*static batch size/);
     expect(vmapWithReport(g, { size: 2, axes: { i: 0 } }).fallbacks).toEqual([{ node: 's', op: 'scatter_add' }]);
+  });
+});
+
+describe('the vmap example (examples/vmap-seeds.ts)', () => {
+  it('moves each seed\'s params by lr against the sign of its own gradient on the first Adam step', () => {
+    const r = vmapExample();
+    expect(r.fallbacks).toBe(0);
+    const want = [
+      [0.9, 2.1],
+      [0.9, 2],
+      [1.1, 1.9],
+    ];
+    r.params.forEach((p, k) => p.forEach((x, j) => expect(x).toBeCloseTo(want[k]![j]!, 5)));
   });
 });
 

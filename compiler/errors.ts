@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'E_INPUT' // runtime inputs that do not match the signature
   | 'E_USAGE' // bad command-line usage
   | 'E_BACKEND'
-  | 'E_NUMERIC'; // NaN / Inf where none is allowed
+  | 'E_NUMERIC' // NaN / Inf where none is allowed
+  | 'E_UNSUPPORTED'; // a valid construct the compiler cannot handle (grad through a scan)
 
 export interface ErrorInfo {
   code: ErrorCode;

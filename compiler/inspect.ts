@@ -175,3 +175,22 @@ export function graphDiffText(d: GraphDiff): string[] {
     ...d.changed.flatMap((c) => [`- ${c.id} = ${c.a}`, `+ ${c.id} = ${c.b}`]),
   ].map(printable);
 }
+
+/**
+ * The graph files a graph is composed of, keyed by the path of `call` and `scan` nodes that reach
+ * them from the top ("update > loss" is the graph the `loss` node of the `update` scan body calls),
+ * the top graph under `root`. Two programs are compared stage by stage on these paths.
+ */
+export function stageGraphs(g: IRGraph, root = 'top'): Map<string, IRGraph> {
+  const out = new Map<string, IRGraph>([[root, g]]);
+  const visit = (h: IRGraph, path: string) => {
+    for (const n of h.nodes)
+      if (n.callee) {
+        const p = path === root ? n.id : `${path} > ${n.id}`;
+        out.set(p, n.callee);
+        visit(n.callee, p);
+      }
+  };
+  visit(g, root);
+  return out;
+}

@@ -15,10 +15,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../compiler/errors.ts';
 import { printable } from '../compiler/text.ts';
-import type { IRGraph, IRNode, TensorType } from '../compiler/ir.ts';
+import type { DType, IRGraph, IRNode, TensorType } from '../compiler/ir.ts';
 import { getOp } from '../compiler/ops/index.ts';
-import { HOST_ADDRESSABLE, hostCopy, hostOpRunner, hostScalar, syncReadable } from './host-memory.ts';
-import { bindInputs, concreteType, type TensorMap } from './interpreter.ts';
+import { HOST_ADDRESSABLE, hostCopy, hostOpRunner, hostScalar, hostTensor, hostValues, syncReadable } from './host-memory.ts';
+import { bindInputs, concreteType, scanLayout, scanLength, type TensorMap } from './interpreter.ts';
 import {
   compileGraph,
   hashText,
@@ -138,6 +138,8 @@ interface Step {
   into?: (tf.Tensor | undefined)[];
   /** Its inputs must be read (awaited) before it runs: an op reading values on the host, on webgpu. */
   awaits?: boolean;
+  /** The step as awaited work, where running it needs reads the backend allows only asynchronously (a scan on webgpu). */
+  execAsync?: (ins: tf.Tensor[]) => Promise<tf.Tensor[]>;
 }
 
 interface Plan {
@@ -330,6 +332,10 @@ class CompiledProgram implements Program {
     const { plan, vals } = this.begin(inputs, params);
     try {
       for (const s of plan.steps) {
+        if (s.execAsync) {
+          await runStepAsync(s, vals);
+          continue;
+        }
         // A read caches the values on the host, so the kernel's synchronous reads then succeed.
         if (s.awaits) await Promise.all(s.ins.map((k) => vals[k]!.data()));
         runStep(s, vals);
@@ -361,6 +367,15 @@ class CompiledProgram implements Program {
 function runStep(s: Step, vals: (tf.Tensor | undefined)[]): void {
   const ins = s.ins.map((k) => vals[k]!);
   const outs = s.exec(ins, s.into);
+  for (let k = 0; k < s.outs.length; k++) vals[s.outs[k]!] = outs[k];
+  for (const f of s.free) {
+    vals[f]!.dispose();
+    vals[f] = undefined;
+  }
+}
+
+async function runStepAsync(s: Step, vals: (tf.Tensor | undefined)[]): Promise<void> {
+  const outs = await s.execAsync!(s.ins.map((k) => vals[k]!));
   for (let k = 0; k < s.outs.length; k++) vals[s.outs[k]!] = outs[k];
   for (const f of s.free) {
     vals[f]!.dispose();
@@ -607,6 +622,13 @@ function buildPlan(
   for (const n of g.nodes) {
     if (n.op === 'call' || n.op === 'grad')
       throw new Error(`internal: node ${n.id} (${n.op}) survived compilation; the inline and autodiff passes are required`);
+    if (n.op === 'scan') {
+      for (const [k, t] of Object.entries(n.outputTypes!)) types.set(`${n.id}.${k}`, t);
+      const loop = scanLoop(n, env, n.inputs.map((r) => concreteType(types.get(r)!, env, n)), backend, opts);
+      const outs = Object.keys(n.outputTypes!).map((k) => slot(`${n.id}.${k}`));
+      steps.push({ node: n, ins: n.inputs.map(slot), outs, free: [], exec: loop.exec, ...(loop.awaits ? { execAsync: loop.execAsync } : {}) });
+      continue;
+    }
     const outRefs = n.outputTypes ? Object.keys(n.outputTypes).map((k) => `${n.id}.${k}`) : [n.id];
     if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
     else types.set(n.id, n.type!);
@@ -743,6 +765,100 @@ function buildPlan(
   const shaders = uniqueKernels(wgslKernels);
   const plan: Plan = { key, backend, shapes, fixed, buffers, inputSlots, awaits: steps.find((s) => s.awaits)?.node, paramSlots, steps, outputs, borrowed, inputTypes, kernels: [...uniq, ...shaders], fused };
   return { plan, newKernels: newKernels + shaders.filter((k) => !wgslSeen.has(k.name) && wgslSeen.add(k.name)).length };
+}
+
+/**
+ * A scan as one step of the plan: the body is compiled once (its own passes and plan, cached like
+ * any program) and run T times, the carries handed from step to step, each xs sliced and each y
+ * stacked in host memory where the backend allows it.
+ */
+function scanLoop(
+  n: IRNode,
+  env: ReadonlyMap<string, number>,
+  inTypes: readonly { shape: number[] }[],
+  backend: string,
+  opts: ProgramOptions,
+): { exec: Exec; execAsync: (ins: tf.Tensor[]) => Promise<tf.Tensor[]>; awaits: boolean } {
+  const body = n.callee!;
+  const program = compileProgram(body, { ...opts, backend: undefined });
+  const { xs, carries, ys, reverse } = scanLayout(n);
+  const outNames = Object.keys(n.outputTypes!);
+  const outTypes = outNames.map((o) => concreteType(n.outputTypes![o]!, env, n));
+  const firstXs = body.inputs.findIndex((bi) => xs.has(bi.name));
+  const T = firstXs >= 0 ? inTypes[firstXs]!.shape[0]! : scanLength(n, env);
+  const host = HOST_ADDRESSABLE.has(backend);
+  const nIn = body.inputs.length;
+
+  /** The inputs of every step, the params, and the xs to slice. */
+  const split = (ins: tf.Tensor[]) => {
+    const fixed: TensorMap = {};
+    const sliced: [string, tf.Tensor][] = [];
+    body.inputs.forEach((bi, k) => (xs.has(bi.name) ? sliced.push([bi.name, ins[k]!]) : (fixed[bi.name] = ins[k]!)));
+    const params: TensorMap = {};
+    body.params.forEach((p, k) => (params[p.name] = ins[nIn + k]!));
+    return { fixed, sliced, params };
+  };
+  const sliceAt = (x: tf.Tensor, t: number): tf.Tensor => {
+    if (!host) return tf.gather(x, t);
+    const shape = x.shape.slice(1);
+    const w = shape.reduce((a, b) => a * b, 1);
+    return hostTensor(shape, x.dtype as DType, (out) => out.set(hostValues(x).subarray(t * w, (t + 1) * w)));
+  };
+  const stack = (parts: tf.Tensor[], k: number): tf.Tensor => {
+    const t = outTypes[k]!;
+    if (parts.length === 0) return tf.zeros(t.shape, t.dtype);
+    if (!host) return tf.stack(parts);
+    const w = parts[0]!.size;
+    return hostTensor(t.shape, t.dtype, (out) => parts.forEach((p, s) => out.set(hostValues(p), s * w)));
+  };
+  const finish = (ins: tf.Tensor[], carry: TensorMap, stepsOut: TensorMap[]): tf.Tensor[] => {
+    const result = outNames.map((o, k) => {
+      if (!carries.includes(o)) return stack(stepsOut.map((so) => so[o]!), k);
+      const c = carry[o]!;
+      // With no steps the carry is still the caller's input, which the plan must not hand out as is.
+      return ins.includes(c) ? hostCopy(c) : c;
+    });
+    for (const so of stepsOut) for (const y of ys) so[y]!.dispose();
+    return result;
+  };
+  /** One step: the body on the carries, a slice of each xs and the invariants; the old carries are freed. */
+  const step = (fixed: TensorMap, sliced: [string, tf.Tensor][], carry: TensorMap, t: number): TensorMap => {
+    const inputs: TensorMap = { ...fixed, ...carry };
+    for (const [name, x] of sliced) inputs[name] = sliceAt(x, t);
+    return inputs;
+  };
+  const advance = (ins: tf.Tensor[], inputs: TensorMap, sliced: [string, tf.Tensor][], carry: TensorMap, out: TensorMap): TensorMap => {
+    for (const [name] of sliced) inputs[name]!.dispose();
+    for (const c of carries) if (!ins.includes(carry[c]!)) carry[c]!.dispose();
+    return Object.fromEntries(carries.map((c) => [c, out[c]!]));
+  };
+  const exec: Exec = (ins) => {
+    const { fixed, sliced, params } = split(ins);
+    let carry: TensorMap = Object.fromEntries(carries.map((c) => [c, fixed[c]!]));
+    const stepsOut: TensorMap[] = new Array(T);
+    for (let s = 0; s < T; s++) {
+      const t = reverse ? T - 1 - s : s;
+      const inputs = step(fixed, sliced, carry, t);
+      const out = program.run(inputs, params);
+      carry = advance(ins, inputs, sliced, carry, out);
+      stepsOut[t] = out;
+    }
+    return finish(ins, carry, stepsOut);
+  };
+  const execAsync = async (ins: tf.Tensor[]): Promise<tf.Tensor[]> => {
+    const { fixed, sliced, params } = split(ins);
+    let carry: TensorMap = Object.fromEntries(carries.map((c) => [c, fixed[c]!]));
+    const stepsOut: TensorMap[] = new Array(T);
+    for (let s = 0; s < T; s++) {
+      const t = reverse ? T - 1 - s : s;
+      const inputs = step(fixed, sliced, carry, t);
+      const out = await program.runAsync(inputs, params);
+      carry = advance(ins, inputs, sliced, carry, out);
+      stepsOut[t] = out;
+    }
+    return finish(ins, carry, stepsOut);
+  };
+  return { exec, execAsync, awaits: !syncReadable(backend) };
 }
 
 /** Names of the WGSL kernels any plan of this process has generated (for CompileEvent.newKernels). */

@@ -4,7 +4,7 @@
  * tested against, so it stays simple on purpose.
  */
 import * as tf from '@tensorflow/tfjs';
-import { isStatic, MAX_ELEMENTS, showShape, substShape, symbolsOf } from '../compiler/dims.ts';
+import { isStatic, MAX_ELEMENTS, showShape, substShape, symbolsOf, type Dim } from '../compiler/dims.ts';
 import { LoomError } from '../compiler/errors.ts';
 import { showType, type DType, type IRGraph, type IRNode, type TensorType } from '../compiler/ir.ts';
 import { getOp } from '../compiler/ops/index.ts';
@@ -138,6 +138,7 @@ function evaluate(g: IRGraph, env: ReadonlyMap<string, number>, leaves: TensorMa
     if (!n) throw new Error(`internal: no value ${id}`);
     let result: tf.Tensor | TensorMap;
     if (n.op === 'call') result = runCall(n, n.inputs.map(get));
+    else if (n.op === 'scan') result = runScan(n, n.inputs.map(get), env);
     else if (n.op === 'grad') result = runGrad(g, n, env, leaves, overrides);
     else {
       const def = getOp(n.op)!;
@@ -161,6 +162,50 @@ function runCall(n: IRNode, args: tf.Tensor[]): TensorMap {
   const out: TensorMap = {};
   for (const [name, ref] of Object.entries(callee.outputs)) out[name] = get(ref);
   return out;
+}
+
+/** The steps of a scan: the (possibly reversed) step order and the roles of the body's inputs and outputs. */
+export function scanLayout(n: IRNode): { xs: Set<string>; carries: string[]; ys: string[]; reverse: boolean } {
+  const body = n.callee!;
+  const xs = new Set((n.attrs.xs as string[] | undefined) ?? []);
+  const carries = body.inputs.filter((i) => Object.hasOwn(body.outputs, i.name)).map((i) => i.name);
+  const ys = Object.keys(body.outputs).filter((o) => !carries.includes(o));
+  return { xs, carries, ys, reverse: n.attrs.reverse === true };
+}
+
+/** Runs a scan step by step: each step evaluates the body on the carries, one slice of each xs and the invariants. */
+function runScan(n: IRNode, args: tf.Tensor[], callerEnv: ReadonlyMap<string, number>): TensorMap {
+  const body = n.callee!;
+  const { xs, carries, ys, reverse } = scanLayout(n);
+  const fixed: TensorMap = {};
+  body.inputs.forEach((bi, k) => (fixed[bi.name] = args[k]!));
+  body.params.forEach((p, k) => (fixed[p.name] = args[body.inputs.length + k]!));
+  const T = xs.size > 0 ? fixed[[...xs][0]!]!.shape[0]! : scanLength(n, callerEnv);
+  let carry: TensorMap = Object.fromEntries(carries.map((c) => [c, fixed[c]!]));
+  const stepsOut: TensorMap[] = new Array(T);
+  for (let s = 0; s < T; s++) {
+    const t = reverse ? T - 1 - s : s;
+    const leaves: TensorMap = { ...fixed, ...carry };
+    for (const x of xs) leaves[x] = tf.gather(fixed[x]!, t);
+    const env = bindInputs(body, Object.fromEntries(body.inputs.map((bi) => [bi.name, leaves[bi.name]!])));
+    const get = evaluate(body, env, leaves, undefined);
+    const out: TensorMap = {};
+    for (const [name, ref] of Object.entries(body.outputs)) out[name] = get(ref);
+    carry = Object.fromEntries(carries.map((c) => [c, out[c]!]));
+    stepsOut[t] = out;
+  }
+  const result: TensorMap = { ...carry };
+  for (const y of ys) {
+    result[y] = T > 0 ? tf.stack(stepsOut.map((o) => o[y]!)) : tf.zeros(concreteType(n.outputTypes![y]!, callerEnv, n).shape, n.outputTypes![y]!.dtype);
+  }
+  return result;
+}
+
+/** A scan's length when it has no xs: a number, or a dim the caller's inputs bind. */
+export function scanLength(n: IRNode, env: ReadonlyMap<string, number>): number {
+  const len = substShape([n.attrs.length as Dim], env)[0]!;
+  if (!isStatic(len)) throw new Error(`internal: scan ${n.id}: unbound length ${len}`);
+  return len;
 }
 
 function runGrad(g: IRGraph, n: IRNode, env: ReadonlyMap<string, number>, leaves: TensorMap, overrides: TensorMap | undefined): TensorMap {

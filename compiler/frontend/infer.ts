@@ -49,6 +49,7 @@ export function inferGraph(g: IRGraph): IRGraph {
     const ctx = makeShapeCtx(loc, bound);
     const inTypes = n.inputs.map((r) => refType(types, nodesById, r));
     if (n.op === 'call') inferCall(n, inTypes);
+    else if (n.op === 'scan') inferScan(n, inTypes, bound);
     else if (n.op === 'grad') {
       const of = inTypes[0]!;
       if (of.dtype !== 'float32' || of.shape.length !== 0)
@@ -206,5 +207,79 @@ function inferCall(n: IRNode, argTypes: TensorType[]): void {
   for (const [o, ref] of Object.entries(callee.outputs)) {
     const t = refType(calleeTypes, calleeNodes, ref);
     setOwn(n.outputTypes, o, { dtype: t.dtype, shape: t.shape.map((d) => canonDim(substDimSym(d, env))) });
+  }
+}
+
+/**
+ * A scan's signature: carries (body inputs the body also outputs) keep their type from step to
+ * step, xs lose their leading (time) axis in the body, ys gain one. Body symbols are bound from the
+ * caller's arguments; every disagreement names the binding and shows expected vs found.
+ */
+function inferScan(n: IRNode, argTypes: TensorType[], bound: ReadonlySet<string>): void {
+  const body = n.callee!;
+  const xs = new Set((n.attrs.xs as string[] | undefined) ?? []);
+  const env = new Map<string, Dim>();
+  let pointer = n.source?.pointer;
+  const fail = (code: ErrorCode, message: string, expected?: string, found?: string, hint?: string): never => {
+    throw new LoomError({ code, message: `scan: ${message}`, file: n.source?.file, pointer, node: n.id, expected, found, hint });
+  };
+  const at = (...k: (string | number)[]) => (n.source ? joinPointer(n.source.pointer, ...k) : undefined);
+  let length: Dim | undefined;
+  if (n.attrs.length !== undefined) {
+    length = canonDim(n.attrs.length as Dim);
+    for (const s of symbolsOf(length))
+      if (!bound.has(s)) {
+        pointer = at('attrs', 'length');
+        fail('E_UNBOUND_DIM', `"length" is the dim "${s}", which no input of this graph binds`, bound.size ? `one of ${[...bound].join(', ')}, or a number` : 'a number', s);
+      }
+  }
+  const bindShape = (want: readonly Dim[], got: readonly Dim[], what: string, full: TensorType, wantFull: string) => {
+    want.forEach((d, i) => {
+      const syms = symbolsOf(d);
+      if (syms.length === 1 && d === syms[0] && !env.has(d as string)) env.set(d as string, got[i]!);
+      else if (!dimEq(substDimSym(d, env), got[i]!)) fail('E_SHAPE', `${what} has the wrong shape`, wantFull, showType(full));
+    });
+  };
+  body.inputs.forEach((bi, k) => {
+    const t = argTypes[k]!;
+    pointer = at('in', bi.name);
+    const sliced = xs.has(bi.name);
+    const what = `${sliced ? 'xs' : Object.hasOwn(body.outputs, bi.name) ? 'carry' : 'input'} "${bi.name}" of the body ${body.name}`;
+    const wantText = () => (sliced ? `${showType({ dtype: bi.type.dtype, shape: [length ?? 'T', ...bi.type.shape.map((d) => substDimSym(d, env))] })} (one step: ${showType(bi.type)})` : showType({ dtype: bi.type.dtype, shape: bi.type.shape.map((d) => substDimSym(d, env)) }));
+    if (t.dtype !== bi.type.dtype) fail('E_DTYPE', `${what} has the wrong dtype`, wantText(), showType(t));
+    if (t.shape.length !== bi.type.shape.length + (sliced ? 1 : 0))
+      fail('E_SHAPE', `${what} has the wrong rank${sliced ? ' (xs carry a leading time axis)' : ''}`, wantText(), showType(t));
+    if (sliced) {
+      const lead = t.shape[0]!;
+      if (length === undefined) length = lead;
+      else if (!dimEq(length, lead)) fail('E_SHAPE', `xs "${bi.name}" has ${lead} steps on its leading axis, but the scan has ${length}`, `[${length}, ...]`, showType(t));
+      bindShape(bi.type.shape, t.shape.slice(1), what, t, wantText());
+    } else bindShape(bi.type.shape, t.shape, what, t, wantText());
+  });
+  body.params.forEach((p, k) => {
+    const t = argTypes[body.inputs.length + k]!;
+    pointer = at('params', p.name);
+    if (t.shape.length !== p.type.shape.length || !t.shape.every((d, i) => dimEq(d, p.type.shape[i]!)))
+      fail('E_SHAPE', `param "${p.name}" of the body ${body.name} is bound to a value of another shape`, showType(p.type), showType(t));
+  });
+  const T = length!;
+  const bodyTypes = new Map<string, TensorType>();
+  for (const i of body.inputs) bodyTypes.set(i.name, i.type);
+  for (const p of body.params) bodyTypes.set(p.name, p.type);
+  for (const bn of body.nodes) if (bn.type) bodyTypes.set(bn.id, bn.type);
+  const bodyNodes = new Map(body.nodes.map((x) => [x.id, x]));
+  n.outputTypes = {};
+  for (const [o, ref] of Object.entries(body.outputs)) {
+    const raw = refType(bodyTypes, bodyNodes, ref);
+    const t: TensorType = { dtype: raw.dtype, shape: raw.shape.map((d) => canonDim(substDimSym(d, env))) };
+    const k = body.inputs.findIndex((i) => i.name === o);
+    if (k >= 0) {
+      // A carry: what the body returns must be what it takes, or step t+1 would see another type.
+      const init = argTypes[k]!;
+      pointer = at('in', o);
+      if (t.dtype !== init.dtype || t.shape.length !== init.shape.length || !t.shape.every((d, i) => dimEq(d, init.shape[i]!)))
+        fail('E_SHAPE', `carry "${o}" changes type: the body ${body.name} takes ${showType(init)} and returns ${showType(t)}`, showType(init), showType(t), `the body's output "${o}" (${body.file}#${body.outputSources?.[o]?.pointer ?? '/outputs'}) must have the type of its input "${o}"`);
+      setOwn(n.outputTypes, o, init);
+    } else setOwn(n.outputTypes, o, { dtype: t.dtype, shape: [T, ...t.shape] });
   }
 }

@@ -48,7 +48,7 @@ export interface LoadOptions {
 }
 
 /** Structural ops handled by the frontend and interpreter rather than the registry. */
-export const STRUCTURAL_OPS = ['call', 'grad'] as const;
+export const STRUCTURAL_OPS = ['call', 'grad', 'scan'] as const;
 
 export { displayPath, jsonErrorOffset, parseJsonText } from './files.ts';
 
@@ -214,10 +214,12 @@ class Loader {
         return id;
       };
 
-      if (rn.op === 'call') {
-        if (rn.graph === undefined) throw err('E_ATTR', 'a call node needs "graph": the path of the graph file to call', base, { expected: '"graph": "relative/path.graph.json"' });
+      if (rn.op === 'call' || rn.op === 'scan') {
+        const what = rn.op === 'call' ? 'a call' : 'a scan';
+        if (rn.graph === undefined)
+          throw err('E_ATTR', `${what} node needs "graph": the path of the ${rn.op === 'call' ? 'graph file to call' : 'body graph file'}`, base, { expected: '"graph": "relative/path.graph.json"' });
         if (rn.in !== undefined && Array.isArray(rn.in))
-          throw err('E_SCHEMA', 'a call binds the callee inputs by name', joinPointer(base, 'in'), { expected: 'an object {calleeInput: value}', found: 'an array' });
+          throw err('E_SCHEMA', `${what} binds the ${rn.op === 'call' ? 'callee' : 'body'} inputs by name`, joinPointer(base, 'in'), { expected: `an object {${rn.op === 'call' ? 'calleeInput' : 'bodyInput'}: value}`, found: 'an array' });
         const target = resolve(dirname(path), rn.graph);
         if (stack.includes(target)) {
           const chain = [...stack.slice(stack.indexOf(target)), target].map(displayPath).join(' -> ');
@@ -236,7 +238,7 @@ class Loader {
         for (const k of Object.keys(bound))
           if (!callee.inputs.some((ci) => ci.name === k)) {
             const s = suggest(k, callee.inputs.map((x) => x.name));
-            throw err('E_ARITY', `call of ${callee.name} binds "${k}", which is not one of its inputs`, joinPointer(base, 'in', k), {
+            throw err('E_ARITY', `${rn.op} of ${callee.name} binds "${k}", which is not one of its inputs`, joinPointer(base, 'in', k), {
               expected: callee.inputs.map((x) => x.name).join(', ') || 'no inputs',
               hint: s ? `did you mean "${s}"?` : undefined,
             });
@@ -246,7 +248,7 @@ class Loader {
           // Own properties only: a callee input named like an Object.prototype member ("constructor") must not bind to it.
           const v = Object.hasOwn(bound, ci.name) ? bound[ci.name] : undefined;
           if (v === undefined)
-            throw err('E_ARITY', `call of ${callee.name} does not bind its input "${ci.name}"`, inPtr, {
+            throw err('E_ARITY', `${rn.op} of ${callee.name} does not bind its input "${ci.name}"`, inPtr, {
               expected: `"in": {${callee.inputs.map((x) => `"${x.name}": ...`).join(', ')}}`,
               found: `bound: ${Object.keys(bound).join(', ') || 'nothing'}`,
             });
@@ -256,7 +258,7 @@ class Loader {
         for (const [k, v] of Object.entries(rn.params ?? {}))
           if (!callee.params.some((p) => p.name === k)) {
             const s = suggest(k, callee.params.map((p) => p.name));
-            throw err('E_ATTR', `call of ${callee.name} binds param "${k}", which it does not have`, joinPointer(base, 'params', k), {
+            throw err('E_ATTR', `${rn.op} of ${callee.name} binds param "${k}", which it does not have`, joinPointer(base, 'params', k), {
               expected: callee.params.map((p) => p.name).join(', ') || 'no params',
               hint: s ? `did you mean "${s}"?` : undefined,
             });
@@ -269,11 +271,12 @@ class Loader {
           paramMap.set(p.name, hoisted);
         }
         multiOutputs.set(rn.id, new Set(Object.keys(callee.outputs)));
+        const scanAttrs = rn.op === 'scan' ? checkScanAttrs(rn.attrs, callee, (m, ptr, more) => err('E_ATTR', m, ptr, more), base) : {};
         nodes.push({
           id: rn.id,
-          op: 'call',
+          op: rn.op,
           inputs: [...Object.values(bindings), ...callee.params.map((p) => paramMap.get(p.name)!)],
-          attrs: { graph: rn.graph },
+          attrs: { graph: rn.graph, ...scanAttrs },
           callee,
           bindings,
           source: loc(base),
@@ -281,7 +284,7 @@ class Loader {
         return;
       }
 
-      if (rn.graph !== undefined) throw err('E_ATTR', `"graph" is only allowed on call nodes`, joinPointer(base, 'graph'), { hint: 'to call a graph file, set "op": "call"; otherwise remove "graph"' });
+      if (rn.graph !== undefined) throw err('E_ATTR', `"graph" is only allowed on call and scan nodes`, joinPointer(base, 'graph'), { hint: 'to call a graph file, set "op": "call"; otherwise remove "graph"' });
       if (rn.params !== undefined) throw err('E_ATTR', `"params" is only allowed on call nodes`, joinPointer(base, 'params'), { hint: 'to call a graph file, set "op": "call"; otherwise remove "params"' });
       if (rn.in !== undefined && !Array.isArray(rn.in))
         throw err('E_SCHEMA', `${rn.op} takes its inputs as a list`, joinPointer(base, 'in'), { expected: 'an array of values', found: 'an object' });
@@ -379,7 +382,7 @@ class Loader {
     const preds = new Map<string, Set<string>>(nodes.map((n) => [n.id, new Set()]));
     for (const n of nodes) {
       const inPointer = (k: number) => {
-        if (n.op === 'call') {
+        if (n.op === 'call' || n.op === 'scan') {
           const names = Object.keys(n.bindings!);
           return k < names.length ? joinPointer(n.source!.pointer, 'in', names[k]!) : joinPointer(n.source!.pointer, 'params');
         }
@@ -446,6 +449,7 @@ class Loader {
 
   /** Counts the nodes inlining would produce (before doing it) and rejects graphs over MAX_INLINED_NODES. */
   private checkInlinedSize(nodes: IRNode[], literals: number, file: string, name: string): number {
+    // A scan's body is compiled on its own, once: it adds one node however long the loop.
     const own = (n: IRNode): number => (n.op === 'call' ? this.inlined.get(n.callee!)! : 1);
     const total = nodes.reduce((sum, n) => sum + own(n), literals);
     if (total <= MAX_INLINED_NODES) return total;
@@ -463,6 +467,52 @@ class Loader {
       hint: 'every call copies the called graph; a graph that calls another several times, which in turn calls another several times, grows exponentially — call a graph once and reuse its outputs',
     });
   }
+}
+
+const SCAN_ATTRS = ['xs', 'length', 'reverse'];
+
+/**
+ * A scan's attributes: `xs` (body inputs sliced along a leading axis), `length` (a count or a dim
+ * name; optional when there are xs) and `reverse`. The types are checked by inference.
+ */
+function checkScanAttrs(
+  raw: Attrs | undefined,
+  body: IRGraph,
+  fail: (message: string, pointer: string, more?: Partial<LoomError['info']>) => LoomError,
+  base: string,
+): Attrs {
+  const attrs = raw ?? {};
+  const at = (...k: (string | number)[]) => joinPointer(base, 'attrs', ...k);
+  for (const k of Object.keys(attrs))
+    if (!SCAN_ATTRS.includes(k)) {
+      const s = suggest(k, SCAN_ATTRS);
+      throw fail(`unknown attribute "${k}" for scan`, at(k), { expected: SCAN_ATTRS.join(', '), hint: s ? `did you mean "${s}"?` : undefined });
+    }
+  const out: Attrs = {};
+  const xs = attrs.xs ?? [];
+  if (!Array.isArray(xs) || !xs.every((x) => typeof x === 'string'))
+    throw fail('scan: attribute "xs" must be a list of body input names', at('xs'), { expected: '"xs": ["name", ...]', found: JSON.stringify(xs) });
+  const names = body.inputs.map((i) => i.name);
+  xs.forEach((x, k) => {
+    if (!names.includes(x as string)) {
+      const s = suggest(x as string, names);
+      throw fail(`scan: "xs" names "${x}", which is not an input of the body ${body.name}`, at('xs', k), { expected: names.join(', ') || 'no inputs', hint: s ? `did you mean "${s}"?` : undefined });
+    }
+    if (Object.hasOwn(body.outputs, x as string))
+      throw fail(`scan: "${x}" is both a carry (the body outputs it) and a sliced input in "xs"`, at('xs', k), { hint: `rename the body output "${x}", or remove it from "xs"` });
+  });
+  out.xs = xs;
+  if (attrs.length !== undefined) {
+    const len = attrs.length;
+    const ok = (typeof len === 'number' && Number.isInteger(len) && len >= 0) || (typeof len === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(len));
+    if (!ok) throw fail('scan: attribute "length" must be a non-negative integer or a dim name', at('length'), { expected: 'e.g. 128 or "T"', found: JSON.stringify(len) });
+    out.length = len;
+  } else if (xs.length === 0)
+    throw fail('scan needs "length" when it has no "xs"', raw === undefined ? base : at(), { expected: '"attrs": {"length": 128} (a count or a dim name)' });
+  if (attrs.reverse !== undefined && typeof attrs.reverse !== 'boolean')
+    throw fail('scan: attribute "reverse" must be true or false', at('reverse'), { found: JSON.stringify(attrs.reverse) });
+  out.reverse = attrs.reverse === true;
+  return out;
 }
 
 /** Runs `f`, filling in the location of a LoomError that has none (such as one from compiler/dims). */

@@ -14,7 +14,12 @@ import { rewriteRefs, valueTypes } from './util.ts';
 /** Node ids that lie on a path from any of `from` to `to`. */
 function between(nodes: IRNode[], from: ReadonlySet<string>, to: string): Set<string> {
   const reach = new Set<string>(from);
-  for (const n of nodes) if (n.op !== 'stop_gradient' && n.inputs.some((r) => reach.has(r))) reach.add(n.id);
+  for (const n of nodes)
+    if (n.op !== 'stop_gradient' && n.inputs.some((r) => reach.has(r))) {
+      reach.add(n.id);
+      // A structural node (scan) is read through its outputs, "<id>.<output>".
+      for (const o of Object.keys(n.outputTypes ?? {})) reach.add(`${n.id}.${o}`);
+    }
   const onPath = new Set<string>();
   if (!reach.has(to)) return onPath;
   const byId = new Map(nodes.map((n) => [n.id, n]));
@@ -23,8 +28,11 @@ function between(nodes: IRNode[], from: ReadonlySet<string>, to: string): Set<st
     const id = stack.pop()!;
     if (onPath.has(id) || !reach.has(id)) continue;
     onPath.add(id);
-    const n = byId.get(id);
-    if (n) for (const r of n.inputs) stack.push(r);
+    const n = byId.get(id) ?? byId.get(id.slice(0, Math.max(0, id.indexOf('.'))));
+    if (n) {
+      onPath.add(n.id);
+      for (const r of n.inputs) stack.push(r);
+    }
   }
   return onPath;
 }
@@ -64,6 +72,15 @@ function expandGrad(g: IRGraph, gradNode: IRNode, types: Map<string, TensorType>
   for (let i = fwd.length - 1; i >= 0; i--) {
     const n = fwd[i]!;
     if (!relevant.has(n.id)) continue;
+    if (n.op === 'scan')
+      throw new LoomError({
+        code: 'E_UNSUPPORTED',
+        message: `cannot differentiate through the scan "${n.id}": grad through scan is not supported`,
+        file: gradNode.source?.file,
+        pointer: gradNode.source?.pointer,
+        node: gradNode.id,
+        hint: 'take the gradient inside the scan body (a grad node in the body graph), or wrap the scan output in stop_gradient',
+      });
     const dy = grads.get(n.id);
     if (dy === undefined) continue;
     const def = getOp(n.op);

@@ -57,7 +57,9 @@ function inlineGraph(g: IRGraph): IRGraph {
     };
     for (const cn of callee.nodes) {
       const type = cn.type && { ...cn.type, shape: cn.type.shape.map((d) => substDimSym(d, env)) };
-      out.push({ ...cn, id: prefix + cn.id, inputs: cn.inputs.map(ref), attrs: renameDimsInAttrs(cn.attrs, env), type });
+      // A scan's only dim-valued attribute is its length (its xs are body input names, not dims).
+      const attrs = cn.op === 'scan' ? { ...cn.attrs, ...(cn.attrs.length === undefined ? {} : renameDimsInAttrs({ length: cn.attrs.length }, env)) } : renameDimsInAttrs(cn.attrs, env);
+      out.push({ ...cn, id: prefix + cn.id, inputs: cn.inputs.map(ref), attrs, type });
       if (type) types.set(prefix + cn.id, type.shape);
     }
     for (const [o, r] of Object.entries(callee.outputs)) replace.set(`${n.id}.${o}`, ref(r));

@@ -365,7 +365,7 @@ describe('ops, attributes and arity', () => {
 
   it('"graph" on a node that is not a call', () => {
     const g = with_((g) => (g.nodes[0]!.graph = 'lin.graph.json'));
-    check(errOf(g), { code: 'E_ATTR', pointer: '/nodes/0/graph', node: 'h', message: /"graph" is only allowed on call nodes/, hint: /set "op": "call"/ });
+    check(errOf(g), { code: 'E_ATTR', pointer: '/nodes/0/graph', node: 'h', message: /"graph" is only allowed on call and scan nodes/, hint: /set "op": "call"/ });
   });
 });
 

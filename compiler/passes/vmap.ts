@@ -8,7 +8,7 @@
  * the default of its class, see ops/batching.ts) into ops over the whole batch; nodes that do not
  * depend on a batched input stay as they are, unbatched. An op without a rule for its inputs falls
  * back to one op per instance (slice, apply, stack): correct, but as slow as K separate programs,
- * so the pass reports those nodes (VmapResult.fallbacks).
+ * so the pass reports those nodes (VmapResult.fallbacks). A scan becomes a scan of its vmapped body.
  *
  * Runs on inlined, differentiated graphs (no call or grad nodes): gradients are taken before
  * batching, which per-instance gradients of a batched loss equal.
@@ -20,6 +20,8 @@ import { makeShapeCtx } from '../frontend/shape-ctx.ts';
 import { showType, type Attrs, type IRGraph, type IRInput, type IRNode, type TensorType } from '../ir.ts';
 import { batchRuleOf } from '../ops/batching.ts';
 import { getOp, type BatchBuilder } from '../ops/registry.ts';
+import { autodiff } from './autodiff.ts';
+import { inline } from './inline.ts';
 
 export interface VmapSpec {
   /** The batch size: a number, or a dim name bound by the batched inputs. */
@@ -33,13 +35,6 @@ export interface VmapResult {
   /** Nodes (ids of the input graph) that ran one op per instance for want of a batching rule. */
   fallbacks: { node: string; op: string }[];
 }
-
-/**
- * Structural ops that carry a body graph batch by recursing into it. `scan` belongs here: its
- * batched form is a scan of the vmapped body with batched carries, xs and invariants, where xs and
- * ys keep the time axis first (so batched xs are transposed to [T, size, ...] and ys back).
- */
-const STRUCTURAL: Record<string, (n: IRNode, ins: string[], batched: boolean[]) => { value: string; batched: boolean }> = {};
 
 export function vmap(g: IRGraph, spec: VmapSpec): IRGraph {
   return vmapWithReport(g, spec).graph;
@@ -147,23 +142,89 @@ export function vmapWithReport(g: IRGraph, spec: VmapSpec): VmapResult {
     return emit('stack', parts, { axis: 0 });
   };
 
+  /**
+   * A scan batches as a scan of the vmapped body: every carry batched (an unbatched initial value
+   * is repeated, since the body may mix batched values into it), batched xs and invariants batched
+   * in the body. The time axis stays first outside the body, so batched xs [size, T, ...] enter as
+   * [T, size, ...] and ys [T, size, ...] leave as [size, T, ...]. A param bound to a batched value
+   * becomes a body input, since vmap shares params.
+   */
+  const batchScan = (n: IRNode, ins: string[], inBatched: boolean[]): void => {
+    const body = n.callee!;
+    const xs = new Set((n.attrs.xs as string[] | undefined) ?? []);
+    const nIn = body.inputs.length;
+    const movedParams = body.params.filter((_p, k) => inBatched[nIn + k]);
+    const keptParams = body.params.filter((_p, k) => !inBatched[nIn + k]);
+    const prepared = autodiff.run(inline.run(body));
+    const asInputs: IRGraph = {
+      ...prepared,
+      inputs: [...prepared.inputs, ...movedParams.map((p) => ({ name: p.name, type: p.type, source: p.source }))],
+      params: keptParams,
+    };
+    const bodyAxes: VmapSpec['axes'] = {};
+    const newIns: string[] = [];
+    body.inputs.forEach((bi, k) => {
+      const carry = Object.hasOwn(body.outputs, bi.name);
+      let v = ins[k]!;
+      if (carry || inBatched[k]) {
+        bodyAxes[bi.name] = 0;
+        if (!inBatched[k]) v = builder.materialize(v);
+        else if (xs.has(bi.name)) v = swapLead(v);
+      }
+      newIns.push(v);
+    });
+    movedParams.forEach((p) => {
+      bodyAxes[p.name] = 0;
+      newIns.push(ins[nIn + body.params.indexOf(p)]!);
+    });
+    keptParams.forEach((p) => newIns.push(ins[nIn + body.params.indexOf(p)]!));
+    let inner: VmapResult;
+    try {
+      inner = vmapWithReport(asInputs, { size, axes: bodyAxes });
+    } catch (e) {
+      if (e instanceof LoomError && !e.info.node) throw err(`the body ${body.name} of scan "${n.id}" cannot be batched: ${e.info.message}`, { node: n, hint: e.info.hint });
+      throw e;
+    }
+    fallbacks.push(...inner.fallbacks.map((f) => ({ node: `${n.id}/${f.node}`, op: f.op })));
+    const outputTypes: Record<string, TensorType> = {};
+    for (const [o, t] of Object.entries(n.outputTypes!)) {
+      const carry = body.inputs.some((i) => i.name === o);
+      outputTypes[o] = { dtype: t.dtype, shape: carry ? [size, ...t.shape] : [t.shape[0]!, size, ...t.shape.slice(1)] };
+    }
+    const bindings = Object.fromEntries(body.inputs.map((bi, k) => [bi.name, newIns[k]!]));
+    for (const p of movedParams) bindings[p.name] = newIns[body.inputs.length + movedParams.indexOf(p)]!;
+    out.push({ ...n, inputs: newIns, attrs: { ...n.attrs }, callee: inner.graph, bindings, outputTypes });
+    for (const [o, t] of Object.entries(outputTypes)) {
+      const ref = `${n.id}.${o}`;
+      types.set(ref, t);
+      const carry = body.inputs.some((i) => i.name === o);
+      map.set(ref, carry ? ref : swapLead(ref));
+      batched.add(ref);
+    }
+  };
+  /** [a, b, ...] -> [b, a, ...]: between the batch axis and a scan's time axis. */
+  const swapLead = (v: string): string => {
+    const r = types.get(v)!.shape.length;
+    return emit('transpose', [v], { perm: [1, 0, ...[...Array(r).keys()].slice(2)] });
+  };
+
   for (const n of g.nodes) {
     current = n;
     counter = 0;
     const ins = n.inputs.map((r) => map.get(r) ?? r);
     const inBatched = n.inputs.map((r) => batched.has(r));
     if (!inBatched.some(Boolean)) {
-      const t = n.type!;
       out.push({ ...n, inputs: ins, attrs: { ...n.attrs } });
-      types.set(n.id, t);
+      if (n.type) types.set(n.id, n.type);
       map.set(n.id, n.id);
+      for (const [o, t] of Object.entries(n.outputTypes ?? {})) {
+        types.set(`${n.id}.${o}`, t);
+        map.set(`${n.id}.${o}`, `${n.id}.${o}`);
+      }
       continue;
     }
-    const structural = STRUCTURAL[n.op];
-    if (structural) {
-      const r = structural(n, ins, inBatched);
-      map.set(n.id, r.value);
-      if (r.batched) batched.add(n.id);
+    if (n.op === 'scan') {
+      batchScan(n, ins, inBatched);
       continue;
     }
     const def = getOp(n.op);

@@ -192,143 +192,131 @@ function keyBatched(def: OpDef): OpDef {
   };
 }
 
-defineOp(
-  keyBatched({
-    name: 'random_split',
-    readsHost: true,
-    family: 'random',
-    doc: '`num` independent child keys [num, 2] (like jax.random.split)',
-    inputs: ['key'],
-    attrs: { properties: { num: { type: 'integer', minimum: 1 } }, required: ['num'] },
-    shape: ([k], a, ctx) => {
-      checkKey(k!, ctx);
-      const n = a.num as number;
-      if (!Number.isInteger(n) || n < 1) ctx.fail('E_ATTR', 'num must be an integer >= 1', 'num >= 1', String(n));
-      return { dtype: 'int32', shape: [n, 2] };
-    },
-    kernel: (tf, [k], a) => keyTensor(tf, splitKey(readKey(k!), a.num as number), [a.num as number, 2]),
-    host: ([k], out, a) => out.data.set(toInt32(splitKey(keyFromInt32(k!.data), a.num as number))),
-    grad: noGrad,
-    fusion: 'opaque',
-    cost: rngCost,
-  }),
-);
+defineOp(keyBatched({
+  name: 'random_split',
+  readsHost: true,
+  family: 'random',
+  doc: '`num` independent child keys [num, 2] (like jax.random.split)',
+  inputs: ['key'],
+  attrs: { properties: { num: { type: 'integer', minimum: 1 } }, required: ['num'] },
+  shape: ([k], a, ctx) => {
+    checkKey(k!, ctx);
+    const n = a.num as number;
+    if (!Number.isInteger(n) || n < 1) ctx.fail('E_ATTR', 'num must be an integer >= 1', 'num >= 1', String(n));
+    return { dtype: 'int32', shape: [n, 2] };
+  },
+  kernel: (tf, [k], a) => keyTensor(tf, splitKey(readKey(k!), a.num as number), [a.num as number, 2]),
+  host: ([k], out, a) => out.data.set(toInt32(splitKey(keyFromInt32(k!.data), a.num as number))),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+}));
 
-defineOp(
-  keyBatched({
-    name: 'random_fold_in',
-    readsHost: true,
-    family: 'random',
-    doc: 'a new key mixing an int32 scalar (e.g. an iteration counter) into a key (like jax.random.fold_in)',
-    inputs: ['key', 'data'],
-    attrs: { properties: {} },
-    shape: ([k, d], _a, ctx) => {
-      checkKey(k!, ctx);
-      ctx.dtype(d!, ['int32'], 'data');
-      if (d!.shape.length !== 0) ctx.fail('E_SHAPE', 'data must be an int32 scalar', 'int32[]', showType(d!));
-      return KEY_OUT;
-    },
-    kernel: (tf, [k, d]) => keyTensor(tf, foldIn(readKey(k!), d!.dataSync()[0]!)),
-    host: ([k, d], out) => out.data.set(toInt32(foldIn(keyFromInt32(k!.data), d!.data[0]!))),
-    grad: noGrad,
-    fusion: 'opaque',
-    cost: rngCost,
-  }),
-);
+defineOp(keyBatched({
+  name: 'random_fold_in',
+  readsHost: true,
+  family: 'random',
+  doc: 'a new key mixing an int32 scalar (e.g. an iteration counter) into a key (like jax.random.fold_in)',
+  inputs: ['key', 'data'],
+  attrs: { properties: {} },
+  shape: ([k, d], _a, ctx) => {
+    checkKey(k!, ctx);
+    ctx.dtype(d!, ['int32'], 'data');
+    if (d!.shape.length !== 0) ctx.fail('E_SHAPE', 'data must be an int32 scalar', 'int32[]', showType(d!));
+    return KEY_OUT;
+  },
+  kernel: (tf, [k, d]) => keyTensor(tf, foldIn(readKey(k!), d!.dataSync()[0]!)),
+  host: ([k, d], out) => out.data.set(toInt32(foldIn(keyFromInt32(k!.data), d!.data[0]!))),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+}));
 
 const SHAPE_ATTR = { type: 'array', items: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] } };
 
-defineOp(
-  keyBatched({
-    name: 'random_uniform',
-    readsHost: true,
-    family: 'random',
-    doc: 'float32 uniform numbers in [min, max) (default [0, 1)) of `shape` (entries may be dims like "B"), 24 random bits each',
-    inputs: ['key'],
-    attrs: { properties: { shape: SHAPE_ATTR, min: { type: 'number' }, max: { type: 'number' } }, required: ['shape'] },
-    shape: ([k], a, ctx) => {
-      checkKey(k!, ctx);
-      rangeAttrs(a, ctx);
-      return { dtype: 'float32', shape: shapeAttr(a, ctx) };
-    },
-    kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
-    host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
-    grad: noGrad,
-    fusion: 'opaque',
-    cost: rngCost,
-  }),
-);
+defineOp(keyBatched({
+  name: 'random_uniform',
+  readsHost: true,
+  family: 'random',
+  doc: 'float32 uniform numbers in [min, max) (default [0, 1)) of `shape` (entries may be dims like "B"), 24 random bits each',
+  inputs: ['key'],
+  attrs: { properties: { shape: SHAPE_ATTR, min: { type: 'number' }, max: { type: 'number' } }, required: ['shape'] },
+  shape: ([k], a, ctx) => {
+    checkKey(k!, ctx);
+    rangeAttrs(a, ctx);
+    return { dtype: 'float32', shape: shapeAttr(a, ctx) };
+  },
+  kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
+  host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+}));
 
-defineOp(
-  keyBatched({
-    name: 'random_uniform_like',
-    readsHost: true,
-    family: 'random',
-    doc: 'float32 uniform numbers in [min, max) (default [0, 1)) with the shape of `like` (any dtype)',
-    inputs: ['key', 'like'],
-    attrs: { properties: { min: { type: 'number' }, max: { type: 'number' } } },
-    shape: ([k, like], a, ctx) => {
-      checkKey(k!, ctx);
-      rangeAttrs(a, ctx);
-      return { dtype: 'float32', shape: like!.shape };
-    },
-    kernel: (tf, [k, like], a) => filled(tf, like!.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
-    host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
-    grad: noGrad,
-    fusion: 'opaque',
-    cost: rngCost,
-  }),
-);
+defineOp(keyBatched({
+  name: 'random_uniform_like',
+  readsHost: true,
+  family: 'random',
+  doc: 'float32 uniform numbers in [min, max) (default [0, 1)) with the shape of `like` (any dtype)',
+  inputs: ['key', 'like'],
+  attrs: { properties: { min: { type: 'number' }, max: { type: 'number' } } },
+  shape: ([k, like], a, ctx) => {
+    checkKey(k!, ctx);
+    rangeAttrs(a, ctx);
+    return { dtype: 'float32', shape: like!.shape };
+  },
+  kernel: (tf, [k, like], a) => filled(tf, like!.shape, (out) => fillUniform(readKey(k!), out, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1)),
+  host: ([k], out, a) => fillUniform(keyFromInt32(k!.data), out.data, (a.min as number | undefined) ?? 0, (a.max as number | undefined) ?? 1),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+}));
 
-defineOp(
-  keyBatched({
-    name: 'random_normal',
-    readsHost: true,
-    family: 'random',
-    doc: 'float32 normal numbers with `mean` (default 0) and `std` (default 1) of `shape` (entries may be dims like "B"), by Box-Muller',
-    inputs: ['key'],
-    attrs: { properties: { shape: SHAPE_ATTR, mean: { type: 'number' }, std: { type: 'number', minimum: 0 } }, required: ['shape'] },
-    shape: ([k], a, ctx) => {
-      checkKey(k!, ctx);
-      const std = (a.std as number | undefined) ?? 1;
-      if (!(std >= 0) || !Number.isFinite(std)) ctx.fail('E_ATTR', 'std must be finite and >= 0', 'std >= 0', String(std));
-      return { dtype: 'float32', shape: shapeAttr(a, ctx) };
-    },
-    kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillNormal(readKey(k!), out, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1)),
-    host: ([k], out, a) => fillNormal(keyFromInt32(k!.data), out.data, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1),
-    grad: noGrad,
-    fusion: 'opaque',
-    cost: rngCost,
-  }),
-);
+defineOp(keyBatched({
+  name: 'random_normal',
+  readsHost: true,
+  family: 'random',
+  doc: 'float32 normal numbers with `mean` (default 0) and `std` (default 1) of `shape` (entries may be dims like "B"), by Box-Muller',
+  inputs: ['key'],
+  attrs: { properties: { shape: SHAPE_ATTR, mean: { type: 'number' }, std: { type: 'number', minimum: 0 } }, required: ['shape'] },
+  shape: ([k], a, ctx) => {
+    checkKey(k!, ctx);
+    const std = (a.std as number | undefined) ?? 1;
+    if (!(std >= 0) || !Number.isFinite(std)) ctx.fail('E_ATTR', 'std must be finite and >= 0', 'std >= 0', String(std));
+    return { dtype: 'float32', shape: shapeAttr(a, ctx) };
+  },
+  kernel: (tf, [k], a, ctx) => filled(tf, ctx.outType.shape, (out) => fillNormal(readKey(k!), out, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1)),
+  host: ([k], out, a) => fillNormal(keyFromInt32(k!.data), out.data, (a.mean as number | undefined) ?? 0, (a.std as number | undefined) ?? 1),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+}));
 
-defineOp(
-  keyBatched({
-    name: 'random_categorical',
-    readsHost: true,
-    family: 'random',
-    doc: 'int32 samples [...] from softmax(logits [..., K]) over the last axis, by Gumbel-max (-inf logits are never drawn)',
-    inputs: ['key', 'logits'],
-    attrs: { properties: {} },
-    shape: ([k, l], _a, ctx) => {
-      checkKey(k!, ctx);
-      ctx.dtype(l!, ['float32'], 'logits');
-      const r = l!.shape.length;
-      if (r === 0) ctx.fail('E_RANK', 'logits need a last axis of categories', 'rank >= 1 ([..., K])', 'a scalar');
-      if (l!.shape[r - 1] === 0) ctx.fail('E_SHAPE', 'logits need at least one category', 'K >= 1', showType(l!));
-      return { dtype: 'int32', shape: l!.shape.slice(0, -1) };
-    },
-    // On the host: the key is read there anyway, and one pass over the logits is cheaper than
-    // dispatching add and argMax.
-    kernel: (tf, [k, logits]) => {
-      const K = logits!.shape[logits!.shape.length - 1]!;
-      const out = new Int32Array(logits!.size / K);
-      fillCategorical(readKey(k!), logits!.dataSync(), K, out);
-      return tf.tensor(out, logits!.shape.slice(0, -1), 'int32');
-    },
-    host: ([k, logits], out) => fillCategorical(keyFromInt32(k!.data), logits!.data, logits!.shape[logits!.shape.length - 1]!, out.data),
-    grad: noGrad,
-    fusion: 'opaque',
-    cost: rngCost,
-  }),
-);
+defineOp(keyBatched({
+  name: 'random_categorical',
+  readsHost: true,
+  family: 'random',
+  doc: 'int32 samples [...] from softmax(logits [..., K]) over the last axis, by Gumbel-max (-inf logits are never drawn)',
+  inputs: ['key', 'logits'],
+  attrs: { properties: {} },
+  shape: ([k, l], _a, ctx) => {
+    checkKey(k!, ctx);
+    ctx.dtype(l!, ['float32'], 'logits');
+    const r = l!.shape.length;
+    if (r === 0) ctx.fail('E_RANK', 'logits need a last axis of categories', 'rank >= 1 ([..., K])', 'a scalar');
+    if (l!.shape[r - 1] === 0) ctx.fail('E_SHAPE', 'logits need at least one category', 'K >= 1', showType(l!));
+    return { dtype: 'int32', shape: l!.shape.slice(0, -1) };
+  },
+  // On the host: the key is read there anyway, and one pass over the logits is cheaper than
+  // dispatching add and argMax.
+  kernel: (tf, [k, logits]) => {
+    const K = logits!.shape[logits!.shape.length - 1]!;
+    const out = new Int32Array(logits!.size / K);
+    fillCategorical(readKey(k!), logits!.dataSync(), K, out);
+    return tf.tensor(out, logits!.shape.slice(0, -1), 'int32');
+  },
+  host: ([k, logits], out) => fillCategorical(keyFromInt32(k!.data), logits!.data, logits!.shape[logits!.shape.length - 1]!, out.data),
+  grad: noGrad,
+  fusion: 'opaque',
+  cost: rngCost,
+}));

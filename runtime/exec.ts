@@ -40,6 +40,7 @@ import {
   wgslUnsupported,
   type WgslKernel,
 } from './jit.ts';
+import { productFits } from './wasm-gemm.ts';
 import { runsWgsl, wgslRunner, wgslUnfit } from './webgpu-kernels.ts';
 
 export interface ProgramOptions {
@@ -66,7 +67,7 @@ export interface ProgramOptions {
    */
   reuseBuffers?: boolean;
   /**
-   * On wasm, generated kernels multiply rank-2 operands with the own WebAssembly product
+   * On wasm, generated kernels multiply matrices (and stacks of them) with the own WebAssembly product
    * (runtime/wasm-gemm.ts) once `initBackend` has prepared it (default true); false: the library's
    * BatchMatMul, whose operator cache keeps every right operand a fresh tensor.
    */
@@ -571,12 +572,13 @@ function release(backend: tf.KernelBackend, v: tf.TensorInfo): void {
 }
 
 /**
- * A lone rank-2 float32 matmul as a one-member fused node (else undefined): where the kernels own
+ * A lone float32 matmul of matrices (or stacks of them, see productFits) as a one-member fused node (else undefined): where the kernels own
  * their products, it runs as one, reading transposed operands in place and writing into a buffer.
  */
 function loneMatmul(n: IRNode, types: ReadonlyMap<string, TensorType>): IRNode | undefined {
   if (n.op === 'fused' || roleOf(n.op) !== 'matmul' || n.inputs.length !== 2 || !n.type) return undefined;
-  if (!n.inputs.every((r) => types.get(r)?.shape.length === 2 && types.get(r)?.dtype === 'float32')) return undefined;
+  const [a, b] = n.inputs.map((r) => types.get(r));
+  if (a?.dtype !== 'float32' || b?.dtype !== 'float32' || !productFits(a.shape, b.shape)) return undefined;
   const { free: _f, ...member } = n;
   return { ...member, op: 'fused', attrs: {}, body: [member], outputTypes: { [n.id]: n.type } };
 }

@@ -25,7 +25,7 @@ export { stableStringify } from '../compiler/ir.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';
 import type { DType } from '../compiler/ir.ts';
 import { hostIO, type EngineLike, type HostArray, type HostIO } from './host-memory.ts';
-import { wasmGemm, type Gemm, type GemmEpilogue } from './wasm-gemm.ts';
+import { productFits, wasmGemm, type Gemm, type GemmEpilogue } from './wasm-gemm.ts';
 
 type KernelFn = (...arrays: HostArray[]) => void;
 
@@ -46,7 +46,7 @@ export const jitStats = { transpiled: 0, registered: 0, transpileMs: 0 };
 type HostRun = (ins: readonly tf.TensorInfo[], backend: tf.KernelBackend, into?: readonly (tf.TensorInfo | undefined)[]) => tf.TensorInfo[];
 
 /**
- * Whether the rank-2 products of generated kernels on this backend run as the own wasm product
+ * Whether the products of generated kernels on this backend run as the own wasm product
  * (`wasmGemm`): it reads operands where they lie, so a right operand may be a buffer rewritten in
  * place, and it writes into a given output buffer. Elsewhere they run as the library's BatchMatMul.
  */
@@ -94,7 +94,7 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn, ownProduct
       const mmInto = spec.inPlace === undefined ? undefined : into?.[spec.inPlace];
       // Looked up until found: the module may be prepared after this kernel first ran.
       const gemm = ownProduct && backendName === 'wasm' ? (cached.gemm ??= wasmGemm(backend)) : undefined;
-      if (gemm && a.shape.length === 2 && b.shape.length === 2) {
+      if (gemm && productFits(a.shape, b.shape)) {
         mm = mmInto ?? io.alloc(m.shape, 'float32');
         gemm(a, b, m.transposeA, m.transposeB, mm, epilogue(m, ins));
       } else {

@@ -41,10 +41,22 @@ export interface GemmEpilogue {
 const ACTIVATIONS: Record<ProductActivation, number> = { tanh: 1 };
 
 /**
- * out = act(op(a) x op(b) + bias) for rank-2 float32 tensors of the wasm backend; out is
- * [rows of op(a), cols of op(b)].
+ * out = act(op(a) x op(b) + bias) for float32 tensors of the wasm backend; out is
+ * [rows of op(a), cols of op(b)]. Operands may also be stacks of matrices (see productFits):
+ * then each matrix of the stack is multiplied in turn, as a batched product (vmap's K seeds).
  */
 export type Gemm = (a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, out: tf.TensorInfo, epilogue?: GemmEpilogue) => void;
+
+/**
+ * Whether the own product multiplies operands of these shapes: two matrices, or stacks of
+ * matrices with the same leading dims, or a stack and one matrix shared by all of its entries.
+ * Other batch shapes (broadcast 1s) stay with the library's BatchMatMul.
+ */
+export function productFits(as: readonly (number | string)[], bs: readonly (number | string)[]): boolean {
+  if (as.length < 2 || bs.length < 2) return false;
+  if (as.length === 2 || bs.length === 2) return true;
+  return as.length === bs.length && as.slice(0, -2).every((d, i) => String(d) === String(bs[i]));
+}
 
 interface WasmBackendLike {
   wasm: { asm?: { memory?: unknown }; _malloc(bytes: number): number; _free(ptr: number): void };
@@ -279,22 +291,33 @@ export function wasmGemm(backend: tf.KernelBackend): Gemm | undefined {
   let scratchBytes = 0;
   const at = (t: tf.TensorInfo) => be.dataIdMap.get(t.dataId)!.memoryOffset;
   const gemm: Gemm = (a, b, transposeA, transposeB, out, epilogue) => {
-    const [m, k] = transposeA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
-    const n = transposeB ? b.shape[0]! : b.shape[1]!;
-    let bAt = at(b);
-    if (transposeB) {
-      const bytes = 4 * k * n;
-      if (bytes > scratchBytes) {
-        if (scratch) be.wasm._free(scratch);
-        scratch = be.wasm._malloc(bytes);
-        scratchBytes = bytes;
-      }
-      ex.transpose(bAt, scratch, n, k);
-      bAt = scratch;
-    }
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const [m, k] = transposeA ? [a.shape[ra - 1]!, a.shape[ra - 2]!] : [a.shape[ra - 2]!, a.shape[ra - 1]!];
+    const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
+    // A stack of matrices is contiguous, one after the other; a single matrix serves every entry.
+    const count = out.shape.slice(0, -2).reduce((p, d) => p * d, 1);
+    const aStep = ra > 2 ? 4 * m * k : 0;
+    const bStep = rb > 2 ? 4 * k * n : 0;
     const bias = epilogue?.bias ? at(epilogue.bias) : 0;
     const act = epilogue?.activation ? ACTIVATIONS[epilogue.activation] : 0;
-    ex.gemm(at(a), bAt, at(out), m, k, n, transposeA ? 4 : 4 * k, transposeA ? 4 * m : 4, bias, act);
+    if (transposeB && 4 * k * n > scratchBytes) {
+      if (scratch) be.wasm._free(scratch);
+      scratch = be.wasm._malloc(4 * k * n);
+      scratchBytes = 4 * k * n;
+    }
+    // Offsets are read after the scratch allocation, which may move nothing but may grow the heap.
+    const a0 = at(a);
+    const b0 = at(b);
+    const c0 = at(out);
+    for (let e = 0; e < count; e++) {
+      let bAt = b0 + e * bStep;
+      if (transposeB) {
+        if (e === 0 || bStep > 0) ex.transpose(bAt, scratch, n, k);
+        bAt = scratch;
+      }
+      ex.gemm(a0 + e * aStep, bAt, c0 + e * 4 * m * n, m, k, n, transposeA ? 4 : 4 * k, transposeA ? 4 * m : 4, bias, act);
+    }
   };
   instances.set(backend, gemm);
   return gemm;

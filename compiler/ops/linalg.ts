@@ -1,6 +1,7 @@
 /**
  * Linear algebra: batched matrix multiplication with NumPy broadcasting of the batch dims.
  */
+import { broadcastingBatch } from './batching.ts';
 import { dimEq, dimMul, product, showShape, type Dim, type Shape } from '../dims.ts';
 import { isLoomError } from '../errors.ts';
 import type { Attrs } from '../ir.ts';
@@ -295,6 +296,8 @@ defineOp({
     if (folded?.side === 'a') return [folded.grad, fit(gradB(), bb)];
     return [fit(gradA(), a), fit(gradB(), bb)];
   },
+  // Batch dims broadcast like NumPy, as elementwise operands do.
+  batch: broadcastingBatch,
   fusion: 'matmul',
   cost: ([a, b], out, attrs) => {
     const [ta] = flags(attrs);

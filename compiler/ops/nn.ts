@@ -3,6 +3,7 @@
  * log-probabilities and entropy over the last axis (logits may hold -inf for masked actions),
  * and the diagonal-Gaussian log density used by continuous-action policies.
  */
+import { axisBatch, leadingBatch } from './batching.ts';
 import type { DType, TensorType } from '../ir.ts';
 import {
   broadcastStrides,
@@ -97,6 +98,7 @@ defineOp({
     const s = b.op('sum', [b.op('mul', [a.dy, y])], { axes: (a.attrs.axis as number | undefined) ?? -1, keepdims: true });
     return [b.op('mul', [y, b.op('sub', [a.dy, s])])];
   },
+  batch: axisBatch(-1),
   fusion: 'reduction',
   cost: overFirst(10),
 });
@@ -114,6 +116,7 @@ defineOp({
     const s = b.op('sum', [a.dy], { axes: (a.attrs.axis as number | undefined) ?? -1, keepdims: true });
     return [b.op('sub', [a.dy, b.op('mul', [b.op('exp', [a.output]), s])])];
   },
+  batch: axisBatch(-1),
   fusion: 'reduction',
   cost: overFirst(10),
 });
@@ -171,6 +174,7 @@ defineOp({
     const dyk = b.op('expand_dims', [a.dy], { axis: b.type(a.dy).shape.length });
     return [b.op('mul', [b.op('sub', [hot, p]), dyk]), null];
   },
+  batch: leadingBatch,
   fusion: 'reduction',
   cost: overFirst(12),
 });
@@ -197,6 +201,7 @@ defineOp({
     }
   },
   grad: () => [null, null],
+  batch: leadingBatch,
   fusion: 'opaque',
   cost: (_i, out) => ({ flops: 0, bytes: bytesOf(out) }),
 });
@@ -247,6 +252,7 @@ defineOp({
     const safeLs = b.op('where', [live, ls, b.op('zeros_like', [ls])]);
     return [b.op('neg', [b.op('mul', [b.op('mul', [p, b.op('add', [safeLs, h])]), dyk])])];
   },
+  batch: leadingBatch,
   fusion: 'reduction',
   cost: overFirst(14),
 });

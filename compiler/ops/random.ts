@@ -6,8 +6,8 @@
  * made with random_split / random_fold_in. No gradients flow through them.
  */
 import { canonDim, dimEq, isSymbolName, symbolsOf, type Dim } from '../dims.ts';
-import { showType, type AttrValue, type Attrs, type TensorType } from '../ir.ts';
-import { bytesOf, defineOp, sizeOf, type ConcreteType, type Cost, type GradArgs, type GradBuilder, type HostArray, type ShapeCtx, type Tensor } from './registry.ts';
+import { showType, type AttrValue, type Attrs, type DType, type TensorType } from '../ir.ts';
+import { bytesOf, defineOp, sizeOf, type ConcreteType, type HostTensor, type OpDef, type Cost, type GradArgs, type GradBuilder, type HostArray, type ShapeCtx, type Tensor } from './registry.ts';
 import { foldIn, keyFromInt32, permutation, randomBits, seedKey, splitKey, toInt32, uniform24, uniformOpen, type Key } from './threefry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
@@ -143,7 +143,59 @@ function keyTensor(tf: TF, words: ArrayLike<number>, shape: number[] = [2]): Ten
   return tf.tensor(toInt32(words), shape, 'int32');
 }
 
-defineOp({
+
+/**
+ * Adds the `batched_keys` form to a random op, for vmap: the key is [N, 2] and every other input
+ * has a leading N axis too; instance i draws out[i] exactly as the op draws from key i alone (the
+ * same Threefry stream, not a wider one), so K seeds batched give each seed's own numbers.
+ */
+function keyBatched(def: OpDef): OpDef {
+  const { shape, host } = def;
+  if (!host) throw new Error(`internal: random op ${def.name} needs a host kernel to take batched keys`);
+  const one = (t: TensorType): TensorType => ({ ...t, shape: t.shape.slice(1) });
+  /** Instance i of every input and of the output, as views. */
+  const each = (ins: readonly HostTensor[], out: HostTensor, a: Attrs): void => {
+    const n = out.shape[0]!;
+    const view = (t: HostTensor, i: number): HostTensor => {
+      const m = t.data.length / n;
+      return { data: t.data.subarray(i * m, (i + 1) * m), shape: t.shape.slice(1), dtype: t.dtype };
+    };
+    for (let i = 0; i < n; i++) host(ins.map((t) => view(t, i)), view(out, i), a);
+  };
+  return {
+    ...def,
+    attrs: { ...def.attrs, properties: { ...def.attrs.properties, batched_keys: { type: 'boolean' } } },
+    shape: (ins, a, ctx) => {
+      if (a.batched_keys !== true) return shape(ins, a, ctx);
+      const k = ins[0]!;
+      if (k.dtype !== 'int32' || k.shape.length !== 2 || !dimEq(k.shape[1]!, 2))
+        ctx.fail('E_SHAPE', 'with batched_keys, the key must be an int32 [N, 2] tensor (one key per instance)', 'int32[N, 2]', showType(k));
+      const n = k.shape[0]!;
+      ins.slice(1).forEach((t, i) => {
+        if (t.shape.length === 0) ctx.fail('E_RANK', `with batched_keys, input ${i + 1} needs the leading instance axis`, `[${n}, ...]`, showType(t));
+        ctx.unify(n, t.shape[0]!, `the instance axis of the key and of input ${i + 1}`);
+      });
+      const t = shape(ins.map(one), a, ctx);
+      return { ...t, shape: [n, ...t.shape] };
+    },
+    kernel: (tf, ins, a, ctx) => {
+      if (a.batched_keys !== true) return def.kernel(tf, ins, a, ctx);
+      const hostIn = ins.map((t): HostTensor => ({ data: t.dataSync() as HostArray, shape: t.shape, dtype: t.dtype as DType }));
+      const { dtype, shape: outShape } = ctx.outType;
+      const data = dtype === 'float32' ? new Float32Array(sizeOf(outShape)) : new Int32Array(sizeOf(outShape));
+      each(hostIn, { data, shape: outShape, dtype }, a);
+      return tf.tensor(data, outShape, dtype);
+    },
+    host: (ins, out, a) => (a.batched_keys === true ? each(ins, out, a) : host(ins, out, a)),
+    batch: (b, a) => {
+      // Keys batched twice (nested vmap) would need [K, N, 2] keys: one op per instance instead.
+      if (a.attrs.batched_keys === true) return null;
+      return { value: b.op(a.op, a.inputs.map((x, i) => (a.batched[i] ? x : b.materialize(x))), { ...a.attrs, batched_keys: true }), batched: true };
+    },
+  };
+}
+
+defineOp(keyBatched({
   name: 'random_split',
   readsHost: true,
   family: 'random',
@@ -161,9 +213,9 @@ defineOp({
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
-});
+}));
 
-defineOp({
+defineOp(keyBatched({
   name: 'random_fold_in',
   readsHost: true,
   family: 'random',
@@ -181,11 +233,11 @@ defineOp({
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
-});
+}));
 
 const SHAPE_ATTR = { type: 'array', items: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] } };
 
-defineOp({
+defineOp(keyBatched({
   name: 'random_uniform',
   readsHost: true,
   family: 'random',
@@ -202,9 +254,9 @@ defineOp({
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
-});
+}));
 
-defineOp({
+defineOp(keyBatched({
   name: 'random_uniform_like',
   readsHost: true,
   family: 'random',
@@ -221,9 +273,9 @@ defineOp({
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
-});
+}));
 
-defineOp({
+defineOp(keyBatched({
   name: 'random_normal',
   readsHost: true,
   family: 'random',
@@ -241,9 +293,9 @@ defineOp({
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
-});
+}));
 
-defineOp({
+defineOp(keyBatched({
   name: 'random_categorical',
   readsHost: true,
   family: 'random',
@@ -270,7 +322,7 @@ defineOp({
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
-});
+}));
 
 defineOp({
   name: 'random_permutation',

@@ -3,6 +3,7 @@
  * and `reduce_count` (how many elements a reduction combines, read from the runtime shape so
  * gradients of mean-like ops work with symbolic dims).
  */
+import { axesBatch, axisBatch } from './batching.ts';
 import type { Attrs, DType, TensorType } from '../ir.ts';
 import type { Dim } from '../dims.ts';
 import { kir } from '../codegen/kir.ts';
@@ -378,6 +379,8 @@ defineOp({
     out.data[0] = axesOf(a, x!.shape.length).reduce((p, ax) => p * x!.shape[ax]!, 1);
   },
   grad: () => [null],
+  // The count depends on the instance's shape only: the same for every instance.
+  batch: axesBatch(false),
   fusion: 'opaque',
   cost: (_i, out) => ({ flops: 0, bytes: bytesOf(out) }),
 });
@@ -426,6 +429,7 @@ function argReduction(name: string, doc: string, kernel: (tf: TF, x: Tensor, axi
         }
     },
     grad: () => [null],
+    batch: axisBatch(-1),
     fusion: 'reduction',
     cost: reductionCost(1),
   });

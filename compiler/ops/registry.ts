@@ -52,6 +52,39 @@ export interface GradArgs {
   dy: string;
 }
 
+/**
+ * Graph-building API handed to batching rules (the vmap pass). Types of batched values include
+ * the leading batch axis of size `size`.
+ */
+export interface BatchBuilder {
+  op(name: string, inputs: string[], attrs?: Attrs): string;
+  type(value: string): TensorType;
+  /** The batch size (static or a symbolic dim). */
+  readonly size: Dim;
+  /** An unbatched value repeated along a new leading batch axis. */
+  materialize(value: string): string;
+  /** A batched value with size-1 axes inserted after the batch axis up to a per-instance rank of `rank`. */
+  padRank(value: string, rank: number): string;
+}
+
+export interface BatchArgs {
+  /** The node's op (rules shared by several ops rebuild it). */
+  op: string;
+  inputs: string[];
+  /** Which inputs carry the leading batch axis (at least one does). */
+  batched: boolean[];
+  attrs: Attrs;
+  /** The op's output type for one instance. */
+  outType: TensorType;
+}
+
+/**
+ * The batched form of one node: its value and whether it carries the batch axis (a value that
+ * depends on the batched inputs only through their shapes, such as reduce_count, does not).
+ * null: the op has no batched form for these inputs, and vmap falls back to one op per instance.
+ */
+export type BatchResult = { value: string; batched: boolean } | null;
+
 export interface Cost {
   flops: number;
   /** Bytes read plus bytes written by a standalone kernel. */
@@ -103,6 +136,12 @@ export interface OpDef {
   /** For 'reduction' ops that generated kernels can compute: how elements combine. */
   reducer?: Reducer;
   cost(inputs: ConcreteType[], out: ConcreteType, attrs: Attrs): Cost;
+  /**
+   * Batching rule for vmap: the node over inputs of which some carry a leading batch axis.
+   * Absent, a default follows from the fusion class and attributes (see batchRuleOf in
+   * ops/batching.ts); ops with neither fall back to one op per instance.
+   */
+  batch?(b: BatchBuilder, a: BatchArgs): BatchResult;
   /** Ops with hidden state or randomness are never folded or CSE'd. */
   pure?: boolean;
   /**

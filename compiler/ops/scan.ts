@@ -7,8 +7,9 @@
  * The reference kernels are host loops (T is small in RL rollouts); a fused target may lower
  * them to a sequential kernel per column.
  */
+import { allBatched } from './batching.ts';
 import { showType, type DType, type TensorType } from '../ir.ts';
-import { bytesOf, defineOp, sizeOf, type ConcreteType, type GradBuilder, type ShapeCtx, type Tensor } from './registry.ts';
+import { bytesOf, defineOp, sizeOf, type ConcreteType, type BatchArgs, type BatchBuilder, type BatchResult, type GradBuilder, type ShapeCtx, type Tensor } from './registry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 type TF = typeof tfType;
@@ -59,6 +60,17 @@ function edgeRow(b: GradBuilder, v: string, zeros: string, offset: 1 | -1): stri
   return b.op('sum', [b.op('sub', [v, back])], { axes: 0 });
 }
 
+/**
+ * vmap: the time axis must stay first, so batched time-major operands [size, T, ...] run as
+ * [T, size, ...] (the batch becomes one more column) and the result moves back.
+ */
+function timeMajorBatch(b: BatchBuilder, a: BatchArgs): BatchResult {
+  const rank = a.outType.shape.length + 1;
+  const swap = (v: string) => b.op('transpose', [v], { perm: [1, 0, ...[...Array(rank).keys()].slice(2)] });
+  const ins = allBatched(b, a).map((v) => (b.type(v).shape.length === rank ? swap(v) : v));
+  return { value: swap(b.op(a.op, ins, a.attrs)), batched: true };
+}
+
 defineOp({
   name: 'reverse_linear_scan',
   readsHost: true,
@@ -76,6 +88,7 @@ defineOp({
     const g = b.op('linear_scan', [dy, cPrev, z]);
     return [g, b.op('mul', [g, xNext]), edgeRow(b, b.op('mul', [g, c!]), z, 1)];
   },
+  batch: timeMajorBatch,
   fusion: 'opaque',
   cost: scanCost,
 });
@@ -97,6 +110,7 @@ defineOp({
     const g = b.op('reverse_linear_scan', [dy, cNext, z]);
     return [g, b.op('mul', [g, xPrev]), edgeRow(b, b.op('mul', [g, c!]), z, -1)];
   },
+  batch: timeMajorBatch,
   fusion: 'opaque',
   cost: scanCost,
 });
@@ -131,6 +145,7 @@ defineOp({
     const z = b.op('zeros_like', [fill!]);
     return [b.op('time_shift', [dy, z], { offset: -offset }), edgeRow(b, dy, z, offset)];
   },
+  batch: timeMajorBatch,
   fusion: 'opaque',
   cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
 });

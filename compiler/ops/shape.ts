@@ -35,7 +35,9 @@ import {
   type ShapeCtx,
   type Tensor,
 } from './registry.ts';
+import { LoomError } from '../errors.ts';
 import { hostSum, reduceLayout } from './reduce.ts';
+import { allBatched, axisBatch, leadingBatch, shiftAxis } from './batching.ts';
 import { kir } from '../codegen/kir.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
@@ -253,6 +255,7 @@ defineOp({
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('reshape', [a.dy], { shape: b.type(x).shape }) : null];
   },
+  batch: (b, a) => ({ value: b.op('reshape', [a.inputs[0]!], { shape: [b.size, ...(a.attrs.shape as Dim[])] }), batched: true }),
   fusion: 'view',
   cost: VIEW_COST,
 });
@@ -279,6 +282,7 @@ defineOp({
     const ax = (a.attrs.axis as number) < 0 ? (a.attrs.axis as number) + r + 1 : (a.attrs.axis as number);
     return [b.op('squeeze', [a.dy], { axes: [ax] })];
   },
+  batch: (b, a) => ({ value: b.op('expand_dims', [a.inputs[0]!], { axis: shiftAxis(a.attrs.axis as number) }), batched: true }),
   fusion: 'view',
   cost: VIEW_COST,
 });
@@ -311,6 +315,12 @@ defineOp({
   grad: (b, a) => {
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('reshape', [a.dy], { shape: b.type(x).shape }) : null];
+  },
+  // Without `axes`, the instance's static 1s: the batch axis stays even where its size is 1.
+  batch: (b, a) => {
+    const x = a.inputs[0]!;
+    const axes = a.attrs.axes === undefined ? b.type(x).shape.slice(1).flatMap((d, i) => (d === 1 ? [i] : [])) : (a.attrs.axes as number[]);
+    return { value: b.op('squeeze', [x], { axes: axes.map(shiftAxis) }), batched: true };
   },
   fusion: 'view',
   cost: VIEW_COST,
@@ -357,6 +367,11 @@ defineOp({
     p.forEach((src, i) => (inv[src] = i));
     return [b.op('transpose', [a.dy], { perm: inv })];
   },
+  batch: (b, a) => {
+    const x = a.inputs[0]!;
+    const p = gradPerm(a.attrs, b.type(x).shape.length - 1);
+    return { value: b.op('transpose', [x], { perm: [0, ...p.map((v) => v + 1)] }), batched: true };
+  },
   fusion: 'opaque',
   cost: streamingCost(0),
 });
@@ -402,6 +417,7 @@ defineOp({
     a.inputs.map((x, index) =>
       isFloat(b, x) ? b.op('split_like', [a.dy, ...a.inputs], { axis: a.attrs.axis as number, index }) : null,
     ),
+  batch: axisBatch(0),
   fusion: 'opaque',
   cost: streamingCost(0),
 });
@@ -450,6 +466,7 @@ defineOp({
     const parts = likes.map((l, j) => (j === (a.attrs.index as number) ? a.dy : b.op('zeros_like', [l])));
     return [b.op('concat', parts, { axis: a.attrs.axis as number }), ...likes.map(() => null)];
   },
+  batch: axisBatch(0),
   fusion: 'opaque',
   cost: copyCost(),
 });
@@ -489,6 +506,7 @@ defineOp({
       return b.op('squeeze', [b.op('slice', [a.dy], { begin, size })], { axes: [ax] });
     });
   },
+  batch: axisBatch(0),
   fusion: 'opaque',
   cost: streamingCost(0),
 });
@@ -551,6 +569,10 @@ defineOp({
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('pad_like', [a.dy, x], { begin: a.attrs.begin as number[] }) : null];
   },
+  batch: (b, a) => ({
+    value: b.op('slice', [a.inputs[0]!], { begin: [0, ...(a.attrs.begin as number[])], size: [-1, ...(a.attrs.size as Dim[])] }),
+    batched: true,
+  }),
   fusion: 'opaque',
   cost: copyCost(),
 });
@@ -590,6 +612,7 @@ defineOp({
     const [x] = a.inputs as [string, string];
     return [isFloat(b, x) ? b.op('slice', [a.dy], { begin: a.attrs.begin as number[], size: b.type(x).shape }) : null, null];
   },
+  batch: (b, a) => ({ value: b.op('pad_like', allBatched(b, a), { begin: [0, ...(a.attrs.begin as number[])] }), batched: true }),
   fusion: 'opaque',
   cost: (_i, out) => ({ flops: 0, bytes: 2 * bytesOf(out) }),
 });
@@ -631,6 +654,7 @@ defineOp({
     const moved = b.op('transpose', [b.op('reshape', [a.dy], { shape: split })], { perm });
     return [b.op('sum_to', [moved, x])];
   },
+  batch: (b, a) => ({ value: b.op('tile', [a.inputs[0]!], { reps: [1, ...(a.attrs.reps as number[])] }), batched: true }),
   fusion: 'opaque',
   cost: streamingCost(0),
 });
@@ -640,40 +664,75 @@ defineOp({
 defineOp({
   name: 'gather',
   family: 'shape',
-  doc: 'takes slices of x along `axis` (default 0) at int32 `indices`: out.shape = x.shape[:axis] + indices.shape + x.shape[axis+1:]',
+  doc:
+    'takes slices of x along `axis` (default 0) at int32 `indices`: out.shape = x.shape[:axis] + indices.shape + x.shape[axis+1:]; ' +
+    'with `batch_dims` 1, x and indices share a leading batch axis and each batch entry gathers with its own indices (out.shape = x.shape[:axis] + indices.shape[1:] + x.shape[axis+1:])',
   inputs: ['x', 'indices'],
-  attrs: { properties: { axis: { type: 'integer' } } },
+  attrs: { properties: { axis: { type: 'integer' }, batch_dims: { enum: [0, 1] } } },
   shape: ([x, idx], a, ctx) => {
     ctx.dtype(idx!, ['int32'], 'indices');
     const s = x!.shape;
     if (s.length === 0) ctx.fail('E_RANK', 'gather needs x of rank >= 1', 'rank >= 1', showShape(s));
     const ax = ctx.axis(intAttr(a.axis, ctx, 'axis', 0), s.length);
-    return { dtype: x!.dtype, shape: [...s.slice(0, ax), ...idx!.shape, ...s.slice(ax + 1)] };
+    const bd = (a.batch_dims as number | undefined) ?? 0;
+    if (bd === 1) {
+      if (ax < 1 || idx!.shape.length < 1)
+        ctx.fail('E_ATTR', 'batch_dims 1 needs a leading batch axis on x and indices, and an axis after it', 'axis >= 1, indices of rank >= 1', `axis ${ax}, indices ${showShape(idx!.shape)}`);
+      ctx.unify(s[0]!, idx!.shape[0]!, 'batch axis of x and indices');
+    }
+    return { dtype: x!.dtype, shape: [...s.slice(0, ax), ...idx!.shape.slice(bd), ...s.slice(ax + 1)] };
   },
-  kernel: (tf, [x, idx], a) => tf.gather(x!, idx!, (a.axis as number | undefined) ?? 0),
+  kernel: (tf, [x, idx], a) => tf.gather(x!, idx!, (a.axis as number | undefined) ?? 0, (a.batch_dims as number | undefined) ?? 0),
   host: ([x, idx], out, a) => {
     const s = x!.shape;
     const ax = axisOf((a.axis as number | undefined) ?? 0, s.length);
+    const bd = (a.batch_dims as number | undefined) ?? 0;
     const rows = s[ax]!;
-    const outer = prodOf(s, 0, ax);
+    const batches = bd === 1 ? s[0]! : 1;
+    const outer = prodOf(s, bd, ax);
     const inner = prodOf(s, ax + 1);
     const iv = idx!.data;
-    const n = iv.length;
+    const n = iv.length / batches;
     const xd = x!.data;
     const d = out.data;
     // As the reference (tfjs cpu) does: an out-of-range index is an error, not a zero row.
-    for (let j = 0; j < n; j++)
+    for (let j = 0; j < iv.length; j++)
       if (!(iv[j]! >= 0 && iv[j]! < rows)) throw new RangeError(`gather: the index value ${iv[j]} is not in [0, ${rows - 1}]`);
-    for (let p = 0, o = 0; p < outer; p++)
-      for (let j = 0; j < n; j++)
-        for (let q = (p * rows + iv[j]!) * inner, e = q + inner; q < e; q++) d[o++] = xd[q]!;
+    let o = 0;
+    for (let q = 0; q < batches; q++)
+      for (let p = q * outer; p < (q + 1) * outer; p++)
+        for (let j = q * n; j < (q + 1) * n; j++)
+          for (let e = (p * rows + iv[j]!) * inner, end = e + inner; e < end; e++) d[o++] = xd[e]!;
   },
   grad: (b, a) => {
     const [x, idx] = a.inputs as [string, string];
     if (!isFloat(b, x)) return [null, null];
+    if (a.attrs.batch_dims === 1)
+      throw new LoomError({
+        code: 'E_UNKNOWN_OP',
+        message: 'cannot differentiate through gather with batch_dims 1: it has no gradient rule',
+        hint: 'batch_dims gathers come from vmap, which runs after autodiff: differentiate the unbatched graph, then vmap it',
+      });
     const r = b.type(x).shape.length;
     const raw = (a.attrs.axis as number | undefined) ?? 0;
     return [b.op('scatter_add', [a.dy, idx, x], { axis: raw < 0 ? raw + r : raw }), null];
+  },
+  batch: (b, a) => {
+    const [x, idx] = a.inputs as [string, string];
+    const [xb, ib] = a.batched;
+    const raw = (a.attrs.axis as number | undefined) ?? 0;
+    if (xb && !ib) return { value: b.op('gather', [x, idx], { axis: shiftAxis(raw) }), batched: true };
+    const r = b.type(x).shape.length - (xb ? 1 : 0);
+    const ax = raw < 0 ? raw + r : raw;
+    if (!xb) {
+      // The indices' batch axis lands at `axis` of the result: move it to the front.
+      const out = b.op('gather', [x, idx], { axis: ax });
+      if (ax === 0) return { value: out, batched: true };
+      const rank = b.type(out).shape.length;
+      const perm = [ax, ...[...Array(rank).keys()].filter((i) => i !== ax)];
+      return { value: b.op('transpose', [out], { perm }), batched: true };
+    }
+    return { value: b.op('gather', [x, idx], { axis: ax + 1, batch_dims: 1 }), batched: true };
   },
   fusion: 'opaque',
   cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[1]!) + 2 * bytesOf(out) }),
@@ -752,6 +811,15 @@ defineOp({
     const [u, idx] = a.inputs as [string, string, string];
     return [isFloat(b, u) ? b.op('gather', [a.dy, idx], { axis: (a.attrs.axis as number | undefined) ?? 0 }) : null, null, null];
   },
+  // Batched indices scatter per instance, which no single library call does: fall back.
+  batch: (b, a) => {
+    if (a.batched[1]) return null;
+    const [u, idx, like] = a.inputs as [string, string, string];
+    const raw = (a.attrs.axis as number | undefined) ?? 0;
+    const updates = a.batched[0] ? u : b.materialize(u);
+    const target = a.batched[2] ? like : b.materialize(like);
+    return { value: b.op('scatter_add', [updates, idx, target], { axis: shiftAxis(raw) }), batched: true };
+  },
   fusion: 'opaque',
   cost: (inputs, out) => ({
     flops: sizeOf(inputs[0]!.shape),
@@ -789,6 +857,7 @@ defineOp({
     }
   },
   grad: () => [null],
+  batch: leadingBatch,
   fusion: 'opaque',
   cost: (inputs, out) => ({ flops: 0, bytes: bytesOf(inputs[0]!) + bytesOf(out) }),
 });
@@ -815,6 +884,10 @@ defineOp({
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('sum_to', [a.dy, x]) : null];
   },
+  batch: (b, a) => {
+    const shape = a.attrs.shape as Dim[];
+    return { value: b.op('broadcast_to', [b.padRank(a.inputs[0]!, shape.length)], { shape: [b.size, ...shape] }), batched: true };
+  },
   fusion: 'elementwise',
   scalar: ([x]) => x!,
   cost: streamingCost(0),
@@ -836,6 +909,13 @@ defineOp({
   grad: (b, a) => {
     const x = a.inputs[0]!;
     return [isFloat(b, x) ? b.op('sum_to', [a.dy, x]) : null, null];
+  },
+  batch: (b, a) => {
+    const [x, like] = a.inputs as [string, string];
+    const rank = a.outType.shape.length;
+    const xx = a.batched[0] ? b.padRank(x, rank) : x;
+    if (a.batched[1]) return { value: b.op('broadcast_like', [xx, like]), batched: true };
+    return { value: b.op('broadcast_to', [xx], { shape: [b.size, ...b.type(like).shape] }), batched: true };
   },
   fusion: 'elementwise',
   scalar: ([x]) => x!,
@@ -878,6 +958,16 @@ defineOp({
     for (let o = 0; o < outer.length; o++) out.data[o] = hostSum(x!.data, outer[o]!, inner);
   },
   grad: (b, a) => [b.op('broadcast_like', [a.dy, a.inputs[0]!]), null],
+  // The target gets size-1 axes after the batch axis up to x's rank, so that sum_to's own
+  // leading-axes rule never sums over the batch axis; the result is reshaped back.
+  batch: (b, a) => {
+    const [x, like] = a.inputs as [string, string];
+    const xx = a.batched[0] ? x : b.materialize(x);
+    const rank = b.type(xx).shape.length - 1;
+    const target = b.padRank(a.batched[1] ? like : b.materialize(like), rank);
+    const summed = b.op('sum_to', [xx, target]);
+    return { value: b.op('reshape', [summed], { shape: [b.size, ...a.outType.shape] }), batched: true };
+  },
   fusion: 'reduction',
   reducer: {
     op: 'sum',

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TANH32 } from '../../compiler/codegen/tanh32.ts';
-import { gemmModuleText, prepareWasmGemm, wasmGemm, type Gemm, type GemmEpilogue } from '../../runtime/wasm-gemm.ts';
+import { gemmModuleText, prepareWasmGemm, productFits, wasmGemm, type Gemm, type GemmEpilogue } from '../../runtime/wasm-gemm.ts';
 
 /** op(a) x op(b) with float32 rounding after every product and every addition, in order of k. */
 function reference(a: Float32Array, b: Float32Array, m: number, k: number, n: number, ta: boolean, tb: boolean): Float32Array {
@@ -108,6 +108,43 @@ describe('wasm product', () => {
             expect(Array.from(got), `${m}x${k}x${n}`).toEqual(Array.from(want));
           }
     });
+
+  for (const [ta, tb] of [
+    [false, false],
+    [true, true],
+  ] as const)
+    it(`multiplies stacks of matrices entry by entry, a single matrix serving every entry (transposes ${ta}, ${tb})`, () => {
+      const [s, m, k, n] = [3, 5, 7, 9];
+      for (const [stackA, stackB] of [
+        [true, true],
+        [true, false],
+        [false, true],
+      ] as const) {
+        const av = values((stackA ? s : 1) * m * k);
+        const bv = values((stackB ? s : 1) * k * n);
+        const a = tf.tensor(av, [...(stackA ? [s] : []), ...(ta ? [k, m] : [m, k])]);
+        const b = tf.tensor(bv, [...(stackB ? [s] : []), ...(tb ? [n, k] : [k, n])]);
+        const outer = tf.fill([s * m * n + 8], 7.5);
+        gemm(a, b, ta, tb, { dataId: outer.dataId, shape: [s, m, n], dtype: 'float32' });
+        const all = outer.dataSync() as Float32Array;
+        expect(Array.from(all.subarray(s * m * n))).toEqual(new Array(8).fill(7.5));
+        for (let e = 0; e < s; e++) {
+          const ae = stackA ? av.subarray(e * m * k, (e + 1) * m * k) : av;
+          const be = stackB ? bv.subarray(e * k * n, (e + 1) * k * n) : bv;
+          expect(Array.from(all.subarray(e * m * n, (e + 1) * m * n)), `entry ${e} (${stackA}, ${stackB})`).toEqual(Array.from(reference(ae, be, m, k, n, ta, tb)));
+        }
+        tf.dispose([a, b, outer]);
+      }
+    });
+
+  it('takes matrices, equal stacks, and a stack with one matrix; other batch shapes stay with the library', () => {
+    expect(productFits([4, 3], [3, 2])).toBe(true);
+    expect(productFits([8, 4, 3], [8, 3, 2])).toBe(true);
+    expect(productFits(['K', 4, 3], [3, 2])).toBe(true);
+    expect(productFits([8, 4, 3], [1, 3, 2])).toBe(false);
+    expect(productFits([2, 8, 4, 3], [8, 3, 2])).toBe(false);
+    expect(productFits([3], [3, 2])).toBe(false);
+  });
 
   for (const epilogue of [{ bias: true }, { tanh: true }, { bias: true, tanh: true }])
     it(`applies its epilogue (${Object.keys(epilogue).join(' + ')}) exactly as float32 arithmetic`, () => {

@@ -138,7 +138,7 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Prog
 function inputAt(g: IRGraph, i: IRInput) {
   return { file: displayPath(g.file), pointer: i.source?.pointer ?? `/inputs/${pointerToken(i.name)}` };
 }
-function outputAt(g: IRGraph, name: string) {
+export function outputAt(g: IRGraph, name: string): { file: string; pointer: string; node?: string } {
   const ref = g.outputs[name]!;
   const id = ref.split('.')[0]!;
   const node = g.nodes.some((n) => n.id === ref) ? ref : g.nodes.some((n) => n.id === id) ? id : undefined;
@@ -157,7 +157,17 @@ const showState = (t: StateType) => showType({ dtype: t.dtype, shape: t.shape })
  * - evaluate: inputs state tensors, `key`, hyper entries, `episodes`; outputs float32 scalars;
  * - every hyper entry is read by some graph (a misspelt --set would otherwise change nothing).
  */
-export function loadProgramGraphs(cfg: ProgramConfig): ProgramGraphs {
+export function loadProgramGraphs(cfg: ProgramConfig, overrides: readonly Override[] = []): ProgramGraphs {
+  try {
+    return checkedGraphs(cfg);
+  } catch (e) {
+    // An error at a pointer of the program file that a --set wrote names the --set.
+    if (!(e instanceof LoomError) || e.info.file !== cfg.file) throw e;
+    throw blameOverride(e, overrides.map((o) => ({ pointer: '/' + o.path.map(pointerToken).join('/'), created: [], override: o })));
+  }
+}
+
+function checkedGraphs(cfg: ProgramConfig): ProgramGraphs {
   const roots = cfg.roots ?? pipelineRoots(cfg.file);
   const load = (path: string, pointer: string): IRGraph => {
     if (tryReadUntrusted(path, { what: 'graph file' }) === undefined)

@@ -14,10 +14,11 @@ import { foldIn, seedKey, toInt32 } from '../../compiler/ops/threefry.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from '../fs.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
 import { loadGroup, matchCheckpoint, readChecksummed, saveGroup, validateBody, writeChecksummed, type SavedTensor } from '../pipeline/checkpoint.ts';
+import { parseOverride } from '../pipeline/config.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from '../pipeline/program.ts';
 import type { ProgressInfo } from '../pipeline/progress.ts';
 import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from '../pipeline/run-record.ts';
-import { ENV_STEPS, EPISODES_INPUT, KEY_INPUT, loadProgramGraphs, TOTAL_STEPS_INPUT, type ProgramConfig, type ProgramGraphs } from './config.ts';
+import { ENV_STEPS, EPISODES_INPUT, KEY_INPUT, loadProgramGraphs, outputAt, TOTAL_STEPS_INPUT, type ProgramConfig, type ProgramGraphs } from './config.ts';
 import { metricValue, PROGRAM_METRICS_FILES, ProgramMetricsLog, type MetricRow } from './metrics.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
@@ -131,7 +132,7 @@ export async function trainProgram(cfg: ProgramConfig, opts: ProgramTrainOptions
   ensureDir(opts.outDir);
   removeStaleTemps(opts.outDir, [CHECKPOINT_FILE, EVAL_FILE, RUN_FILE, ...PROGRAM_METRICS_FILES]);
   checkRunFolder(opts.outDir, cfg, opts);
-  const graphs = loadProgramGraphs(cfg);
+  const graphs = loadProgramGraphs(cfg, (opts.overrides ?? []).map(parseOverride));
   const executor = opts.executor ?? defaultExecutor();
   opts.onStage?.(`compiling ${graphs.evaluate ? 3 : 2} graphs`);
   const ckpt = outputPath(opts.outDir, CHECKPOINT_FILE);
@@ -164,7 +165,7 @@ export async function trainProgram(cfg: ProgramConfig, opts: ProgramTrainOptions
       }
       const bad = await nonFinite(state);
       if (bad !== null)
-        throw new LoomError({ code: 'E_NUMERIC', message: `the init graph made state tensor "${bad}" with a non-finite value (NaN or Infinity)`, file: displayPath(graphs.init.file), pointer: graphs.init.outputSources?.[bad]?.pointer ?? '/outputs', expected: 'finite values', hint: 'check the init graph and its hyper inputs' });
+        throw new LoomError({ code: 'E_NUMERIC', message: `the init graph made state tensor "${bad}" with a non-finite value (NaN or Infinity)`, ...outputAt(graphs.init, bad), expected: 'finite values', hint: 'check the init graph and its hyper inputs' });
     }
   } catch (e) {
     disposeMap(state);
@@ -211,8 +212,7 @@ export async function trainProgram(cfg: ProgramConfig, opts: ProgramTrainOptions
           throw new LoomError({
             code: 'E_NUMERIC',
             message: `state tensor "${bad}" became non-finite (NaN or Infinity) in iteration ${iteration + 1}; the run stops${lastSaved === null ? ' (it has no checkpoint yet)' : `, and its checkpoint of iteration ${lastSaved} is kept`}`,
-            file: displayPath(graphs.iteration.file),
-            pointer: graphs.iteration.outputSources?.[bad]?.pointer ?? '/outputs',
+            ...outputAt(graphs.iteration, bad),
             expected: 'finite values in every float32 state tensor',
             found: `a non-finite value in "${bad}" after iteration ${iteration + 1}`,
             hint: 'lower the step size (e.g. --set hyper.lr=...), or resume from the checkpoint with other hyperparameters (--resume --force)',
@@ -220,8 +220,7 @@ export async function trainProgram(cfg: ProgramConfig, opts: ProgramTrainOptions
         throw new LoomError({
           code: 'E_NUMERIC',
           message: `iteration ${iteration + 1} reported ${ENV_STEPS} = ${steps}; the driver counts env steps toward total_steps, so each iteration must take some`,
-          file: displayPath(graphs.iteration.file),
-          pointer: graphs.iteration.outputSources?.[ENV_STEPS]?.pointer ?? '/outputs',
+          ...outputAt(graphs.iteration, ENV_STEPS),
           expected: 'a positive whole number',
           found: String(steps),
         });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loom } from '../helpers/cli.ts';
+import { writeTinyPipeline } from '../helpers/tiny-pipeline.ts';
 
 const EXAMPLE = join(import.meta.dirname, '../../graphs/examples/linear-regression/program.json');
 const TOY = join(import.meta.dirname, '../fixtures/program/toy.program.json');
@@ -63,5 +64,19 @@ describe('loom train PROGRAM.json', () => {
     expect(r.code).not.toBe(0);
     expect(r.err).toMatch(/error\[E_JSON\]/);
     expect(r.err).not.toMatch(/hunter2/);
+  });
+});
+
+describe('loom train PIPELINE.json: the flags added with program pipelines', () => {
+  it('--max-iterations stops a pipeline too; --executor is refused for a pipeline, pointing at LOOM_EXECUTOR', async () => {
+    const dir = tmp();
+    const file = writeTinyPipeline(dir, { logging: { every: 1, tensorboard: false } });
+    const r = await loom('train', file, '--out', join(dir, 'out'), '--backend', 'cpu', '--max-iterations', '1');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^stopped at iteration 1 \(16 env steps\)/m);
+    const ex = await loom('train', file, '--out', join(dir, 'out2'), '--executor', 'interpret');
+    expect(ex.code).not.toBe(0);
+    expect(ex.err).toMatch(/error\[E_USAGE\]: --executor applies to program pipelines/);
+    expect(ex.err).toMatch(/LOOM_EXECUTOR=interpret/);
   });
 });

@@ -80,3 +80,14 @@ describe('loom train PIPELINE.json: the flags added with program pipelines', () 
     expect(ex.err).toMatch(/LOOM_EXECUTOR=interpret/);
   });
 });
+
+describe('loom check PROGRAM.json', () => {
+  it('checks the program with its graphs and the contract between them', async () => {
+    const ok = await loom('check', EXAMPLE);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toBe(`${EXAMPLE}: ok (program linear-regression, 8 state tensors, metrics loss, env_steps)\n`);
+    const bad = await loom('check', TOY, '--set', 'hyper.lrate=1');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/#\/hyper\/lrate: --set hyper\.lrate=1: hyper\.lrate is read by none/);
+  });
+});

@@ -144,6 +144,7 @@ export async function trainProgram(cfg: ProgramConfig, opts: ProgramTrainOptions
   let iteration = 0;
   let globalStep = 0;
   let lastSaved: number | null = null;
+  // Every exit from here on disposes the state and the scalar inputs; the result takes the state out.
   try {
     if (opts.resume) {
       const body = readProgramCheckpoint(ckpt, cfg, graphs);
@@ -167,96 +168,92 @@ export async function trainProgram(cfg: ProgramConfig, opts: ProgramTrainOptions
       if (bad !== null)
         throw new LoomError({ code: 'E_NUMERIC', message: `the init graph made state tensor "${bad}" with a non-finite value (NaN or Infinity)`, ...outputAt(graphs.init, bad), expected: 'finite values', hint: 'check the init graph and its hyper inputs' });
     }
-  } catch (e) {
-    disposeMap(state);
-    disposeMap(iterInputs);
-    throw e;
-  }
 
-  const columns = ['iteration', 'global_step', ...graphs.metrics, 'steps_per_sec'];
-  const log = new ProgramMetricsLog(opts.outDir, opts.resume ? iteration : null, columns);
-  if (log.dropped) opts.log?.(log.dropped + '\n');
-  const save = async () => {
-    await Promise.all(Object.values(state).map((t) => t.data()));
-    const body: ProgramCheckpointBody = { format: 'loom-program-checkpoint', version: 1, pipeline: cfg.program, backend, iteration, global_step: globalStep, tensors: { state: saveGroup(state) }, host: { seed: cfg.seed } };
-    writeChecksummed(ckpt, body);
-    lastSaved = iteration;
-  };
-  const record = startRecord(cfg, { backend, overrides: opts.overrides, invocation: opts.invocation, ...(opts.resume ? { resumedFrom: { iteration, global_step: globalStep } } : {}) });
-  writeRunRecord(opts.outDir, record);
-  let done = 0;
-  let stopped = false;
-  let iterations = 0;
-  try {
-    while (globalStep < cfg.total_steps) {
-      if (opts.shouldStop?.() || (opts.maxIterations !== undefined && done >= opts.maxIterations)) {
-        stopped = true;
-        break;
-      }
-      const t0 = performance.now();
-      const out = await iterate.runAsync({ ...state, ...iterInputs }, {});
-      const next: TensorMap = {};
-      const row: MetricRow = { iteration: iteration + 1, global_step: 0 };
-      try {
-        for (const k of Object.keys(graphs.state)) next[k] = out[k]!;
-        for (const m of graphs.metrics) row[m] = await readScalar(out[m]!);
-      } finally {
-        for (const m of graphs.metrics) out[m]!.dispose();
-      }
-      const bad = await nonFinite(next);
-      const steps = row[ENV_STEPS] as number;
-      const stepsOk = Number.isSafeInteger(steps) && steps > 0;
-      if (bad !== null || !stepsOk) {
-        disposeMap(next);
-        if (bad !== null)
+    const columns = ['iteration', 'global_step', ...graphs.metrics, 'steps_per_sec'];
+    const log = new ProgramMetricsLog(opts.outDir, opts.resume ? iteration : null, columns);
+    if (log.dropped) opts.log?.(log.dropped + '\n');
+    const save = async () => {
+      await Promise.all(Object.values(state).map((t) => t.data()));
+      const body: ProgramCheckpointBody = { format: 'loom-program-checkpoint', version: 1, pipeline: cfg.program, backend, iteration, global_step: globalStep, tensors: { state: saveGroup(state) }, host: { seed: cfg.seed } };
+      writeChecksummed(ckpt, body);
+      lastSaved = iteration;
+    };
+    const record = startRecord(cfg, { backend, overrides: opts.overrides, invocation: opts.invocation, ...(opts.resume ? { resumedFrom: { iteration, global_step: globalStep } } : {}) });
+    writeRunRecord(opts.outDir, record);
+    let done = 0;
+    let stopped = false;
+    let iterations = 0;
+    try {
+      while (globalStep < cfg.total_steps) {
+        if (opts.shouldStop?.() || (opts.maxIterations !== undefined && done >= opts.maxIterations)) {
+          stopped = true;
+          break;
+        }
+        const t0 = performance.now();
+        const out = await iterate.runAsync({ ...state, ...iterInputs }, {});
+        const next: TensorMap = {};
+        const row: MetricRow = { iteration: iteration + 1, global_step: 0 };
+        try {
+          for (const k of Object.keys(graphs.state)) next[k] = out[k]!;
+          for (const m of graphs.metrics) row[m] = await readScalar(out[m]!);
+        } finally {
+          for (const m of graphs.metrics) out[m]!.dispose();
+        }
+        const bad = await nonFinite(next);
+        const steps = row[ENV_STEPS] as number;
+        const stepsOk = Number.isSafeInteger(steps) && steps > 0;
+        if (bad !== null || !stepsOk) {
+          disposeMap(next);
+          if (bad !== null)
+            throw new LoomError({
+              code: 'E_NUMERIC',
+              message: `state tensor "${bad}" became non-finite (NaN or Infinity) in iteration ${iteration + 1}; the run stops${lastSaved === null ? ' (it has no checkpoint yet)' : `, and its checkpoint of iteration ${lastSaved} is kept`}`,
+              ...outputAt(graphs.iteration, bad),
+              expected: 'finite values in every float32 state tensor',
+              found: `a non-finite value in "${bad}" after iteration ${iteration + 1}`,
+              hint: 'lower the step size (e.g. --set hyper.lr=...), or resume from the checkpoint with other hyperparameters (--resume --force)',
+            });
           throw new LoomError({
             code: 'E_NUMERIC',
-            message: `state tensor "${bad}" became non-finite (NaN or Infinity) in iteration ${iteration + 1}; the run stops${lastSaved === null ? ' (it has no checkpoint yet)' : `, and its checkpoint of iteration ${lastSaved} is kept`}`,
-            ...outputAt(graphs.iteration, bad),
-            expected: 'finite values in every float32 state tensor',
-            found: `a non-finite value in "${bad}" after iteration ${iteration + 1}`,
-            hint: 'lower the step size (e.g. --set hyper.lr=...), or resume from the checkpoint with other hyperparameters (--resume --force)',
+            message: `iteration ${iteration + 1} reported ${ENV_STEPS} = ${steps}; the driver counts env steps toward total_steps, so each iteration must take some`,
+            ...outputAt(graphs.iteration, ENV_STEPS),
+            expected: 'a positive whole number',
+            found: String(steps),
           });
-        throw new LoomError({
-          code: 'E_NUMERIC',
-          message: `iteration ${iteration + 1} reported ${ENV_STEPS} = ${steps}; the driver counts env steps toward total_steps, so each iteration must take some`,
-          ...outputAt(graphs.iteration, ENV_STEPS),
-          expected: 'a positive whole number',
-          found: String(steps),
-        });
+        }
+        disposeMap(state);
+        state = next;
+        iteration++;
+        done++;
+        globalStep += steps;
+        for (const m of graphs.metrics) row[m] = metricValue(row[m] as number);
+        row.global_step = globalStep;
+        row.steps_per_sec = steps / Math.max((performance.now() - t0) / 1000, 1e-9);
+        iterations = iteration + Math.ceil((cfg.total_steps - globalStep) / steps);
+        opts.onMetrics?.(row);
+        const last = globalStep >= cfg.total_steps;
+        if (iteration % cfg.logging.every === 0 || last) log.add(row);
+        if (cfg.checkpoint.every > 0 && iteration % cfg.checkpoint.every === 0) await save();
+        opts.onProgress?.({ iteration, iterations, globalStep, totalSteps: cfg.total_steps, recentReturn: null });
+        // Lets signal handlers (Ctrl-C) and timers run between iterations.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
-      disposeMap(state);
-      state = next;
-      iteration++;
-      done++;
-      globalStep += steps;
-      for (const m of graphs.metrics) row[m] = metricValue(row[m] as number);
-      row.global_step = globalStep;
-      row.steps_per_sec = steps / Math.max((performance.now() - t0) / 1000, 1e-9);
-      iterations = iteration + Math.ceil((cfg.total_steps - globalStep) / steps);
-      opts.onMetrics?.(row);
-      const last = globalStep >= cfg.total_steps;
-      if (iteration % cfg.logging.every === 0 || last) log.add(row);
-      if (cfg.checkpoint.every > 0 && iteration % cfg.checkpoint.every === 0) await save();
-      opts.onProgress?.({ iteration, iterations, globalStep, totalSteps: cfg.total_steps, recentReturn: null });
-      // Lets signal handlers (Ctrl-C) and timers run between iterations.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await save();
+      const finished = globalStep >= cfg.total_steps;
+      const evaluation = finished && graphs.evaluate && cfg.eval.episodes > 0 ? await evaluate(graphs.evaluate, cfg, state, executor) : null;
+      if (evaluation) writeFileAtomic(outputPath(opts.outDir, EVAL_FILE), JSON.stringify({ iteration, global_step: globalStep, ...evaluation }, null, 2) + '\n');
+      writeRunRecord(opts.outDir, endRecord(record, finished ? 'finished' : 'stopped', { iterations: iteration, global_step: globalStep }));
+      const result: ProgramTrainResult = { iterations: iteration, globalStep, stopped, metrics: log.all(), eval: evaluation, checkpoint: ckpt, state };
+      state = {};
+      return result;
+    } catch (e) {
+      try {
+        writeRunRecord(opts.outDir, endRecord(record, 'failed', { iterations: iteration, global_step: globalStep }, e));
+      } catch {
+        // The error that stopped the run is the one to report.
+      }
+      throw e;
     }
-    await save();
-    const finished = globalStep >= cfg.total_steps;
-    const evaluation = finished && graphs.evaluate && cfg.eval.episodes > 0 ? await evaluate(graphs.evaluate, cfg, state, executor) : null;
-    if (evaluation) writeFileAtomic(outputPath(opts.outDir, EVAL_FILE), JSON.stringify({ iteration, global_step: globalStep, ...evaluation }, null, 2) + '\n');
-    writeRunRecord(opts.outDir, endRecord(record, finished ? 'finished' : 'stopped', { iterations: iteration, global_step: globalStep }));
-    const result: ProgramTrainResult = { iterations: iteration, globalStep, stopped, metrics: log.all(), eval: evaluation, checkpoint: ckpt, state };
-    state = {};
-    return result;
-  } catch (e) {
-    try {
-      writeRunRecord(opts.outDir, endRecord(record, 'failed', { iterations: iteration, global_step: globalStep }, e));
-    } catch {
-      // The error that stopped the run is the one to report.
-    }
-    throw e;
   } finally {
     disposeMap(state);
     disposeMap(iterInputs);

@@ -1,6 +1,6 @@
 /**
  * The public API of tensorloom: load and check graphs and pipelines, run graphs, train and compare
- * pipelines, solve for the optimal expert count of a sectional MoE layer, and simulate a graph on
+ * pipelines, train program pipelines, solve for the optimal expert count of a sectional MoE layer, and simulate a graph on
  * a hardware profile. Everything else is internal. Examples: docs/api.md.
  */
 import { loadGraph } from './compiler/frontend/load.ts';
@@ -14,11 +14,15 @@ import { initParams, interpret } from './runtime/interpreter.ts';
 import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole, type PipelineConfig } from './runtime/pipeline/config.ts';
 import { trainAsync, type TrainOptions, type TrainResult } from './runtime/pipeline/driver.ts';
 import { evaluatePolicy, openPolicy } from './runtime/pipeline/policy.ts';
+import { isProgramFile, loadProgram, loadProgramGraphs, type ProgramConfig } from './runtime/program/config.ts';
+import { trainProgram as runProgram, type ProgramTrainOptions, type ProgramTrainResult } from './runtime/program/driver.ts';
 import { inputsFromJson, tensorToJson } from './runtime/tensor-json.ts';
 
 export { LoomError, isLoomError, type ErrorCode, type ErrorInfo } from './compiler/errors.ts';
 export type { DType, IRGraph, TensorType } from './compiler/ir.ts';
-export { loadGraph, loadPipeline, type PipelineConfig };
+export { loadGraph, loadPipeline, type PipelineConfig, loadProgram, type ProgramConfig };
+export type { ProgramTrainOptions } from './runtime/program/driver.ts';
+export type { MetricRow } from './runtime/program/metrics.ts';
 /** The graph library that ships with tensorloom (nets, envs, algorithms, optimizers, pipelines, examples). */
 export { GRAPHS_DIR } from './runtime/pipeline/config.ts';
 export { initBackend, BACKENDS, type BackendChoice, type BackendName } from './runtime/backend.ts';
@@ -33,14 +37,23 @@ export { compileGraph, type CompileOptions, type StageReport } from './compiler/
 /** Host envs: simulators written in TypeScript (or wasm), stepped from the host; see docs/environments.md. */
 export { registerHostEnv, unregisterHostEnv, hostEnvNames, loadHostEnv, type HostEnv, type HostEnvDefinition, type HostStep, type ActionSpace, type JsonValue } from './runtime/host-env/host-env.ts';
 
-/** What `check` found valid: a graph with its inferred signature, or a pipeline with its graphs. */
-export type CheckResult = { kind: 'graph'; graph: IRGraph; signature: string } | { kind: 'pipeline'; pipeline: PipelineConfig; graphs: number };
+/** What `check` found valid: a graph with its inferred signature, a pipeline with its graphs, or a program pipeline with its state and metrics. */
+export type CheckResult =
+  | { kind: 'graph'; graph: IRGraph; signature: string }
+  | { kind: 'pipeline'; pipeline: PipelineConfig; graphs: number }
+  | { kind: 'program'; program: ProgramConfig; state: string[]; metrics: string[] };
 
 /**
- * Validates a graph file, or a pipeline file with every graph it names (what `loom check` does).
+ * Validates a graph file, a pipeline file with every graph it names, or a program pipeline with
+ * its graphs and the contract between them (what `loom check` does).
  * Throws a `LoomError` naming the file, JSON pointer and node of the first problem.
  */
 export function check(file: string): CheckResult {
+  if (isProgramFile(file)) {
+    const program = loadProgram(file);
+    const g = loadProgramGraphs(program);
+    return { kind: 'program', program, state: Object.keys(g.state), metrics: g.metrics };
+  }
   if (isPipelineFile(file)) {
     const pipeline = loadPipeline(file);
     return { kind: 'pipeline', pipeline, graphs: pipelineGraphsByRole(loadPipelineGraphs(pipeline)).size };
@@ -138,4 +151,20 @@ export function evaluate(target: string, opts: EvaluateOptions = {}): number[] {
     seed: opts.seed ?? policy.cfg.seed,
     deterministic: opts.deterministic ?? policy.cfg.eval.deterministic,
   });
+}
+
+/** What `trainProgram` returns: the run's metrics rows, evaluation and checkpoint path. */
+export type ProgramSummary = Omit<ProgramTrainResult, 'state'>;
+
+/**
+ * Trains a program pipeline (a `ProgramConfig` or a program file) into `outDir`: metrics.jsonl,
+ * metrics.csv, checkpoint.json, run.json, then its evaluate graph's outputs. `onMetrics` receives
+ * the metrics row of every iteration. Call `initBackend` first to choose the backend.
+ */
+export async function trainProgram(program: ProgramConfig | string, opts: ProgramTrainOptions): Promise<ProgramSummary> {
+  const cfg = typeof program === 'string' ? loadProgram(program) : { ...program };
+  const { state, ...summary } = await runProgram(cfg, opts);
+  // The final state tensors are in the checkpoint file.
+  tf.dispose(Object.values(state));
+  return summary;
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { check, evaluate, GRAPHS_DIR, initBackend, runGraph, train, type IterationMetrics } from '../index.ts';
+import { check, evaluate, GRAPHS_DIR, initBackend, runGraph, train, trainProgram, type IterationMetrics, type MetricRow } from '../index.ts';
 import { tf } from '../runtime/backend.ts';
 import { initParams, interpret } from '../runtime/interpreter.ts';
 import { loadGraph } from '../compiler/frontend/load.ts';
@@ -76,5 +76,30 @@ describe('evaluate', () => {
     const other = evaluate(outDir, { episodes: 3, seed: 7, deterministic: false });
     expect(other).toHaveLength(3);
     expect(other.every((x) => Number.isFinite(x) && x >= 1)).toBe(true);
+  });
+});
+
+describe('program pipelines', () => {
+  const file = join(GRAPHS_DIR, 'examples/linear-regression/program.json');
+
+  it('check gives the state and the metrics', () => {
+    const r = check(file);
+    expect(r.kind).toBe('program');
+    if (r.kind !== 'program') return;
+    expect(r.state).toEqual(['w', 'b', 'key', 'm_w', 'v_w', 'm_b', 'v_b', 'step']);
+    expect(r.metrics).toEqual(['loss', 'env_steps']);
+  });
+
+  it('trainProgram hands onMetrics every row, leaves no tensors, and writes what loom train writes', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'loom-api-program-'));
+    const rows: MetricRow[] = [];
+    // A first run compiles the graphs: the executor's plan cache keeps their constants for the process.
+    await trainProgram(file, { outDir: mkdtempSync(join(tmpdir(), 'loom-api-program-')), maxIterations: 1 });
+    const before = tf.memory().numTensors;
+    const r = await trainProgram(file, { outDir, maxIterations: 4, onMetrics: (m) => rows.push(m) });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(rows.map((m) => m.global_step)).toEqual([16, 32, 48, 64]);
+    expect(r).toMatchObject({ stopped: true, iterations: 4, globalStep: 64, eval: null });
+    expect(JSON.parse(readFileSync(join(outDir, 'checkpoint.json'), 'utf8')).body.iteration).toBe(4);
   });
 });

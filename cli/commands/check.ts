@@ -12,11 +12,12 @@ export const check: Command = {
     set: { ...SET_OPTION, description: 'override a field of every pipeline checked, e.g. --set update.epochs=10 (repeatable)' },
   },
   details:
-    'A pipeline file (one with a "pipeline" or "extends" key) is checked with every graph it names.\n\nExample:\n  loom check graphs/nets/mlp.graph.json graphs/pipelines/amppo-cartpole.json\n\nExit code 1 if any file has an error; every file is checked.',
+    'A pipeline file (one with a "pipeline" or "extends" key) is checked with every graph it names; a program pipeline (one with a "program" key) with its init, iteration and evaluate graphs and the contract between them.\n\nExample:\n  loom check graphs/nets/mlp.graph.json graphs/pipelines/amppo-cartpole.json\n\nExit code 1 if any file has an error; every file is checked.',
   async run(args, io) {
     const { loadGraph } = await import('../../compiler/frontend/load.ts');
     const { signature } = await import('../../compiler/inspect.ts');
     const { isPipelineFile, loadPipeline, loadPipelineGraphs, parseOverride, pipelineGraphsByRole } = await import('../../runtime/pipeline/config.ts');
+    const { isProgramFile, loadProgram, loadProgramGraphs } = await import('../../runtime/program/config.ts');
     if (args.positionals.length === 0) {
       io.err('error[E_USAGE]: loom check needs at least one FILE\n  hint:     run `loom check --help`\n');
       return 2;
@@ -26,7 +27,11 @@ export const check: Command = {
     let failed = 0;
     for (const file of args.positionals) {
       try {
-        if (isPipelineFile(file)) {
+        if (isProgramFile(file)) {
+          const cfg = loadProgram(file, { allow: roots, overrides });
+          const g = loadProgramGraphs(cfg, overrides);
+          if (!args.values.quiet) io.out(`${printable(file)}: ok (program ${printable(cfg.program)}, ${Object.keys(g.state).length} state tensors, metrics ${g.metrics.map(printable).join(', ')})\n`);
+        } else if (isPipelineFile(file)) {
           const cfg = loadPipeline(file, { allow: roots, overrides });
           const graphs = loadPipelineGraphs(cfg);
           if (!args.values.quiet) io.out(`${printable(file)}: ok (pipeline ${printable(cfg.pipeline)}, ${cfg.algorithm}, ${pipelineGraphsByRole(graphs).size} graphs)\n`);

@@ -1,12 +1,12 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { outputPath } from '../../runtime/fs.ts';
 import { makeProgress } from '../../runtime/pipeline/progress.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, interruptible, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, interruptible, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command, type Io, type ParsedArgs } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
-  summary: 'run a training pipeline (PPO and its variants) with progress, metrics, checkpoints, a learning curve and a final evaluation',
-  usage: 'loom train PIPELINE.json [--set PATH=VALUE]... [--env E] [--seed N] [--steps N] [--out DIR] [--backend B] [--resume] [--force]',
+  summary: 'run a training pipeline (PPO and its variants) or a program pipeline with progress, metrics, checkpoints and a final evaluation',
+  usage: 'loom train PIPELINE.json [--set PATH=VALUE]... [--env E] [--seed N] [--steps N] [--out DIR] [--backend B] [--executor X] [--max-iterations N] [--resume] [--force]',
   options: {
     set: SET_OPTION,
     env: { type: 'string', description: "override the env: a Gymnasium id (CartPole-v1, Acrobot-v1, Pendulum-v1, MountainCarContinuous-v0, HalfCheetah-v4, Hopper-v4) or a name under graphs/envs; a shipped agent that does not fit it is swapped for the env's", valueName: 'E' },
@@ -14,12 +14,14 @@ export const train: Command = {
     steps: { type: 'string', description: 'override total_steps (env steps over all envs)', valueName: 'N' },
     out: { type: 'string', description: 'output folder for metrics.jsonl, metrics.csv, TensorBoard event files, learning-curve.svg, checkpoint.json (default runs/<pipeline>-s<seed>)', valueName: 'DIR' },
     backend: BACKEND_OPTION,
+    executor: { type: 'string', description: 'program pipelines: compiled (default) | interpret (the reference interpreter; also LOOM_EXECUTOR, which pipelines read)', valueName: 'X' },
+    'max-iterations': { type: 'string', description: 'stop (with a checkpoint) after N iterations of this invocation; --resume continues', valueName: 'N' },
     resume: { type: 'boolean', description: 'continue from DIR/checkpoint.json (bit-identical on the same backend); refused when the configuration differs from DIR/run.json' },
     force: { type: 'boolean', description: 'start over in a DIR that holds a finished run or a checkpoint, or --resume with a different configuration' },
     'allow-path': ALLOW_PATH_OPTION,
   },
   details:
-    'Ctrl-C saves a checkpoint at the end of the current iteration and exits; --resume continues from it.\nDIR/run.json records the resolved pipeline, the flags, loom\'s version and commit, the backend and the status.\n\nExample:\n  loom train graphs/pipelines/ppo-cartpole.json --steps 50000 --out runs/cp',
+    'A file whose top-level key is "program" is a program pipeline (docs/programs.md): its iteration graph runs until the env steps it reports reach total_steps.\nCtrl-C saves a checkpoint at the end of the current iteration and exits; --resume continues from it.\nDIR/run.json records the resolved pipeline, the flags, loom\'s version and commit, the backend and the status.\n\nExamples:\n  loom train graphs/pipelines/ppo-cartpole.json --steps 50000 --out runs/cp\n  loom train graphs/examples/linear-regression/program.json --set hyper.lr=0.1 --out runs/lr',
   async run(args, io) {
     const [file, ...extra] = args.positionals;
     if (!file || extra.length) throw new LoomError({ code: 'E_USAGE', message: 'loom train takes exactly one PIPELINE file', hint: 'run `loom train --help`' });
@@ -27,7 +29,15 @@ export const train: Command = {
     // Flags first: a bad flag is reported before any work starts.
     const seed = numberFlag(args, 'seed', { integer: true, min: 0, max: 2 ** 31 - 1 });
     const steps = numberFlag(args, 'steps', { integer: true, min: 1 });
+    const maxIterations = numberFlag(args, 'max-iterations', { integer: true, min: 0 });
+    const executor = args.values.executor as string | undefined;
+    if (executor !== undefined && executor !== 'compiled' && executor !== 'interpret')
+      throw new LoomError({ code: 'E_USAGE', message: `unknown --executor "${executor}"`, expected: 'compiled | interpret', found: executor });
     const allow = allowedRoots(args);
+    const { isProgramFile } = await import('../../runtime/program/config.ts');
+    if (isProgramFile(file)) return trainProgramCommand(file, { seed, steps, maxIterations, executor, allow }, args, io);
+    if (executor !== undefined)
+      throw new LoomError({ code: 'E_USAGE', message: '--executor applies to program pipelines', hint: 'for a pipeline, set LOOM_EXECUTOR=interpret (or compiled) in the environment' });
     const progress = makeProgress(progressStream(io));
     progress.stage('loading pipeline');
     const { loadPipeline, parseOverride, withEnv } = await import('../../runtime/pipeline/config.ts');
@@ -42,7 +52,7 @@ export const train: Command = {
     const backend = await initBackend(args.values.backend as string | undefined);
     const sigint = interruptible(io);
     try {
-      const r = await trainAsync(cfg, { outDir, resume: Boolean(args.values.resume), force: Boolean(args.values.force), overrides: overrides.map((o) => o.text), invocation: invocation('train', args), shouldStop: sigint.interrupted, onProgress: (p) => progress.update(p), onStage: (t) => progress.stage(t), backend: backend.name, log: io.err });
+      const r = await trainAsync(cfg, { outDir, ...(maxIterations !== undefined ? { maxIterations } : {}), resume: Boolean(args.values.resume), force: Boolean(args.values.force), overrides: overrides.map((o) => o.text), invocation: invocation('train', args), shouldStop: sigint.interrupted, onProgress: (p) => progress.update(p), onStage: (t) => progress.stage(t), backend: backend.name, log: io.err });
       progress.done();
       Object.values(r.params).forEach((t) => t.dispose());
       io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);
@@ -59,3 +69,53 @@ export const train: Command = {
     }
   },
 };
+
+/** `loom train` on a program pipeline: the same flags, run by the program driver. */
+async function trainProgramCommand(
+  file: string,
+  f: { seed?: number; steps?: number; maxIterations?: number; executor?: 'compiled' | 'interpret'; allow: string[] },
+  args: ParsedArgs,
+  io: Io,
+): Promise<number> {
+  if (args.values.env !== undefined)
+    throw new LoomError({ code: 'E_USAGE', message: '--env applies to pipelines; a program pipeline names its env in its graphs', file, hint: 'point the program\'s graphs at another env, or --set hyper.NAME=VALUE' });
+  const progress = makeProgress(progressStream(io));
+  progress.stage('loading program pipeline');
+  const { loadProgram } = await import('../../runtime/program/config.ts');
+  const { parseOverride } = await import('../../runtime/pipeline/config.ts');
+  const overrides = setFlags(args).map(parseOverride);
+  const cfg = loadProgram(file, { allow: f.allow, overrides });
+  if (f.seed !== undefined) cfg.seed = f.seed;
+  if (f.steps !== undefined) cfg.total_steps = f.steps;
+  const outDir = (args.values.out as string | undefined) ?? outputPath('runs', `${cfg.program}-s${cfg.seed}`);
+  const [{ initBackend }, { trainProgram }] = await Promise.all([import('../../runtime/backend.ts'), import('../../runtime/program/driver.ts')]);
+  const backend = await initBackend(args.values.backend as string | undefined);
+  const sigint = interruptible(io);
+  try {
+    const r = await trainProgram(cfg, {
+      outDir,
+      resume: Boolean(args.values.resume),
+      force: Boolean(args.values.force),
+      ...(f.maxIterations !== undefined ? { maxIterations: f.maxIterations } : {}),
+      ...(f.executor !== undefined ? { executor: f.executor } : {}),
+      overrides: overrides.map((o) => o.text),
+      invocation: invocation('train', args),
+      shouldStop: sigint.interrupted,
+      onProgress: (p) => progress.update(p),
+      onStage: (t) => progress.stage(t),
+      backend: backend.name,
+      log: io.err,
+    });
+    progress.done();
+    Object.values(r.state).forEach((t) => t.dispose());
+    io.out(`${r.stopped ? 'stopped' : 'finished'} at iteration ${r.iterations} (${r.globalStep} env steps); checkpoint ${r.checkpoint}\n`);
+    const last = r.metrics.at(-1);
+    if (last) io.out(`last logged metrics: ${Object.entries(last).filter(([k]) => k !== 'iteration' && k !== 'global_step' && k !== 'steps_per_sec').map(([k, v]) => `${k} ${v === null ? '-' : Number(v.toPrecision(6))}`).join(', ')}\n`);
+    if (r.eval) io.out(`evaluation: ${Object.entries(r.eval).map(([k, v]) => `${k} ${v === null ? '-' : Number(v.toPrecision(6))}`).join(', ')}\n`);
+    io.out(`metrics: ${outDir}/metrics.jsonl, ${outDir}/metrics.csv; run record: ${outDir}/run.json\n`);
+    return sigint.interrupted() ? 130 : 0;
+  } finally {
+    progress.done();
+    sigint.release();
+  }
+}

@@ -65,6 +65,11 @@ export function loadGroup(m: Record<string, SavedTensor>): TensorMap {
 }
 
 export function writeCheckpoint(path: string, body: CheckpointBody): void {
+  writeChecksummed(path, body);
+}
+
+/** Writes `{"sha256": ..., "body": ...}` atomically: the layout every checkpoint file has, whatever its body. */
+export function writeChecksummed(path: string, body: object): void {
   const text = JSON.stringify(body);
   const sha256 = createHash('sha256').update(text).digest('hex');
   writeFileAtomic(path, `{"sha256":"${sha256}","body":${text}}\n`);
@@ -72,6 +77,16 @@ export function writeCheckpoint(path: string, body: CheckpointBody): void {
 
 /** `purpose` words the errors: resuming a run, or reading a saved policy (loom eval, loom export). */
 export function readCheckpoint(path: string, purpose: 'resume' | 'policy' = 'resume'): CheckpointBody {
+  const body = readChecksummed(path, purpose);
+  validateBody<CheckpointBody>(body, path, 'checkpoint.schema.json');
+  return body;
+}
+
+/**
+ * Reads a checkpoint file's body, checked against its checksum and not yet against any schema;
+ * missing, truncated and edited files are errors that name the file.
+ */
+export function readChecksummed(path: string, purpose: 'resume' | 'policy' = 'resume'): unknown {
   const resume = purpose === 'resume';
   const text = tryReadUntrusted(path, { what: 'checkpoint', maxBytes: FILE_LIMITS.checkpoint });
   if (text === undefined)
@@ -89,7 +104,6 @@ export function readCheckpoint(path: string, purpose: 'resume' | 'policy' = 'res
     // The parser's message would quote the file's text.
     return corrupt('its body is not valid JSON');
   }
-  validateBody(body, path);
   return body;
 }
 
@@ -99,14 +113,14 @@ const HINT = 'delete it (or restore a backup) and run without --resume';
  * A body whose checksum is right can still be wrong (written by a bug, or edited and re-hashed):
  * the schema, then every tensor's data against its shape. Errors point into the file at /body/...
  */
-function validateBody(body: unknown, path: string): asserts body is CheckpointBody {
+export function validateBody<B extends Pick<CheckpointBody, 'tensors'>>(body: unknown, path: string, schema: string): asserts body is B {
   try {
-    assertValid(schemaValidator('checkpoint.schema.json'), body, path, '/body', 'checkpoint');
+    assertValid(schemaValidator(schema), body, path, '/body', 'checkpoint');
   } catch (e) {
     if (!isLoomError(e)) throw e;
     throw new LoomError({ ...e.info, message: `checkpoint ${path} is corrupt: ${e.info.message}`, hint: HINT });
   }
-  for (const [group, tensors] of Object.entries((body as CheckpointBody).tensors))
+  for (const [group, tensors] of Object.entries((body as Pick<CheckpointBody, 'tensors'>).tensors))
     for (const [name, t] of Object.entries(tensors)) {
       const fail = (why: string): never => {
         throw new LoomError({ code: 'E_SCHEMA', message: `checkpoint ${path} is corrupt: tensor ${group}.${name} ${why}`, file: path, pointer: joinPointer('/body/tensors', group, name, 'data'), hint: HINT });
@@ -138,7 +152,7 @@ const MAX_LISTED = 5;
  * the first differences, so a checkpoint of another pipeline shape is reported as such rather than
  * as a bad input to whichever graph first meets a mismatched tensor.
  */
-export function matchCheckpoint(body: CheckpointBody, layout: CheckpointLayout, path: string, pipelineFile: string): void {
+export function matchCheckpoint(body: Pick<CheckpointBody, 'pipeline' | 'tensors' | 'host'>, layout: CheckpointLayout, path: string, pipelineFile: string): void {
   const diffs: string[] = [];
   if (body.pipeline !== layout.pipeline) diffs.push(`pipeline: ${JSON.stringify(body.pipeline)} in the checkpoint, ${JSON.stringify(layout.pipeline)} here`);
   const type = (t: { dtype: string; shape: number[] }) => `${t.dtype}[${t.shape.join(', ')}]`;

@@ -117,27 +117,43 @@ function mergeJson(base: unknown, over: unknown): unknown {
 const isPlainObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
 
 /**
+ * What the code shared by pipeline files and program pipeline files (`extends`, `--set`) needs to
+ * know of a kind of document: its name, the keys that mark it, its schema and its graph paths.
+ */
+export interface DocumentKind {
+  what: string;
+  markers: readonly string[];
+  schema: string;
+  /** Graph-path fields: each resolves relative to the file that sets it. */
+  pathFields: readonly (readonly string[])[];
+  /** Settable paths to quote in the error for an unknown --set path. */
+  examples: string;
+}
+
+const PIPELINE_KIND: DocumentKind = { what: 'pipeline', markers: PIPELINE_KEYS, schema: 'pipeline.schema.json', pathFields: PATH_FIELDS, examples: 'optimizer.lr, update.epochs, env.num_envs' };
+
+/**
  * Resolves `extends` chains: the base file is loaded (recursively), its graph paths made absolute
  * against its own folder, and this file's keys merged over it. Errors name the file and pointer
  * that introduced them.
  */
-function resolveExtends(json: unknown, file: string, roots: readonly string[], chain: string[] = []): unknown {
+export function resolveExtends(json: unknown, file: string, roots: readonly string[], kind: DocumentKind = PIPELINE_KIND, chain: string[] = []): unknown {
   if (!isPlainObject(json) || json.extends === undefined) return json;
   const fail = (message: string, found?: string): never => {
     throw new LoomError({ code: 'E_SCHEMA', message, file: resolve(file), pointer: '/extends', ...(found !== undefined ? { found } : {}) });
   };
-  if (typeof json.extends !== 'string' || json.extends === '') return fail('extends must be a non-empty path to a pipeline file');
+  if (typeof json.extends !== 'string' || json.extends === '') return fail(`extends must be a non-empty path to a ${kind.what} file`);
   const baseFile = resolve(dirname(resolve(file)), json.extends);
   if (chain.includes(baseFile) || baseFile === resolve(file)) return fail(`extends forms a cycle: ${[...chain, resolve(file), baseFile].join(' -> ')}`, json.extends);
-  assertAllowed(baseFile, roots, { what: 'base pipeline', written: json.extends, file: resolve(file), pointer: '/extends' });
-  const baseText = tryReadUntrusted(baseFile, { what: 'base pipeline' });
-  if (baseText === undefined) return fail(`base pipeline ${baseFile} does not exist`, json.extends);
+  assertAllowed(baseFile, roots, { what: `base ${kind.what}`, written: json.extends, file: resolve(file), pointer: '/extends' });
+  const baseText = tryReadUntrusted(baseFile, { what: `base ${kind.what}` });
+  if (baseText === undefined) return fail(`base ${kind.what} ${baseFile} does not exist`, json.extends);
   const baseJson = parseJsonText(baseText, baseFile);
-  assertDocumentKind(baseJson, baseFile, 'pipeline', PIPELINE_KEYS);
-  const base = resolveExtends(baseJson, baseFile, roots, [...chain, resolve(file)]);
-  if (!isPlainObject(base)) return fail(`base pipeline ${baseFile} is not a JSON object`, json.extends);
+  assertDocumentKind(baseJson, baseFile, kind.what, kind.markers);
+  const base = resolveExtends(baseJson, baseFile, roots, kind, [...chain, resolve(file)]);
+  if (!isPlainObject(base)) return fail(`base ${kind.what} ${baseFile} is not a JSON object`, json.extends);
   const absolute = structuredClone(base);
-  for (const path of PATH_FIELDS) {
+  for (const path of kind.pathFields) {
     let parent: unknown = absolute;
     for (const k of path.slice(0, -1)) parent = isPlainObject(parent) ? parent[k] : undefined;
     const leaf = path[path.length - 1]!;
@@ -351,9 +367,9 @@ function schemaPaths(s: SchemaNode, prefix = ''): string[] {
     .flatMap(([k, sub]) => [prefix + k, ...schemaPaths(sub, `${prefix}${k}.`)]);
 }
 
-/** Rejects a path the pipeline schema does not have, suggesting the nearest one that it has. */
-function checkOverridePath(o: Override): void {
-  const root = schemaValidator('pipeline.schema.json').schema as SchemaNode;
+/** Rejects a path the schema does not have, suggesting the nearest one that it has. */
+function checkOverridePath(o: Override, kind: DocumentKind): void {
+  const root = schemaValidator(kind.schema).schema as SchemaNode;
   let s: SchemaNode | undefined = root;
   for (const [i, k] of o.path.entries()) {
     const map: SchemaNode['additionalProperties'] = s?.additionalProperties;
@@ -367,8 +383,8 @@ function checkOverridePath(o: Override): void {
     const known = o.path.slice(0, i).join('.');
     throw new LoomError({
       code: 'E_USAGE',
-      message: `--set ${o.text}: the pipeline has no field "${given}"${i > 0 ? ` ("${known}" has no "${k}")` : ''}`,
-      expected: 'a field of schemas/pipeline.schema.json, e.g. optimizer.lr, update.epochs, env.num_envs',
+      message: `--set ${o.text}: the ${kind.what} has no field "${given}"${i > 0 ? ` ("${known}" has no "${k}")` : ''}`,
+      expected: `a field of schemas/${kind.schema}, e.g. ${kind.examples}`,
       found: given,
       ...(near ? { hint: `did you mean "${near}"?` } : {}),
     });
@@ -380,11 +396,11 @@ function checkOverridePath(o: Override): void {
  * line is relative to the working folder. `blame` says which override wrote which pointer (and which
  * objects it had to create), so that validation errors there name it.
  */
-export function applyOverrides(json: unknown, overrides: readonly Override[]): { json: unknown; blame: { pointer: string; created: string[]; override: Override }[] } {
+export function applyOverrides(json: unknown, overrides: readonly Override[], kind: DocumentKind = PIPELINE_KIND): { json: unknown; blame: { pointer: string; created: string[]; override: Override }[] } {
   if (!overrides.length || !isPlainObject(json)) return { json, blame: [] };
   const out = structuredClone(json);
   const blame = overrides.map((o) => {
-    checkOverridePath(o);
+    checkOverridePath(o, kind);
     const created: string[] = [];
     let cur = out;
     let pointer = '';
@@ -397,7 +413,7 @@ export function applyOverrides(json: unknown, overrides: readonly Override[]): {
       cur = cur[k] as Json;
     }
     const leaf = o.path[o.path.length - 1]!;
-    const isGraphPath = PATH_FIELDS.some((p) => p.join('.') === o.path.join('.'));
+    const isGraphPath = kind.pathFields.some((p) => p.join('.') === o.path.join('.'));
     cur[leaf] = isGraphPath && typeof o.value === 'string' && o.value !== '' ? resolve(o.value) : structuredClone(o.value);
     return { pointer: pointer + '/' + pointerToken(leaf), created, override: o };
   });
@@ -405,7 +421,7 @@ export function applyOverrides(json: unknown, overrides: readonly Override[]): {
 }
 
 /** A validation error at a pointer an override wrote (or created) names that override. */
-function blameOverride(e: unknown, blame: ReturnType<typeof applyOverrides>['blame']): unknown {
+export function blameOverride(e: unknown, blame: ReturnType<typeof applyOverrides>['blame']): unknown {
   if (!isLoomError(e) || e.info.pointer === undefined) return e;
   const ptr = e.info.pointer;
   // The last override wins a path, so it is the one to blame.
@@ -508,8 +524,11 @@ export const SETTINGS_ADDED_LATER: Readonly<Record<string, unknown>> = {
   'advantage.transform.value_target': 'modulated',
 };
 
-/** The settings of B that differ from A, as `path: A -> B` lines (the file path and graph paths excluded). */
-export function configDiff(a: PipelineConfig, b: PipelineConfig): string[] {
+/**
+ * The settings of B that differ from A, as `path: A -> B` lines (the file path and graph paths
+ * excluded). Program pipeline configurations (runtime/program) are compared the same way.
+ */
+export function configDiff(a: object, b: object): string[] {
   const flat = (v: unknown, path: string, out: Map<string, string>): Map<string, string> => {
     if (isPlainObject(v)) for (const [k, x] of Object.entries(v)) flat(x, path ? `${path}.${k}` : k, out);
     else out.set(path, JSON.stringify(v));

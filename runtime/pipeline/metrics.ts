@@ -123,16 +123,16 @@ export const METRICS_FILES = ['metrics.jsonl', 'metrics.csv', 'learning-curve.sv
  * checkpoint; everything from the first such line on is dropped (those iterations are redone).
  * `dropped` says so in one line, or is null when nothing was dropped.
  */
-export function rowsForResume(text: string, keepUpTo: number, file: string): { rows: IterationMetrics[]; dropped: string | null } {
+export function rowsForResume<R extends { iteration: number } = IterationMetrics>(text: string, keepUpTo: number, file: string): { rows: R[]; dropped: string | null } {
   const lines = text.split('\n');
   // The text after the last newline is a row whose write was cut short (or nothing).
   const tail = lines.pop()!.trim() ? 1 : 0;
   const body = lines.filter((l) => l.trim());
-  const rows: IterationMetrics[] = [];
+  const rows: R[] = [];
   let past = 0;
   let unreadable = tail;
   for (let i = 0, prev = 0; i < body.length; i++) {
-    const r = parseRow(body[i]!);
+    const r = parseRow<R>(body[i]!);
     if (r === null || r.iteration <= prev) {
       unreadable += body.length - i;
       break;
@@ -147,7 +147,7 @@ export function rowsForResume(text: string, keepUpTo: number, file: string): { r
   return { rows, dropped: `resume: dropped ${past + unreadable === 1 ? 'the last line' : `the last ${past + unreadable} lines`} of ${file} (${why.filter(Boolean).join(', ')}); the run continues from the checkpoint at iteration ${keepUpTo}` };
 }
 
-function parseRow(line: string): IterationMetrics | null {
+function parseRow<R extends { iteration: number }>(line: string): R | null {
   let r: unknown;
   try {
     r = JSON.parse(line);
@@ -156,7 +156,7 @@ function parseRow(line: string): IterationMetrics | null {
   }
   if (typeof r !== 'object' || r === null || Array.isArray(r)) return null;
   const it = (r as { iteration?: unknown }).iteration;
-  return typeof it === 'number' && Number.isSafeInteger(it) && it >= 1 ? (r as IterationMetrics) : null;
+  return typeof it === 'number' && Number.isSafeInteger(it) && it >= 1 ? (r as R) : null;
 }
 
 export class MetricsLog {

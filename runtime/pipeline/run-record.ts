@@ -25,14 +25,17 @@ export interface Invocation {
   flags: Record<string, unknown>;
 }
 
-export interface RunRecord {
+/** What a run record needs of a configuration: a pipeline's, or a program pipeline's (runtime/program). */
+export type RecordedConfig = { seed: number } & ({ pipeline: string } | { program: string });
+
+export interface RunRecord<C extends RecordedConfig = PipelineConfig> {
   format: 'loom-run';
   version: 1;
   status: RunStatus;
   pipeline: string;
   seed: number;
   /** The pipeline as it runs: after `extends`, `--set`, `--env`, `--seed`, `--steps`, with defaults filled in. */
-  config: PipelineConfig;
+  config: C;
   /** The `--set PATH=VALUE` overrides, in order. */
   overrides: string[];
   invocation: Invocation | null;
@@ -101,16 +104,16 @@ export function loomProvenance(): RunRecord['loom'] {
 }
 
 /** The run record of `dir`, or null when it has none; an unreadable or malformed one is an error naming it. */
-export function readRunRecord(dir: string): RunRecord | null {
+export function readRunRecord<C extends RecordedConfig = PipelineConfig>(dir: string): RunRecord<C> | null {
   const file = outputPath(dir, RUN_FILE);
   const text = tryReadUntrusted(file, { what: 'run record' });
   if (text === undefined) return null;
   const json = parseJsonText(text, file);
   assertValid(schemaValidator('run.schema.json'), json, file, '', 'run record');
-  return json as RunRecord;
+  return json as RunRecord<C>;
 }
 
-export function writeRunRecord(dir: string, record: RunRecord): void {
+export function writeRunRecord(dir: string, record: RunRecord<RecordedConfig>): void {
   writeFileAtomic(outputPath(dir, RUN_FILE), JSON.stringify(record, null, 2) + '\n');
 }
 
@@ -126,10 +129,10 @@ const FORCE_HINT = (dir: string) => `add --force to start over in ${dir}, or cho
  * checkpoint (use --resume, or --force to start over), and resuming with a configuration other
  * than the one run.json records (the differences are listed; --force resumes anyway). Writes nothing.
  */
-export function checkRunFolder(dir: string, cfg: PipelineConfig, opts: RunFolderOptions): RunRecord | null {
+export function checkRunFolder<C extends RecordedConfig = PipelineConfig>(dir: string, cfg: C, opts: RunFolderOptions): RunRecord<C> | null {
   if (opts.force) {
     try {
-      return readRunRecord(dir);
+      return readRunRecord<C>(dir);
     } catch (e) {
       // A broken record is replaced when forced.
       if (isLoomError(e)) return null;
@@ -137,7 +140,7 @@ export function checkRunFolder(dir: string, cfg: PipelineConfig, opts: RunFolder
     }
   }
   const file = outputPath(dir, RUN_FILE);
-  const prior = readRunRecord(dir);
+  const prior = readRunRecord<C>(dir);
   if (opts.resume) {
     const diff = prior ? configDiff(prior.config, cfg) : [];
     if (diff.length)
@@ -173,12 +176,12 @@ export function removeCheckpoint(dir: string): void {
 }
 
 /** The record a run writes when it starts. */
-export function startRecord(cfg: PipelineConfig, o: { backend: string; overrides?: readonly string[]; invocation?: Invocation | null; resumedFrom?: { iteration: number; global_step: number } }): RunRecord {
+export function startRecord<C extends RecordedConfig>(cfg: C, o: { backend: string; overrides?: readonly string[]; invocation?: Invocation | null; resumedFrom?: { iteration: number; global_step: number } }): RunRecord<C> {
   return {
     format: 'loom-run',
     version: 1,
     status: 'running',
-    pipeline: cfg.pipeline,
+    pipeline: 'pipeline' in cfg ? cfg.pipeline : cfg.program,
     seed: cfg.seed,
     config: cfg,
     overrides: [...(o.overrides ?? [])],
@@ -192,7 +195,7 @@ export function startRecord(cfg: PipelineConfig, o: { backend: string; overrides
 }
 
 /** The record a run writes when it ends: its status, end time and progress, and the error of a failed run. */
-export function endRecord(r: RunRecord, status: Exclude<RunStatus, 'running'>, progress: { iterations: number; global_step: number }, error?: unknown): RunRecord {
+export function endRecord<C extends RecordedConfig>(r: RunRecord<C>, status: Exclude<RunStatus, 'running'>, progress: { iterations: number; global_step: number }, error?: unknown): RunRecord<C> {
   const err = error === undefined ? undefined : isLoomError(error) ? { code: error.code, message: error.info.message } : { code: 'internal', message: String((error as Error)?.message ?? error) };
   return { ...r, status, ended: new Date().toISOString(), iterations: progress.iterations, global_step: progress.global_step, ...(err ? { error: err } : {}) };
 }

@@ -65,7 +65,9 @@ class Fuser {
     g.nodes.forEach((n, i) => {
       this.pos.set(n.id, i);
       this.byId.set(n.id, n);
-      for (const r of new Set(n.inputs)) {
+      // A structural node (scan) is read through "<id>.<output>": its readers are its node's too, so
+      // the convexity walk follows paths through it.
+      for (const r of new Set(n.inputs.flatMap((x) => (x.includes('.') ? [x, x.slice(0, x.indexOf('.'))] : [x])))) {
         const list = this.consumers.get(r) ?? [];
         list.push(n);
         this.consumers.set(r, list);

@@ -386,3 +386,24 @@ describe('profile: where the time of a run goes', () => {
     expect(values(plain)).toEqual(values(out));
   });
 });
+
+describe('scan: fusion around a scan', () => {
+  it('does not fuse a node before the scan with one that reads the scan (the fused graph would have a cycle)', () => {
+    const body = { graph: 'inc', inputs: { acc: { shape: [] } }, nodes: [{ id: 's', op: 'mul', in: ['acc', 3] }], outputs: { acc: 's' } };
+    const main = {
+      graph: 'around',
+      inputs: { x: { shape: [] } },
+      nodes: [
+        { id: 'a', op: 'mul', in: ['x', 2] },
+        { id: 'loop', op: 'scan', graph: 'inc.graph.json', in: { acc: 'a' }, attrs: { length: 3 } },
+        { id: 'b', op: 'add', in: ['loop.acc', 1] },
+        { id: 'c', op: 'add', in: ['b', 'x'] },
+      ],
+      outputs: { c: 'c' },
+    };
+    const g = load({ 'main.graph.json': main, 'inc.graph.json': body });
+    const x = { x: tf.scalar(0.5) };
+    expect(values(compileProgram(g).run(x, {})).c).toEqual([0.5 * 2 * 27 + 1 + 0.5]);
+    expect(values(interpret(g, x, {})).c).toEqual([0.5 * 2 * 27 + 1 + 0.5]);
+  });
+});

@@ -106,7 +106,7 @@ describe('PPO-Penalty program: beta adapts once per iteration by the paper rule,
 
   /** One iteration from the seed's initial state with beta and the hyperparameters overridden. */
   function iterate(beta: number, hyper: Record<string, number>): TensorMap {
-    const h = { ...cfg.hyper, ...hyper, total_steps: cfg.total_steps };
+    const h: Record<string, number> = { ...cfg.hyper, ...hyper, total_steps: cfg.total_steps };
     const initIns: TensorMap = { key: tf.tensor([0, 1], [2], 'int32') };
     for (const i of graphs.init.inputs) if (i.name !== 'key') initIns[i.name] = tf.scalar(h[i.name]!);
     const state = init.run(initIns, initParams(graphs.init, 1));

@@ -1,0 +1,64 @@
+/**
+ * Env steps/s of each PPO program of tools/ppo-programs.ts (Acrobot, Pendulum, MountainCarContinuous)
+ * against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
+ * --backend). The two take turns, one iteration each, so that a load that changes during the run
+ * weighs on both alike: the classic Trainer's iterate(), and the program's compiled iteration graph
+ * fed its state and hyperparameters as the program driver feeds them. The figure is the median over
+ * the iterations after the first (which compiles).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { loadGraph } from '../compiler/frontend/load.ts';
+import { initBackend } from '../runtime/backend.ts';
+import { initParams, type TensorMap } from '../runtime/interpreter.ts';
+import { GRAPHS_DIR, loadPipeline, withEnv } from '../runtime/pipeline/config.ts';
+import { Trainer } from '../runtime/pipeline/driver.ts';
+import { makeProgram } from '../runtime/pipeline/program.ts';
+import { PROGRAMS } from '../tools/ppo-programs.ts';
+import { benchArgs } from './args.ts';
+
+const values = benchArgs('usage: npm run bench:programs -- [--backend wasm|cpu|tensorflow] [--iterations N (of each, default 6)]', {
+  backend: { type: 'string', default: 'wasm' },
+  iterations: { type: 'string', default: '6' },
+});
+const K = Number(values.iterations);
+await initBackend(values.backend, () => {});
+const out = (s: string) => process.stdout.write(s + '\n');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+out(`PPO programs against the classic Trainer (node ${process.version}, backend ${tf.getBackend()}; median env steps/s of iterations 2..${K}, taking turns)\n`);
+out('program                        classic    program   program/classic');
+for (const spec of PROGRAMS) {
+  let cfg = loadPipeline(join(GRAPHS_DIR, spec.pipeline));
+  if (spec.env) cfg = withEnv(cfg, spec.env);
+  const trainer = new Trainer(cfg, undefined, 'compiled');
+  trainer.init();
+  const dir = join(GRAPHS_DIR, 'programs', spec.name);
+  const file = JSON.parse(readFileSync(join(dir, 'program.json'), 'utf8')) as { hyper: Record<string, number>; total_steps: number; seed: number };
+  const init = loadGraph(join(dir, 'init.graph.json'));
+  const iteration = makeProgram(loadGraph(join(dir, 'iteration.graph.json')), 'compiled');
+  const initValues = initParams(init, file.seed);
+  const key = tf.tensor([0, file.seed], [2], 'int32');
+  let state = makeProgram(init, 'compiled')({ key }, initValues);
+  tf.dispose([key, ...Object.values(initValues)]);
+  const hyper: TensorMap = Object.fromEntries(Object.entries({ ...file.hyper, total_steps: file.total_steps }).map(([k, v]) => [k, tf.scalar(v)]));
+  const steps = trainer.stepsPerIteration();
+  const classic: number[] = [];
+  const program: number[] = [];
+  for (let i = 0; i < K; i++) {
+    classic.push(trainer.iterate().steps_per_sec);
+    const t0 = performance.now();
+    const next = iteration({ ...state, ...hyper }, {});
+    // Read every output, as the driver reads the metrics and checks the state.
+    for (const t of Object.values(next)) t.dataSync();
+    program.push(steps / ((performance.now() - t0) / 1000));
+    tf.dispose(Object.entries(next).filter(([k]) => !(k in state)).map(([, t]) => t));
+    tf.dispose(Object.values(state));
+    state = Object.fromEntries(Object.keys(state).map((k) => [k, next[k]!]));
+  }
+  tf.dispose([...Object.values(state), ...Object.values(hyper)]);
+  trainer.dispose();
+  const [c, p] = [median(classic.slice(1)), median(program.slice(1))];
+  out(`${spec.name.padEnd(30)} ${c.toFixed(0).padStart(7)}   ${p.toFixed(0).padStart(7)}   ${(p / c).toFixed(2)}`);
+}

@@ -31,7 +31,15 @@ describe('loom diff', () => {
     const r = await loom('diff', G('ppo-cartpole/program.json'), G('ppo-penalty-cartpole/program.json'));
     expect(r.code).toBe(1);
     const lines = r.out.trimEnd().split('\n');
-    expect(lines.slice(0, 5)).toEqual(['program ppo-cartpole -> ppo-penalty-cartpole', 'settings:', '  hyper.kl_beta_init: (none) -> 1', '  hyper.kl_target: (none) -> 0.01', '  program: "ppo-cartpole" -> "ppo-penalty-cartpole"']);
+    expect(lines.slice(0, 7)).toEqual([
+      'program ppo-cartpole -> ppo-penalty-cartpole',
+      'settings:',
+      '  hyper.kl_beta_init: (none) -> 1',
+      '  hyper.kl_beta_max: (none) -> 10000',
+      '  hyper.kl_beta_min: (none) -> 0.0001',
+      '  hyper.kl_target: (none) -> 0.01',
+      '  program: "ppo-cartpole" -> "ppo-penalty-cartpole"',
+    ]);
     // The rollout, GAE and optimizer stages are shared; the update step and its loss differ.
     const same = lines.find((l) => l.startsWith('graphs the same: '))!.slice('graphs the same: '.length).split(', ');
     expect(same).toEqual(expect.arrayContaining(['iteration > roll', 'iteration > gae', 'iteration > upd > adam', 'iteration > upd > clip']));

@@ -280,7 +280,7 @@ describe('vmap of training graphs batches without falling back', () => {
     // AlphaGrad's segment sums scatter at per-seed indices: no single library call does that.
     const g = prepare(loadGraph(`${GRAPHS_ROOT}/optimizers/alphagrad.graph.json`));
     const axes = Object.fromEntries(g.inputs.map((i) => [i.name, 0] as const));
-    expect(vmapWithReport(g, { size: 3, axes }).fallbacks).toEqual([{ node: 'seg_sumsq', op: 'scatter_add' }]);
+    expect(vmapWithReport(g, { size: 3, axes }).fallbacks).toEqual([{ node: 'alphagrad/seg_sumsq', op: 'scatter_add' }]);
   });
 });
 

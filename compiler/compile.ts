@@ -14,6 +14,9 @@ import { cse } from './passes/cse.ts';
 import { dce } from './passes/dce.ts';
 import { fusion } from './passes/fusion.ts';
 import { liveness } from './passes/liveness.ts';
+import { vmapWithReport, type VmapResult, type VmapSpec } from './passes/vmap.ts';
+
+export type { VmapResult, VmapSpec };
 
 /** Passes that must run for the program to be executable by the compiled runtime. */
 export const REQUIRED_PASSES: ReadonlySet<string> = new Set(['inline', 'autodiff']);
@@ -36,4 +39,13 @@ export function passNames(): string[] {
 
 export function compileGraph(g: IRGraph, opts: CompileOptions = {}): CompileResult {
   return runPasses(g, PASSES, opts);
+}
+
+/**
+ * A checked graph mapped over a new leading axis (see passes/vmap.ts): the required passes (inline,
+ * autodiff) first, then the batching. The result is compiled like any graph; it reports the nodes
+ * that run one op per instance for want of a batching rule.
+ */
+export function vmapGraph(g: IRGraph, spec: VmapSpec): VmapResult {
+  return vmapWithReport(autodiff.run(inline.run(g)), spec);
 }

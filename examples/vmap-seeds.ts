@@ -9,15 +9,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import { loadGraph } from '../compiler/frontend/load.ts';
-import { autodiff } from '../compiler/passes/autodiff.ts';
-import { inline } from '../compiler/passes/inline.ts';
-import { vmapWithReport } from '../compiler/passes/vmap.ts';
+import { vmapGraph } from '../compiler/compile.ts';
 import { compileProgram } from '../runtime/exec.ts';
 
 export function main(): { params: number[][]; fallbacks: number; shapes: string[] } {
-  // vmap takes inlined, differentiated graphs: run those two passes first.
-  const adam = autodiff.run(inline.run(loadGraph(join(import.meta.dirname, '..', 'graphs', 'optimizers', 'adam.graph.json'))));
-  const { graph, fallbacks } = vmapWithReport(adam, {
+  const adam = loadGraph(join(import.meta.dirname, '..', 'graphs', 'optimizers', 'adam.graph.json'));
+  const { graph, fallbacks } = vmapGraph(adam, {
     size: 3,
     axes: { params: 0, grads: 0, m: 0, v: 0, step: 0, lr: null, beta1: null, beta2: null, eps: null },
   });

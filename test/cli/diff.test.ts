@@ -26,6 +26,27 @@ describe('loom diff', () => {
     expect(settings).toHaveLength(13); // 8 controller hyperparameters, kind, alpha_init, s_init, value_target, the name
   });
 
+  it('programs: hyperparameters that differ, then each stage graph by its call/scan path, node by node', async () => {
+    const G = (f: string) => join(ROOT, 'graphs', 'programs', f);
+    const r = await loom('diff', G('ppo-cartpole/program.json'), G('ppo-penalty-cartpole/program.json'));
+    expect(r.code).toBe(1);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines.slice(0, 5)).toEqual(['program ppo-cartpole -> ppo-penalty-cartpole', 'settings:', '  hyper.kl_beta_init: (none) -> 1', '  hyper.kl_target: (none) -> 0.01', '  program: "ppo-cartpole" -> "ppo-penalty-cartpole"']);
+    // The rollout, GAE and optimizer stages are shared; the update step and its loss differ.
+    const same = lines.find((l) => l.startsWith('graphs the same: '))!.slice('graphs the same: '.length).split(', ');
+    expect(same).toEqual(expect.arrayContaining(['iteration > roll', 'iteration > gae', 'iteration > upd > adam', 'iteration > upd > clip']));
+    expect(same).not.toContain('iteration > upd > loss');
+    const loss = lines.indexOf('  iteration > upd > loss: graphs/algorithms/ppo-cartpole.loss.graph.json -> graphs/algorithms/ppo-penalty-cartpole.loss.graph.json');
+    expect(loss).toBeGreaterThan(0);
+    expect(lines.slice(loss + 1)).toEqual(expect.arrayContaining(['    - pg_loss = mean(pg_max)', '    + pg_loss = add(surrogate, kl_pen)']));
+    const self = await loom('diff', G('ppo-cartpole/program.json'), G('ppo-cartpole/program.json'));
+    expect(self.code).toBe(0);
+    expect(self.out).not.toContain('graphs that differ');
+    const mixed = await loom('diff', G('ppo-cartpole/program.json'), P('ppo-cartpole.json'));
+    expect(mixed.code).toBe(2);
+    expect(mixed.err).toMatch(/E_USAGE/);
+  });
+
   it('a pipeline against itself is the same (exit 0)', async () => {
     const r = await loom('diff', P('grpo-acrobot.json'), P('grpo-acrobot.json'));
     expect(r.code).toBe(0);

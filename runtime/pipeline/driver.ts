@@ -704,16 +704,9 @@ export class Trainer {
         if (this.amppoModulate) {
           // Spec am-ppo §2.5: frozen alpha, minibatch norm; A_mod feeds the policy loss and the value target
           // A_mod + V_old, or with value_target "gae" the policy loss only (the GAE return stays the target).
-          // Read before the program uses it: webgpu drops the host copy of what its kernels used.
-          const raw = batch.advantages!.dataSync();
           const mo = yield* this.call(this.amppoModulate, { A: batch.advantages!, alpha_ema: alphaFrozen! }, {});
-          const eps = tr!.hp.eps ?? 1e-5;
-          const tau = tr!.hp.tau ?? 1.25;
-          const nMb = mo.norm!.dataSync()[0]!;
-          let ns = 0;
-          for (let i = 0; i < raw.length; i++) if (Math.abs((this.host.amppo!.alpha_ema * raw[i]!) / (nMb + eps)) > tau) ns++;
-          sat += ns / raw.length;
-          tf.dispose([batch.advantages!, mo.applied!, mo.norm!]);
+          sat += hostValues(mo.s_obs!)[0]!;
+          tf.dispose([batch.advantages!, mo.applied!, mo.norm!, mo.s_obs!]);
           batch.advantages = mo.A_mod!;
           if (tr!.value_target === 'modulated') {
             batch.returns!.dispose();

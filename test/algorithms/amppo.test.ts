@@ -135,6 +135,17 @@ describe('amppo/modulate: frozen alpha, minibatch norm', () => {
     expectClose(m.A_mod!, u.A_mod!, 1e-6);
   });
 
+  it('s_obs is the fraction of |alpha A / (N + eps)| above tau (the driver\'s sat_mb), tau overridable', () => {
+    const A = gaussians(5, 256);
+    for (const [alpha, tau] of [[30, 1.25], [8, 0.3]] as const) {
+      const o = runPlain(loadWithHp(MODULATE, { tau }), { A, alpha_ema: alpha });
+      const want = refM(A, alpha, 0.1, false, { ...DEFAULTS, tau }).s_obs;
+      expect(want).toBeGreaterThan(0.05);
+      expect(want).toBeLessThan(0.95);
+      expect(o.s_obs![0]).toBeCloseTo(want, 6);
+    }
+  });
+
   it('honours overridden hyperparameters (kappa, v_shift)', () => {
     const A = [0.3, -0.2, 1.5];
     const hp = { ...DEFAULTS, kappa: 1.5, v_shift: 0.25 };

@@ -20,7 +20,7 @@ import { parseOverride } from '../pipeline/config.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from '../pipeline/program.ts';
 import type { ProgressInfo } from '../pipeline/progress.ts';
 import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from '../pipeline/run-record.ts';
-import { ENV_STEPS, EPISODES_INPUT, KEY_INPUT, loadProgramGraphs, outputAt, TOTAL_STEPS_INPUT, type ProgramConfig, type ProgramGraphs } from './config.ts';
+import { checkSeeds, ENV_STEPS, EPISODES_INPUT, KEY_INPUT, loadProgramGraphs, outputAt, TOTAL_STEPS_INPUT, type ProgramConfig, type ProgramGraphs } from './config.ts';
 import { metricValue, PROGRAM_METRICS_FILES, ProgramMetricsLog, type MetricRow } from './metrics.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
@@ -136,9 +136,6 @@ async function readScalar(t: tf.Tensor): Promise<number> {
   return (await t.data())[0]!;
 }
 
-/** The most seeds one run takes: each is a copy of the state and its own output folder. */
-export const MAX_SEEDS = 256;
-
 /** How a run of several seeds executes: one vmapped program over all of them, or one run after another. */
 export type SeedsMode = 'vmap' | 'loop';
 
@@ -158,18 +155,6 @@ export interface SeedRunResult extends ProgramTrainResult {
 /** The folder of one seed's run inside the folder of a run of several seeds. */
 export function seedDir(outDir: string, seed: number): string {
   return outputPath(outDir, `seed-${seed}`);
-}
-
-/** Refuses a seed list that is empty, too long, or has duplicates or values outside [0, 2^31). */
-export function checkSeeds(seeds: readonly number[]): void {
-  const bad = (message: string, found: string, hint?: string): never => {
-    throw new LoomError({ code: 'E_USAGE', message, found, ...(hint ? { hint } : {}) });
-  };
-  if (seeds.length < 1) bad('a run needs at least one seed', '0 seeds');
-  if (seeds.length > MAX_SEEDS) bad(`at most ${MAX_SEEDS} seeds run together`, `${seeds.length} seeds`, `split the seeds over several runs (--seed S --seeds K)`);
-  for (const s of seeds) if (!(Number.isInteger(s) && s >= 0 && s < 2 ** 31)) bad('a seed is an integer from 0 to 2^31 - 1', String(s));
-  const dup = seeds.find((s, i) => seeds.indexOf(s) !== i);
-  if (dup !== undefined) bad(`seed ${dup} is given twice`, seeds.join(','));
 }
 
 /** Runs (or resumes) a program pipeline to total_steps, or until maxIterations / shouldStop. */

@@ -47,8 +47,6 @@ export interface ProgramTrainOptions {
   backend?: string;
   /** One-line notes for the user (stderr in the CLI). */
   log?: (line: string) => void;
-  /** Adds the milliseconds of each top-level node of the iteration graph to this map (compiled executor only; see ProgramOptions.profile). */
-  profile?: Map<string, number>;
 }
 
 export interface ProgramTrainResult {
@@ -255,7 +253,7 @@ async function runSeeds(cfg: ProgramConfig, seeds: readonly number[], dirs: read
   const executor = opts.executor ?? defaultExecutor();
   opts.onStage?.(`compiling ${graphs.evaluate ? 3 : 2} graphs${batched ? ` (the iteration vmapped over ${K} seeds)` : ''}`);
   const backend = opts.backend ?? tf.getBackend();
-  const iterate: Program = makeProgram(batched ? vmappedIteration(graphs, K, opts.log) : graphs.iteration, executor, opts.profile ? { profile: opts.profile } : {});
+  const iterate: Program = makeProgram(batched ? vmappedIteration(graphs, K, opts.log) : graphs.iteration, executor);
   const iterInputs = scalarInputs(graphs.iteration, cfg, graphs.state, null);
   const names = Object.keys(graphs.state);
 

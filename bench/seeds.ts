@@ -8,11 +8,15 @@
  * (ProgramOptions.profile: the rollout scan `roll`, the update scan `upd`, ...), for 1 seed and
  * for K seeds vmapped.
  *
- * Usage: npm run bench:seeds [-- --k 8 --reps 5 --iterations 3 --backend wasm]
+ * --host N runs the vmapped program's library ops as host kernels up to N elements (default: the
+ * executor's HOST_MAX_ELEMENTS, as `loom train` does): K seeds make every tensor K times larger.
+ *
+ * Usage: npm run bench:seeds [-- --k 8 --reps 5 --iterations 3 --host 65536 --backend wasm]
  */
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import { initBackend } from '../runtime/backend.ts';
+import { HOST_MAX_ELEMENTS } from '../runtime/exec.ts';
 import { autodiff, inline, vmapWithReport } from '../runtime/jit.ts';
 import { initParams, type TensorMap } from '../runtime/interpreter.ts';
 import { makeProgram, type Program } from '../runtime/pipeline/program.ts';
@@ -20,12 +24,14 @@ import { loadProgram, loadProgramGraphs, type ProgramGraphs } from '../runtime/p
 import { initKey } from '../runtime/program/driver.ts';
 import { benchArgs } from './args.ts';
 
-const values = benchArgs('usage: npm run bench:seeds -- [--k K (default 8)] [--reps N (blocks, default 5)] [--iterations N (per block, default 3)] [--backend wasm|cpu|tensorflow]', {
+const values = benchArgs('usage: npm run bench:seeds -- [--k K (default 8)] [--reps N (blocks, default 5)] [--iterations N (per block, default 3)] [--host N (host kernels of the vmapped program up to N elements)] [--backend wasm|cpu|tensorflow]', {
   k: { type: 'string', default: '8' },
   reps: { type: 'string', default: '5' },
   iterations: { type: 'string', default: '3' },
+  host: { type: 'string', default: String(HOST_MAX_ELEMENTS) },
   backend: { type: 'string', default: 'wasm' },
 });
+const HOST = Number(values.host);
 const K = Number(values.k);
 const REPS = Number(values.reps);
 const ITERS = Number(values.iterations);
@@ -74,8 +80,8 @@ const single = makeProgram(graphs.iteration, 'compiled');
 const singleProfiled = makeProgram(graphs.iteration, 'compiled', { profile: profileSingle });
 const prepared = autodiff.run(inline.run(graphs.iteration));
 const { graph: batchedGraph, fallbacks } = vmapWithReport(prepared, { size: K, axes: Object.fromEntries(prepared.inputs.map((i) => [i.name, Object.hasOwn(graphs.state, i.name) ? (0 as const) : null])) });
-const vmapped = makeProgram(batchedGraph, 'compiled');
-const vmappedProfiled = makeProgram(batchedGraph, 'compiled', { profile: profileVmap });
+const vmapped = makeProgram(batchedGraph, 'compiled', { hostMaxElements: HOST });
+const vmappedProfiled = makeProgram(batchedGraph, 'compiled', { hostMaxElements: HOST, profile: profileVmap });
 
 const seeds = Array.from({ length: K }, (_v, k) => k + 1);
 let one = await initState(1);
@@ -85,7 +91,7 @@ let stacked: TensorMap = Object.fromEntries(names.map((k) => [k, tf.stack(per.ma
 per.forEach((m) => tf.dispose(Object.values(m)));
 
 out(`tensorloom seeds benchmark (node ${process.version}, backend ${tf.getBackend()}): PPO CartPole program, ${steps} env steps per seed per iteration`);
-out(`medians of ${REPS} blocks of ${ITERS} iterations after 2 warm-up iterations; the three runners in turn within each block`);
+out(`medians of ${REPS} blocks of ${ITERS} iterations after 2 warm-up iterations; the three runners in turn within each block; vmapped host kernels up to ${HOST} elements`);
 if (fallbacks.length) out(`vmap fell back to one op per seed at ${fallbacks.length} nodes: ${fallbacks.map((f) => f.node).join(', ')}`);
 out();
 

@@ -3,7 +3,7 @@
  * seed's metrics, state, checkpoint and evaluation equal a single-seed run of that seed (to float32
  * rounding), and the loop mode equals them exactly. Resume, the NaN stop, leaks and bad seed lists.
  */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -186,6 +186,47 @@ describe('the NaN stop and tensors', () => {
     const rs = await trainProgramSeeds({ ...loadProgram(EXAMPLE), total_steps: 16 * 2 }, { outDir: tmp(), seeds: [1, 2, 3], onProgress: (p) => seen.push([p.globalStep, p.totalSteps]), ...quiet });
     rs.forEach((r) => tf.dispose(Object.values(r.state)));
     expect(seen).toEqual([[48, 96], [96, 96]]);
+  });
+});
+
+/** A program whose iterations take `seed` env steps: its init keeps key[1], which is the seed. */
+function seedStepsProgram(): string {
+  const dir = tmp();
+  const write = (f: string, j: unknown) => writeFileSync(join(dir, f), JSON.stringify(j));
+  write('init.graph.json', {
+    graph: 'seed-steps-init',
+    version: 1,
+    inputs: { key: { dtype: 'int32', shape: [2] } },
+    nodes: [
+      { id: 'k1', op: 'slice', in: ['key'], attrs: { begin: [1], size: [1] } },
+      { id: 'k1s', op: 'reshape', in: ['k1'], attrs: { shape: [] } },
+      { id: 'n', op: 'cast', in: ['k1s'], attrs: { dtype: 'float32' } },
+    ],
+    outputs: { n: 'n' },
+  });
+  write('iteration.graph.json', {
+    graph: 'seed-steps-iteration',
+    version: 1,
+    inputs: { n: { dtype: 'float32', shape: [] } },
+    nodes: [
+      { id: 'zero', op: 'const', attrs: { value: 0 } },
+      { id: 'steps', op: 'add', in: ['n', 'zero'] },
+    ],
+    outputs: { n: 'n', env_steps: 'steps' },
+  });
+  write('program.json', { program: 'seed-steps', init: 'init.graph.json', iteration: 'iteration.graph.json', total_steps: 12 });
+  return join(dir, 'program.json');
+}
+
+describe('env steps that differ between seeds', () => {
+  it('stop a vmapped run in its first iteration, naming both seeds; the loop mode runs each seed its own number of iterations', async () => {
+    const cfg = loadProgram(seedStepsProgram());
+    const e = await loomErrAsync(() => trainProgramSeeds(cfg, { outDir: tmp(), seeds: [3, 4], ...quiet }));
+    expect(e.code).toBe('E_NUMERIC');
+    expect(e.info.message).toBe('iteration 1 reported env_steps = 3 for seed 3 but 4 for seed 4; seeds vmapped into one program take their iterations together, so their env steps must agree');
+    expect(e.info.hint).toMatch(/--seeds-mode loop/);
+    const looped = await seeds(cfg, { seeds: [3, 4], mode: 'loop' });
+    expect(looped.map((r) => [r.seed, r.iterations, r.globalStep])).toEqual([[3, 4, 12], [4, 3, 12]]);
   });
 });
 

@@ -15,13 +15,13 @@ import { isPipelineFile, loadPipeline, loadPipelineGraphs, pipelineGraphsByRole,
 import { trainAsync, type TrainOptions, type TrainResult } from './runtime/pipeline/driver.ts';
 import { evaluatePolicy, openPolicy } from './runtime/pipeline/policy.ts';
 import { isProgramFile, loadProgram, loadProgramGraphs, type ProgramConfig } from './runtime/program/config.ts';
-import { trainProgram as runProgram, type ProgramTrainOptions, type ProgramTrainResult } from './runtime/program/driver.ts';
+import { trainProgram as runProgram, trainProgramSeeds as runProgramSeeds, type ProgramSeedsOptions, type ProgramTrainOptions, type ProgramTrainResult, type SeedRunResult } from './runtime/program/driver.ts';
 import { inputsFromJson, tensorToJson } from './runtime/tensor-json.ts';
 
 export { LoomError, isLoomError, type ErrorCode, type ErrorInfo } from './compiler/errors.ts';
 export type { DType, IRGraph, TensorType } from './compiler/ir.ts';
 export { loadGraph, loadPipeline, type PipelineConfig, loadProgram, type ProgramConfig };
-export type { ProgramTrainOptions } from './runtime/program/driver.ts';
+export type { ProgramSeedsOptions, ProgramTrainOptions, SeedsMode } from './runtime/program/driver.ts';
 export type { MetricRow } from './runtime/program/metrics.ts';
 /** The graph library that ships with tensorloom (nets, envs, algorithms, optimizers, pipelines, examples). */
 export { GRAPHS_DIR } from './runtime/pipeline/config.ts';
@@ -167,4 +167,23 @@ export async function trainProgram(program: ProgramConfig | string, opts: Progra
   // The final state tensors are in the checkpoint file.
   tf.dispose(Object.values(state));
   return summary;
+}
+
+/** What `trainProgramSeeds` returns for each seed: its run's metrics rows, evaluation, checkpoint path and folder. */
+export type SeedSummary = Omit<SeedRunResult, 'state'>;
+
+/**
+ * Trains a program pipeline for several seeds (`seeds`), each into `outDir/seed-<s>` with the files a
+ * single-seed run writes. By default (`mode: 'vmap'`) the iteration graph is vmapped over the seeds
+ * and runs once per iteration for all of them; `mode: 'loop'` runs them one after another.
+ * `onMetrics` receives every row with its seed.
+ */
+export async function trainProgramSeeds(program: ProgramConfig | string, opts: ProgramSeedsOptions): Promise<SeedSummary[]> {
+  const cfg = typeof program === 'string' ? loadProgram(program) : { ...program };
+  const runs = await runProgramSeeds(cfg, opts);
+  return runs.map(({ state, ...summary }) => {
+    // The final state tensors are in each seed's checkpoint file.
+    tf.dispose(Object.values(state));
+    return summary;
+  });
 }

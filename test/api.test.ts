@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { check, evaluate, GRAPHS_DIR, initBackend, runGraph, train, trainProgram, type IterationMetrics, type MetricRow } from '../index.ts';
+import { check, evaluate, GRAPHS_DIR, initBackend, runGraph, train, trainProgram, trainProgramSeeds, type IterationMetrics, type MetricRow } from '../index.ts';
 import { tf } from '../runtime/backend.ts';
 import { initParams, interpret } from '../runtime/interpreter.ts';
 import { loadGraph } from '../compiler/frontend/load.ts';
@@ -101,5 +101,17 @@ describe('program pipelines', () => {
     expect(rows.map((m) => m.global_step)).toEqual([16, 32, 48, 64]);
     expect(r).toMatchObject({ stopped: true, iterations: 4, globalStep: 64, eval: null });
     expect(JSON.parse(readFileSync(join(outDir, 'checkpoint.json'), 'utf8')).body.iteration).toBe(4);
+  });
+
+  it('trainProgramSeeds runs seeds 2 and 7 into seed-2/ and seed-7/, handing onMetrics each row with its seed, and leaves no tensors', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'loom-api-program-seeds-'));
+    await trainProgramSeeds(file, { outDir: mkdtempSync(join(tmpdir(), 'loom-api-program-seeds-')), seeds: [2, 7], maxIterations: 1 });
+    const before = tf.memory().numTensors;
+    const seen: [number, number][] = [];
+    const r = await trainProgramSeeds(file, { outDir, seeds: [2, 7], maxIterations: 2, onMetrics: (m, seed) => seen.push([seed, m.iteration]) });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(seen).toEqual([[2, 1], [7, 1], [2, 2], [7, 2]]);
+    expect(r.map((s) => [s.seed, s.outDir, s.iterations])).toEqual([[2, join(outDir, 'seed-2'), 2], [7, join(outDir, 'seed-7'), 2]]);
+    expect(JSON.parse(readFileSync(join(outDir, 'seed-7', 'checkpoint.json'), 'utf8')).body).toMatchObject({ iteration: 2, host: { seed: 7 } });
   });
 });

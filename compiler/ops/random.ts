@@ -324,7 +324,7 @@ defineOp(keyBatched({
   cost: rngCost,
 }));
 
-defineOp({
+defineOp(keyBatched({
   name: 'random_permutation',
   readsHost: true,
   family: 'random',
@@ -344,4 +344,4 @@ defineOp({
     const c = rngCost(inputs, out);
     return { ...c, flops: c.flops + 5 * sizeOf(out.shape) };
   },
-});
+}));

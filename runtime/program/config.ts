@@ -58,6 +58,21 @@ export const EPISODES_INPUT = 'episodes';
 /** Columns of a metrics row that the driver writes; a metric may not take their names. */
 export const ROW_COLUMNS = ['iteration', 'global_step', 'steps_per_sec'] as const;
 
+/** The most seeds one run takes (`loom train --seeds K`): each is a copy of the state and its own output folder. */
+export const MAX_SEEDS = 256;
+
+/** Refuses a seed list that is empty, too long, or has duplicates or values outside [0, 2^31). */
+export function checkSeeds(seeds: readonly number[]): void {
+  const bad = (message: string, found: string, hint?: string): never => {
+    throw new LoomError({ code: 'E_USAGE', message, found, ...(hint ? { hint } : {}) });
+  };
+  if (seeds.length < 1) bad('a run needs at least one seed', '0 seeds');
+  if (seeds.length > MAX_SEEDS) bad(`at most ${MAX_SEEDS} seeds run together`, `${seeds.length} seeds`, `split the seeds over several runs (--seed S --seeds K)`);
+  for (const s of seeds) if (!(Number.isInteger(s) && s >= 0 && s < 2 ** 31)) bad('a seed is an integer from 0 to 2^31 - 1', String(s));
+  const dup = seeds.find((s, i) => seeds.indexOf(s) !== i);
+  if (dup !== undefined) bad(`seed ${dup} is given twice`, seeds.join(','));
+}
+
 export const PROGRAM_KIND: DocumentKind = {
   what: 'program pipeline',
   markers: ['program'],

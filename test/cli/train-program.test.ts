@@ -67,6 +67,63 @@ describe('loom train PROGRAM.json', () => {
   });
 });
 
+describe('loom train PROGRAM.json --seeds K', () => {
+  it('runs seeds S..S+K-1 into DIR/seed-<s>, vmapped or looped to the same numbers, and resumes them', async () => {
+    const dir = tmp();
+    const args = ['train', EXAMPLE, '--backend', 'cpu', '--steps', '64', '--set', 'logging.every=1', '--seed', '4', '--seeds', '3'];
+    const a = await loom(...args, '--out', dir, '--max-iterations', '2');
+    expect(a.code).toBe(0);
+    expect(a.err).toContain('compiling 3 graphs (the iteration vmapped over 3 seeds)');
+    for (const s of [4, 5, 6]) expect(a.out).toContain(`seed ${s}: stopped at iteration 2 (32 env steps); checkpoint ${join(dir, `seed-${s}`, 'checkpoint.json')}\n`);
+    const b = await loom(...args, '--out', dir, '--resume');
+    expect(b.code).toBe(0);
+    expect(b.out).toMatch(/^seed 6: evaluation: mse [\d.e-]+, weight_error [\d.e-]+$/m);
+    const looped = tmp();
+    const c = await loom(...args, '--out', looped, '--seeds-mode', 'loop');
+    expect(c.code).toBe(0);
+    expect(c.err).not.toContain('vmapped');
+    for (const s of [4, 5, 6]) {
+      const v = rows(join(dir, `seed-${s}`));
+      const l = rows(join(looped, `seed-${s}`));
+      expect(v.map((r) => r.global_step)).toEqual([16, 32, 48, 64]);
+      v.forEach((r, i) => expect(r.loss).toBeCloseTo(l[i]!.loss!, 5));
+      expect(JSON.parse(readFileSync(join(dir, `seed-${s}`, 'run.json'), 'utf8'))).toMatchObject({ status: 'finished', seed: s, config: { seed: s } });
+    }
+    expect(rows(join(dir, 'seed-4'))[3]!.loss).not.toBe(rows(join(dir, 'seed-5'))[3]!.loss);
+  });
+
+  it('--seed-list picks the seeds', async () => {
+    const dir = tmp();
+    const r = await loom('train', TOY, '--backend', 'cpu', '--out', dir, '--seed-list', '9,2');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^seed 9: finished at iteration 6 \(48 env steps\)/m);
+    expect(r.out).toMatch(/^seed 2: finished at iteration 6 \(48 env steps\)/m);
+    expect(existsSync(join(dir, 'seed-2', 'eval.json'))).toBe(true);
+  });
+
+  it('bad seed counts, lists and modes are usage errors before any work starts', async () => {
+    const err = async (...a: string[]) => {
+      const dir = tmp();
+      const r = await loom('train', TOY, '--out', join(dir, 'out'), ...a);
+      expect(r.code).not.toBe(0);
+      expect(existsSync(join(dir, 'out'))).toBe(false);
+      return r.err;
+    };
+    expect(await err('--seeds', '0')).toMatch(/error\[E_USAGE\]: --seeds must be >= 1/);
+    expect(await err('--seeds', '1000000')).toMatch(/error\[E_USAGE\]: --seeds must be <= 256/);
+    expect(await err('--seeds', '2.5')).toMatch(/--seeds must be an integer/);
+    expect(await err('--seed', '2147483647', '--seeds', '2')).toMatch(/error\[E_USAGE\]: a seed is an integer from 0 to 2\^31 - 1.*\n.*found: +2147483648/);
+    expect(await err('--seed-list', '1,x')).toMatch(/--seed-list takes seeds \(integers from 0\) separated by commas/);
+    expect(await err('--seed-list', '1,2,1')).toMatch(/seed 1 is given twice/);
+    expect(await err('--seeds', '2', '--seed-list', '1,2')).toMatch(/--seeds and --seed-list both choose the seeds/);
+    expect(await err('--seeds', '2', '--seeds-mode', 'fast')).toMatch(/unknown --seeds-mode "fast"/);
+    expect(await err('--seeds-mode', 'loop')).toMatch(/--seeds-mode applies to runs of several seeds/);
+    const pipe = tmp();
+    const p = await loom('train', writeTinyPipeline(pipe, {}), '--out', join(pipe, 'out'), '--seeds', '2');
+    expect(p.err).toMatch(/error\[E_USAGE\]: --seeds applies to program pipelines/);
+  });
+});
+
 describe('loom train PIPELINE.json: the flags added with program pipelines', () => {
   it('--max-iterations stops a pipeline too; --executor is refused for a pipeline, pointing at LOOM_EXECUTOR', async () => {
     const dir = tmp();

@@ -105,6 +105,7 @@ function shareUnbatched(instances: TensorMap[], axes: VmapSpec['axes']): TensorM
  */
 const TOO_LONG = new Set(['programs/ppo-pendulum/iteration.graph.json', 'programs/ppo-mountaincar_continuous/iteration.graph.json']);
 
+/**
  * Minibatch rows for update steps whose loss would see equal advantages with the library's all-zero
  * rows: their std is 0 and the normalised advantage is rounding noise divided by 1e-8.
  */
@@ -234,6 +235,7 @@ const OP_CASES: OpCase[] = [
   { name: 'random_categorical', inputs: { k: KEY, l: f(4, 3) }, node: { op: 'random_categorical', in: ['k', 'l'] } },
   { name: 'random_split', inputs: { k: KEY }, node: { op: 'random_split', in: ['k'], attrs: { num: 3 } } },
   { name: 'random_fold_in', inputs: { k: KEY, d: int(100) }, node: { op: 'random_fold_in', in: ['k', 'd'] } },
+  { name: 'random_permutation', inputs: { k: KEY }, node: { op: 'random_permutation', in: ['k'], attrs: { n: 7 } } },
 ];
 
 describe('vmap rules, op by op: every subset of inputs batched == each instance alone', () => {

@@ -215,15 +215,23 @@ if (SECTIONS.has('4')) {
   out(`   ${'runner'.padEnd(22)} ${'env steps/s'.padStart(11)} ${'ms/iteration'.padStart(13)} ${'vs interpreter'.padStart(15)} ${'vs Trainer'.padStart(11)}`);
   for (const r of sides)
     out(`   ${r.padEnd(22)} ${psps(r).toFixed(0).padStart(11)} ${median(ptimes[r]).toFixed(2).padStart(13)} ${(psps(r) / psps('program, interpreter')).toFixed(2).padStart(14)}x ${(psps(r) / psps('classic Trainer')).toFixed(2).padStart(10)}x`);
-  // The profile holds the compiled iteration's top-level steps, a scan's whole loop under its id.
-  const total = [...profile.values()].reduce((a, b) => a + b, 0);
+  // The profile holds the compiled iteration's top-level steps (a scan's whole loop under its id)
+  // and, under `<scan id> > `, the steps of the scans' bodies.
+  const top = [...profile].filter(([k]) => !k.includes(' > '));
+  const total = top.reduce((a, [, ms]) => a + ms, 0);
   const roll = profile.get('roll') ?? 0;
   const upd = profile.get('upd') ?? 0;
-  const rest = total - roll - upd;
-  const per = (ms: number) => (ms / profiled).toFixed(2).padStart(6);
-  out(`   compiled iteration, mean ms per iteration over ${profiled} profiled ones: rollout scan ${per(roll)}, GAE and the rest ${per(rest)}, update scan ${per(upd)}; total ${per(total)}`);
-  const steps = [...profile].filter(([k]) => k !== 'roll' && k !== 'upd').sort((a, b) => b[1] - a[1]).slice(0, 3);
-  out(`   largest of the rest: ${steps.map(([k, ms]) => `${k} ${(ms / profiled).toFixed(2)} ms`).join(', ')}`);
+  const per = (ms: number) => (ms / profiled).toFixed(2);
+  out(`   compiled iteration, mean ms per iteration over ${profiled} profiled ones: rollout scan ${per(roll)}, GAE and the rest ${per(total - roll - upd)}, update scan ${per(upd)}; total ${per(total)}`);
+  const rest = top.filter(([k]) => k !== 'roll' && k !== 'upd').sort((a, b) => b[1] - a[1]).slice(0, 3);
+  out(`   largest of the rest: ${rest.map(([k, ms]) => `${k} ${per(ms)} ms`).join(', ')}`);
+  for (const [scan, T] of [['roll', 128], ['upd', 16]] as const) {
+    const inner = [...profile].filter(([k]) => k.startsWith(`${scan} > `));
+    const bookkeeping = (profile.get(scan) ?? 0) - inner.reduce((a, [, ms]) => a + ms, 0);
+    const us = (ms: number) => ((ms / profiled / T) * 1000).toFixed(1);
+    const largest = inner.sort((a, b) => b[1] - a[1]).slice(0, 6);
+    out(`   ${scan} body, us per step (${T} steps): ${largest.map(([k, ms]) => `${k.slice(scan.length + 3)} ${us(ms)}`).join(', ')}; run bookkeeping ${us(bookkeeping)}`);
+  }
   classic.dispose();
   for (const side of sides) if (stateOf[side]) tf.dispose(Object.values(stateOf[side]!));
   tf.dispose(Object.values(iterInputs));

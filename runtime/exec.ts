@@ -76,8 +76,9 @@ export interface ProgramOptions {
   log?: (msg: string) => void;
   /**
    * Adds the milliseconds each step of a run takes to this map, under its node's id (a scan's
-   * whole loop under the scan's id): where the time of a program goes, at the cost of a clock
-   * read per step. Off by default.
+   * whole loop under the scan's id, each step of its body under `<scan id> > <body node id>`, the
+   * slicing of xs and the stacking of ys under `<scan id> > (xs)` and `<scan id> > (ys)`): where
+   * the time of a program goes, at the cost of a clock read per step. Off by default.
    */
   profile?: Map<string, number>;
 }
@@ -131,8 +132,11 @@ export interface Program {
   buffers(inputs: TensorMap): number;
 }
 
-/** Runs a step; `into[k]`, where given, is the plan's buffer that output k is written into. */
-type Exec = (ins: tf.Tensor[], into?: readonly (tf.Tensor | undefined)[]) => tf.Tensor[];
+/**
+ * Runs a step; `into[k]`, where given, is the plan's buffer that output k is written into. A scan
+ * adds the times of its body's steps to `profile`, where given.
+ */
+type Exec = (ins: tf.Tensor[], into?: readonly (tf.Tensor | undefined)[], profile?: Map<string, number>) => tf.Tensor[];
 
 interface Step {
   node: IRNode;
@@ -316,6 +320,11 @@ class CompiledProgram implements Program {
   }
 
   run(inputs: TensorMap, params: TensorMap): TensorMap {
+    return this.runProfiled(inputs, params, this.opts.profile);
+  }
+
+  /** `run`, adding the time of each step to `profile` where given (a scan's body steps under `<scan id> > `). */
+  runProfiled(inputs: TensorMap, params: TensorMap, profile: Map<string, number> | undefined): TensorMap {
     const { plan, vals } = this.begin(inputs, params);
     const waits = plan.awaits;
     if (waits)
@@ -326,11 +335,10 @@ class CompiledProgram implements Program {
         hint: 'run it with runAsync',
       });
     try {
-      const profile = this.opts.profile;
       if (profile)
         for (const s of plan.steps) {
           const t0 = performance.now();
-          runStep(s, vals);
+          runStep(s, vals, profile);
           profile.set(s.node.id, (profile.get(s.node.id) ?? 0) + performance.now() - t0);
         }
       else for (const s of plan.steps) runStep(s, vals);
@@ -377,9 +385,9 @@ class CompiledProgram implements Program {
   }
 }
 
-function runStep(s: Step, vals: (tf.Tensor | undefined)[]): void {
+function runStep(s: Step, vals: (tf.Tensor | undefined)[], profile?: Map<string, number>): void {
   const ins = s.ins.map((k) => vals[k]!);
-  const outs = s.exec(ins, s.into);
+  const outs = profile ? s.exec(ins, s.into, profile) : s.exec(ins, s.into);
   for (let k = 0; k < s.outs.length; k++) vals[s.outs[k]!] = outs[k];
   for (const f of s.free) {
     vals[f]!.dispose();
@@ -793,7 +801,7 @@ function scanLoop(
   opts: ProgramOptions,
 ): { exec: Exec; execAsync: (ins: tf.Tensor[]) => Promise<tf.Tensor[]>; awaits: boolean } {
   const body = n.callee!;
-  const program = compileProgram(body, { ...opts, backend: undefined, profile: undefined });
+  const program = compileProgram(body, { ...opts, backend: undefined, profile: undefined }) as CompiledProgram;
   const { xs, carries, ys, reverse } = scanLayout(n);
   const outNames = Object.keys(n.outputTypes!);
   const outTypes = outNames.map((o) => concreteType(n.outputTypes![o]!, env, n));
@@ -845,18 +853,27 @@ function scanLoop(
     for (const c of carries) if (!ins.includes(carry[c]!)) carry[c]!.dispose();
     return Object.fromEntries(carries.map((c) => [c, out[c]!]));
   };
-  const exec: Exec = (ins) => {
+  const exec: Exec = (ins, _into, profile) => {
     const { fixed, sliced, params } = split(ins);
     let carry: TensorMap = Object.fromEntries(carries.map((c) => [c, fixed[c]!]));
     const stepsOut: TensorMap[] = new Array(T);
+    const inner = profile ? new Map<string, number>() : undefined;
     for (let s = 0; s < T; s++) {
       const t = reverse ? T - 1 - s : s;
+      const x0 = inner ? performance.now() : 0;
       const inputs = step(fixed, sliced, carry, t);
-      const out = program.run(inputs, params);
+      if (inner) inner.set('(xs)', (inner.get('(xs)') ?? 0) + performance.now() - x0);
+      const out = program.runProfiled(inputs, params, inner);
       carry = advance(ins, inputs, sliced, carry, out);
       stepsOut[t] = out;
     }
-    return finish(ins, carry, stepsOut);
+    const t0 = performance.now();
+    const result = finish(ins, carry, stepsOut);
+    if (profile) {
+      for (const [k, ms] of inner!) profile.set(`${n.id} > ${k}`, (profile.get(`${n.id} > ${k}`) ?? 0) + ms);
+      profile.set(`${n.id} > (ys)`, (profile.get(`${n.id} > (ys)`) ?? 0) + performance.now() - t0);
+    }
+    return result;
   };
   const execAsync = async (ins: tf.Tensor[]): Promise<tf.Tensor[]> => {
     const { fixed, sliced, params } = split(ins);

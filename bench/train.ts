@@ -231,6 +231,7 @@ if (SECTIONS.has('4')) {
   out(`   compiled iteration, mean ms per iteration over ${profiled} profiled ones: rollout scan ${per(roll)}, GAE and the rest ${per(total - roll - upd)}, update scan ${per(upd)}; total ${per(total)}`);
   const rest = top.filter(([k]) => k !== 'roll' && k !== 'upd').sort((a, b) => b[1] - a[1]).slice(0, 3);
   out(`   largest of the rest: ${rest.map(([k, ms]) => `${k} ${per(ms)} ms`).join(', ')}`);
+  // The program's fixed scan lengths: 128 rollout steps; 4 epochs x 4 minibatches.
   for (const [scan, T] of [['roll', 128], ['upd', 16]] as const) {
     const inner = [...profile].filter(([k]) => k.startsWith(`${scan} > `));
     const bookkeeping = (profile.get(scan) ?? 0) - inner.reduce((a, [, ms]) => a + ms, 0);

@@ -76,8 +76,9 @@ export interface ProgramOptions {
   log?: (msg: string) => void;
   /**
    * Adds the milliseconds each step of a run takes to this map, under its node's id (a scan's
-   * whole loop under the scan's id): where the time of a program goes, at the cost of a clock
-   * read per step. Off by default.
+   * whole loop under the scan's id, each step of its body under `<scan id> > <body node id>`, the
+   * slicing of xs and the stacking of ys under `<scan id> > (xs)` and `<scan id> > (ys)`): where
+   * the time of a program goes, at the cost of a clock read per step. Off by default.
    */
   profile?: Map<string, number>;
 }
@@ -131,8 +132,11 @@ export interface Program {
   buffers(inputs: TensorMap): number;
 }
 
-/** Runs a step; `into[k]`, where given, is the plan's buffer that output k is written into. */
-type Exec = (ins: tf.Tensor[], into?: readonly (tf.Tensor | undefined)[]) => tf.Tensor[];
+/**
+ * Runs a step; `into[k]`, where given, is the plan's buffer that output k is written into. A scan
+ * adds the times of its body's steps to `profile`, where given.
+ */
+type Exec = (ins: tf.Tensor[], into?: readonly (tf.Tensor | undefined)[], profile?: Map<string, number>) => tf.Tensor[];
 
 interface Step {
   node: IRNode;
@@ -316,7 +320,53 @@ class CompiledProgram implements Program {
   }
 
   run(inputs: TensorMap, params: TensorMap): TensorMap {
+    return this.runProfiled(inputs, params, this.opts.profile);
+  }
+
+  /** `run`, adding the time of each step to `profile` where given (a scan's body steps under `<scan id> > `). */
+  runProfiled(inputs: TensorMap, params: TensorMap, profile: Map<string, number> | undefined): TensorMap {
     const { plan, vals } = this.begin(inputs, params);
+    this.refuseAwaits(plan);
+    try {
+      runSteps(plan, vals, profile);
+      return outputsOf(plan, vals);
+    } catch (e) {
+      releaseRun(plan, vals);
+      throw e;
+    }
+  }
+
+  /**
+   * For a loop that runs this program many times on inputs of the same types (a scan's body): the
+   * plan for `inputs` and the params are bound once, and each run takes the inputs as an array in
+   * `inputNames` order and gives the outputs in `outputNames` order, with none of the maps, key
+   * and shape checks of `run`. The caller must pass inputs of the types `inputs` had.
+   */
+  bind(inputs: TensorMap, params: TensorMap): BoundRun {
+    const { plan, vals: base } = this.begin(inputs, params);
+    this.stats.runs--; // begin counts a run; each call of the bound runner counts its own
+    this.refuseAwaits(plan);
+    const g = this.compiled.graph;
+    const slots = plan.inputSlots;
+    return {
+      inputNames: g.inputs.map((i) => i.name),
+      outputNames: plan.outputs.map(([name]) => name),
+      run: (ins, profile) => {
+        this.stats.runs++;
+        const vals = base.slice();
+        for (let k = 0; k < slots.length; k++) vals[slots[k]!] = ins[k];
+        try {
+          runSteps(plan, vals, profile);
+          return outputList(plan, vals);
+        } catch (e) {
+          releaseRun(plan, vals);
+          throw e;
+        }
+      },
+    };
+  }
+
+  private refuseAwaits(plan: Plan): void {
     const waits = plan.awaits;
     if (waits)
       throw new LoomError({
@@ -325,20 +375,6 @@ class CompiledProgram implements Program {
         node: waits.id,
         hint: 'run it with runAsync',
       });
-    try {
-      const profile = this.opts.profile;
-      if (profile)
-        for (const s of plan.steps) {
-          const t0 = performance.now();
-          runStep(s, vals);
-          profile.set(s.node.id, (profile.get(s.node.id) ?? 0) + performance.now() - t0);
-        }
-      else for (const s of plan.steps) runStep(s, vals);
-      return outputsOf(plan, vals);
-    } catch (e) {
-      releaseRun(plan, vals);
-      throw e;
-    }
   }
 
   async runAsync(inputs: TensorMap, params: TensorMap): Promise<TensorMap> {
@@ -377,9 +413,26 @@ class CompiledProgram implements Program {
   }
 }
 
-function runStep(s: Step, vals: (tf.Tensor | undefined)[]): void {
+/** A program's plan bound to its params, for a loop (see CompiledProgram.bind). */
+interface BoundRun {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(ins: readonly tf.Tensor[], profile?: Map<string, number>): tf.Tensor[];
+}
+
+function runSteps(plan: Plan, vals: (tf.Tensor | undefined)[], profile: Map<string, number> | undefined): void {
+  if (profile)
+    for (const s of plan.steps) {
+      const t0 = performance.now();
+      runStep(s, vals, profile);
+      profile.set(s.node.id, (profile.get(s.node.id) ?? 0) + performance.now() - t0);
+    }
+  else for (const s of plan.steps) runStep(s, vals);
+}
+
+function runStep(s: Step, vals: (tf.Tensor | undefined)[], profile?: Map<string, number>): void {
   const ins = s.ins.map((k) => vals[k]!);
-  const outs = s.exec(ins, s.into);
+  const outs = profile ? s.exec(ins, s.into, profile) : s.exec(ins, s.into);
   for (let k = 0; k < s.outs.length; k++) vals[s.outs[k]!] = outs[k];
   for (const f of s.free) {
     vals[f]!.dispose();
@@ -397,12 +450,21 @@ async function runStepAsync(s: Step, vals: (tf.Tensor | undefined)[]): Promise<v
 }
 
 function outputsOf(plan: Plan, vals: (tf.Tensor | undefined)[]): TensorMap {
+  const list = outputList(plan, vals);
   const out: TensorMap = {};
-  const handed = new Set<number>();
-  for (const [name, slot] of plan.outputs) {
+  for (let k = 0; k < list.length; k++) out[plan.outputs[k]![0]] = list[k]!;
+  return out;
+}
+
+/** The outputs in plan order, each a tensor of its own that the caller owns. */
+function outputList(plan: Plan, vals: (tf.Tensor | undefined)[]): tf.Tensor[] {
+  const out: tf.Tensor[] = new Array(plan.outputs.length);
+  for (let k = 0; k < out.length; k++) {
+    const slot = plan.outputs[k]![1];
     const t = vals[slot]!;
-    out[name] = plan.borrowed[slot] || handed.has(slot) ? hostCopy(t) : t;
-    handed.add(slot);
+    let again = false;
+    for (let j = 0; j < k && !again; j++) again = plan.outputs[j]![1] === slot;
+    out[k] = plan.borrowed[slot] || again ? hostCopy(t) : t;
   }
   return out;
 }
@@ -793,7 +855,7 @@ function scanLoop(
   opts: ProgramOptions,
 ): { exec: Exec; execAsync: (ins: tf.Tensor[]) => Promise<tf.Tensor[]>; awaits: boolean } {
   const body = n.callee!;
-  const program = compileProgram(body, { ...opts, backend: undefined, profile: undefined });
+  const program = compileProgram(body, { ...opts, backend: undefined, profile: undefined }) as CompiledProgram;
   const { xs, carries, ys, reverse } = scanLayout(n);
   const outNames = Object.keys(n.outputTypes!);
   const outTypes = outNames.map((o) => concreteType(n.outputTypes![o]!, env, n));
@@ -824,14 +886,16 @@ function scanLoop(
     const w = parts[0]!.size;
     return hostTensor(t.shape, t.dtype, (out) => parts.forEach((p, s) => out.set(hostValues(p), s * w)));
   };
-  const finish = (ins: tf.Tensor[], carry: TensorMap, stepsOut: TensorMap[]): tf.Tensor[] => {
+  /** The scan's outputs from the last carries and each step's ys (`y(step, name)`), which are freed. */
+  const finish = (ins: tf.Tensor[], carry: (name: string) => tf.Tensor, y: (t: number, name: string) => tf.Tensor): tf.Tensor[] => {
+    const parts = (o: string) => Array.from({ length: T }, (_v, t) => y(t, o));
     const result = outNames.map((o, k) => {
-      if (!carries.includes(o)) return stack(stepsOut.map((so) => so[o]!), k);
-      const c = carry[o]!;
+      if (!carries.includes(o)) return stack(parts(o), k);
+      const c = carry(o);
       // With no steps the carry is still the caller's input, which the plan must not hand out as is.
       return ins.includes(c) ? hostCopy(c) : c;
     });
-    for (const so of stepsOut) for (const y of ys) so[y]!.dispose();
+    for (let t = 0; t < T; t++) for (const name of ys) y(t, name).dispose();
     return result;
   };
   /** One step: the body on the carries, a slice of each xs and the invariants; the old carries are freed. */
@@ -845,18 +909,60 @@ function scanLoop(
     for (const c of carries) if (!ins.includes(carry[c]!)) carry[c]!.dispose();
     return Object.fromEntries(carries.map((c) => [c, out[c]!]));
   };
-  const exec: Exec = (ins) => {
+  // Synchronous runs drive the body's bound plan with arrays: no input maps, plan lookups or shape
+  // checks per step. The plan bound on the first step serves every step: the frontend checks that
+  // each carry keeps its type, and every slice of an xs has the same type.
+  const carryIndex = new Map(carries.map((c, i) => [c, i]));
+  const exec: Exec = (ins, _into, profile) => {
     const { fixed, sliced, params } = split(ins);
-    let carry: TensorMap = Object.fromEntries(carries.map((c) => [c, fixed[c]!]));
-    const stepsOut: TensorMap[] = new Array(T);
+    let carry: tf.Tensor[] = carries.map((c) => fixed[c]!);
+    const stepsOut: tf.Tensor[][] = new Array(T);
+    const inner = profile ? new Map<string, number>() : undefined;
+    let bound: BoundRun | undefined;
+    /** Per body input in bound order: >= 0 a carry's index, -1 - j the j-th sliced xs, else (null) invariant. */
+    let from: (number | null)[] = [];
+    let row: tf.Tensor[] = [];
+    let carryOut: number[] = [];
+    let outAt = new Map<string, number>();
+    const slices: tf.Tensor[] = new Array(sliced.length);
     for (let s = 0; s < T; s++) {
       const t = reverse ? T - 1 - s : s;
-      const inputs = step(fixed, sliced, carry, t);
-      const out = program.run(inputs, params);
-      carry = advance(ins, inputs, sliced, carry, out);
+      const x0 = inner ? performance.now() : 0;
+      for (let j = 0; j < sliced.length; j++) slices[j] = sliceAt(sliced[j]![1], t);
+      if (!bound) {
+        const inputs: TensorMap = { ...fixed };
+        carries.forEach((c, i) => (inputs[c] = carry[i]!));
+        sliced.forEach(([name], j) => (inputs[name] = slices[j]!));
+        bound = program.bind(inputs, params);
+        const slicedAt = new Map(sliced.map(([name], j) => [name, j]));
+        from = bound.inputNames.map((name) => carryIndex.get(name) ?? (slicedAt.has(name) ? -1 - slicedAt.get(name)! : null));
+        row = bound.inputNames.map((name) => inputs[name]!);
+        outAt = new Map(bound.outputNames.map((name, k) => [name, k]));
+        carryOut = carries.map((c) => outAt.get(c)!);
+      }
+      for (let k = 0; k < from.length; k++) {
+        const f = from[k]!;
+        if (f !== null) row[k] = f >= 0 ? carry[f]! : slices[-1 - f]!;
+      }
+      if (inner) inner.set('(xs)', (inner.get('(xs)') ?? 0) + performance.now() - x0);
+      const out = bound.run(row, inner);
+      for (const x of slices) x.dispose();
+      // The carries of the first step are the scan's inputs, which it does not own.
+      if (s > 0) for (const c of carry) c.dispose();
+      carry = carryOut.map((k) => out[k]!);
       stepsOut[t] = out;
     }
-    return finish(ins, carry, stepsOut);
+    const t0 = performance.now();
+    const result = finish(
+      ins,
+      (name) => carry[carryIndex.get(name)!]!,
+      (t, name) => stepsOut[t]![outAt.get(name)!]!,
+    );
+    if (profile) {
+      for (const [k, ms] of inner!) profile.set(`${n.id} > ${k}`, (profile.get(`${n.id} > ${k}`) ?? 0) + ms);
+      profile.set(`${n.id} > (ys)`, (profile.get(`${n.id} > (ys)`) ?? 0) + performance.now() - t0);
+    }
+    return result;
   };
   const execAsync = async (ins: tf.Tensor[]): Promise<tf.Tensor[]> => {
     const { fixed, sliced, params } = split(ins);
@@ -869,7 +975,11 @@ function scanLoop(
       carry = advance(ins, inputs, sliced, carry, out);
       stepsOut[t] = out;
     }
-    return finish(ins, carry, stepsOut);
+    return finish(
+      ins,
+      (name) => carry[name]!,
+      (t, name) => stepsOut[t]![name]!,
+    );
   };
   return { exec, execAsync, awaits: !syncReadable(backend) };
 }

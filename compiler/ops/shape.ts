@@ -171,9 +171,11 @@ function stridedMove(
   const inner = shape[r - 1]!;
   const si = sSt[r - 1]!;
   const di = dSt[r - 1]!;
+  const block = si === 1 && di === 1 && inner >= BLOCK_COPY;
   const idx = new Array<number>(r).fill(0);
   for (let o = 0; o < n; o += inner) {
-    for (let j = 0, s = sOff, d = dOff; j < inner; j++, s += si, d += di) dst[d] = src[s]!;
+    if (block) copyRun(src, sOff, dst, dOff, inner);
+    else for (let j = 0, s = sOff, d = dOff; j < inner; j++, s += si, d += di) dst[d] = src[s]!;
     // Odometer over the outer axes, moving both offsets with it.
     for (let k = r - 2; k >= 0; k--) {
       sOff += sSt[k]!;
@@ -187,6 +189,17 @@ function stridedMove(
   }
 }
 
+/**
+ * Contiguous runs at least this long are copied with TypedArray.set (a memmove) rather than
+ * element by element: the slices and concats of flat parameter vectors are thousands long.
+ */
+const BLOCK_COPY = 16;
+
+/** dst[dOff + j] = src[sOff + j] for j < n, for arrays of one dtype. */
+function copyRun(src: HostArray, sOff: number, dst: HostArray, dOff: number, n: number): void {
+  dst.set(src.subarray(sOff, sOff + n), dOff);
+}
+
 /** Writes x, gathered with strides `sSt` from offset `sOff`, contiguously into out (out.shape). */
 function stridedRead(x: HostTensor, sOff: number, sSt: readonly number[], out: HostTensor): void {
   stridedMove(x.data, sOff, sSt, out.data, 0, rowStrides(out.shape), out.shape);
@@ -196,7 +209,8 @@ function stridedRead(x: HostTensor, sOff: number, sSt: readonly number[], out: H
 function copyHost(ins: readonly HostTensor[], out: HostTensor): void {
   const s = ins[0]!.data;
   const d = out.data;
-  for (let i = 0; i < d.length; i++) d[i] = s[i]!;
+  if (d.length >= BLOCK_COPY) copyRun(s, 0, d, 0, d.length);
+  else for (let i = 0; i < d.length; i++) d[i] = s[i]!;
 }
 
 /** Concat/stack: for each index over out's axes before `ax`, each input's contiguous chunk in turn. */
@@ -208,7 +222,10 @@ function joinHost(ins: readonly HostTensor[], out: HostTensor, ax: number): void
     for (let k = 0; k < ins.length; k++) {
       const src = ins[k]!.data;
       const chunk = src.length / outer;
-      for (let j = p * chunk, e = j + chunk; j < e; j++) d[o++] = src[j]!;
+      if (chunk >= BLOCK_COPY) {
+        copyRun(src, p * chunk, d, o, chunk);
+        o += chunk;
+      } else for (let j = p * chunk, e = j + chunk; j < e; j++) d[o++] = src[j]!;
     }
 }
 

@@ -96,9 +96,9 @@ export function readProgramCheckpoint(path: string, cfg: ProgramConfig, graphs: 
 
 /**
  * The scalar inputs a graph declares beyond state: its key, hyper entries, total_steps and
- * eval.episodes, each as the dtype the input declares. Made once per run.
+ * eval.episodes, each as the dtype the input declares. Made once per run (and by bench/train.ts).
  */
-function scalarInputs(g: IRGraph, cfg: ProgramConfig, state: Readonly<Record<string, unknown>>, key: [number, number] | null): TensorMap {
+export function scalarInputs(g: IRGraph, cfg: ProgramConfig, state: Readonly<Record<string, unknown>>, key: [number, number] | null): TensorMap {
   const out: TensorMap = {};
   for (const i of g.inputs) {
     if (i.name === KEY_INPUT && key !== null) out[i.name] = keyTensor(key);

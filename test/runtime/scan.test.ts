@@ -375,13 +375,23 @@ describe('scan: the stages a graph is composed of', () => {
 });
 
 describe('profile: where the time of a run goes', () => {
-  it('adds each top-level step under its node id, a scan as one entry, and only when asked', () => {
+  it('adds each top-level step under its node id, a scan as one entry with its body steps under it, and only when asked', () => {
     const g = loadGraph('graphs/examples/fit-line.graph.json');
     const inputs = { x: tf.tensor([0, 1, 2, 3]), y: tf.tensor([1, 3, 5, 7]), lr: tf.scalar(0.1) };
     const profile = new Map<string, number>();
-    const out = compileProgram(g, { profile }).run(inputs, {});
-    expect([...profile.keys()]).toEqual(['fit']);
-    expect(profile.get('fit')).toBeGreaterThanOrEqual(0);
+    const prog = compileProgram(g, { profile });
+    const out = prog.run(inputs, {});
+    const scan = prog.graph.nodes.find((n) => n.op === 'scan')!;
+    const bodyIds = new Set(compileProgram(scan.callee!).graph.nodes.map((n) => n.id));
+    const inner = [...profile.keys()].filter((k) => k !== 'fit');
+    expect(profile.has('fit')).toBe(true);
+    expect(inner).toContain('fit > (xs)');
+    expect(inner).toContain('fit > (ys)');
+    const steps = inner.filter((k) => k !== 'fit > (xs)' && k !== 'fit > (ys)');
+    expect(steps.length).toBeGreaterThan(0);
+    for (const k of steps) expect(bodyIds.has(k.slice('fit > '.length)), k).toBe(true);
+    // The body's steps are parts of the scan's loop.
+    expect(inner.reduce((a, k) => a + profile.get(k)!, 0)).toBeLessThanOrEqual(profile.get('fit')!);
     const plain = compileProgram(g).run(inputs, {});
     expect(values(plain)).toEqual(values(out));
   });

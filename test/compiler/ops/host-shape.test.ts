@@ -70,6 +70,20 @@ describe('host kernels of shape ops match the reference kernels', () => {
     expectHostMatches('concat', [seq([2, 0]), seq([2, 3], 'float32', 1)], { axis: 1 });
   });
 
+  it('concat, reshape and slice copy long contiguous runs whole (flat parameter vectors)', () => {
+    for (const dt of DTYPES) {
+      // Runs of 16 and more elements are block copies; shorter ones between them still go element by element.
+      expectHostMatches('concat', [seq([256], dt), seq([3], dt, 1), seq([4096], dt, 2), seq([16], dt, 3)], { axis: 0 });
+      expectHostMatches('concat', [seq([3, 20], dt), seq([3, 2], dt, 1), seq([3, 17], dt, 2)], { axis: 1 });
+      expectHostMatches('concat', [seq([2, 9], dt), seq([5, 9], dt, 1)], { axis: 0 });
+      expectHostMatches('reshape', [seq([4096], dt)], { shape: [64, 64] });
+      expectHostMatches('slice', [seq([9155], dt)], { begin: [320], size: [4096] });
+      expectHostMatches('slice', [seq([9155], dt)], { begin: [9154], size: [1] });
+      expectHostMatches('slice', [seq([5, 40], dt)], { begin: [1, 3], size: [3, 20] });
+      expectHostMatches('slice', [seq([3, 4, 30], dt)], { begin: [1, 1, 0], size: [2, 2, -1] });
+    }
+  });
+
   it('stack', () => {
     for (const dt of DTYPES) {
       expectHostMatches('stack', [seq([2, 3], dt), seq([2, 3], dt, 1), seq([2, 3], dt, 2)]);

@@ -14,7 +14,7 @@ import { compileProgram } from '../../runtime/exec.ts';
 import { wgslStats } from '../../runtime/webgpu-kernels.ts';
 import type { WgslKernel } from '../../compiler/codegen/wgsl.ts';
 import { initParams, interpret, type TensorMap } from '../../runtime/interpreter.ts';
-import { graphFiles, GRAPHS_ROOT, inputsFor } from '../helpers/library-graphs.ts';
+import { graphFiles, GRAPHS_ROOT, inputsFor, LONG_CLOSED_LOOP } from '../helpers/library-graphs.ts';
 import { buildGraph, instrArb, randomInputs } from '../helpers/random-graph.ts';
 import { inlineGraph } from '../helpers/inline-graph.ts';
 import { loadGraphJson } from '../../compiler/frontend/load.ts';
@@ -95,6 +95,7 @@ describe.skipIf(!choice)('webgpu: every graph in graphs/, compiled on webgpu == 
   const files = graphFiles();
   it('finds the library', () => expect(files.length).toBeGreaterThan(40));
   for (const file of files) {
+    if (LONG_CLOSED_LOOP.has(relative(GRAPHS_ROOT, file))) continue;
     it(relative(GRAPHS_ROOT, file), async () => {
       const g = loadGraph(file);
       const ref = await referenceOnCpu(g, () => ({ inputs: inputsFor(g), params: initParams(g, 3) }));

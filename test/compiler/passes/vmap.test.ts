@@ -16,7 +16,7 @@ import { vmap, vmapWithReport, type VmapSpec } from '../../../compiler/passes/vm
 import { compileProgram } from '../../../runtime/exec.ts';
 import { initParams, interpret, type TensorMap } from '../../../runtime/interpreter.ts';
 import { inlineGraph } from '../../helpers/inline-graph.ts';
-import { graphFiles, GRAPHS_ROOT, inputsFor } from '../../helpers/library-graphs.ts';
+import { graphFiles, GRAPHS_ROOT, inputsFor, LONG_CLOSED_LOOP } from '../../helpers/library-graphs.ts';
 import { loomErr } from '../../helpers/loom-error.ts';
 import { buildGraph, instrArb, randomInputs } from '../../helpers/random-graph.ts';
 import { main as vmapExample } from '../../../examples/vmap-seeds.ts';
@@ -98,12 +98,6 @@ function shareUnbatched(instances: TensorMap[], axes: VmapSpec['axes']): TensorM
   return instances.map((ins) => Object.fromEntries(Object.entries(ins).map(([k, v]) => [k, axes[k] === 0 ? v : instances[0]![k]!])));
 }
 
-/**
- * Whole PPO iterations of 10 epochs x 32 minibatches: 320 update steps per instance through the
- * interpreter take minutes. The same ops at a smaller size are checked by ppo-acrobot's iteration,
- * and their own rollout and update bodies are in the library.
- */
-const TOO_LONG = new Set(['programs/ppo-pendulum/iteration.graph.json', 'programs/ppo-mountaincar_continuous/iteration.graph.json']);
 
 /**
  * Minibatch rows for update steps whose loss would see equal advantages with the library's all-zero
@@ -118,7 +112,7 @@ describe('vmap over the graph library: K instances batched == each instance alon
   it('finds the library', () => expect(files.length).toBeGreaterThan(40));
   for (const file of files) {
     const name = relative(GRAPHS_ROOT, file);
-    if (TOO_LONG.has(name)) continue;
+    if (LONG_CLOSED_LOOP.has(name)) continue;
     it(name, () => {
       // The oracle runs the graph as written: calls recursively, grads by tfjs's own autodiff.
       const raw = loadGraph(file);

@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import { initBackend } from '../runtime/backend.ts';
 import { HOST_MAX_ELEMENTS } from '../runtime/exec.ts';
-import { autodiff, inline, vmapWithReport } from '../runtime/jit.ts';
+import { vmapGraph } from '../runtime/jit.ts';
 import { initParams, type TensorMap } from '../runtime/interpreter.ts';
 import { makeProgram, type Program } from '../runtime/pipeline/program.ts';
 import { loadProgram, loadProgramGraphs, type ProgramGraphs } from '../runtime/program/config.ts';
@@ -78,8 +78,7 @@ const profileSingle = new Map<string, number>();
 const profileVmap = new Map<string, number>();
 const single = makeProgram(graphs.iteration, 'compiled');
 const singleProfiled = makeProgram(graphs.iteration, 'compiled', { profile: profileSingle });
-const prepared = autodiff.run(inline.run(graphs.iteration));
-const { graph: batchedGraph, fallbacks } = vmapWithReport(prepared, { size: K, axes: Object.fromEntries(prepared.inputs.map((i) => [i.name, Object.hasOwn(graphs.state, i.name) ? (0 as const) : null])) });
+const { graph: batchedGraph, fallbacks } = vmapGraph(graphs.iteration, { size: K, axes: Object.fromEntries(graphs.iteration.inputs.map((i) => [i.name, Object.hasOwn(graphs.state, i.name) ? (0 as const) : null])) });
 const vmapped = makeProgram(batchedGraph, 'compiled', { hostMaxElements: HOST });
 const vmappedProfiled = makeProgram(batchedGraph, 'compiled', { hostMaxElements: HOST, profile: profileVmap });
 

@@ -22,10 +22,8 @@ export { lowerFused } from '../compiler/codegen/spec.ts';
 export { roleOf } from '../compiler/codegen/semantics.ts';
 export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/codegen/target.ts';
 export { stableStringify } from '../compiler/ir.ts';
-// The program driver batches an iteration graph over seeds: inline and autodiff first, then vmap.
-export { autodiff } from '../compiler/passes/autodiff.ts';
-export { inline } from '../compiler/passes/inline.ts';
-export { vmapWithReport } from '../compiler/passes/vmap.ts';
+// The program driver batches an iteration graph over seeds (the required passes, then vmap).
+export { vmapGraph } from '../compiler/compile.ts';
 import type { KernelSpec } from '../compiler/codegen/spec.ts';
 import type { DType } from '../compiler/ir.ts';
 import { hostIO, type EngineLike, type HostArray, type HostIO } from './host-memory.ts';

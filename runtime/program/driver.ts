@@ -14,7 +14,7 @@ import type { IRGraph } from '../../compiler/ir.ts';
 import { foldIn, seedKey, toInt32 } from '../../compiler/ops/threefry.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from '../fs.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
-import { autodiff, inline, vmapWithReport } from '../jit.ts';
+import { vmapGraph } from '../jit.ts';
 import { loadGroup, matchCheckpoint, readChecksummed, saveGroup, validateBody, writeChecksummed, type SavedTensor } from '../pipeline/checkpoint.ts';
 import { parseOverride } from '../pipeline/config.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from '../pipeline/program.ts';
@@ -217,9 +217,8 @@ function stackLanes(per: readonly TensorMap[], names: readonly string[]): Tensor
  * hyperparameters and total_steps shared. Its metrics come out as [lanes] vectors.
  */
 function vmappedIteration(graphs: ProgramGraphs, lanes: number, log?: (line: string) => void): IRGraph {
-  const prepared = autodiff.run(inline.run(graphs.iteration));
-  const axes = Object.fromEntries(prepared.inputs.map((i) => [i.name, Object.hasOwn(graphs.state, i.name) ? (0 as const) : null]));
-  const { graph, fallbacks } = vmapWithReport(prepared, { size: lanes, axes });
+  const axes = Object.fromEntries(graphs.iteration.inputs.map((i) => [i.name, Object.hasOwn(graphs.state, i.name) ? (0 as const) : null]));
+  const { graph, fallbacks } = vmapGraph(graphs.iteration, { size: lanes, axes });
   if (fallbacks.length)
     log?.(`vmap: ${fallbacks.length} node${fallbacks.length > 1 ? 's' : ''} of the iteration graph run once per seed for want of a batching rule: ${fallbacks.map((f) => `${f.node} (${f.op})`).join(', ')}\n`);
   return graph;

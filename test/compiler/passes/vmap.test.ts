@@ -236,6 +236,7 @@ const OP_CASES: OpCase[] = [
   { name: 'random_split', inputs: { k: KEY }, node: { op: 'random_split', in: ['k'], attrs: { num: 3 } } },
   { name: 'random_fold_in', inputs: { k: KEY, d: int(100) }, node: { op: 'random_fold_in', in: ['k', 'd'] } },
   { name: 'random_permutation', inputs: { k: KEY }, node: { op: 'random_permutation', in: ['k'], attrs: { n: 7 } } },
+  { name: 'random_int', inputs: { k: KEY }, node: { op: 'random_int', in: ['k'], attrs: { shape: [2, 3], max: 5 } } },
 ];
 
 describe('vmap rules, op by op: every subset of inputs batched == each instance alone', () => {

@@ -60,4 +60,18 @@ describe('the GRPO program against the classic Trainer on grpo-cartpole.json', (
     // The 4 episodes that ended at once are among the iteration's, each of length 1.
     expect(rows[0]!.episodes).toBeGreaterThanOrEqual(4);
   });
+
+  it('grpo-kl-cartpole, the same program with kl_coef 0.04, equals the Trainer on grpo-kl-cartpole.json (the KL-penalised loss)', () => {
+    const rows = expectProgramMatchesTrainer({
+      program: G('programs/grpo-kl-cartpole/program.json'),
+      pipeline: G('pipelines/grpo-kl-cartpole.json'),
+      executor: 'compiled',
+      iterations: 2,
+      seed: 3,
+      state: STATE,
+      rtol: RTOL,
+    });
+    // The penalty is in the loss: loss = pg_loss + 0.04 * KL with KL > 0 once the policy has moved (ent_coef and vf_coef are 0).
+    for (const r of rows) expect(r.loss! - r.pg_loss!).toBeGreaterThan(0);
+  });
 });

@@ -1,6 +1,6 @@
 /**
  * Env steps/s of each PPO program of tools/ppo-programs.ts (Acrobot, Pendulum, MountainCarContinuous)
- * and of the group programs (GRPO, GRPO with the KL penalty) against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
+ * and of the group programs (GRPO, GRPO with the KL penalty, Hybrid GRPO) against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
  * --backend). The two take turns, one iteration each, so that a load that changes during the run
  * weighs on both alike: the classic Trainer's iterate(), and the program's compiled iteration graph
  * fed its state and hyperparameters as the program driver feeds them. The figure is the median over
@@ -27,6 +27,7 @@ const SPECS: { name: string; pipeline: string; env?: string }[] = [
   ...PROGRAMS,
   { name: 'grpo-cartpole', pipeline: 'pipelines/grpo-cartpole.json' },
   { name: 'grpo-kl-cartpole', pipeline: 'pipelines/grpo-kl-cartpole.json' },
+  { name: 'hybrid-grpo-cartpole', pipeline: 'pipelines/hybrid-grpo-cartpole.json' },
 ];
 const only = values.only ? values.only.split(',') : null;
 const K = Number(values.iterations);

@@ -1,43 +1,51 @@
 /**
  * Env steps/s of each PPO program of tools/ppo-programs.ts (Acrobot, Pendulum, MountainCarContinuous)
- * against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
+ * and of the group programs (GRPO, GRPO with the KL penalty, Hybrid GRPO) against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
  * --backend). The two take turns, one iteration each, so that a load that changes during the run
  * weighs on both alike: the classic Trainer's iterate(), and the program's compiled iteration graph
  * fed its state and hyperparameters as the program driver feeds them. The figure is the median over
  * the iterations after the first (which compiles).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { loadGraph } from '../compiler/frontend/load.ts';
 import { initBackend } from '../runtime/backend.ts';
 import { initParams, type TensorMap } from '../runtime/interpreter.ts';
 import { GRAPHS_DIR, loadPipeline, withEnv } from '../runtime/pipeline/config.ts';
 import { Trainer } from '../runtime/pipeline/driver.ts';
 import { makeProgram } from '../runtime/pipeline/program.ts';
+import { loadProgram, loadProgramGraphs } from '../runtime/program/config.ts';
 import { PROGRAMS } from '../tools/ppo-programs.ts';
 import { benchArgs } from './args.ts';
 
-const values = benchArgs('usage: npm run bench:programs -- [--backend wasm|cpu|tensorflow] [--iterations N (of each, default 6)]', {
+const values = benchArgs('usage: npm run bench:programs -- [--backend wasm|cpu|tensorflow] [--iterations N (of each, default 6)] [--only NAME,... (default all)]', {
   backend: { type: 'string', default: 'wasm' },
   iterations: { type: 'string', default: '6' },
+  only: { type: 'string', default: '' },
 });
+/** The generated PPO programs, then the hand-written group programs, each with the classic pipeline it equals. */
+const SPECS: { name: string; pipeline: string; env?: string }[] = [
+  ...PROGRAMS,
+  { name: 'grpo-cartpole', pipeline: 'pipelines/grpo-cartpole.json' },
+  { name: 'grpo-kl-cartpole', pipeline: 'pipelines/grpo-kl-cartpole.json' },
+  { name: 'hybrid-grpo-cartpole', pipeline: 'pipelines/hybrid-grpo-cartpole.json' },
+];
+const only = values.only ? values.only.split(',') : null;
 const K = Number(values.iterations);
 await initBackend(values.backend, () => {});
 const out = (s: string) => process.stdout.write(s + '\n');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-out(`PPO programs against the classic Trainer (node ${process.version}, backend ${tf.getBackend()}; median env steps/s of iterations 2..${K}, taking turns)\n`);
+out(`Programs against the classic Trainer (node ${process.version}, backend ${tf.getBackend()}; median env steps/s of iterations 2..${K}, taking turns)\n`);
 out('program                        classic    program   program/classic');
-for (const spec of PROGRAMS) {
+for (const spec of SPECS.filter((sp) => !only || only.includes(sp.name))) {
   let cfg = loadPipeline(join(GRAPHS_DIR, spec.pipeline));
   if (spec.env) cfg = withEnv(cfg, spec.env);
   const trainer = new Trainer(cfg, undefined, 'compiled');
   trainer.init();
-  const dir = join(GRAPHS_DIR, 'programs', spec.name);
-  const file = JSON.parse(readFileSync(join(dir, 'program.json'), 'utf8')) as { hyper: Record<string, number>; total_steps: number; seed: number };
-  const init = loadGraph(join(dir, 'init.graph.json'));
-  const iteration = makeProgram(loadGraph(join(dir, 'iteration.graph.json')), 'compiled');
+  const file = loadProgram(join(GRAPHS_DIR, 'programs', spec.name, 'program.json'));
+  const graphs = loadProgramGraphs(file);
+  const init = graphs.init;
+  const iteration = makeProgram(graphs.iteration, 'compiled');
   const initValues = initParams(init, file.seed);
   const key = tf.tensor([0, file.seed], [2], 'int32');
   let state = makeProgram(init, 'compiled')({ key }, initValues);

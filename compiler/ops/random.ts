@@ -8,7 +8,7 @@
 import { canonDim, dimEq, isSymbolName, symbolsOf, type Dim } from '../dims.ts';
 import { showType, type AttrValue, type Attrs, type DType, type TensorType } from '../ir.ts';
 import { bytesOf, defineOp, sizeOf, type ConcreteType, type HostTensor, type OpDef, type Cost, type GradArgs, type GradBuilder, type HostArray, type ShapeCtx, type Tensor } from './registry.ts';
-import { foldIn, keyFromInt32, permutation, randomBits, seedKey, splitKey, toInt32, uniform24, uniformOpen, type Key } from './threefry.ts';
+import { foldIn, keyFromInt32, permutation, randomBits, randomInts, seedKey, splitKey, toInt32, uniform24, uniformOpen, type Key } from './threefry.ts';
 import type * as tfType from '@tensorflow/tfjs';
 
 type TF = typeof tfType;
@@ -322,6 +322,36 @@ defineOp(keyBatched({
   grad: noGrad,
   fusion: 'opaque',
   cost: rngCost,
+}));
+
+/** The `max` attribute of random_int: an integer from 1 to 2^31 (int32 results, uint32 words). */
+function intMaxAttr(a: Attrs, ctx: ShapeCtx): number {
+  const m = a.max as number;
+  if (!Number.isInteger(m) || m < 1 || m > 2 ** 31) ctx.fail('E_ATTR', 'max must be an integer from 1 to 2^31 (values are drawn from [0, max))', '1 <= max <= 2147483648', String(m));
+  return m;
+}
+
+defineOp(keyBatched({
+  name: 'random_int',
+  readsHost: true,
+  family: 'random',
+  doc: 'int32 integers in [0, max) of `shape` (entries may be dims like "B"): each is one Threefry word modulo `max` (bias below max / 2^32), the numbers the training driver draws with randomBits(key, n) % max',
+  inputs: ['key'],
+  attrs: { properties: { shape: SHAPE_ATTR, max: { type: 'integer', minimum: 1 } }, required: ['shape', 'max'] },
+  shape: ([k], a, ctx) => {
+    checkKey(k!, ctx);
+    intMaxAttr(a, ctx);
+    return { dtype: 'int32', shape: shapeAttr(a, ctx) };
+  },
+  kernel: (tf, [k], a, ctx) => tf.tensor(randomInts(readKey(k!), sizeOf(ctx.outType.shape), a.max as number), ctx.outType.shape, 'int32'),
+  host: ([k], out, a) => out.data.set(randomInts(keyFromInt32(k!.data), out.data.length, a.max as number)),
+  grad: noGrad,
+  fusion: 'opaque',
+  // The words, then one modulo per element.
+  cost: (inputs, out) => {
+    const c = rngCost(inputs, out);
+    return { ...c, flops: c.flops + sizeOf(out.shape) };
+  },
 }));
 
 defineOp(keyBatched({

@@ -63,6 +63,17 @@ export function randomBits(key: Key, n: number): Uint32Array {
   return threefryCounts(key, iota(n));
 }
 
+/**
+ * `n` integers in [0, max): jax.random.bits(key, n) word by word modulo `max` (1 <= max <= 2^31).
+ * The modulo bias is below max / 2^32. The training driver picks a group's executed branch this way.
+ */
+export function randomInts(key: Key, n: number, max: number): Int32Array {
+  const bits = randomBits(key, n);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = bits[i]! % max;
+  return out;
+}
+
 /** jax.random.PRNGKey(seed): the seed's high and low 32-bit words (two's complement for negatives). */
 export function seedKey(seed: number): [number, number] {
   const hi = Math.floor(seed / 2 ** 32) >>> 0;

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../../compiler/errors.ts';
-import { permutation, randomBits, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
+import { permutation, randomInts, seedKey, splitKey, toInt32, type Key } from '../../compiler/ops/threefry.ts';
 import { ensureDir, outputPath, removeStaleTemps } from '../fs.ts';
 import { hostConcat, hostSplit, hostTensor, hostValues, StagedInput, syncReadable, type HostArray } from '../host-memory.ts';
 import { initParams, type TensorMap } from '../interpreter.ts';
@@ -567,7 +567,7 @@ export class Trainer {
       const sel =
         c.group!.select === 'argmax'
           ? Array.from(adv.select!.dataSync())
-          : Array.from(randomBits(ks!, N), (b) => b % Gs);
+          : Array.from(randomInts(ks!, N, Gs));
       const chosen = tf.tensor(Int32Array.from(sel, (g, i) => i * Gs + g), [N], 'int32');
       const r = st.reward!.dataSync();
       const term = st.terminated!.dataSync();

@@ -45,6 +45,8 @@ export interface ProgramVsTrainer {
   state: Record<string, StateRef>;
   /** Relative tolerance per state tensor or metric (default 1e-4), for values that drift with float32 rounding. */
   rtol?: Record<string, number>;
+  /** Changes the initial state of both alike (after init), e.g. to start the envs somewhere; returns the program's state. */
+  prepare?: (state: TensorMap, trainer: Trainer) => TensorMap;
   /** Extra checks on each iteration's outputs, e.g. that a variant's path was taken. */
   check?: (out: TensorMap, row: Record<string, number | null>, trainer: Trainer, cfg: PipelineConfig) => void;
 }
@@ -73,6 +75,7 @@ export function expectProgramMatchesTrainer(o: ProgramVsTrainer): Record<string,
   const key = tf.tensor([0, o.seed], [2], 'int32');
   const initHyper = hyperFor(graphs.init);
   let state = run(graphs.init, { key, ...initHyper }, initParamValues);
+  if (o.prepare) state = o.prepare(state, trainer);
   const hyper = hyperFor(graphs.iteration);
   const rows: Record<string, number>[] = [];
   const tol = (k: string) => o.rtol?.[k] ?? 1e-4;

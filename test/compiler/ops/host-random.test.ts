@@ -22,6 +22,8 @@ const CASES: [string, () => tf.Tensor[], Attrs][] = [
   ['random_categorical', () => [key(2, 3), tf.tensor([[[0.5, 0.25]], [[-3, 3]]])], {}],
   ['random_permutation', () => [key(7, -9)], { n: 37 }],
   ['random_permutation', () => [key(0, 1)], { n: 1 }],
+  ['random_int', () => [key(3, -8)], { shape: [3, 5], max: 4 }],
+  ['random_int', () => [key(2, 9)], { shape: [6], max: 2 ** 31 }],
 ];
 
 describe('random host kernels', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { infer, run, t, tf } from '../../helpers/ops.ts';
 import { getOp } from '../../../compiler/ops/registry.ts';
 import { makeShapeCtx } from '../../../compiler/frontend/shape-ctx.ts';
-import { threefry2x32 } from '../../../compiler/ops/threefry.ts';
+import { randomBits, threefry2x32 } from '../../../compiler/ops/threefry.ts';
 import { permutation as driverPermutation } from '../../../runtime/pipeline/driver.ts';
 import { inlineGraph } from '../../helpers/inline-graph.ts';
 import { interpret } from '../../../runtime/interpreter.ts';
@@ -256,6 +256,65 @@ describe('random: permutation', () => {
   });
 });
 
+describe('random: integers', () => {
+  const ints = (k: tf.Tensor, shape: (number | string)[], max: number) => run('random_int', [k], { shape, max });
+  /** Word i of jax.random.bits(key, n), from the block function (as bitsRef above). */
+  const word = (k: [number, number], n: number, i: number): number => {
+    const h = Math.ceil(n / 2);
+    const [y0, y1] = threefry2x32(k[0], k[1], i % h, i % h + h < n ? i % h + h : 0);
+    return i < h ? y0 : y1;
+  };
+
+  it('is each JAX-ordered Threefry word modulo max, as int32 of the shape', () => {
+    for (const [seed, shape, max] of [[3, [7], 4], [11, [2, 3], 5], [0, [1], 2 ** 31], [9, [4], 1]] as const) {
+      const n = shape.reduce((a: number, b: number) => a * b, 1);
+      const r = ints(key(seed), [...shape], max);
+      expect(r).toMatchObject({ shape: [...shape], dtype: 'int32' });
+      expect(r.values).toEqual(Array.from({ length: n }, (_, i) => word([0, seed], n, i) % max));
+    }
+  });
+  it('stays in [0, max) and is about uniform', () => {
+    const v = ints(key(4), [4000], 4).values;
+    expect(lowest(v)).toBe(0);
+    expect(highest(v)).toBe(3);
+    for (let g = 0; g < 4; g++) expect(Math.abs(v.filter((x) => x === g).length - 1000)).toBeLessThan(100);
+  });
+  it('equals the group branch the training driver executes (randomBits(key, N) % G)', () => {
+    for (const [k, n, g] of [[[5, -3], 4, 4], [[1, 2], 16, 8]] as const) {
+      const words = randomBits([k[0] >>> 0, k[1] >>> 0], n);
+      expect(ints(tf.tensor1d([...k], 'int32'), [n], g).values).toEqual(Array.from(words, (w) => w % g));
+    }
+  });
+  it('shape entries may be dims bound by a graph input; interpreter and compiled executor agree', () => {
+    const g = inlineGraph({
+      graph: 'ints',
+      inputs: { key: { dtype: 'int32', shape: [2] }, rows: { dtype: 'float32', shape: ['N', 3] } },
+      nodes: [{ id: 'i', op: 'random_int', in: ['key'], attrs: { shape: ['N', 2], max: 3 } }],
+      outputs: { i: 'i' },
+    });
+    const k = key(8);
+    const rows = tf.zeros([5, 3]);
+    const want = ints(k, [5, 2], 3).values;
+    const a = interpret(g, { key: k, rows }, {});
+    const b = compileProgram(g).run({ key: k, rows }, {});
+    for (const o of [a, b]) {
+      expect(o.i!.shape).toEqual([5, 2]);
+      expect(Array.from(o.i!.dataSync())).toEqual(want);
+    }
+    tf.dispose([rows, ...Object.values(a), ...Object.values(b)]);
+  });
+  it('rejects a max outside 1..2^31, a missing max and a bad key', () => {
+    for (const max of [0, -2, 1.5, 2 ** 31 + 1]) {
+      const e = loomErr(() => infer('random_int', [t([2], 'int32')], { shape: [3], max }));
+      expect(e.info.code).toBe('E_ATTR');
+      expect(e.info.message).toMatch(/max must be an integer from 1 to 2\^31/);
+      expect(e.info.found).toBe(String(max));
+    }
+    expect(loomErr(() => infer('random_int', [t([2], 'int32')], { shape: [3] })).info.code).toBe('E_ATTR');
+    expect(loomErr(() => infer('random_int', [t([2])], { shape: [3], max: 2 })).info.code).toBe('E_DTYPE');
+  });
+});
+
 describe('random: errors, gradients, hygiene', () => {
   it('rejects keys that are not int32 [2]', () => {
     const d = loomErr(() => infer('random_uniform', [t([2])], { shape: [3] }));
@@ -301,6 +360,7 @@ describe('random: errors, gradients, hygiene', () => {
       ['random_categorical', ['k', 'l']],
       ['random_uniform_like', ['k', 'l']],
       ['random_permutation', ['k']],
+      ['random_int', ['k']],
     ];
     const b = { op: () => 'x', constant: () => 'c', type: () => t([2], 'int32') };
     for (const [op, inputs] of calls) {
@@ -321,6 +381,7 @@ describe('random: errors, gradients, hygiene', () => {
     run('random_categorical', [k, l]);
     run('random_uniform_like', [k, l]);
     run('random_permutation', [k], { n: 5 });
+    run('random_int', [k], { shape: [3], max: 4 });
     expect(tf.memory().numTensors).toBe(before);
     expect(k.isDisposed || l.isDisposed || d.isDisposed).toBe(false);
   });

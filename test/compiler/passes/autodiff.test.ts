@@ -355,6 +355,7 @@ const noFloat: [string, RawNode[], Record<string, Spec>][] = [
   ['random_uniform', [KEY, { id: 'o', op: 'random_uniform', in: ['key'], attrs: { shape: [2, 3] } }], {}],
   ['random_normal', [KEY, { id: 'o', op: 'random_normal', in: ['key'], attrs: { shape: [2, 3] } }], {}],
   ['random_permutation', [KEY, { id: 'p', op: 'random_permutation', in: ['key'], attrs: { n: 4 } }, { id: 'o', op: 'cast', in: ['p'], attrs: { dtype: 'float32' } }], {}],
+  ['random_int', [KEY, { id: 'p', op: 'random_int', in: ['key'], attrs: { shape: [2, 2], max: 3 } }, { id: 'o', op: 'cast', in: ['p'], attrs: { dtype: 'float32' } }], {}],
 ];
 for (const [op, nodes, extra] of noFloat)
   add({

@@ -699,7 +699,19 @@ defineOp({
     }
     return { dtype: x!.dtype, shape: [...s.slice(0, ax), ...idx!.shape.slice(bd), ...s.slice(ax + 1)] };
   },
-  kernel: (tf, [x, idx], a) => tf.gather(x!, idx!, (a.axis as number | undefined) ?? 0, (a.batch_dims as number | undefined) ?? 0),
+  // tfjs-backend-wasm's GatherV2 reads the wrong rows with batchDims (4.22), so a batched gather
+  // runs as one plain gather per batch entry.
+  kernel: (tf, [x, idx], a, ctx) =>
+    (a.batch_dims as number | undefined) === 1
+      ? x!.shape[0] === 0
+        ? tf.zeros(ctx.outType.shape, ctx.outType.dtype)
+        : tf.tidy(() => {
+          const ax = (a.axis as number | undefined) ?? 0;
+          const xs = tf.unstack(x!);
+          const is = tf.unstack(idx!);
+          return tf.stack(xs.map((xb, b) => tf.gather(xb, is[b]!, (ax < 0 ? ax + x!.rank : ax) - 1)));
+        })
+      : tf.gather(x!, idx!, (a.axis as number | undefined) ?? 0),
   host: ([x, idx], out, a) => {
     const s = x!.shape;
     const ax = axisOf((a.axis as number | undefined) ?? 0, s.length);

@@ -500,7 +500,7 @@ export async function compare(pipelines: readonly ComparedConfig[], opts: Compar
       else missing.push(r.job.id);
     }
     programs.forEach((p, k) => folders[k]!.forEach((f) => f.prior?.status !== 'finished' && missing.push(`${p.name}/seed-${f.seed}`)));
-    if (results.size === 0 && programs.every((_p, k) => !finishedSeeds(k).length)) throw new LoomError({ code: 'E_USAGE', message: `${opts.outDir} holds no finished run of these pipelines and seeds`, expected: `finished runs in ${opts.outDir}/<pipeline>/s<seed>`, hint: 'run the same command without --report-only to make them' });
+    if (results.size === 0 && programs.every((_p, k) => !finishedSeeds(k).length)) throw new LoomError({ code: 'E_USAGE', message: `${opts.outDir} holds no finished run of these pipelines and seeds`, expected: `finished runs in ${opts.outDir}/<pipeline>/s<seed>${programs.length ? ` or ${opts.outDir}/<program>/seed-<s>` : ''}`, hint: 'run the same command without --report-only to make them' });
   } else if (opts.workers === undefined || !runs.length) {
     for (const r of runs) {
       if (priors.get(r.job.id)?.status !== 'finished') opts.log?.(`${r.label}: start\n`);

@@ -114,6 +114,18 @@ describe('compare on program pipelines', () => {
     expect(r.rows[0]!.perRun.map((p) => p.seed)).toEqual(seeds);
   });
 
+  it('a stop between iterations (Ctrl-C) leaves every seed a checkpoint and writes no tables; the same call resumes them', async () => {
+    const dir = tmp();
+    let asked = 0;
+    // Asked once before the program starts, then before each iteration: the third iteration is not run.
+    const stop = await compare([base()], { outDir: dir, seeds: [1, 2], reps: 50, readout, shouldStop: () => ++asked > 3, ...quiet });
+    expect(stop.stopped).toEqual([1, 2].map((s) => ({ label: `linear-regression seed ${s}`, dir: join(dir, 'linear-regression', `seed-${s}`), iteration: 2 })));
+    expect(existsSync(join(dir, 'compare.md'))).toBe(false);
+    const r = await compare([base()], { outDir: dir, seeds: [1, 2], reps: 50, readout, ...quiet });
+    expect(json(join(dir, 'linear-regression', 'seed-2', 'run.json')).resumed_from).toEqual({ iteration: 2, global_step: 32 });
+    expect(r.rows[0]!.perRun.map((p) => p.finalReturn)).toEqual([1, 2].map((s) => losses(join(dir, 'linear-regression', `seed-${s}`)).at(-1)));
+  });
+
   it('--report-only names the seeds not finished, as <program>/seed-<s>', async () => {
     const r = await compare([base(), variant()], { outDir: out, seeds: [1, 2, 5], reps: 50, readout, reportOnly: true });
     expect(r.missing).toEqual(['linear-regression/seed-5', 'linreg-lr02/seed-5']);

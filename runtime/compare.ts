@@ -6,7 +6,8 @@
  * Mann–Whitney p-value adjusted by Holm–Bonferroni; steps to a return threshold, wall time, env
  * steps/s; and, when a group pipeline (several env steps per visited state) is in the table, the
  * final return at equal visited states. Runs are the sweep's jobs, run on the local pool or in this
- * process: finished runs (also those of `loom train`) are reused and stopped ones resumed.
+ * process: finished runs (also those of `loom train`) are reused and stopped ones resumed. A
+ * program pipeline's seeds run as one vmapped program (runtime/program/compare.ts).
  * Markdown, CSV and JSON tables, the mean learning curves and the performance profiles; every file
  * is written atomically.
  */

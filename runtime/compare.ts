@@ -537,10 +537,8 @@ export async function compare(pipelines: readonly ComparedConfig[], opts: Compar
   const programRuns: SeedRun[][] = [];
   for (const [k, p] of programs.entries()) {
     if (!opts.reportOnly) {
-      const todo = folders[k]!.filter((f) => f.prior?.status !== 'finished').map((f) => f.seed);
-      if (todo.length) opts.log?.(`${printable(p.name)} seed${todo.length > 1 ? 's' : ''} ${todo.join(', ')}: start (one program vmapped over ${todo.length} seed${todo.length > 1 ? 's' : ''})\n`);
       const label = `${printable(p.name)} seeds`;
-      const halted = await runProgramFolders(p.cfg, p.dir, folders[k]!, {
+      const halted = await runProgramFolders(p.cfg, p.name, p.dir, folders[k]!, {
         backend: opts.backend,
         overrides: opts.overrides,
         invocation: opts.invocation,

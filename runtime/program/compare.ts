@@ -107,12 +107,14 @@ export interface ProgramRunOptions {
  * Runs the seeds that are not finished: those at the same point (no checkpoint, or checkpoints
  * of one iteration) as one vmapped program each. Returns the seeds that shouldStop stopped.
  */
-export async function runProgramFolders(cfg: ProgramConfig, dir: string, folders: readonly ProgramSeedFolder[], o: ProgramRunOptions): Promise<{ seed: number; dir: string; iteration: number }[]> {
+export async function runProgramFolders(cfg: ProgramConfig, name: string, dir: string, folders: readonly ProgramSeedFolder[], o: ProgramRunOptions): Promise<{ seed: number; dir: string; iteration: number }[]> {
   const groups = new Map<number | null, number[]>();
   for (const f of folders) if (f.prior?.status !== 'finished') groups.set(f.resumeAt, [...(groups.get(f.resumeAt) ?? []), f.seed]);
   const stopped: { seed: number; dir: string; iteration: number }[] = [];
   for (const [at, seeds] of groups) {
     if (o.shouldStop?.()) break;
+    const s = seeds.length > 1 ? 's' : '';
+    o.log?.(`${printable(name)} seed${s} ${seeds.join(', ')}: ${at === null ? 'start' : `resume from iteration ${at}`} (one program vmapped over ${seeds.length} seed${s})\n`);
     const runs = await trainProgramSeeds(cfg, {
       outDir: dir,
       seeds,

@@ -98,8 +98,9 @@ describe('compare on program pipelines', () => {
     free(await trainProgramSeeds(cfg, { outDir: join(dir, 'linear-regression'), seeds: [3, 4], maxIterations: 2, ...quiet }));
     const log: string[] = [];
     const r = await compare([cfg], { outDir: dir, seeds, reps: 50, readout, log: (s) => log.push(s) });
-    expect(log.filter((l) => /: (start|already finished)/.test(l)).map((l) => l.replace(/, final .*/s, ''))).toEqual([
-      'linear-regression seeds 1, 3, 4: start (one program vmapped over 3 seeds)\n',
+    expect(log.filter((l) => /: (start|resume|already finished)/.test(l)).map((l) => l.replace(/, final .*/s, ''))).toEqual([
+      'linear-regression seed 1: start (one program vmapped over 1 seed)\n',
+      'linear-regression seeds 3, 4: resume from iteration 2 (one program vmapped over 2 seeds)\n',
       'linear-regression seed 2: already finished',
     ]);
     expect(json(join(dir, 'linear-regression', 'seed-3', 'run.json')).resumed_from).toEqual({ iteration: 2, global_step: 32 });

@@ -29,7 +29,7 @@ export { initBackend, BACKENDS, type BackendChoice, type BackendName } from './r
 export type { TrainOptions } from './runtime/pipeline/driver.ts';
 export type { IterationMetrics } from './runtime/pipeline/metrics.ts';
 export type { ProgressInfo } from './runtime/pipeline/progress.ts';
-export { compare, type CompareOptions, type CompareResult, type PipelineSummary } from './runtime/compare.ts';
+export { compare, type ComparedConfig, type CompareOptions, type CompareResult, type PipelineSummary } from './runtime/compare.ts';
 export { optimalExperts, type MoeParams, type ExpertsResult, type Reduction, type PreCost } from './compiler/cost/moe.ts';
 export { simulate, type SimResult, type SimOptions, type KernelCost } from './compiler/cost/simulate.ts';
 export { loadProfile, shippedProfiles, type Profile } from './compiler/cost/profile.ts';

@@ -6,7 +6,8 @@
  * Mann–Whitney p-value adjusted by Holm–Bonferroni; steps to a return threshold, wall time, env
  * steps/s; and, when a group pipeline (several env steps per visited state) is in the table, the
  * final return at equal visited states. Runs are the sweep's jobs, run on the local pool or in this
- * process: finished runs (also those of `loom train`) are reused and stopped ones resumed.
+ * process: finished runs (also those of `loom train`) are reused and stopped ones resumed. A
+ * program pipeline's seeds run as one vmapped program (runtime/program/compare.ts).
  * Markdown, CSV and JSON tables, the mean learning curves and the performance profiles; every file
  * is written atomically.
  */
@@ -17,13 +18,15 @@ import { printable } from '../compiler/text.ts';
 import { csvLine } from './csv.ts';
 import { ensureDir, outputPath, removeStaleTemps, writeFileAtomic } from './fs.ts';
 import { bandedCurvesSpec, profilesSpec, renderSvg } from './plot.ts';
-import { stepsPerVisitedState, type PipelineConfig } from './pipeline/config.ts';
+import { parseOverride, stepsPerVisitedState, type PipelineConfig } from './pipeline/config.ts';
 import { rollingReturns, SMOOTHING_EPISODES, type IterationMetrics } from './pipeline/metrics.ts';
 import type { ProgressInfo } from './pipeline/progress.ts';
 import type { Invocation } from './pipeline/run-record.ts';
 import { BOOTSTRAP_REPS, BOOTSTRAP_SEED, bootstrapCI, grid, holm, iqm, mannWhitneyP, meanOfAll, performanceProfile, probabilityOfImprovement, type Estimate, type ProfilePoint } from './stats.ts';
 import { checkJobFolder, finishedResult, jobDir, runJob, type JobResult, type SweepJob } from './sweep/job.ts';
 import { runPool } from './sweep/pool.ts';
+import type { ProgramConfig } from './program/config.ts';
+import { checkReadout, programFolders, readProgramRuns, runProgramFolders, type ProgramReadout } from './program/compare.ts';
 
 /** Two-sided 95% quantiles t_{0.975, df} for df = 1..30. */
 const T975 = [
@@ -55,11 +58,14 @@ export function meanCI(xs: readonly number[]): MeanCI {
   return { n, mean: m, ci95: (tQuantile975(n - 1) * s) / Math.sqrt(n) };
 }
 
+/** What the statistics read of a metrics row: a pipeline's row, or a program's row with its return metric (runtime/program/compare.ts). */
+export type CurveRow = Pick<IterationMetrics, 'global_step' | 'episodic_return' | 'episodes' | 'visited_states'>;
+
 /**
  * A run's learning curve on its iteration grid: the mean return of the episodes that finished in
  * each iteration, carried forward through iterations where none finished (null before the first).
  */
-export function curve(metrics: readonly IterationMetrics[]): { step: number; ret: number | null }[] {
+export function curve(metrics: readonly CurveRow[]): { step: number; ret: number | null }[] {
   let last: number | null = null;
   return metrics.map((m) => {
     if (m.episodic_return !== null) last = m.episodic_return;
@@ -68,7 +74,7 @@ export function curve(metrics: readonly IterationMetrics[]): { step: number; ret
 }
 
 /** Final return of a run: the mean of its curve over the last 10% of iterations (at least one). */
-export function finalReturn(metrics: readonly IterationMetrics[]): number | null {
+export function finalReturn(metrics: readonly CurveRow[]): number | null {
   const c = curve(metrics);
   const k = Math.max(1, Math.ceil(c.length / 10));
   const tail = c.slice(-k).map((p) => p.ret).filter((r): r is number => r !== null);
@@ -76,7 +82,7 @@ export function finalReturn(metrics: readonly IterationMetrics[]): number | null
 }
 
 /** The first env step at which the curve reaches `threshold`, or null. */
-export function stepsToThreshold(metrics: readonly IterationMetrics[], threshold: number): number | null {
+export function stepsToThreshold(metrics: readonly CurveRow[], threshold: number): number | null {
   return curve(metrics).find((p) => p.ret !== null && p.ret >= threshold)?.step ?? null;
 }
 
@@ -84,23 +90,23 @@ export function stepsToThreshold(metrics: readonly IterationMetrics[], threshold
  * Area under a run's learning curve, normalised: the mean of its curve over the iterations of its
  * env-step grid where the curve has a value (from the first finished episode on).
  */
-export function areaUnderCurve(metrics: readonly IterationMetrics[]): number | null {
+export function areaUnderCurve(metrics: readonly CurveRow[]): number | null {
   const rets = curve(metrics).flatMap((p) => (p.ret === null ? [] : [p.ret]));
   return rets.length ? rets.reduce((a, b) => a + b, 0) / rets.length : null;
 }
 
 /** The states a row's run had visited: its visited_states, or for a run that does not log them, its env steps over the steps per visited state. */
-export const visitedStates = (m: IterationMetrics, stepsPerState: number): number => m.visited_states ?? m.global_step / stepsPerState;
+export const visitedStates = (m: CurveRow, stepsPerState: number): number => m.visited_states ?? m.global_step / stepsPerState;
 
 /** The final return of a run cut at `states` visited states (the rows up to there), or null when no row is that early. */
-export function finalReturnAtVisited(metrics: readonly IterationMetrics[], states: number, stepsPerState: number): number | null {
+export function finalReturnAtVisited(metrics: readonly CurveRow[], states: number, stepsPerState: number): number | null {
   const rows = metrics.filter((m) => visitedStates(m, stepsPerState) <= states);
   return rows.length ? finalReturn(rows) : null;
 }
 
 export interface SeedRun {
   seed: number;
-  metrics: IterationMetrics[];
+  metrics: readonly CurveRow[];
   wallSec: number;
   envSteps: number;
   /** Mean return of the run's final deterministic evaluation (absent or null: not evaluated). */
@@ -397,6 +403,8 @@ export interface CompareOptions {
   onStage?: (label: string, text: string) => void;
   /** Asked between iterations (Ctrl-C): running runs save a checkpoint and compare stops. */
   shouldStop?: () => boolean;
+  /** Program pipelines: the metric that is the learning curve and the evaluation output that is the eval return. */
+  readout?: ProgramReadout;
 }
 
 export interface CompareResult {
@@ -412,12 +420,19 @@ export interface CompareResult {
 
 export const COMPARE_FILES = ['compare.md', 'compare.csv', 'compare.json', 'compare.svg', 'profiles.svg'] as const;
 
+/** What compare runs: pipelines, program pipelines (runtime/program), or a mix. */
+export type ComparedConfig = PipelineConfig | ProgramConfig;
+
+const isProgram = (c: ComparedConfig): c is ProgramConfig => 'program' in c;
+
 /**
  * Runs every pipeline over every seed (each run in DIR/<pipeline>/s<seed>, configured exactly as
  * `loom train PIPELINE --seed S --steps N --out DIR/<pipeline>/s<seed>` configures it; finished
- * runs are reused, stopped ones resumed) and writes the tables and figures.
+ * runs are reused, stopped ones resumed) and writes the tables and figures. A program pipeline's
+ * seeds run as `loom train PROGRAM --seeds K --out DIR/<program>` runs them, one vmapped program
+ * in this process (after the pipelines' runs), each seed in DIR/<program>/seed-<s>.
  */
-export async function compare(pipelines: readonly PipelineConfig[], opts: CompareOptions): Promise<CompareResult> {
+export async function compare(pipelines: readonly ComparedConfig[], opts: CompareOptions): Promise<CompareResult> {
   const threshold = opts.threshold ?? null;
   const [markdown, csv, json, svg, profilesFile] = COMPARE_FILES.map((f) => outputPath(opts.outDir, f)) as [string, string, string, string, string];
   const files = { markdown, csv, json, svg, profiles: profilesFile };
@@ -426,10 +441,21 @@ export async function compare(pipelines: readonly PipelineConfig[], opts: Compar
   removeStaleTemps(opts.outDir, [...COMPARE_FILES]);
   const names = new Set<string>();
   const version = packageVersion();
-  const plan = pipelines.map((base) => {
-    let name = base.pipeline;
-    for (let i = 2; names.has(name); i++) name = `${base.pipeline}-${i}`;
+  const uniqueName = (base: string) => {
+    let name = base;
+    for (let i = 2; names.has(name); i++) name = `${base}-${i}`;
     names.add(name);
+    return name;
+  };
+  const programs: { name: string; cfg: ProgramConfig; dir: string }[] = [];
+  const plan = pipelines.map((entry) => {
+    if (isProgram(entry)) {
+      const name = uniqueName(entry.program);
+      programs.push({ name, cfg: entry, dir: outputPath(opts.outDir, name) });
+      return { name, runs: [], program: programs.length - 1 };
+    }
+    const base = entry;
+    const name = uniqueName(base.pipeline);
     const runs = opts.seeds.map((seed) => {
       const cfg: PipelineConfig = { ...base, seed };
       const job: SweepJob = {
@@ -448,29 +474,35 @@ export async function compare(pipelines: readonly PipelineConfig[], opts: Compar
       };
       return { seed, cfg, job, label: `${printable(name)} seed ${seed}`, dir: jobDir(job, opts.outDir) };
     });
-    return { name, cfg: base, runs };
+    return { name, runs, program: undefined };
   });
   const baseline = opts.baseline === undefined ? 0 : plan.findIndex((p) => p.name === opts.baseline);
   if (baseline < 0) throw new LoomError({ code: 'E_USAGE', message: `--baseline ${printable(opts.baseline!)} is not one of the compared pipelines`, expected: plan.map((p) => printable(p.name)).join(', '), found: printable(opts.baseline!), hint: "name a pipeline by its \"pipeline\" field (a repeated one reads <name>-2, ...)" });
-  // Every run folder is checked before the first run, not when its turn comes hours later.
+  // Every run folder (and what compare reads of each program) is checked before the first run, not when its turn comes hours later.
   const priors = new Map(plan.flatMap((p) => p.runs).map((r) => [r.job.id, checkJobFolder(r.job, r.dir, r.cfg)]));
+  const programOverrides = (opts.overrides ?? []).map(parseOverride);
+  for (const p of programs) checkReadout(p.cfg, p.name, opts.readout ?? {}, programOverrides);
+  const folders = programs.map((p) => programFolders(p.cfg, p.name, p.dir, opts.seeds));
   const results = new Map<string, JobResult>();
   const stopped: NonNullable<CompareResult['stopped']> = [];
   const missing: string[] = [];
   const runs = plan.flatMap((p) => p.runs);
   const byId = new Map(runs.map((r) => [r.job.id, r]));
-  const done = (label: string, r: JobResult) => {
+  // A program's seeds have no time of their own (they ran as one program): wallSec undefined.
+  const done = (label: string, r: { status: JobResult['status']; wallSec?: number; metrics: readonly CurveRow[]; evalReturn?: number | null }) => {
     const ev = r.evalReturn === undefined || r.evalReturn === null ? '' : `, eval return ${fmt(r.evalReturn)}`;
-    opts.log?.(`${label}: ${r.status === 'skipped' ? 'already finished' : `done in ${r.wallSec.toFixed(1)} s`}, final return ${fmt(finalReturn(r.metrics))}${ev}\n`);
+    opts.log?.(`${label}: ${r.status === 'skipped' ? 'already finished' : r.wallSec === undefined ? 'done' : `done in ${r.wallSec.toFixed(1)} s`}, final return ${fmt(finalReturn(r.metrics))}${ev}\n`);
   };
+  const finishedSeeds = (k: number) => folders[k]!.filter((f) => f.prior?.status === 'finished').map((f) => f.seed);
   if (opts.reportOnly) {
     for (const r of runs) {
       const prior = priors.get(r.job.id);
       if (prior?.status === 'finished') results.set(r.job.id, finishedResult(r.job, r.dir, r.cfg, prior));
       else missing.push(r.job.id);
     }
-    if (results.size === 0) throw new LoomError({ code: 'E_USAGE', message: `${opts.outDir} holds no finished run of these pipelines and seeds`, expected: `finished runs in ${opts.outDir}/<pipeline>/s<seed>`, hint: 'run the same command without --report-only to make them' });
-  } else if (opts.workers === undefined) {
+    programs.forEach((p, k) => folders[k]!.forEach((f) => f.prior?.status !== 'finished' && missing.push(`${p.name}/seed-${f.seed}`)));
+    if (results.size === 0 && programs.every((_p, k) => !finishedSeeds(k).length)) throw new LoomError({ code: 'E_USAGE', message: `${opts.outDir} holds no finished run of these pipelines and seeds`, expected: `finished runs in ${opts.outDir}/<pipeline>/s<seed>${programs.length ? ` or ${opts.outDir}/<program>/seed-<s>` : ''}`, hint: 'run the same command without --report-only to make them' });
+  } else if (opts.workers === undefined || !runs.length) {
     for (const r of runs) {
       if (priors.get(r.job.id)?.status !== 'finished') opts.log?.(`${r.label}: start\n`);
       const res = await runJob(r.job, { outRoot: opts.outDir, backend: opts.backend, allow: opts.allow, shouldStop: opts.shouldStop, onProgress: (p) => opts.onProgress?.(r.label, p), onStage: (t) => opts.onStage?.(r.label, t) }, r.cfg);
@@ -502,18 +534,39 @@ export async function compare(pipelines: readonly PipelineConfig[], opts: Compar
     }
     if (pool.stopped) return { rows: [], files, comparisons: 0, stopped };
   }
+  const programRuns: SeedRun[][] = [];
+  for (const [k, p] of programs.entries()) {
+    if (!opts.reportOnly) {
+      const label = `${printable(p.name)} seeds`;
+      const halted = await runProgramFolders(p.cfg, p.name, p.dir, folders[k]!, {
+        backend: opts.backend,
+        overrides: opts.overrides,
+        invocation: opts.invocation,
+        shouldStop: opts.shouldStop,
+        log: opts.log,
+        onProgress: (x) => opts.onProgress?.(label, x),
+        onStage: (t) => opts.onStage?.(label, t),
+      });
+      if (halted.length) return { rows: [], files, comparisons: 0, stopped: halted.map((h) => ({ label: `${printable(p.name)} seed ${h.seed}`, dir: h.dir, iteration: h.iteration })) };
+    }
+    const read = readProgramRuns(folders[k]!, opts.readout ?? {});
+    if (!opts.reportOnly) for (const r of read) done(`${printable(p.name)} seed ${r.seed}`, { status: finishedSeeds(k).includes(r.seed) ? 'skipped' : 'finished', metrics: r.metrics, evalReturn: r.evalReturn });
+    programRuns.push(read);
+  }
   const kept = plan.map((p) => ({
     name: p.name,
-    runs: p.runs.flatMap((r): SeedRun[] => {
+    runs: p.program !== undefined ? programRuns[p.program]! : p.runs.flatMap((r): SeedRun[] => {
       const res = results.get(r.job.id);
       return res ? [{ seed: r.seed, metrics: res.metrics, wallSec: res.wallSec, envSteps: res.envSteps, evalReturn: res.evalReturn ?? null, stepsPerVisitedState: stepsPerVisitedState(r.cfg) }] : [];
     }),
   }));
   const rows = kept.map((k) => summarise(k.name, k.runs, threshold, { reps: opts.reps }));
   const comparisons = relateRows(rows, kept.map((k) => k.runs), baseline, { reps: opts.reps });
-  const env = [...new Set(pipelines.map((p) => p.env.name))].join(', ');
+  // A program names no env: its name stands in for one in the title.
+  const titled = pipelines.map((p) => ({ env: { name: isProgram(p) ? p.program : p.env.name }, total_steps: p.total_steps }));
+  const env = [...new Set(titled.map((p) => p.env.name))].join(', ');
   const steps = pipelines[0]?.total_steps ?? 0;
-  const title = compareTitle(pipelines, opts.seeds.length);
+  const title = compareTitle(titled, opts.seeds.length);
   const reps = opts.reps ?? BOOTSTRAP_REPS;
   writeFileAtomic(files.markdown, compareMarkdown(title, rows, threshold, { baseline: plan[baseline]!.name, comparisons, reps, missing }));
   writeFileAtomic(files.csv, csvTable(rows));

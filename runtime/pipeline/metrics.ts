@@ -95,7 +95,7 @@ export const SMOOTHING_EPISODES = 20;
  * episode). Rows hold the mean return of their episodes, not each return: a row counts as its
  * `episodes` episodes at that mean, and the oldest row in the window with the episodes that fit.
  */
-export function rollingReturns(rows: readonly IterationMetrics[], window: number): (number | null)[] {
+export function rollingReturns(rows: readonly Pick<IterationMetrics, 'episodic_return' | 'episodes'>[], window: number): (number | null)[] {
   const recent: { k: number; ret: number }[] = [];
   let count = 0;
   return rows.map((r) => {

@@ -4,7 +4,7 @@
  * into one program (--seeds-mode vmap), and for K seeds one after another (--seeds-mode loop).
  * Each iteration is run as the program driver runs it: the state fed back, the metrics read.
  * Prints aggregate env steps/s (medians of several blocks after warm-up, the three in turn within
- * each block), then the milliseconds per iteration of each top-level node of the iteration graph
+ * each block) by wall time and by process CPU time (steadier on a shared machine), then the milliseconds per iteration of each top-level node of the iteration graph
  * (ProgramOptions.profile: the rollout scan `roll`, the update scan `upd`, ...), for 1 seed and
  * for K seeds vmapped.
  *
@@ -105,18 +105,27 @@ const runners = {
   },
 };
 const times: Record<string, number[]> = Object.fromEntries(Object.keys(runners).map((n) => [n, []]));
+// Process CPU time as well: on a shared machine it moves far less than wall time.
+const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(runners).map((n) => [n, []]));
 for (const r of Object.values(runners)) for (let i = 0; i < 2; i++) await r.run();
 for (let rep = 0; rep < REPS; rep++) {
   for (const [name, r] of Object.entries(runners)) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < ITERS; i++) await r.run();
+    const c = process.cpuUsage(c0);
     times[name]!.push(performance.now() - t0);
+    cpu[name]!.push((c.user + c.system) / 1000);
   }
 }
 const rate = (name: string) => (runners[name]!.seeds * steps * ITERS) / (median(times[name]!) / 1000);
-out('aggregate env steps/s (all seeds together)');
-for (const name of Object.keys(runners)) out(`  ${name.padEnd(20)} ${rate(name).toFixed(0).padStart(8)}   (${(median(times[name]!) / ITERS).toFixed(1)} ms per iteration)`);
-out(`  vmapped / looped: ${(rate(`${K} seeds vmapped`) / rate(`${K} seeds looped`)).toFixed(2)}x; vmapped / 1 seed: ${(rate(`${K} seeds vmapped`) / rate('1 seed')).toFixed(2)}x`);
+const cpuRate = (name: string) => (runners[name]!.seeds * steps * ITERS) / (median(cpu[name]!) / 1000);
+out('aggregate env steps/s (all seeds together), by wall time and by process CPU time');
+for (const name of Object.keys(runners))
+  out(`  ${name.padEnd(20)} ${rate(name).toFixed(0).padStart(8)}   (${(median(times[name]!) / ITERS).toFixed(1)} ms per iteration)   CPU: ${cpuRate(name).toFixed(0).padStart(8)}   (${(median(cpu[name]!) / ITERS).toFixed(1)} ms per iteration)`);
+const ratios = (r: (name: string) => number) => `vmapped / looped: ${(r(`${K} seeds vmapped`) / r(`${K} seeds looped`)).toFixed(2)}x; vmapped / 1 seed: ${(r(`${K} seeds vmapped`) / r('1 seed')).toFixed(2)}x`;
+out(`  wall: ${ratios(rate)}`);
+out(`  CPU:  ${ratios(cpuRate)}`);
 
 // Where an iteration's time goes: milliseconds per top-level node, per iteration, over a few profiled iterations.
 for (let i = 0; i < ITERS; i++) {

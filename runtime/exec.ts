@@ -173,6 +173,11 @@ interface Plan {
   /** Host kernels (loaded), then WGSL kernels. */
   kernels: GeneratedKernel[];
   fused: FusedRun[];
+  /**
+   * Per output: the step that computes it and the index among that step's outputs, where that
+   * step can write it into a buffer the caller gives (a bound run's `into`), else undefined.
+   */
+  outputWriters: ({ step: Step; k: number } | undefined)[];
 }
 
 interface CompiledGraph {
@@ -348,19 +353,38 @@ class CompiledProgram implements Program {
     this.refuseAwaits(plan);
     const g = this.compiled.graph;
     const slots = plan.inputSlots;
+    // For a run with `into`: each step that computes writable outputs, with its own buffers and
+    // (swapped in for the run) a list that also holds the given ones.
+    const writers = plan.outputWriters;
+    const bySteps = new Map<Step, { step: Step; own: Step['into']; list: (tf.Tensor | undefined)[]; outs: [number, number][] }>();
+    writers.forEach((w, j) => {
+      if (!w) return;
+      let e = bySteps.get(w.step);
+      if (!e) bySteps.set(w.step, (e = { step: w.step, own: w.step.into, list: [...(w.step.into ?? new Array<undefined>(w.step.outs.length))], outs: [] }));
+      e.outs.push([j, w.k]);
+    });
+    const swaps = [...bySteps.values()];
     return {
       inputNames: g.inputs.map((i) => i.name),
       outputNames: plan.outputs.map(([name]) => name),
-      run: (ins, profile) => {
+      writable: writers.map((w) => w !== undefined),
+      run: (ins, profile, into) => {
         this.stats.runs++;
         const vals = base.slice();
         for (let k = 0; k < slots.length; k++) vals[slots[k]!] = ins[k];
+        if (into)
+          for (const e of swaps) {
+            for (const [j, k] of e.outs) e.list[k] = into[j] ?? e.own?.[k];
+            e.step.into = e.list;
+          }
         try {
           runSteps(plan, vals, profile);
           return outputList(plan, vals);
         } catch (e) {
           releaseRun(plan, vals);
           throw e;
+        } finally {
+          if (into) for (const e of swaps) e.step.into = e.own;
         }
       },
     };
@@ -417,7 +441,13 @@ class CompiledProgram implements Program {
 interface BoundRun {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(ins: readonly tf.Tensor[], profile?: Map<string, number>): tf.Tensor[];
+  /** Per output: whether `run` can write it into a given buffer. */
+  readonly writable: readonly boolean[];
+  /**
+   * `into[k]`, where given for a writable output, is a tensor of output k's type that the run
+   * overwrites and hands back as output k (the caller keeps owning it). It must not be one of `ins`.
+   */
+  run(ins: readonly tf.Tensor[], profile?: Map<string, number>, into?: readonly (tf.Tensor | undefined)[]): tf.Tensor[];
 }
 
 function runSteps(plan: Plan, vals: (tf.Tensor | undefined)[], profile: Map<string, number> | undefined): void {
@@ -809,6 +839,13 @@ function buildPlan(
     }
   }
   const outputs: [string, number][] = Object.entries(g.outputs).map(([k, r]) => [k, slot(r)]);
+  // An output may go into a caller's buffer where its step writes into buffers and nothing else
+  // needs it fresh (an input, a constant, a library kernel's operand, another output's value).
+  const writerOf = new Map<number, { step: Step; k: number }>();
+  for (const st of steps) st.outs.forEach((s, k) => writerOf.set(s, { step: st, k }));
+  const outputWriters = outputs.map(([, s], j) =>
+    HOST_ADDRESSABLE.has(backend) && ownable.has(s) && !pinned.has(s) && !hoisted.has(s) && !inputSlots.includes(s) && outputs.every(([, o], i) => i === j || o !== s) ? writerOf.get(s) : undefined,
+  );
   const buffers: tf.Tensor[] = [];
   const owned = new Set<number>();
   if (opts.reuseBuffers !== false && HOST_ADDRESSABLE.has(backend)) {
@@ -838,7 +875,7 @@ function buildPlan(
   target.check(uniq);
   loadKernels(uniq);
   const shaders = uniqueKernels(wgslKernels);
-  const plan: Plan = { key, backend, shapes, fixed, buffers, inputSlots, awaits: steps.find((s) => s.awaits)?.node, paramSlots, steps, outputs, borrowed, inputTypes, kernels: [...uniq, ...shaders], fused };
+  const plan: Plan = { key, backend, shapes, fixed, buffers, inputSlots, awaits: steps.find((s) => s.awaits)?.node, paramSlots, steps, outputs, borrowed, inputTypes, kernels: [...uniq, ...shaders], fused, outputWriters };
   return { plan, newKernels: newKernels + shaders.filter((k) => !wgslSeen.has(k.name) && wgslSeen.add(k.name)).length };
 }
 
@@ -886,16 +923,19 @@ function scanLoop(
     const w = parts[0]!.size;
     return hostTensor(t.shape, t.dtype, (out) => parts.forEach((p, s) => out.set(hostValues(p), s * w)));
   };
-  /** The scan's outputs from the last carries and each step's ys (`y(step, name)`), which are freed. */
-  const finish = (ins: tf.Tensor[], carry: (name: string) => tf.Tensor, y: (t: number, name: string) => tf.Tensor): tf.Tensor[] => {
+  /**
+   * The scan's outputs from the last carries and each step's ys (`y(step, name)`), which are freed;
+   * `stacked` holds the ys already stacked as the steps ran.
+   */
+  const finish = (ins: tf.Tensor[], carry: (name: string) => tf.Tensor, y: (t: number, name: string) => tf.Tensor, stacked?: ReadonlyMap<string, tf.Tensor>): tf.Tensor[] => {
     const parts = (o: string) => Array.from({ length: T }, (_v, t) => y(t, o));
     const result = outNames.map((o, k) => {
-      if (!carries.includes(o)) return stack(parts(o), k);
+      if (!carries.includes(o)) return stacked?.get(o) ?? stack(parts(o), k);
       const c = carry(o);
       // With no steps the carry is still the caller's input, which the plan must not hand out as is.
       return ins.includes(c) ? hostCopy(c) : c;
     });
-    for (let t = 0; t < T; t++) for (const name of ys) y(t, name).dispose();
+    for (let t = 0; t < T; t++) for (const name of ys) if (!stacked?.has(name)) y(t, name).dispose();
     return result;
   };
   /** One step: the body on the carries, a slice of each xs and the invariants; the old carries are freed. */
@@ -925,9 +965,36 @@ function scanLoop(
     let carryOut: number[] = [];
     let outAt = new Map<string, number>();
     const slices: tf.Tensor[] = new Array(sliced.length);
+    // From the second step on, on host backends, the body writes what it can into the loop's
+    // tensors instead of fresh ones: a carry alternates between two (its first step's output and
+    // one more), and a y is written into one and copied into its stacked output (made on that
+    // step, with the first step's y copied in).
+    let into: (tf.Tensor | undefined)[] | undefined;
+    /** Per carry: the other tensor of its pair (undefined: a fresh tensor every step). */
+    let spare: (tf.Tensor | undefined)[] = [];
+    const stacked = new Map<string, tf.Tensor>();
+    /** Per y written in place: its output index, its stacked output and row width. */
+    let rows: { k: number; all: tf.Tensor; w: number }[] = [];
+    const copyRow = (r: { k: number; all: tf.Tensor; w: number }, y: tf.Tensor, t: number) => hostValues(r.all).set(hostValues(y), t * r.w);
     for (let s = 0; s < T; s++) {
       const t = reverse ? T - 1 - s : s;
       const x0 = inner ? performance.now() : 0;
+      if (s === 1 && host && bound!.writable.some((w) => w)) {
+        const first = stepsOut[reverse ? T - 1 : 0]!;
+        into = new Array(outNames.length);
+        spare = carryOut.map((k, i) => (bound!.writable[k] ? tf.zeros(carry[i]!.shape, carry[i]!.dtype) : undefined));
+        rows = ys.flatMap((name) => {
+          const k = outAt.get(name)!;
+          if (!bound!.writable[k] || carryOut.includes(k)) return [];
+          const y = first[k]!;
+          const r = { k, all: tf.zeros([T, ...y.shape], y.dtype), w: y.size };
+          stacked.set(name, r.all);
+          copyRow(r, y, reverse ? T - 1 : 0);
+          into![k] = y;
+          return [r];
+        });
+      }
+      if (into) for (let i = 0; i < carryOut.length; i++) if (spare[i]) into[carryOut[i]!] = spare[i];
       for (let j = 0; j < sliced.length; j++) slices[j] = sliceAt(sliced[j]![1], t);
       if (!bound) {
         const inputs: TensorMap = { ...fixed };
@@ -945,18 +1012,33 @@ function scanLoop(
         if (f !== null) row[k] = f >= 0 ? carry[f]! : slices[-1 - f]!;
       }
       if (inner) inner.set('(xs)', (inner.get('(xs)') ?? 0) + performance.now() - x0);
-      const out = bound.run(row, inner);
+      const out = bound.run(row, inner, into);
       for (const x of slices) x.dispose();
-      // The carries of the first step are the scan's inputs, which it does not own.
-      if (s > 0) for (const c of carry) c.dispose();
+      // The carries of the first step are the scan's inputs, which it does not own; a carry written
+      // into its pair's other tensor keeps the one it read as the next step's spare.
+      if (s > 0)
+        carry.forEach((c, i) => {
+          const given = into && spare[i];
+          if (!given) return c.dispose();
+          // (Were the output a fresh tensor after all, the unused one is freed.)
+          if (out[carryOut[i]!] !== given) given.dispose();
+          spare[i] = c;
+        });
       carry = carryOut.map((k) => out[k]!);
+      for (const r of rows) {
+        copyRow(r, out[r.k]!, t);
+        if (out[r.k] !== into![r.k]) out[r.k]!.dispose();
+      }
       stepsOut[t] = out;
     }
     const t0 = performance.now();
+    for (const r of rows) into![r.k]!.dispose();
+    for (const x of spare) x?.dispose();
     const result = finish(
       ins,
       (name) => carry[carryIndex.get(name)!]!,
       (t, name) => stepsOut[t]![outAt.get(name)!]!,
+      stacked,
     );
     if (profile) {
       for (const [k, ms] of inner!) profile.set(`${n.id} > ${k}`, (profile.get(`${n.id} > ${k}`) ?? 0) + ms);

@@ -60,7 +60,7 @@ export function ownsProducts(backendName: string): boolean {
 /** The bias and activation a kernel's product applies, if any. */
 function epilogue(m: NonNullable<KernelSpec['matmul']>, ins: readonly tf.TensorInfo[]): GemmEpilogue | undefined {
   if (m.bias === undefined && !m.activation) return undefined;
-  return { bias: m.bias === undefined ? undefined : ins[m.bias], activation: m.activation };
+  return { bias: m.bias === undefined ? undefined : ins[m.bias], biasPerMatrix: m.biasPerMatrix, activation: m.activation };
 }
 
 /**
@@ -192,10 +192,14 @@ export function kernelRunner(name: string, ownProduct = true): KernelRunner {
  */
 export type KernelRunner = (inputs: readonly tf.Tensor[], into?: readonly (tf.Tensor | undefined)[]) => tf.Tensor[];
 
-/** Whether a kernel's outputs may all be given buffers, given whether it runs with the own product (see KernelRunner). */
+/**
+ * Whether a kernel's outputs may all be given buffers, given whether it runs with the own product
+ * (see KernelRunner). A kernel's product always has operands the own product takes (productFits:
+ * the fusion pass and the executor's lone products admit no others), stacked or not.
+ */
 export function takesBuffers(spec: KernelSpec, ownProduct: boolean): boolean {
   if (spec.inPlace === undefined || !spec.matmul) return true;
-  return spec.matmul.shape.length === 2 && ownProduct;
+  return ownProduct;
 }
 
 /** Runs a loaded kernel on the active backend; returns one tensor per spec output. */

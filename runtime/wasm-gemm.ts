@@ -29,12 +29,15 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { ProductActivation } from '../compiler/codegen/spec.ts';
+import { productFits } from '../compiler/codegen/semantics.ts';
 import { TANH32 } from '../compiler/codegen/tanh32.ts';
 
 /** What the product applies to each output before storing it: a bias row added, then an activation. */
 export interface GemmEpilogue {
   /** A float32 tensor of cols(op(b)) elements, added to every row. */
   bias?: tf.TensorInfo;
+  /** The bias holds one such row per matrix of a stacked product, in order (vmap's per-seed biases). */
+  biasPerMatrix?: boolean;
   activation?: ProductActivation;
 }
 /** The module's code for each activation (0 is none). */
@@ -44,19 +47,14 @@ const ACTIVATIONS: Record<ProductActivation, number> = { tanh: 1 };
  * out = act(op(a) x op(b) + bias) for float32 tensors of the wasm backend; out is
  * [rows of op(a), cols of op(b)]. Operands may also be stacks of matrices (see productFits):
  * then each matrix of the stack is multiplied in turn, as a batched product (vmap's K seeds).
+ * The operands give the number of matrices, not out's shape: a kernel may write its product into
+ * the buffer of an output of another shape with as many elements (a [K, B] output of a [K, B, 1]
+ * product).
  */
 export type Gemm = (a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, out: tf.TensorInfo, epilogue?: GemmEpilogue) => void;
 
-/**
- * Whether the own product multiplies operands of these shapes: two matrices, or stacks of
- * matrices with the same leading dims, or a stack and one matrix shared by all of its entries.
- * Other batch shapes (broadcast 1s) stay with the library's BatchMatMul.
- */
-export function productFits(as: readonly (number | string)[], bs: readonly (number | string)[]): boolean {
-  if (as.length < 2 || bs.length < 2) return false;
-  if (as.length === 2 || bs.length === 2) return true;
-  return as.length === bs.length && as.slice(0, -2).every((d, i) => String(d) === String(bs[i]));
-}
+/** The operand shapes the own product multiplies (one rule with the fusion pass's). */
+export { productFits };
 
 interface WasmBackendLike {
   wasm: { asm?: { memory?: unknown }; _malloc(bytes: number): number; _free(ptr: number): void };
@@ -296,10 +294,11 @@ export function wasmGemm(backend: tf.KernelBackend): Gemm | undefined {
     const [m, k] = transposeA ? [a.shape[ra - 1]!, a.shape[ra - 2]!] : [a.shape[ra - 2]!, a.shape[ra - 1]!];
     const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
     // A stack of matrices is contiguous, one after the other; a single matrix serves every entry.
-    const count = out.shape.slice(0, -2).reduce((p, d) => p * d, 1);
+    const count = (ra > 2 ? a.shape : b.shape).slice(0, -2).reduce((p, d) => p * d, 1);
     const aStep = ra > 2 ? 4 * m * k : 0;
     const bStep = rb > 2 ? 4 * k * n : 0;
     const bias = epilogue?.bias ? at(epilogue.bias) : 0;
+    const biasStep = epilogue?.bias && epilogue.biasPerMatrix ? 4 * n : 0;
     const act = epilogue?.activation ? ACTIVATIONS[epilogue.activation] : 0;
     if (transposeB && 4 * k * n > scratchBytes) {
       if (scratch) be.wasm._free(scratch);
@@ -316,7 +315,7 @@ export function wasmGemm(backend: tf.KernelBackend): Gemm | undefined {
         if (e === 0 || bStep > 0) ex.transpose(bAt, scratch, n, k);
         bAt = scratch;
       }
-      ex.gemm(a0 + e * aStep, bAt, c0 + e * 4 * m * n, m, k, n, transposeA ? 4 : 4 * k, transposeA ? 4 * m : 4, bias, act);
+      ex.gemm(a0 + e * aStep, bAt, c0 + e * 4 * m * n, m, k, n, transposeA ? 4 : 4 * k, transposeA ? 4 * m : 4, bias && bias + e * biasStep, act);
     }
   };
   instances.set(backend, gemm);

@@ -98,7 +98,7 @@ export function wgslRunner(kernel: WgslKernel): (inputs: readonly tf.Tensor[]) =
     const product = mm
       ? tf.tidy(() => {
           let p = tf.matMul(inputs[mm.a]!, inputs[mm.b]!, mm.transposeA, mm.transposeB);
-          if (mm.bias !== undefined) p = tf.add(p, tf.reshape(inputs[mm.bias]!, [-1]));
+          if (mm.bias !== undefined) p = tf.add(p, tf.reshape(inputs[mm.bias]!, mm.biasPerMatrix ? [...mm.shape.slice(0, -2), 1, -1] : [-1]));
           if (mm.activation === 'tanh') p = tf.tanh(p);
           return p;
         })

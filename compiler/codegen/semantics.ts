@@ -32,6 +32,18 @@ export function roleOf(op: string): Role {
   return 'opaque';
 }
 
+/**
+ * Whether a kernel's product takes matmul operands of these shapes: two matrices, stacks of
+ * matrices with the same leading dims, or a stack and one matrix shared by all of its entries
+ * (vmap's K seeds). The host product walks such operands as consecutive matrices; other batch
+ * shapes (broadcast 1s) stay with the library's batched product.
+ */
+export function productFits(as: readonly (number | string)[], bs: readonly (number | string)[]): boolean {
+  if (as.length < 2 || bs.length < 2) return false;
+  if (as.length === 2 || bs.length === 2) return true;
+  return as.length === bs.length && as.slice(0, -2).every((d, i) => String(d) === String(bs[i]));
+}
+
 /** Matmul operands' transposition flags. */
 export function matmulFlags(attrs: Attrs): { transposeA: boolean; transposeB: boolean } {
   return { transposeA: attrs.transpose_a === true, transposeB: attrs.transpose_b === true };

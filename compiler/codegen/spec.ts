@@ -41,10 +41,11 @@ export interface KernelSpec {
   inputs: SpecInput[];
   /**
    * A matmul computed before the loop by the host's product; a, b index `inputs`. With `bias`
-   * (an input of one row) and/or `activation`, the product also applies what the group did next
-   * to its result, act(a x b + bias), and the loop reads that (see LowerOptions.productEpilogue).
+   * (an input of one row, or with `biasPerMatrix` one row per matrix of a stacked product) and/or
+   * `activation`, the product also applies what the group did next to its result,
+   * act(a x b + bias), and the loop reads that (see LowerOptions.productEpilogue).
    */
-  matmul?: { a: number; b: number; transposeA: boolean; transposeB: boolean; shape: number[]; bias?: number; activation?: ProductActivation };
+  matmul?: { a: number; b: number; transposeA: boolean; transposeB: boolean; shape: number[]; bias?: number; biasPerMatrix?: boolean; activation?: ProductActivation };
   values: SpecValue[];
   outputs: SpecOutput[];
   /** Output written into the matmul result's buffer (every read of it is at the same index). */
@@ -59,9 +60,10 @@ const PRODUCT_ACTIVATIONS: ReadonlySet<string> = new Set<ProductActivation>(['ta
 
 export interface LowerOptions {
   /**
-   * The host's product applies what follows a rank-2 matmul: an `add` of a one-row input (the
-   * bias) that is the matmul's only reader, then an activation (ProductActivation) that is the
-   * add's only reader, or the matmul's. Off (the default), the loop computes them.
+   * The host's product applies what follows a matmul: an `add` of a one-row input (the bias; or
+   * one row per matrix of a stacked product) that is the matmul's only reader, then an activation
+   * (ProductActivation) that is the add's only reader, or the matmul's. Off (the default), the
+   * loop computes them.
    */
   productEpilogue?: boolean;
 }
@@ -81,6 +83,19 @@ function domainStrides(buf: readonly number[], out: readonly number[]): number[]
 }
 
 const sameShape = (x: readonly number[], y: readonly number[]) => x.length === y.length && x.every((d, k) => d === y[k]);
+
+/**
+ * How an addend of a product of shape `out` ([...batch, m, n]) is a bias the product can add: one
+ * row for every matrix ([n], [1, n], [1, 1, n], ...), or one row per matrix of a stack
+ * ([...batch, 1, n], as vmap makes of a per-seed bias); else undefined.
+ */
+function biasRows(t: { shape: number[]; dtype: DType }, out: readonly number[]): 'shared' | 'per matrix' | undefined {
+  const r = t.shape.length;
+  if (t.dtype !== 'float32' || r > out.length || t.shape[r - 1] !== out[out.length - 1]) return undefined;
+  if (t.shape.slice(0, -1).every((d) => d === 1)) return 'shared';
+  if (r === out.length && r > 2 && t.shape[r - 2] === 1 && sameShape(t.shape.slice(0, -2), out.slice(0, -2))) return 'per matrix';
+  return undefined;
+}
 
 type Operand = { loop: number } | { buffer: BufferRef | { const: number; dtype: DType }; shape: number[]; dtype: DType };
 
@@ -185,13 +200,14 @@ export function lowerFused(
       matmul = { a: a.buffer.input, b: bb.buffer.input, ...matmulFlags(b.attrs), shape: out };
       // The member whose value the product's buffer holds: the matmul, or the epilogue it absorbs.
       let last = b.id;
-      if (opts.productEpilogue && out.length === 2) {
+      if (opts.productEpilogue) {
         const add = soleReader(last);
         const biasRef = add?.op === 'add' ? add.inputs.find((r) => r !== last) : undefined;
         const bias = biasRef === undefined ? undefined : operands.get(biasRef);
-        const row = (t: { shape: number[]; dtype: DType }) => t.dtype === 'float32' && (sameShape(t.shape, [out[1]!]) || sameShape(t.shape, [1, out[1]!]));
-        if (add && bias && !('loop' in bias) && 'input' in bias.buffer && row(bias) && sameShape(shape(add.type!), out)) {
+        const rows = bias && !('loop' in bias) ? biasRows(bias, out) : undefined;
+        if (add && bias && !('loop' in bias) && 'input' in bias.buffer && rows && sameShape(shape(add.type!), out)) {
           matmul.bias = bias.buffer.input;
+          if (rows === 'per matrix') matmul.biasPerMatrix = true;
           absorbed.add(add.id);
           last = add.id;
         }

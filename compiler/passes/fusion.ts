@@ -7,8 +7,10 @@
  *  - elementwise ops whose output has the domain shape (their smaller inputs broadcast);
  *  - reductions whose data input has the domain shape (their results leave the group: nothing
  *    in the same group may read them, since a reduction is complete only after the loop);
- *  - at most one rank-2 matmul whose output has the domain shape, as the group's prologue
- *    (its elementwise consumers are the epilogue: bias, activation, ...);
+ *  - at most one float32 matmul whose output has the domain shape, as the group's prologue
+ *    (its elementwise consumers are the epilogue: bias, activation, ...): of two matrices, or
+ *    of stacks of them that the host product walks matrix by matrix (productFits), so that
+ *    vmapped programs keep their epilogues fused too;
  *  - views that only relabel a member's value, or that reinterpret a tensor the group reads.
  * Producers with several consumers still fuse: a member read outside its group becomes one
  * of the fused node's outputs, named "<fused id>.<member id>". Groups stay convex (no path
@@ -21,7 +23,7 @@
  */
 import type { Shape } from '../dims.ts';
 import type { IRGraph, IRNode, TensorType } from '../ir.ts';
-import { reducerOf, roleOf, type Role } from '../codegen/semantics.ts';
+import { productFits, reducerOf, roleOf, type Role } from '../codegen/semantics.ts';
 import type { Pass } from './pass.ts';
 import { rewriteRefs, valueTypes } from './util.ts';
 
@@ -81,7 +83,8 @@ class Fuser {
     if (n.inputs.some((r) => !this.types.get(r))) return 'opaque';
     const role = roleOf(n.op);
     if (role === 'matmul') {
-      const ok = n.inputs.length === 2 && n.inputs.every((r) => this.types.get(r)!.shape.length === 2 && this.types.get(r)!.dtype === 'float32');
+      const [a, b] = n.inputs.map((r) => this.types.get(r)!);
+      const ok = n.inputs.length === 2 && a!.dtype === 'float32' && b!.dtype === 'float32' && productFits(a!.shape, b!.shape);
       return ok ? 'matmul' : 'opaque';
     }
     if (role === 'reduction' && !reducerOf(n.op)!.dataInputs.every((k) => k < n.inputs.length)) return 'opaque';

@@ -1,6 +1,7 @@
 /**
  * Algebraic simplification: x*1, 1*x, x/1, x+0, 0+x, x-0, neg(neg(x)), identity, casts to the
- * same dtype, transpose of transpose, reshape chains and no-op reshapes. A rewrite applies
+ * same dtype, transpose of transpose, reshape chains, no-op reshapes, and a reshape that drops
+ * the one-index axis of a slice (a gather of that index). A rewrite applies
  * only when the result has exactly the type of the node it replaces (so broadcasting is kept).
  */
 import { flattenLiteral } from '../ops/const.ts';
@@ -10,6 +11,20 @@ import { rewriteRefs, sameType, valueTypes } from './util.ts';
 
 function isConst(n: IRNode | undefined, v: number): boolean {
   return !!n && n.op === 'const' && flattenLiteral(n.attrs.value!).every((x) => x === v);
+}
+
+/**
+ * The axis along which `slice` takes one index of a static x, all of every other axis, where
+ * `out` (a reshape's shape) is x's shape without that axis; else undefined.
+ */
+function rowAxis(slice: IRNode, x: readonly (number | string)[] | undefined, out: readonly (number | string)[]): number | undefined {
+  const begin = slice.attrs.begin as number[];
+  const size = slice.attrs.size as (number | string)[];
+  if (!x || !x.every((d) => typeof d === 'number') || out.length !== x.length - 1) return undefined;
+  const partial = x.flatMap((d, i) => (begin[i] === 0 && (size[i] === -1 || size[i] === d) ? [] : [i]));
+  const ax = partial[0];
+  if (partial.length !== 1 || size[ax!] !== 1) return undefined;
+  return x.every((d, i) => i === ax || d === out[i < ax! ? i : i - 1]) ? ax : undefined;
 }
 
 export const simplify: Pass = {
@@ -78,6 +93,19 @@ export const simplify: Pass = {
           const merged = { ...n, inputs: [inner.inputs[0]!] };
           nodes.push(merged);
           byId.set(n.id, merged);
+          continue;
+        }
+        // A slice of one index along one axis whose reshape drops that axis is a gather of the
+        // index: one op instead of two (the rows of a key split, taken every step of a rollout).
+        const axis = inner?.op === 'slice' && n.type ? rowAxis(inner, types.get(inner.inputs[0]!)?.shape, n.type.shape) : undefined;
+        if (axis !== undefined) {
+          let index = `${n.id}/index`;
+          while (byId.has(index)) index += "'";
+          const k: IRNode = { id: index, op: 'const', inputs: [], attrs: { value: (inner!.attrs.begin as number[])[axis]!, dtype: 'int32' }, type: { shape: [], dtype: 'int32' }, source: n.source };
+          const gather: IRNode = { ...n, op: 'gather', inputs: [inner!.inputs[0]!, index], attrs: { axis } };
+          nodes.push(k, gather);
+          byId.set(index, k);
+          byId.set(n.id, gather);
           continue;
         }
       }

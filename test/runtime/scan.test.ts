@@ -169,6 +169,42 @@ describe('scan: the compiled executor against the interpreter', () => {
       }
     });
 
+  for (const backend of ['cpu', 'wasm'])
+    it(`writes its carries and ys into the loop's own tensors after the first step, which later runs leave intact (${backend})`, async () => {
+      await tf.setBackend(backend);
+      try {
+        const g = load({ 'main.graph.json': walkMain, 'walk-step.graph.json': walkBody });
+        const prog = compileProgram(g);
+        const params = { drift: tf.tensor([0.125]) };
+        const inputsFor = (T: number) => ({ key: tf.tensor([T, 5], [2], 'int32'), pos: tf.tensor([1, -2, 3]), scale: tf.scalar(0.5), steps: tf.zeros([T]) });
+        // Odd and even step counts end on either tensor of a carry's pair.
+        const runs = [1, 2, 3, 8, 24].map((T) => ({ T, inputs: inputsFor(T) }));
+        const made: number[] = [];
+        const kept = runs.map(({ inputs }) => {
+          const probe = tf.scalar(0);
+          const out = prog.run(inputs, params);
+          const after = tf.scalar(0);
+          made.push(after.id - probe.id - 1);
+          tf.dispose([probe, after]);
+          return out;
+        });
+        // Each result, checked after every run: no later run wrote into a tensor it handed out.
+        runs.forEach(({ inputs }, i) => {
+          const ref = interpret(g, inputs, params);
+          expect(mismatch(kept[i]!, ref), `T = ${runs[i]!.T}`).toBeLessThan(1e-6);
+          expect(values(kept[i]!).key).toEqual(values(ref).key);
+          disposeAll(ref);
+        });
+        // Tensors made per step, between 8 and 24 steps: the 3 outputs of a step need no fresh ones.
+        expect((made[4]! - made[3]!) / 16).toBeLessThan(1);
+        kept.forEach(disposeAll);
+        runs.forEach(({ inputs }) => disposeAll(inputs));
+        params.drift.dispose();
+      } finally {
+        await tf.setBackend('cpu');
+      }
+    });
+
   it('runs zero steps: the carries come back unchanged and the ys are empty', () => {
     const g = load({ 'main.graph.json': cumsumMain(false), 'cumsum-step.graph.json': cumsumBody });
     const inputs = { init: tf.tensor([4, 5, 6]), xs: tf.zeros([0, 3]) };

@@ -125,7 +125,8 @@ describe('wasm product', () => {
         const a = tf.tensor(av, [...(stackA ? [s] : []), ...(ta ? [k, m] : [m, k])]);
         const b = tf.tensor(bv, [...(stackB ? [s] : []), ...(tb ? [n, k] : [k, n])]);
         const outer = tf.fill([s * m * n + 8], 7.5);
-        gemm(a, b, ta, tb, { dataId: outer.dataId, shape: [s, m, n], dtype: 'float32' });
+        // The output as a kernel may hand it over: the buffer of a value of another shape with as many elements.
+        gemm(a, b, ta, tb, { dataId: outer.dataId, shape: [s * m, n], dtype: 'float32' });
         const all = outer.dataSync() as Float32Array;
         expect(Array.from(all.subarray(s * m * n))).toEqual(new Array(8).fill(7.5));
         for (let e = 0; e < s; e++) {
@@ -136,6 +137,31 @@ describe('wasm product', () => {
         tf.dispose([a, b, outer]);
       }
     });
+
+  it('adds one bias row per matrix of a stack, or one row shared by all of them', () => {
+    const [s, m, k, n] = [3, 5, 4, 6];
+    const av = values(s * m * k);
+    const bv = values(s * k * n);
+    const biasv = values(s * n).map((x) => Math.fround(x * 3));
+    const a = tf.tensor(av, [s, m, k]);
+    const b = tf.tensor(bv, [s, k, n]);
+    const bias = tf.tensor(biasv, [s, 1, n]);
+    const out = tf.zeros([s, m, n]);
+    try {
+      for (const perMatrix of [true, false]) {
+        gemm(a, b, false, false, out, { bias, biasPerMatrix: perMatrix, activation: 'tanh' });
+        const all = out.dataSync() as Float32Array;
+        for (let e = 0; e < s; e++) {
+          const row = perMatrix ? biasv.subarray(e * n, (e + 1) * n) : biasv.subarray(0, n);
+          const plain = reference(av.subarray(e * m * k, (e + 1) * m * k), bv.subarray(e * k * n, (e + 1) * k * n), m, k, n, false, false);
+          const want = Array.from(plain, (x, i) => tanh32(Math.fround(x + row[i % n]!)));
+          expect(Array.from(all.subarray(e * m * n, (e + 1) * m * n)), `entry ${e} (per matrix ${perMatrix})`).toEqual(want);
+        }
+      }
+    } finally {
+      tf.dispose([a, b, bias, out]);
+    }
+  });
 
   it('takes matrices, equal stacks, and a stack with one matrix; other batch shapes stay with the library', () => {
     expect(productFits([4, 3], [3, 2])).toBe(true);

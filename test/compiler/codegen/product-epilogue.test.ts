@@ -32,6 +32,21 @@ function layer(extra: { nodes?: Record<string, unknown>[]; outputs?: Record<stri
   });
 }
 
+/** The layer over a stack of K = 3 matrices (vmap's K seeds): x [3, B, 3], w [3, 3, 5] (or one shared [3, 5]). */
+function stackedLayer(bias: (string | number)[], w: number[] = [3, 3, 5]): IRGraph {
+  return inlineGraph({
+    graph: 'stacked',
+    inputs: { x: { shape: [3, 'B', 3] }, w: { shape: w }, b: { shape: bias } },
+    nodes: [
+      { id: 'm', op: 'matmul', in: ['x', 'w'] },
+      { id: 'z', op: 'add', in: ['m', 'b'] },
+      { id: 'h', op: 'tanh', in: ['z'] },
+      { id: 'd', op: 'square', in: ['h'] },
+    ],
+    outputs: { h: 'h', d: 'd' },
+  });
+}
+
 function lowered(g: IRGraph, productEpilogue: boolean) {
   const f = fusion.run(g);
   const node = f.nodes.find((n) => n.op === 'fused' && n.body!.some((b) => b.op === 'matmul'));
@@ -71,6 +86,28 @@ describe('product epilogue lowering', () => {
     expect(exprs.some((e) => e.includes('tanh'))).toBe(true);
   });
 
+  it('takes one bias row per matrix of a stacked product, or one row shared by all of them', () => {
+    const per = lowered(stackedLayer([3, 1, 5]), true);
+    expect(per.spec.matmul).toMatchObject({ bias: per.inputOf('b'), biasPerMatrix: true, activation: 'tanh', shape: [3, 4, 5] });
+    expect(per.exprs).toHaveLength(1);
+    for (const shared of [[5], [1, 5], [1, 1, 5]]) {
+      const { spec, inputOf } = lowered(stackedLayer(shared), true);
+      expect(spec.matmul).toMatchObject({ bias: inputOf('b'), activation: 'tanh' });
+      expect(spec.matmul?.biasPerMatrix).toBeUndefined();
+    }
+    // A stack times one shared weight matrix is a stacked product too.
+    expect(lowered(stackedLayer([3, 1, 5], [3, 5]), true).spec.matmul).toMatchObject({ biasPerMatrix: true, activation: 'tanh' });
+  });
+
+  it('absorbs no addend of a stacked product that is neither one row nor one row per matrix', () => {
+    for (const bias of [[3, 'B', 5], [1, 'B', 5], [3, 1, 1]]) {
+      const { spec, exprs } = lowered(stackedLayer(bias), true);
+      expect(spec.matmul?.bias, bias.join(',')).toBeUndefined();
+      expect(spec.matmul?.activation).toBeUndefined();
+      expect(exprs.some((e) => e.includes('tanh'))).toBe(true);
+    }
+  });
+
   it('absorbs nothing when the product is read twice, or the addend is not one row', () => {
     const twice = lowered(layer({ nodes: [{ id: 'n', op: 'neg', in: ['m'] }], outputs: { h: 'h', n: 'n' } }), true);
     expect(twice.spec.matmul?.bias).toBeUndefined();
@@ -89,16 +126,20 @@ describe('product epilogue, compiled against the interpreter', () => {
     ['bias + tanh', layer()],
     ['bias only (pre-activation read)', layer({ outputs: { h: 'h', z: 'z' } })],
     ['[1, N] bias', layer({ bias: [1, 5] })],
+    ['stacked product, a bias row per matrix', stackedLayer([3, 1, 5])],
+    ['stacked product, one shared bias row', stackedLayer([5])],
+    ['stack times one matrix, a bias row per matrix', stackedLayer([3, 1, 5], [3, 5])],
   ];
   for (const backend of ['wasm', 'cpu'])
     for (const [name, g] of cases)
       it(`${name} on ${backend}`, async () => {
         await tf.setBackend(backend);
         const prog = compileProgram(g, { log: () => {} });
-        const bShape = g.inputs.find((i) => i.name === 'b')!.type.shape.map((d) => (d === 'B' ? 4 : d)) as number[];
+        const shapeOf = (name: string) => g.inputs.find((i) => i.name === name)!.type.shape.map((d) => (d === 'B' ? 4 : d)) as number[];
+        const bShape = shapeOf('b');
         const sets = [1, 2].map((s) => ({
-          x: tf.randomUniform([4, 3], -2, 2, 'float32', s),
-          w: tf.randomUniform([3, 5], -1, 1, 'float32', s + 10),
+          x: tf.randomUniform(shapeOf('x'), -2, 2, 'float32', s),
+          w: tf.randomUniform(shapeOf('w'), -1, 1, 'float32', s + 10),
           b: tf.randomUniform(bShape, -1, 1, 'float32', s + 20),
         }));
         try {

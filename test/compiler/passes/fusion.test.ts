@@ -132,6 +132,40 @@ describe('fusion pass', () => {
     agree(g, { x: tf.tensor2d([[1, 2, 3], [0.5, -1, 0], [0, 0, 1]]), w: tf.tensor2d([[0.1, -0.2], [0.3, 0.4], [-0.5, 0.6]]), b: tf.tensor1d([0.05, -0.05]) }, 1e-5);
   });
 
+  it('takes a stacked matmul (vmap of a layer) with its epilogue and reductions; leaves a broadcast batch to the library', () => {
+    const g = load({
+      graph: 'stacked',
+      inputs: { x: { shape: [2, 'B', 3] }, w: { shape: [2, 3, 4] }, b: { shape: [2, 4] }, dy: { shape: [2, 'B', 4] }, v: { shape: [1, 4, 4] } },
+      nodes: [
+        { id: 'h', op: 'matmul', in: ['x', 'w'] },
+        { id: 'bb', op: 'expand_dims', in: ['b'], attrs: { axis: 1 } },
+        { id: 'z', op: 'add', in: ['h', 'bb'] },
+        { id: 'a', op: 'tanh', in: ['z'] },
+        // The backward patterns: an input gradient times the activation's derivative, summed over rows (a bias gradient) ...
+        { id: 'gi', op: 'matmul', in: ['dy', 'w'], attrs: { transpose_b: true } },
+        { id: 'gm', op: 'mul', in: ['gi', 'x'] },
+        { id: 'gs', op: 'sum', in: ['gm'], attrs: { axes: [1], keepdims: true } },
+        // ... and a weight gradient (transposed left operand) with a scale.
+        { id: 'gw', op: 'matmul', in: ['x', 'dy'], attrs: { transpose_a: true } },
+        { id: 'gw2', op: 'mul', in: ['gw', 'gw'] },
+        // Leading dims that broadcast (2 against 1) are not a stack the product walks.
+        { id: 'p', op: 'matmul', in: ['a', 'v'] },
+        { id: 'q', op: 'neg', in: ['p'] },
+      ],
+      outputs: { a: 'a', gs: 'gs', gw2: 'gw2', q: 'q' },
+    });
+    const f = fusion.run(g);
+    const byMatmul = (id: string) => fusedNodes(f).find((n) => bodyIds(n).includes(id));
+    expect(byMatmul('h')!.attrs.kind).toBe('matmul');
+    expect(bodyIds(byMatmul('h')!)).toEqual(['h', 'bb', 'z', 'a']);
+    expect(bodyIds(byMatmul('gi')!)).toEqual(['gi', 'gm', 'gs']);
+    expect(bodyIds(byMatmul('gw')!)).toEqual(['gw', 'gw2']);
+    expect(byMatmul('p')).toBeUndefined();
+    expect(f.nodes.find((n) => n.id === 'p')?.op).toBe('matmul');
+    const r = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed);
+    agree(g, { x: r([2, 5, 3], 1), w: r([2, 3, 4], 2), b: r([2, 4], 3), dy: r([2, 5, 4], 4), v: r([1, 4, 4], 5) }, 1e-5);
+  });
+
   it('never fuses around a path through an unfused node (groups stay convex)', () => {
     const g = load({
       graph: 'convex',

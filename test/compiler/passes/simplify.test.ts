@@ -166,3 +166,46 @@ function dceOnly(g: IRGraph): IRGraph {
   for (let i = g.nodes.length - 1; i >= 0; i--) if (live.has(g.nodes[i]!.id)) for (const r of g.nodes[i]!.inputs) live.add(r);
   return { ...g, nodes: g.nodes.filter((n) => live.has(n.id)) };
 }
+
+describe('simplify: a slice of one index whose reshape drops that axis', () => {
+  const x = { x: uniform([3, 2, 4], -2, 2, 3) };
+  const sliced = (begin: number[], size: (number | string)[], shape: number[]) =>
+    load({
+      graph: 'row',
+      inputs: { x: { shape: [3, 2, 4] } },
+      nodes: [
+        { id: 's', op: 'slice', in: ['x'], attrs: { begin, size } },
+        { id: 'y', op: 'reshape', in: ['s'], attrs: { shape } },
+        { id: 'z', op: 'exp', in: ['y'] },
+      ],
+      outputs: { y: 'y', z: 'z' },
+    });
+
+  for (const [begin, size, shape, axis] of [
+    [[1, 0, 0], [1, 2, 4], [2, 4], 0],
+    [[2, 0, 0], [1, -1, -1], [2, 4], 0],
+    [[0, 1, 0], [3, 1, 4], [3, 4], 1],
+    [[0, 0, 3], [-1, 2, 1], [3, 2], 2],
+  ] as const)
+    it(`slice begin ${begin.join(',')} size ${size.join(',')} to [${shape.join(', ')}] is a gather of index ${begin[axis]} along axis ${axis}`, () => {
+      const g = sliced([...begin], [...size], [...shape]);
+      const out = dceOnly(simplify.run(g));
+      expect(out.nodes.map((n) => n.op).sort()).toEqual(['const', 'exp', 'gather']);
+      const y = out.nodes.find((n) => n.id === 'y')!;
+      expect(y.attrs).toEqual({ axis });
+      expect(out.nodes.find((n) => n.id === y.inputs[1])!.attrs).toEqual({ value: begin[axis], dtype: 'int32' });
+      expectSameOutputs(g, out, x, {}, 0);
+    });
+
+  for (const [what, begin, size, shape] of [
+    ['two indices', [1, 0, 0], [2, 2, 4], [4, 4]],
+    ['part of another axis', [1, 0, 0], [1, 2, 3], [2, 3]],
+    ['a reshape that does not drop the axis', [1, 0, 0], [1, 2, 4], [8]],
+  ] as const)
+    it(`keeps a slice of ${what}`, () => {
+      const g = sliced([...begin], [...size], [...shape]);
+      const out = simplify.run(g);
+      expect(out.nodes.map((n) => n.op)).toEqual(['slice', 'reshape', 'exp']);
+      expectSameOutputs(g, out, x, {}, 0);
+    });
+});

@@ -4,3 +4,9 @@ import { prepareWasmGemm } from '../runtime/wasm-gemm.ts';
 
 const unprepared = await prepareWasmGemm();
 if (unprepared) throw new Error(`the own wasm product failed to assemble: ${unprepared}`);
+
+// A test file of many synchronous tests never lets its worker's event loop reach I/O between
+// tests; vitest's messages to the main process then time out after a minute although every test
+// passes. A macrotask turn before each test lets those messages through.
+import { beforeEach } from 'vitest';
+beforeEach(() => new Promise<void>((done) => setImmediate(done)));

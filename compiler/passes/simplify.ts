@@ -95,9 +95,10 @@ export const simplify: Pass = {
           byId.set(n.id, merged);
           continue;
         }
-        // A slice of one index along one axis whose reshape drops that axis is a gather of the
-        // index: one op instead of two (the rows of a key split, taken every step of a rollout).
-        const axis = inner?.op === 'slice' && n.type ? rowAxis(inner, types.get(inner.inputs[0]!)?.shape, n.type.shape) : undefined;
+        // A float32 slice of one index along one axis whose reshape drops that axis is a gather of
+        // the index: one op instead of two. Not for int32 (RNG keys): tfjs-backend-webgpu's gather
+        // moves values through f32, which rounds integers past 2^24.
+        const axis = inner?.op === 'slice' && n.type?.dtype === 'float32' ? rowAxis(inner, types.get(inner.inputs[0]!)?.shape, n.type.shape) : undefined;
         if (axis !== undefined) {
           let index = `${n.id}/index`;
           while (byId.has(index)) index += "'";

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { simplify } from '../../../compiler/passes/simplify.ts';
 import { compileGraph } from '../../../compiler/compile.ts';
 import type { IRGraph } from '../../../compiler/ir.ts';
+import { loadGraphJson } from '../../../compiler/frontend/load.ts';
 import { compile, expectSameOutputs, load, opCount, uniform, type RawGraph, type RawNode } from '../../helpers/grad.ts';
 
 const x23 = { x: uniform([2, 3], -2, 2, 1) };
@@ -196,6 +197,22 @@ describe('simplify: a slice of one index whose reshape drops that axis', () => {
       expect(out.nodes.find((n) => n.id === y.inputs[1])!.attrs).toEqual({ value: begin[axis], dtype: 'int32' });
       expectSameOutputs(g, out, x, {}, 0);
     });
+
+  it('keeps an int32 slice (an RNG key row): gathers of int32 lose precision on webgpu', () => {
+    const g = loadGraphJson(
+      {
+        graph: 'key-row',
+        inputs: { keys: { dtype: 'int32', shape: [3, 2] } },
+        nodes: [
+          { id: 's', op: 'slice', in: ['keys'], attrs: { begin: [1, 0], size: [1, 2] } },
+          { id: 'k', op: 'reshape', in: ['s'], attrs: { shape: [2] } },
+        ],
+        outputs: { k: 'k' },
+      },
+      'key-row.graph.json',
+    );
+    expect(simplify.run(g).nodes.map((n) => n.op)).toEqual(['slice', 'reshape']);
+  });
 
   for (const [what, begin, size, shape] of [
     ['two indices', [1, 0, 0], [2, 2, 4], [4, 4]],

@@ -20,34 +20,16 @@ import { substShape } from '../../compiler/dims.ts';
 import { refType } from '../../compiler/frontend/infer.ts';
 import type { ProgramOptions } from '../exec.ts';
 import { defaultExecutor, makeProgram, runReadable, type Executor, type Program } from './program.ts';
-import type { ProgressInfo } from './progress.ts';
-import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from './run-record.ts';
+import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type RunControl } from './run-record.ts';
 import { gradOutput } from './roles.ts';
 import { hostEnvDefinition, loadHostEnv, type HostEnv, type HostEnvDefinition } from '../host-env/host-env.ts';
 import { hostEnvPrograms } from '../host-env/programs.ts';
 
 export { gradOutput, permutation };
 
-export interface TrainOptions {
-  outDir: string;
-  resume?: boolean;
-  /** Start over in a folder that holds a finished run or a checkpoint, or resume with another configuration. */
-  force?: boolean;
-  /** For run.json: the `--set` overrides the pipeline was loaded with, and the command line. */
-  overrides?: readonly string[];
-  invocation?: Invocation;
-  /** Stop (with a checkpoint) after this many iterations of this invocation. */
-  maxIterations?: number;
-  /** Checked between iterations; when true the run saves a checkpoint and returns. */
-  shouldStop?: () => boolean;
-  onProgress?: (p: ProgressInfo) => void;
-  /** What the run does before its first iteration ("compiling 7 graphs"), said before it starts. */
-  onStage?: (text: string) => void;
+export interface TrainOptions extends RunControl {
   /** Receives the metrics row of every iteration, logged to metrics.jsonl or not. */
   onMetrics?: (row: IterationMetrics) => void;
-  backend?: string;
-  /** One-line notes for the user (stderr in the CLI), such as what a resume dropped from metrics.jsonl. */
-  log?: (line: string) => void;
 }
 
 export interface TrainResult {

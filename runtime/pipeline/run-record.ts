@@ -13,6 +13,31 @@ import { packageRoot, packageVersion } from '../../compiler/package-root.ts';
 import { assertValid, schemaValidator } from '../../compiler/frontend/schema.ts';
 import { outputError, outputPath, writeFileAtomic } from '../fs.ts';
 import { configDiff, type PipelineConfig } from './config.ts';
+import type { ProgressInfo } from './progress.ts';
+
+/**
+ * What a caller controls of a training run, whichever driver runs it (a pipeline's or a program's):
+ * the output folder, resuming, stopping, and where progress goes.
+ */
+export interface RunControl {
+  outDir: string;
+  resume?: boolean;
+  /** Start over in a folder that holds a finished run or a checkpoint, or resume with another configuration. */
+  force?: boolean;
+  /** For run.json: the `--set` overrides the file was loaded with, and the command line. */
+  overrides?: readonly string[];
+  invocation?: Invocation;
+  /** Stop (with a checkpoint) after this many iterations of this invocation. */
+  maxIterations?: number;
+  /** Checked between iterations; when true the run saves a checkpoint and returns. */
+  shouldStop?: () => boolean;
+  onProgress?: (p: ProgressInfo) => void;
+  /** What the run does before its first iteration ("compiling 7 graphs"), said before it starts. */
+  onStage?: (text: string) => void;
+  backend?: string;
+  /** One-line notes for the user (stderr in the CLI), such as what a resume dropped from metrics.jsonl. */
+  log?: (line: string) => void;
+}
 
 export const RUN_FILE = 'run.json';
 

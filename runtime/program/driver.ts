@@ -19,34 +19,18 @@ import { loadGroup, matchCheckpoint, readChecksummed, saveGroup, validateBody, w
 import { parseOverride } from '../pipeline/config.ts';
 import { defaultExecutor, makeProgram, type Executor, type Program } from '../pipeline/program.ts';
 import type { ProgressInfo } from '../pipeline/progress.ts';
-import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type Invocation } from '../pipeline/run-record.ts';
+import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type RunControl } from '../pipeline/run-record.ts';
 import { checkSeeds, ENV_STEPS, EPISODES_INPUT, KEY_INPUT, loadProgramGraphs, outputAt, TOTAL_STEPS_INPUT, type ProgramConfig, type ProgramGraphs } from './config.ts';
 import { metricValue, PROGRAM_METRICS_FILES, ProgramMetricsLog, type MetricRow } from './metrics.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 export const EVAL_FILE = 'eval.json';
 
-export interface ProgramTrainOptions {
-  outDir: string;
-  resume?: boolean;
-  /** Start over in a folder that holds a finished run or a checkpoint, or resume with another configuration. */
-  force?: boolean;
-  /** For run.json: the `--set` overrides the program was loaded with, and the command line. */
-  overrides?: readonly string[];
-  invocation?: Invocation;
-  /** Stop (with a checkpoint) after this many iterations of this invocation. */
-  maxIterations?: number;
-  /** Checked between iterations; when true the run saves a checkpoint and returns. */
-  shouldStop?: () => boolean;
-  onProgress?: (p: ProgressInfo) => void;
-  onStage?: (text: string) => void;
+export interface ProgramTrainOptions extends RunControl {
   /** Receives the metrics row of every iteration, logged to metrics.jsonl or not, with the seed whose row it is. */
   onMetrics?: (row: MetricRow, seed: number) => void;
   /** The compiled executor (default, or LOOM_EXECUTOR) or the reference interpreter. */
   executor?: Executor;
-  backend?: string;
-  /** One-line notes for the user (stderr in the CLI). */
-  log?: (line: string) => void;
 }
 
 export interface ProgramTrainResult {

@@ -2,28 +2,21 @@
  * The AM-PPO CartPole program (graphs/programs/amppo-cartpole/): init + iterations against the
  * classic Trainer on graphs/pipelines/amppo-cartpole.json, state, controller and every metric.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { Trainer } from '../../runtime/pipeline/driver.ts';
-import { cartpoleStateRefs, expectProgramMatchesTrainer, type StateRef } from '../helpers/program-vs-trainer.ts';
+import { ADAM_RTOL, ADAM_STATE_REFS, cartpoleStateRefs, expectProgramMatchesTrainer, type StateRef } from '../helpers/program-vs-trainer.ts';
 
 await tf.setBackend('cpu');
 
 const G = (p: string) => resolve('graphs', p);
-const AGENT = JSON.parse(readFileSync(G('algorithms/agents/cartpole.agent.graph.json'), 'utf8')) as { params: Record<string, unknown> };
-const values = (t: tf.Tensor) => Array.from(t.dataSync());
 const STATE: Record<string, StateRef> = {
-  ...cartpoleStateRefs(Object.keys(AGENT.params)),
-  opt_m: (t) => values(t.optState.m!),
-  opt_v: (t) => values(t.optState.v!),
-  opt_step: (t) => values(t.optState.step!),
+  ...cartpoleStateRefs(),
+  ...ADAM_STATE_REFS,
   amppo_alpha_ema: (t: Trainer) => [t.host.amppo!.alpha_ema],
   amppo_s_ema: (t: Trainer) => [t.host.amppo!.s_ema],
 };
-// Adam's second moment holds squares of gradients: its small entries carry more float32 rounding.
-const RTOL = { opt_m: 1e-3, opt_v: 1e-3 };
 
 describe('the AM-PPO program against the classic Trainer on amppo-cartpole.json', () => {
   for (const [name, executor, iterations] of [['interpreter', 'interpret', 1], ['compiled executor', 'compiled', 2]] as const)
@@ -35,7 +28,7 @@ describe('the AM-PPO program against the classic Trainer on amppo-cartpole.json'
         iterations,
         seed: 3,
         state: STATE,
-        rtol: RTOL,
+        rtol: ADAM_RTOL,
       });
       // The controller moved and the minibatches saturate (spec §2.7): the modulation is not a no-op.
       for (const r of rows) {
@@ -55,7 +48,7 @@ describe('the AM-PPO program against the classic Trainer on amppo-cartpole.json'
       hyper: { modulated_value_target: 0 },
       pipelineConfig: (c) => ({ ...c, advantage: { ...c.advantage, transform: { ...c.advantage.transform!, value_target: 'gae' } } }),
       state: STATE,
-      rtol: RTOL,
+      rtol: ADAM_RTOL,
     });
   });
 });

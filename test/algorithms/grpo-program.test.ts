@@ -2,25 +2,18 @@
  * The GRPO CartPole program (graphs/programs/grpo-cartpole/): init + iterations against the classic
  * Trainer on graphs/pipelines/grpo-cartpole.json, state and every metric.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { cartpoleStateRefs, expectProgramMatchesTrainer, type StateRef } from '../helpers/program-vs-trainer.ts';
+import { ADAM_RTOL, ADAM_STATE_REFS, cartpoleStateRefs, expectProgramMatchesTrainer, type StateRef } from '../helpers/program-vs-trainer.ts';
 
 await tf.setBackend('cpu');
 
 const G = (p: string) => resolve('graphs', p);
-const AGENT = JSON.parse(readFileSync(G('algorithms/agents/cartpole.agent.graph.json'), 'utf8')) as { params: Record<string, unknown> };
-const values = (t: tf.Tensor) => Array.from(t.dataSync());
 const STATE: Record<string, StateRef> = {
-  ...cartpoleStateRefs(Object.keys(AGENT.params)),
-  opt_m: (t) => values(t.optState.m!),
-  opt_v: (t) => values(t.optState.v!),
-  opt_step: (t) => values(t.optState.step!),
+  ...cartpoleStateRefs(),
+  ...ADAM_STATE_REFS,
 };
-// Adam's second moment holds squares of gradients: its small entries carry more float32 rounding.
-const RTOL = { opt_m: 1e-3, opt_v: 1e-3 };
 
 describe('the GRPO program against the classic Trainer on grpo-cartpole.json', () => {
   for (const [name, executor, iterations] of [['interpreter', 'interpret', 1], ['compiled executor', 'compiled', 2]] as const)
@@ -32,7 +25,7 @@ describe('the GRPO program against the classic Trainer on grpo-cartpole.json', (
         iterations,
         seed: 3,
         state: STATE,
-        rtol: RTOL,
+        rtol: ADAM_RTOL,
       });
       for (const r of rows) expect(r.env_steps).toBe(4096);
     });
@@ -48,7 +41,7 @@ describe('the GRPO program against the classic Trainer on grpo-cartpole.json', (
       iterations: 1,
       seed: 4,
       state: STATE,
-      rtol: RTOL,
+      rtol: ADAM_RTOL,
       prepare: (state, trainer) => {
         const s = tf.tensor(Array.from({ length: 4 }, () => tilted).flat(), [4, 4]);
         tf.dispose([state.env_state!, state.obs!, trainer.env.state!, trainer.env.obs!]);
@@ -69,7 +62,7 @@ describe('the GRPO program against the classic Trainer on grpo-cartpole.json', (
       iterations: 2,
       seed: 3,
       state: STATE,
-      rtol: RTOL,
+      rtol: ADAM_RTOL,
     });
     // The penalty is in the loss: loss = pg_loss + 0.04 * KL with KL > 0 once the policy has moved (ent_coef and vf_coef are 0).
     for (const r of rows) expect(r.loss! - r.pg_loss!).toBeGreaterThan(0);

@@ -3,32 +3,25 @@
  * the classic Trainer on graphs/pipelines/hybrid-grpo-cartpole.json, state and every metric, with
  * uniform and with value-based branch selection.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { cartpoleStateRefs, expectProgramMatchesTrainer, type StateRef } from '../helpers/program-vs-trainer.ts';
+import { ADAM_RTOL, ADAM_STATE_REFS, cartpoleStateRefs, expectProgramMatchesTrainer, type StateRef } from '../helpers/program-vs-trainer.ts';
 
 await tf.setBackend('cpu');
 
 const G = (p: string) => resolve('graphs', p);
-const AGENT = JSON.parse(readFileSync(G('algorithms/agents/cartpole.agent.graph.json'), 'utf8')) as { params: Record<string, unknown> };
-const values = (t: tf.Tensor) => Array.from(t.dataSync());
 const STATE: Record<string, StateRef> = {
-  ...cartpoleStateRefs(Object.keys(AGENT.params)),
-  opt_m: (t) => values(t.optState.m!),
-  opt_v: (t) => values(t.optState.v!),
-  opt_step: (t) => values(t.optState.step!),
+  ...cartpoleStateRefs(),
+  ...ADAM_STATE_REFS,
 };
-// Adam's second moment holds squares of gradients: its small entries carry more float32 rounding.
-const RTOL = { opt_m: 1e-3, opt_v: 1e-3 };
 const PROGRAM = G('programs/hybrid-grpo-cartpole/program.json');
 const PIPELINE = G('pipelines/hybrid-grpo-cartpole.json');
 
 describe('the Hybrid GRPO program against the classic Trainer on hybrid-grpo-cartpole.json', () => {
   for (const [name, executor, iterations] of [['interpreter', 'interpret', 1], ['compiled executor', 'compiled', 2]] as const)
     it(`${name}: init + ${iterations} iteration(s) give the same state and metrics (4 envs x 32 states x 4 branches, 10 x 4 minibatches)`, () => {
-      const rows = expectProgramMatchesTrainer({ program: PROGRAM, pipeline: PIPELINE, executor, iterations, seed: 3, state: STATE, rtol: RTOL });
+      const rows = expectProgramMatchesTrainer({ program: PROGRAM, pipeline: PIPELINE, executor, iterations, seed: 3, state: STATE, rtol: ADAM_RTOL });
       for (const r of rows) {
         expect(r.env_steps).toBe(512);
         // The critic learns from y: the explained variance is a number, not GRPO's NaN.
@@ -46,7 +39,7 @@ describe('the Hybrid GRPO program against the classic Trainer on hybrid-grpo-car
       hyper: { select_argmax: 1 },
       pipelineConfig: (c) => ({ ...c, group: { ...c.group!, select: 'argmax' } }),
       state: STATE,
-      rtol: RTOL,
+      rtol: ADAM_RTOL,
     });
   });
 
@@ -63,7 +56,7 @@ describe('the Hybrid GRPO program against the classic Trainer on hybrid-grpo-car
       hyper: { ...hp, norm_adv: 0 },
       pipelineConfig: (c) => ({ ...c, group: { ...c.group!, hp: { ...c.group!.hp, ...hp } }, update: { ...c.update, norm_adv: false } }),
       state: STATE,
-      rtol: RTOL,
+      rtol: ADAM_RTOL,
     });
   });
 });

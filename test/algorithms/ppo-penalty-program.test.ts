@@ -11,24 +11,13 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import { compileProgram } from '../../runtime/exec.ts';
 import { initParams, interpret, type TensorMap } from '../../runtime/interpreter.ts';
 import { loadProgram, loadProgramGraphs } from '../../runtime/program/config.ts';
+import { uniform } from '../helpers/seeded-uniform.ts';
 
 await tf.setBackend('cpu');
 
 const G = (p: string) => resolve('graphs', p);
 const LOSS = loadGraph(G('algorithms/ppo-penalty-cartpole.loss.graph.json'));
 const AGENT = loadGraph(G('algorithms/agents/cartpole.agent.graph.json'));
-
-/** Seeded uniform floats in [lo, hi) (mulberry32). */
-function uniform(n: number, lo: number, hi: number, seed: number): number[] {
-  let st = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    st = (st + 0x6d2b79f5) >>> 0;
-    let t = st;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return lo + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo);
-  });
-}
 
 const B = 16;
 const obs = uniform(B * 4, -1, 1, 3);

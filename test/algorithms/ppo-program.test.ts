@@ -16,6 +16,7 @@ import { initParams, interpret, type TensorMap } from '../../runtime/interpreter
 import { Trainer } from '../../runtime/pipeline/driver.ts';
 import { expectClose } from '../helpers/grad.ts';
 import { tinyPipeline } from '../helpers/tiny-pipeline.ts';
+import { uniform } from '../helpers/seeded-uniform.ts';
 
 await tf.setBackend('cpu');
 
@@ -29,18 +30,6 @@ const ACT = loadGraph(G('algorithms/ppo-cartpole.act.graph.json'));
 /** The agent's params in the order of its graph file: the flat vector's layout. */
 const AGENT = JSON.parse(readFileSync(G('algorithms/agents/cartpole.agent.graph.json'), 'utf8')) as { params: Record<string, { shape: number[] }> };
 const PARAM_NAMES = Object.keys(AGENT.params).map((p) => `agent/${p}`);
-
-/** Seeded uniform floats in [lo, hi) (mulberry32), as plain numbers. */
-function uniform(n: number, lo: number, hi: number, seed: number): number[] {
-  let st = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    st = (st + 0x6d2b79f5) >>> 0;
-    let t = st;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return lo + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo);
-  });
-}
 
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
 const dispose = (...ms: TensorMap[]) => ms.forEach((m) => tf.dispose(Object.values(m)));

@@ -4,6 +4,8 @@
  * program's graphs run by the interpreter or the compiled executor. Every state tensor the caller
  * maps to the Trainer and every metric the iteration outputs is compared after each iteration.
  */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { expect } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { IRGraph } from '../../compiler/ir.ts';
@@ -18,10 +20,15 @@ import { expectClose } from './grad.ts';
 export type StateRef = (t: Trainer) => number[];
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
 
+/** The CartPole agent's param names, in its graph file's order. */
+const CARTPOLE_PARAMS = Object.keys(
+  (JSON.parse(readFileSync(resolve('graphs/algorithms/agents/cartpole.agent.graph.json'), 'utf8')) as { params: Record<string, unknown> }).params,
+);
+
 /** The state every CartPole program shares with PPO's, by its name in the program. */
-export function cartpoleStateRefs(params: readonly string[]): Record<string, StateRef> {
+export function cartpoleStateRefs(): Record<string, StateRef> {
   return {
-    ...Object.fromEntries(params.map((p) => [p, (t: Trainer) => values(t.params[`agent/${p}`]!)])),
+    ...Object.fromEntries(CARTPOLE_PARAMS.map((p) => [p, (t: Trainer) => values(t.params[`agent/${p}`]!)])),
     env_state: (t) => values(t.env.state!),
     env_t: (t) => values(t.env.t!),
     obs: (t) => values(t.env.obs!),
@@ -31,6 +38,15 @@ export function cartpoleStateRefs(params: readonly string[]): Record<string, Sta
     iterations_done: (t) => [t.iteration],
   };
 }
+
+/** Adam's state, for programs that keep it as opt_m, opt_v and opt_step. */
+export const ADAM_STATE_REFS: Record<string, StateRef> = {
+  opt_m: (t) => values(t.optState.m!),
+  opt_v: (t) => values(t.optState.v!),
+  opt_step: (t) => values(t.optState.step!),
+};
+/** Adam's second moment holds squares of gradients: its small entries carry more float32 rounding. */
+export const ADAM_RTOL = { opt_m: 1e-3, opt_v: 1e-3 };
 
 export interface ProgramVsTrainer {
   program: string;

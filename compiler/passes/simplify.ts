@@ -96,8 +96,9 @@ export const simplify: Pass = {
           continue;
         }
         // A float32 slice of one index along one axis whose reshape drops that axis is a gather of
-        // the index: one op instead of two. Not for int32 (RNG keys): tfjs-backend-webgpu's gather
-        // moves values through f32, which rounds integers past 2^24.
+        // the index: one op instead of two. Not for int32: rewriting the RNG key rows of the PPO
+        // rollout step this way made its keys differ on webgpu (a lone int32 gather there is exact;
+        // the cause is not found yet), and the rewrite saves only a step's dispatch.
         const axis = inner?.op === 'slice' && n.type?.dtype === 'float32' ? rowAxis(inner, types.get(inner.inputs[0]!)?.shape, n.type.shape) : undefined;
         if (axis !== undefined) {
           let index = `${n.id}/index`;

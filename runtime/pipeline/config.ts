@@ -499,18 +499,24 @@ export function patchHp(json: unknown, hp: Record<string, number>, required: boo
 }
 
 /**
- * True for a file that names a pipeline or extends one; anything else (unreadable text included)
- * is not, and loading it as a graph reports why. Read and parsed as loadPipeline does, so a
- * byte-order mark or an endless file is treated the same way by every command.
+ * The top-level object of a document file, read and parsed as the loaders read it (so a byte-order
+ * mark or an endless file is treated the same way by every command); null for anything else,
+ * unreadable text included, which loading the file then reports.
  */
-export function isPipelineFile(file: string): boolean {
+export function documentObject(file: string): Record<string, unknown> | null {
   try {
     const j = parseJsonText(readUntrusted(file, { what: 'pipeline' }), file);
-    return isPlainObject(j) && !('graph' in j) && PIPELINE_KEYS.some((k) => k in j);
+    return isPlainObject(j) ? j : null;
   } catch (e) {
-    if (e instanceof LoomError) return false;
+    if (e instanceof LoomError) return null;
     throw e;
   }
+}
+
+/** True for a file that names a pipeline or extends one; anything else is not, and loading it as a graph reports why. */
+export function isPipelineFile(file: string): boolean {
+  const j = documentObject(file);
+  return j !== null && !('graph' in j) && PIPELINE_KEYS.some((k) => k in j);
 }
 
 /**

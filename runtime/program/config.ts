@@ -12,7 +12,7 @@ import { assertAllowed, assertDocumentKind, displayPath, parseJsonText, readUntr
 import { loadGraph } from '../../compiler/frontend/load.ts';
 import { assertValid, schemaValidator, suggest } from '../../compiler/frontend/schema.ts';
 import { showType, type DType, type IRGraph, type IRInput } from '../../compiler/ir.ts';
-import { applyOverrides, blameOverride, pipelineRoots, resolveExtends, type DocumentKind, type Override } from '../pipeline/config.ts';
+import { applyOverrides, blameOverride, documentObject, pipelineRoots, resolveExtends, type DocumentKind, type Override } from '../pipeline/config.ts';
 import { outputType } from '../pipeline/roles.ts';
 
 export interface ProgramConfig {
@@ -95,13 +95,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => !!v && typeo
  * program driver. A file that cannot be read or parsed is not one (reading it as a pipeline says why).
  */
 export function isProgramFile(file: string): boolean {
-  try {
-    const j = parseJsonText(readUntrusted(file, { what: 'pipeline' }), file);
-    return isPlainObject(j) && Object.hasOwn(j, 'program');
-  } catch (e) {
-    if (e instanceof LoomError) return false;
-    throw e;
-  }
+  const j = documentObject(file);
+  return j !== null && Object.hasOwn(j, 'program');
 }
 
 export function loadProgram(file: string, opts: ProgramOptions = {}): ProgramConfig {

@@ -53,8 +53,9 @@ interface CpuBackendLike {
   disposeData(id: object): void;
 }
 interface WasmBackendLike {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: DType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): HostArray;
   disposeData(id: object): void;
 }
 interface GenericBackendLike {
@@ -67,12 +68,27 @@ function newArray(dtype: DType, n: number): HostArray {
   return dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
 }
 
+/** Views of wasm tensors by the backend's data record, with the heap they view. */
+const views = new WeakMap<object, { buffer: ArrayBufferLike; view: HostArray }>();
+
 export function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
   if (backendName === 'wasm') {
     const b = backend as unknown as WasmBackendLike;
     return {
       alloc: (shape, dtype) => b.makeOutput(shape, dtype),
-      array: (t) => b.typedArrayFromHeap(t),
+      array: (t) => {
+        // A tensor's memory stays put until it is freed, so its view serves until the heap grows
+        // (which detaches every view): the loops of a training step reuse the same buffers. Views
+        // are kept by the backend's record of the data, which it replaces when data moves.
+        const record = b.dataIdMap.get(t.dataId);
+        const heap = b.wasm.HEAPU8.buffer;
+        const size = sizeOf(t.shape);
+        const known = views.get(record);
+        if (known !== undefined && known.buffer === heap && known.view.length === size) return known.view;
+        const view = t.dtype === 'float32' ? new Float32Array(heap, record.memoryOffset, size) : t.dtype === 'int32' ? new Int32Array(heap, record.memoryOffset, size) : new Uint8Array(heap, record.memoryOffset, size);
+        views.set(record, { buffer: heap, view });
+        return view;
+      },
       commit: (t) => t,
       dispose: (t) => b.disposeData(t.dataId),
     };

@@ -24,6 +24,27 @@ for (const backend of ['cpu', 'wasm']) {
       }
     });
 
+    it('a view stays valid for its tensor: reused while the heap stands, taken anew once it grows, and never one of freed memory', () => {
+      const x = tf.tensor([1, 2, 3, 4]);
+      const first = hostValues(x);
+      expect(hostValues(x)).toBe(backend === 'wasm' ? first : hostValues(x));
+      // Growing the wasm heap detaches every view taken before.
+      const big = tf.zeros([64 << 20]);
+      const after = hostValues(x);
+      expect(Array.from(after)).toEqual([1, 2, 3, 4]);
+      after[0] = 9;
+      expect(Array.from(x.dataSync())).toEqual([9, 2, 3, 4]);
+      tf.dispose([x, big]);
+      // Memory freed and handed to a tensor of another type reads as that tensor's values.
+      const ys = [tf.tensor([5, 6, 7, 8], [4], 'int32'), tf.tensor([true, false, true, true, false], [5], 'bool')];
+      try {
+        expect(Array.from(hostValues(ys[0]!))).toEqual([5, 6, 7, 8]);
+        expect(Array.from(hostValues(ys[1]!))).toEqual([1, 0, 1, 1, 0]);
+      } finally {
+        tf.dispose(ys);
+      }
+    });
+
     it('copies a tensor into memory of its own', () => {
       const x = tf.tensor([[1, 2], [3, 4]]);
       const y = hostCopy(x);

@@ -789,7 +789,7 @@ function buildPlan(
       const outType = concreteType(n.type!, env, n);
       const attrs = n.attrs;
       const elements = n.inputs.reduce((acc, r) => acc + size(concreteType(types.get(r)!, env, n).shape), size(outType.shape));
-      if (def.host && HOST_ADDRESSABLE.has(backend) && elements <= hostMax) {
+      if (def.host && HOST_ADDRESSABLE.has(backend) && (elements <= hostMax || (def.hostAtAnySize === true && hostMax > 0))) {
         exec = hostOpRunner(def.host, attrs, outType);
         writesInto = true;
       } else {

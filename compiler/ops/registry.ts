@@ -130,6 +130,12 @@ export interface OpDef {
    * rounding for float ones.
    */
   host?(ins: readonly HostTensor[], out: HostTensor, attrs: Attrs): void;
+  /**
+   * `host` only moves data (copies of contiguous runs), which costs what the library's kernel
+   * costs at any size, so compiled programs run it whatever the tensors' size. (The wasm library's
+   * slice of a strided region reads its whole input back to the host first.)
+   */
+  hostAtAnySize?: boolean;
   fusion: FusionClass;
   /** For 'elementwise' ops: one element of the result as kernel IR over the operands (loads), built with `kir`. */
   scalar?(args: Expr[], attrs: Attrs): Expr;

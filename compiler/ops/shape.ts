@@ -430,6 +430,7 @@ defineOp({
   },
   kernel: (tf, xs, a) => (xs.length === 1 ? tf.clone(xs[0]!) : tf.concat(xs, a.axis as number)),
   host: (xs, out, a) => joinHost(xs, out, axisOf(a.axis as number, out.shape.length)),
+  hostAtAnySize: true,
   grad: (b, a) =>
     a.inputs.map((x, index) =>
       isFloat(b, x) ? b.op('split_like', [a.dy, ...a.inputs], { axis: a.attrs.axis as number, index }) : null,
@@ -510,6 +511,7 @@ defineOp({
   },
   kernel: (tf, xs, a) => tf.stack(xs, (a.axis as number | undefined) ?? 0),
   host: (xs, out, a) => joinHost(xs, out, axisOf((a.axis as number | undefined) ?? 0, out.shape.length)),
+  hostAtAnySize: true,
   grad: (b, a) => {
     const r = b.type(a.inputs[0]!).shape.length;
     const raw = (a.attrs.axis as number | undefined) ?? 0;
@@ -575,6 +577,7 @@ defineOp({
     return { dtype: x!.dtype, shape: out };
   },
   kernel: (tf, [x], a, ctx) => tf.slice(x!, a.begin as number[], ctx.outType.shape),
+  hostAtAnySize: true,
   host: ([x], out, a) => {
     const st = rowStrides(x!.shape);
     const begin = a.begin as number[];

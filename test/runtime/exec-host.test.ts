@@ -116,6 +116,39 @@ for (const backend of ['cpu', 'wasm']) {
       }
     });
 
+    it('run the host kernels of ops that only move data (slice, concat, stack) at any size, unless host kernels are off', () => {
+      const moves = load({
+        graph: 'host-moves',
+        inputs: { x: { shape: ['B', 3] } },
+        nodes: [
+          { id: 'tail', op: 'slice', in: ['x'], attrs: { begin: [0, 1], size: [-1, 2] } },
+          { id: 'cat', op: 'concat', in: ['x', 'tail'], attrs: { axis: 1 } },
+          { id: 'st', op: 'stack', in: ['tail', 'tail'], attrs: { axis: 0 } },
+          { id: 'ls', op: 'log_softmax', in: ['cat'] },
+        ],
+        outputs: { cat: 'cat', st: 'st', ls: 'ls' },
+      });
+      const ops = ['slice', 'concat', 'stack', 'log_softmax'];
+      for (const [limit, want] of [
+        [4, { slice: 1, concat: 1, stack: 1, log_softmax: 0 }],
+        [0, { slice: 0, concat: 0, stack: 0, log_softmax: 0 }],
+      ] as const) {
+        const calls = countHostCalls(ops);
+        const ins = { x: uniform([6, 3], 8) };
+        try {
+          const prog = compileProgram(moves, { ...HOST, hostMaxElements: limit });
+          const out = prog.run(ins, {});
+          const ref = interpret(moves, ins, {});
+          expect(mismatch(out, ref)).toBe(0);
+          tf.dispose([...Object.values(out), ...Object.values(ref)]);
+          expect(calls.counts, `limit ${limit}`).toEqual(want);
+        } finally {
+          calls.restore();
+          tf.dispose(Object.values(ins));
+        }
+      }
+    });
+
     it('leave ops above the size limit to the library kernels', () => {
       // 4 x 3 logits: log_softmax reads 12 and writes 12 elements, over a limit of 16; mean reads 4, writes 1.
       const calls = countHostCalls(['log_softmax', 'mean']);

@@ -205,7 +205,7 @@ export function gemmModuleText(): string {
   const rowOffsets = Array.from({ length: ROWS - 1 }, (_v, r) => `(local.set $row${r + 1} (i32.mul (local.get $strideRow) (i32.const ${r + 1})))`).join('\n  ');
   return `(module
 (import "env" "memory" (memory 0))
-(func (export "gemm") (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k i32) (param $n i32) (param $strideRow i32) (param $strideK i32) (param $bias i32) (param $act i32)
+(func $loom_gemm (export "gemm") (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k i32) (param $n i32) (param $strideRow i32) (param $strideK i32) (param $bias i32) (param $act i32)
   ${locals}
   (local.set $ldb (i32.shl (local.get $n) (i32.const 2)))
   (local.set $ldc (local.get $ldb))
@@ -228,7 +228,7 @@ export function gemmModuleText(): string {
     (br $next_rows1)))
   (local.set $k0 (i32.add (local.get $k0) (local.get $kc)))
   (br_if $next_chunk (i32.lt_u (local.get $k0) (local.get $k)))))
-(func (export "transpose") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32) (local $r i32) (local $c i32) (local $from i32)
+(func $loom_transpose (export "transpose") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32) (local $r i32) (local $c i32) (local $from i32)
   (local.set $r (i32.const 0))
   (block $end_r (loop $next_r
     (br_if $end_r (i32.ge_u (local.get $r) (local.get $rows)))
@@ -261,7 +261,8 @@ export function prepareWasmGemm(): Promise<string | undefined> {
       const parsed = wabt.parseWat('loom-gemm.wat', gemmModuleText(), { simd: true });
       try {
         parsed.validate();
-        compiled = new WebAssembly.Module(parsed.toBinary({}).buffer as Uint8Array<ArrayBuffer>);
+        // With its names, so profiles show the product as loom_gemm (bench/cpu-profile.ts).
+        compiled = new WebAssembly.Module(parsed.toBinary({ write_debug_names: true }).buffer as Uint8Array<ArrayBuffer>);
       } finally {
         parsed.destroy();
       }

@@ -185,6 +185,13 @@ export function lowerFused(
   /** Members whose value the product computes (bias add, activation): skipped by the loop. */
   const absorbed = new Set<string>();
 
+  // Views of input tensors are known before the loop: a product's epilogue may read one that
+  // comes after it in the body (vmap's per-seed bias, expanded to [K, 1, n] after the product).
+  for (const b of body) {
+    const src = roleOf(b.op) === 'view' ? operands.get(b.inputs[0]!) : undefined;
+    if (src && !('loop' in src)) operands.set(b.id, { buffer: src.buffer, shape: shape(b.type!), dtype: src.dtype });
+  }
+
   let matmul: KernelSpec['matmul'];
   for (const b of body) {
     if (absorbed.has(b.id)) continue;

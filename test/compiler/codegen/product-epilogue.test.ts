@@ -99,6 +99,23 @@ describe('product epilogue lowering', () => {
     expect(lowered(stackedLayer([3, 1, 5], [3, 5]), true).spec.matmul).toMatchObject({ biasPerMatrix: true, activation: 'tanh' });
   });
 
+  it('takes a per-matrix bias that reaches the add through a view after the product (as vmap writes it)', () => {
+    const g = inlineGraph({
+      graph: 'vmapped-layer',
+      inputs: { x: { shape: [3, 'B', 3] }, w: { shape: [3, 3, 5] }, b: { shape: [3, 5] } },
+      nodes: [
+        { id: 'm', op: 'matmul', in: ['x', 'w'] },
+        { id: 'rows', op: 'expand_dims', in: ['b'], attrs: { axis: 1 } },
+        { id: 'z', op: 'add', in: ['m', 'rows'] },
+        { id: 'h', op: 'tanh', in: ['z'] },
+      ],
+      outputs: { h: 'h' },
+    });
+    const { spec, exprs, inputOf } = lowered(g, true);
+    expect(spec.matmul).toMatchObject({ bias: inputOf('b'), biasPerMatrix: true, activation: 'tanh', shape: [3, 4, 5] });
+    expect(exprs).toHaveLength(0);
+  });
+
   it('absorbs no addend of a stacked product that is neither one row nor one row per matrix', () => {
     for (const bias of [[3, 'B', 5], [1, 'B', 5], [3, 1, 1]]) {
       const { spec, exprs } = lowered(stackedLayer(bias), true);

@@ -14,9 +14,10 @@ import { hostEnvDefinition, hostEnvIo, type HostEnvDefinition } from '../host-en
 export interface PipelineConfig {
   file: string;
   pipeline: string;
-  algorithm: 'ppo' | 'grpo' | 'hybrid-grpo';
-  /** GRPO / Hybrid GRPO: actions sampled per visited state, each branch stepped from a copy of the env state. */
-  group: { size: number; horizon: number; select: 'uniform' | 'argmax'; hp: Record<string, number> } | null;
+  /** A label for reports (`ppo`, `grpo`, ...); the behaviour is in the other settings. */
+  algorithm: string;
+  /** Group rollouts (GRPO, Hybrid GRPO): actions sampled per visited state, each branch stepped from a copy of the env state. */
+  group: GroupConfig | null;
   /** `host`: a registered host env, stepped from the host instead of the step/reset graphs (which are then ""). */
   env: { name: string; step: string; reset: string; num_envs: number; host?: string };
   policy: { act: string };
@@ -49,6 +50,24 @@ export interface PipelineConfig {
   roots?: readonly string[];
 }
 
+/**
+ * What a group advantage graph takes from the value function: `none` scores the branches from their
+ * rewards alone (input `rewards`, output `adv`) and no value function is trained; `bootstrap` also takes
+ * V(s), V of each branch's last state and `done` (inputs `R, V_s, V_next, done`) and gives the value
+ * target `y` and the value-based choice `select` besides `adv`.
+ */
+export type GroupValue = 'none' | 'bootstrap';
+
+export interface GroupConfig {
+  size: number;
+  horizon: number;
+  select: 'uniform' | 'argmax';
+  /** The graph that scores each group's branches. */
+  advantage: string;
+  value: GroupValue;
+  hp: Record<string, number>;
+}
+
 /** AM-PPO advantage modulation (spec am-ppo §2): controller hyperparameters and initial state. */
 export interface AmppoTransform {
   kind: 'amppo';
@@ -73,7 +92,7 @@ export interface PipelineGraphs {
   optimizer: IRGraph;
   gae: IRGraph;
   clip: IRGraph;
-  /** Present for grpo / hybrid-grpo: grpo/advantage or hybrid-grpo/advantage. */
+  /** Present for a group rollout: the graph group.advantage names. */
   groupAdvantage?: IRGraph;
   /** Present when advantage.transform is amppo. */
   amppo?: { update: IRGraph; modulate: IRGraph };
@@ -105,7 +124,29 @@ export interface PipelineOptions {
 const PIPELINE_KEYS = ['pipeline', 'extends'];
 
 /** The graph-path fields of a pipeline file, as JSON pointers; each resolves relative to the file that sets it. */
-const PATH_FIELDS = [['env', 'step'], ['env', 'reset'], ['policy', 'act'], ['loss']] as const;
+const PATH_FIELDS = [['env', 'step'], ['env', 'reset'], ['policy', 'act'], ['loss'], ['group', 'advantage']] as const;
+
+/**
+ * Pipeline files written before the group options existed chose their group rollout by the name in
+ * `algorithm` alone. For such a file (one of these names and no group.advantage) the options that
+ * name stood for are filled in, its own settings winning, except vf_coef: those rollouts trained no
+ * value function whatever the file said. Recorded run configurations are read the same way. New
+ * group algorithms declare the options and need no entry here.
+ */
+const LEGACY_GROUP_ALGORITHMS: Readonly<Record<string, { group: Json; update: Json; forced: Json }>> = {
+  grpo: { group: { advantage: join(GRAPHS_DIR, 'algorithms', 'grpo', 'advantage.graph.json'), value: 'none' }, update: { norm_adv: false }, forced: { vf_coef: 0 } },
+  'hybrid-grpo': { group: { advantage: join(GRAPHS_DIR, 'algorithms', 'hybrid-grpo', 'advantage.graph.json'), value: 'bootstrap' }, update: {}, forced: {} },
+};
+
+/** The document (or recorded configuration) with the options its legacy group algorithm name stood for; anything else as it is. */
+export function withLegacyGroup(json: unknown): unknown {
+  if (!isPlainObject(json) || typeof json.algorithm !== 'string' || !Object.hasOwn(LEGACY_GROUP_ALGORITHMS, json.algorithm)) return json;
+  const [group, update] = [json.group ?? {}, json.update ?? {}];
+  // A malformed section is left for the schema to report.
+  if (!isPlainObject(group) || !isPlainObject(update) || group.advantage !== undefined) return json;
+  const legacy = LEGACY_GROUP_ALGORITHMS[json.algorithm]!;
+  return { ...json, group: { ...legacy.group, ...group }, update: { ...legacy.update, ...update, ...legacy.forced } };
+}
 
 /** Objects merge key by key; anything else in `over` replaces `base`. */
 function mergeJson(base: unknown, over: unknown): unknown {
@@ -172,10 +213,14 @@ export function parsePipeline(json: unknown, file: string, opts: PipelineOptions
   assertDocumentKind(json, file, 'pipeline', PIPELINE_KEYS);
   const applied = applyOverrides(resolveExtends(json, file, roots), opts.overrides ?? []);
   try {
-    return configFrom(applied.json, file, roots);
+    return configFrom(withLegacyGroup(applied.json), file, roots);
   } catch (e) {
     throw blameOverride(e, applied.blame);
   }
+}
+
+function groupFail(cfg: PipelineConfig, message: string, pointer: string, expected: string, found: string, hint: string): never {
+  throw new LoomError({ code: 'E_SCHEMA', message, file: cfg.file, pointer, expected, found, hint });
 }
 
 function configFrom(json: unknown, file: string, roots: readonly string[]): PipelineConfig {
@@ -205,23 +250,25 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
         value_target: (trj.value_target as AmppoTransform['value_target']) ?? 'modulated',
       }
     : null;
-  const algorithm = (j.algorithm as PipelineConfig['algorithm']) ?? 'ppo';
   const grp = obj(j.group);
+  const value = (grp.value as GroupValue) ?? 'none';
   const cfg: PipelineConfig = {
     file: resolve(file),
     pipeline: j.pipeline as string,
-    algorithm,
+    algorithm: (j.algorithm as string) ?? 'ppo',
     group:
-      algorithm === 'ppo'
+      j.group === undefined
         ? null
         : {
             size: (grp.size as number) ?? 8,
             horizon: (grp.horizon as number) ?? 1,
             // Spec B.3: the executed branch is uniform unless value-based selection (B.4.4) is asked for.
             select: (grp.select as 'uniform' | 'argmax') ?? 'uniform',
-            // The hybrid graph bootstraps V after `horizon` steps: its discount is gamma^horizon unless group.hp says otherwise.
+            advantage: typeof grp.advantage === 'string' ? resolve(base, grp.advantage) : '',
+            value,
+            // A bootstrapping graph discounts V after `horizon` steps: gamma^horizon unless group.hp says otherwise.
             hp:
-              algorithm === 'hybrid-grpo'
+              value === 'bootstrap'
                 ? { gamma: ((adv.gamma as number) ?? 0.99) ** ((grp.horizon as number) ?? 1), ...((grp.hp as Record<string, number>) ?? {}) }
                 : ((grp.hp as Record<string, number>) ?? {}),
           },
@@ -248,8 +295,8 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
     update: {
       epochs: (upd.epochs as number) ?? 4,
       minibatches: (upd.minibatches as number) ?? 4,
-      // GRPO's advantages are z-scored per group already; PPO and Hybrid GRPO normalise per minibatch.
-      norm_adv: (upd.norm_adv as boolean) ?? algorithm !== 'grpo',
+      // Pipelines whose advantages are z-scored per group already (GRPO) set it false.
+      norm_adv: (upd.norm_adv as boolean) ?? true,
       clip_coef: (upd.clip_coef as number) ?? 0.2,
       clip_vloss: (upd.clip_vloss as boolean) ?? true,
       ent_coef: (upd.ent_coef as number) ?? 0.01,
@@ -271,20 +318,33 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Pipe
   };
   if (cfg.env.host !== undefined) {
     hostEnvDefinition(cfg.env.host, cfg.file);
-    if (cfg.group) fail(`${cfg.algorithm} steps copies of the env state, which a host env does not give; use a graph env`, '/env/host');
+    if (cfg.group) fail('a group rollout steps copies of the env state, which a host env does not give; use a graph env', '/env/host');
   }
+  if (cfg.group && !cfg.group.advantage)
+    throw new LoomError({
+      code: 'E_SCHEMA',
+      message: 'group needs advantage: the graph that scores the branches of each group',
+      file: cfg.file,
+      pointer: '/group',
+      expected: 'group.advantage, a graph path, with group.value saying what it takes',
+      hint: 'e.g. "advantage": "graphs/algorithms/grpo/advantage.graph.json" (value "none"), or graphs/algorithms/hybrid-grpo/advantage.graph.json (value "bootstrap")',
+    });
   // Inherited paths are absolute by now; they are checked here, at the pointer that set them in this file's view.
   for (const path of PATH_FIELDS) {
     if (cfg.env.host !== undefined && path[0] === 'env') continue;
+    if (path[0] === 'group' && !cfg.group) continue;
     const written = path.reduce<unknown>((v, k) => obj(v)[k], j) as string;
     const target = path.reduce<unknown>((v, k) => obj(v)[k], cfg) as string;
     assertAllowed(target, roots, { what: 'graph path', written, file: cfg.file, pointer: `/${path.join('/')}` });
   }
-  if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to ppo only', '/advantage/transform');
-  if (cfg.algorithm === 'grpo' && cfg.group?.select === 'argmax') fail('grpo has no value function to pick the argmax branch; use uniform', '/group/select');
-  if (!cfg.group && j.group !== undefined) fail('group applies to grpo and hybrid-grpo only', '/group');
+  if (cfg.group && cfg.advantage.transform) fail('advantage.transform applies to GAE advantages only, not to a group rollout', '/advantage/transform');
+  if (cfg.group?.value === 'none') {
+    const why = 'group.value "none": the advantage graph uses no value function';
+    if (cfg.group.select === 'argmax') groupFail(cfg, `${why}, so it gives no value-based choice of branch to execute`, '/group/select', 'uniform', '"argmax"', 'use "select": "uniform", or a bootstrapping advantage graph with "value": "bootstrap"');
+    if (cfg.update.vf_coef !== 0) groupFail(cfg, `${why} and gives it no targets, so the value loss has nothing to train`, '/update/vf_coef', '0', String(cfg.update.vf_coef), 'set "update": {"vf_coef": 0}, or use a bootstrapping advantage graph with "value": "bootstrap"');
+  }
   // Group rollouts normalise the tiled branch observations, which have no env of their own.
-  if (cfg.group && cfg.normalize.per_env) fail('normalize.per_env applies to ppo only; grpo and hybrid-grpo keep one statistic over all envs', '/normalize/per_env');
+  if (cfg.group && cfg.normalize.per_env) fail('normalize.per_env does not apply to a group rollout, which keeps one statistic over all envs', '/normalize/per_env');
   checkPipelineSize(cfg);
   const batch = cfg.env.num_envs * cfg.rollout.steps * (cfg.group?.size ?? 1);
   if (batch % cfg.update.minibatches !== 0)
@@ -440,16 +500,26 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer });
     return loadGraph(path, { roots });
   };
-  const patched = (path: string, hp: Record<string, number>, pointer: string, required: boolean): IRGraph => {
-    if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer });
+  const patched = (path: string, hp: Record<string, number>, pointer: string, required: boolean, pathPointer = pointer): IRGraph => {
+    if (!existsSync(path)) throw new LoomError({ code: 'E_IO', message: `graph file ${path} does not exist`, file: cfg.file, pointer: pathPointer });
     return loadGraphJson(patchHp(parseJsonText(readUntrusted(path, { what: 'graph file' }), path), hp, required, cfg.file, pointer), path, { roots });
   };
   const tr = cfg.advantage.transform;
   const amppoDir = join(GRAPHS_DIR, 'algorithms', 'amppo');
+  // A group graph that lacks an hp node it is given (gamma, defaulted for group.value bootstrap) may be
+  // the wrong graph for group.value: the role check says so first, as that explains the missing node.
+  let hpError: unknown = null;
+  const group = (g: NonNullable<PipelineConfig['group']>): IRGraph => {
+    try {
+      return patched(g.advantage, g.hp, '/group/hp', true, '/group/advantage');
+    } catch (e) {
+      if (!isLoomError(e) || e.info.pointer !== '/group/hp') throw e;
+      hpError = e;
+      return load(g.advantage, '/group/advantage');
+    }
+  };
   const graphs: PipelineGraphs = {
-    ...(cfg.group
-      ? { groupAdvantage: patched(join(GRAPHS_DIR, 'algorithms', cfg.algorithm, 'advantage.graph.json'), cfg.group.hp, '/group/hp', true) }
-      : {}),
+    ...(cfg.group ? { groupAdvantage: group(cfg.group) } : {}),
     ...(tr
       ? {
           amppo: {
@@ -467,6 +537,7 @@ export function loadPipelineGraphs(cfg: PipelineConfig): PipelineGraphs {
     clip: loadGraph(join(GRAPHS_DIR, 'optimizers', 'clip-grad-norm.graph.json'), { roots }),
   };
   checkRoles(cfg, graphs);
+  if (hpError) throw hpError;
   const klInputs = ['logp_ref', 'kl_coef'].filter((k) => !graphs.loss.inputs.some((i) => i.name === k));
   if (cfg.update.kl_coef > 0 && klInputs.length)
     throw new LoomError({
@@ -540,9 +611,10 @@ export function configDiff(a: object, b: object): string[] {
     else out.set(path, JSON.stringify(v));
     return out;
   };
-  const skip = new Set(['file', 'roots', 'env.step', 'env.reset', 'policy.act', 'loss']);
-  const fa = flat(a, '', new Map());
-  const fb = flat(b, '', new Map());
+  const skip = new Set(['file', 'roots', 'env.step', 'env.reset', 'policy.act', 'loss', 'group.advantage']);
+  // A record from before the group options is read as its file is now.
+  const fa = flat(withLegacyGroup(a), '', new Map());
+  const fb = flat(withLegacyGroup(b), '', new Map());
   for (const [k, v] of Object.entries(SETTINGS_ADDED_LATER)) {
     // Only within a section both sides have (an AM-PPO setting means nothing to a PPO record).
     const parent = k.slice(0, k.lastIndexOf('.'));
@@ -641,7 +713,7 @@ export function withEnv(cfg: PipelineConfig, name: string, log?: (line: string) 
   }
   const envName = envs[id]!;
   const host = id in HOST_GYM_ENVS;
-  if (host && cfg.group) throw new LoomError({ code: 'E_USAGE', message: `--env ${id}: ${cfg.algorithm} steps copies of the env state, which a host env does not give`, file: cfg.file, pointer: '/algorithm', hint: 'use a graph env, or a ppo pipeline' });
+  if (host && cfg.group) throw new LoomError({ code: 'E_USAGE', message: `--env ${id}: a group rollout steps copies of the env state, which a host env does not give`, file: cfg.file, pointer: '/group', hint: 'use a graph env, or a pipeline without a group' });
   const step = host ? '' : join(GRAPHS_DIR, 'envs', `${envName}.step.graph.json`);
   const reset = host ? '' : join(GRAPHS_DIR, 'envs', `${envName}.reset.graph.json`);
   const out: PipelineConfig = { ...cfg, env: { name: id, step, reset, num_envs: cfg.env.num_envs, ...(host ? { host: id } : {}) }, policy: { ...cfg.policy } };

@@ -211,7 +211,7 @@ export class Trainer {
     this.amppoUpdate = graphs.amppo ? program(graphs.amppo.update) : null;
     this.amppoModulate = graphs.amppo ? program(graphs.amppo.modulate) : null;
     this.groupAdv = graphs.groupAdvantage ? program(graphs.groupAdvantage) : null;
-    if (cfg.group && !graphs.groupAdvantage) throw new LoomError({ code: 'E_INPUT', message: `${cfg.algorithm} needs its advantage graph`, file: cfg.file, pointer: '/algorithm' });
+    if (cfg.group && !graphs.groupAdvantage) throw new LoomError({ code: 'E_INPUT', message: 'a group rollout needs its advantage graph', file: cfg.file, pointer: '/group/advantage' });
     if (cfg.advantage.transform && !graphs.amppo) throw new LoomError({ code: 'E_INPUT', message: 'advantage.transform amppo needs the amppo graphs', file: cfg.file, pointer: '/advantage/transform' });
     const passesKey = [graphs.act, graphs.step].some((g) => g && Object.values(g.outputs).includes('key'));
     this.keys = passesKey ? null : { act: new StagedInput([2], 'int32'), step: new StagedInput([2], 'int32') };
@@ -505,7 +505,7 @@ export class Trainer {
     const T = c.rollout.steps;
     const N = c.env.num_envs;
     const Gs = c.group!.size;
-    const hybrid = c.algorithm === 'hybrid-grpo';
+    const bootstrap = c.group!.value === 'bootstrap';
     const h = this.host;
     const tile = tf.tensor(Int32Array.from({ length: N * Gs }, (_, i) => Math.floor(i / Gs)), [N * Gs], 'int32');
     const buf: Record<'obs' | 'actions' | 'logp' | 'adv' | 'returns' | 'values', tf.Tensor[]> = { obs: [], actions: [], logp: [], adv: [], returns: [], values: [] };
@@ -526,7 +526,7 @@ export class Trainer {
       const R = tf.tensor(h.retStat ? branch.R.map((x) => Math.max(-clip, Math.min(clip, x / sd))) : branch.R, [N, Gs], 'float32');
       const done = tf.tensor(branch.done, [N, Gs], 'float32');
       let adv: TensorMap;
-      if (hybrid) {
+      if (bootstrap) {
         // V of each branch's last state, from the observation before any auto-reset; (1 - done) drops finished ones.
         const keyB = keyTensor(kb!);
         const fin = this.policyObs(branch.lastObs, false, h.obsStat);
@@ -540,7 +540,7 @@ export class Trainer {
         disposeMap(nx);
       } else {
         adv = yield* this.call(this.groupAdv!, { rewards: R }, {});
-        // No value function in GRPO: the value loss sees zeros (and vf_coef is 0 in the update).
+        // No value function: the value loss sees zeros (and the config requires vf_coef 0).
         buf.returns.push(tf.zeros([N * Gs]));
         buf.values.push(tf.zeros([N * Gs]));
         a.value!.dispose();
@@ -593,7 +593,7 @@ export class Trainer {
     }));
     Object.values(buf).forEach((xs) => tf.dispose(xs));
     yield* this.readAll(Object.values(data));
-    const ev = hybrid ? explainedVariance(data.values_old.dataSync(), data.returns.dataSync()) : NaN;
+    const ev = bootstrap ? explainedVariance(data.values_old.dataSync(), data.returns.dataSync()) : NaN;
     return [data, finished, ev];
   }
 
@@ -652,8 +652,7 @@ export class Trainer {
     const scalars: TensorMap = {
       clip_coef: tf.scalar(u.clip_coef),
       ent_coef: tf.scalar(u.ent_coef),
-      // GRPO has no value function.
-      vf_coef: tf.scalar(c.algorithm === 'grpo' ? 0 : u.vf_coef),
+      vf_coef: tf.scalar(u.vf_coef),
       norm_adv: tf.scalar(u.norm_adv ? 1 : 0),
       clip_vloss: tf.scalar(u.clip_vloss ? 1 : 0),
     };

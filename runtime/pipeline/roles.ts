@@ -16,13 +16,13 @@ import { LoomError, type ErrorCode } from '../../compiler/errors.ts';
 import { refType } from '../../compiler/frontend/infer.ts';
 import { displayPath } from '../../compiler/frontend/load.ts';
 import { DTYPES, showType, type DType, type IRGraph, type TensorType } from '../../compiler/ir.ts';
-import type { PipelineConfig, PipelineGraphs } from './config.ts';
+import type { GroupValue, PipelineConfig, PipelineGraphs } from './config.ts';
 import { hostEnvDefinition, hostEnvIo } from '../host-env/host-env.ts';
 
 export interface RoleContract {
   /** The pipeline field that names the graph. */
   pointer: string;
-  graph: 'step' | 'reset' | 'act' | 'loss' | 'optimizer';
+  graph: 'step' | 'reset' | 'act' | 'loss' | 'optimizer' | 'groupAdvantage';
   /** Input name -> type pattern; "a|b" is one input named either way. */
   inputs: Record<string, string>;
   /** Inputs the driver gives only to a graph that declares them (the loss's KL penalty). */
@@ -33,6 +33,8 @@ export interface RoleContract {
   optionalOutputs?: Record<string, string>;
   /** The graph holds the params of this role's graph and outputs grad__<param> for each. */
   gradsOf?: string;
+  /** What to say when the graph lacks an input or takes one too many (default: is it the right graph?). */
+  hint?: string;
 }
 
 /** The roles, in the order they are checked: the env first, so it sets the obs width and the action type. */
@@ -86,11 +88,30 @@ export const ROLES: Record<string, RoleContract> = {
   },
 };
 
+/** The group advantage graph's contract, by group.value: what the group rollout gives it and reads back. */
+export const GROUP_ROLES: Record<GroupValue, RoleContract> = {
+  none: {
+    pointer: '/group/advantage',
+    graph: 'groupAdvantage',
+    inputs: { rewards: 'float32[N, G]' },
+    outputs: { adv: 'float32[N, G]' },
+    hint: 'group.value "none" gives the graph only the branch rewards; a graph that also takes R, V_s, V_next and done needs "value": "bootstrap"',
+  },
+  bootstrap: {
+    pointer: '/group/advantage',
+    graph: 'groupAdvantage',
+    inputs: { R: 'float32[N, G]', V_s: 'float32[N]', V_next: 'float32[N, G]', done: 'float32[N, G]' },
+    outputs: { adv: 'float32[N, G]', y: 'float32[N]', select: 'int32[N]' },
+    hint: 'group.value "bootstrap" gives the graph R, V_s, V_next and done; a graph that takes only rewards needs "value": "none"',
+  },
+};
+
 /** What each symbol stands for, for messages. */
 const SYMBOLS: Record<string, string> = {
   N: 'the envs stepped at once',
   M: 'the minibatch rows',
   P: 'the flattened param count',
+  G: 'the branches per group (group.size)',
   O: 'the obs width',
   state: "the env state's dims",
   action: "the action's dims",
@@ -120,7 +141,7 @@ function batchSizes(cfg: PipelineConfig, graphs: PipelineGraphs): Record<string,
   const g = cfg.group?.size ?? 1;
   const batch = n * cfg.rollout.steps * g;
   const params = graphs.act.params.reduce((s, p) => s + p.type.shape.reduce<number>((a, d) => a * (isStatic(d) ? d : 1), 1), 0);
-  return { N: g > 1 ? [n, n * g] : [n], M: [batch / cfg.update.minibatches], P: [params] };
+  return { N: g > 1 ? [n, n * g] : [n], M: [batch / cfg.update.minibatches], P: [params], G: [g] };
 }
 
 /** The type of each output of a loaded (inferred) graph. */
@@ -152,7 +173,8 @@ export function checkRoles(cfg: PipelineConfig, graphs: PipelineGraphs): void {
     dims.set('O', { value: io.obs, by });
     rests.set('action', { value: io.action.dims, by });
   }
-  for (const [role, c] of Object.entries(ROLES)) {
+  const roles: [string, RoleContract][] = [...Object.entries(ROLES), ...(cfg.group ? [['group.advantage', GROUP_ROLES[cfg.group.value]] as [string, RoleContract]] : [])];
+  for (const [role, c] of roles) {
     const g = graphs[c.graph];
     if (!g) continue;
     const file = displayPath(g.file);
@@ -208,7 +230,7 @@ export function checkRoles(cfg: PipelineConfig, graphs: PipelineGraphs): void {
     const listInputs = () => `inputs ${g.inputs.map((i) => `${i.name}: ${showType(i.type)}`).join(', ') || '(none)'}`;
     for (const [key, pattern] of Object.entries(c.inputs)) {
       const input = g.inputs.find((i) => names(key).includes(i.name));
-      if (!input) fail('E_SCHEMA', `expects input "${key}": ${render(parsePattern(pattern))}; graph ${file} has no input "${names(key)[0]}"`, { found: listInputs(), hint: `is ${c.pointer} the right graph for ${role}?` });
+      if (!input) fail('E_SCHEMA', `expects input "${key}": ${render(parsePattern(pattern))}; graph ${file} has no input "${names(key)[0]}"`, { found: listInputs(), hint: c.hint ?? `is ${c.pointer} the right graph for ${role}?` });
       match(`input "${input!.name}"`, pattern, input!.type);
     }
     for (const [name, pattern] of Object.entries(c.optionalInputs ?? {})) {
@@ -218,12 +240,12 @@ export function checkRoles(cfg: PipelineConfig, graphs: PipelineGraphs): void {
     if (!c.openInputs) {
       const known = new Set([...Object.keys(c.inputs), ...Object.keys(c.optionalInputs ?? {})].flatMap(names));
       const extra = g.inputs.find((i) => !known.has(i.name));
-      if (extra) fail('E_SCHEMA', `gives its graph only the inputs ${[...known].join(', ')}; graph ${file} also takes "${extra.name}"`, { found: listInputs(), hint: `is ${c.pointer} the right graph for ${role}?` });
+      if (extra) fail('E_SCHEMA', `gives its graph only the inputs ${[...known].join(', ')}; graph ${file} also takes "${extra.name}"`, { found: listInputs(), hint: c.hint ?? `is ${c.pointer} the right graph for ${role}?` });
     }
     const listOutputs = () => `outputs ${Object.keys(g.outputs).join(', ') || '(none)'}`;
     for (const [key, pattern] of Object.entries(c.outputs)) {
       const name = names(key).find((n) => Object.hasOwn(g.outputs, n));
-      if (name === undefined) fail('E_SCHEMA', `expects output "${key}": ${render(parsePattern(pattern))}; graph ${file} has no output "${names(key)[0]}"`, { found: listOutputs(), hint: `is ${c.pointer} the right graph for ${role}?` });
+      if (name === undefined) fail('E_SCHEMA', `expects output "${key}": ${render(parsePattern(pattern))}; graph ${file} has no output "${names(key)[0]}"`, { found: listOutputs(), hint: c.hint ?? `is ${c.pointer} the right graph for ${role}?` });
       match(`output "${name}"`, pattern, outputType(g, name!));
     }
     for (const [name, pattern] of Object.entries(c.optionalOutputs ?? {})) if (Object.hasOwn(g.outputs, name)) match(`output "${name}"`, pattern, outputType(g, name));

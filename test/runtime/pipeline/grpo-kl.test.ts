@@ -124,7 +124,7 @@ describe('graphs/pipelines/grpo-kl-cartpole.json', () => {
     for (const env of ['cartpole', 'acrobot', 'pendulum']) {
       const u = loadPipeline(G(`pipelines/grpo-${env}.json`)).update;
       const ppo = loadPipeline(G(`pipelines/ppo-${env}.json`)).update;
-      expect({ env, ...u }).toEqual({ env, ...ppo, norm_adv: false, ent_coef: 0, kl_coef: 0 });
+      expect({ env, ...u }).toEqual({ env, ...ppo, norm_adv: false, ent_coef: 0, vf_coef: 0, kl_coef: 0 });
     }
     expect(JSON.parse(readFileSync(file, 'utf8')).doc).toMatch(/iterative/);
   });

@@ -187,7 +187,7 @@ describe('--env with host envs', () => {
   });
 
   it('refuses a host env for a group algorithm', () => {
-    expect(loomErr(() => withEnv(loadPipeline(G('pipelines/grpo-pendulum.json')), 'Hopper-v4')).info).toMatchObject({ code: 'E_USAGE', pointer: '/algorithm' });
+    expect(loomErr(() => withEnv(loadPipeline(G('pipelines/grpo-pendulum.json')), 'Hopper-v4')).info).toMatchObject({ code: 'E_USAGE', pointer: '/group' });
   });
 });
 

@@ -142,8 +142,11 @@ async function trainProgramCommand(
       const last = r.metrics.at(-1);
       if (last) io.out(`${p}last logged metrics: ${show(Object.fromEntries(Object.entries(last).filter(([k]) => k !== 'iteration' && k !== 'global_step' && k !== 'steps_per_sec')))}\n`);
       if (r.eval) io.out(`${p}evaluation: ${show(r.eval)}\n`);
-      io.out(`${p}metrics: ${r.outDir}/metrics.jsonl, ${r.outDir}/metrics.csv; run record: ${r.outDir}/run.json\n`);
+      // The learning curve plots episodic_return: a program that logs none has no curve.
+      const curve = r.metrics.length && 'episodic_return' in r.metrics[0]! ? `, ${r.outDir}/learning-curve.svg` : '';
+      io.out(`${p}metrics: ${r.outDir}/metrics.jsonl, ${r.outDir}/metrics.csv${curve}; run record: ${r.outDir}/run.json\n`);
     }
+    if (cfg.logging.tensorboard !== false) io.out(`tensorboard: tensorboard --logdir ${outDir}\n`);
     return sigint.interrupted() ? 130 : 0;
   } finally {
     progress.done();

@@ -26,7 +26,8 @@ export interface ProgramConfig {
   hyper: Record<string, number>;
   total_steps: number;
   seed: number;
-  logging: { every: number };
+  /** `tensorboard`: write TensorBoard event files beside metrics.jsonl; absent: true (so run records made before it existed still match on resume). */
+  logging: { every: number; tensorboard?: boolean };
   checkpoint: { every: number };
   eval: { episodes: number };
   /** The folders its graphs (and the graphs they call) may be read from; see pipelineRoots. */
@@ -130,7 +131,7 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Prog
     hyper: { ...((j.hyper as Record<string, number> | undefined) ?? {}) },
     total_steps: j.total_steps as number,
     seed: (j.seed as number | undefined) ?? 1,
-    logging: { every: (sub('logging').every as number | undefined) ?? 1 },
+    logging: { every: (sub('logging').every as number | undefined) ?? 1, ...(typeof sub('logging').tensorboard === 'boolean' ? { tensorboard: sub('logging').tensorboard as boolean } : {}) },
     checkpoint: { every: (sub('checkpoint').every as number | undefined) ?? 10 },
     eval: { episodes: (sub('eval').episodes as number | undefined) ?? 10 },
     roots,

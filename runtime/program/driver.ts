@@ -71,9 +71,9 @@ export function evalKey(seed: number): [number, number] {
 const keyTensor = (k: [number, number]) => tf.tensor(toInt32(k), [2], 'int32');
 const disposeMap = (m: TensorMap) => Object.values(m).forEach((t) => t.dispose());
 
-/** Reads the checkpoint at `path` and checks it against the program's state; errors name the file. */
-export function readProgramCheckpoint(path: string, cfg: ProgramConfig, graphs: Pick<ProgramGraphs, 'state'>): ProgramCheckpointBody {
-  const body = readChecksummed(path);
+/** Reads the checkpoint at `path` and checks it against the program's state; errors name the file. `purpose` words them. */
+export function readProgramCheckpoint(path: string, cfg: ProgramConfig, graphs: Pick<ProgramGraphs, 'state'>, purpose: 'resume' | 'policy' = 'resume'): ProgramCheckpointBody {
+  const body = readChecksummed(path, purpose);
   validateBody<ProgramCheckpointBody>(body, path, 'program-checkpoint.schema.json');
   matchCheckpoint(body, { pipeline: cfg.program, tensors: { state: graphs.state }, hostPresent: {}, hostLengths: {} }, path, displayPath(cfg.file));
   return body;
@@ -422,8 +422,11 @@ async function runSeeds(cfg: ProgramConfig, seeds: readonly number[], dirs: read
   }
 }
 
-/** Runs the evaluate graph once on one seed's state; its outputs as numbers (NaN as null). */
-async function evaluate(p: Program, g: IRGraph, cfg: ProgramConfig, state: TensorMap): Promise<Record<string, number | null>> {
+/**
+ * Runs the evaluate graph once on one seed's state, with the evaluation key of cfg.seed and
+ * cfg.eval.episodes; its outputs as numbers (NaN as null). The end of a run and `loom eval` both use it.
+ */
+export async function evaluate(p: Program, g: IRGraph, cfg: ProgramConfig, state: TensorMap): Promise<Record<string, number | null>> {
   const scalars = scalarInputs(g, cfg, state, evalKey(cfg.seed));
   const inputs: TensorMap = { ...scalars };
   for (const i of g.inputs) if (!(i.name in inputs)) inputs[i.name] = state[i.name]!;

@@ -7,8 +7,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isLoomError, LoomError } from '../../compiler/errors.ts';
 import { displayPath } from '../../compiler/frontend/files.ts';
-import { loadGroup, readChecksummed } from '../pipeline/checkpoint.ts';
+import type { ConstValues, GraphDocument, Prelude } from '../../compiler/standalone.ts';
+import { loadGroup, readChecksummed, savedValues } from '../pipeline/checkpoint.ts';
 import { parseOverride } from '../pipeline/config.ts';
+import { obsNormalizer, standalonePolicy } from '../pipeline/policy.ts';
 import { defaultExecutor, makeProgram, type Executor } from '../pipeline/program.ts';
 import { readRunRecord, RUN_FILE, type RecordedConfig, type RunRecord } from '../pipeline/run-record.ts';
 import { EPISODES_INPUT, loadProgram, loadProgramGraphs, type ProgramConfig, type ProgramGraphs } from './config.ts';
@@ -167,4 +169,38 @@ export async function evaluateProgramRun(run: SavedProgram, o: ProgramEvalOption
   } finally {
     Object.values(state).forEach((t) => t.dispose());
   }
+}
+
+/**
+ * The program's act graph with the run's params baked in from the checkpoint's state tensors that
+ * `policy.params` names, and, with `policy.obs_norm`, the observation normaliser with the saved
+ * statistics: the graph `loom export` writes, as for a pipeline's run.
+ */
+export function exportProgramPolicy(run: SavedProgram): GraphDocument {
+  const { policy } = run.cfg;
+  const act = run.graphs.act;
+  if (!policy || !act)
+    throw new LoomError({
+      code: 'E_INPUT',
+      message: `program ${run.cfg.program} has no policy, so there is nothing to export`,
+      file: displayPath(run.cfg.file),
+      pointer: '/policy',
+      expected: 'a field "policy": the act graph and the state tensors that hold its params',
+      found: 'no "policy" field',
+      hint: 'add "policy": { "act": "<act graph>", "params": { "<act param>": "<state tensor>", ... } } to the program file, binding the params as its rollout\'s call of the act graph does (docs/programs.md)',
+    });
+  const saved = run.body.tensors.state;
+  const values = (name: string) => savedValues(saved[name]!);
+  const params: Record<string, ConstValues> = {};
+  for (const [p, s] of Object.entries(policy.params)) params[p] = { shape: saved[s]!.shape, values: values(s) };
+  const preludes: Prelude[] = [];
+  if (policy.obs_norm) {
+    const { mean, var: variance, clip } = policy.obs_norm;
+    const stat = { mean: Array.from(values(mean)), var: Array.from(values(variance)) };
+    const bad = [mean, variance].find((k, i) => !(i === 0 ? stat.mean : stat.var).every((x) => Number.isFinite(x) && (i === 0 || x >= 0)));
+    if (bad !== undefined)
+      throw new LoomError({ code: 'E_INPUT', message: `checkpoint ${run.file} holds no usable observation statistics in state tensor "${bad}"`, file: run.file, pointer: `/body/tensors/state/${bad}`, expected: 'finite values (a variance of at least 0)', hint: 'export a checkpoint written by a run of this program' });
+    preludes.push(obsNormalizer(stat, typeof clip === 'number' ? clip : run.cfg.hyper[clip]!));
+  }
+  return standalonePolicy(act, params, { pipeline: run.body.pipeline, iteration: run.body.iteration, globalStep: run.body.global_step, source: run.file, preludes });
 }

@@ -183,3 +183,8 @@ export function interruptible(io: Io): { interrupted: () => boolean; release: ()
   process.on('SIGINT', onSigint);
   return { interrupted: () => interrupted, release: () => process.off('SIGINT', onSigint) };
 }
+
+/** Named scalars on one line, as `loom train` and `loom eval` print a program's metrics: "loss 0.5, mse -" (null: no value). */
+export function formatScalars(m: Readonly<Record<string, number | null>>): string {
+  return Object.entries(m).map(([k, v]) => `${k} ${v === null ? '-' : Number(v.toPrecision(6))}`).join(', ');
+}

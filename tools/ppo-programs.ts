@@ -597,6 +597,7 @@ function programJson(L: Layout): Json {
     doc: `PPO on ${cfg.env.name} as a program, equal to the classic ${L.spec.pipeline}${L.spec.env ? ` run with --env ${L.spec.env}` : ''}: ${N} envs x ${T} steps, ${E} epochs x ${M} minibatches, Adam ${cfg.optimizer.lr}${cfg.optimizer.anneal_lr ? ' annealed' : ''}, ${normDoc(L)}. total_steps is ${iterations} iterations of ${N * T} steps, the iterations the pipeline's ${cfg.total_steps} gives. Written by tools/ppo-programs.ts.`,
     init: 'init.graph.json',
     iteration: 'iteration.graph.json',
+    policy: { act: L.paths.act, params: bindParams(L, 'agent/', (p) => p.name), ...(L.normObs ? { obs_norm: { mean: 'obs_mean', var: 'obs_var', clip: 'norm_clip' } } : {}) },
     hyper: programHyper(L),
     total_steps: iterations * N * T,
     seed: cfg.seed,

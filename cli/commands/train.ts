@@ -1,7 +1,7 @@
 import { LoomError } from '../../compiler/errors.ts';
 import { outputPath } from '../../runtime/fs.ts';
 import { makeProgress, type ProgressInfo } from '../../runtime/pipeline/progress.ts';
-import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, interruptible, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command, type Io, type ParsedArgs } from '../command.ts';
+import { ALLOW_PATH_OPTION, allowedRoots, BACKEND_OPTION, formatScalars, interruptible, invocation, numberFlag, progressStream, setFlags, SET_OPTION, type Command, type Io, type ParsedArgs } from '../command.ts';
 
 export const train: Command = {
   name: 'train',
@@ -134,7 +134,7 @@ async function trainProgramCommand(
     const runs = seeds ? await trainProgramSeeds(cfg, { ...opts, seeds, mode: f.seeds!.mode }) : [{ ...(await trainProgram(cfg, opts)), seed: cfg.seed, outDir }];
     progress.done();
     for (const r of runs) Object.values(r.state).forEach((t) => t.dispose());
-    const show = (m: Record<string, number | null>) => Object.entries(m).map(([k, v]) => `${k} ${v === null ? '-' : Number(v.toPrecision(6))}`).join(', ');
+    const show = formatScalars;
     for (const r of runs) {
       // One seed's lines carry no prefix, as before; several seeds' lines name theirs.
       const p = seeds ? `seed ${r.seed}: ` : '';
@@ -142,8 +142,11 @@ async function trainProgramCommand(
       const last = r.metrics.at(-1);
       if (last) io.out(`${p}last logged metrics: ${show(Object.fromEntries(Object.entries(last).filter(([k]) => k !== 'iteration' && k !== 'global_step' && k !== 'steps_per_sec')))}\n`);
       if (r.eval) io.out(`${p}evaluation: ${show(r.eval)}\n`);
-      io.out(`${p}metrics: ${r.outDir}/metrics.jsonl, ${r.outDir}/metrics.csv; run record: ${r.outDir}/run.json\n`);
+      // The learning curve plots episodic_return: a program that logs none has no curve.
+      const curve = r.metrics.length && 'episodic_return' in r.metrics[0]! ? `, ${r.outDir}/learning-curve.svg` : '';
+      io.out(`${p}metrics: ${r.outDir}/metrics.jsonl, ${r.outDir}/metrics.csv${curve}; run record: ${r.outDir}/run.json\n`);
     }
+    if (cfg.logging.tensorboard !== false) io.out(`tensorboard: tensorboard --logdir ${outDir}\n`);
     return sigint.interrupted() ? 130 : 0;
   } finally {
     progress.done();

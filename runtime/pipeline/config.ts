@@ -623,7 +623,9 @@ export function configDiff(a: object, b: object): string[] {
   }
   // A section absent on one side (null) is reported through its fields, not as a line of its own.
   const section = (k: string, other: Map<string, string>) => [...other.keys()].some((x) => x.startsWith(`${k}.`));
-  const keys = [...new Set([...fa.keys(), ...fb.keys()])].filter((k) => !skip.has(k) && !section(k, fa) && !section(k, fb)).sort();
+  // A program's policy (runtime/program) names what `loom export` writes; it does not change how a run trains.
+  const exportOnly = (k: string) => k.startsWith('policy.params.') || k.startsWith('policy.obs_norm.');
+  const keys = [...new Set([...fa.keys(), ...fb.keys()])].filter((k) => !skip.has(k) && !exportOnly(k) && !section(k, fa) && !section(k, fb)).sort();
   return keys.filter((k) => fa.get(k) !== fb.get(k)).map((k) => `${k}: ${fa.get(k) ?? '(none)'} -> ${fb.get(k) ?? '(none)'}`);
 }
 

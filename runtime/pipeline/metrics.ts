@@ -1,6 +1,6 @@
 /** Per-iteration metrics: JSON lines, a CSV with fixed columns, TensorBoard event files, and an SVG learning curve. */
 import { FILE_LIMITS, tryReadUntrusted } from '../../compiler/frontend/files.ts';
-import { csvLine } from '../csv.ts';
+import { csvLine, type CsvValue } from '../csv.ts';
 import { appendOutput, outputPath, writeFileAtomic } from '../fs.ts';
 import { learningCurveSpec, renderSvg } from '../plot.ts';
 import { EventFileWriter, removeEventFiles } from '../tensorboard/event-file.ts';
@@ -75,14 +75,19 @@ export const TENSORBOARD_TAGS: Partial<Record<keyof IterationMetrics, string>> =
   explained_variance: 'losses/explained_variance',
 };
 
+/** A logged row: its step axes and, under its columns' names, numbers (null: no value). */
+export type LoggedRow = { iteration: number; global_step: number };
+
+const cell = (m: LoggedRow, k: string): unknown => (m as Record<string, unknown>)[k];
+
 /** The scalars of a row for TensorBoard: every column but the step axes (iteration, env steps, visited states), where it has a number. */
-export function tensorboardScalars(m: IterationMetrics, columns: readonly (keyof IterationMetrics)[]): [string, number][] {
+export function tensorboardScalars(m: LoggedRow, columns: readonly string[]): [string, number][] {
   const out: [string, number][] = [];
   for (const k of columns) {
-    const v = m[k];
+    const v = cell(m, k);
     // null (no episode finished) and non-finite values are null in metrics.jsonl too.
     if (k === 'iteration' || k === 'global_step' || k === 'visited_states' || typeof v !== 'number' || !Number.isFinite(v)) continue;
-    out.push([TENSORBOARD_TAGS[k] ?? `loom/${k}`, v]);
+    out.push([TENSORBOARD_TAGS[k as keyof IterationMetrics] ?? `loom/${k}`, v]);
   }
   return out;
 }
@@ -159,49 +164,64 @@ function parseRow<R extends { iteration: number }>(line: string): R | null {
   return typeof it === 'number' && Number.isSafeInteger(it) && it >= 1 ? (r as R) : null;
 }
 
-export class MetricsLog {
+/**
+ * A run's metrics files: metrics.jsonl and metrics.csv (one row per logged iteration, in the given
+ * columns), TensorBoard event files, and the learning curve. Both drivers write through it: a
+ * pipeline's rows (IterationMetrics) and a program's rows, whose columns are its graph's metrics.
+ */
+export class MetricsLog<R extends LoggedRow = IterationMetrics> {
   readonly jsonl: string;
   readonly csv: string;
   readonly svg: string;
   /** What a resume dropped from metrics.jsonl, in one line; null if nothing. */
   readonly dropped: string | null = null;
-  private rows: IterationMetrics[] = [];
+  private rows: R[] = [];
   /** Null when the pipeline sets `logging.tensorboard: false`. */
   readonly events: EventFileWriter | null;
 
   /** `keepUpTo`: on resume, the checkpoint's iteration; later rows are dropped (they will be redone). */
-  constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: (keyof IterationMetrics)[] = METRIC_COLUMNS, tensorboard = true) {
+  constructor(outDir: string, keepUpTo: number | null, private title: string, private columns: readonly string[] = METRIC_COLUMNS, tensorboard = true) {
     [this.jsonl, this.csv, this.svg] = METRICS_FILES.map((f) => outputPath(outDir, f)) as [string, string, string];
     const previous = keepUpTo === null ? undefined : tryReadUntrusted(this.jsonl, { what: 'metrics file', maxBytes: FILE_LIMITS.checkpoint });
-    if (keepUpTo !== null && previous !== undefined) ({ rows: this.rows, dropped: this.dropped } = rowsForResume(previous, keepUpTo, this.jsonl));
+    if (keepUpTo !== null && previous !== undefined) ({ rows: this.rows, dropped: this.dropped } = rowsForResume<R>(previous, keepUpTo, this.jsonl));
     // Both files are rewritten from the kept rows, so the CSV always matches the JSON lines.
     writeFileAtomic(this.jsonl, this.rows.map((r) => JSON.stringify(r) + '\n').join(''));
-    writeFileAtomic(this.csv, [columns.join(','), ...this.rows.map((r) => csvRow(r, columns))].join('\n') + '\n');
+    writeFileAtomic(this.csv, [csvLine(columns), ...this.rows.map((r) => csvRow(r, columns))].join('\n') + '\n');
     // Event files are append-only: a fresh start removes those of an earlier run; a resume starts
     // a new file that tells TensorBoard to discard what earlier files hold past the kept rows.
     if (keepUpTo === null) removeEventFiles(outDir);
     this.events = tensorboard ? new EventFileWriter(outDir, keepUpTo === null ? {} : { restartStep: (this.rows.at(-1)?.global_step ?? -1) + 1 }) : null;
   }
 
-  add(m: IterationMetrics): void {
+  add(m: R): void {
     this.rows.push(m);
     appendOutput(this.jsonl, JSON.stringify(m) + '\n');
     appendOutput(this.csv, csvRow(m, this.columns) + '\n');
     this.events?.scalars(m.global_step, tensorboardScalars(m, this.columns));
   }
 
-  all(): readonly IterationMetrics[] {
+  all(): readonly R[] {
     return this.rows;
   }
 
-  /** Writes the learning curve: the rolling mean over the faint per-iteration means. */
+  /**
+   * Writes the learning curve: the rolling mean over the faint per-iteration means of
+   * episodic_return, each row weighted by its `episodes` where it has that column. Rows without an
+   * episodic_return column (a program that logs none) have no learning curve: nothing is written.
+   */
   async plot(): Promise<void> {
-    const smooth = rollingReturns(this.rows, SMOOTHING_EPISODES);
-    const points = this.rows.flatMap((r, i) => (r.episodic_return === null ? [] : [{ step: r.global_step, raw: r.episodic_return, smooth: smooth[i]! }]));
+    if (!this.columns.includes('episodic_return')) return;
+    const returns = this.rows.map((r) => {
+      const ret = cell(r, 'episodic_return');
+      const episodes = cell(r, 'episodes');
+      return { episodic_return: typeof ret === 'number' ? ret : null, episodes: typeof episodes === 'number' ? episodes : 0 };
+    });
+    const smooth = rollingReturns(returns, SMOOTHING_EPISODES);
+    const points = this.rows.flatMap((r, i) => (returns[i]!.episodic_return === null ? [] : [{ step: r.global_step, raw: returns[i]!.episodic_return!, smooth: smooth[i]! }]));
     writeFileAtomic(this.svg, await renderSvg(learningCurveSpec({ title: this.title, points, window: SMOOTHING_EPISODES })));
   }
 }
 
-function csvRow(m: IterationMetrics, columns: (keyof IterationMetrics)[]): string {
-  return csvLine(columns.map((k) => m[k]));
+function csvRow(m: LoggedRow, columns: readonly string[]): string {
+  return csvLine(columns.map((k) => cell(m, k) as CsvValue));
 }

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LoomError } from '../../compiler/errors.ts';
 import { loadGraph } from '../../compiler/frontend/load.ts';
-import type { IRNode } from '../../compiler/ir.ts';
+import type { IRGraph, IRNode } from '../../compiler/ir.ts';
 import { standaloneGraph, type ConstValues, type GraphDocument, type Prelude } from '../../compiler/standalone.ts';
 import { readCheckpoint, savedValues, type CheckpointBody, type CheckpointSource } from './checkpoint.ts';
 import { GYM_ENVS, HOST_GYM_ENVS, loadPipeline, parseOverride, withEnv, type PipelineConfig } from './config.ts';
@@ -123,7 +123,7 @@ function obsStat(p: SavedPolicy, dim: number): { mean: number[]; var: number[] }
  * gym's NormalizeObservation as graph nodes, with the statistics frozen: clip((obs - mean) /
  * sqrt(var + 1e-8), -clip, clip), as the driver applies it during evaluation.
  */
-function obsNormalizer(stat: { mean: number[]; var: number[] }, clip: number): Prelude {
+export function obsNormalizer(stat: { mean: number[]; var: number[] }, clip: number): Prelude {
   const n = (id: string, op: string, inputs: string[], attrs: IRNode['attrs'] = {}): IRNode => ({ id: `obs_norm/${id}`, op, inputs, attrs });
   return {
     input: 'obs',
@@ -162,11 +162,19 @@ export function exportPolicy(p: SavedPolicy): GraphDocument {
       throw new LoomError({ code: 'E_INPUT', message: 'the act graph needs an input "obs" of shape [B, D] with a fixed D to bake in observation normalisation', file: act.file, pointer: '/inputs/obs' });
     preludes.push(obsNormalizer(obsStat(p, dim), p.cfg.normalize.clip));
   }
-  const it = p.body.iteration;
+  return standalonePolicy(act, params, { pipeline: p.body.pipeline, iteration: p.body.iteration, globalStep: p.body.global_step, source: p.file, preludes });
+}
+
+/**
+ * An act graph with trained params baked in (and preludes such as the observation normaliser):
+ * the standalone policy graph `loom export` writes, for a pipeline's run or a program's.
+ */
+export function standalonePolicy(act: IRGraph, params: Readonly<Record<string, ConstValues>>, o: { pipeline: string; iteration: number; globalStep: number; source: string; preludes: Prelude[] }): GraphDocument {
+  const it = o.iteration;
   return standaloneGraph(act, params, {
-    name: `${act.name}-${p.body.pipeline}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
-    doc: `${act.name} with the params of pipeline ${p.body.pipeline} after ${it} iteration${it === 1 ? '' : 's'} (${p.body.global_step} env steps) baked in as constants${preludes.length ? ', and its observation normalisation statistics frozen' : ''}. Inputs are raw env observations${'action_mode' in act.outputs ? '; action_mode is the deterministic action' : ''}.`,
-    source: p.file,
-    preludes,
+    name: `${act.name}-${o.pipeline}`.replace(/[^A-Za-z0-9_.-]/g, '_'),
+    doc: `${act.name} with the params of pipeline ${o.pipeline} after ${it} iteration${it === 1 ? '' : 's'} (${o.globalStep} env steps) baked in as constants${o.preludes.length ? ', and its observation normalisation statistics frozen' : ''}. Inputs are raw env observations${'action_mode' in act.outputs ? '; action_mode is the deterministic action' : ''}.`,
+    source: o.source,
+    preludes: o.preludes,
   });
 }

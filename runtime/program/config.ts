@@ -26,11 +26,25 @@ export interface ProgramConfig {
   hyper: Record<string, number>;
   total_steps: number;
   seed: number;
-  logging: { every: number };
+  /** `tensorboard`: write TensorBoard event files beside metrics.jsonl; absent: true (so run records made before it existed still match on resume). */
+  logging: { every: number; tensorboard?: boolean };
   checkpoint: { every: number };
   eval: { episodes: number };
+  /** What `loom export` exports: the act graph and the state tensors it reads (absent: the program has no policy to export). */
+  policy?: ProgramPolicy;
   /** The folders its graphs (and the graphs they call) may be read from; see pipelineRoots. */
   roots?: readonly string[];
+}
+
+/**
+ * The program's policy as a standalone graph sees it: the act graph (absolute path), its params
+ * bound to state tensors as a `call` binds them, and, for a program that normalises observations,
+ * the state tensors of the statistics and the clip (a number, or the name of a hyper entry).
+ */
+export interface ProgramPolicy {
+  act: string;
+  params: Record<string, string>;
+  obs_norm?: { mean: string; var: string; clip: number | string };
 }
 
 /** A state tensor's type, with every dim fixed by the init graph. */
@@ -47,6 +61,8 @@ export interface ProgramGraphs {
   state: Record<string, StateType>;
   /** The iteration graph's metric outputs, in its order (env_steps among them). */
   metrics: string[];
+  /** The policy's act graph, checked against the state tensors `policy` binds; null without a policy. */
+  act: IRGraph | null;
 }
 
 /** The metric the driver sums against total_steps. */
@@ -77,7 +93,7 @@ export const PROGRAM_KIND: DocumentKind = {
   what: 'program pipeline',
   markers: ['program'],
   schema: 'program.schema.json',
-  pathFields: [['init'], ['iteration'], ['evaluate']],
+  pathFields: [['init'], ['iteration'], ['evaluate'], ['policy', 'act']],
   examples: 'hyper.lr, seed, total_steps, checkpoint.every',
 };
 
@@ -130,15 +146,18 @@ function configFrom(json: unknown, file: string, roots: readonly string[]): Prog
     hyper: { ...((j.hyper as Record<string, number> | undefined) ?? {}) },
     total_steps: j.total_steps as number,
     seed: (j.seed as number | undefined) ?? 1,
-    logging: { every: (sub('logging').every as number | undefined) ?? 1 },
+    logging: { every: (sub('logging').every as number | undefined) ?? 1, ...(typeof sub('logging').tensorboard === 'boolean' ? { tensorboard: sub('logging').tensorboard as boolean } : {}) },
     checkpoint: { every: (sub('checkpoint').every as number | undefined) ?? 10 },
     eval: { episodes: (sub('eval').episodes as number | undefined) ?? 10 },
+    ...(isPlainObject(j.policy) ? { policy: { ...(j.policy as unknown as ProgramPolicy), act: resolve(base, j.policy.act as string) } } : {}),
     roots,
   };
-  for (const [k] of PROGRAM_KIND.pathFields) {
+  for (const [k, leaf] of PROGRAM_KIND.pathFields) {
+    if (leaf !== undefined) continue;
     const target = cfg[k as 'init' | 'iteration' | 'evaluate'];
     if (target !== null) assertAllowed(target, roots, { what: 'graph path', written: j[k!] as string, file: cfg.file, pointer: `/${k}` });
   }
+  if (cfg.policy) assertAllowed(cfg.policy.act, roots, { what: 'graph path', written: sub('policy').act as string, file: cfg.file, pointer: '/policy/act' });
   return cfg;
 }
 
@@ -321,6 +340,8 @@ function checkedGraphs(cfg: ProgramConfig): ProgramGraphs {
     }
   }
 
+  const act = cfg.policy ? checkPolicy(cfg, cfg.policy, state, load, used) : null;
+
   for (const k of Object.keys(cfg.hyper)) {
     if (Object.hasOwn(state, k))
       throw new LoomError({ code: 'E_SCHEMA', message: `hyper.${k} has the name of a state tensor`, file: cfg.file, pointer: `/hyper/${pointerToken(k)}`, expected: 'hyper names that no state tensor has', found: k, hint: 'rename the hyper entry (and the graph inputs that read it)' });
@@ -338,5 +359,58 @@ function checkedGraphs(cfg: ProgramConfig): ProgramGraphs {
       });
     }
   }
-  return { init, iteration, evaluate, state, metrics };
+  return { init, iteration, evaluate, state, metrics, act };
+}
+
+/**
+ * The policy's contract: every param of the act graph is bound to a state tensor of its type, and
+ * nothing else is bound; the act graph takes obs [B, D] and key; the observation statistics are
+ * float32 [D] state tensors and the clip a number or a hyper entry (which counts as read).
+ */
+function checkPolicy(cfg: ProgramConfig, policy: ProgramPolicy, state: Record<string, StateType>, load: (path: string, pointer: string) => IRGraph, used: Set<string>): IRGraph {
+  const act = load(policy.act, '/policy/act');
+  const at = (...path: string[]) => ({ file: cfg.file, pointer: '/policy/' + path.map(pointerToken).join('/') });
+  const stateNamed = (name: string, where: ReturnType<typeof at>, what: string, want: StateType | null): void => {
+    const s = Object.hasOwn(state, name) ? state[name]! : undefined;
+    if (!s) {
+      const near = suggest(name, Object.keys(state));
+      throw new LoomError({ code: 'E_INPUT', message: `policy: ${what} names "${name}", which is not a state tensor`, ...where, expected: `one of the state tensors: ${Object.keys(state).join(', ')}`, found: name, ...(near ? { hint: `did you mean "${near}"?` } : {}) });
+    }
+    if (want && showState(s) !== showState(want))
+      throw new LoomError({ code: 'E_SHAPE', message: `policy: ${what} is bound to state tensor "${name}" of another type`, ...where, expected: showState(want), found: showState(s) });
+  };
+  for (const p of act.params) {
+    if (!Object.hasOwn(policy.params, p.name))
+      throw new LoomError({
+        code: 'E_INPUT',
+        message: `policy.params does not bind the act graph's param "${p.name}" to a state tensor`,
+        ...at('params'),
+        expected: `an entry "${p.name}": the state tensor that holds it (${showType(p.type)})`,
+        found: `entries for ${Object.keys(policy.params).join(', ') || 'no params'}`,
+        hint: `bind every param of ${displayPath(act.file)} as the program's graphs bind it in their call of it`,
+      });
+    stateNamed(policy.params[p.name]!, at('params', p.name), `the act graph's param "${p.name}"`, { dtype: p.type.dtype, shape: p.type.shape as number[] });
+  }
+  for (const k of Object.keys(policy.params))
+    if (!act.params.some((p) => p.name === k)) {
+      const near = suggest(k, act.params.map((p) => p.name));
+      throw new LoomError({ code: 'E_INPUT', message: `policy.params binds "${k}", which is not a param of the act graph`, ...at('params', k), expected: `params of ${displayPath(act.file)}: ${act.params.map((p) => p.name).join(', ') || '(none)'}`, found: k, ...(near ? { hint: `did you mean "${near}"?` } : {}) });
+    }
+  const obs = act.inputs.find((i) => i.name === 'obs');
+  const extra = act.inputs.filter((i) => i.name !== 'obs' && i.name !== KEY_INPUT);
+  if (!obs || obs.type.shape.length !== 2 || extra.length)
+    throw new LoomError({ code: 'E_INPUT', message: 'policy.act must be an act graph: its inputs are the observations and a key', ...at('act'), expected: 'inputs obs: float32[B, D] and key: int32[2]', found: act.inputs.map((i) => `${i.name}: ${showType(i.type)}`).join(', ') });
+  const norm = policy.obs_norm;
+  if (norm) {
+    const D = obs.type.shape[1];
+    if (typeof D !== 'number')
+      throw new LoomError({ code: 'E_SHAPE', message: 'policy.obs_norm needs an act graph whose obs has a fixed size D', file: displayPath(act.file), pointer: obs.source?.pointer ?? '/inputs/obs', expected: 'obs: float32[B, D] with D a number', found: showType(obs.type) });
+    for (const k of ['mean', 'var'] as const) stateNamed(norm[k], at('obs_norm', k), `obs_norm.${k}`, { dtype: 'float32', shape: [D] });
+    if (typeof norm.clip === 'string') {
+      if (!Object.hasOwn(cfg.hyper, norm.clip))
+        throw new LoomError({ code: 'E_INPUT', message: `policy.obs_norm.clip names "${norm.clip}", which is not a hyper entry`, ...at('obs_norm', 'clip'), expected: `a number, or one of: ${Object.keys(cfg.hyper).join(', ') || '(no hyper entries)'}`, found: norm.clip });
+      used.add(norm.clip);
+    }
+  }
+  return act;
 }

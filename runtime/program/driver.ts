@@ -21,7 +21,8 @@ import { defaultExecutor, makeProgram, type Executor, type Program } from '../pi
 import type { ProgressInfo } from '../pipeline/progress.ts';
 import { checkRunFolder, endRecord, removeCheckpoint, RUN_FILE, startRecord, writeRunRecord, type RunControl } from '../pipeline/run-record.ts';
 import { checkSeeds, ENV_STEPS, EPISODES_INPUT, KEY_INPUT, loadProgramGraphs, outputAt, TOTAL_STEPS_INPUT, type ProgramConfig, type ProgramGraphs } from './config.ts';
-import { metricValue, PROGRAM_METRICS_FILES, ProgramMetricsLog, type MetricRow } from './metrics.ts';
+import { METRICS_FILES, MetricsLog } from '../pipeline/metrics.ts';
+import { metricValue, type MetricRow } from './metrics.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 export const EVAL_FILE = 'eval.json';
@@ -70,9 +71,9 @@ export function evalKey(seed: number): [number, number] {
 const keyTensor = (k: [number, number]) => tf.tensor(toInt32(k), [2], 'int32');
 const disposeMap = (m: TensorMap) => Object.values(m).forEach((t) => t.dispose());
 
-/** Reads the checkpoint at `path` and checks it against the program's state; errors name the file. */
-export function readProgramCheckpoint(path: string, cfg: ProgramConfig, graphs: Pick<ProgramGraphs, 'state'>): ProgramCheckpointBody {
-  const body = readChecksummed(path);
+/** Reads the checkpoint at `path` and checks it against the program's state; errors name the file. `purpose` words them. */
+export function readProgramCheckpoint(path: string, cfg: ProgramConfig, graphs: Pick<ProgramGraphs, 'state'>, purpose: 'resume' | 'policy' = 'resume'): ProgramCheckpointBody {
+  const body = readChecksummed(path, purpose);
   validateBody<ProgramCheckpointBody>(body, path, 'program-checkpoint.schema.json');
   matchCheckpoint(body, { pipeline: cfg.program, tensors: { state: graphs.state }, hostPresent: {}, hostLengths: {} }, path, displayPath(cfg.file));
   return body;
@@ -229,7 +230,7 @@ async function runSeeds(cfg: ProgramConfig, seeds: readonly number[], dirs: read
   // Before compiling anything, so an output folder that cannot be written fails at once.
   for (const l of lanes) {
     ensureDir(l.outDir);
-    removeStaleTemps(l.outDir, [CHECKPOINT_FILE, EVAL_FILE, RUN_FILE, ...PROGRAM_METRICS_FILES]);
+    removeStaleTemps(l.outDir, [CHECKPOINT_FILE, EVAL_FILE, RUN_FILE, ...METRICS_FILES]);
     checkRunFolder(l.outDir, l.cfg, opts);
   }
   const graphs = loadProgramGraphs(cfg, (opts.overrides ?? []).map(parseOverride));
@@ -290,7 +291,7 @@ async function runSeeds(cfg: ProgramConfig, seeds: readonly number[], dirs: read
     }
 
     const columns = ['iteration', 'global_step', ...graphs.metrics, 'steps_per_sec'];
-    const logs = lanes.map((l) => new ProgramMetricsLog(l.outDir, opts.resume ? iteration : null, columns));
+    const logs = lanes.map((l) => new MetricsLog<MetricRow>(l.outDir, opts.resume ? iteration : null, `${cfg.program} (seed ${l.seed})`, columns, cfg.logging.tensorboard ?? true));
     for (const [k, log] of logs.entries()) if (log.dropped) opts.log?.(tag(k) + log.dropped + '\n');
     const save = async () => {
       const per = laneStates(state, K, batched);
@@ -383,6 +384,8 @@ async function runSeeds(cfg: ProgramConfig, seeds: readonly number[], dirs: read
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
       await save();
+      // Once, at the end, as a pipeline run draws it: rendering takes tens of milliseconds.
+      for (const log of logs) await log.plot();
       const finished = globalStep >= cfg.total_steps;
       const evaluations: (Record<string, number | null> | null)[] = lanes.map(() => null);
       if (finished && graphs.evaluate && cfg.eval.episodes > 0) {
@@ -419,8 +422,11 @@ async function runSeeds(cfg: ProgramConfig, seeds: readonly number[], dirs: read
   }
 }
 
-/** Runs the evaluate graph once on one seed's state; its outputs as numbers (NaN as null). */
-async function evaluate(p: Program, g: IRGraph, cfg: ProgramConfig, state: TensorMap): Promise<Record<string, number | null>> {
+/**
+ * Runs the evaluate graph once on one seed's state, with the evaluation key of cfg.seed and
+ * cfg.eval.episodes; its outputs as numbers (NaN as null). The end of a run and `loom eval` both use it.
+ */
+export async function evaluate(p: Program, g: IRGraph, cfg: ProgramConfig, state: TensorMap): Promise<Record<string, number | null>> {
   const scalars = scalarInputs(g, cfg, state, evalKey(cfg.seed));
   const inputs: TensorMap = { ...scalars };
   for (const i of g.inputs) if (!(i.name in inputs)) inputs[i.name] = state[i.name]!;

@@ -1,4 +1,5 @@
 /** configDiff: what --resume and loom compare's reuse of finished runs count as a changed setting. */
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configDiff, SETTINGS_ADDED_LATER, type PipelineConfig } from '../../../runtime/pipeline/config.ts';
 import { tinyPipeline } from '../../helpers/tiny-pipeline.ts';
@@ -35,5 +36,16 @@ describe('configDiff', () => {
       'normalize.per_env: false -> true',
       'update.kl_coef: 0 -> 0.04',
     ]);
+  });
+});
+
+describe('configDiff of program configurations', () => {
+  it("does not count a program's policy, which only says what loom export writes, as a difference", async () => {
+    const { loadProgram } = await import('../../../runtime/program/config.ts');
+    const now = loadProgram(join(import.meta.dirname, '../../../graphs/programs/ppo-pendulum/program.json'));
+    expect(now.policy?.obs_norm).toBeDefined();
+    const { policy: _p, ...before } = now;
+    expect(configDiff(before, now)).toEqual([]);
+    expect(configDiff(before, { ...now, hyper: { ...now.hyper, lr: 1 } })).toEqual([`hyper.lr: ${now.hyper.lr} -> 1`]);
   });
 });

@@ -184,8 +184,20 @@ function loopNest(spec: KernelSpec): Nest {
   return { dims, row: vectors[0]!, loads: new Map(loads.map((l, j) => [l.i, vectors[j + 1]!])) };
 }
 
+/** The outputs a kernel stores: not the product's own value written in place, which is already there. */
+function storedOutputs(spec: KernelSpec): number[] {
+  const size = spec.domain.reduce((a, b) => a * b, 1);
+  const row = rowStrides(spec.domain);
+  return spec.outputs.flatMap((o, k) => {
+    const v = spec.values[o.value]!;
+    const inPlace = k === spec.inPlace && v.kind === 'load' && 'matmul' in v.buffer && o.shape.reduce((a, b) => a * b, 1) === size && v.strides.every((x, i) => x === row[i]);
+    return inPlace ? [] : [k];
+  });
+}
+
 /** Why the wasm target cannot render `spec` (it then runs as the JS target's function), or undefined. */
 export function wasmUnsupported(spec: KernelSpec): string | undefined {
+  if (storedOutputs(spec).length === 0) return 'nothing to compute: the output is the product, written in place';
   const nest = loopNest(spec);
   const inner = nest.dims.length - 1;
   for (const [i, v] of spec.values.entries()) {
@@ -263,7 +275,7 @@ function renderFunction(spec: KernelSpec, name: string): { params: string[]; tex
   values.forEach((v, i) => {
     if (level[i] === rank && v.kind === 'expr') v.args.forEach((a) => level[a]! < rank && splatted.add(a));
   });
-  for (const o of spec.outputs) if (level[o.value]! < rank) splatted.add(o.value);
+  for (const k of storedOutputs(spec)) if (level[spec.outputs[k]!.value]! < rank) splatted.add(spec.outputs[k]!.value);
   const asVector = (i: number): string => `(local.get $v${i})`;
 
   /** Statements computing the values of level L: scalars, or with `vector` the vectors of the innermost loop. */
@@ -278,7 +290,8 @@ function renderFunction(spec: KernelSpec, name: string): { params: string[]; tex
       return [`(local.set $s${i} ${src})`];
     });
   const store = (vector: boolean): string[] =>
-    spec.outputs.map((o, k) => {
+    storedOutputs(spec).map((k) => {
+      const o = spec.outputs[k]!;
       const a = addr(k === spec.inPlace ? 'mm' : `out${k}`, o.dtype, rowVec, rank);
       if (!vector) return o.dtype === 'bool' ? `(i32.store8 ${a} (local.get $s${o.value}))` : `(${SCALAR[o.dtype]}.store ${a} (local.get $s${o.value}))`;
       const x = asVector(o.value);

@@ -147,6 +147,10 @@ describe('the wasm target: hand kernels', () => {
     const sum = { kind: 'reduce' as const, arg: 0, reducer: { op: 'sum', identity: 0, combine: kir.add(kir.load(0, 'float32'), kir.load(1, 'float32')) }, outStrides: [0, 1], outSize: 4, count: 3, dtype: 'float32' as const };
     expect(wasmUnsupported({ ...base, domain: [3, 4], values: [load(0, [4, 1]), sum], outputs: [{ value: 1, dtype: 'float32', shape: [4] }] })).toMatch(/reduction/);
     expect(() => wasmTarget.emit({ ...base, domain: [12], values: [load(0, [1]), expr(kir.exp(X), [0])], outputs: [{ value: 1, dtype: 'float32', shape: [12] }] })).toThrow(/exp/);
+    // A lone product written in place: nothing left for a loop (the JS target's function is empty).
+    const mm = { kind: 'load' as const, buffer: { matmul: true as const }, strides: [4, 1], dtype: 'float32' as const };
+    const lone = { ...base, domain: [3, 4], matmul: { a: 0, b: 0, transposeA: false, transposeB: false, shape: [3, 4] }, values: [mm], outputs: [{ value: 0, dtype: 'float32' as const, shape: [3, 4] }], inPlace: 0 };
+    expect(wasmUnsupported(lone)).toMatch(/nothing to compute/);
     expect(wasmModuleText([])).toContain('(import "env" "memory" (memory 0))');
   });
 });

@@ -161,8 +161,8 @@ interface Nest {
   dims: number[];
   /** Strides of the output's row-major order. */
   row: number[];
-  /** Strides of each load, by value index. */
-  loads: Map<number, number[]>;
+  /** Strides of each load, and of each reduction's output, by value index. */
+  strides: Map<number, number[]>;
 }
 
 /**
@@ -172,8 +172,8 @@ interface Nest {
 function loopNest(spec: KernelSpec): Nest {
   const rank0 = spec.domain.length === 0;
   const dims = rank0 ? [1] : [...spec.domain];
-  const loads = spec.values.flatMap((v, i) => (v.kind === 'load' ? [{ i, strides: v.strides }] : []));
-  const vectors = [rank0 ? [1] : rowStrides(spec.domain), ...loads.map((l) => (rank0 ? [0] : [...l.strides]))];
+  const indexed = spec.values.flatMap((v, i) => (v.kind === 'load' ? [{ i, strides: v.strides }] : v.kind === 'reduce' ? [{ i, strides: v.outStrides }] : []));
+  const vectors = [rank0 ? [1] : rowStrides(spec.domain), ...indexed.map((l) => (rank0 ? [0] : [...l.strides]))];
   for (let k = dims.length - 2; k >= 0; k--) {
     if (vectors.every((s) => s[k] === s[k + 1]! * dims[k + 1]!)) {
       dims[k + 1] = dims[k]! * dims[k + 1]!;
@@ -181,7 +181,7 @@ function loopNest(spec: KernelSpec): Nest {
       dims.splice(k, 1);
     }
   }
-  return { dims, row: vectors[0]!, loads: new Map(loads.map((l, j) => [l.i, vectors[j + 1]!])) };
+  return { dims, row: vectors[0]!, strides: new Map(indexed.map((l, j) => [l.i, vectors[j + 1]!])) };
 }
 
 /** The outputs a kernel stores: not the product's own value written in place, which is already there. */
@@ -201,11 +201,22 @@ export function wasmUnsupported(spec: KernelSpec): string | undefined {
   const nest = loopNest(spec);
   const inner = nest.dims.length - 1;
   for (const [i, v] of spec.values.entries()) {
-    if (v.kind === 'reduce') return `value ${i} is a reduction (${v.reducer.op}); the wasm target renders elementwise kernels`;
-    if (v.kind === 'load' && nest.loads.get(i)![inner]! > 1) return `value ${i} loads with stride ${nest.loads.get(i)![inner]} along the innermost loop`;
+    if (v.kind === 'load' && nest.strides.get(i)![inner]! > 1) return `value ${i} loads with stride ${nest.strides.get(i)![inner]} along the innermost loop`;
     if (v.kind === 'expr') {
       const why = exprUnsupported(v.expr);
       if (why) return `value ${i} computes ${why}, which the wasm target leaves to JavaScript`;
+      const r = v.args.find((a) => spec.values[a]!.kind === 'reduce');
+      if (r !== undefined) return `value ${i} reads the reduction v${r} inside the kernel; the wasm target computes a reduction only as an output`;
+    }
+    if (v.kind === 'reduce') {
+      // Column reductions only: over every loop but the innermost, into a row along it.
+      const s = nest.strides.get(i)!;
+      if (s[inner] !== 1 || s.slice(0, inner).some((x) => x !== 0)) return `value ${i} reduces (${v.reducer.op}) other than over the outer loops into a row; the wasm target renders column reductions`;
+      if (v.dtype === 'bool') return `value ${i} reduces (${v.reducer.op}) bool values`;
+      if (spec.outputs.filter((o) => o.value === i).length !== 1) return `value ${i}, a reduction, is not exactly one output`;
+      if (spec.values[v.arg]!.kind === 'reduce') return `value ${i} reduces a reduction`;
+      const why = exprUnsupported(v.reducer.combine) ?? (v.reducer.finish && exprUnsupported(v.reducer.finish));
+      if (why) return `value ${i} reduces with ${why}`;
     }
   }
   return undefined;
@@ -220,7 +231,7 @@ export interface WasmKernel extends GeneratedKernel {
 /** The text of one function `$<name>`, exported as `name`. */
 function renderFunction(spec: KernelSpec, name: string): { params: string[]; text: string } {
   const values = spec.values;
-  const { dims, row, loads } = loopNest(spec);
+  const { dims, row, strides } = loopNest(spec);
   const rank = dims.length;
   const inner = rank - 1;
   const params = [...spec.inputs.map((_v, k) => `in${k}`), ...(spec.matmul ? ['mm'] : []), ...spec.outputs.map((_v, k) => `out${k}`)];
@@ -232,13 +243,14 @@ function renderFunction(spec: KernelSpec, name: string): { params: string[]; tex
     return j >= 0 ? j : vecs.push(s) - 1;
   };
   const rowVec = vecOf(row);
-  const loadVec = new Map([...loads].map(([i, s]) => [i, vecOf(s)]));
+  const indexVec = new Map([...strides].map(([i, s]) => [i, vecOf(s)]));
   const varying = (s: number[]) => s.reduce((last, x, k) => (x !== 0 ? k + 1 : last), 0);
   const level: number[] = [];
   values.forEach((v, i) => {
-    if (v.kind === 'load') level[i] = varying(vecs[loadVec.get(i)!]!);
+    if (v.kind === 'load') level[i] = varying(vecs[indexVec.get(i)!]!);
     else if (v.kind === 'expr') level[i] = v.args.reduce((m, a) => Math.max(m, level[a]!), 0);
-    else level[i] = 0;
+    // A reduction accumulates in the innermost loop.
+    else level[i] = v.kind === 'reduce' ? rank : 0;
   });
 
   /** Element offset of vector j inside loops 0..L-1 (a local, or 0). */
@@ -262,26 +274,33 @@ function renderFunction(spec: KernelSpec, name: string): { params: string[]; tex
 
   const scalarLoad = (i: number, L: number): string => {
     const v = values[i] as { dtype: DType };
-    const a = addr(bufferOf(i), v.dtype, loadVec.get(i)!, L);
+    const a = addr(bufferOf(i), v.dtype, indexVec.get(i)!, L);
     return v.dtype === 'bool' ? `(i32.load8_u ${a})` : `(${SCALAR[v.dtype]}.load ${a})`;
   };
   const vectorLoad = (i: number): string => {
     const v = values[i] as { dtype: DType };
-    const a = addr(bufferOf(i), v.dtype, loadVec.get(i)!, rank);
+    const a = addr(bufferOf(i), v.dtype, indexVec.get(i)!, rank);
     return v.dtype === 'bool' ? `(i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u (v128.load32_zero align=1 ${a})))` : `(v128.load align=4 ${a})`;
   };
   /** Values computed outside the vector loop that it reads: splatted once, before it. */
   const splatted = new Set<number>();
   values.forEach((v, i) => {
     if (level[i] === rank && v.kind === 'expr') v.args.forEach((a) => level[a]! < rank && splatted.add(a));
+    if (v.kind === 'reduce' && level[v.arg]! < rank) splatted.add(v.arg);
   });
-  for (const k of storedOutputs(spec)) if (level[spec.outputs[k]!.value]! < rank) splatted.add(spec.outputs[k]!.value);
+  // Reductions accumulate into their output row (exact in float32): stored element by element, they are not stored again.
+  const reduces = spec.outputs.flatMap((o, k) => {
+    const v = values[o.value]!;
+    return v.kind === 'reduce' ? [{ k, i: o.value, v, at: (L: number) => addr(`out${k}`, v.dtype, indexVec.get(o.value)!, L) }] : [];
+  });
+  const stored = storedOutputs(spec).filter((k) => values[spec.outputs[k]!.value]!.kind !== 'reduce');
+  for (const k of stored) if (level[spec.outputs[k]!.value]! < rank) splatted.add(spec.outputs[k]!.value);
   const asVector = (i: number): string => `(local.get $v${i})`;
 
   /** Statements computing the values of level L: scalars, or with `vector` the vectors of the innermost loop. */
   const compute = (L: number, vector: boolean): string[] =>
     values.flatMap((v, i) => {
-      if (level[i] !== L) return [];
+      if (level[i] !== L || v.kind === 'reduce') return [];
       if (vector) {
         const src = v.kind === 'load' ? vectorLoad(i) : v.kind === 'const' ? vectorConst(v.value, v.dtype) : vectorExpr((v as { expr: Expr }).expr, asVector);
         return [`(local.set $v${i} ${src})`];
@@ -290,7 +309,7 @@ function renderFunction(spec: KernelSpec, name: string): { params: string[]; tex
       return [`(local.set $s${i} ${src})`];
     });
   const store = (vector: boolean): string[] =>
-    storedOutputs(spec).map((k) => {
+    stored.map((k) => {
       const o = spec.outputs[k]!;
       const a = addr(k === spec.inPlace ? 'mm' : `out${k}`, o.dtype, rowVec, rank);
       if (!vector) return o.dtype === 'bool' ? `(i32.store8 ${a} (local.get $s${o.value}))` : `(${SCALAR[o.dtype]}.store ${a} (local.get $s${o.value}))`;
@@ -298,6 +317,14 @@ function renderFunction(spec: KernelSpec, name: string): { params: string[]; tex
       if (o.dtype !== 'bool') return `(v128.store align=4 ${a} ${x})`;
       // Four 0/1 lanes to four bytes.
       return `(v128.store32_lane align=1 0 ${a} (i8x16.narrow_i16x8_u (i16x8.narrow_i32x4_u ${x} ${x}) ${ZERO}))`;
+    });
+  /** acc = combine(acc, element) of each reduction, on the row element(s) at the innermost index. */
+  const accumulate = (vector: boolean): string[] =>
+    reduces.map(({ i, v, at }) => {
+      const a = at(rank);
+      if (vector) return `(v128.store align=4 ${a} ${vectorExpr(v.reducer.combine, (ref) => (ref === 0 ? `(v128.load align=4 ${a})` : asVector(v.arg)))})`;
+      const T = SCALAR[v.dtype];
+      return `(${T}.store ${a} ${scalarExpr(v.reducer.combine, (ref) => (ref === 0 ? `(${T}.load ${a})` : `(local.get $s${v.arg})`))})`;
     });
   const loop = (tag: string, index: string, from: string, to: number, step: number, body: string[]): string[] => [
     `(local.set ${index} ${from})`,
@@ -313,25 +340,39 @@ function renderFunction(spec: KernelSpec, name: string): { params: string[]; tex
   const level0 = (L: number): string[] => {
     const lines = compute(L, false);
     if (L < inner) {
-      const offsets = vecs.flatMap((s, j) => (s[L] === 0 ? [] : [`(local.set $o${j}_${L + 1} (i32.add ${off(j, L)} (i32.mul (local.get $i${L}) (i32.const ${s[L]}))))`]));
+      const offsets = vecs.flatMap((s, j) => {
+        if (s[L] === 0) return [];
+        const step = s[L] === 1 ? `(local.get $i${L})` : `(i32.mul (local.get $i${L}) (i32.const ${s[L]}))`;
+        const prev = off(j, L);
+        return [`(local.set $o${j}_${L + 1} ${prev === '(i32.const 0)' ? step : `(i32.add ${prev} ${step})`})`];
+      });
       return [...lines, ...loop(`a${L}`, `$i${L}`, '(i32.const 0)', dims[L]!, 1, [...offsets, ...level0(L + 1)])];
     }
     // The innermost loop: four elements at a time, then the rest one by one from where it stopped.
     if (n4 > 0) {
       for (const i of splatted) lines.push(`(local.set $v${i} (${VECTOR[values[i]!.dtype]}.splat (local.get $s${i})))`);
-      lines.push(...loop('simd', '$i', '(i32.const 0)', n4, 4, [...compute(rank, true), ...store(true)]));
+      lines.push(...loop('simd', '$i', '(i32.const 0)', n4, 4, [...compute(rank, true), ...accumulate(true), ...store(true)]));
     }
-    if (n4 < n) lines.push(...loop('tail', '$i', `(i32.const ${n4})`, n, 1, [...compute(rank, false), ...store(false)]));
+    if (n4 < n) lines.push(...loop('tail', '$i', `(i32.const ${n4})`, n, 1, [...compute(rank, false), ...accumulate(false), ...store(false)]));
     return lines;
   };
-  const body = level0(0);
+  // Reduction rows start at the identity and end with `finish` (a mean's division), one element at a time.
+  const overRow = (tag: string, r: (typeof reduces)[number], value: (acc: string) => string): string[] => {
+    const T = SCALAR[r.v.dtype];
+    return loop(tag, '$i', '(i32.const 0)', r.v.outSize, 1, [`(${T}.store ${r.at(rank)} ${value(`(${T}.load ${r.at(rank)})`)})`]);
+  };
+  const body = [
+    ...reduces.flatMap((r) => overRow(`init${r.k}`, r, () => scalarConst(r.v.reducer.identity, r.v.dtype))),
+    ...level0(0),
+    ...reduces.flatMap((r) => (r.v.reducer.finish ? overRow(`finish${r.k}`, r, (acc) => scalarExpr(r.v.reducer.finish!, () => acc)) : [])),
+  ];
 
   const locals = [
     '(local $i i32)',
     ...dims.slice(0, inner).map((_d, L) => `(local $i${L} i32)`),
     ...vecs.flatMap((s, j) => s.slice(0, inner).flatMap((x, L) => (x === 0 ? [] : [`(local $o${j}_${L + 1} i32)`]))),
-    ...values.map((v, i) => `(local $s${i} ${SCALAR[v.dtype]})`),
-    ...values.flatMap((_v, i) => (level[i] === rank || splatted.has(i) ? [`(local $v${i} v128)`] : [])),
+    ...values.flatMap((v, i) => (v.kind === 'reduce' ? [] : [`(local $s${i} ${SCALAR[v.dtype]})`])),
+    ...values.flatMap((v, i) => ((level[i] === rank && v.kind !== 'reduce') || splatted.has(i) ? [`(local $v${i} v128)`] : [])),
   ];
   const text = [
     `(func $${name} (export "${name}") ${params.map((p) => `(param $${p} i32)`).join(' ')}`,

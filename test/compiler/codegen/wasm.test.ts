@@ -136,7 +136,58 @@ describe('the wasm target: hand kernels', () => {
     }
   });
 
-  it('says which kernels it leaves to JavaScript: reductions, strided loads, ops without an instruction', () => {
+  it('sums, maxes and averages columns into rows (vector accumulators per column, float32), beside an elementwise output', () => {
+    // x [5, 7] times a per-row scale; the column sums, maxima and means of the product.
+    const scale = [1, -2, 0.5, 3, -0.25];
+    const xs = Array.from({ length: 35 }, (_v, i) => f(((i * 13) % 17) / 8 - 1));
+    const acc = kir.load(0, 'float32');
+    const el = kir.load(1, 'float32');
+    const red = (op: string, identity: number, combine: ReturnType<typeof kir.c>, finish?: ReturnType<typeof kir.c>): SpecValue => ({
+      kind: 'reduce',
+      arg: 2,
+      reducer: { op, identity, combine, finish },
+      outStrides: [0, 1],
+      outSize: 7,
+      count: 5,
+      dtype: 'float32',
+    });
+    const spec: KernelSpec = {
+      domain: [5, 7],
+      inputs: [
+        { dtype: 'float32', size: 35 },
+        { dtype: 'float32', size: 5 },
+      ],
+      values: [load(0, [7, 1]), load(1, [1, 0]), expr(kir.mul(X, Y), [0, 1]), red('sum', 0, kir.add(acc, el)), red('max', -Infinity, kir.max(acc, el)), red('mean', 0, kir.add(acc, el), kir.div(acc, kir.c(5)))],
+      outputs: [
+        { value: 3, dtype: 'float32', shape: [7] },
+        { value: 2, dtype: 'float32', shape: [5, 7] },
+        { value: 4, dtype: 'float32', shape: [7] },
+        { value: 5, dtype: 'float32', shape: [7] },
+      ],
+      label: 'column reductions',
+    };
+    const [sum, prod, max, mean] = runKernel(wasmTarget.emit(spec), [{ values: xs, dtype: 'float32' }, { values: scale, dtype: 'float32' }]);
+    const want = { sum: [] as number[], prod: [] as number[], max: [] as number[], mean: [] as number[] };
+    for (let j = 0; j < 7; j++) {
+      let s = 0;
+      let m = -Infinity;
+      for (let i = 0; i < 5; i++) {
+        const p = f(xs[i * 7 + j]! * scale[i]!);
+        s = f(s + p);
+        m = Math.max(m, p);
+      }
+      want.sum.push(s);
+      want.max.push(m);
+      want.mean.push(f(s / 5));
+    }
+    for (let i = 0; i < 5; i++) for (let j = 0; j < 7; j++) want.prod.push(f(xs[i * 7 + j]! * scale[i]!));
+    expect(sum).toEqual(want.sum);
+    expect(prod).toEqual(want.prod);
+    expect(max).toEqual(want.max);
+    expect(mean).toEqual(want.mean);
+  });
+
+  it('says which kernels it leaves to JavaScript: row reductions, reductions read inside the kernel, strided loads, ops without an instruction', () => {
     const base = { inputs: [{ dtype: 'float32' as const, size: 12 }], label: 'k' };
     const ok = wasmUnsupported({ ...base, domain: [3, 4], values: [load(0, [4, 1]), expr(kir.abs(X), [0])], outputs: [{ value: 1, dtype: 'float32', shape: [3, 4] }] });
     expect(ok).toBeUndefined();
@@ -144,8 +195,12 @@ describe('the wasm target: hand kernels', () => {
     expect(wasmUnsupported({ ...base, domain: [12], values: [load(0, [1]), expr(kir.exp(X), [0])], outputs: [{ value: 1, dtype: 'float32', shape: [12] }] })).toMatch(/exp on float32/);
     const k = kir.load(0, 'int32');
     expect(wasmUnsupported({ ...base, domain: [12], values: [load(0, [1], 'int32'), expr(kir.div(k, kir.c(2)), [0])], outputs: [{ value: 1, dtype: 'int32', shape: [12] }] })).toMatch(/div on int32/);
-    const sum = { kind: 'reduce' as const, arg: 0, reducer: { op: 'sum', identity: 0, combine: kir.add(kir.load(0, 'float32'), kir.load(1, 'float32')) }, outStrides: [0, 1], outSize: 4, count: 3, dtype: 'float32' as const };
-    expect(wasmUnsupported({ ...base, domain: [3, 4], values: [load(0, [4, 1]), sum], outputs: [{ value: 1, dtype: 'float32', shape: [4] }] })).toMatch(/reduction/);
+    // A row reduction (over the innermost loop); a column reduction renders.
+    const sum = { kind: 'reduce' as const, arg: 0, reducer: { op: 'sum', identity: 0, combine: kir.add(kir.load(0, 'float32'), kir.load(1, 'float32')) }, outStrides: [1, 0], outSize: 3, count: 4, dtype: 'float32' as const };
+    expect(wasmUnsupported({ ...base, domain: [3, 4], values: [load(0, [4, 1]), sum], outputs: [{ value: 1, dtype: 'float32', shape: [3] }] })).toMatch(/renders column reductions/);
+    expect(wasmUnsupported({ ...base, domain: [3, 4], values: [load(0, [4, 1]), { ...sum, outStrides: [0, 1], outSize: 4, count: 3 }], outputs: [{ value: 1, dtype: 'float32', shape: [4] }] })).toBeUndefined();
+    const readsSum = expr(kir.mul(kir.load(1, 'float32'), X), [1, 0]);
+    expect(wasmUnsupported({ ...base, domain: [3, 4], values: [load(0, [4, 1]), { ...sum, outStrides: [0, 1], outSize: 4, count: 3 }, readsSum], outputs: [{ value: 1, dtype: 'float32', shape: [4] }, { value: 2, dtype: 'float32', shape: [3, 4] }] })).toMatch(/reads the reduction/);
     expect(() => wasmTarget.emit({ ...base, domain: [12], values: [load(0, [1]), expr(kir.exp(X), [0])], outputs: [{ value: 1, dtype: 'float32', shape: [12] }] })).toThrow(/exp/);
     // A lone product written in place: nothing left for a loop (the JS target's function is empty).
     const mm = { kind: 'load' as const, buffer: { matmul: true as const }, strides: [4, 1], dtype: 'float32' as const };

@@ -1,7 +1,8 @@
 /**
  * Generated kernels as WebAssembly SIMD (the wasm target) against the JS target's functions, on the
- * wasm backend, in one process: the PPO CartPole update step's Adam kernel alone (9155 parameters,
- * 3 outputs), and the whole update step (MB = 128 rows of a B = 512 batch) compiled with and without
+ * wasm backend, in one process: kernels of the PPO CartPole update step alone (Adam over the 9155
+ * parameters, 3 outputs; a backward product with its `mm * x` and column sum; a forward product with
+ * its tanh and `1 - a^2`, the product itself the same on both sides), and the whole update step (MB = 128 rows of a B = 512 batch) compiled with and without
  * the wasm kernels. The two take turns, one block of calls each, so that a load that changes during
  * the run weighs on both alike; figures are medians over the blocks.
  */
@@ -10,12 +11,12 @@ import { loadGraph } from '../compiler/frontend/load.ts';
 import { initBackend } from '../runtime/backend.ts';
 import { compileProgram, type Program } from '../runtime/exec.ts';
 import type { TensorMap } from '../runtime/interpreter.ts';
-import { kernelRunner, wasmTarget, type KernelRunner } from '../runtime/jit.ts';
+import { kernelRunner, wasmTarget, wasmUnsupported, type KernelRunner } from '../runtime/jit.ts';
 import { assembleWasmKernel, wasmKernelsReady } from '../runtime/wasm-kernels.ts';
 import { benchArgs } from './args.ts';
 
-const values = benchArgs('usage: npm run bench:wasm-kernels -- [--blocks N (of each, default 15)] [--mb N (default 128)] [--b N (default 512)]', {
-  blocks: { type: 'string', default: '15' },
+const values = benchArgs('usage: npm run bench:wasm-kernels -- [--blocks N (of each, default 21)] [--mb N (default 128)] [--b N (default 512)]', {
+  blocks: { type: 'string', default: '21' },
   mb: { type: 'string', default: '128' },
   b: { type: 'string', default: '512' },
 });
@@ -73,21 +74,44 @@ function sideBySide(what: string, unit: 'us' | 'ms', calls: number, a: () => voi
 out(`Generated kernels, JS target vs wasm SIMD (node ${process.version}, backend ${tf.getBackend()}; medians of ${BLOCKS} blocks, taking turns)\n`);
 out(`${'kernel'.padEnd(44)} ${'JS'.padStart(12)}  ${'wasm'.padStart(12)}   JS/wasm`);
 
-// The Adam kernel alone: the plan's JS kernel, run with and without its wasm function, into the same outputs.
+// Kernels alone: the plan's JS kernel, run with and without its wasm function, into the same outputs.
 const withWasm: Program = compileProgram(g, { log: () => {} });
-const adam = withWasm.kernels(inputs).find((k) => /\bsqrt\b/.test(k.spec.label) && /\bsquare\b/.test(k.spec.label) && k.spec.outputs.length === 3);
-if (!adam) throw new Error("the update step's Adam kernel was not found");
-const wk = wasmTarget.emit(adam.spec);
-assembleWasmKernel(wk);
-const args = adam.spec.inputs.map((inp) => tf.tensor(uniform(inp.size, 0.01, 1), [inp.size], inp.dtype));
-const into = adam.spec.outputs.map((o) => tf.zeros(o.shape, o.dtype));
-const runJs: KernelRunner = kernelRunner(adam.name, true);
-const runWasm: KernelRunner = kernelRunner(adam.name, true, wk.name);
-sideBySide(`Adam, ${adam.spec.domain.join('x')} elements, ${adam.spec.outputs.length} outputs`, 'us', 200, () => runJs(args, into), () => runWasm(args, into));
+const kernels = withWasm.kernels(inputs).filter((k) => !wasmUnsupported(k.spec));
+const made: tf.Tensor[] = [];
+function kernelSideBySide(what: string, k: (typeof kernels)[number] | undefined): void {
+  if (!k) throw new Error(`the update step's kernel "${what}" was not found`);
+  const wk = wasmTarget.emit(k.spec);
+  assembleWasmKernel(wk);
+  // Flat inputs, but the product's operands as matrices: [m, kk] x [kk, n] (transposed as the spec says).
+  const mm = k.spec.matmul;
+  const shapeOf = (j: number, size: number): number[] => {
+    if (!mm || (j !== mm.a && j !== mm.b)) return [size];
+    const [m, n] = mm.shape.slice(-2) as [number, number];
+    const kk = j === mm.a ? size / m : size / n;
+    if (j === mm.a) return mm.transposeA ? [kk, m] : [m, kk];
+    return mm.transposeB ? [n, kk] : [kk, n];
+  };
+  const args = k.spec.inputs.map((inp, j) => tf.tensor(uniform(inp.size, 0.01, 1), shapeOf(j, inp.size), inp.dtype));
+  // An output written into the product's buffer is not given one.
+  const into = k.spec.outputs.map((o, j) => (j === k.spec.inPlace ? undefined : tf.zeros(o.shape, o.dtype)));
+  made.push(...args, ...into.filter((t): t is tf.Tensor => t !== undefined));
+  const runJs: KernelRunner = kernelRunner(k.name, true);
+  const runWasm: KernelRunner = kernelRunner(k.name, true, wk.name);
+  const call = (run: KernelRunner) => () => {
+    const ys = run(args, into);
+    ys.forEach((y, j) => into[j] === undefined && y.dispose());
+  };
+  sideBySide(what, 'us', 200, call(runJs), call(runWasm));
+}
+kernelSideBySide(`Adam (${P} elements, 3 outputs)`, kernels.find((k) => /\bsqrt\b/.test(k.spec.label) && /\bsquare\b/.test(k.spec.label) && k.spec.outputs.length === 3));
+const colSum = kernels.find((k) => k.spec.matmul && k.spec.values.some((v) => v.kind === 'reduce'));
+kernelSideBySide(`product + mm * x + column sum [${colSum?.spec.domain.join(', ')}]`, colSum);
+const tail = kernels.find((k) => k.spec.matmul?.activation && k.spec.outputs.length > 1);
+kernelSideBySide(`product + tanh + 1 - a^2 [${tail?.spec.domain.join(', ')}]`, tail);
 
 // The whole update step.
 const withoutWasm = compileProgram(g, { log: () => {}, wasmKernels: false });
 const step = (prog: Program) => () => tf.dispose(Object.values(prog.run(inputs, {})));
 const wasmRuns = withWasm.fused(inputs).filter((r) => r.as === 'wasm').length;
 sideBySide(`PPO update step, MB=${MB} B=${B} (${wasmRuns}/${withWasm.fused(inputs).length} wasm)`, 'ms', 20, step(withoutWasm), step(withWasm));
-tf.dispose([...Object.values(inputs), ...args, ...into]);
+tf.dispose([...Object.values(inputs), ...made]);

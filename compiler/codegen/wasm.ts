@@ -8,11 +8,14 @@
  * and values that do not vary along the inner loops are computed outside them, as scalars. The
  * innermost loop runs four elements at a time (f32x4 / i32x4; values computed outside it are
  * splatted) and then a scalar tail. Kernels this target renders: elementwise work (the tail of a
- * product's kernel included) whose every load is contiguous along the innermost loop or constant in
- * it, with ops it has an instruction for (`wasmUnsupported` says why not; such kernels stay JS).
+ * product's kernel included), and column reductions (over the outer loops into a row along the
+ * innermost one, accumulated in the output row four columns at a time), whose every load is
+ * contiguous along the innermost loop or constant in it, with ops it has an instruction for
+ * (`wasmUnsupported` says why not; such kernels stay JS).
  *
  * Every op rounds to float32, as the library's kernels and the reference interpreter do (the
- * JavaScript target computes a chain in float64 and rounds where it stores); literals are float32.
+ * JavaScript target computes a chain, and a reduction's sum, in float64 and rounds where it
+ * stores); literals are float32.
  * min/max propagate NaN (as Math.min/max); bool is 0/1 in registers and one byte in memory; a float
  * cast to int32 truncates and saturates (NaN -> 0).
  */

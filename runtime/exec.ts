@@ -76,8 +76,8 @@ export interface ProgramOptions {
    */
   wasmProduct?: boolean;
   /**
-   * On wasm, generated kernels the wasm target renders (elementwise work; see
-   * compiler/codegen/wasm.ts) run as WebAssembly SIMD functions, every op rounded to float32, once
+   * On wasm, generated kernels the wasm target renders (elementwise work and column reductions;
+   * see compiler/codegen/wasm.ts) run as WebAssembly SIMD functions, every op rounded to float32, once
    * `initBackend` has prepared the assembler (default true); false, or a kernel it cannot render:
    * the JS target's function.
    */

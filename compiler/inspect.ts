@@ -4,7 +4,8 @@
  */
 import { showType, stableStringify, type IRGraph, type IRNode, type TensorType } from './ir.ts';
 import { jsTarget } from './codegen/js.ts';
-import { lowerFused, type LowerOptions } from './codegen/spec.ts';
+import { lowerFused, type KernelSpec, type LowerOptions } from './codegen/spec.ts';
+import { wasmModuleText, wasmTarget, wasmUnsupported } from './codegen/wasm.ts';
 import type { CodegenTarget, GeneratedKernel } from './codegen/target.ts';
 import type { StageReport } from './passes/pass.ts';
 import { printable } from './text.ts';
@@ -86,20 +87,49 @@ export function stagesText(stages: StageReport[]): string {
   return lines.join('\n') + '\n';
 }
 
-/** Every fused kernel of a compiled graph at concrete sizes (`env` binds the symbolic dims), as `target` generates it. */
-export function generatedKernels(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget, opts: LowerOptions = {}): { node: IRNode; kernel: GeneratedKernel }[] {
+/** Every fused node of a compiled graph lowered at concrete sizes (`env` binds the symbolic dims). */
+function loweredKernels(g: IRGraph, env: ReadonlyMap<string, number>, opts: LowerOptions): { node: IRNode; spec: KernelSpec }[] {
   const types = new Map<string, TensorType>();
   for (const i of g.inputs) types.set(i.name, i.type);
   for (const p of g.params) types.set(p.name, p.type);
-  const out: { node: IRNode; kernel: GeneratedKernel }[] = [];
+  const out: { node: IRNode; spec: KernelSpec }[] = [];
   for (const n of g.nodes) {
     if (n.type) types.set(n.id, n.type);
     if (n.outputTypes) for (const [k, t] of Object.entries(n.outputTypes)) types.set(`${n.id}.${k}`, t);
     if (n.op !== 'fused') continue;
-    const lowered = lowerFused(n, env, n.inputs.map((r) => types.get(r)!), new Map(), opts);
-    out.push({ node: n, kernel: target.emit(lowered.spec) });
+    out.push({ node: n, spec: lowerFused(n, env, n.inputs.map((r) => types.get(r)!), new Map(), opts).spec });
   }
   return out;
+}
+
+/** Every fused kernel of a compiled graph at concrete sizes (`env` binds the symbolic dims), as `target` generates it. */
+export function generatedKernels(g: IRGraph, env: ReadonlyMap<string, number>, target: CodegenTarget = jsTarget, opts: LowerOptions = {}): { node: IRNode; kernel: GeneratedKernel }[] {
+  return loweredKernels(g, env, opts).map(({ node, spec }) => ({ node, kernel: target.emit(spec) }));
+}
+
+/**
+ * The fused kernels of a compiled graph as one WebAssembly text module (the wasm target, at
+ * concrete sizes): a function per kernel it renders, and a comment saying why for each kernel that
+ * stays JavaScript.
+ */
+export function watText(g: IRGraph, env: ReadonlyMap<string, number>, opts: LowerOptions = {}): string {
+  const parts: string[] = [];
+  const emitted = new Map<string, string>();
+  for (const { node: n, spec } of loweredKernels(g, env, opts)) {
+    const what = printable(`;; ${n.id}: ${n.body!.map((b) => b.op).join(' -> ')}`);
+    const why = wasmUnsupported(spec);
+    if (why) {
+      parts.push(`${what}: stays JavaScript (${why})`);
+      continue;
+    }
+    const k = wasmTarget.emit(spec);
+    if (emitted.has(k.name)) parts.push(`${what}: the same kernel as ${printable(emitted.get(k.name)!)} (${k.name})`);
+    else {
+      emitted.set(k.name, n.id);
+      parts.push(`${what}\n${k.source}`);
+    }
+  }
+  return wasmModuleText(parts.map((source) => ({ source }))) + '\n';
 }
 
 /**

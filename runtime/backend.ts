@@ -25,6 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { LoomError } from '../compiler/errors.ts';
 import { prepareWasmGemm } from './wasm-gemm.ts';
+import { prepareWasmKernels } from './wasm-kernels.ts';
 
 export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -241,6 +242,9 @@ export async function initBackend(requested?: string, log: (msg: string) => void
   // Generated kernels multiply with their own product on wasm (see wasm-gemm.ts).
   const unprepared = choice.name === 'wasm' ? await prepareWasmGemm() : undefined;
   if (unprepared) log(`loom: the own wasm product is unavailable (${unprepared}); products run as the library's matmul`);
+  // Generated elementwise kernels run as WebAssembly on wasm (see wasm-kernels.ts).
+  const noKernels = choice.name === 'wasm' ? await prepareWasmKernels() : undefined;
+  if (noKernels) log(`loom: wasm kernels are unavailable (${noKernels}); generated kernels run as JavaScript`);
   active = choice;
   if (!announced || requested) {
     log(`loom: backend ${choice.name} (${choice.reason})`);

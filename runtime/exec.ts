@@ -39,8 +39,11 @@ import {
   wgslTarget,
   wgslUnsupported,
   type WgslKernel,
+  wasmTarget,
+  wasmUnsupported,
 } from './jit.ts';
 import { productFits } from './wasm-gemm.ts';
+import { assembleWasmKernel, wasmKernelsReady } from './wasm-kernels.ts';
 import { runsWgsl, wgslRunner, wgslUnfit } from './webgpu-kernels.ts';
 
 export interface ProgramOptions {
@@ -72,6 +75,13 @@ export interface ProgramOptions {
    * BatchMatMul, whose operator cache keeps every right operand a fresh tensor.
    */
   wasmProduct?: boolean;
+  /**
+   * On wasm, generated kernels the wasm target renders (elementwise work and column reductions;
+   * see compiler/codegen/wasm.ts) run as WebAssembly SIMD functions, every op rounded to float32, once
+   * `initBackend` has prepared the assembler (default true); false, or a kernel it cannot render:
+   * the JS target's function.
+   */
+  wasmKernels?: boolean;
   /** Receives recompilation reports (default: stderr). */
   log?: (msg: string) => void;
   /**
@@ -102,8 +112,8 @@ export interface FusedRun {
   node: string;
   /** Its ops, in order. */
   ops: string[];
-  /** A generated host kernel (the JS target), WGSL shaders, or its ops one by one on the backend's kernels. */
-  as: 'js' | 'wgsl' | 'ops';
+  /** A generated host kernel (the JS target, or the wasm target's function), WGSL shaders, or its ops one by one on the backend's kernels. */
+  as: 'js' | 'wasm' | 'wgsl' | 'ops';
   /** The generated kernel's name. */
   kernel?: string;
   /** Why it runs op by op where a kernel was wanted (a WGSL target limit, the device's storage buffers). */
@@ -213,7 +223,7 @@ function graphHash(g: IRGraph, opts: ProgramOptions): string {
   const { file: _f, outputSources: _o, ...rest } = g;
   const strip = (k: string, v: unknown) => (k === 'source' ? undefined : v);
   const text = JSON.stringify(JSON.parse(JSON.stringify(rest, strip)), null, 0);
-  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}|host=${opts.hostMaxElements ?? HOST_MAX_ELEMENTS}|reuse=${opts.reuseBuffers !== false}|wasmProduct=${opts.wasmProduct !== false}`);
+  return hashText(`${stableStringify(JSON.parse(text))}|disabled=${[...(opts.disabled ?? [])].sort().join(',')}|codegen=${opts.codegen !== false}|host=${opts.hostMaxElements ?? HOST_MAX_ELEMENTS}|reuse=${opts.reuseBuffers !== false}|wasmProduct=${opts.wasmProduct !== false}|wasmKernels=${opts.wasmKernels !== false}`);
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -676,9 +686,9 @@ function loneMatmul(n: IRNode, types: ReadonlyMap<string, TensorType>): IRNode |
 }
 
 /** Calls a kernel directly once it is loaded (it is, from the end of buildPlan on, before any run). */
-function directRunner(name: string, ownProduct: boolean): Exec {
+function directRunner(name: string, ownProduct: boolean, wasm?: string): Exec {
   let run: KernelRunner | undefined;
-  return (xs, into) => (run ??= kernelRunner(name, ownProduct))(xs, into);
+  return (xs, into) => (run ??= kernelRunner(name, ownProduct, wasm))(xs, into);
 }
 
 function buildPlan(
@@ -717,6 +727,7 @@ function buildPlan(
   const wgslKernels: WgslKernel[] = [];
   const hostMax = opts.hostMaxElements ?? HOST_MAX_ELEMENTS;
   const ownProducts = opts.wasmProduct !== false && ownsProducts(backend);
+  const wasmKernels = opts.wasmKernels !== false && backend === 'wasm' && wasmKernelsReady();
   /** Slots written by a kernel that can write into a given buffer. */
   const ownable = new Set<number>();
   /** Slots that must be a fresh tensor on every run: read by library kernels, or the right operand of a library product. */
@@ -757,9 +768,12 @@ function buildPlan(
       const lowered = lowerFused(kernelNode, env, n.inputs.map((r) => types.get(r)!), constants, { productEpilogue: ownProducts });
       const gk = target.emit(lowered.spec);
       kernels.push(gk);
-      if (!lone) fused.push({ node: n.id, ops: n.body!.map((b) => b.op), as: 'js', kernel: gk.name });
+      // On wasm the kernel runs as the wasm target's function where it renders one (the JS one stays as the registered kernel).
+      const wk = wasmKernels && !wasmUnsupported(lowered.spec) ? wasmTarget.emit(lowered.spec) : undefined;
+      if (wk) assembleWasmKernel(wk);
+      if (!lone) fused.push({ node: n.id, ops: n.body!.map((b) => b.op), as: wk ? 'wasm' : 'js', kernel: wk?.name ?? gk.name });
       const tensorArgs = lowered.bindings.flatMap((b, k) => (b.kind === 'tensor' ? [k] : []));
-      const run = directRunner(gk.name, ownProducts);
+      const run = directRunner(gk.name, ownProducts, wk?.name);
       exec = (xs, into) => run(tensorArgs.map((k) => xs[k]!), into);
       writesInto = takesBuffers(lowered.spec, ownProducts);
       // The library product may cache its right operand by tensor id (packed weights): it must be a fresh tensor.

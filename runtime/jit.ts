@@ -18,6 +18,7 @@ import type { GeneratedKernel } from '../compiler/codegen/target.ts';
 export { compileGraph, type CompileOptions, type StageReport } from '../compiler/compile.ts';
 export { jsTarget } from '../compiler/codegen/js.ts';
 export { wgslTarget, wgslUnsupported, type WgslKernel } from '../compiler/codegen/wgsl.ts';
+export { wasmTarget, wasmUnsupported, type WasmKernel } from '../compiler/codegen/wasm.ts';
 export { lowerFused } from '../compiler/codegen/spec.ts';
 export { roleOf } from '../compiler/codegen/semantics.ts';
 export { hashText, type CodegenTarget, type GeneratedKernel } from '../compiler/codegen/target.ts';
@@ -28,6 +29,7 @@ import type { KernelSpec } from '../compiler/codegen/spec.ts';
 import type { DType } from '../compiler/ir.ts';
 import { hostIO, type EngineLike, type HostArray, type HostIO } from './host-memory.ts';
 import { productFits, wasmGemm, type Gemm, type GemmEpilogue } from './wasm-gemm.ts';
+import { heapOffset, wasmKernelFn, wasmKernelStats, type WasmKernelFn } from './wasm-kernels.ts';
 
 type KernelFn = (...arrays: HostArray[]) => void;
 
@@ -67,26 +69,30 @@ function epilogue(m: NonNullable<KernelSpec['matmul']>, ins: readonly tf.TensorI
  * Calls `fn` with the elements of an array as arguments, through a caller made for its arity: one
  * spread call site shared by every kernel would be megamorphic, and spreading is slow.
  */
-function invoker(arity: number): (fn: KernelFn, args: HostArray[]) => void {
+function invoker<A>(arity: number): (fn: (...args: A[]) => void, args: A[]) => void {
   const list = Array.from({ length: arity }, (_v, k) => `a[${k}]`).join(', ');
-  return new Function('f', 'a', `f(${list});`) as (fn: KernelFn, args: HostArray[]) => void;
+  return new Function('f', 'a', `f(${list});`) as (fn: (...args: A[]) => void, args: A[]) => void;
 }
 
 /**
  * Runs a kernel's host function on a backend's tensors: allocates outputs, runs the matmul
- * prologue (with the own wasm product where `ownProduct` and the module is prepared).
+ * prologue (with the own wasm product where `ownProduct` and the module is prepared). On wasm,
+ * `wasm` names the kernel's assembled WebAssembly function (runtime/wasm-kernels.ts), which then
+ * runs instead of `fn`, on the tensors' heap offsets.
  */
-function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn, ownProduct: boolean): HostRun {
+function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn, ownProduct: boolean, wasm?: string): HostRun {
   const nIn = spec.inputs.length;
   const nOut = spec.outputs.length;
   const mmAt = spec.matmul ? nIn : -1;
   // Argument list: inputs, the matmul result (if any), outputs; reused by every call.
   const args: HostArray[] = new Array(nIn + (spec.matmul ? 1 : 0) + nOut);
-  const call = invoker(args.length);
+  const call = invoker<HostArray>(args.length);
+  const callWasm = invoker<number>(args.length);
   let mmKernel: tf.KernelConfig | undefined;
-  let cached: { backend: tf.KernelBackend; io: HostIO; gemm: Gemm | undefined } | undefined;
+  let cached: { backend: tf.KernelBackend; io: HostIO; gemm: Gemm | undefined; wasm: WasmKernelFn | undefined } | undefined;
+  const offsets: number[] = new Array(args.length);
   return (ins, backend, into) => {
-    if (cached?.backend !== backend) cached = { backend, io: hostIO(backendName, backend), gemm: undefined };
+    if (cached?.backend !== backend) cached = { backend, io: hostIO(backendName, backend), gemm: undefined, wasm: wasm && backendName === 'wasm' ? wasmKernelFn(wasm, backend) : undefined };
     const io = cached.io;
     let mm: tf.TensorInfo | undefined;
     if (spec.matmul) {
@@ -111,6 +117,17 @@ function hostRun(backendName: string, spec: KernelSpec, fn: KernelFn, ownProduct
     for (let k = 0; k < nOut; k++) {
       const o = spec.outputs[k]!;
       outs[k] = k === spec.inPlace ? { dataId: mm!.dataId, shape: o.shape, dtype: o.dtype } : (into?.[k] ?? io.alloc(o.shape, o.dtype));
+    }
+    if (cached.wasm) {
+      // Offsets in the backend's memory, read after every allocation; nothing to commit on wasm.
+      for (let k = 0; k < nIn; k++) offsets[k] = heapOffset(backend, ins[k]!);
+      if (mm) offsets[mmAt] = heapOffset(backend, mm);
+      const outAt = nIn + (mm ? 1 : 0);
+      for (let k = 0; k < nOut; k++) offsets[outAt + k] = heapOffset(backend, outs[k]!);
+      callWasm(cached.wasm, offsets);
+      wasmKernelStats.calls++;
+      if (mm && spec.inPlace === undefined) io.dispose(mm);
+      return outs;
     }
     // Views are taken only after every allocation: growing the wasm heap detaches older views.
     for (let k = 0; k < nIn; k++) args[k] = io.array(ins[k]!);
@@ -164,9 +181,10 @@ export function loadKernels(kernels: readonly GeneratedKernel[]): void {
  * A caller of a loaded kernel that skips the engine's kernel dispatch (registry lookups, scopes,
  * tape and profiler checks): the host function runs on the active backend's tensors and its
  * outputs become ordinary tracked tensors. The compiled executor calls thousands of small
- * kernels per training iteration, where that dispatch costs as much as the kernels.
+ * kernels per training iteration, where that dispatch costs as much as the kernels. `wasm` names
+ * the kernel's WebAssembly function, which runs instead on the wasm backend once assembled.
  */
-export function kernelRunner(name: string, ownProduct = true): KernelRunner {
+export function kernelRunner(name: string, ownProduct = true, wasm?: string): KernelRunner {
   const l = loaded.get(name);
   if (!l) throw new Error(`kernel ${name} is not loaded`);
   const engine = tf.engine() as unknown as EngineLike;
@@ -175,7 +193,7 @@ export function kernelRunner(name: string, ownProduct = true): KernelRunner {
   return (inputs, into) => {
     const backend = engine.backend;
     if (backend !== forBackend) {
-      run = hostRun(engine.backendName, l.kernel.spec, l.fn, ownProduct);
+      run = hostRun(engine.backendName, l.kernel.spec, l.fn, ownProduct, wasm);
       forBackend = backend;
     }
     const outs = run!(inputs, backend, into);

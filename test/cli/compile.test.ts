@@ -64,6 +64,23 @@ describe('loom compile --emit', () => {
     expect(r.out).toMatch(/fused#1: matmul -> add -> tanh: the same kernel as fused#0/);
   });
 
+  it('wat prints one WebAssembly module of the kernels the wasm backend runs as SIMD, and says why the others stay JavaScript', async () => {
+    const r = await compile('graphs/programs/ppo-cartpole/update-step.graph.json', '--emit', 'wat', '--dim', 'MB=128', '--dim', 'B=512', '--product-epilogue');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^\(module\n\(import "env" "memory" \(memory 0\)\)/);
+    // Adam over the 9155 parameters: 2288 vectors of 4 and a tail of 3.
+    expect(r.out).toMatch(/;; fused#\d+: mul -> mul -> mul -> add -> mul -> square -> mul -> add -> sqrt -> div -> add -> div -> mul -> sub\n\(func \$loom_wasm_\w+/);
+    expect(r.out).toMatch(/\(i32\.const 9152\)/);
+    expect(r.out).toMatch(/f32x4\.sqrt/);
+    // The backward product's column sum renders; the sum of squares over everything stays JS.
+    expect(r.out).toMatch(/;; fused#\d+: matmul -> mul -> sum_to\n\(func /);
+    expect(r.out).toMatch(/;; fused#\d+: square -> sum: stays JavaScript \(value \d+ reduces \(sum\) other than over the outer loops into a row/);
+    const { default: loadWabt } = await import('wabt');
+    const parsed = (await loadWabt()).parseWat('update-step.wat', r.out, { simd: true });
+    expect(() => parsed.validate()).not.toThrow();
+    parsed.destroy();
+  });
+
   it('--disable-pass switches a pass off, and rejects unknown or required passes', async () => {
     const r = await compile('graphs/examples/mlp-loss-grad.graph.json', '--emit', 'fused', '--disable-pass', 'cse');
     expect(r.out).toMatch(/^cse +disabled/m);

@@ -2,8 +2,8 @@
  * Generated code never carries text from a graph file. Every kernel the js target generates for
  * the shipped graphs, and for graphs whose names, ids and paths are hostile, is made only of
  * identifiers, numbers, operators, punctuation, whitespace and the target's own fixed comment:
- * no strings, template literals or comments with user text. The WGSL target's shaders and the
- * wasm product's module are checked the same way. A file can choose which kernels are generated, never their text.
+ * no strings, template literals or comments with user text. The WGSL target's shaders, the wasm
+ * target's functions and the wasm product's module are checked the same way. A file can choose which kernels are generated, never their text.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -13,6 +13,8 @@ import { symbolsOf } from '../../../compiler/dims.ts';
 import { loadGraph, loadGraphJson, memoryFiles } from '../../../compiler/frontend/load.ts';
 import { generatedKernels } from '../../../compiler/inspect.ts';
 import { wgslTarget, type WgslKernel } from '../../../compiler/codegen/wgsl.ts';
+import { wasmTarget, wasmUnsupported } from '../../../compiler/codegen/wasm.ts';
+import type { CodegenTarget } from '../../../compiler/codegen/target.ts';
 import type { IRGraph } from '../../../compiler/ir.ts';
 import { gemmModuleText } from '../../../runtime/wasm-gemm.ts';
 import { HOSTILE } from '../../helpers/hostile.ts';
@@ -73,6 +75,23 @@ function shaders(g: IRGraph): string[] {
   return generatedKernels(graph, env, wgslTarget).flatMap(({ kernel }) => (kernel as WgslKernel).shaders.map((s) => s.source));
 }
 
+/**
+ * The tokens of the wasm target's functions: WAT keywords, $names, numbers (and nan, inf),
+ * parentheses, the export name (a hash) and the fixed comment with the loop extents.
+ */
+const WASM_TOKEN =
+  /\s+|;; (?:domain \[[\d, ]*\]|one element) as loops \[[\d, ]*\](?=\n)|\$[A-Za-z0-9_]+|"loom_wasm_[a-z0-9]+"|[a-z][a-z0-9_.]*(?:=\d+)?|-?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|-inf|[()]/y;
+
+/** Every function of the wasm target for the fused kernels of a graph that it renders, with and without the product epilogue. */
+function wasmFunctions(g: IRGraph): string[] {
+  const env = new Map<string, number>();
+  for (const i of g.inputs) for (const d of i.type.shape) for (const s of symbolsOf(d)) env.set(s, 8);
+  const { graph } = compileGraph(g);
+  // The kernels it does not render give an empty source here.
+  const target: CodegenTarget = { name: 'wasm', emit: (spec) => (wasmUnsupported(spec) ? { name: '', target: 'wasm', source: '', support: [], spec } : wasmTarget.emit(spec)), check: () => {} };
+  return [false, true].flatMap((productEpilogue) => generatedKernels(graph, env, target, { productEpilogue }).flatMap(({ kernel }) => (kernel.source ? [kernel.source] : [])));
+}
+
 describe('the alphabet check itself', () => {
   it('accepts a kernel and rejects strings, template literals and comments with names', () => {
     expect(outsideAlphabet('function loom_1(in0: Float32Array): void {\n  for (let i = 0; i < 8; i++) in0[i] = Math.tanh(in0[i]) * (-1.5e-7);\n}', JS_TOKEN)).toBeUndefined();
@@ -80,6 +99,8 @@ describe('the alphabet check itself', () => {
       expect(outsideAlphabet(bad, JS_TOKEN), bad).toBeDefined();
     expect(outsideAlphabet('@group(0) @binding(1) var<storage, read> x0: array<f32>;\nlet v = bitcast<f32>(0x7f800000u) * 1.5e-7f + i32(-3);', WGSL_TOKEN)).toBeUndefined();
     for (const bad of ['// node h', 'let x = 1; /* h */', 'x = "h";', `// ${HOSTILE}`]) expect(outsideAlphabet(bad, WGSL_TOKEN), bad).toBeDefined();
+    expect(outsideAlphabet('(func $loom_wasm_1a (export "loom_wasm_1a") (param $in0 i32)\n  ;; domain [3, 7] as loops [21]\n  (v128.const f32x4 nan inf -inf -1.5e-7))', WASM_TOKEN)).toBeUndefined();
+    for (const bad of [';; node h\n', '(export "h")', `;; ${HOSTILE}\n`, '(@h)']) expect(outsideAlphabet(bad, WASM_TOKEN), bad).toBeDefined();
   });
 });
 
@@ -92,6 +113,7 @@ describe('generated kernels contain no text from files', () => {
       const g = loadGraph(file);
       for (const src of sources(g)) expect(outsideAlphabet(src, JS_TOKEN), src).toBeUndefined();
       for (const src of shaders(g)) expect(outsideAlphabet(src, WGSL_TOKEN), src).toBeUndefined();
+      for (const src of wasmFunctions(g)) expect(outsideAlphabet(src, WASM_TOKEN), src).toBeUndefined();
     });
 
   it('graphs whose names, ids, params, outputs and paths are hostile or distinctive', () => {
@@ -129,6 +151,27 @@ describe('generated kernels contain no text from files', () => {
     expect(srcs.length).toBeGreaterThan(0);
     for (const src of srcs) {
       expect(outsideAlphabet(src, JS_TOKEN), src).toBeUndefined();
+      expect(src).not.toMatch(/zqUser|evil/);
+    }
+    // The wasm target renders none of those kernels (tanh, exp): an elementwise chain and a column sum of its own.
+    const plain = loadGraphJson(
+      {
+        version: 1,
+        graph: `zqUser ${HOSTILE} */ "`,
+        inputs: { zqUserX: { shape: ['zqUserDim', 3] }, zqUserY: { shape: [3] } },
+        nodes: [
+          { id: "zqUserScale", op: 'mul', in: ['zqUserX', -1.5e-7] },
+          { id: 'zqUserShift', op: 'add', in: ["zqUserScale", 'zqUserY'] },
+          { id: 'zqUserCols', op: 'sum', in: ['zqUserShift'], attrs: { axes: 0 } },
+        ],
+        outputs: { zqUserA: 'zqUserShift', zqUserB: 'zqUserCols' },
+      },
+      `${dir}/plain.graph.json`,
+    );
+    const wat = wasmFunctions(plain);
+    expect(wat.length).toBeGreaterThan(0);
+    for (const src of wat) {
+      expect(outsideAlphabet(src, WASM_TOKEN), src).toBeUndefined();
       expect(src).not.toMatch(/zqUser|evil/);
     }
     const wgsl = shaders(g);

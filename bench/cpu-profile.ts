@@ -4,7 +4,7 @@
  * as the driver runs them (state fed back, metrics read). Samples are grouped by what they are:
  *
  *   products          the own wasm matrix product (runtime/wasm-gemm.ts: loom_gemm, loom_transpose)
- *   generated kernels the fused groups' generated code
+ *   generated kernels the fused groups' generated code (JavaScript, or WebAssembly on wasm)
  *   host kernels      the ops' host kernels (compiler/ops: random draws, softmax, copies, ...)
  *   executor          runtime/: plans, scan loops, kernel calls, host memory
  *   tfjs              the library's engine and kernels
@@ -71,8 +71,10 @@ interface Frame {
 }
 function groupOf(f: Frame): Group {
   if (f.functionName === '(garbage collector)') return 'gc';
-  if (f.url.startsWith('wasm://')) return f.functionName.startsWith('loom_') ? 'products' : 'tfjs'; // the own module names its functions
+  // The own wasm modules name their functions: the product, and the generated kernels (as their JS twins).
+  if (f.functionName === 'loom_gemm' || f.functionName === 'loom_transpose') return 'products';
   if (f.functionName.startsWith('loom_')) return 'generated kernels';
+  if (f.url.startsWith('wasm://')) return 'tfjs';
   if (f.url.includes('/compiler/ops/')) return 'host kernels';
   if (f.url.includes('/runtime/')) return 'executor';
   if (f.url.includes('@tensorflow')) return 'tfjs';

@@ -45,7 +45,8 @@ export function assembleWasmKernel(kernel: WasmKernel): void {
   const parsed = wabt.parseWat(`${kernel.name}.wat`, wasmModuleText([kernel]), { simd: true });
   try {
     parsed.validate();
-    modules.set(kernel.name, new WebAssembly.Module(parsed.toBinary({}).buffer as Uint8Array<ArrayBuffer>));
+    // With its names, so profiles show the kernel by name (bench/cpu-profile.ts).
+    modules.set(kernel.name, new WebAssembly.Module(parsed.toBinary({ write_debug_names: true }).buffer as Uint8Array<ArrayBuffer>));
   } finally {
     parsed.destroy();
   }

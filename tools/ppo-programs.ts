@@ -778,6 +778,96 @@ export function programHyper(L: Layout): Record<string, number> {
   return Object.fromEntries(names.map((h) => [h, all[h]!]));
 }
 
+/** The normalisation the evaluation applies: the state's observation statistics, read and never updated. */
+function evalNormInputs(L: Layout, role: string): Record<string, Json> {
+  if (!L.normObs) return {};
+  const D = L.obsDim;
+  return {
+    obs_mean: f32([D], `${role}: the running mean of the raw observations, as training left it (not updated)`),
+    obs_var: f32([D], `${role}: their running variance`),
+    norm_clip: f32([], `${role === 'state' ? 'hyper' : role}: bound of the normalised observations`),
+  };
+}
+
+function evaluateGraph(L: Layout): Json {
+  const E = L.evalEpisodes;
+  const act = L.actionDtype === 'int32' ? 'the most likely action (argmax of the logits)' : 'the mean of the Gaussian policy (the env clips it to its bounds)';
+  return {
+    $schema: '../../../schemas/graph.schema.json',
+    graph: `${L.spec.name}-evaluate`,
+    version: 1,
+    doc: `Deterministic evaluation of the trained policy: ${E} ${L.cfg.env.name} episodes side by side (the pipeline's eval.episodes), each from its own reset, acting with ${act}${L.normObs ? ' on the observation normalised with the state\'s statistics, which the evaluation does not update' : ''}, for ${L.timeLimit} steps (the env's time limit, so every episode ends within the scan). Outputs the mean, min and max return and the episode count. Shared by the AM-PPO and AlphaGrad programs on the same env, whose state holds the same tensors.`,
+    inputs: {
+      key: i32([2], "the driver's evaluation key: the resets, and the scan's key"),
+      ...Object.fromEntries(L.params.map((p) => [p.name, f32(p.shape, `state: the trained ${p.name}`)])),
+      ...evalNormInputs(L, 'state'),
+    },
+    nodes: [
+      { id: 'like', op: 'const', attrs: { value: new Array<Json>(E).fill(0), dtype: 'int32' }, doc: `${E} episodes` },
+      { id: 'reset', op: 'call', in: { key: 'key', like: 'like' }, graph: L.paths.reset },
+      { id: 'like_f', op: 'cast', in: ['like'], attrs: { dtype: 'float32' } },
+      { id: 'zero', op: 'zeros_like', in: ['like_f'] },
+      { id: 'one', op: 'ones_like', in: ['like_f'] },
+      {
+        id: 'play',
+        op: 'scan',
+        in: {
+          env_state: 'reset.state', env_t: 'reset.t', obs: 'reset.obs', key: 'key', ep_return: 'zero', alive: 'one',
+          ...Object.fromEntries(L.params.map((p) => [p.name, p.name])),
+          ...Object.fromEntries(Object.keys(evalNormInputs(L, '')).map((k) => [k, k])),
+        },
+        graph: 'eval-step.graph.json',
+        attrs: { length: L.timeLimit },
+      },
+      { id: 'return_mean', op: 'mean', in: ['play.ep_return'] },
+      { id: 'return_min', op: 'min', in: ['play.ep_return'] },
+      { id: 'return_max', op: 'max', in: ['play.ep_return'] },
+      { id: 'episodes', op: 'reduce_count', in: ['play.ep_return'] },
+    ],
+    outputs: { return_mean: 'return_mean', return_min: 'return_min', return_max: 'return_max', episodes: 'episodes' },
+  };
+}
+
+function evalStepGraph(L: Layout): Json {
+  const { obsDim: D, stateDim: S } = L;
+  const obsIn = L.normObs ? 'obs_norm.out' : 'obs';
+  const nodes: Node[] = [
+    { id: 'keys', op: 'random_split', in: ['key'], attrs: { num: 3 } },
+    ...keyRow('key_next', 'keys', 0),
+    ...keyRow('key_act', 'keys', 1),
+    ...keyRow('key_env', 'keys', 2),
+  ];
+  if (L.normObs) nodes.push({ id: 'obs_norm', op: 'call', in: { x: 'obs', mean: 'obs_mean', var: 'obs_var', clip: 'norm_clip' }, graph: L.paths.normalize, doc: 'normalised as the rollout does, with the frozen statistics' });
+  nodes.push(
+    { id: 'act', op: 'call', in: { obs: obsIn, key: 'key_act' }, graph: L.paths.act, params: bindParams(L, 'agent/', (p) => p.name), doc: 'only action_mode is read: the sampled action, its log-probability and the value are left out of the compiled program' },
+    { id: 'env', op: 'call', in: { state: 'env_state', t: 'env_t', action: 'act.action_mode', key: 'key_env' }, graph: L.paths.step, doc: 'steps (and auto-resets, which alive masks out)' },
+    { id: 'done_b', op: 'logical_or', in: ['env.terminated', 'env.truncated'] },
+    { id: 'done', op: 'cast', in: ['done_b'], attrs: { dtype: 'float32' } },
+    { id: 'gain', op: 'mul', in: ['env.reward', 'alive'] },
+    { id: 'ret', op: 'add', in: ['ep_return', 'gain'], doc: 'the raw reward: the evaluation reports returns on the env\'s own scale' },
+    { id: 'still', op: 'sub', in: [1, 'done'] },
+    { id: 'alive_next', op: 'mul', in: ['alive', 'still'] },
+  );
+  return {
+    $schema: '../../../schemas/graph.schema.json',
+    graph: `${L.spec.name}-eval-step`,
+    version: 1,
+    doc: `One step of the deterministic evaluation: every env ${L.normObs ? 'normalises its observation with the frozen statistics, ' : ''}acts with the policy's action_mode, steps, and adds its reward to its episode's return while the episode is running. The body of the scan in evaluate.graph.json.`,
+    inputs: {
+      env_state: f32(['E', S], "carry: the envs' physical state"),
+      env_t: i32(['E'], 'carry: elapsed steps of each env'),
+      obs: f32(['E', D], `carry: the observation the policy acts on${L.normObs ? ' (raw)' : ''}`),
+      key: i32([2], 'carry: the RNG key (the env draws its resets from it)'),
+      ep_return: f32(['E'], "carry: each env's return in its first episode"),
+      alive: f32(['E'], "carry: 1 while the env's first episode runs, 0 after it ends"),
+      ...paramInputs(L, 'invariant'),
+      ...evalNormInputs(L, 'invariant'),
+    },
+    nodes,
+    outputs: { env_state: 'env.state', env_t: 'env.t', obs: 'env.obs', key: 'key_next', ep_return: 'ret', alive: 'alive_next' },
+  };
+}
+
 /** A program's run settings: the pipeline's total_steps rounded down to whole iterations, its seed, logging and checkpoints. */
 function runSettings(L: Layout): { total_steps: number; seed: number; logging: { every: number }; checkpoint: { every: number } } {
   const { cfg, N, T } = L;
@@ -820,6 +910,7 @@ function programJson(L: Layout): Json {
         : `PPO on ${cfg.env.name} as a program, ${equal}: ${N} envs x ${T} steps, ${E} epochs x ${M} minibatches, Adam ${cfg.optimizer.lr}${cfg.optimizer.anneal_lr ? ' annealed' : ''}, ${normDoc(L)}. total_steps is ${iterations} iterations of ${N * T} steps, the iterations the pipeline's ${cfg.total_steps} gives. Written by tools/ppo-programs.ts.`,
     init: 'init.graph.json',
     iteration: 'iteration.graph.json',
+    evaluate: `${L.stages}evaluate.graph.json`,
     hyper,
     ...run,
   };
@@ -848,15 +939,17 @@ function render(doc: Json): string {
 export function programFiles(spec: ProgramSpec): { dir: string; files: Record<string, string> } {
   const L = layoutOf(spec);
   if (spec.base) {
-    // The variant calls its base's rollout step: it must be the one this pipeline would get.
+    // The variant calls its base's rollout step and evaluate graph: they must be the ones this pipeline would get.
     const base = layoutOf(PROGRAMS.find((s) => s.name === spec.base) ?? fail(spec, `names the base ${spec.base}, which PROGRAMS does not list`));
-    if (JSON.stringify(rolloutStepGraph({ ...L, spec: base.spec })) !== JSON.stringify(rolloutStepGraph(base))) fail(spec, `rolls out otherwise than ${spec.base}`);
+    const as = { ...L, spec: base.spec };
+    if (JSON.stringify(rolloutStepGraph(as)) !== JSON.stringify(rolloutStepGraph(base))) fail(spec, `rolls out otherwise than ${spec.base}`);
+    if (JSON.stringify([evaluateGraph(as), evalStepGraph(as)]) !== JSON.stringify([evaluateGraph(base), evalStepGraph(base)])) fail(spec, `evaluates otherwise than ${spec.base}`);
   }
   return {
     dir: L.dir,
     files: {
       'init.graph.json': render(initGraph(L)),
-      ...(spec.base ? {} : { 'rollout-step.graph.json': render(rolloutStepGraph(L)) }),
+      ...(spec.base ? {} : { 'rollout-step.graph.json': render(rolloutStepGraph(L)), 'evaluate.graph.json': render(evaluateGraph(L)), 'eval-step.graph.json': render(evalStepGraph(L)) }),
       'update-step.graph.json': render(updateStepGraph(L)),
       'iteration.graph.json': render(iterationGraph(L)),
       'program.json': render(programJson(L)),

@@ -1,6 +1,6 @@
 /**
- * Env steps/s of each PPO program of tools/ppo-programs.ts (Acrobot, Pendulum, MountainCarContinuous)
- * and of the group programs (GRPO, GRPO with the KL penalty, Hybrid GRPO) against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
+ * Env steps/s of each program of tools/ppo-programs.ts (PPO, AM-PPO and PPO + AlphaGrad on Acrobot,
+ * Pendulum, MountainCarContinuous) and of the group programs (GRPO, GRPO with the KL penalty, Hybrid GRPO) against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
  * --backend). The two take turns, one iteration each, so that a load that changes during the run
  * weighs on both alike: the classic Trainer's iterate(), and the program's compiled iteration graph
  * fed its state and hyperparameters as the program driver feeds them. The figure is the median over
@@ -22,7 +22,7 @@ const values = benchArgs('usage: npm run bench:programs -- [--backend wasm|cpu|t
   iterations: { type: 'string', default: '6' },
   only: { type: 'string', default: '' },
 });
-/** The generated PPO programs, then the hand-written group programs, each with the classic pipeline it equals. */
+/** The generated PPO-family programs, then the hand-written group programs, each with the classic pipeline it equals. */
 const SPECS: { name: string; pipeline: string; env?: string }[] = [
   ...PROGRAMS,
   { name: 'grpo-cartpole', pipeline: 'pipelines/grpo-cartpole.json' },

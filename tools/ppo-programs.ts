@@ -23,7 +23,7 @@ export interface ProgramSpec {
   pipeline: string;
   /** A Gymnasium id for `withEnv`, as `loom train --env` swaps it. */
   env?: string;
-  /** For an AM-PPO or AlphaGrad variant: the PPO program (listed before it) whose rollout step and evaluate graph it calls. */
+  /** For an AM-PPO or AlphaGrad variant: the PPO program in PROGRAMS whose rollout step and evaluate graph it calls. */
   base?: string;
 }
 

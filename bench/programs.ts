@@ -48,9 +48,13 @@ for (const spec of SPECS.filter((sp) => !only || only.includes(sp.name))) {
   const iteration = makeProgram(graphs.iteration, 'compiled');
   const initValues = initParams(init, file.seed);
   const key = tf.tensor([0, file.seed], [2], 'int32');
-  let state = makeProgram(init, 'compiled')({ key }, initValues);
-  tf.dispose([key, ...Object.values(initValues)]);
-  const hyper: TensorMap = Object.fromEntries(Object.entries({ ...file.hyper, total_steps: file.total_steps }).map(([k, v]) => [k, tf.scalar(v)]));
+  // Each graph gets the hyper entries it reads (AM-PPO's init reads alpha_init and s_init).
+  const hyperOf = (g: typeof init): TensorMap =>
+    Object.fromEntries(Object.entries({ ...file.hyper, total_steps: file.total_steps }).filter(([k]) => g.inputs.some((i) => i.name === k)).map(([k, v]) => [k, tf.scalar(v)]));
+  const initHyper = hyperOf(init);
+  let state = makeProgram(init, 'compiled')({ key, ...initHyper }, initValues);
+  tf.dispose([key, ...Object.values(initValues), ...Object.values(initHyper)]);
+  const hyper = hyperOf(graphs.iteration);
   const steps = trainer.stepsPerIteration();
   const classic: number[] = [];
   const program: number[] = [];

@@ -1,6 +1,6 @@
 /**
- * Env steps/s of each PPO program of tools/ppo-programs.ts (Acrobot, Pendulum, MountainCarContinuous)
- * and of the group programs (GRPO, GRPO with the KL penalty, Hybrid GRPO) against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
+ * Env steps/s of each program of tools/ppo-programs.ts (PPO, AM-PPO and PPO + AlphaGrad on Acrobot,
+ * Pendulum, MountainCarContinuous) and of the group programs (GRPO, GRPO with the KL penalty, Hybrid GRPO) against the classic Trainer on the pipeline it equals, in one process (wasm backend unless
  * --backend). The two take turns, one iteration each, so that a load that changes during the run
  * weighs on both alike: the classic Trainer's iterate(), and the program's compiled iteration graph
  * fed its state and hyperparameters as the program driver feeds them. The figure is the median over
@@ -22,7 +22,7 @@ const values = benchArgs('usage: npm run bench:programs -- [--backend wasm|cpu|t
   iterations: { type: 'string', default: '6' },
   only: { type: 'string', default: '' },
 });
-/** The generated PPO programs, then the hand-written group programs, each with the classic pipeline it equals. */
+/** The generated PPO-family programs, then the hand-written group programs, each with the classic pipeline it equals. */
 const SPECS: { name: string; pipeline: string; env?: string }[] = [
   ...PROGRAMS,
   { name: 'grpo-cartpole', pipeline: 'pipelines/grpo-cartpole.json' },
@@ -48,9 +48,13 @@ for (const spec of SPECS.filter((sp) => !only || only.includes(sp.name))) {
   const iteration = makeProgram(graphs.iteration, 'compiled');
   const initValues = initParams(init, file.seed);
   const key = tf.tensor([0, file.seed], [2], 'int32');
-  let state = makeProgram(init, 'compiled')({ key }, initValues);
-  tf.dispose([key, ...Object.values(initValues)]);
-  const hyper: TensorMap = Object.fromEntries(Object.entries({ ...file.hyper, total_steps: file.total_steps }).map(([k, v]) => [k, tf.scalar(v)]));
+  // Each graph gets the hyper entries it reads (AM-PPO's init reads alpha_init and s_init).
+  const hyperOf = (g: typeof init): TensorMap =>
+    Object.fromEntries(Object.entries({ ...file.hyper, total_steps: file.total_steps }).filter(([k]) => g.inputs.some((i) => i.name === k)).map(([k, v]) => [k, tf.scalar(v)]));
+  const initHyper = hyperOf(init);
+  let state = makeProgram(init, 'compiled')({ key, ...initHyper }, initValues);
+  tf.dispose([key, ...Object.values(initValues), ...Object.values(initHyper)]);
+  const hyper = hyperOf(graphs.iteration);
   const steps = trainer.stepsPerIteration();
   const classic: number[] = [];
   const program: number[] = [];

@@ -27,8 +27,16 @@ const CARTPOLE_PARAMS = Object.keys(
 
 /** The state every CartPole program shares with PPO's, by its name in the program. */
 export function cartpoleStateRefs(): Record<string, StateRef> {
+  return ppoStateRefs(CARTPOLE_PARAMS);
+}
+
+/**
+ * The state a PPO-family program shares with PPO's, for an agent with these param names: params,
+ * envs, key, episode trackers, iteration counter, and the running normalisation statistics it keeps.
+ */
+export function ppoStateRefs(params: readonly string[], norm: { obs: boolean; reward: boolean } = { obs: false, reward: false }): Record<string, StateRef> {
   return {
-    ...Object.fromEntries(CARTPOLE_PARAMS.map((p) => [p, (t: Trainer) => values(t.params[`agent/${p}`]!)])),
+    ...Object.fromEntries(params.map((p) => [p, (t: Trainer) => values(t.params[`agent/${p}`]!)])),
     env_state: (t) => values(t.env.state!),
     env_t: (t) => values(t.env.t!),
     obs: (t) => values(t.env.obs!),
@@ -36,6 +44,21 @@ export function cartpoleStateRefs(): Record<string, StateRef> {
     ep_return: (t) => t.host.epReturn,
     ep_length: (t) => t.host.epLength,
     iterations_done: (t) => [t.iteration],
+    ...(norm.obs
+      ? {
+          obs_mean: (t: Trainer) => t.host.obsStat!.mean,
+          obs_var: (t: Trainer) => t.host.obsStat!.var_,
+          obs_count: (t: Trainer) => [t.host.obsStat!.count],
+        }
+      : {}),
+    ...(norm.reward
+      ? {
+          ret_acc: (t: Trainer) => t.host.retAcc,
+          ret_mean: (t: Trainer) => t.host.retStat!.mean,
+          ret_var: (t: Trainer) => t.host.retStat!.var_,
+          ret_count: (t: Trainer) => [t.host.retStat!.count],
+        }
+      : {}),
   };
 }
 
@@ -61,6 +84,10 @@ export interface ProgramVsTrainer {
   state: Record<string, StateRef>;
   /** Relative tolerance per state tensor or metric (default 1e-4), for values that drift with float32 rounding. */
   rtol?: Record<string, number>;
+  /** The relative tolerance of the tensors and metrics rtol does not name (default 1e-4). */
+  defaultRtol?: number;
+  /** Absolute tolerance per state tensor or metric, as a fraction of its largest entry (default 1e-6). */
+  atol?: Record<string, number>;
   /** Changes the initial state of both alike (after init), e.g. to start the envs somewhere; returns the program's state. */
   prepare?: (state: TensorMap, trainer: Trainer) => TensorMap;
   /** Extra checks on each iteration's outputs, e.g. that a variant's path was taken. */
@@ -94,14 +121,15 @@ export function expectProgramMatchesTrainer(o: ProgramVsTrainer): Record<string,
   if (o.prepare) state = o.prepare(state, trainer);
   const hyper = hyperFor(graphs.iteration);
   const rows: Record<string, number>[] = [];
-  const tol = (k: string) => o.rtol?.[k] ?? 1e-4;
+  const tol = (k: string) => o.rtol?.[k] ?? o.defaultRtol ?? 1e-4;
+  const atol = (k: string) => o.atol?.[k] ?? 1e-6;
   for (let it = 1; it <= o.iterations; it++) {
     const row = trainer.iterate() as unknown as Record<string, number | null>;
     const out = run(graphs.iteration, { ...state, ...hyper });
     for (const [name, ref] of Object.entries(o.state)) {
       const got = values(out[name]!);
       if (out[name]!.dtype === 'int32') expect(got, `iteration ${it}: ${name}`).toEqual(ref(trainer));
-      else expectClose(got, ref(trainer), tol(name), 1e-6, `iteration ${it}: ${name}`);
+      else expectClose(got, ref(trainer), tol(name), atol(name), `iteration ${it}: ${name}`);
     }
     const mrow: Record<string, number> = {};
     for (const k of graphs.metrics) {
@@ -112,7 +140,7 @@ export function expectProgramMatchesTrainer(o: ProgramVsTrainer): Record<string,
       if (want === null || Number.isNaN(want)) expect(got, k).toBeNaN();
       // lr to float32 precision: annealing moves it by 1 part in 976 per iteration.
       else if (k === 'lr') expect(Math.abs(got - want!) / want!, k).toBeLessThan(1e-6);
-      else expectClose([got], [want!], tol(k), 1e-6, `iteration ${it}: ${k}`);
+      else expectClose([got], [want!], tol(k), atol(k), `iteration ${it}: ${k}`);
     }
     o.check?.(out, row, trainer, cfg);
     rows.push(mrow);

@@ -27,8 +27,13 @@ const CARTPOLE_PARAMS = Object.keys(
 
 /** The state every CartPole program shares with PPO's, by its name in the program. */
 export function cartpoleStateRefs(): Record<string, StateRef> {
+  return agentStateRefs(CARTPOLE_PARAMS);
+}
+
+/** The state a program shares with PPO's on an agent with these params (names without agent/), by its name in the program. */
+export function agentStateRefs(params: readonly string[]): Record<string, StateRef> {
   return {
-    ...Object.fromEntries(CARTPOLE_PARAMS.map((p) => [p, (t: Trainer) => values(t.params[`agent/${p}`]!)])),
+    ...Object.fromEntries(params.map((p) => [p, (t: Trainer) => values(t.params[`agent/${p}`]!)])),
     env_state: (t) => values(t.env.state!),
     env_t: (t) => values(t.env.t!),
     obs: (t) => values(t.env.obs!),
@@ -44,6 +49,19 @@ export const ADAM_STATE_REFS: Record<string, StateRef> = {
   opt_m: (t) => values(t.optState.m!),
   opt_v: (t) => values(t.optState.v!),
   opt_step: (t) => values(t.optState.step!),
+};
+/** The running observation statistics, for programs that normalise observations. */
+export const OBS_NORM_STATE_REFS: Record<string, StateRef> = {
+  obs_mean: (t) => t.host.obsStat!.mean,
+  obs_var: (t) => t.host.obsStat!.var_,
+  obs_count: (t) => [t.host.obsStat!.count],
+};
+/** The running discounted return and its statistics, for programs that normalise rewards. */
+export const RETURN_NORM_STATE_REFS: Record<string, StateRef> = {
+  ret_acc: (t) => t.host.retAcc,
+  ret_mean: (t) => t.host.retStat!.mean,
+  ret_var: (t) => t.host.retStat!.var_,
+  ret_count: (t) => [t.host.retStat!.count],
 };
 /** Adam's second moment holds squares of gradients: its small entries carry more float32 rounding. */
 export const ADAM_RTOL = { opt_m: 1e-3, opt_v: 1e-3 };
@@ -61,6 +79,8 @@ export interface ProgramVsTrainer {
   state: Record<string, StateRef>;
   /** Relative tolerance per state tensor or metric (default 1e-4), for values that drift with float32 rounding. */
   rtol?: Record<string, number>;
+  /** Absolute tolerance per state tensor or metric (default 1e-6), scaled as expectClose scales it. */
+  atol?: Record<string, number>;
   /** Changes the initial state of both alike (after init), e.g. to start the envs somewhere; returns the program's state. */
   prepare?: (state: TensorMap, trainer: Trainer) => TensorMap;
   /** Extra checks on each iteration's outputs, e.g. that a variant's path was taken. */
@@ -95,13 +115,14 @@ export function expectProgramMatchesTrainer(o: ProgramVsTrainer): Record<string,
   const hyper = hyperFor(graphs.iteration);
   const rows: Record<string, number>[] = [];
   const tol = (k: string) => o.rtol?.[k] ?? 1e-4;
+  const atol = (k: string) => o.atol?.[k] ?? 1e-6;
   for (let it = 1; it <= o.iterations; it++) {
     const row = trainer.iterate() as unknown as Record<string, number | null>;
     const out = run(graphs.iteration, { ...state, ...hyper });
     for (const [name, ref] of Object.entries(o.state)) {
       const got = values(out[name]!);
       if (out[name]!.dtype === 'int32') expect(got, `iteration ${it}: ${name}`).toEqual(ref(trainer));
-      else expectClose(got, ref(trainer), tol(name), 1e-6, `iteration ${it}: ${name}`);
+      else expectClose(got, ref(trainer), tol(name), atol(name), `iteration ${it}: ${name}`);
     }
     const mrow: Record<string, number> = {};
     for (const k of graphs.metrics) {
@@ -112,7 +133,7 @@ export function expectProgramMatchesTrainer(o: ProgramVsTrainer): Record<string,
       if (want === null || Number.isNaN(want)) expect(got, k).toBeNaN();
       // lr to float32 precision: annealing moves it by 1 part in 976 per iteration.
       else if (k === 'lr') expect(Math.abs(got - want!) / want!, k).toBeLessThan(1e-6);
-      else expectClose([got], [want!], tol(k), 1e-6, `iteration ${it}: ${k}`);
+      else expectClose([got], [want!], tol(k), atol(k), `iteration ${it}: ${k}`);
     }
     o.check?.(out, row, trainer, cfg);
     rows.push(mrow);

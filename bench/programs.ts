@@ -15,6 +15,7 @@ import { Trainer } from '../runtime/pipeline/driver.ts';
 import { makeProgram } from '../runtime/pipeline/program.ts';
 import { loadProgram, loadProgramGraphs } from '../runtime/program/config.ts';
 import { PROGRAMS } from '../tools/ppo-programs.ts';
+import { GROUP_PROGRAMS } from '../tools/group-programs.ts';
 import { benchArgs } from './args.ts';
 
 const values = benchArgs('usage: npm run bench:programs -- [--backend wasm|cpu|tensorflow] [--iterations N (of each, default 6)] [--only NAME,... (default all)]', {
@@ -22,9 +23,10 @@ const values = benchArgs('usage: npm run bench:programs -- [--backend wasm|cpu|t
   iterations: { type: 'string', default: '6' },
   only: { type: 'string', default: '' },
 });
-/** The generated PPO-family programs, then the hand-written group programs, each with the classic pipeline it equals. */
+/** The generated PPO-family and group programs, then the hand-written group programs, each with the classic pipeline it equals. */
 const SPECS: { name: string; pipeline: string; env?: string }[] = [
   ...PROGRAMS,
+  ...GROUP_PROGRAMS,
   { name: 'grpo-cartpole', pipeline: 'pipelines/grpo-cartpole.json' },
   { name: 'grpo-kl-cartpole', pipeline: 'pipelines/grpo-kl-cartpole.json' },
   { name: 'hybrid-grpo-cartpole', pipeline: 'pipelines/hybrid-grpo-cartpole.json' },

@@ -43,10 +43,10 @@ export const PROGRAMS: readonly ProgramSpec[] = [
 /** What a pipeline's program is: PPO, AM-PPO (advantage.transform amppo) or PPO with the AlphaGrad optimizer. */
 export type Variant = 'ppo' | 'amppo' | 'alphagrad';
 
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type Node = { [k: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type Node = { [k: string]: Json };
 
-interface Param {
+export interface Param {
   name: string;
   shape: number[];
   size: number;
@@ -54,7 +54,7 @@ interface Param {
 }
 
 /** What the graphs are built from, read off the pipeline and its graphs. */
-interface Layout {
+export interface Layout {
   spec: ProgramSpec;
   variant: Variant;
   cfg: PipelineConfig;
@@ -89,10 +89,10 @@ function fail(spec: ProgramSpec, what: string): never {
   throw new Error(`${spec.name}: ${spec.pipeline} ${what}; the PPO program generator does not support it`);
 }
 
-export function layoutOf(spec: ProgramSpec): Layout {
+export function layoutOf(spec: ProgramSpec, algorithm: PipelineConfig['algorithm'] = 'ppo'): Layout {
   let cfg = loadPipeline(join(GRAPHS_DIR, spec.pipeline));
   if (spec.env) cfg = withEnv(cfg, spec.env);
-  if (cfg.algorithm !== 'ppo') fail(spec, `is ${cfg.algorithm}`);
+  if (cfg.algorithm !== algorithm) fail(spec, `is ${cfg.algorithm}`);
   if (cfg.env.host !== undefined) fail(spec, 'runs a host env');
   const variant: Variant = cfg.advantage.transform !== null ? 'amppo' : cfg.optimizer.name === 'alphagrad' ? 'alphagrad' : 'ppo';
   if (cfg.optimizer.name !== (variant === 'alphagrad' ? 'alphagrad' : 'adam')) fail(spec, `uses the optimizer ${cfg.optimizer.name}${variant === 'amppo' ? ' with AM-PPO' : ''}`);
@@ -164,12 +164,12 @@ export function layoutOf(spec: ProgramSpec): Layout {
   };
 }
 
-const input = (dtype: string, shape: Json[], doc: string): Json => ({ dtype, shape, doc });
-const f32 = (shape: Json[], doc: string) => input('float32', shape, doc);
-const i32 = (shape: Json[], doc: string) => input('int32', shape, doc);
+export const input = (dtype: string, shape: Json[], doc: string): Json => ({ dtype, shape, doc });
+export const f32 = (shape: Json[], doc: string) => input('float32', shape, doc);
+export const i32 = (shape: Json[], doc: string) => input('int32', shape, doc);
 
 /** Row `row` of a [k, 2] key split, as an int32[2] key: two nodes. */
-function keyRow(id: string, split: string, row: number): Node[] {
+export function keyRow(id: string, split: string, row: number): Node[] {
   return [
     { id: `${id}_row`, op: 'slice', in: [split], attrs: { begin: [row, 0], size: [1, 2] } },
     { id, op: 'reshape', in: [`${id}_row`], attrs: { shape: [2] } },
@@ -177,12 +177,12 @@ function keyRow(id: string, split: string, row: number): Node[] {
 }
 
 /** The params bound to state tensors (or other refs) of the same names, for a call's "params". */
-function bindParams(L: Layout, prefix: string, ref: (p: Param) => string): { [k: string]: Json } {
+export function bindParams(L: Layout, prefix: string, ref: (p: Param) => string): { [k: string]: Json } {
   return Object.fromEntries(L.params.map((p) => [`${prefix}${p.name}`, ref(p)]));
 }
 
 /** Each param flattened and all concatenated, in the agent's order: the update body's layout. */
-function flatten(L: Layout, ref: (p: Param) => string, prefix: string, doc: string): Node[] {
+export function flatten(L: Layout, ref: (p: Param) => string, prefix: string, doc: string): Node[] {
   return [
     ...L.params.map((p) => ({ id: `${prefix}_${p.name}`, op: 'reshape', in: [ref(p)], attrs: { shape: [p.size] } })),
     { id: prefix, op: 'concat', in: L.params.map((p) => `${prefix}_${p.name}`), attrs: { axis: 0 }, doc },
@@ -190,19 +190,19 @@ function flatten(L: Layout, ref: (p: Param) => string, prefix: string, doc: stri
 }
 
 /** The flat vector `flat` cut back into the agent's tensors, `<prefix>_<param>`. */
-function unflatten(L: Layout, flat: string, flatPrefix: string, prefix: string, doc?: string): Node[] {
+export function unflatten(L: Layout, flat: string, flatPrefix: string, prefix: string, doc?: string): Node[] {
   return L.params.flatMap((p, k): Node[] => [
     { id: `${flatPrefix}_${p.name}`, op: 'slice', in: [flat], attrs: { begin: [p.offset], size: [p.size] }, ...(k === 0 && doc ? { doc } : {}) },
     { id: `${prefix}_${p.name}`, op: 'reshape', in: [`${flatPrefix}_${p.name}`], attrs: { shape: p.shape } },
   ]);
 }
 
-function normDoc(L: Layout): string {
+export function normDoc(L: Layout): string {
   const parts = [L.normObs ? 'observation' : '', L.normReward ? 'reward' : ''].filter(Boolean);
   return parts.length ? `${parts.join(' and ')} normalisation` : 'no normalisation';
 }
 
-function initGraph(L: Layout): Json {
+export function initGraph(L: Layout): Json {
   const { N, obsDim: D } = L;
   const nodes: Node[] = [
     { id: 'key_next_split', op: 'random_split', in: ['key'], attrs: { num: 2 }, doc: 'take(1) of the classic driver: row 0 is the next key, row 1 the reset key' },
@@ -274,7 +274,7 @@ function optState(L: Layout): { name: string; carry: string; doc: string }[] {
 }
 
 /** The state tensors of normalisation, as graph inputs (types with N symbolic). */
-function statInputs(L: Layout, role: string): Record<string, Json> {
+export function statInputs(L: Layout, role: string): Record<string, Json> {
   const D = L.obsDim;
   return {
     ...(L.normObs
@@ -299,7 +299,7 @@ function statNames(L: Layout): string[] {
   return Object.keys(statInputs(L, ''));
 }
 
-function paramInputs(L: Layout, role: string): Record<string, Json> {
+export function paramInputs(L: Layout, role: string): Record<string, Json> {
   return Object.fromEntries(L.params.map((p) => [p.name, f32(p.shape, `${role}: the agent's ${p.name}`)]));
 }
 
@@ -399,7 +399,7 @@ function rolloutStepGraph(L: Layout): Json {
 }
 
 const LOSS_HYPER = ['clip_coef', 'ent_coef', 'vf_coef', 'norm_adv', 'clip_vloss'] as const;
-const HYPER_DOC: Record<string, string> = {
+export const HYPER_DOC: Record<string, string> = {
   lr: "Adam's learning rate at the start of training",
   anneal_lr: '1 = anneal lr linearly to 0 over the run (CleanRL anneal_lr), 0 = constant',
   gamma: 'discount',
@@ -925,7 +925,7 @@ function inline(v: Json): string {
 }
 
 /** A graph or program file: top-level keys one a line, inputs, nodes and outputs one entry a line. */
-function render(doc: Json): string {
+export function render(doc: Json): string {
   const lines = Object.entries(doc as Record<string, Json>).map(([k, v]) => {
     const key = JSON.stringify(k);
     if (Array.isArray(v) && v.length && typeof v[0] === 'object') return `  ${key}: [\n${v.map((x) => `    ${inline(x)}`).join(',\n')}\n  ]`;
@@ -958,11 +958,10 @@ export function programFiles(spec: ProgramSpec): { dir: string; files: Record<st
   };
 }
 
-function main(args: string[]): number {
-  const check = args.includes('--check');
+/** Writes programs' files (or, with `check`, reports those that differ, naming `tool`); returns how many differ. */
+export function writeProgramFiles(programs: readonly { dir: string; files: Record<string, string> }[], check: boolean, tool: string): number {
   let stale = 0;
-  for (const spec of PROGRAMS) {
-    const { dir, files } = programFiles(spec);
+  for (const { dir, files } of programs) {
     mkdirSync(dir, { recursive: true });
     for (const [f, text] of Object.entries(files)) {
       const path = join(dir, f);
@@ -974,7 +973,7 @@ function main(args: string[]): number {
       }
       if (old === text) continue;
       if (check) {
-        process.stderr.write(`${relative(process.cwd(), path)}: differs from what tools/ppo-programs.ts writes\n`);
+        process.stderr.write(`${relative(process.cwd(), path)}: differs from what ${tool} writes\n`);
         stale++;
       } else {
         writeFileSync(path, text);
@@ -983,7 +982,11 @@ function main(args: string[]): number {
     }
   }
   if (stale) process.stderr.write('run `npm run programs:generate` to rewrite them\n');
-  return stale ? 1 : 0;
+  return stale;
+}
+
+function main(args: string[]): number {
+  return writeProgramFiles(PROGRAMS.map(programFiles), args.includes('--check'), 'tools/ppo-programs.ts') ? 1 : 0;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) process.exitCode = main(process.argv.slice(2));

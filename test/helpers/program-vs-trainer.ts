@@ -44,21 +44,8 @@ export function ppoStateRefs(params: readonly string[], norm: { obs: boolean; re
     ep_return: (t) => t.host.epReturn,
     ep_length: (t) => t.host.epLength,
     iterations_done: (t) => [t.iteration],
-    ...(norm.obs
-      ? {
-          obs_mean: (t: Trainer) => t.host.obsStat!.mean,
-          obs_var: (t: Trainer) => t.host.obsStat!.var_,
-          obs_count: (t: Trainer) => [t.host.obsStat!.count],
-        }
-      : {}),
-    ...(norm.reward
-      ? {
-          ret_acc: (t: Trainer) => t.host.retAcc,
-          ret_mean: (t: Trainer) => t.host.retStat!.mean,
-          ret_var: (t: Trainer) => t.host.retStat!.var_,
-          ret_count: (t: Trainer) => [t.host.retStat!.count],
-        }
-      : {}),
+    ...(norm.obs ? OBS_NORM_STATE_REFS : {}),
+    ...(norm.reward ? RETURN_NORM_STATE_REFS : {}),
   };
 }
 
@@ -67,6 +54,19 @@ export const ADAM_STATE_REFS: Record<string, StateRef> = {
   opt_m: (t) => values(t.optState.m!),
   opt_v: (t) => values(t.optState.v!),
   opt_step: (t) => values(t.optState.step!),
+};
+/** The running observation statistics, for programs that normalise observations. */
+export const OBS_NORM_STATE_REFS: Record<string, StateRef> = {
+  obs_mean: (t) => t.host.obsStat!.mean,
+  obs_var: (t) => t.host.obsStat!.var_,
+  obs_count: (t) => [t.host.obsStat!.count],
+};
+/** The running discounted return and its statistics, for programs that normalise rewards. */
+export const RETURN_NORM_STATE_REFS: Record<string, StateRef> = {
+  ret_acc: (t) => t.host.retAcc,
+  ret_mean: (t) => t.host.retStat!.mean,
+  ret_var: (t) => t.host.retStat!.var_,
+  ret_count: (t) => [t.host.retStat!.count],
 };
 /** Adam's second moment holds squares of gradients: its small entries carry more float32 rounding. */
 export const ADAM_RTOL = { opt_m: 1e-3, opt_v: 1e-3 };

@@ -20,7 +20,8 @@ await tf.setBackend('wasm');
  * Relative difference allowed after ITERATIONS iterations: |compiled - interpreted| / (1 + |interpreted|).
  * Continuous-action programs feed the policy's float32 rounding differences into the env dynamics at
  * every one of their 2048 steps per iteration, so their env state drifts further apart: 1e-4 for
- * discrete actions, 2e-3 for continuous ones.
+ * discrete actions, 2e-3 for continuous ones. The group programs on MountainCarContinuous stay within
+ * 1e-4; those on Pendulum do not, as their group z-scores of nearly equal branch rewards amplify it.
  */
 const TOLERANCE = 1e-4;
 const CONTINUOUS_TOLERANCE = 2e-3;

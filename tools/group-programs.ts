@@ -26,6 +26,7 @@ import {
   layoutOf,
   normDoc,
   paramInputs,
+  policyJson,
   programFiles,
   render,
   statInputs,
@@ -563,6 +564,9 @@ function programJson(L: GroupLayout): Json {
     doc: `${hybrid ? 'Hybrid GRPO' : 'GRPO'} on ${cfg.env.name} as a program, equal to the classic ${L.spec.pipeline}${L.spec.env ? ` run with --env ${L.spec.env}` : ''}: ${N} envs x ${T} visited states, ${what}; PPO's Adam update (../${L.ppo}/update-step.graph.json), ${E} epochs x ${M} minibatches, Adam ${cfg.optimizer.lr}${cfg.optimizer.anneal_lr ? ' annealed' : ''}, ${normDoc(L)}. total_steps is ${iterations} iterations of ${perIteration} env steps, the iterations the pipeline's ${cfg.total_steps} gives. Written by tools/group-programs.ts.`,
     init: L.normObs ? 'init.graph.json' : `../${L.ppo}/init.graph.json`,
     iteration: 'iteration.graph.json',
+    // The PPO program's evaluation and policy: the same agent and normalisation state.
+    evaluate: `../${L.ppo}/evaluate.graph.json`,
+    policy: policyJson(L),
     hyper: groupProgramHyper(L),
     total_steps: iterations * perIteration,
     seed: cfg.seed,

@@ -181,6 +181,11 @@ export function bindParams(L: Layout, prefix: string, ref: (p: Param) => string)
   return Object.fromEntries(L.params.map((p) => [`${prefix}${p.name}`, ref(p)]));
 }
 
+/** The program file's "policy": the act graph, the state tensors of its params and the observation statistics (what loom export writes). */
+export function policyJson(L: Layout): Json {
+  return { act: L.paths.act, params: bindParams(L, 'agent/', (p) => p.name), ...(L.normObs ? { obs_norm: { mean: 'obs_mean', var: 'obs_var', clip: 'norm_clip' } } : {}) };
+}
+
 /** Each param flattened and all concatenated, in the agent's order: the update body's layout. */
 export function flatten(L: Layout, ref: (p: Param) => string, prefix: string, doc: string): Node[] {
   return [
@@ -910,7 +915,7 @@ function programJson(L: Layout): Json {
         : `PPO on ${cfg.env.name} as a program, ${equal}: ${N} envs x ${T} steps, ${E} epochs x ${M} minibatches, Adam ${cfg.optimizer.lr}${cfg.optimizer.anneal_lr ? ' annealed' : ''}, ${normDoc(L)}. total_steps is ${iterations} iterations of ${N * T} steps, the iterations the pipeline's ${cfg.total_steps} gives. Written by tools/ppo-programs.ts.`,
     init: 'init.graph.json',
     iteration: 'iteration.graph.json',
-    policy: { act: L.paths.act, params: bindParams(L, 'agent/', (p) => p.name), ...(L.normObs ? { obs_norm: { mean: 'obs_mean', var: 'obs_var', clip: 'norm_clip' } } : {}) },
+    policy: policyJson(L),
     evaluate: `${L.stages}evaluate.graph.json`,
     hyper,
     ...run,

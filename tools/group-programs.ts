@@ -16,6 +16,7 @@ import { GRAPHS_DIR, loadPipeline, type PipelineConfig } from '../runtime/pipeli
 import { loadGraph } from '../compiler/frontend/load.ts';
 import {
   PROGRAMS,
+  METRIC_OUTPUTS,
   HYPER_DOC,
   bindParams,
   f32,
@@ -508,20 +509,7 @@ function iterationGraph(L: GroupLayout): Json {
       ep_length: 'roll.ep_length',
       iterations_done: 'iterations_next',
       ...Object.fromEntries(stats.map((s) => [s, `roll.${s}`])),
-      loss: 'm_loss',
-      pg_loss: 'm_pg_loss',
-      v_loss: 'm_v_loss',
-      entropy: 'm_entropy',
-      approx_kl: 'm_approx_kl',
-      clipfrac: 'm_clipfrac',
-      grad_norm: 'm_grad_norm',
-      grad_clip_frac: 'm_grad_clip_frac',
-      episodic_return: 'm_episodic_return',
-      episodic_length: 'm_episodic_length',
-      episodes: 'roll.episodes',
-      explained_variance: 'm_explained_variance',
-      env_steps: 'steps',
-      lr: 'lr_now',
+      ...METRIC_OUTPUTS,
     },
   };
 }

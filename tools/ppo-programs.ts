@@ -181,6 +181,24 @@ export function bindParams(L: Layout, prefix: string, ref: (p: Param) => string)
   return Object.fromEntries(L.params.map((p) => [`${prefix}${p.name}`, ref(p)]));
 }
 
+/** The metrics row of a PPO-family iteration graph: each metric and the node that computes it. */
+export const METRIC_OUTPUTS: Readonly<Record<string, string>> = {
+  loss: 'm_loss',
+  pg_loss: 'm_pg_loss',
+  v_loss: 'm_v_loss',
+  entropy: 'm_entropy',
+  approx_kl: 'm_approx_kl',
+  clipfrac: 'm_clipfrac',
+  grad_norm: 'm_grad_norm',
+  grad_clip_frac: 'm_grad_clip_frac',
+  episodic_return: 'm_episodic_return',
+  episodic_length: 'm_episodic_length',
+  episodes: 'roll.episodes',
+  explained_variance: 'm_explained_variance',
+  env_steps: 'steps',
+  lr: 'lr_now',
+};
+
 /** The program file's "policy": the act graph, the state tensors of its params and the observation statistics (what loom export writes). */
 export function policyJson(L: Layout): Json {
   return { act: L.paths.act, params: bindParams(L, 'agent/', (p) => p.name), ...(L.normObs ? { obs_norm: { mean: 'obs_mean', var: 'obs_var', clip: 'norm_clip' } } : {}) };
@@ -734,20 +752,7 @@ function iterationGraph(L: Layout): Json {
       iterations_done: 'iterations_next',
       ...Object.fromEntries(stats.map((s) => [s, `roll.${s}`])),
       ...(amppo ? { amppo_alpha_ema: 'amppo.alpha_ema', amppo_s_ema: 'amppo.s_ema' } : {}),
-      loss: 'm_loss',
-      pg_loss: 'm_pg_loss',
-      v_loss: 'm_v_loss',
-      entropy: 'm_entropy',
-      approx_kl: 'm_approx_kl',
-      clipfrac: 'm_clipfrac',
-      grad_norm: 'm_grad_norm',
-      grad_clip_frac: 'm_grad_clip_frac',
-      episodic_return: 'm_episodic_return',
-      episodic_length: 'm_episodic_length',
-      episodes: 'roll.episodes',
-      explained_variance: 'm_explained_variance',
-      env_steps: 'steps',
-      lr: 'lr_now',
+      ...METRIC_OUTPUTS,
       ...(amppo
         ? { alpha_ema: 'm_alpha_ema', s_ema: 'm_s_ema', alpha_hat: 'amppo.alpha_hat', s_obs: 'amppo.s_obs', adv_norm: 'amppo.norm', adv_sigma: 'amppo.sigma', adv_raw_abs: 'm_adv_raw_abs', adv_mod_abs: 'm_adv_mod_abs', sat_mb: 'm_sat_mb' }
         : {}),

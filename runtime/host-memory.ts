@@ -69,7 +69,7 @@ function newArray(dtype: DType, n: number): HostArray {
 }
 
 /** Views of wasm tensors by the backend's data record, with the heap they view. */
-const views = new WeakMap<object, { buffer: ArrayBufferLike; view: HostArray }>();
+const views = new WeakMap<object, { buffer: ArrayBufferLike; dtype: string; view: HostArray }>();
 
 export function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
   if (backendName === 'wasm') {
@@ -84,9 +84,10 @@ export function hostIO(backendName: string, backend: tf.KernelBackend): HostIO {
         const heap = b.wasm.HEAPU8.buffer;
         const size = sizeOf(t.shape);
         const known = views.get(record);
-        if (known !== undefined && known.buffer === heap && known.view.length === size) return known.view;
+        // (The dtype is checked too: an info given for an in-place output names its own.)
+        if (known !== undefined && known.buffer === heap && known.dtype === t.dtype && known.view.length === size) return known.view;
         const view = t.dtype === 'float32' ? new Float32Array(heap, record.memoryOffset, size) : t.dtype === 'int32' ? new Int32Array(heap, record.memoryOffset, size) : new Uint8Array(heap, record.memoryOffset, size);
-        views.set(record, { buffer: heap, view });
+        views.set(record, { buffer: heap, dtype: t.dtype, view });
         return view;
       },
       commit: (t) => t,

@@ -8,8 +8,9 @@
  * and values that do not vary along the inner loops are computed outside them, as scalars. The
  * innermost loop runs four elements at a time (f32x4 / i32x4; values computed outside it are
  * splatted) and then a scalar tail. Kernels this target renders: elementwise work (the tail of a
- * product's kernel included), and column reductions (over the outer loops into a row along the
- * innermost one, accumulated in the output row four columns at a time), whose every load is
+ * product's kernel included), and column reductions (over outer loops into rows along the
+ * innermost one, accumulated in the output rows four columns at a time; outer loops may be kept, as
+ * the matrix loop of a stacked product's per-matrix column sums), whose every load is
  * contiguous along the innermost loop or constant in it, with ops it has an instruction for
  * (`wasmUnsupported` says why not; such kernels stay JS).
  *
@@ -212,9 +213,10 @@ export function wasmUnsupported(spec: KernelSpec): string | undefined {
       if (r !== undefined) return `value ${i} reads the reduction v${r} inside the kernel; the wasm target computes a reduction only as an output`;
     }
     if (v.kind === 'reduce') {
-      // Column reductions only: over every loop but the innermost, into a row along it.
+      // Reductions that keep the innermost loop: over outer loops into rows along it (column sums,
+      // and the per-matrix column sums of a stacked product, whose matrix loop is kept).
       const s = nest.strides.get(i)!;
-      if (s[inner] !== 1 || s.slice(0, inner).some((x) => x !== 0)) return `value ${i} reduces (${v.reducer.op}) other than over the outer loops into a row; the wasm target renders column reductions`;
+      if (s[inner] !== 1) return `value ${i} reduces (${v.reducer.op}) over the innermost loop; the wasm target renders column reductions`;
       if (v.dtype === 'bool') return `value ${i} reduces (${v.reducer.op}) bool values`;
       if (spec.outputs.filter((o) => o.value === i).length !== 1) return `value ${i}, a reduction, is not exactly one output`;
       if (spec.values[v.arg]!.kind === 'reduce') return `value ${i} reduces a reduction`;
@@ -359,10 +361,12 @@ function renderFunction(spec: KernelSpec, name: string): { params: string[]; tex
     if (n4 < n) lines.push(...loop('tail', '$i', `(i32.const ${n4})`, n, 1, [...compute(rank, false), ...accumulate(false), ...store(false)]));
     return lines;
   };
-  // Reduction rows start at the identity and end with `finish` (a mean's division), one element at a time.
+  // Reduction outputs start at the identity and end with `finish` (a mean's division), one element at
+  // a time over the whole output, which is contiguous (the kept axes in order).
   const overRow = (tag: string, r: (typeof reduces)[number], value: (acc: string) => string): string[] => {
     const T = SCALAR[r.v.dtype];
-    return loop(tag, '$i', '(i32.const 0)', r.v.outSize, 1, [`(${T}.store ${r.at(rank)} ${value(`(${T}.load ${r.at(rank)})`)})`]);
+    const at = `(i32.add (local.get $out${r.k}) (i32.shl (local.get $i) (i32.const ${SHIFT[r.v.dtype]})))`;
+    return loop(tag, '$i', '(i32.const 0)', r.v.outSize, 1, [`(${T}.store ${at} ${value(`(${T}.load ${at})`)})`]);
   };
   const body = [
     ...reduces.flatMap((r) => overRow(`init${r.k}`, r, () => scalarConst(r.v.reducer.identity, r.v.dtype))),

@@ -187,6 +187,48 @@ describe('the wasm target: hand kernels', () => {
     expect(mean).toEqual(want.mean);
   });
 
+  it('sums the columns of each matrix of a stack into its own row (the matrix loop kept, the row loop reduced)', () => {
+    // x [3, 4, 6]: per matrix, the column sums and maxima of x times a per-matrix scale.
+    const scale = [2, -1, 0.5];
+    const xs = Array.from({ length: 72 }, (_v, i) => f(((i * 7) % 19) / 4 - 2));
+    const acc = kir.load(0, 'float32');
+    const el = kir.load(1, 'float32');
+    const red = (op: string, identity: number, combine: ReturnType<typeof kir.c>, finish?: ReturnType<typeof kir.c>): SpecValue => ({ kind: 'reduce', arg: 2, reducer: { op, identity, combine, finish }, outStrides: [6, 0, 1], outSize: 18, count: 4, dtype: 'float32' });
+    const spec: KernelSpec = {
+      domain: [3, 4, 6],
+      inputs: [
+        { dtype: 'float32', size: 72 },
+        { dtype: 'float32', size: 3 },
+      ],
+      values: [load(0, [24, 6, 1]), load(1, [1, 0, 0]), expr(kir.mul(X, Y), [0, 1]), red('sum', 0, kir.add(acc, el)), red('max', -Infinity, kir.max(acc, el)), red('mean', 0, kir.add(acc, el), kir.div(acc, kir.c(4)))],
+      outputs: [
+        { value: 3, dtype: 'float32', shape: [3, 6] },
+        { value: 4, dtype: 'float32', shape: [3, 6] },
+        { value: 5, dtype: 'float32', shape: [3, 6] },
+      ],
+      label: 'stacked column reductions',
+    };
+    expect(wasmUnsupported(spec)).toBeUndefined();
+    const [sum, max, mean] = runKernel(wasmTarget.emit(spec), [{ values: xs, dtype: 'float32' }, { values: scale, dtype: 'float32' }]);
+    const want = { sum: [] as number[], max: [] as number[], mean: [] as number[] };
+    for (let e = 0; e < 3; e++)
+      for (let j = 0; j < 6; j++) {
+        let t = 0;
+        let m = -Infinity;
+        for (let i = 0; i < 4; i++) {
+          const p = f(xs[e * 24 + i * 6 + j]! * scale[e]!);
+          t = f(t + p);
+          m = Math.max(m, p);
+        }
+        want.sum.push(t);
+        want.max.push(m);
+        want.mean.push(f(t / 4));
+      }
+    expect(sum).toEqual(want.sum);
+    expect(max).toEqual(want.max);
+    expect(mean).toEqual(want.mean);
+  });
+
   it('says which kernels it leaves to JavaScript: row reductions, reductions read inside the kernel, strided loads, ops without an instruction', () => {
     const base = { inputs: [{ dtype: 'float32' as const, size: 12 }], label: 'k' };
     const ok = wasmUnsupported({ ...base, domain: [3, 4], values: [load(0, [4, 1]), expr(kir.abs(X), [0])], outputs: [{ value: 1, dtype: 'float32', shape: [3, 4] }] });

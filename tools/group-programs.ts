@@ -16,6 +16,7 @@ import { GRAPHS_DIR, loadPipeline, type PipelineConfig } from '../runtime/pipeli
 import { loadGraph } from '../compiler/frontend/load.ts';
 import {
   PROGRAMS,
+  episodeNodes,
   METRIC_OUTPUTS,
   HYPER_DOC,
   bindParams,
@@ -292,19 +293,7 @@ function groupStepGraph(L: GroupLayout): Json {
     ...picked('next_obs', 'env.obs', [D], G, 0),
     ...picked('reward', 'env.reward', [], G, 0),
     ...picked('done', 'first_done', [], G, 0),
-    { id: 'ret_ep', op: 'add', in: ['ep_return', 'reward'] },
-    { id: 'len', op: 'add', in: ['ep_length', 1] },
-    { id: 'ret_done', op: 'mul', in: ['ret_ep', 'done'] },
-    { id: 'len_done', op: 'mul', in: ['len', 'done'] },
-    { id: 'ret_fin', op: 'sum', in: ['ret_done'] },
-    { id: 'len_fin', op: 'sum', in: ['len_done'] },
-    { id: 'n_fin', op: 'sum', in: ['done'] },
-    { id: 'return_sum_next', op: 'add', in: ['return_sum', 'ret_fin'] },
-    { id: 'length_sum_next', op: 'add', in: ['length_sum', 'len_fin'] },
-    { id: 'episodes_next', op: 'add', in: ['episodes', 'n_fin'] },
-    { id: 'alive', op: 'sub', in: [1, 'done'] },
-    { id: 'ep_return_next', op: 'mul', in: ['ret_ep', 'alive'], doc: "a finished episode's return restarts at 0" },
-    { id: 'ep_length_next', op: 'mul', in: ['len', 'alive'] },
+    ...episodeNodes('reward', 'ret_ep'),
   );
   if (L.normReward) {
     nodes.push(

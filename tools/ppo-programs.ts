@@ -181,6 +181,28 @@ export function bindParams(L: Layout, prefix: string, ref: (p: Param) => string)
   return Object.fromEntries(L.params.map((p) => [`${prefix}${p.name}`, ref(p)]));
 }
 
+/**
+ * The episode trackers of a rollout step: each env's running return (node `ret`, from `reward`) and
+ * length, the sums over the episodes that end (`done`), and the trackers restarted where they did.
+ */
+export function episodeNodes(reward: string, ret: string): Node[] {
+  return [
+    { id: ret, op: 'add', in: ['ep_return', reward] },
+    { id: 'len', op: 'add', in: ['ep_length', 1] },
+    { id: 'ret_done', op: 'mul', in: [ret, 'done'] },
+    { id: 'len_done', op: 'mul', in: ['len', 'done'] },
+    { id: 'ret_fin', op: 'sum', in: ['ret_done'] },
+    { id: 'len_fin', op: 'sum', in: ['len_done'] },
+    { id: 'n_fin', op: 'sum', in: ['done'] },
+    { id: 'return_sum_next', op: 'add', in: ['return_sum', 'ret_fin'] },
+    { id: 'length_sum_next', op: 'add', in: ['length_sum', 'len_fin'] },
+    { id: 'episodes_next', op: 'add', in: ['episodes', 'n_fin'] },
+    { id: 'alive', op: 'sub', in: [1, 'done'] },
+    { id: 'ep_return_next', op: 'mul', in: [ret, 'alive'], doc: "a finished episode's return restarts at 0" },
+    { id: 'ep_length_next', op: 'mul', in: ['len', 'alive'] },
+  ];
+}
+
 /** The metrics row of a PPO-family iteration graph: each metric and the node that computes it. */
 export const METRIC_OUTPUTS: Readonly<Record<string, string>> = {
   loss: 'm_loss',
@@ -342,19 +364,7 @@ function rolloutStepGraph(L: Layout): Json {
     { id: 'env', op: 'call', in: { state: 'env_state', t: 'env_t', action: 'act.action', key: 'key_env' }, graph: L.paths.step, doc: `steps and auto-resets the envs${L.actionDtype === 'float32' ? ' (the env clips the action to its bounds)' : ''}` },
     { id: 'done_b', op: 'logical_or', in: ['env.terminated', 'env.truncated'], doc: 'terminated or truncated: GAE does not bootstrap across either (CleanRL ppo.py, the classic driver)' },
     { id: 'done', op: 'cast', in: ['done_b'], attrs: { dtype: 'float32' } },
-    { id: 'ret', op: 'add', in: ['ep_return', 'env.reward'] },
-    { id: 'len', op: 'add', in: ['ep_length', 1] },
-    { id: 'ret_done', op: 'mul', in: ['ret', 'done'] },
-    { id: 'len_done', op: 'mul', in: ['len', 'done'] },
-    { id: 'ret_fin', op: 'sum', in: ['ret_done'] },
-    { id: 'len_fin', op: 'sum', in: ['len_done'] },
-    { id: 'n_fin', op: 'sum', in: ['done'] },
-    { id: 'return_sum_next', op: 'add', in: ['return_sum', 'ret_fin'] },
-    { id: 'length_sum_next', op: 'add', in: ['length_sum', 'len_fin'] },
-    { id: 'episodes_next', op: 'add', in: ['episodes', 'n_fin'] },
-    { id: 'alive', op: 'sub', in: [1, 'done'] },
-    { id: 'ep_return_next', op: 'mul', in: ['ret', 'alive'], doc: "a finished episode's return restarts at 0" },
-    { id: 'ep_length_next', op: 'mul', in: ['len', 'alive'] },
+    ...episodeNodes('env.reward', 'ret'),
   );
   const outs: Record<string, string> = {};
   if (L.normObs) {

@@ -11,6 +11,7 @@ import { loadGraph } from '../../compiler/frontend/load.ts';
 import { compileProgram } from '../../runtime/exec.ts';
 import { initParams, interpret } from '../../runtime/interpreter.ts';
 import { graphFiles, GRAPHS_ROOT, inputsFor, LONG_CLOSED_LOOP } from '../helpers/library-graphs.ts';
+import { expectCompiledClose } from '../helpers/mismatch.ts';
 
 const ROOT = GRAPHS_ROOT;
 
@@ -29,19 +30,7 @@ describe('every graph in graphs/: compiled == interpreted', () => {
       const params = initParams(g, 3);
       const want = interpret(g, inputs, params);
       const got = compileProgram(g, { log: () => {} }).run(inputs, params);
-      for (const [name, w] of Object.entries(want)) {
-        const c = got[name]!;
-        expect(c.shape, name).toEqual(w.shape);
-        expect(c.dtype, name).toBe(w.dtype);
-        const a = c.dataSync();
-        const b = w.dataSync();
-        for (let k = 0; k < a.length; k++) {
-          // Compiled kernels round only where values are stored and use a float32-accurate tanh.
-          const tol = 1e-4 + 1e-4 * Math.abs(b[k]!);
-          if (!(Math.abs(a[k]! - b[k]!) <= tol || (Number.isNaN(a[k]!) && Number.isNaN(b[k]!))))
-            expect.fail(`${name}[${k}]: compiled ${a[k]} vs interpreted ${b[k]}`);
-        }
-      }
+      expectCompiledClose(got, want);
       tf.dispose([...Object.values(inputs), ...Object.values(params), ...Object.values(want), ...Object.values(got)]);
     });
   }

@@ -18,3 +18,22 @@ export function mismatch(out: TensorMap, ref: TensorMap): number {
   }
   return worst;
 }
+
+/**
+ * Every output of `want` against `got`: same shape and dtype, and each element within
+ * 1e-4 + 1e-4 |want| (NaN where want has NaN), as compiled kernels round only where values are
+ * stored and use a float32-accurate tanh. `label` prefixes the failure message.
+ */
+export function expectCompiledClose(got: TensorMap, want: TensorMap, label = ''): void {
+  for (const [name, w] of Object.entries(want)) {
+    const c = got[name]!;
+    expect(c.shape, name).toEqual(w.shape);
+    expect(c.dtype, name).toBe(w.dtype);
+    const a = c.dataSync();
+    const b = w.dataSync();
+    for (let k = 0; k < a.length; k++) {
+      const tol = 1e-4 + 1e-4 * Math.abs(b[k]!);
+      if (!(Math.abs(a[k]! - b[k]!) <= tol || (Number.isNaN(a[k]!) && Number.isNaN(b[k]!)))) expect.fail(`${label}${name}[${k}]: compiled ${a[k]} vs interpreted ${b[k]}`);
+    }
+  }
+}

@@ -16,6 +16,7 @@ import { initParams, interpret, type TensorMap } from '../../runtime/interpreter
 import { wasmKernelStats } from '../../runtime/wasm-kernels.ts';
 import { randomChain, rng } from '../helpers/fused-groups.ts';
 import { graphFiles, GRAPHS_ROOT, inputsFor, LONG_CLOSED_LOOP } from '../helpers/library-graphs.ts';
+import { expectCompiledClose } from '../helpers/mismatch.ts';
 
 beforeAll(async () => {
   await tf.setBackend('wasm');
@@ -26,17 +27,7 @@ function compare(g: IRGraph, inputs: TensorMap, params: TensorMap, opts: Program
   const want = interpret(g, inputs, params);
   const prog = compileProgram(g, { log: () => {}, ...opts });
   const got = prog.run(inputs, params);
-  for (const [name, w] of Object.entries(want)) {
-    const c = got[name]!;
-    expect(c.shape, name).toEqual(w.shape);
-    expect(c.dtype, name).toBe(w.dtype);
-    const a = c.dataSync();
-    const b = w.dataSync();
-    for (let k = 0; k < a.length; k++) {
-      const tol = 1e-4 + 1e-4 * Math.abs(b[k]!);
-      if (!(Math.abs(a[k]! - b[k]!) <= tol || (Number.isNaN(a[k]!) && Number.isNaN(b[k]!)))) expect.fail(`${g.name} ${name}[${k}]: compiled ${a[k]} vs interpreted ${b[k]}`);
-    }
-  }
+  expectCompiledClose(got, want, `${g.name} `);
   const runs = prog.fused(inputs).map((r) => r.as);
   tf.dispose([...Object.values(want), ...Object.values(got)]);
   return runs;

@@ -16,6 +16,7 @@ import { GRAPHS_DIR, loadPipeline, type PipelineConfig } from '../runtime/pipeli
 import { loadGraph } from '../compiler/frontend/load.ts';
 import {
   PROGRAMS,
+  rolloutCarries,
   episodeNodes,
   METRIC_OUTPUTS,
   HYPER_DOC,
@@ -318,15 +319,7 @@ function groupStepGraph(L: GroupLayout): Json {
     version: 1,
     doc: `One visited state of N ${title} envs under ${hybrid ? 'Hybrid GRPO' : 'GRPO'}, the body of the rollout scan (the classic driver's groupRollout step as a graph, spec sectional-moe-and-grpo ${hybrid ? 'B.3-B.5, an [R] reconstruction' : 'B.2, B.4.2'}): ${norm.length ? `${norm.join('; ')}; ` : ''}each env's state is tiled ${G} times, ${G} actions are sampled and ${what}: the envs move to its first step and the episode statistics${L.normReward ? ' and the running return' : ''} follow it. Carries: env_state, env_t, obs, key, ep_return, ep_length, return_sum, length_sum, episodes${Object.keys(statInputs(L, '')).map((s) => `, ${s}`).join('')}. Invariants: gamma${L.normObs || L.normReward ? ', norm_clip' : ''}${hybrid ? ", the blend's hyperparameters, select_argmax" : ''} and the agent's params. ys: step_obs${L.normObs ? ' (normalised)' : ''}, action, logp${hybrid ? ', value' : ''} (one row per branch)${hybrid ? ', adv and ret (y, the same for every branch of a group)' : ' and adv'}.`,
     inputs: {
-      env_state: f32(['N', S], "carry: the envs' physical state"),
-      env_t: i32(['N'], "carry: elapsed steps of each env's episode"),
-      obs: f32(['N', D], `carry: the observation the policy acts on${L.normObs ? ' (raw)' : ''}`),
-      key: i32([2], 'carry: the RNG key'),
-      ep_return: f32(['N'], "carry: return of each env's running episode (along the executed branches)"),
-      ep_length: f32(['N'], "carry: length of each env's running episode"),
-      return_sum: f32([], 'carry: sum of the returns of the episodes finished so far'),
-      length_sum: f32([], 'carry: sum of their lengths'),
-      episodes: f32([], 'carry: how many episodes finished so far'),
+      ...rolloutCarries(L, 'carry: the RNG key', "carry: return of each env's running episode (along the executed branches)"),
       ...statInputs(L, 'carry'),
       gamma: f32([], hybrid ? "invariant: discount of the bootstrap V(s')" + (L.normReward ? ' and of the running return' : '') : 'invariant: discount of the branch returns' + (L.normReward ? ' and of the running return' : '')),
       ...(L.normObs || L.normReward ? { norm_clip: f32([], 'invariant: bound of the normalised observations and rewards') } : {}),

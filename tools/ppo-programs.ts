@@ -181,6 +181,23 @@ export function bindParams(L: Layout, prefix: string, ref: (p: Param) => string)
   return Object.fromEntries(L.params.map((p) => [`${prefix}${p.name}`, ref(p)]));
 }
 
+/** The carries of a rollout scan's step: the envs, the RNG key and the episode trackers (as graph inputs). */
+export function rolloutCarries(L: Layout, keyDoc: string, epReturnDoc: string): Record<string, Json> {
+  const S = L.stateDim;
+  const D = L.obsDim;
+  return {
+    env_state: f32(['N', S], "carry: the envs' physical state"),
+    env_t: i32(['N'], "carry: elapsed steps of each env's episode"),
+    obs: f32(['N', D], `carry: the observation the policy acts on${L.normObs ? ' (raw)' : ''}`),
+    key: i32([2], keyDoc),
+    ep_return: f32(['N'], epReturnDoc),
+    ep_length: f32(['N'], "carry: length of each env's running episode"),
+    return_sum: f32([], 'carry: sum of the returns of the episodes finished so far'),
+    length_sum: f32([], 'carry: sum of their lengths'),
+    episodes: f32([], 'carry: how many episodes finished so far'),
+  };
+}
+
 /**
  * The episode trackers of a rollout step: each env's running return (node `ret`, from `reward`) and
  * length, the sums over the episodes that end (`done`), and the trackers restarted where they did.
@@ -395,15 +412,7 @@ function rolloutStepGraph(L: Layout): Json {
     version: 1,
     doc: `One step of the N envs, the body of the rollout scan (the classic driver's rollout loop as a graph)${L.normObs || L.normReward ? `, with ${normDoc(L)}` : ''}. Carries: env_state, env_t, obs, key, ep_return, ep_length, return_sum, length_sum, episodes${statNames(L).map((s) => `, ${s}`).join('')}. Invariants: the agent's params${L.normReward ? ', gamma' : ''}${L.normObs || L.normReward ? ', norm_clip' : ''}. ys: step_obs (the observation acted on${L.normObs ? ', normalised' : ''}), action, logp, value, reward${L.normReward ? ' (normalised)' : ''}, done.`,
     inputs: {
-      env_state: f32(['N', S], "carry: the envs' physical state"),
-      env_t: i32(['N'], "carry: elapsed steps of each env's episode"),
-      obs: f32(['N', D], `carry: the observation the policy acts on${L.normObs ? ' (raw)' : ''}`),
-      key: i32([2], 'carry: the RNG key, split into (next key, act key, env key) every step as the classic driver does'),
-      ep_return: f32(['N'], "carry: return of each env's running episode"),
-      ep_length: f32(['N'], "carry: length of each env's running episode"),
-      return_sum: f32([], 'carry: sum of the returns of the episodes finished so far'),
-      length_sum: f32([], 'carry: sum of their lengths'),
-      episodes: f32([], 'carry: how many episodes finished so far'),
+      ...rolloutCarries(L, 'carry: the RNG key, split into (next key, act key, env key) every step as the classic driver does', "carry: return of each env's running episode"),
       ...statInputs(L, 'carry'),
       ...paramInputs(L, 'invariant'),
       ...(L.normReward ? { gamma: f32([], 'invariant: the discount of the running return that scales rewards') } : {}),
